@@ -1,0 +1,394 @@
+//! One ISA variant of a layer: its `run` and its tile functions (the micro-kernels).
+
+use super::{ident, lit};
+use crate::plan::{LayerPlan, VariantPlan, input_span, output_span};
+use gspc_runtime::{Activation, Isa};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+/// The vector operations of one (ISA, lane count), as tokens.
+struct Ops {
+    isa: Isa,
+    lanes: usize,
+}
+
+impl Ops {
+    fn is_scalar(&self) -> bool {
+        self.isa != Isa::Portable && self.lanes == 1
+    }
+
+    /// Prefix of the x86 intrinsics for this width.
+    fn x86(&self) -> &'static str {
+        match self.lanes {
+            16 => "_mm512",
+            8 => "_mm256",
+            _ => "_mm",
+        }
+    }
+
+    fn intrinsic(&self, op: &str) -> TokenStream {
+        let name = match self.isa {
+            Isa::Neon => format_ident!("{}", op),
+            _ => format_ident!("{}_{}", self.x86(), op),
+        };
+        quote!(#name)
+    }
+
+    fn zero(&self) -> TokenStream {
+        if self.isa == Isa::Portable {
+            let n = lit(self.lanes);
+            return quote!([0.0f32; #n]);
+        }
+        if self.is_scalar() {
+            return quote!(0.0f32);
+        }
+        match self.isa {
+            Isa::Neon => quote!(vdupq_n_f32(0.0)),
+            _ => {
+                let f = self.intrinsic("setzero_ps");
+                quote!(#f())
+            }
+        }
+    }
+
+    fn helper(&self, what: &str) -> TokenStream {
+        let module = match self.isa {
+            Isa::Neon => quote!(aarch64),
+            _ => quote!(x86),
+        };
+        let f = format_ident!("{}{}", what, self.lanes);
+        quote!(::gspc_runtime::#module::#f)
+    }
+
+    /// A vector of `lanes` values at constant offset `at` of the array `src` (length `len`).
+    fn load(&self, src: &TokenStream, len: usize, at: usize) -> TokenStream {
+        let (n, len_l, at_l) = (lit(self.lanes), lit(len), lit(at));
+        if self.isa == Isa::Portable {
+            return quote!(::gspc_runtime::window::at::<#n, #len_l, #at_l>(#src));
+        }
+        if self.is_scalar() {
+            return quote!(#src[#at_l]);
+        }
+        let load = self.helper("load");
+        quote!(#load(::gspc_runtime::window::at::<#n, #len_l, #at_l>(#src)))
+    }
+
+    /// `acc += x * w` (fused on SIMD ISAs).
+    fn fma(&self, acc: &TokenStream, x: TokenStream, w: &TokenStream) -> TokenStream {
+        if self.isa == Isa::Portable {
+            return quote!(::gspc_runtime::fma_lanes(&mut #acc, #x, #w););
+        }
+        if self.is_scalar() {
+            return quote!(#acc += #x * #w;);
+        }
+        match self.isa {
+            Isa::Neon => quote!(#acc = vfmaq_n_f32(#acc, #w, #x);),
+            _ => {
+                let fmadd = self.intrinsic("fmadd_ps");
+                let set1 = self.intrinsic("set1_ps");
+                quote!(#acc = #fmadd(#set1(#x), #w, #acc);)
+            }
+        }
+    }
+
+    /// `act(acc + bias)` as an array of `lanes` values (a single f32 when scalar).
+    fn finish(&self, acc: &TokenStream, bias: TokenStream, act: Activation) -> TokenStream {
+        let act_path = match act {
+            Activation::None => quote!(::gspc_runtime::Activation::None),
+            Activation::Relu => quote!(::gspc_runtime::Activation::Relu),
+            Activation::Relu6 => quote!(::gspc_runtime::Activation::Relu6),
+        };
+        if self.isa == Isa::Portable {
+            return quote!(::gspc_runtime::finish_lanes(#acc, #bias, #act_path));
+        }
+        if self.is_scalar() {
+            return quote!(#act_path.apply(#acc + #bias));
+        }
+        let (add, max, min, set1) = match self.isa {
+            Isa::Neon => (
+                quote!(vaddq_f32),
+                quote!(vmaxq_f32),
+                quote!(vminq_f32),
+                quote!(vdupq_n_f32),
+            ),
+            _ => (
+                self.intrinsic("add_ps"),
+                self.intrinsic("max_ps"),
+                self.intrinsic("min_ps"),
+                self.intrinsic("set1_ps"),
+            ),
+        };
+        let sum = quote!(#add(#acc, #bias));
+        let v = match act {
+            Activation::None => sum,
+            Activation::Relu => quote!(#max(#sum, #set1(0.0))),
+            Activation::Relu6 => quote!(#min(#max(#sum, #set1(0.0)), #set1(6.0))),
+        };
+        let store = self.helper("store");
+        quote!(#store(#v))
+    }
+}
+
+/// `#[target_feature]` of a variant's functions, if any.
+fn target_feature(isa: Isa) -> TokenStream {
+    match isa {
+        Isa::Avx2 => quote!(#[target_feature(enable = "avx2,fma")]),
+        Isa::Avx512 => quote!(#[target_feature(enable = "avx512f,avx2,fma")]),
+        Isa::Portable | Isa::Neon => quote!(),
+    }
+}
+
+/// `a * x + b * y + c`, leaving out zero terms and unit factors.
+fn linear(terms: &[(&str, usize)], constant: usize) -> TokenStream {
+    let mut parts: Vec<TokenStream> = Vec::new();
+    for &(name, coeff) in terms {
+        let id = ident(name);
+        match coeff {
+            0 => {}
+            1 => parts.push(quote!(#id)),
+            c => {
+                let c = lit(c);
+                parts.push(quote!(#id * #c));
+            }
+        }
+    }
+    if constant > 0 || parts.is_empty() {
+        let c = lit(constant);
+        parts.push(quote!(#c));
+    }
+    quote!(#(#parts)+*)
+}
+
+/// The module of one variant: `run` and the tile functions.
+pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
+    let l = &p.layer;
+    let module = ident(v.isa.as_str());
+    let tf = target_feature(v.isa);
+    let [oh, ow] = p.output;
+    let full = ow / v.reg_n;
+    let tile_full = format_ident!("tile_{}", v.reg_n);
+    let (g_n, nocb, oh_n) = (lit(l.groups), lit(p.nocb()), lit(oh));
+    let full_n = lit(full);
+    let ow0_full = linear(&[("t", v.reg_n)], 0);
+    let tail_call = if v.tail > 0 {
+        let tile_tail = format_ident!("tile_{}", v.tail);
+        let at = lit(full * v.reg_n);
+        quote!(#tile_tail(x, packed, output, g, ob, oh, #at);)
+    } else {
+        quote!()
+    };
+    let mut tiles = vec![tile_fn(p, v, v.reg_n)];
+    if v.tail > 0 {
+        tiles.push(tile_fn(p, v, v.tail));
+    }
+    let uses = match v.isa {
+        _ if v.lanes == 1 => quote!(),
+        Isa::Avx2 | Isa::Avx512 => quote!(
+            use ::core::arch::x86_64::*;
+        ),
+        Isa::Neon => quote!(
+            use ::core::arch::aarch64::*;
+        ),
+        Isa::Portable => quote!(),
+    };
+    let doc = format!(
+        " `{}`: {} lanes x {} vector(s) per output column, tiles of {} column(s){}.",
+        v.kernel,
+        v.lanes,
+        v.nvec,
+        v.reg_n,
+        if v.tail > 0 {
+            format!(" and a tail tile of {}", v.tail)
+        } else {
+            String::new()
+        }
+    );
+    let run_doc = format!(" Runs layer `{}` with the {} variant.", l.name, v.isa);
+    let safety = match v.isa {
+        Isa::Avx2 => {
+            quote!(#[doc = ""] #[doc = " # Safety"] #[doc = ""] #[doc = " The CPU must support AVX2 and FMA."])
+        }
+        Isa::Avx512 => {
+            quote!(#[doc = ""] #[doc = " # Safety"] #[doc = ""] #[doc = " The CPU must support AVX-512F, AVX2 and FMA."])
+        }
+        _ => quote!(),
+    };
+    quote! {
+        #[doc = #doc]
+        pub mod #module {
+            #uses
+
+            #[doc = #run_doc]
+            #safety
+            #tf
+            pub fn run(
+                input: &[f32; super::INPUT_LEN],
+                packed: &[f32; super::PACKED_LEN],
+                output: &mut [f32; super::OUTPUT_LEN],
+                scratch: &mut [f32; super::SCRATCH_LEN],
+            ) {
+                super::pack_input(input, scratch);
+                let x: &[f32; super::SCRATCH_LEN] = scratch;
+                for g in 0..#g_n {
+                    for ob in 0..#nocb {
+                        for oh in 0..#oh_n {
+                            for t in 0..#full_n {
+                                #tile_full(x, packed, output, g, ob, oh, #ow0_full);
+                            }
+                            #tail_call
+                        }
+                    }
+                }
+            }
+
+            #(#tiles)*
+        }
+    }
+}
+
+/// One tile function: `r` output columns x `oc_bn` output channels of one row.
+fn tile_fn(p: &LayerPlan, v: &VariantPlan, r: usize) -> TokenStream {
+    let l = &p.layer;
+    let ops = Ops {
+        isa: v.isa,
+        lanes: v.lanes,
+    };
+    let tf = target_feature(v.isa);
+    let name = format_ident!("tile_{}", r);
+    let [kh_n, kw_n] = l.kernel;
+    let [hp, wp] = p.padded;
+    let [oh, ow] = p.output;
+    let (cpg, kpg, oc_bn) = (p.cpg(), p.kpg(), p.oc_bn);
+    let plane = hp * wp;
+    let wspan = kh_n * kw_n * oc_bn;
+    let xspan = input_span(p, r);
+    let ospan = output_span(p, r);
+    let ohw = oh * ow;
+
+    let xb = linear(
+        &[
+            ("g", cpg * plane),
+            ("oh", l.stride[0] * wp),
+            ("ow0", l.stride[1]),
+        ],
+        0,
+    );
+    let wb = linear(&[("g", p.nocb() * cpg * wspan), ("ob", cpg * wspan)], 0);
+    let x_at = linear(&[("xb", 1), ("ci", plane)], 0);
+    let w_at = linear(&[("wb", 1), ("ci", wspan)], 0);
+    let b_at = linear(&[("g", kpg), ("ob", oc_bn)], p.bias_offset);
+    let o_at = linear(
+        &[
+            ("g", kpg * ohw),
+            ("ob", oc_bn * ohw),
+            ("oh", ow),
+            ("ow0", 1),
+        ],
+        0,
+    );
+
+    let acc = |j: usize, vv: usize| {
+        let id = format_ident!("acc_w{}_v{}", j, vv);
+        quote!(#id)
+    };
+    let zero = ops.zero();
+    let mut init = Vec::new();
+    for j in 0..r {
+        for vv in 0..v.nvec {
+            let a = acc(j, vv);
+            init.push(quote!(let mut #a = #zero;));
+        }
+    }
+
+    let wv = quote!(wv);
+    let mut body = Vec::new();
+    for kh in 0..kh_n {
+        for kw in 0..kw_n {
+            let tap = kh * kw_n + kw;
+            for vv in 0..v.nvec {
+                let w = format_ident!("w_t{}_v{}", tap, vv);
+                let load = ops.load(&wv, wspan, tap * oc_bn + vv * v.lanes);
+                body.push(quote!(let #w = #load;));
+            }
+            for j in 0..r {
+                let xi = lit(kh * l.dilation[0] * wp + j * l.stride[1] + kw * l.dilation[1]);
+                for vv in 0..v.nvec {
+                    let w = format_ident!("w_t{}_v{}", tap, vv);
+                    body.push(ops.fma(&acc(j, vv), quote!(xw[#xi]), &quote!(#w)));
+                }
+            }
+        }
+    }
+
+    let bw = quote!(bw);
+    let mut epilogue = Vec::new();
+    for j in 0..r {
+        for vv in 0..v.nvec {
+            let a = acc(j, vv);
+            let o = format_ident!("o_w{}_v{}", j, vv);
+            let bias = if ops.is_scalar() {
+                let i = lit(vv);
+                quote!(#bw[#i])
+            } else {
+                ops.load(&bw, oc_bn, vv * v.lanes)
+            };
+            let fin = ops.finish(&a, bias, l.activation);
+            epilogue.push(quote!(let #o = #fin;));
+            if ops.is_scalar() {
+                let oi = lit(vv * ohw + j);
+                epilogue.push(quote!(ow[#oi] = #o;));
+            } else {
+                // Lane `lane` of vector `vv` is output channel `vv * lanes + lane`.
+                let first = lit(vv * v.lanes * ohw + j);
+                let stride = lit(ohw);
+                epilogue.push(quote! {
+                    for (lane, value) in #o.into_iter().enumerate() {
+                        ow[#first + lane * #stride] = value;
+                    }
+                });
+            }
+        }
+    }
+
+    let (s_len, p_len, o_len) = (lit(p.scratch_len), lit(p.packed_len), lit(l.output_len()));
+    let (xspan_l, wspan_l, ospan_l, cpg_l, ocbn_l) =
+        (lit(xspan), lit(wspan), lit(ospan), lit(cpg), lit(oc_bn));
+    let doc = format!(
+        " Tile of {r} output column(s) x {oc_bn} output channel(s): accumulators `acc_w{{column}}_v{{vector}}`, {} x {} vector(s) of {} lane(s); per input channel a {kh_n}x{kw_n} window, unrolled.",
+        r, v.nvec, v.lanes
+    );
+    quote! {
+        #[doc = #doc]
+        #tf
+        #[inline]
+        fn #name(
+            x: &[f32; #s_len],
+            p: &[f32; #p_len],
+            out: &mut [f32; #o_len],
+            g: usize,
+            ob: usize,
+            oh: usize,
+            ow0: usize,
+        ) {
+            let xb = #xb;
+            let wb = #wb;
+            #(#init)*
+            for ci in 0..#cpg_l {
+                let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #s_len>(x, #x_at) else {
+                    return;
+                };
+                let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #p_len>(p, #w_at) else {
+                    return;
+                };
+                #(#body)*
+            }
+            let Some(bw) = ::gspc_runtime::window::window::<#ocbn_l, #p_len>(p, #b_at) else {
+                return;
+            };
+            let Some(ow) = ::gspc_runtime::window::window_mut::<#ospan_l, #o_len>(out, #o_at) else {
+                return;
+            };
+            #(#epilogue)*
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! Emission: plans in, formatted Rust out.
+//!
+//! Tokens are built with `quote!`, parsed with `syn` (a failure is a generator bug,
+//! reported with the tokens) and formatted with `prettyplease`; the header and the
+//! `// SAFETY:` lines are added to the formatted text, since comments do not survive
+//! `quote!`.
+
+mod kernel;
+
+use crate::error::Error;
+use crate::plan::LayerPlan;
+use crate::spec::Spec;
+use crate::target::Arch;
+use gspc_runtime::{Activation, Isa};
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::quote;
+
+pub(crate) fn lit(n: usize) -> Literal {
+    Literal::usize_unsuffixed(n)
+}
+
+/// An identifier. Only ever called with names the spec validator accepted (ASCII Rust
+/// identifiers that are not keywords) or with the generator's own names.
+pub(crate) fn ident(s: &str) -> Ident {
+    Ident::new(s, Span::call_site())
+}
+
+fn activation_path(a: Activation) -> TokenStream {
+    match a {
+        Activation::None => quote!(::gspc_runtime::Activation::None),
+        Activation::Relu => quote!(::gspc_runtime::Activation::Relu),
+        Activation::Relu6 => quote!(::gspc_runtime::Activation::Relu6),
+    }
+}
+
+fn isa_path(isa: Isa) -> TokenStream {
+    match isa {
+        Isa::Portable => quote!(::gspc_runtime::Isa::Portable),
+        Isa::Avx2 => quote!(::gspc_runtime::Isa::Avx2),
+        Isa::Avx512 => quote!(::gspc_runtime::Isa::Avx512),
+        Isa::Neon => quote!(::gspc_runtime::Isa::Neon),
+    }
+}
+
+fn is_snake_case(s: &str) -> bool {
+    !s.chars().any(|c| c.is_ascii_uppercase())
+}
+
+/// The module of one model.
+pub(crate) fn model_module(spec: &Spec, plans: &[LayerPlan], arch: Arch) -> TokenStream {
+    let name = ident(&spec.model);
+    let model_str = &spec.model;
+    let file = &spec.file;
+    let layers: Vec<TokenStream> = plans.iter().map(|p| layer_module(p, arch)).collect();
+    let layer_names: Vec<Ident> = plans.iter().map(|p| ident(&p.layer.name)).collect();
+    let max = |f: fn(&LayerPlan) -> usize| lit(plans.iter().map(f).max().unwrap_or(0));
+    let max_scratch = max(|p| p.scratch_len);
+    let max_input = max(|p| p.layer.input_len());
+    let max_output = max(|p| p.layer.output_len());
+    let total_packed = lit(plans.iter().map(|p| p.packed_len).sum());
+    let allow = if is_snake_case(&spec.model) {
+        quote!()
+    } else {
+        quote!(#[allow(non_snake_case)])
+    };
+    let doc = format!(" Model `{model_str}`, generated from `{file}`.");
+    quote! {
+        #[doc = #doc]
+        #allow
+        pub mod #name {
+            /// Model name.
+            pub const NAME: &str = #model_str;
+            /// The spec file the model was generated from.
+            pub const SPEC_FILE: &str = #file;
+            /// The largest `SCRATCH_LEN` of the model's layers: one scratch buffer of this
+            /// length serves every layer.
+            pub const MAX_SCRATCH_LEN: usize = #max_scratch;
+            /// The largest `INPUT_LEN` of the model's layers.
+            pub const MAX_INPUT_LEN: usize = #max_input;
+            /// The largest `OUTPUT_LEN` of the model's layers.
+            pub const MAX_OUTPUT_LEN: usize = #max_output;
+            /// The sum of the layers' `PACKED_LEN`.
+            pub const TOTAL_PACKED_LEN: usize = #total_packed;
+            /// Every layer, in spec order.
+            pub const LAYERS: &[::gspc_runtime::Layer] = &[#(#layer_names::LAYER),*];
+            /// The model's manifest entry.
+            pub const MODEL: ::gspc_runtime::Model = ::gspc_runtime::Model {
+                name: NAME,
+                spec_file: SPEC_FILE,
+                layers: LAYERS,
+            };
+
+            #(#layers)*
+        }
+    }
+}
+
+fn layer_module(p: &LayerPlan, arch: Arch) -> TokenStream {
+    let l = &p.layer;
+    let name = ident(&l.name);
+    let name_str = &l.name;
+    let [kh, kw] = l.kernel;
+    let [oh, ow] = p.output;
+    let [hp, wp] = p.padded;
+    let (cpg, kpg) = (p.cpg(), p.kpg());
+    let u = lit;
+    let (c, k, g) = (u(l.in_channels), u(l.out_channels), u(l.groups));
+    let (input_len, output_len, weights_len) =
+        (u(l.input_len()), u(l.output_len()), u(l.weights_len()));
+    let (packed_len, scratch_len) = (u(p.packed_len), u(p.scratch_len));
+    let flops = Literal::u64_unsuffixed(l.flops());
+    let pair = |a: [usize; 2]| {
+        let (x, y) = (u(a[0]), u(a[1]));
+        quote!([#x, #y])
+    };
+    let (kernel, stride, padding, dilation, input, output) = (
+        pair(l.kernel),
+        pair(l.stride),
+        pair(l.padding),
+        pair(l.dilation),
+        pair(l.input),
+        pair(p.output),
+    );
+    let bias = l.bias;
+    let act = activation_path(l.activation);
+    let count = u(l.count);
+    let strategy = p.strategy.as_str();
+
+    let variants: Vec<TokenStream> = p
+        .variants
+        .iter()
+        .map(|v| kernel::variant_module(p, v))
+        .collect();
+    let variant_entries: Vec<TokenStream> = p
+        .variants
+        .iter()
+        .map(|v| {
+            let isa = isa_path(v.isa);
+            let kname = &v.kernel;
+            let f = ident(&format!("run_{}_slice", v.isa));
+            quote!(::gspc_runtime::Variant { isa: #isa, kernel: #kname, run: #f })
+        })
+        .collect();
+    let variant_slices: Vec<TokenStream> =
+        p.variants.iter().map(|v| variant_slice(v.isa)).collect();
+    let dispatch = dispatch_body(&p.variants.iter().map(|v| v.isa).collect::<Vec<_>>(), arch);
+    let pack_input = pack_input_fn(p);
+
+    let (kpg_l, cpg_l, ocbn_l, nocb_l, taps_l, bias_off) = (
+        u(kpg),
+        u(cpg),
+        u(p.oc_bn),
+        u(p.nocb()),
+        u(kh * kw),
+        u(p.bias_offset),
+    );
+    let allow = if is_snake_case(&l.name) {
+        quote!()
+    } else {
+        quote!(#[allow(non_snake_case)])
+    };
+    let doc = format!(
+        " Layer `{name_str}`: {} -> {} channels in {} group(s), {kh}x{kw} kernel, stride {:?}, padding {:?}, dilation {:?}, input {}x{}, output {oh}x{ow}, activation {}; strategy `{strategy}`, oc_bn {}, padded input {hp}x{wp}.",
+        l.in_channels,
+        l.out_channels,
+        l.groups,
+        l.stride,
+        l.padding,
+        l.dilation,
+        l.input[0],
+        l.input[1],
+        l.activation.as_str(),
+        p.oc_bn,
+    );
+    quote! {
+        #[doc = #doc]
+        #allow
+        pub mod #name {
+            /// Input channels.
+            pub const IN_CHANNELS: usize = #c;
+            /// Output channels.
+            pub const OUT_CHANNELS: usize = #k;
+            /// Groups.
+            pub const GROUPS: usize = #g;
+            /// NCHW input length: `IN_CHANNELS * H * W`.
+            pub const INPUT_LEN: usize = #input_len;
+            /// NCHW output length: `OUT_CHANNELS * OH * OW`.
+            pub const OUTPUT_LEN: usize = #output_len;
+            /// OIHW weights length: `OUT_CHANNELS * IN_CHANNELS / GROUPS * KH * KW`.
+            pub const WEIGHTS_LEN: usize = #weights_len;
+            /// Packed weights and bias.
+            pub const PACKED_LEN: usize = #packed_len;
+            /// Per-call workspace (the padded, packed input).
+            pub const SCRATCH_LEN: usize = #scratch_len;
+            /// FLOPs of one run (a multiply-add counts 2).
+            pub const FLOPS: u64 = #flops;
+            /// The layer's shape.
+            pub const INFO: ::gspc_runtime::LayerInfo = ::gspc_runtime::LayerInfo {
+                name: #name_str,
+                in_channels: #c,
+                out_channels: #k,
+                groups: #g,
+                kernel: #kernel,
+                stride: #stride,
+                padding: #padding,
+                dilation: #dilation,
+                input: #input,
+                output: #output,
+                bias: #bias,
+                activation: #act,
+                count: #count,
+            };
+            /// The layer's manifest entry.
+            pub const LAYER: ::gspc_runtime::Layer = ::gspc_runtime::Layer {
+                info: INFO,
+                strategy: #strategy,
+                input_len: INPUT_LEN,
+                output_len: OUTPUT_LEN,
+                weights_len: WEIGHTS_LEN,
+                packed_len: PACKED_LEN,
+                scratch_len: SCRATCH_LEN,
+                pack_weights: pack_weights_slice,
+                run: run_slice,
+                variants: &[#(#variant_entries),*],
+            };
+
+            /// Packs OIHW weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
+            /// optional bias (zero without one) into the layout the kernels read:
+            /// `[GROUPS][KPG / OC_BN][CPG][KH][KW][OC_BN]`, then the bias.
+            pub fn pack_weights(
+                weights: &[f32; WEIGHTS_LEN],
+                bias: Option<&[f32; OUT_CHANNELS]>,
+                packed: &mut [f32; PACKED_LEN],
+            ) {
+                const KPG: usize = #kpg_l;
+                const CPG: usize = #cpg_l;
+                const OC_BN: usize = #ocbn_l;
+                const NOCB: usize = #nocb_l;
+                const TAPS: usize = #taps_l;
+                const BIAS_OFFSET: usize = #bias_off;
+                for k in 0..OUT_CHANNELS {
+                    let (g, kk) = (k / KPG, k % KPG);
+                    let (ob, lane) = (kk / OC_BN, kk % OC_BN);
+                    for ci in 0..CPG {
+                        for t in 0..TAPS {
+                            packed[(((g * NOCB + ob) * CPG + ci) * TAPS + t) * OC_BN + lane] =
+                                weights[(k * CPG + ci) * TAPS + t];
+                        }
+                    }
+                    packed[BIAS_OFFSET + k] = match bias {
+                        Some(b) => b[k],
+                        None => 0.0,
+                    };
+                }
+            }
+
+            #pack_input
+
+            /// Runs the layer: `output = act(conv(input, weights) + bias)`, NCHW, with the
+            /// best variant this CPU supports. Allocates nothing; `scratch` may hold
+            /// anything on entry.
+            pub fn run(
+                input: &[f32; INPUT_LEN],
+                packed: &[f32; PACKED_LEN],
+                output: &mut [f32; OUTPUT_LEN],
+                scratch: &mut [f32; SCRATCH_LEN],
+            ) {
+                #dispatch
+            }
+
+            /// [`pack_weights`] over slices, checking their lengths.
+            pub fn pack_weights_slice(
+                weights: &[f32],
+                bias: Option<&[f32]>,
+                packed: &mut [f32],
+            ) -> Result<(), ::gspc_runtime::Error> {
+                let weights = ::gspc_runtime::as_array::<WEIGHTS_LEN>("weights", weights)?;
+                let bias = match bias {
+                    Some(b) => Some(::gspc_runtime::as_array::<OUT_CHANNELS>("bias", b)?),
+                    None => None,
+                };
+                let packed = ::gspc_runtime::as_array_mut::<PACKED_LEN>("packed", packed)?;
+                pack_weights(weights, bias, packed);
+                Ok(())
+            }
+
+            /// [`run`] over slices, checking their lengths.
+            pub fn run_slice(
+                input: &[f32],
+                packed: &[f32],
+                output: &mut [f32],
+                scratch: &mut [f32],
+            ) -> Result<(), ::gspc_runtime::Error> {
+                let (input, packed, output, scratch) = arrays(input, packed, output, scratch)?;
+                run(input, packed, output, scratch);
+                Ok(())
+            }
+
+            #[allow(clippy::type_complexity)]
+            fn arrays<'a>(
+                input: &'a [f32],
+                packed: &'a [f32],
+                output: &'a mut [f32],
+                scratch: &'a mut [f32],
+            ) -> Result<
+                (
+                    &'a [f32; INPUT_LEN],
+                    &'a [f32; PACKED_LEN],
+                    &'a mut [f32; OUTPUT_LEN],
+                    &'a mut [f32; SCRATCH_LEN],
+                ),
+                ::gspc_runtime::Error,
+            > {
+                Ok((
+                    ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?,
+                    ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?,
+                    ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?,
+                    ::gspc_runtime::as_array_mut::<SCRATCH_LEN>("scratch", scratch)?,
+                ))
+            }
+
+            #(#variant_slices)*
+
+            #(#variants)*
+        }
+    }
+}
+
+/// The check that must pass before a variant runs, and whether it needs `unsafe`.
+fn guard(isa: Isa) -> (TokenStream, bool) {
+    match isa {
+        Isa::Portable | Isa::Neon => (quote!(true), false),
+        Isa::Avx2 => (
+            quote!(::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX2),
+            true,
+        ),
+        Isa::Avx512 => (
+            quote!(::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX512),
+            true,
+        ),
+    }
+}
+
+/// Calls one variant's `run`; the `unsafe` block gets its `// SAFETY:` line after
+/// formatting (see [`add_safety_comments`]).
+fn call(isa: Isa, needs_unsafe: bool) -> TokenStream {
+    let m = ident(isa.as_str());
+    if needs_unsafe {
+        quote!(unsafe { #m::run(input, packed, output, scratch) })
+    } else {
+        quote!(#m::run(input, packed, output, scratch))
+    }
+}
+
+/// The body of the dispatching `run`: best variant first.
+fn dispatch_body(isas: &[Isa], arch: Arch) -> TokenStream {
+    let mut ordered: Vec<Isa> = isas.to_vec();
+    ordered.sort();
+    ordered.reverse();
+    if arch != Arch::X86_64 {
+        // NEON is baseline where it is generated; otherwise portable.
+        let best = ordered[0];
+        return call(best, false);
+    }
+    let mut branches = Vec::new();
+    let last = ordered.len() - 1;
+    for (i, isa) in ordered.iter().enumerate() {
+        let (cond, needs_unsafe) = guard(*isa);
+        let c = call(*isa, needs_unsafe);
+        if i == last {
+            if needs_unsafe {
+                // No portable fallback: the build enables this ISA statically.
+                branches.push(quote!(#[allow(unused_unsafe)] #c;));
+            } else {
+                branches.push(quote!(#c;));
+            }
+        } else {
+            branches.push(quote!(if #cond { #c; return; }));
+        }
+    }
+    quote!(#(#branches)*)
+}
+
+/// `run_<isa>_slice`: one variant over slices, refusing when the CPU lacks its ISA.
+fn variant_slice(isa: Isa) -> TokenStream {
+    let f = ident(&format!("run_{isa}_slice"));
+    let isa_p = isa_path(isa);
+    let (cond, needs_unsafe) = guard(isa);
+    let c = call(isa, needs_unsafe);
+    let doc = format!(" The {isa} variant of [`run`] over slices; refuses when the CPU lacks it.");
+    quote! {
+        #[doc = #doc]
+        pub fn #f(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let (input, packed, output, scratch) = arrays(input, packed, output, scratch)?;
+            if !(#cond) {
+                return Err(::gspc_runtime::Error::Unsupported(#isa_p));
+            }
+            #c;
+            Ok(())
+        }
+    }
+}
+
+/// `pack_input`: NCHW input to zero-padded planes in the scratch.
+fn pack_input_fn(p: &LayerPlan) -> TokenStream {
+    let l = &p.layer;
+    let [h, w] = l.input;
+    let [ph, pw] = l.padding;
+    let [hp, wp] = p.padded;
+    let u = lit;
+    let (c_l, h_l, w_l, hp_l, wp_l) = (u(l.in_channels), u(h), u(w), u(hp), u(wp));
+    let pad_rows = if ph > 0 {
+        let n = u(ph * wp);
+        let bottom = u((ph + h) * wp);
+        quote! {
+            let Some(top) = ::gspc_runtime::window::window_mut::<#n, SCRATCH_LEN>(scratch, c * (HP * WP)) else {
+                return;
+            };
+            *top = [0.0; #n];
+            let Some(bottom) = ::gspc_runtime::window::window_mut::<#n, SCRATCH_LEN>(scratch, c * (HP * WP) + #bottom) else {
+                return;
+            };
+            *bottom = [0.0; #n];
+        }
+    } else {
+        quote!()
+    };
+    let row = if pw > 0 {
+        let (pw_l, end) = (u(pw), u(pw + w));
+        quote! {
+            dst[..#pw_l].fill(0.0);
+            dst[#pw_l..#end].copy_from_slice(src);
+            dst[#end..].fill(0.0);
+        }
+    } else {
+        quote!(*dst = *src;)
+    };
+    let first_row = u(ph * wp);
+    quote! {
+        /// Copies the NCHW input into the scratch as zero-padded planes
+        /// `[IN_CHANNELS][H + 2 PH][W + 2 PW]`.
+        fn pack_input(input: &[f32; INPUT_LEN], scratch: &mut [f32; SCRATCH_LEN]) {
+            const C: usize = #c_l;
+            const H: usize = #h_l;
+            const W: usize = #w_l;
+            const HP: usize = #hp_l;
+            const WP: usize = #wp_l;
+            for c in 0..C {
+                #pad_rows
+                for h in 0..H {
+                    let Some(src) = ::gspc_runtime::window::window::<W, INPUT_LEN>(input, (c * H + h) * W) else {
+                        return;
+                    };
+                    let Some(dst) = ::gspc_runtime::window::window_mut::<WP, SCRATCH_LEN>(scratch, c * (HP * WP) + #first_row + h * WP) else {
+                        return;
+                    };
+                    #row
+                }
+            }
+        }
+    }
+}
+
+/// Formats a token stream as a Rust file; a parse failure is a generator bug.
+pub(crate) fn format_tokens(tokens: TokenStream) -> Result<String, Error> {
+    let file: syn::File = syn::parse2(tokens.clone()).map_err(|e| {
+        let text = tokens.to_string();
+        let shown: String = text.chars().take(2000).collect();
+        Error::Internal(format!(
+            "generated tokens do not parse as Rust: {e}; tokens: {shown}"
+        ))
+    })?;
+    Ok(add_safety_comments(&prettyplease::unparse(&file)))
+}
+
+/// Puts a `// SAFETY:` line above every `unsafe` block of the formatted code. The
+/// generator emits `unsafe` only to call a SIMD variant right after checking that the CPU
+/// runs it (or, without a portable fallback, where the build enables it statically).
+fn add_safety_comments(code: &str) -> String {
+    let mut out = String::with_capacity(code.len() + 1024);
+    for line in code.lines() {
+        if line.contains("unsafe {") {
+            let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
+            out.push_str(&indent);
+            out.push_str(
+                "// SAFETY: this variant's instruction set was checked just above (x86::level), or is enabled statically.\n",
+            );
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}

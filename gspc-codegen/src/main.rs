@@ -1,0 +1,246 @@
+//! `gspc-codegen`: generate, check and plan grouped-convolution kernels from layer specs.
+//!
+//! Exit codes: 0 success, 2 invalid input (spec, option or unreadable file), 1 anything
+//! else (an output file that cannot be written, a generator bug).
+
+use clap::{Args, Parser, Subcommand};
+use gspc_codegen::{Builder, Error, Options, Target, spec, target::parse_isa};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Ahead-of-time compiler for grouped convolutions: JSON layer specs in, shape-specialized
+/// Rust kernels (GSPC) out.
+#[derive(Parser)]
+#[command(name = "gspc-codegen", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate one Rust file per spec (<model>.rs) in DIR and print one line per layer.
+    Generate {
+        /// Layer spec files (JSON).
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<PathBuf>,
+        /// Output directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Validate specs only: exit 0 when every spec is valid, 2 with every problem listed.
+    Check {
+        /// Layer spec files (JSON).
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<PathBuf>,
+    },
+    /// Print the plan of every layer: strategy, tile sizes per ISA variant, MFLOPs, packed
+    /// weight and scratch bytes, generated lines of code.
+    Plan {
+        /// Layer spec files (JSON).
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<PathBuf>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+#[derive(Args)]
+struct TargetArgs {
+    /// Target triple the code is compiled for (default: the machine running this command),
+    /// e.g. x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, thumbv7em-none-eabihf.
+    #[arg(long, value_name = "TRIPLE")]
+    target: Option<String>,
+    /// ISA variants to emit, comma-separated from portable, avx2, avx512, neon (default:
+    /// every variant the target runs).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    isa: Option<Vec<String>>,
+}
+
+impl TargetArgs {
+    fn options(&self) -> Result<Options, Error> {
+        let target = match &self.target {
+            Some(t) => Target::from_triple(t)?,
+            None => Target::host(),
+        };
+        let isas = match &self.isa {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .map(|s| parse_isa(s.trim()))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        let options = Options { target, isas };
+        options.isas()?;
+        Ok(options)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            let n = e.messages().len();
+            if n > 1 {
+                eprintln!("gspc-codegen: {n} problems");
+            }
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// 2 for bad input, 1 for everything else.
+fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Syntax { .. } | Error::Invalid(_) | Error::Option(_) => 2,
+        Error::Io { message, .. } if message.starts_with("cannot read the spec") => 2,
+        Error::Many(es) if es.iter().all(|e| exit_code(e) == 2) => 2,
+        _ => 1,
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Generate { specs, out, target } => {
+            let options = target.options()?;
+            let mut b = Builder::new();
+            b.specs(&specs)
+                .out_dir(&out)
+                .target(options.target.clone())
+                .cargo_metadata(false);
+            if let Some(isas) = options.isas {
+                b.isas(isas);
+            }
+            let output = b.generate()?;
+            for (g, file) in output.generated.iter().zip(&output.files) {
+                for (p, lines) in g.plans.iter().zip(&g.layer_lines) {
+                    println!(
+                        "{}::{}  {}  {:.1} MFLOP  {}  {} lines",
+                        g.model,
+                        p.layer.name,
+                        p.strategy.as_str(),
+                        p.layer.flops() as f64 / 1e6,
+                        tiles(p),
+                        lines
+                    );
+                }
+                println!("wrote {}", file.display());
+            }
+            Ok(())
+        }
+        Command::Check { specs } => {
+            let mut errors = Vec::new();
+            let mut ok = Vec::new();
+            for path in &specs {
+                let file = path.display().to_string();
+                match std::fs::read_to_string(path) {
+                    Err(e) => errors.push(Error::Io {
+                        file,
+                        message: format!("cannot read the spec: {e}"),
+                    }),
+                    Ok(text) => match spec::parse(&file, &text) {
+                        Ok(s) => ok.push(s),
+                        Err(e) => errors.push(e),
+                    },
+                }
+            }
+            if !errors.is_empty() {
+                return Err(Error::combine(errors));
+            }
+            for s in ok {
+                println!(
+                    "{}: ok, model {} with {} layer(s)",
+                    s.file,
+                    s.model,
+                    s.layers.len()
+                );
+            }
+            Ok(())
+        }
+        Command::Plan { specs, target } => {
+            let options = target.options()?;
+            let mut errors = Vec::new();
+            for path in &specs {
+                let file = path.display().to_string();
+                let text = match std::fs::read_to_string(path) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        errors.push(Error::Io {
+                            file,
+                            message: format!("cannot read the spec: {e}"),
+                        });
+                        continue;
+                    }
+                };
+                match gspc_codegen::generate_str(&file, &text, &options) {
+                    Ok(g) => print_plan(&g, &options),
+                    Err(e) => errors.push(e),
+                }
+            }
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::combine(errors))
+            }
+        }
+    }
+}
+
+/// `avx512 16x1 r14` per variant: lanes x vectors, columns per tile (+ tail).
+fn tiles(p: &gspc_codegen::LayerPlan) -> String {
+    p.variants
+        .iter()
+        .map(|v| {
+            let tail = if v.tail > 0 {
+                format!("+{}", v.tail)
+            } else {
+                String::new()
+            };
+            format!("{} {}x{} r{}{}", v.isa, v.lanes, v.nvec, v.reg_n, tail)
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+fn print_plan(g: &gspc_codegen::Generated, options: &Options) {
+    println!(
+        "model {} ({}), target {}",
+        g.model,
+        g.file_name,
+        options.target.triple.as_deref().unwrap_or("host")
+    );
+    println!(
+        "{:<28} {:<8} {:>5} {:>9} {:>11} {:>11} {:>6}  variants (lanes x vectors, columns per tile)",
+        "layer", "strategy", "oc_bn", "MFLOP", "packed B", "scratch B", "lines"
+    );
+    let (mut flops, mut packed, mut scratch, mut lines) = (0u64, 0usize, 0usize, 0usize);
+    for (p, l) in g.plans.iter().zip(&g.layer_lines) {
+        println!(
+            "{:<28} {:<8} {:>5} {:>9.1} {:>11} {:>11} {:>6}  {}",
+            p.layer.name,
+            p.strategy.as_str(),
+            p.oc_bn,
+            p.layer.flops() as f64 / 1e6,
+            p.packed_len * 4,
+            p.scratch_len * 4,
+            l,
+            tiles(p)
+        );
+        flops += p.layer.flops() * p.layer.count as u64;
+        packed += p.packed_len * 4;
+        scratch = scratch.max(p.scratch_len * 4);
+        lines += l;
+    }
+    println!(
+        "total: {:.1} MFLOP per inference (weighted by count), {} packed-weight bytes, {} scratch bytes (largest), {} lines\n",
+        flops as f64 / 1e6,
+        packed,
+        scratch,
+        lines
+    );
+}

@@ -1,0 +1,578 @@
+//! Layer specs: JSON in, a validated [`Spec`] out, every problem of a file collected.
+//!
+//! ```json
+//! {"model": "resnet34_g8", "layers": [
+//!   {"name": "s1_c64_56", "in_channels": 64, "out_channels": 64, "groups": 8,
+//!    "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "input": [56, 56]}]}
+//! ```
+//! Optional per layer: `dilation` (`[1, 1]`), `bias` (`false`), `activation` (`"none"`,
+//! `"relu"` or `"relu6"`; `"none"`), `count` (`1`).
+
+use crate::error::{Diagnostic, Error};
+use gspc_runtime::Activation;
+use serde_json::{Map, Value};
+
+/// The limits a spec must stay within. Each is checked with a message that names it.
+pub mod limits {
+    /// Channels (in, out) and groups.
+    pub const MAX_CHANNELS: usize = 65_536;
+    /// Input height and width.
+    pub const MAX_SPATIAL: usize = 8_192;
+    /// Kernel height and width (the kernel window is unrolled in the generated code).
+    pub const MAX_KERNEL: usize = 15;
+    /// Stride.
+    pub const MAX_STRIDE: usize = 16;
+    /// Dilation.
+    pub const MAX_DILATION: usize = 16;
+    /// Padding.
+    pub const MAX_PADDING: usize = 64;
+    /// Elements of any one buffer (input, output, weights, scratch): 2^28 f32 = 1 GiB, so
+    /// every index fits comfortably in a 32-bit `usize`.
+    pub const MAX_ELEMENTS: u64 = 1 << 28;
+    /// Layers in one model.
+    pub const MAX_LAYERS: usize = 512;
+    /// `count`.
+    pub const MAX_COUNT: usize = 1_000_000;
+    /// Model and layer names, in bytes.
+    pub const MAX_NAME_LEN: usize = 64;
+    /// Estimated lines of generated code for one spec file.
+    pub const MAX_GENERATED_LINES: usize = 400_000;
+}
+
+use limits::*;
+
+/// A validated model: every size is in range and consistent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spec {
+    /// The file the spec came from, as the caller named it (used in messages and headers).
+    pub file: String,
+    /// Model name: a Rust identifier, the name of the model's module.
+    pub model: String,
+    /// The layers, in file order.
+    pub layers: Vec<LayerSpec>,
+}
+
+/// A validated layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerSpec {
+    /// Layer name: a Rust identifier, unique in the model.
+    pub name: String,
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Groups (divides both channel counts).
+    pub groups: usize,
+    /// `[KH, KW]`.
+    pub kernel: [usize; 2],
+    /// `[SH, SW]`.
+    pub stride: [usize; 2],
+    /// `[PH, PW]`, both sides.
+    pub padding: [usize; 2],
+    /// `[DH, DW]`.
+    pub dilation: [usize; 2],
+    /// `[H, W]`.
+    pub input: [usize; 2],
+    /// Whether the model has a bias here.
+    pub bias: bool,
+    /// Fused activation.
+    pub activation: Activation,
+    /// Occurrences in the model.
+    pub count: usize,
+}
+
+impl LayerSpec {
+    /// `[OH, OW]`.
+    pub fn output(&self) -> [usize; 2] {
+        [0, 1].map(|i| {
+            (self.input[i] + 2 * self.padding[i] - self.dilation[i] * (self.kernel[i] - 1) - 1)
+                / self.stride[i]
+                + 1
+        })
+    }
+    /// Input channels per group.
+    pub fn in_per_group(&self) -> usize {
+        self.in_channels / self.groups
+    }
+    /// Output channels per group.
+    pub fn out_per_group(&self) -> usize {
+        self.out_channels / self.groups
+    }
+    /// `in_channels * H * W`.
+    pub fn input_len(&self) -> usize {
+        self.in_channels * self.input[0] * self.input[1]
+    }
+    /// `out_channels * OH * OW`.
+    pub fn output_len(&self) -> usize {
+        let [oh, ow] = self.output();
+        self.out_channels * oh * ow
+    }
+    /// `out_channels * in_channels / groups * KH * KW`.
+    pub fn weights_len(&self) -> usize {
+        self.out_channels * self.in_per_group() * self.kernel[0] * self.kernel[1]
+    }
+    /// Padded input size `[H + 2 PH, W + 2 PW]`.
+    pub fn padded(&self) -> [usize; 2] {
+        [0, 1].map(|i| self.input[i] + 2 * self.padding[i])
+    }
+    /// FLOPs of one run (a multiply-add counts 2).
+    pub fn flops(&self) -> u64 {
+        2 * self.output_len() as u64
+            * (self.in_per_group() * self.kernel[0] * self.kernel[1]) as u64
+    }
+}
+
+const MODEL_FIELDS: &[&str] = &["model", "layers"];
+const LAYER_FIELDS: &[&str] = &[
+    "name",
+    "in_channels",
+    "out_channels",
+    "groups",
+    "kernel",
+    "stride",
+    "padding",
+    "input",
+    "dilation",
+    "bias",
+    "activation",
+    "count",
+];
+
+/// Rust's strict, reserved and edition-2024 keywords: not usable as module names.
+const KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "self", "Self", "static", "struct", "super", "trait", "true", "type",
+    "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final", "macro",
+    "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
+];
+
+/// Parses and validates one spec file's text. Reads no files: `file` only names the spec
+/// in messages and in the generated header.
+pub fn parse(file: &str, text: &str) -> Result<Spec, Error> {
+    let value: Value = serde_json::from_str(text).map_err(|e| Error::Syntax {
+        file: file.to_string(),
+        line: e.line(),
+        column: e.column(),
+        message: strip_position(&e.to_string()),
+    })?;
+    let mut cx = Cx {
+        file: file.to_string(),
+        diags: Vec::new(),
+    };
+    let spec = cx.model(&value);
+    match spec {
+        Some(spec) if cx.diags.is_empty() => Ok(spec),
+        _ => Err(Error::Invalid(cx.diags)),
+    }
+}
+
+/// serde_json appends " at line L column C"; the caller prints its own position.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Whether `s` can name a generated module: an ASCII Rust identifier, not a keyword,
+/// not `_`, at most [`limits::MAX_NAME_LEN`] bytes.
+pub fn check_identifier(s: &str) -> Result<(), String> {
+    let shown = show(&Value::String(s.to_string()));
+    if s.is_empty() {
+        return Err("an empty name is not a Rust identifier".to_string());
+    }
+    if s.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "{shown} is {} bytes long; names are at most {MAX_NAME_LEN}",
+            s.len()
+        ));
+    }
+    let mut chars = s.chars();
+    let first = chars.next().unwrap_or('0');
+    if !(first.is_ascii_alphabetic() || first == '_')
+        || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(format!(
+            "{shown} is not a Rust identifier (ASCII letters, digits and '_', not starting with a digit)"
+        ));
+    }
+    if s == "_" {
+        return Err("\"_\" is not a usable Rust identifier".to_string());
+    }
+    if KEYWORDS.contains(&s) {
+        return Err(format!(
+            "{shown} is a Rust keyword and cannot name a module"
+        ));
+    }
+    Ok(())
+}
+
+/// A JSON value shortened for messages.
+fn show(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 40 {
+        let cut: String = s.chars().take(37).collect();
+        format!("{cut}...")
+    } else {
+        s
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+struct Cx {
+    file: String,
+    diags: Vec<Diagnostic>,
+}
+
+impl Cx {
+    fn err(&mut self, path: &str, message: impl Into<String>) {
+        self.diags.push(Diagnostic {
+            file: self.file.clone(),
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn unknown_fields(&mut self, path: &str, obj: &Map<String, Value>, known: &[&str]) {
+        for key in obj.keys() {
+            if known.contains(&key.as_str()) {
+                continue;
+            }
+            let field = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            let best = known
+                .iter()
+                .map(|k| (distance(key, k), *k))
+                .min()
+                .filter(|(d, _)| *d <= 2);
+            match best {
+                Some((_, k)) => self.err(&field, format!("unknown field (did you mean \"{k}\"?)")),
+                None => self.err(
+                    &field,
+                    format!("unknown field (known fields: {})", known.join(", ")),
+                ),
+            }
+        }
+    }
+
+    fn model(&mut self, v: &Value) -> Option<Spec> {
+        let Some(obj) = v.as_object() else {
+            self.err(
+                "",
+                format!(
+                    "the spec must be a JSON object {{\"model\": ..., \"layers\": [...]}}, got {}",
+                    show(v)
+                ),
+            );
+            return None;
+        };
+        self.unknown_fields("", obj, MODEL_FIELDS);
+        let model = match obj.get("model") {
+            None => {
+                self.err("", "missing field \"model\" (the model's name)");
+                None
+            }
+            Some(m) => self.ident("model", m),
+        };
+        let layers = match obj.get("layers") {
+            None => {
+                self.err("", "missing field \"layers\" (the list of layers)");
+                None
+            }
+            Some(Value::Array(items)) => {
+                if items.is_empty() {
+                    self.err("layers", "a model needs at least one layer, got []");
+                }
+                if items.len() > MAX_LAYERS {
+                    self.err(
+                        "layers",
+                        format!(
+                            "{} layers is more than the limit of {MAX_LAYERS} per model",
+                            items.len()
+                        ),
+                    );
+                }
+                let mut layers = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(l) = self.layer(&format!("layers[{i}]"), item) {
+                        layers.push((i, l));
+                    }
+                }
+                // Duplicate names.
+                for (n, (i, l)) in layers.iter().enumerate() {
+                    if let Some((j, _)) = layers[..n].iter().find(|(_, o)| o.name == l.name) {
+                        self.err(
+                            &format!("layers[{i}].name"),
+                            format!(
+                                "\"{}\" is already the name of layers[{j}]; layer names must be unique",
+                                l.name
+                            ),
+                        );
+                    }
+                }
+                Some(layers.into_iter().map(|(_, l)| l).collect::<Vec<_>>())
+            }
+            Some(other) => {
+                self.err(
+                    "layers",
+                    format!("expected an array of layers, got {}", show(other)),
+                );
+                None
+            }
+        };
+        Some(Spec {
+            file: self.file.clone(),
+            model: model?,
+            layers: layers?,
+        })
+    }
+
+    fn ident(&mut self, path: &str, v: &Value) -> Option<String> {
+        let Some(s) = v.as_str() else {
+            self.err(path, format!("expected a string, got {}", show(v)));
+            return None;
+        };
+        match check_identifier(s) {
+            Ok(()) => Some(s.to_string()),
+            Err(m) => {
+                self.err(path, m);
+                None
+            }
+        }
+    }
+
+    /// An integer in `min..=max`.
+    fn int(&mut self, path: &str, v: &Value, min: usize, max: usize, what: &str) -> Option<usize> {
+        let n = match v {
+            Value::Number(n) => n.as_u64(),
+            _ => None,
+        };
+        match n {
+            Some(n) if n >= min as u64 && n <= max as u64 => Some(n as usize),
+            Some(n) if n < min as u64 => {
+                self.err(
+                    path,
+                    format!("{n} is below the minimum of {min} for {what}"),
+                );
+                None
+            }
+            Some(n) => {
+                self.err(path, format!("{n} is above the limit of {max} for {what}"));
+                None
+            }
+            None => {
+                self.err(
+                    path,
+                    format!(
+                        "expected a whole number from {min} to {max}, got {}",
+                        show(v)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// `[a, b]`, each in `min..=max`.
+    fn pair(
+        &mut self,
+        path: &str,
+        v: &Value,
+        min: usize,
+        max: usize,
+        what: &str,
+    ) -> Option<[usize; 2]> {
+        let Some(items) = v.as_array().filter(|a| a.len() == 2) else {
+            self.err(
+                path,
+                format!(
+                    "expected [height, width] (two whole numbers from {min} to {max}), got {}",
+                    show(v)
+                ),
+            );
+            return None;
+        };
+        let a = self.int(&format!("{path}[0]"), &items[0], min, max, what);
+        let b = self.int(&format!("{path}[1]"), &items[1], min, max, what);
+        Some([a?, b?])
+    }
+
+    fn layer(&mut self, path: &str, v: &Value) -> Option<LayerSpec> {
+        let Some(obj) = v.as_object() else {
+            self.err(path, format!("expected a layer object, got {}", show(v)));
+            return None;
+        };
+        self.unknown_fields(path, obj, LAYER_FIELDS);
+        let before = self.diags.len();
+        let field = |name: &str| format!("{path}.{name}");
+        let required = |cx: &mut Cx, name: &str| -> Option<Value> {
+            let got = obj.get(name).cloned();
+            if got.is_none() {
+                cx.err(path, format!("missing field \"{name}\""));
+            }
+            got
+        };
+        let name = required(self, "name").and_then(|v| self.ident(&field("name"), &v));
+        let in_channels = required(self, "in_channels")
+            .and_then(|v| self.int(&field("in_channels"), &v, 1, MAX_CHANNELS, "channels"));
+        let out_channels = required(self, "out_channels")
+            .and_then(|v| self.int(&field("out_channels"), &v, 1, MAX_CHANNELS, "channels"));
+        let groups = required(self, "groups")
+            .and_then(|v| self.int(&field("groups"), &v, 1, MAX_CHANNELS, "groups"));
+        let kernel = required(self, "kernel")
+            .and_then(|v| self.pair(&field("kernel"), &v, 1, MAX_KERNEL, "the kernel size"));
+        let stride = required(self, "stride")
+            .and_then(|v| self.pair(&field("stride"), &v, 1, MAX_STRIDE, "the stride"));
+        let padding = required(self, "padding")
+            .and_then(|v| self.pair(&field("padding"), &v, 0, MAX_PADDING, "the padding"));
+        let input = required(self, "input")
+            .and_then(|v| self.pair(&field("input"), &v, 1, MAX_SPATIAL, "the input size"));
+        let dilation = match obj.get("dilation") {
+            None => Some([1, 1]),
+            Some(v) => self.pair(&field("dilation"), v, 1, MAX_DILATION, "the dilation"),
+        };
+        let bias = match obj.get("bias") {
+            None => Some(false),
+            Some(Value::Bool(b)) => Some(*b),
+            Some(v) => {
+                self.err(
+                    &field("bias"),
+                    format!("expected true or false, got {}", show(v)),
+                );
+                None
+            }
+        };
+        let activation = match obj.get("activation") {
+            None => Some(Activation::None),
+            Some(v) => match v.as_str() {
+                Some("none") => Some(Activation::None),
+                Some("relu") => Some(Activation::Relu),
+                Some("relu6") => Some(Activation::Relu6),
+                _ => {
+                    self.err(
+                        &field("activation"),
+                        format!("{} is not one of \"none\", \"relu\", \"relu6\"", show(v)),
+                    );
+                    None
+                }
+            },
+        };
+        let count = match obj.get("count") {
+            None => Some(1),
+            Some(v) => self.int(&field("count"), v, 1, MAX_COUNT, "count"),
+        };
+        if self.diags.len() > before {
+            return None;
+        }
+        let l = LayerSpec {
+            name: name?,
+            in_channels: in_channels?,
+            out_channels: out_channels?,
+            groups: groups?,
+            kernel: kernel?,
+            stride: stride?,
+            padding: padding?,
+            dilation: dilation?,
+            input: input?,
+            bias: bias?,
+            activation: activation?,
+            count: count?,
+        };
+        // Consistency rules, once every field is in range.
+        let mut ok = true;
+        if l.in_channels % l.groups != 0 {
+            self.err(
+                &field("groups"),
+                format!(
+                    "{} does not divide in_channels = {}",
+                    l.groups, l.in_channels
+                ),
+            );
+            ok = false;
+        }
+        if l.out_channels % l.groups != 0 {
+            self.err(
+                &field("groups"),
+                format!(
+                    "{} does not divide out_channels = {}",
+                    l.groups, l.out_channels
+                ),
+            );
+            ok = false;
+        }
+        for (i, axis) in ["height", "width"].iter().enumerate() {
+            let extent = l.dilation[i] * (l.kernel[i] - 1) + 1;
+            let padded = l.input[i] + 2 * l.padding[i];
+            if extent > padded {
+                self.err(
+                    &field("kernel"),
+                    format!(
+                        "the {axis} of the dilated kernel, {extent} = {} * ({} - 1) + 1, is larger than the padded input {axis} {padded} = {} + 2 * {}, so the output {axis} would be below 1",
+                        l.dilation[i], l.kernel[i], l.input[i], l.padding[i]
+                    ),
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        // In u64: a 32-bit host must not overflow while checking the limits.
+        let u = |x: usize| x as u64;
+        let [ph, pw] = [0, 1].map(|i| u(l.input[i]) + 2 * u(l.padding[i]));
+        let [oh, ow] = l.output().map(u);
+        let cpg = u(l.in_channels / l.groups);
+        let sizes: [(&str, u64, &str); 4] = [
+            (
+                "input",
+                u(l.in_channels) * u(l.input[0]) * u(l.input[1]),
+                "in_channels * H * W",
+            ),
+            (
+                "out_channels",
+                u(l.out_channels) * oh * ow,
+                "out_channels * OH * OW",
+            ),
+            (
+                "kernel",
+                u(l.out_channels) * cpg * u(l.kernel[0]) * u(l.kernel[1]),
+                "out_channels * in_channels / groups * KH * KW",
+            ),
+            (
+                "padding",
+                u(l.in_channels) * ph * pw,
+                "in_channels * (H + 2 PH) * (W + 2 PW), the packed input",
+            ),
+        ];
+        for (f, n, what) in sizes {
+            if n > MAX_ELEMENTS {
+                self.err(
+                    &field(f),
+                    format!(
+                        "{what} = {n} elements is more than the limit of {MAX_ELEMENTS} (1 GiB of f32) per buffer"
+                    ),
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(l)
+    }
+}

@@ -1,0 +1,183 @@
+//! The naive grouped convolution every generated kernel is tested against.
+//!
+//! Written for obviousness, not speed: one output value at a time, straight from the
+//! definition, accumulating in f64.
+
+use crate::{Error, LayerInfo};
+
+/// `output = act(conv2d(input, weights, groups) + bias)`, NCHW input and output, OIHW
+/// weights `[out][in / groups][kh][kw]`, zero padding, f64 accumulation.
+pub fn conv2d(
+    info: &LayerInfo,
+    input: &[f32],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    output: &mut [f32],
+) -> Result<(), Error> {
+    check_len("input", info.input_len(), input.len())?;
+    check_len("weights", info.weights_len(), weights.len())?;
+    check_len("output", info.output_len(), output.len())?;
+    if let Some(b) = bias {
+        check_len("bias", info.out_channels, b.len())?;
+    }
+    let [h, w] = info.input;
+    let [oh_n, ow_n] = info.output;
+    let [kh_n, kw_n] = info.kernel;
+    let cpg = info.in_per_group();
+    let kpg = info.out_per_group();
+    for k in 0..info.out_channels {
+        let g = k / kpg;
+        for oh in 0..oh_n {
+            for ow in 0..ow_n {
+                let mut sum = match bias {
+                    Some(b) => b[k] as f64,
+                    None => 0.0,
+                };
+                for c in 0..cpg {
+                    let ic = g * cpg + c;
+                    for kh in 0..kh_n {
+                        // Input row, in padded coordinates minus the padding.
+                        let ih = (oh * info.stride[0] + kh * info.dilation[0]) as isize
+                            - info.padding[0] as isize;
+                        if ih < 0 || ih >= h as isize {
+                            continue;
+                        }
+                        for kw in 0..kw_n {
+                            let iw = (ow * info.stride[1] + kw * info.dilation[1]) as isize
+                                - info.padding[1] as isize;
+                            if iw < 0 || iw >= w as isize {
+                                continue;
+                            }
+                            let x = input[(ic * h + ih as usize) * w + iw as usize];
+                            let wt = weights[((k * cpg + c) * kh_n + kh) * kw_n + kw];
+                            sum += x as f64 * wt as f64;
+                        }
+                    }
+                }
+                output[(k * oh_n + oh) * ow_n + ow] = info.activation.apply(sum as f32);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_len(buffer: &'static str, expected: usize, actual: usize) -> Result<(), Error> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(Error::BufferLength {
+            buffer,
+            expected,
+            actual,
+        })
+    }
+}
+
+/// The first output value outside the tolerance, with its coordinates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Mismatch {
+    /// Group.
+    pub g: usize,
+    /// Output channel within the group.
+    pub oc: usize,
+    /// Output row.
+    pub oh: usize,
+    /// Output column.
+    pub ow: usize,
+    /// Reference value.
+    pub expected: f32,
+    /// Kernel value.
+    pub actual: f32,
+    /// Tolerance that was exceeded.
+    pub tolerance: f32,
+    /// How many values were outside the tolerance in all.
+    pub count: usize,
+}
+
+impl core::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "(g, oc, oh, ow) = ({}, {}, {}, {}): expected {} got {} (tolerance {}); {} values out of tolerance",
+            self.g,
+            self.oc,
+            self.oh,
+            self.ow,
+            self.expected,
+            self.actual,
+            self.tolerance,
+            self.count
+        )
+    }
+}
+
+/// Tolerance for one output value of a layer: f32 rounding grows with the square root of
+/// the reduction length `(in / groups) * KH * KW` for random data, and with the magnitude
+/// of the value.
+pub fn tolerance(info: &LayerInfo, expected: f32) -> f32 {
+    let n = info.reduction_len() as f32;
+    let scale = if expected.abs() > 1.0 {
+        expected.abs()
+    } else {
+        1.0
+    };
+    1e-5 * (1.0 + sqrt(n)) * scale
+}
+
+// core has no f32::sqrt; Newton's method is plenty for a tolerance.
+fn sqrt(x: f32) -> f32 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    let mut r = if x > 1.0 { x } else { 1.0 };
+    for _ in 0..40 {
+        r = 0.5 * (r + x / r);
+    }
+    r
+}
+
+/// Compares a kernel's output with the reference's. NaN never matches.
+pub fn compare(info: &LayerInfo, expected: &[f32], actual: &[f32]) -> Result<(), Mismatch> {
+    let [oh_n, ow_n] = info.output;
+    let kpg = info.out_per_group();
+    let mut first: Option<Mismatch> = None;
+    let mut count = 0;
+    for (i, (&e, &a)) in expected.iter().zip(actual).enumerate() {
+        let tol = tolerance(info, e);
+        // Written so that a NaN on either side counts as a mismatch.
+        let ok = (e - a).abs() <= tol;
+        if !ok {
+            count += 1;
+            if first.is_none() {
+                let k = i / (oh_n * ow_n);
+                first = Some(Mismatch {
+                    g: k / kpg,
+                    oc: k % kpg,
+                    oh: i / ow_n % oh_n,
+                    ow: i % ow_n,
+                    expected: e,
+                    actual: a,
+                    tolerance: tol,
+                    count: 0,
+                });
+            }
+        }
+    }
+    if expected.len() != actual.len() && first.is_none() {
+        count += 1;
+        first = Some(Mismatch {
+            g: 0,
+            oc: 0,
+            oh: 0,
+            ow: 0,
+            expected: expected.len() as f32,
+            actual: actual.len() as f32,
+            tolerance: 0.0,
+            count: 0,
+        });
+    }
+    match first {
+        None => Ok(()),
+        Some(m) => Err(Mismatch { count, ..m }),
+    }
+}
