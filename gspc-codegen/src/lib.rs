@@ -7,17 +7,14 @@
 //! scripts in the style of prost-build; the `gspc-codegen` binary is a thin CLI.
 //!
 //! ```no_run
-//! // build.rs
-//! fn main() {
-//!     let out = std::env::var("OUT_DIR").unwrap();
-//!     if let Err(e) = gspc_codegen::Builder::new()
-//!         .spec("layer-specs/resnet34_g8.json")
-//!         .out_dir(&out)
-//!         .generate()
-//!     {
-//!         eprintln!("{e}");
-//!         std::process::exit(1);
-//!     }
+//! // In build.rs's main: kernels for one spec into OUT_DIR, for the target being built.
+//! if let Err(e) = gspc_codegen::Builder::new()
+//!     .spec("layer-specs/resnet34_g8.json")
+//!     .index("models.rs")
+//!     .generate()
+//! {
+//!     eprintln!("{e}");
+//!     std::process::exit(1);
 //! }
 //! ```
 
@@ -107,7 +104,7 @@ pub fn plan(spec: &Spec, options: &Options) -> Result<Vec<LayerPlan>, Error> {
             file: spec.file.clone(),
             path: "layers".to_string(),
             message: format!(
-                "the generated code would be about {lines} lines, more than the limit of {} per spec file; split the model into several spec files",
+                "the generated code would be about {lines} lines, more than the limit of {} lines per spec file; split the model into several spec files",
                 spec::limits::MAX_GENERATED_LINES
             ),
         }]));

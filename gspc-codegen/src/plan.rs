@@ -137,7 +137,10 @@ pub fn kernel_name(l: &LayerSpec, strategy: Strategy, isa: Isa) -> String {
 }
 
 fn largest_divisor_at_most(n: usize, max: usize) -> usize {
-    (1..=max.min(n)).rev().find(|d| n % d == 0).unwrap_or(1)
+    (1..=max.min(n))
+        .rev()
+        .find(|d| n.is_multiple_of(*d))
+        .unwrap_or(1)
 }
 
 /// Vector widths (f32 lanes) of an ISA, widest first, and its vector register count.
@@ -171,7 +174,11 @@ pub fn plan_layer(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> Result<La
             let (lanes, acc_regs_per_col) = match isa {
                 Isa::Portable => (oc_bn, oc_bn.div_ceil(4)),
                 _ => {
-                    let lanes = widths.iter().copied().find(|w| oc_bn % w == 0).unwrap_or(1);
+                    let lanes = widths
+                        .iter()
+                        .copied()
+                        .find(|w| oc_bn.is_multiple_of(*w))
+                        .unwrap_or(1);
                     (lanes, oc_bn / lanes)
                 }
             };
@@ -181,7 +188,10 @@ pub fn plan_layer(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> Result<La
             let code_cap = MAX_TILE_FMAS / (nvec * kh * kw);
             let max_r = budget.min(code_cap).min(ow).max(1);
             let lo = (2 * max_r).div_ceil(3).max(1);
-            let reg_n = (lo..=max_r).rev().find(|r| ow % r == 0).unwrap_or(max_r);
+            let reg_n = (lo..=max_r)
+                .rev()
+                .find(|r| ow.is_multiple_of(*r))
+                .unwrap_or(max_r);
             VariantPlan {
                 isa,
                 lanes,

@@ -498,7 +498,7 @@ impl Cx {
         };
         // Consistency rules, once every field is in range.
         let mut ok = true;
-        if l.in_channels % l.groups != 0 {
+        if !l.in_channels.is_multiple_of(l.groups) {
             self.err(
                 &field("groups"),
                 format!(
@@ -508,7 +508,7 @@ impl Cx {
             );
             ok = false;
         }
-        if l.out_channels % l.groups != 0 {
+        if !l.out_channels.is_multiple_of(l.groups) {
             self.err(
                 &field("groups"),
                 format!(

@@ -12,11 +12,14 @@
 //!   micro-kernels use literal indices with no per-access bounds checks;
 //! - [`x86`] and [`aarch64`]: the few SIMD load/store helpers that need `unsafe`, and CPU
 //!   feature detection for the x86-64 dispatcher;
-//! - [`rng`]: a tiny deterministic generator for test and benchmark data.
+//! - [`rng`]: a tiny deterministic generator for test and benchmark data;
+//! - `check` (with `std`): runs a generated layer's variants against the reference.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
 pub mod aarch64;
+#[cfg(feature = "std")]
+pub mod check;
 pub mod reference;
 pub mod rng;
 pub mod window;
@@ -57,15 +60,7 @@ impl Activation {
                     v
                 }
             }
-            Activation::Relu6 => {
-                if v < 0.0 {
-                    0.0
-                } else if v > 6.0 {
-                    6.0
-                } else {
-                    v
-                }
-            }
+            Activation::Relu6 => v.clamp(0.0, 6.0),
         }
     }
 }

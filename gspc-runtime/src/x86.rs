@@ -83,6 +83,10 @@ mod simd {
     }
 
     /// Loads 8 lanes.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX is enabled (from the generated kernels of that ISA).
     #[inline]
     #[target_feature(enable = "avx")]
     pub fn load8(a: &[f32; 8]) -> __m256 {
@@ -92,6 +96,10 @@ mod simd {
     }
 
     /// Stores 8 lanes into an array.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX is enabled (from the generated kernels of that ISA).
     #[inline]
     #[target_feature(enable = "avx")]
     pub fn store8(v: __m256) -> [f32; 8] {
@@ -102,6 +110,10 @@ mod simd {
     }
 
     /// Loads 16 lanes.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
     #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn load16(a: &[f32; 16]) -> __m512 {
@@ -111,6 +123,10 @@ mod simd {
     }
 
     /// Stores 16 lanes into an array.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
     #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn store16(v: __m512) -> [f32; 16] {

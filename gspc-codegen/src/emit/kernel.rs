@@ -339,11 +339,10 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, r: usize) -> TokenStream {
                 epilogue.push(quote!(ow[#oi] = #o;));
             } else {
                 // Lane `lane` of vector `vv` is output channel `vv * lanes + lane`.
-                let first = lit(vv * v.lanes * ohw + j);
-                let stride = lit(ohw);
+                let at = linear(&[("lane", ohw)], vv * v.lanes * ohw + j);
                 epilogue.push(quote! {
                     for (lane, value) in #o.into_iter().enumerate() {
-                        ow[#first + lane * #stride] = value;
+                        ow[#at] = value;
                     }
                 });
             }

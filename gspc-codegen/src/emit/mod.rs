@@ -227,6 +227,8 @@ fn layer_module(p: &LayerPlan, arch: Arch) -> TokenStream {
             /// Packs OIHW weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
             /// optional bias (zero without one) into the layout the kernels read:
             /// `[GROUPS][KPG / OC_BN][CPG][KH][KW][OC_BN]`, then the bias.
+            // Shape constants can be 1 here (one channel per group, say).
+            #[allow(clippy::modulo_one, clippy::identity_op)]
             pub fn pack_weights(
                 weights: &[f32; WEIGHTS_LEN],
                 bias: Option<&[f32; OUT_CHANNELS]>,
@@ -326,19 +328,18 @@ fn layer_module(p: &LayerPlan, arch: Arch) -> TokenStream {
     }
 }
 
-/// The check that must pass before a variant runs, and whether it needs `unsafe`.
-fn guard(isa: Isa) -> (TokenStream, bool) {
-    match isa {
-        Isa::Portable | Isa::Neon => (quote!(true), false),
-        Isa::Avx2 => (
-            quote!(::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX2),
-            true,
-        ),
-        Isa::Avx512 => (
-            quote!(::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX512),
-            true,
-        ),
-    }
+/// The level check that must pass before a variant runs (`None`: it always runs where it
+/// is generated), as `(supported, unsupported)` conditions.
+fn guard(isa: Isa) -> Option<(TokenStream, TokenStream)> {
+    let level = match isa {
+        Isa::Portable | Isa::Neon => return None,
+        Isa::Avx2 => quote!(::gspc_runtime::x86::LEVEL_AVX2),
+        Isa::Avx512 => quote!(::gspc_runtime::x86::LEVEL_AVX512),
+    };
+    Some((
+        quote!(::gspc_runtime::x86::level() >= #level),
+        quote!(::gspc_runtime::x86::level() < #level),
+    ))
 }
 
 /// Calls one variant's `run`; the `unsafe` block gets its `// SAFETY:` line after
@@ -365,17 +366,19 @@ fn dispatch_body(isas: &[Isa], arch: Arch) -> TokenStream {
     let mut branches = Vec::new();
     let last = ordered.len() - 1;
     for (i, isa) in ordered.iter().enumerate() {
-        let (cond, needs_unsafe) = guard(*isa);
-        let c = call(*isa, needs_unsafe);
+        let g = guard(*isa);
+        let c = call(*isa, g.is_some());
         if i == last {
-            if needs_unsafe {
+            if g.is_some() {
                 // No portable fallback: the build enables this ISA statically.
                 branches.push(quote!(#[allow(unused_unsafe)] #c;));
             } else {
                 branches.push(quote!(#c;));
             }
+        } else if let Some((supported, _)) = g {
+            branches.push(quote!(if #supported { #c; return; }));
         } else {
-            branches.push(quote!(if #cond { #c; return; }));
+            branches.push(quote!(#c; return;));
         }
     }
     quote!(#(#branches)*)
@@ -385,8 +388,16 @@ fn dispatch_body(isas: &[Isa], arch: Arch) -> TokenStream {
 fn variant_slice(isa: Isa) -> TokenStream {
     let f = ident(&format!("run_{isa}_slice"));
     let isa_p = isa_path(isa);
-    let (cond, needs_unsafe) = guard(isa);
-    let c = call(isa, needs_unsafe);
+    let g = guard(isa);
+    let c = call(isa, g.is_some());
+    let check = match g {
+        Some((_, unsupported)) => quote! {
+            if #unsupported {
+                return Err(::gspc_runtime::Error::Unsupported(#isa_p));
+            }
+        },
+        None => quote!(),
+    };
     let doc = format!(" The {isa} variant of [`run`] over slices; refuses when the CPU lacks it.");
     quote! {
         #[doc = #doc]
@@ -397,9 +408,7 @@ fn variant_slice(isa: Isa) -> TokenStream {
             scratch: &mut [f32],
         ) -> Result<(), ::gspc_runtime::Error> {
             let (input, packed, output, scratch) = arrays(input, packed, output, scratch)?;
-            if !(#cond) {
-                return Err(::gspc_runtime::Error::Unsupported(#isa_p));
-            }
+            #check
             #c;
             Ok(())
         }
@@ -440,7 +449,12 @@ fn pack_input_fn(p: &LayerPlan) -> TokenStream {
     } else {
         quote!(*dst = *src;)
     };
-    let first_row = u(ph * wp);
+    let dst_at = if ph > 0 {
+        let first_row = u(ph * wp);
+        quote!(c * (HP * WP) + #first_row + h * WP)
+    } else {
+        quote!(c * (HP * WP) + h * WP)
+    };
     quote! {
         /// Copies the NCHW input into the scratch as zero-padded planes
         /// `[IN_CHANNELS][H + 2 PH][W + 2 PW]`.
@@ -456,7 +470,7 @@ fn pack_input_fn(p: &LayerPlan) -> TokenStream {
                     let Some(src) = ::gspc_runtime::window::window::<W, INPUT_LEN>(input, (c * H + h) * W) else {
                         return;
                     };
-                    let Some(dst) = ::gspc_runtime::window::window_mut::<WP, SCRATCH_LEN>(scratch, c * (HP * WP) + #first_row + h * WP) else {
+                    let Some(dst) = ::gspc_runtime::window::window_mut::<WP, SCRATCH_LEN>(scratch, #dst_at) else {
                         return;
                     };
                     #row

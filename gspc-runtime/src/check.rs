@@ -1,0 +1,109 @@
+//! Checking generated layers against the reference (with the `std` feature): what the test
+//! suite runs on every layer, and what an application can run once on its own device.
+
+use crate::rng::Rng;
+use crate::{Error, Isa, Layer, RunFn, reference};
+use std::string::String;
+use std::vec;
+use std::vec::Vec;
+
+/// What [`check_layer`] ran.
+#[derive(Clone, Debug, Default)]
+pub struct Checked {
+    /// Variants that ran and matched the reference.
+    pub ran: Vec<Isa>,
+    /// Variants skipped because this CPU lacks their instruction set.
+    pub skipped: Vec<Isa>,
+}
+
+/// Runs every variant of `layer` (and the dispatching `run`) on random input, weights and
+/// bias from `seed`, and compares each output with [`reference::conv2d`].
+///
+/// Output and scratch start as NaN, so a kernel that leaves an output unwritten or reads
+/// scratch it did not write fails. The error names the variant and the coordinates
+/// `(g, oc, oh, ow)` of the first mismatch.
+pub fn check_layer(layer: &Layer, seed: u64) -> Result<Checked, String> {
+    let info = &layer.info;
+    let mut rng = Rng::new(seed);
+    let mut input = vec![0.0f32; layer.input_len];
+    let mut weights = vec![0.0f32; layer.weights_len];
+    let mut bias = vec![0.0f32; info.out_channels];
+    rng.fill(&mut input);
+    rng.fill(&mut weights);
+    rng.fill(&mut bias);
+    let bias = info.bias.then_some(&bias[..]);
+
+    let mut expected = vec![0.0f32; layer.output_len];
+    reference::conv2d(info, &input, &weights, bias, &mut expected)
+        .map_err(|e| format!("{}: reference: {e}", info.name))?;
+    let mut packed = vec![0.0f32; layer.packed_len];
+    (layer.pack_weights)(&weights, bias, &mut packed)
+        .map_err(|e| format!("{}: pack_weights: {e}", info.name))?;
+
+    let run = |what: &str, f: RunFn| -> Result<bool, String> {
+        let mut output = vec![f32::NAN; layer.output_len];
+        let mut scratch = vec![f32::NAN; layer.scratch_len];
+        match f(&input, &packed, &mut output, &mut scratch) {
+            Ok(()) => {}
+            Err(Error::Unsupported(_)) => return Ok(false),
+            Err(e) => return Err(format!("{} ({what}): {e}", info.name)),
+        }
+        reference::compare(info, &expected, &output)
+            .map_err(|m| format!("{} ({what}): {m}", info.name))?;
+        Ok(true)
+    };
+    let mut checked = Checked::default();
+    for v in layer.variants {
+        if run(v.kernel, v.run)? {
+            checked.ran.push(v.isa);
+        } else {
+            checked.skipped.push(v.isa);
+        }
+    }
+    run("run, dispatching", layer.run)?;
+    Ok(checked)
+}
+
+/// A seed from a model and a layer name, so every layer gets its own data and a failure
+/// replays with the same data.
+pub fn seed_for(model: &str, layer: &str) -> u64 {
+    model
+        .bytes()
+        .chain([b':'])
+        .chain(layer.bytes())
+        .fold(0xC0FF_EE00_u64, |h, b| {
+            h.wrapping_mul(0x100_0000_01B3).wrapping_add(b as u64)
+        })
+}
+
+/// Fails when an ISA named in `required` (as in `GSPC_REQUIRE_ISA=avx2,avx512`) was
+/// skipped anywhere or never ran.
+pub fn enforce_required(required: &[String], all: &[Checked]) -> Result<(), String> {
+    for want in required {
+        let ran = all.iter().any(|c| c.ran.iter().any(|i| i.as_str() == want));
+        let skipped = all
+            .iter()
+            .any(|c| c.skipped.iter().any(|i| i.as_str() == want));
+        if skipped {
+            return Err(format!(
+                "GSPC_REQUIRE_ISA names {want}, but it was skipped: this CPU lacks it"
+            ));
+        }
+        if !ran {
+            return Err(format!(
+                "GSPC_REQUIRE_ISA names {want}, but no layer has that variant for this target"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `GSPC_REQUIRE_ISA`, split on commas.
+pub fn required_from_env() -> Vec<String> {
+    std::env::var("GSPC_REQUIRE_ISA")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
