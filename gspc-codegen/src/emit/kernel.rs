@@ -134,7 +134,8 @@ fn target_feature(isa: Isa) -> TokenStream {
     match isa {
         Isa::Avx2 => quote!(#[target_feature(enable = "avx2,fma")]),
         Isa::Avx512 => quote!(#[target_feature(enable = "avx512f,avx2,fma")]),
-        Isa::Portable | Isa::Neon => quote!(),
+        Isa::Neon => quote!(#[target_feature(enable = "neon")]),
+        Isa::Portable => quote!(),
     }
 }
 
@@ -211,7 +212,10 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
         Isa::Avx512 => {
             quote!(#[doc = ""] #[doc = " # Safety"] #[doc = ""] #[doc = " The CPU must support AVX-512F, AVX2 and FMA."])
         }
-        _ => quote!(),
+        Isa::Neon => {
+            quote!(#[doc = ""] #[doc = " # Safety"] #[doc = ""] #[doc = " The CPU must support NEON (baseline on aarch64)."])
+        }
+        Isa::Portable => quote!(),
     };
     quote! {
         #[doc = #doc]

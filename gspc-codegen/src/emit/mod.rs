@@ -361,13 +361,13 @@ fn dispatch_body(isas: &[Isa], arch: Arch) -> TokenStream {
     if arch != Arch::X86_64 {
         // NEON is baseline where it is generated; otherwise portable.
         let best = ordered[0];
-        return call(best, false);
+        return call(best, best != Isa::Portable);
     }
     let mut branches = Vec::new();
     let last = ordered.len() - 1;
     for (i, isa) in ordered.iter().enumerate() {
         let g = guard(*isa);
-        let c = call(*isa, g.is_some());
+        let c = call(*isa, *isa != Isa::Portable);
         if i == last {
             if g.is_some() {
                 // No portable fallback: the build enables this ISA statically.
@@ -389,7 +389,7 @@ fn variant_slice(isa: Isa) -> TokenStream {
     let f = ident(&format!("run_{isa}_slice"));
     let isa_p = isa_path(isa);
     let g = guard(isa);
-    let c = call(isa, g.is_some());
+    let c = call(isa, isa != Isa::Portable);
     let check = match g {
         Some((_, unsupported)) => quote! {
             if #unsupported {
@@ -502,7 +502,7 @@ fn add_safety_comments(code: &str) -> String {
             let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
             out.push_str(&indent);
             out.push_str(
-                "// SAFETY: this variant's instruction set was checked just above (x86::level), or is enabled statically.\n",
+                "// SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).\n",
             );
         }
         out.push_str(line);
