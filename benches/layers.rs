@@ -1,0 +1,241 @@
+//! `cargo bench --bench layers -- [--model NAME]... [--threads N] [--repeat R] [--warmup W]
+//! [--isa ISA] [--peak FILE] [--json FILE]`
+//!
+//! Times every layer of the compiled-in models (the root build's specs; `GSPC_SPECS` picks
+//! others): median microseconds after warm-up, GFLOP/s (`2 * K * C/G * KH * KW * OH * OW /
+//! t`), % of the measured peak (from `--peak`, the JSON of ../shared/peers/peak), and model
+//! totals weighted by `count`. `--json` writes the per-layer results with the field names
+//! of the peers' JSON (`model`, `name`, `threads`, `median_us`, `gflops`).
+
+use gspc::runtime::{Isa, Layer, RunFn, rng::Rng};
+use std::time::Instant;
+
+struct Args {
+    models: Vec<String>,
+    threads: usize,
+    repeat: usize,
+    warmup: usize,
+    isa: Option<String>,
+    peak: Option<String>,
+    json: Option<String>,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!(
+        "layers: {msg}\nusage: cargo bench --bench layers -- [--model NAME]... [--threads N] [--repeat R] [--warmup W] [--isa portable|avx2|avx512|neon] [--peak FILE] [--json FILE]"
+    );
+    std::process::exit(2);
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        models: Vec::new(),
+        threads: 1,
+        repeat: 30,
+        warmup: 5,
+        isa: None,
+        peak: None,
+        json: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{name} needs a value")))
+        };
+        let number = |name: &str, v: String| -> usize {
+            match v.parse::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => usage(&format!("{name}: {v:?} is not a whole number >= 1")),
+            }
+        };
+        match arg.as_str() {
+            "--model" => a.models.push(value("--model")),
+            "--threads" => a.threads = number("--threads", value("--threads")),
+            "--repeat" => a.repeat = number("--repeat", value("--repeat")),
+            "--warmup" => a.warmup = number("--warmup", value("--warmup")),
+            "--isa" => a.isa = Some(value("--isa")),
+            "--peak" => a.peak = Some(value("--peak")),
+            "--json" => a.json = Some(value("--json")),
+            // cargo bench passes --bench to harness=false benches.
+            "--bench" => {}
+            other => usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    a
+}
+
+/// The peak GFLOP/s for `threads` from the peers' peak JSON (`fma_avx512_<T>t_gflops`).
+fn read_peak(path: &str, threads: usize) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let key = format!("\"fma_avx512_{threads}t_gflops\"");
+    let at = text.find(&key)? + key.len();
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == 'e' || c == '-'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn pick_run(layer: &Layer, isa: &Option<String>) -> Option<RunFn> {
+    match isa {
+        None => Some(layer.run),
+        Some(want) => layer
+            .variants
+            .iter()
+            .find(|v| v.isa.as_str() == want && v.isa.is_supported())
+            .map(|v| v.run),
+    }
+}
+
+struct Timed {
+    model: &'static str,
+    name: &'static str,
+    count: usize,
+    flops: u64,
+    median_us: f64,
+    min_us: f64,
+}
+
+fn time_layer(layer: &Layer, run: RunFn, args: &Args) -> (f64, f64) {
+    let mut rng = Rng::new(7);
+    let mut input = vec![0.0f32; layer.input_len];
+    let mut weights = vec![0.0f32; layer.weights_len];
+    rng.fill(&mut input);
+    rng.fill(&mut weights);
+    let mut packed = vec![0.0f32; layer.packed_len];
+    (layer.pack_weights)(&weights, None, &mut packed).expect("lengths");
+    let mut output = vec![0.0f32; layer.output_len];
+    let mut scratch = vec![0.0f32; layer.scratch_len];
+    let mut once = || {
+        let t = Instant::now();
+        let run = std::hint::black_box(run);
+        run(
+            std::hint::black_box(&input),
+            std::hint::black_box(&packed),
+            &mut output,
+            &mut scratch,
+        )
+        .expect("lengths");
+        std::hint::black_box(&mut output);
+        t.elapsed().as_secs_f64() * 1e6
+    };
+    for _ in 0..args.warmup {
+        once();
+    }
+    let mut times: Vec<f64> = (0..args.repeat).map(|_| once()).collect();
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], times[0])
+}
+
+fn main() {
+    let args = parse_args();
+    if args.threads != 1 {
+        usage("only --threads 1 is implemented so far");
+    }
+    if let Some(isa) = &args.isa
+        && ![Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Neon]
+            .iter()
+            .any(|i| i.as_str() == isa)
+    {
+        usage(&format!("--isa: {isa:?} is not one of portable, avx2, avx512, neon"));
+    }
+    let peak_path = args
+        .peak
+        .clone()
+        .unwrap_or_else(|| "../shared/peers/peak/peak.json".to_string());
+    let peak = read_peak(&peak_path, args.threads);
+    let models: Vec<_> = gspc::models::MODELS
+        .iter()
+        .filter(|m| args.models.is_empty() || args.models.iter().any(|n| n == m.name))
+        .collect();
+    for want in &args.models {
+        if !gspc::models::MODELS.iter().any(|m| m.name == want) {
+            let names: Vec<&str> = gspc::models::MODELS.iter().map(|m| m.name).collect();
+            usage(&format!(
+                "--model {want:?} is not compiled in (models: {})",
+                names.join(", ")
+            ));
+        }
+    }
+    println!(
+        "# gspc {} threads={} repeat={} warmup={} isa={} peak={}",
+        env!("CARGO_PKG_VERSION"),
+        args.threads,
+        args.repeat,
+        args.warmup,
+        args.isa.as_deref().unwrap_or("dispatch"),
+        peak.map_or("n/a".to_string(), |p| format!("{p:.1} GFLOP/s ({peak_path})"))
+    );
+    let mut all = Vec::new();
+    for m in models {
+        println!(
+            "\n{:<28} {:>4} {:>8} {:>10} {:>10} {:>7} {:>6}",
+            m.name, "cnt", "MFLOP", "median us", "min us", "GF/s", "%peak"
+        );
+        let (mut tot_us, mut tot_flops) = (0.0, 0u64);
+        for layer in m.layers {
+            let Some(run) = pick_run(layer, &args.isa) else {
+                println!("{:<28} (no runnable {} variant)", layer.info.name, args.isa.as_deref().unwrap_or(""));
+                continue;
+            };
+            let (median_us, min_us) = time_layer(layer, run, &args);
+            let flops = layer.info.flops();
+            let gf = flops as f64 / median_us / 1e3;
+            println!(
+                "{:<28} {:>4} {:>8.1} {:>10.1} {:>10.1} {:>7.1} {:>6}",
+                layer.info.name,
+                layer.info.count,
+                flops as f64 / 1e6,
+                median_us,
+                min_us,
+                gf,
+                peak.map_or("-".to_string(), |p| format!("{:.0}%", 100.0 * gf / p))
+            );
+            tot_us += median_us * layer.info.count as f64;
+            tot_flops += flops * layer.info.count as u64;
+            all.push(Timed {
+                model: m.name,
+                name: layer.info.name,
+                count: layer.info.count,
+                flops,
+                median_us,
+                min_us,
+            });
+        }
+        let gf = tot_flops as f64 / tot_us / 1e3;
+        println!(
+            "{:<28} {:>4} {:>8.1} {:>10.1} {:>10} {:>7.1} {:>6}",
+            "TOTAL (x count)",
+            "",
+            tot_flops as f64 / 1e6,
+            tot_us,
+            "",
+            gf,
+            peak.map_or("-".to_string(), |p| format!("{:.0}%", 100.0 * gf / p))
+        );
+    }
+    if let Some(path) = &args.json {
+        let rows: Vec<String> = all
+            .iter()
+            .map(|t| {
+                format!(
+                    "  {{\"model\": \"{}\", \"name\": \"{}\", \"threads\": {}, \"count\": {}, \"flops\": {}, \"median_us\": {:.3}, \"min_us\": {:.3}, \"gflops\": {:.3}}}",
+                    t.model,
+                    t.name,
+                    args.threads,
+                    t.count,
+                    t.flops,
+                    t.median_us,
+                    t.min_us,
+                    t.flops as f64 / t.median_us / 1e3
+                )
+            })
+            .collect();
+        let text = format!("[\n{}\n]\n", rows.join(",\n"));
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("layers: --json {path}: cannot write: {e}");
+            std::process::exit(1);
+        }
+    }
+}
