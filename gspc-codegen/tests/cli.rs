@@ -1,0 +1,820 @@
+//! The `gspc-codegen` binary: exit codes (0 success, 2 bad input, 1 anything else),
+//! messages on stderr, and what `generate`, `check` and `plan` print and write.
+//!
+//! Every command runs in the crate directory, so spec paths such as
+//! `tests/bad-specs/groups.json` appear in messages exactly as written here.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+const GOOD: &str = "../layer-specs/resnet34_g8.json";
+const X86_64: &str = "x86_64-unknown-linux-gnu";
+const AARCH64: &str = "aarch64-unknown-linux-gnu";
+const THUMBV7EM: &str = "thumbv7em-none-eabihf";
+
+fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// What one run of the binary did.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit code {}\n--- stdout\n{}--- stderr\n{}---",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gspc-codegen"));
+    c.current_dir(crate_dir());
+    c
+}
+
+fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    let out: Output = command().args(args).output().expect("runs gspc-codegen");
+    Run {
+        code: out
+            .status
+            .code()
+            .unwrap_or_else(|| panic!("killed by a signal: {:?}", out.status)),
+        stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
+    }
+}
+
+/// A fresh directory under the system's temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "gspc-cli-test-{}-{name}-{n}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        TempDir(dir)
+    }
+
+    fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+
+    /// `p` under the directory, as a string argument.
+    fn arg(&self, p: &str) -> String {
+        self.join(p).display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The layer names of a spec, through the library (the binary must agree with it).
+fn layer_names(spec: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(crate_dir().join(spec)).expect("read the spec");
+    gspc_codegen::spec::parse(spec, &text)
+        .expect("a valid spec")
+        .layers
+        .into_iter()
+        .map(|l| l.name)
+        .collect()
+}
+
+/// stderr as the binary prints `lines`: one per problem, then a count when there are
+/// several.
+fn problems(lines: &[&str]) -> String {
+    let mut s = lines.join("\n");
+    s.push('\n');
+    if lines.len() > 1 {
+        s.push_str(&format!("gspc-codegen: {} problems\n", lines.len()));
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------
+// check
+
+#[test]
+fn check_accepts_a_good_spec() {
+    let r = run(&["check", GOOD]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        r.stdout,
+        format!("{GOOD}: ok, model resnet34_g8 with 7 layer(s)\n"),
+        "{r:?}"
+    );
+    assert_eq!(r.stderr, "", "{r:?}");
+}
+
+#[test]
+fn check_accepts_several_good_specs() {
+    let other = "../layer-specs/mobilenet_v1_dw.json";
+    let n = layer_names(other).len();
+    let r = run(&["check", GOOD, other]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{GOOD}: ok, model resnet34_g8 with 7 layer(s)\n{other}: ok, model mobilenet_v1_dw with {n} layer(s)\n"
+        ),
+        "{r:?}"
+    );
+}
+
+/// Every file in `tests/bad-specs/` and the exact messages `check` prints for it.
+const BAD_SPECS: &[(&str, &[&str])] = &[
+    (
+        "tests/bad-specs/malformed.json",
+        &["tests/bad-specs/malformed.json:2:13: malformed JSON: expected value"],
+    ),
+    (
+        "tests/bad-specs/groups.json",
+        &[
+            "tests/bad-specs/groups.json: layers[0].groups: 3 does not divide in_channels = 64",
+            "tests/bad-specs/groups.json: layers[0].groups: 3 does not divide out_channels = 64",
+        ],
+    ),
+    (
+        "tests/bad-specs/unknown_field.json",
+        &[
+            "tests/bad-specs/unknown_field.json: layers[0].strides: unknown field (did you mean \"stride\"?)",
+        ],
+    ),
+    (
+        "tests/bad-specs/missing_field.json",
+        &["tests/bad-specs/missing_field.json: layers[0]: missing field \"stride\""],
+    ),
+    (
+        "tests/bad-specs/hostile_name.json",
+        &[
+            "tests/bad-specs/hostile_name.json: layers[0].name: \"x; } fn evil() { }\" is not a Rust identifier (ASCII letters, digits and '_', not starting with a digit)",
+        ],
+    ),
+    (
+        "tests/bad-specs/path_model.json",
+        &[
+            "tests/bad-specs/path_model.json: model: \"../escape\" is not a Rust identifier (ASCII letters, digits and '_', not starting with a digit)",
+        ],
+    ),
+    (
+        "tests/bad-specs/absurd_size.json",
+        &[
+            "tests/bad-specs/absurd_size.json: layers[0].in_channels: 1000000 is above the limit of 65536 for channels",
+            "tests/bad-specs/absurd_size.json: layers[0].input[0]: 100000 is above the limit of 8192 for the input size",
+        ],
+    ),
+    (
+        // The third message blames `padding`, which is [0, 0]: see
+        // a_too_large_input_is_not_blamed_on_zero_padding.
+        "tests/bad-specs/huge_buffer.json",
+        &[
+            "tests/bad-specs/huge_buffer.json: layers[0].input: in_channels * H * W = 4398046511104 elements is more than the limit of 268435456 (1 GiB of f32) per buffer",
+            "tests/bad-specs/huge_buffer.json: layers[0].out_channels: out_channels * OH * OW = 536870912 elements is more than the limit of 268435456 (1 GiB of f32) per buffer",
+            "tests/bad-specs/huge_buffer.json: layers[0].padding: in_channels * (H + 2 PH) * (W + 2 PW), the packed input = 4398046511104 elements is more than the limit of 268435456 (1 GiB of f32) per buffer",
+        ],
+    ),
+    (
+        "tests/bad-specs/many_problems.json",
+        &[
+            "tests/bad-specs/many_problems.json: extra: unknown field (known fields: model, layers)",
+            "tests/bad-specs/many_problems.json: model: \"fn\" is a Rust keyword and cannot name a module",
+            "tests/bad-specs/many_problems.json: layers[0].groups: 3 does not divide in_channels = 64",
+            "tests/bad-specs/many_problems.json: layers[0].groups: 3 does not divide out_channels = 64",
+            "tests/bad-specs/many_problems.json: layers[1].kernel[0]: 16 is above the limit of 15 for the kernel size",
+            "tests/bad-specs/many_problems.json: layers[1].stride[1]: 0 is below the minimum of 1 for the stride",
+            "tests/bad-specs/many_problems.json: layers[1].activation: \"gelu\" is not one of \"none\", \"relu\", \"relu6\"",
+            "tests/bad-specs/many_problems.json: layers[2]: missing field \"stride\"",
+        ],
+    ),
+];
+
+#[test]
+fn check_lists_every_problem_of_each_bad_spec() {
+    for (file, lines) in BAD_SPECS {
+        let r = run(&["check", file]);
+        assert_eq!(r.code, 2, "{file}: {r:?}");
+        assert_eq!(r.stdout, "", "{file}: {r:?}");
+        assert_eq!(r.stderr, problems(lines), "{file}");
+    }
+}
+
+#[test]
+fn every_file_in_bad_specs_is_listed_and_refused() {
+    let dir = crate_dir().join("tests/bad-specs");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("tests/bad-specs exists")
+        .map(|e| {
+            let name = e.expect("a directory entry").file_name();
+            format!("tests/bad-specs/{}", name.to_string_lossy())
+        })
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = BAD_SPECS.iter().map(|(f, _)| f.to_string()).collect();
+    listed.sort();
+    assert_eq!(
+        files, listed,
+        "every bad spec needs its expected messages in BAD_SPECS"
+    );
+}
+
+#[test]
+fn check_lists_the_problems_of_every_file_together() {
+    let r = run(&[
+        "check",
+        "tests/bad-specs/groups.json",
+        GOOD,
+        "tests/bad-specs/malformed.json",
+        "tests/bad-specs/missing_field.json",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(
+        r.stderr,
+        problems(&[
+            "tests/bad-specs/groups.json: layers[0].groups: 3 does not divide in_channels = 64",
+            "tests/bad-specs/groups.json: layers[0].groups: 3 does not divide out_channels = 64",
+            "tests/bad-specs/malformed.json:2:13: malformed JSON: expected value",
+            "tests/bad-specs/missing_field.json: layers[0]: missing field \"stride\"",
+        ])
+    );
+}
+
+#[test]
+fn a_missing_spec_file_is_bad_input() {
+    for cmd in ["check", "plan"] {
+        let r = run(&[cmd, "tests/no-such-spec.json"]);
+        assert_eq!(r.code, 2, "{cmd}: {r:?}");
+        assert!(
+            r.stderr
+                .starts_with("tests/no-such-spec.json: cannot read the spec: "),
+            "{cmd}: {r:?}"
+        );
+        assert_eq!(r.stderr.lines().count(), 1, "{cmd}: {r:?}");
+    }
+    let out = TempDir::new("missing");
+    let r = run(&[
+        "generate",
+        "tests/no-such-spec.json",
+        "--out",
+        &out.arg("o"),
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .starts_with("tests/no-such-spec.json: cannot read the spec: "),
+        "{r:?}"
+    );
+    assert!(!out.join("o").exists(), "nothing is written on an error");
+
+    // A missing file among bad ones: still bad input, every problem listed.
+    let r = run(&[
+        "check",
+        "tests/no-such-spec.json",
+        "tests/bad-specs/groups.json",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.stderr.lines().count(), 4, "{r:?}");
+    assert!(r.stderr.ends_with("gspc-codegen: 3 problems\n"), "{r:?}");
+}
+
+#[test]
+fn a_directory_given_as_spec_is_bad_input() {
+    let dir = TempDir::new("dir-spec");
+    let r = run(&["check", &dir.0.display().to_string()]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .starts_with(&format!("{}: cannot read the spec: ", dir.0.display())),
+        "{r:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// generate
+
+#[test]
+fn generate_writes_the_model_file_and_one_line_per_layer() {
+    let out = TempDir::new("generate");
+    let dir = out.arg("kernels");
+    let r = run(&["generate", GOOD, "--out", &dir, "--target", X86_64]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stderr, "", "{r:?}");
+
+    let file = out.join("kernels/resnet34_g8.rs");
+    let code = std::fs::read_to_string(&file).expect("generate wrote <model>.rs");
+    assert!(
+        code.starts_with(&format!(
+            "// @generated by gspc-codegen {} from {GOOD} -- do not edit.\n",
+            gspc_codegen::VERSION
+        )),
+        "{}",
+        code.lines().next().unwrap_or("")
+    );
+
+    let names = layer_names(GOOD);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), names.len() + 1, "{r:?}");
+    for (line, name) in lines.iter().zip(&names) {
+        // `resnet34_g8::s1_c64_56  gspc-oc  28.9 MFLOP  portable 8x1 r4 | ...  3240 lines`
+        assert!(
+            line.starts_with(&format!("resnet34_g8::{name}  ")),
+            "{line:?}"
+        );
+        assert!(line.contains(" MFLOP  "), "{line:?}");
+        assert!(line.contains("portable "), "{line:?}");
+        assert!(
+            line.contains(" | avx2 ") && line.contains(" | avx512 "),
+            "{line:?}"
+        );
+        assert!(line.ends_with(" lines"), "{line:?}");
+    }
+    assert_eq!(
+        lines[names.len()],
+        format!("wrote {}", file.display()),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn generating_twice_leaves_the_file_untouched() {
+    let out = TempDir::new("twice");
+    let dir = out.arg("o");
+    let args = ["generate", GOOD, "--out", &dir, "--target", X86_64];
+    let r = run(&args);
+    assert_eq!(r.code, 0, "{r:?}");
+    let file = out.join("o/resnet34_g8.rs");
+    let before = std::fs::read(&file).expect("written");
+
+    // Back-date the file: a rewrite, however fast, would give it a new modification time.
+    let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.set_modified(old))
+        .expect("set the modification time");
+
+    let again = run(&args);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(again.stdout, r.stdout, "the same lines both times");
+    let meta = std::fs::metadata(&file).expect("still there");
+    assert_eq!(
+        meta.modified().expect("mtime"),
+        old,
+        "the second run rewrote an unchanged file"
+    );
+    assert_eq!(std::fs::read(&file).expect("still there"), before);
+}
+
+#[test]
+fn generate_rewrites_a_stale_file() {
+    let out = TempDir::new("stale");
+    let dir = out.arg("o");
+    let args = ["generate", GOOD, "--out", &dir, "--target", X86_64];
+    assert_eq!(run(&args).code, 0);
+    let file = out.join("o/resnet34_g8.rs");
+    let fresh = std::fs::read(&file).expect("written");
+    std::fs::write(&file, "// stale\n").expect("overwrite");
+    let r = run(&args);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(std::fs::read(&file).expect("rewritten"), fresh);
+}
+
+#[test]
+fn generate_for_aarch64_emits_neon_and_no_x86_code() {
+    let out = TempDir::new("aarch64");
+    let r = run(&[
+        "generate",
+        GOOD,
+        "--out",
+        &out.arg("o"),
+        "--target",
+        AARCH64,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let code = std::fs::read_to_string(out.join("o/resnet34_g8.rs")).expect("written");
+    assert!(code.contains("pub mod neon"));
+    assert!(code.contains("pub mod portable"));
+    assert!(!code.contains("avx2"), "aarch64 code mentions avx2");
+    assert!(!code.contains("avx512"), "aarch64 code mentions avx512");
+    assert!(
+        code.contains(&format!(
+            "\n// Target: {AARCH64}; variants: portable,neon.\n"
+        )),
+        "{}",
+        code.lines().take(3).collect::<Vec<_>>().join("\n")
+    );
+    for line in r.stdout.lines().filter(|l| !l.starts_with("wrote ")) {
+        assert!(
+            line.contains("portable ") && line.contains(" | neon ") && !line.contains("avx"),
+            "{line:?}"
+        );
+    }
+}
+
+#[test]
+fn generate_for_thumbv7em_emits_only_portable_code() {
+    let out = TempDir::new("thumb");
+    let r = run(&[
+        "generate",
+        GOOD,
+        "--out",
+        &out.arg("o"),
+        "--target",
+        THUMBV7EM,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let code = std::fs::read_to_string(out.join("o/resnet34_g8.rs")).expect("written");
+    assert!(code.contains("pub mod portable"));
+    for absent in [
+        "pub mod neon",
+        "pub mod avx2",
+        "pub mod avx512",
+        "Isa::Neon",
+        "Isa::Avx2",
+        "Isa::Avx512",
+        "target_feature",
+        "unsafe",
+    ] {
+        assert!(!code.contains(absent), "thumbv7em code has `{absent}`");
+    }
+    assert!(
+        code.contains(&format!("\n// Target: {THUMBV7EM}; variants: portable.\n")),
+        "{}",
+        code.lines().take(3).collect::<Vec<_>>().join("\n")
+    );
+    for line in r.stdout.lines().filter(|l| !l.starts_with("wrote ")) {
+        assert!(
+            line.contains("  portable ") && !line.contains(" | "),
+            "{line:?}"
+        );
+    }
+}
+
+#[test]
+fn the_regenerate_line_of_the_header_reproduces_the_file() {
+    // The header's `Regenerate:` command, run as written, gives back the same bytes; and
+    // the library's generate_str gives the same code as the binary.
+    let spec = "tests/specs/tiny.json";
+    let out = TempDir::new("regenerate");
+    let r = run(&["generate", spec, "--out", &out.arg("a"), "--target", X86_64]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let first = std::fs::read_to_string(out.join("a/tiny.rs")).expect("written");
+    let line = first
+        .lines()
+        .find_map(|l| l.strip_prefix("// Regenerate: gspc-codegen "))
+        .expect("a Regenerate line in the header");
+    let args: Vec<String> = line
+        .split_whitespace()
+        .map(|a| {
+            if a == "<DIR>" {
+                out.arg("b")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    let r = run(&args);
+    assert_eq!(r.code, 0, "{args:?}: {r:?}");
+    let second = std::fs::read_to_string(out.join("b/tiny.rs")).expect("written");
+    assert!(first == second, "`gspc-codegen {line}` gives other code");
+
+    let text = std::fs::read_to_string(crate_dir().join(spec)).expect("read");
+    let target = gspc_codegen::Target::from_triple(X86_64).expect("known");
+    let lib = gspc_codegen::generate_str(spec, &text, &gspc_codegen::Options::for_target(target))
+        .expect("generates");
+    assert!(lib.code == first, "the binary and generate_str differ");
+}
+
+#[test]
+fn an_isa_the_target_cannot_run_is_refused() {
+    let out = TempDir::new("isa");
+    let r = run(&[
+        "generate",
+        GOOD,
+        "--out",
+        &out.arg("o"),
+        "--target",
+        AARCH64,
+        "--isa",
+        "avx2",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(
+        r.stderr,
+        "--isa: avx2 does not run on target aarch64-unknown-linux-gnu (its variants: portable, neon)\n"
+    );
+    assert_eq!(r.stdout, "");
+    assert!(!out.join("o").exists(), "nothing is written on an error");
+
+    let r = run(&[
+        "plan",
+        GOOD,
+        "--target",
+        THUMBV7EM,
+        "--isa",
+        "portable,neon",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .starts_with("--isa: neon does not run on target thumbv7em-none-eabihf"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn an_unknown_isa_is_refused() {
+    for list in ["bogus", "avx2,", ""] {
+        let r = run(&["plan", GOOD, "--target", X86_64, "--isa", list]);
+        assert_eq!(r.code, 2, "--isa {list:?}: {r:?}");
+        assert!(r.stderr.starts_with("--isa: "), "--isa {list:?}: {r:?}");
+        assert!(
+            r.stderr
+                .contains("is not one of portable, avx2, avx512, neon"),
+            "--isa {list:?}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn a_bogus_target_is_refused() {
+    let out = TempDir::new("target");
+    let r = run(&[
+        "generate",
+        GOOD,
+        "--out",
+        &out.arg("o"),
+        "--target",
+        "nonsense",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(
+        r.stderr,
+        "--target: \"nonsense\" is not a target triple (e.g. x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, thumbv7em-none-eabihf)\n"
+    );
+    assert!(!out.join("o").exists(), "nothing is written on an error");
+    let r = run(&["plan", GOOD, "--target", "nonsense"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.starts_with("--target: \"nonsense\""), "{r:?}");
+}
+
+#[test]
+fn generate_refuses_bad_specs_and_writes_nothing() {
+    for (file, lines) in BAD_SPECS {
+        let out = TempDir::new("bad");
+        let r = run(&["generate", file, "--out", &out.arg("o"), "--target", X86_64]);
+        assert_eq!(r.code, 2, "{file}: {r:?}");
+        assert_eq!(r.stdout, "", "{file}: {r:?}");
+        assert_eq!(r.stderr, problems(lines), "{file}");
+        assert!(
+            !out.join("o").exists(),
+            "{file}: an output directory was made"
+        );
+    }
+    // The hostile model name never became a path.
+    assert!(!crate_dir().join("tests/escape.rs").exists());
+}
+
+#[test]
+fn two_specs_with_the_same_model_name_are_refused() {
+    let dir = TempDir::new("same-model");
+    let good = std::fs::read(crate_dir().join(GOOD)).expect("read");
+    let (a, b) = (dir.arg("a.json"), dir.arg("b.json"));
+    std::fs::write(&a, &good).expect("write");
+    std::fs::write(&b, &good).expect("write");
+    let r = run(&["generate", &a, &b, "--out", &dir.arg("o")]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(
+        r.stderr,
+        format!(
+            "{b}: model: \"resnet34_g8\" is also the model name in {a}; model names must be unique in one build\n"
+        )
+    );
+    assert!(!dir.join("o").exists(), "nothing is written on an error");
+}
+
+#[test]
+#[ignore = "gap: `check` accepts two specs with the same model name (exit 0, both `ok`), which `generate` then refuses with exit 2"]
+fn check_refuses_two_specs_with_the_same_model_name() {
+    let dir = TempDir::new("same-model-check");
+    let good = std::fs::read(crate_dir().join(GOOD)).expect("read");
+    let (a, b) = (dir.arg("a.json"), dir.arg("b.json"));
+    std::fs::write(&a, &good).expect("write");
+    std::fs::write(&b, &good).expect("write");
+    let r = run(&["check", &a, &b]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains(&a) && r.stderr.contains(&b), "{r:?}");
+}
+
+#[test]
+#[ignore = "unclear message: with padding [0, 0], an input too large is also reported as a problem of `layers[0].padding` (the packed input), a field that is not at fault"]
+fn a_too_large_input_is_not_blamed_on_zero_padding() {
+    let r = run(&["check", "tests/bad-specs/huge_buffer.json"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains(": layers[0].input: "), "{r:?}");
+    assert!(!r.stderr.contains(": layers[0].padding: "), "{r:?}");
+}
+
+#[test]
+fn an_output_path_that_is_a_file_is_an_error_other_than_bad_input() {
+    let dir = TempDir::new("out-file");
+    let out = dir.arg("not-a-dir");
+    std::fs::write(&out, "x").expect("write");
+    let r = run(&["generate", GOOD, "--out", &out, "--target", X86_64]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .starts_with(&format!("{out}: cannot create the output directory: ")),
+        "{r:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// plan
+
+#[test]
+fn plan_prints_a_table_per_model() {
+    let r = run(&["plan", GOOD, "--target", X86_64]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stderr, "", "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("model resnet34_g8 (resnet34_g8.rs), target {X86_64}")
+    );
+    let header: Vec<&str> = lines[1]
+        .split("  ")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    for column in [
+        "layer",
+        "strategy",
+        "oc_bn",
+        "MFLOP",
+        "packed B",
+        "scratch B",
+        "lines",
+    ] {
+        assert!(
+            lines[1].contains(column),
+            "no column {column:?} in {:?}",
+            lines[1]
+        );
+    }
+    assert!(header.len() >= 6, "{header:?}");
+
+    // The rows agree with the library's plan for the same target.
+    let text = std::fs::read_to_string(crate_dir().join(GOOD)).expect("read");
+    let target = gspc_codegen::Target::from_triple(X86_64).expect("known");
+    let g = gspc_codegen::generate_str(GOOD, &text, &gspc_codegen::Options::for_target(target))
+        .expect("generates");
+    assert_eq!(lines.len(), 2 + g.plans.len() + 2, "{r:?}");
+    for (i, (p, n)) in g.plans.iter().zip(&g.layer_lines).enumerate() {
+        let row: Vec<&str> = lines[2 + i].split_whitespace().collect();
+        assert_eq!(row[0], p.layer.name, "{:?}", lines[2 + i]);
+        assert_eq!(row[1], p.strategy.as_str(), "{:?}", lines[2 + i]);
+        assert_eq!(row[2], p.oc_bn.to_string(), "oc_bn: {:?}", lines[2 + i]);
+        assert_eq!(
+            row[3],
+            format!("{:.1}", p.layer.flops() as f64 / 1e6),
+            "MFLOP: {:?}",
+            lines[2 + i]
+        );
+        assert_eq!(
+            row[4],
+            (p.packed_len * 4).to_string(),
+            "packed B: {:?}",
+            lines[2 + i]
+        );
+        assert_eq!(
+            row[5],
+            (p.scratch_len * 4).to_string(),
+            "scratch B: {:?}",
+            lines[2 + i]
+        );
+        assert_eq!(row[6], n.to_string(), "lines: {:?}", lines[2 + i]);
+        for isa in ["portable", "avx2", "avx512"] {
+            assert!(row[7..].contains(&isa), "{isa}: {:?}", lines[2 + i]);
+        }
+    }
+    let total = lines[2 + g.plans.len()];
+    assert!(total.starts_with("total: "), "{total:?}");
+    for part in [
+        " MFLOP per inference (weighted by count), ",
+        " packed-weight bytes, ",
+        " scratch bytes (largest), ",
+        " lines",
+    ] {
+        assert!(total.contains(part), "{part:?} in {total:?}");
+    }
+    assert_eq!(lines[3 + g.plans.len()], "", "a blank line ends each model");
+}
+
+#[test]
+fn plan_reports_bad_specs_like_check() {
+    let r = run(&["plan", "tests/bad-specs/groups.json", "--target", X86_64]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.stdout, "", "{r:?}");
+    assert_eq!(r.stderr, problems(BAD_SPECS[1].1));
+}
+
+#[test]
+#[ignore = "bug: `plan ... | head -1` panics with \"failed printing to stdout: Broken pipe\" (exit 101) instead of stopping quietly"]
+fn a_closed_stdout_does_not_panic() {
+    let mut child = command()
+        .args(["plan", GOOD, "--target", X86_64])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    // Close the reading end before the plan is printed, as `| head -1` does.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("waits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------
+// help and usage
+
+#[test]
+fn help_of_each_subcommand_names_its_arguments() {
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            "generate",
+            &[
+                "Usage: gspc-codegen generate",
+                "<SPEC>...",
+                "--out <DIR>",
+                "--target <TRIPLE>",
+                "--isa <LIST>",
+            ],
+        ),
+        ("check", &["Usage: gspc-codegen check", "<SPEC>..."]),
+        (
+            "plan",
+            &[
+                "Usage: gspc-codegen plan",
+                "<SPEC>...",
+                "--target <TRIPLE>",
+                "--isa <LIST>",
+            ],
+        ),
+    ];
+    for (cmd, wanted) in cases {
+        for help in [vec![cmd, "--help"], vec!["help", cmd]] {
+            let r = run(&help);
+            assert_eq!(r.code, 0, "{help:?}: {r:?}");
+            for w in wanted {
+                assert!(r.stdout.contains(w), "{help:?}: no {w:?} in {r:?}");
+            }
+        }
+    }
+    let r = run(&["--help"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for cmd in ["generate", "check", "plan"] {
+        assert!(r.stdout.contains(&format!("  {cmd} ")), "{cmd}: {r:?}");
+    }
+    let r = run(&["--version"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        r.stdout,
+        format!("gspc-codegen {}\n", gspc_codegen::VERSION)
+    );
+}
+
+#[test]
+fn usage_errors_are_bad_input() {
+    for args in [
+        vec![],
+        vec!["check"],
+        vec!["generate", GOOD],
+        vec!["frobnicate"],
+        vec!["check", GOOD, "--bogus"],
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert_eq!(r.stdout, "", "{args:?}: {r:?}");
+        assert!(r.stderr.contains("Usage: gspc-codegen"), "{args:?}: {r:?}");
+    }
+}
