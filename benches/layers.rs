@@ -138,7 +138,9 @@ fn main() {
             .iter()
             .any(|i| i.as_str() == isa)
     {
-        usage(&format!("--isa: {isa:?} is not one of portable, avx2, avx512, neon"));
+        usage(&format!(
+            "--isa: {isa:?} is not one of portable, avx2, avx512, neon"
+        ));
     }
     let peak_path = args
         .peak
@@ -165,7 +167,9 @@ fn main() {
         args.repeat,
         args.warmup,
         args.isa.as_deref().unwrap_or("dispatch"),
-        peak.map_or("n/a".to_string(), |p| format!("{p:.1} GFLOP/s ({peak_path})"))
+        peak.map_or("n/a".to_string(), |p| format!(
+            "{p:.1} GFLOP/s ({peak_path})"
+        ))
     );
     let mut all = Vec::new();
     for m in models {
@@ -176,7 +180,11 @@ fn main() {
         let (mut tot_us, mut tot_flops) = (0.0, 0u64);
         for layer in m.layers {
             let Some(run) = pick_run(layer, &args.isa) else {
-                println!("{:<28} (no runnable {} variant)", layer.info.name, args.isa.as_deref().unwrap_or(""));
+                println!(
+                    "{:<28} (no runnable {} variant)",
+                    layer.info.name,
+                    args.isa.as_deref().unwrap_or("")
+                );
                 continue;
             };
             let (median_us, min_us) = time_layer(layer, run, &args);

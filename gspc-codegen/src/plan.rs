@@ -37,15 +37,23 @@ pub const MAX_TILE_FMAS: usize = 1024;
 /// How a layer is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
-    /// GSPC with output channels of one group on the vector axis.
+    /// GSPC with output channels of one group on the vector axis: a tile is `reg_n` output
+    /// columns x `oc_bn` output channels; one broadcast input value per column and tap.
     GspcOc,
+    /// Output columns on the vector axis, for layers whose groups have fewer output channels
+    /// than a vector holds (depthwise, ResNeXt's 4 per group, many-group ResNets): a tile is
+    /// `oc_bn` output channels of one group x a few vectors of consecutive output columns;
+    /// one input vector load per tap serves every channel of the tile. Stride is handled by
+    /// packing each input row by column phase, so every load is contiguous.
+    GspcOw,
 }
 
 impl Strategy {
-    /// The name shown by `plan` and stored in the manifest.
+    /// The name shown by `plan`, accepted in specs and stored in the manifest.
     pub fn as_str(self) -> &'static str {
         match self {
             Strategy::GspcOc => "gspc-oc",
+            Strategy::GspcOw => "gspc-ow",
         }
     }
 }
@@ -55,16 +63,48 @@ impl Strategy {
 pub struct VariantPlan {
     /// Instruction set.
     pub isa: Isa,
-    /// f32 lanes per vector register (1 = scalar; for `portable`, `oc_bn`).
+    /// f32 lanes per vector register (1 = scalar; for `portable`, the array length).
     pub lanes: usize,
-    /// Vectors per accumulator column: `oc_bn / lanes`.
+    /// `gspc-oc`: vectors per output column (`oc_bn / lanes`); `gspc-ow`: vectors of
+    /// columns per full tile.
     pub nvec: usize,
-    /// Output columns per tile.
+    /// Output columns per full tile.
     pub reg_n: usize,
+    /// Full tiles per output row.
+    pub full_tiles: usize,
     /// Output columns of the last, shorter tile of a row (0 = none).
     pub tail: usize,
+    /// First column of the last tile.
+    pub last_start: usize,
+    /// `gspc-ow`: offsets (relative to the last tile's first column) of the last tile's
+    /// vectors; the final vector may overlap the one before it, recomputing a few columns,
+    /// so that no vector reads or writes past the row.
+    pub last_offsets: Vec<usize>,
     /// Kernel name (see [`kernel_name`]).
     pub kernel: String,
+}
+
+impl VariantPlan {
+    /// First column of the last tile.
+    pub fn last_ow0(&self) -> usize {
+        self.last_start
+    }
+
+    /// Unit offsets of the full tile (columns for `gspc-oc`, vectors for `gspc-ow`).
+    pub fn full_offsets(&self, strategy: Strategy) -> Vec<usize> {
+        match strategy {
+            Strategy::GspcOc => (0..self.reg_n).collect(),
+            Strategy::GspcOw => (0..self.nvec).map(|v| v * self.lanes).collect(),
+        }
+    }
+
+    /// Unit offsets of the last tile (empty: no last tile).
+    pub fn tail_offsets(&self, strategy: Strategy) -> Vec<usize> {
+        match strategy {
+            Strategy::GspcOc => (0..self.tail).collect(),
+            Strategy::GspcOw => self.last_offsets.clone(),
+        }
+    }
 }
 
 /// Everything the emitter needs to know about one layer.
@@ -74,17 +114,24 @@ pub struct LayerPlan {
     pub layer: LayerSpec,
     /// Strategy.
     pub strategy: Strategy,
-    /// Output channels per vector block (divides the channels per group).
+    /// Output channels per weight block (divides the channels per group): the vector
+    /// block for `gspc-oc`, the channels of a tile for `gspc-ow`.
     pub oc_bn: usize,
     /// `[OH, OW]`.
     pub output: [usize; 2],
     /// `[H + 2 PH, W + 2 PW]`.
     pub padded: [usize; 2],
+    /// Length of a packed input row: `W + 2 PW`, rounded up to a multiple of the column
+    /// stride when rows are packed by column phase (`gspc-ow` with stride > 1).
+    pub row_len: usize,
+    /// Column phases of a packed input row (the column stride for `gspc-ow`, else 1).
+    pub phases: usize,
     /// Offset of the bias in the packed weights (= number of packed weight values).
     pub bias_offset: usize,
     /// Packed weights and bias.
     pub packed_len: usize,
-    /// Per-call scratch: the packed input.
+    /// Per-call scratch: the packed input of one group (packed just before its outputs are
+    /// computed, so it is still in cache).
     pub scratch_len: usize,
     /// One entry per ISA variant, in the order given.
     pub variants: Vec<VariantPlan>,
@@ -103,13 +150,28 @@ impl LayerPlan {
     pub fn nocb(&self) -> usize {
         self.kpg() / self.oc_bn
     }
-    /// Generated lines of code, estimated (for `plan` and the size limit).
+    /// Values per column phase of a packed input row.
+    pub fn phase_len(&self) -> usize {
+        self.row_len / self.phases
+    }
+    /// Offset, within a packed input row, of padded column `col`.
+    pub fn col_index(&self, col: usize) -> usize {
+        (col % self.phases) * self.phase_len() + col / self.phases
+    }
+    /// Generated lines of code, estimated (for the size limit).
     pub fn estimated_lines(&self) -> usize {
         let [kh, kw] = self.layer.kernel;
         let per_variant = |v: &VariantPlan| {
             let tiles = if v.tail > 0 { 2 } else { 1 };
-            let tile = |r: usize| kh * kw * v.nvec * (1 + r) + r * (v.nvec + self.oc_bn) + 30;
-            tiles * tile(v.reg_n.max(v.tail)) + 30
+            let tile = match self.strategy {
+                Strategy::GspcOc => {
+                    kh * kw * v.nvec * (1 + v.reg_n) + v.reg_n * (v.nvec + self.oc_bn) + 30
+                }
+                Strategy::GspcOw => {
+                    kh * kw * v.nvec * (1 + self.oc_bn) + v.nvec * self.oc_bn * 3 + 30
+                }
+            };
+            tiles * tile + 30
         };
         self.variants.iter().map(per_variant).sum::<usize>() + 120
     }
@@ -152,61 +214,100 @@ fn isa_shape(isa: Isa) -> (&'static [usize], usize) {
         Isa::Avx512 => (&[16, 8, 4, 1], 32),
         Isa::Avx2 => (&[8, 4, 1], 16),
         Isa::Neon => (&[4, 1], 32),
-        Isa::Portable => (&[], 16),
+        Isa::Portable => (&[8, 4, 1], 16),
+    }
+}
+
+/// The lanes of the target's best vector ISA (for the cost model).
+fn primary_lanes(isas: &[Isa]) -> usize {
+    isas.iter()
+        .map(|&i| match i {
+            Isa::Avx512 => 16,
+            Isa::Avx2 => 8,
+            Isa::Neon | Isa::Portable => 4,
+        })
+        .max()
+        .unwrap_or(4)
+}
+
+/// A layout-level choice pinned by the spec (`strategy`, `oc_block`), if any.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pin {
+    /// Strategy, or the cost model's.
+    pub strategy: Option<Strategy>,
+    /// `oc_bn`, or the cost model's.
+    pub oc_block: Option<usize>,
+}
+
+/// The cost model: `gspc-oc` keeps `oc_bn` output channels in a vector, so its lane use is
+/// `oc_bn / lanes` of the best ISA; `gspc-ow` fills vectors with output columns, so its lane
+/// use is the fraction of computed columns that are real (the last vector of a row may
+/// overlap), with narrower vectors counted at their width, and a 10% charge for its extra
+/// input loads. The larger wins; `gspc-ow` needs at least 4 output columns.
+fn choose_strategy(layer: &LayerSpec, isas: &[Isa], oc_bn_oc: usize) -> Strategy {
+    let ow = layer.output()[1];
+    if ow < 4 {
+        return Strategy::GspcOc;
+    }
+    let l = primary_lanes(isas);
+    let used = |n: usize| {
+        // Lanes of the widest vector that a block of n channels fills.
+        [16, 8, 4, 1]
+            .into_iter()
+            .find(|w| *w <= l && n.is_multiple_of(*w))
+            .unwrap_or(1)
+    };
+    let eff_oc = used(oc_bn_oc) as f64 / l as f64;
+    let lw = [16, 8, 4]
+        .into_iter()
+        .find(|w| *w <= l && *w <= ow)
+        .unwrap_or(4);
+    let eff_ow = ow as f64 / (ow.div_ceil(lw) * lw) as f64 * lw as f64 / l as f64 * 0.9;
+    if eff_ow > eff_oc {
+        Strategy::GspcOw
+    } else {
+        Strategy::GspcOc
     }
 }
 
 /// Plans one layer for the given ISA variants.
 pub fn plan_layer(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> Result<LayerPlan, Error> {
+    plan_layer_pinned(layer, target, isas, Pin::default())
+}
+
+/// [`plan_layer`] with the strategy and/or `oc_bn` pinned.
+pub fn plan_layer_pinned(
+    layer: &LayerSpec,
+    target: &Target,
+    isas: &[Isa],
+    pin: Pin,
+) -> Result<LayerPlan, Error> {
     let kpg = layer.out_per_group();
     let max_oc_bn = match target.arch {
         Arch::X86_64 | Arch::Aarch64 => 16,
         Arch::Arm | Arch::Other => 8,
     };
-    let oc_bn = largest_divisor_at_most(kpg, max_oc_bn);
+    let oc_bn_oc = largest_divisor_at_most(kpg, max_oc_bn);
+    let strategy = pin
+        .strategy
+        .unwrap_or_else(|| choose_strategy(layer, isas, oc_bn_oc));
+    let oc_bn = pin.oc_block.unwrap_or(match strategy {
+        Strategy::GspcOc => oc_bn_oc,
+        Strategy::GspcOw => largest_divisor_at_most(kpg, 4),
+    });
     let output = layer.output();
     let padded = layer.padded();
+    let phases = match strategy {
+        Strategy::GspcOw => layer.stride[1],
+        Strategy::GspcOc => 1,
+    };
+    let row_len = padded[1].div_ceil(phases) * phases;
     let bias_offset = layer.weights_len();
-    let [kh, kw] = layer.kernel;
-    let ow = output[1];
-    let strategy = Strategy::GspcOc;
     let variants = isas
         .iter()
-        .map(|&isa| {
-            let (widths, regs) = isa_shape(isa);
-            let (lanes, acc_regs_per_col) = match isa {
-                Isa::Portable => (oc_bn, oc_bn.div_ceil(4)),
-                _ => {
-                    let lanes = widths
-                        .iter()
-                        .copied()
-                        .find(|w| oc_bn.is_multiple_of(*w))
-                        .unwrap_or(1);
-                    (lanes, oc_bn / lanes)
-                }
-            };
-            let nvec = oc_bn / lanes;
-
-            // Accumulators + one weight register per vector + a broadcast + a spare; on
-            // 32-register ISAs at most 20 accumulators: 28 spilled on Zen 5 (measured: 56x56
-            // layers ran at half the speed of 14x14 ones with 28, at the same speed with 14-20).
-            let budget = (regs.saturating_sub(acc_regs_per_col + 2) / acc_regs_per_col)
-                .min(MAX_ACCUMULATORS / acc_regs_per_col);
-            let code_cap = MAX_TILE_FMAS / (nvec * kh * kw);
-            let max_r = budget.min(code_cap).min(ow).max(1);
-            let lo = (2 * max_r).div_ceil(3).max(1);
-            let reg_n = (lo..=max_r)
-                .rev()
-                .find(|r| ow.is_multiple_of(*r))
-                .unwrap_or(max_r);
-            VariantPlan {
-                isa,
-                lanes,
-                nvec,
-                reg_n,
-                tail: ow % reg_n,
-                kernel: kernel_name(layer, strategy, isa),
-            }
+        .map(|&isa| match strategy {
+            Strategy::GspcOc => plan_oc(layer, strategy, oc_bn, isa),
+            Strategy::GspcOw => plan_ow(layer, strategy, oc_bn, isa),
         })
         .collect();
     let plan = LayerPlan {
@@ -215,30 +316,130 @@ pub fn plan_layer(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> Result<La
         oc_bn,
         output,
         padded,
+        row_len,
+        phases,
         bias_offset,
         packed_len: bias_offset + layer.out_channels,
-        scratch_len: layer.in_channels * padded[0] * padded[1],
+        scratch_len: layer.in_per_group() * padded[0] * row_len,
         variants,
     };
     check_bounds(&plan)?;
     Ok(plan)
 }
 
-/// Input window of one tile of `r` columns for one channel: the span from its first to
-/// its last value in the packed input.
-pub fn input_span(p: &LayerPlan, r: usize) -> usize {
-    let l = &p.layer;
-    let wp = p.padded[1];
-    (l.kernel[0] - 1) * l.dilation[0] * wp
-        + (r - 1) * l.stride[1]
-        + (l.kernel[1] - 1) * l.dilation[1]
-        + 1
+fn plan_oc(layer: &LayerSpec, strategy: Strategy, oc_bn: usize, isa: Isa) -> VariantPlan {
+    let [kh, kw] = layer.kernel;
+    let ow = layer.output()[1];
+    let (widths, regs) = isa_shape(isa);
+    let (lanes, acc_regs_per_col) = match isa {
+        Isa::Portable => (oc_bn, oc_bn.div_ceil(4)),
+        _ => {
+            let lanes = widths
+                .iter()
+                .copied()
+                .find(|w| oc_bn.is_multiple_of(*w))
+                .unwrap_or(1);
+            (lanes, oc_bn / lanes)
+        }
+    };
+    let nvec = oc_bn / lanes;
+    // Accumulators + one weight register per vector + a broadcast + a spare; on
+    // 32-register ISAs at most 20 accumulators: 28 spilled on Zen 5 (measured: 56x56
+    // layers ran at half the speed of 14x14 ones with 28, at the same speed with 14-20).
+    let budget = (regs.saturating_sub(acc_regs_per_col + 2) / acc_regs_per_col)
+        .min(MAX_ACCUMULATORS / acc_regs_per_col);
+    let code_cap = MAX_TILE_FMAS / (nvec * kh * kw);
+    let max_r = budget.min(code_cap).min(ow).max(1);
+    let lo = (2 * max_r).div_ceil(3).max(1);
+    let reg_n = (lo..=max_r)
+        .rev()
+        .find(|r| ow.is_multiple_of(*r))
+        .unwrap_or(max_r);
+    VariantPlan {
+        isa,
+        lanes,
+        nvec,
+        reg_n,
+        full_tiles: ow / reg_n,
+        tail: ow % reg_n,
+        last_start: ow / reg_n * reg_n,
+        last_offsets: Vec::new(),
+        kernel: kernel_name(layer, strategy, isa),
+    }
 }
 
-/// Output window of one tile of `r` columns: `oc_bn` channel planes, `r` columns each.
-pub fn output_span(p: &LayerPlan, r: usize) -> usize {
+fn plan_ow(layer: &LayerSpec, strategy: Strategy, oc_bn: usize, isa: Isa) -> VariantPlan {
+    let [kh, kw] = layer.kernel;
+    let ow = layer.output()[1];
+    let (widths, regs) = isa_shape(isa);
+    // The widest vector that fits in the row (rows have at least 4 columns).
+    let lanes = widths.iter().copied().find(|w| *w <= ow).unwrap_or(1);
+    let acc_per_vec = match isa {
+        Isa::Portable => lanes.div_ceil(4),
+        _ => 1,
+    };
+    let budget = (regs.saturating_sub(acc_per_vec + 2) / acc_per_vec).min(MAX_ACCUMULATORS);
+    let code_cap = MAX_TILE_FMAS / (oc_bn * kh * kw);
+    let vectors = ow.div_ceil(lanes);
+    let nvec = (budget / oc_bn).min(code_cap).min(vectors).clamp(1, 8);
+    // Vector starts: every `lanes` columns, the last one ending at the row's end.
+    let exact = ow.is_multiple_of(lanes);
+    let uniform = if exact { vectors } else { vectors - 1 };
+    let full_tiles = uniform / nvec;
+    let mut last_ow0 = full_tiles * nvec * lanes;
+    let mut last_offsets: Vec<usize> = (0..uniform % nvec).map(|v| v * lanes).collect();
+    if !exact {
+        if last_offsets.is_empty() {
+            // Only the overlapping vector is left: the tile starts where it does.
+            last_ow0 = ow - lanes;
+        }
+        last_offsets.push(ow - lanes - last_ow0);
+    }
+    VariantPlan {
+        isa,
+        lanes,
+        nvec,
+        reg_n: nvec * lanes,
+        full_tiles,
+        tail: if last_offsets.is_empty() {
+            0
+        } else {
+            ow - last_ow0
+        },
+        last_start: last_ow0,
+        last_offsets,
+        kernel: kernel_name(layer, strategy, isa),
+    }
+}
+
+/// Input window of one tile for one channel: the span from its first to its last value in
+/// the packed input, for unit offsets `offsets` (columns for `gspc-oc`, vector starts for
+/// `gspc-ow`).
+pub fn input_span(p: &LayerPlan, v: &VariantPlan, offsets: &[usize]) -> usize {
+    let l = &p.layer;
+    let last = offsets.iter().copied().max().unwrap_or(0);
+    let rows = (l.kernel[0] - 1) * l.dilation[0] * p.row_len;
+    match p.strategy {
+        Strategy::GspcOc => rows + last * l.stride[1] + (l.kernel[1] - 1) * l.dilation[1] + 1,
+        Strategy::GspcOw => {
+            let taps = (0..l.kernel[1])
+                .map(|kw| p.col_index(kw * l.dilation[1]))
+                .max()
+                .unwrap_or(0);
+            rows + taps + last + v.lanes
+        }
+    }
+}
+
+/// Output window of one tile: `oc_bn` channel planes, up to the tile's last column.
+pub fn output_span(p: &LayerPlan, v: &VariantPlan, offsets: &[usize]) -> usize {
     let [oh, ow] = p.output;
-    (p.oc_bn - 1) * oh * ow + r
+    let last = offsets.iter().copied().max().unwrap_or(0);
+    let width = match p.strategy {
+        Strategy::GspcOc => 1,
+        Strategy::GspcOw => v.lanes,
+    };
+    (p.oc_bn - 1) * oh * ow + last + width
 }
 
 /// The generated kernels index fixed windows whose positions the generator computes; this
@@ -246,7 +447,7 @@ pub fn output_span(p: &LayerPlan, r: usize) -> usize {
 /// failure is a generator bug, caught before any code is emitted.
 fn check_bounds(p: &LayerPlan) -> Result<(), Error> {
     let l = &p.layer;
-    let [hp, wp] = p.padded;
+    let hp = p.padded[0];
     let [oh, ow] = p.output;
     let (g, cpg, kpg) = (l.groups, p.cpg(), p.kpg());
     let window = l.kernel[0] * l.kernel[1] * p.oc_bn;
@@ -258,17 +459,27 @@ fn check_bounds(p: &LayerPlan) -> Result<(), Error> {
             p.bias_offset
         ));
     }
+    let col_step = match p.strategy {
+        Strategy::GspcOc => l.stride[1],
+        Strategy::GspcOw => 1,
+    };
     for v in &p.variants {
-        let full = ow / v.reg_n;
-        let mut tiles = vec![((full - 1) * v.reg_n, v.reg_n)];
-        if v.tail > 0 {
-            tiles.push((full * v.reg_n, v.tail));
+        let mut tiles = Vec::new();
+        if v.full_tiles > 0 {
+            tiles.push(((v.full_tiles - 1) * v.reg_n, v.full_offsets(p.strategy)));
         }
-        for (ow0, r) in tiles {
-            let x_last = ((g - 1) * cpg + cpg - 1) * hp * wp
-                + (oh - 1) * l.stride[0] * wp
-                + ow0 * l.stride[1]
-                + input_span(p, r);
+        let tail = v.tail_offsets(p.strategy);
+        if !tail.is_empty() {
+            tiles.push((v.last_ow0(), tail));
+        }
+        if tiles.is_empty() {
+            problems.push(format!("{}: no tiles", v.isa));
+        }
+        for (ow0, offsets) in tiles {
+            let x_last = (cpg - 1) * hp * p.row_len
+                + (oh - 1) * l.stride[0] * p.row_len
+                + ow0 * col_step
+                + input_span(p, v, &offsets);
             if x_last > p.scratch_len {
                 problems.push(format!(
                     "{}: input window ends at {x_last} > {}",
@@ -278,7 +489,7 @@ fn check_bounds(p: &LayerPlan) -> Result<(), Error> {
             let o_last = ((g - 1) * kpg + (p.nocb() - 1) * p.oc_bn) * oh * ow
                 + (oh - 1) * ow
                 + ow0
-                + output_span(p, r);
+                + output_span(p, v, &offsets);
             if o_last > l.output_len() {
                 problems.push(format!(
                     "{}: output window ends at {o_last} > {}",

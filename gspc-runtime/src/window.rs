@@ -29,3 +29,13 @@ pub fn window_mut<const N: usize, const L: usize>(
 ) -> Option<&mut [f32; N]> {
     a.get_mut(start..)?.first_chunk_mut::<N>()
 }
+
+/// Mutable twin of [`at`].
+#[inline(always)]
+pub fn at_mut<const N: usize, const L: usize, const AT: usize>(a: &mut [f32; L]) -> &mut [f32; N] {
+    const { assert!(AT + N <= L, "window::at_mut out of bounds") };
+    // SAFETY: AT + N <= L is asserted at compile time just above, so the N values starting
+    // at AT lie inside `a`, which is borrowed mutably for the returned lifetime; [f32; N]
+    // has the alignment of f32.
+    unsafe { &mut *(a.as_mut_ptr().add(AT) as *mut [f32; N]) }
+}

@@ -1,7 +1,7 @@
 //! One ISA variant of a layer: its `run` and its tile functions (the micro-kernels).
 
 use super::{ident, lit};
-use crate::plan::{LayerPlan, VariantPlan, input_span, output_span};
+use crate::plan::{LayerPlan, Strategy, VariantPlan, input_span, output_span};
 use gspc_runtime::{Activation, Isa};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -91,6 +91,34 @@ impl Ops {
         }
     }
 
+    /// `acc += x * w` with `x` a vector of columns and `w` one weight (`gspc-ow`).
+    fn fma_columns(&self, acc: &TokenStream, x: &TokenStream, w: TokenStream) -> TokenStream {
+        match self.isa {
+            Isa::Portable => quote!(::gspc_runtime::fma_lanes(&mut #acc, #w, #x);),
+            Isa::Neon => quote!(#acc = vfmaq_n_f32(#acc, #x, #w);),
+            _ => {
+                let fmadd = self.intrinsic("fmadd_ps");
+                let set1 = self.intrinsic("set1_ps");
+                quote!(#acc = #fmadd(#x, #set1(#w), #acc);)
+            }
+        }
+    }
+
+    /// The same bias value in every lane (`gspc-ow`).
+    fn splat(&self, b: TokenStream) -> TokenStream {
+        match self.isa {
+            Isa::Portable => {
+                let n = lit(self.lanes);
+                quote!(&[#b; #n])
+            }
+            Isa::Neon => quote!(vdupq_n_f32(#b)),
+            _ => {
+                let set1 = self.intrinsic("set1_ps");
+                quote!(#set1(#b))
+            }
+        }
+    }
+
     /// `act(acc + bias)` as an array of `lanes` values (a single f32 when scalar).
     fn finish(&self, acc: &TokenStream, bias: TokenStream, act: Activation) -> TokenStream {
         let act_path = match act {
@@ -166,22 +194,39 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
     let module = ident(v.isa.as_str());
     let tf = target_feature(v.isa);
     let [oh, ow] = p.output;
-    let full = ow / v.reg_n;
-    let tile_full = format_ident!("tile_{}", v.reg_n);
+    let tile_full = format_ident!("tile_full");
     let (g_n, nocb, oh_n) = (lit(l.groups), lit(p.nocb()), lit(oh));
-    let full_n = lit(full);
+    let full_n = lit(v.full_tiles);
     let ow0_full = linear(&[("t", v.reg_n)], 0);
-    let tail_call = if v.tail > 0 {
-        let tile_tail = format_ident!("tile_{}", v.tail);
-        let at = lit(full * v.reg_n);
-        quote!(#tile_tail(x, packed, output, g, ob, oh, #at);)
+    let full_offsets = v.full_offsets(p.strategy);
+    let tail_offsets = v.tail_offsets(p.strategy);
+    let full_call = if v.full_tiles > 0 {
+        quote! {
+            for t in 0..#full_n {
+                #tile_full(x, packed, output, g, ob, oh, #ow0_full);
+            }
+        }
     } else {
         quote!()
     };
-    let mut tiles = vec![tile_fn(p, v, v.reg_n)];
-    if v.tail > 0 {
-        tiles.push(tile_fn(p, v, v.tail));
+    let tail_call = if tail_offsets.is_empty() {
+        quote!()
+    } else {
+        let at = lit(v.last_ow0());
+        quote!(tile_last(x, packed, output, g, ob, oh, #at);)
+    };
+    let tile = |name: &str, offsets: &[usize]| match p.strategy {
+        Strategy::GspcOc => tile_fn(p, v, name, offsets.len()),
+        Strategy::GspcOw => tile_fn_ow(p, v, name, offsets),
+    };
+    let mut tiles = Vec::new();
+    if v.full_tiles > 0 {
+        tiles.push(tile("tile_full", &full_offsets));
     }
+    if !tail_offsets.is_empty() {
+        tiles.push(tile("tile_last", &tail_offsets));
+    }
+    let _ = ow;
     let uses = match v.isa {
         _ if v.lanes == 1 => quote!(),
         Isa::Avx2 | Isa::Avx512 => quote!(
@@ -193,10 +238,11 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
         Isa::Portable => quote!(),
     };
     let doc = format!(
-        " `{}`: {} lanes x {} vector(s) per output column, tiles of {} column(s){}.",
+        " `{}`: {} lanes x {} vector(s), {} full tile(s) of {} column(s) per row{}.",
         v.kernel,
         v.lanes,
         v.nvec,
+        v.full_tiles,
         v.reg_n,
         if v.tail > 0 {
             format!(" and a tail tile of {}", v.tail)
@@ -231,14 +277,12 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                super::pack_input(input, scratch);
-                let x: &[f32; super::SCRATCH_LEN] = scratch;
                 for g in 0..#g_n {
+                    super::pack_input(input, scratch, g);
+                    let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for ob in 0..#nocb {
                         for oh in 0..#oh_n {
-                            for t in 0..#full_n {
-                                #tile_full(x, packed, output, g, ob, oh, #ow0_full);
-                            }
+                            #full_call
                             #tail_call
                         }
                     }
@@ -250,33 +294,27 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
     }
 }
 
-/// One tile function: `r` output columns x `oc_bn` output channels of one row.
-fn tile_fn(p: &LayerPlan, v: &VariantPlan, r: usize) -> TokenStream {
+/// One `gspc-oc` tile function: `r` output columns x `oc_bn` output channels of one row.
+fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize) -> TokenStream {
     let l = &p.layer;
     let ops = Ops {
         isa: v.isa,
         lanes: v.lanes,
     };
     let tf = target_feature(v.isa);
-    let name = format_ident!("tile_{}", r);
+    let name = format_ident!("{}", name);
     let [kh_n, kw_n] = l.kernel;
-    let [hp, wp] = p.padded;
+    let hp = p.padded[0];
     let [oh, ow] = p.output;
     let (cpg, kpg, oc_bn) = (p.cpg(), p.kpg(), p.oc_bn);
-    let plane = hp * wp;
+    let plane = hp * p.row_len;
     let wspan = kh_n * kw_n * oc_bn;
-    let xspan = input_span(p, r);
-    let ospan = output_span(p, r);
+    let offsets: Vec<usize> = (0..r).collect();
+    let xspan = input_span(p, v, &offsets);
+    let ospan = output_span(p, v, &offsets);
     let ohw = oh * ow;
 
-    let xb = linear(
-        &[
-            ("g", cpg * plane),
-            ("oh", l.stride[0] * wp),
-            ("ow0", l.stride[1]),
-        ],
-        0,
-    );
+    let xb = linear(&[("oh", l.stride[0] * p.row_len), ("ow0", l.stride[1])], 0);
     let wb = linear(&[("g", p.nocb() * cpg * wspan), ("ob", cpg * wspan)], 0);
     let x_at = linear(&[("xb", 1), ("ci", plane)], 0);
     let w_at = linear(&[("wb", 1), ("ci", wspan)], 0);
@@ -315,7 +353,7 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, r: usize) -> TokenStream {
                 body.push(quote!(let #w = #load;));
             }
             for j in 0..r {
-                let xi = lit(kh * l.dilation[0] * wp + j * l.stride[1] + kw * l.dilation[1]);
+                let xi = lit(kh * l.dilation[0] * p.row_len + j * l.stride[1] + kw * l.dilation[1]);
                 for vv in 0..v.nvec {
                     let w = format_ident!("w_t{}_v{}", tap, vv);
                     body.push(ops.fma(&acc(j, vv), quote!(xw[#xi]), &quote!(#w)));
@@ -359,6 +397,129 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, r: usize) -> TokenStream {
     let doc = format!(
         " Tile of {r} output column(s) x {oc_bn} output channel(s): accumulators `acc_w{{column}}_v{{vector}}`, {} x {} vector(s) of {} lane(s); per input channel a {kh_n}x{kw_n} window, unrolled.",
         r, v.nvec, v.lanes
+    );
+    quote! {
+        #[doc = #doc]
+        #tf
+        #[inline]
+        fn #name(
+            x: &[f32; #s_len],
+            p: &[f32; #p_len],
+            out: &mut [f32; #o_len],
+            g: usize,
+            ob: usize,
+            oh: usize,
+            ow0: usize,
+        ) {
+            let xb = #xb;
+            let wb = #wb;
+            #(#init)*
+            for ci in 0..#cpg_l {
+                let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #s_len>(x, #x_at) else {
+                    return;
+                };
+                let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #p_len>(p, #w_at) else {
+                    return;
+                };
+                #(#body)*
+            }
+            let Some(bw) = ::gspc_runtime::window::window::<#ocbn_l, #p_len>(p, #b_at) else {
+                return;
+            };
+            let Some(ow) = ::gspc_runtime::window::window_mut::<#ospan_l, #o_len>(out, #o_at) else {
+                return;
+            };
+            #(#epilogue)*
+        }
+    }
+}
+
+/// One `gspc-ow` tile function: `oc_bn` output channels of one group x vectors of output
+/// columns starting at `offsets` (relative to `ow0`) of one row.
+fn tile_fn_ow(p: &LayerPlan, v: &VariantPlan, name: &str, offsets: &[usize]) -> TokenStream {
+    let l = &p.layer;
+    let ops = Ops {
+        isa: v.isa,
+        lanes: v.lanes,
+    };
+    let tf = target_feature(v.isa);
+    let name = format_ident!("{}", name);
+    let [kh_n, kw_n] = l.kernel;
+    let hp = p.padded[0];
+    let rl = p.row_len;
+    let [oh, ow] = p.output;
+    let (cpg, kpg, oc_bn) = (p.cpg(), p.kpg(), p.oc_bn);
+    let plane = hp * rl;
+    let wspan = kh_n * kw_n * oc_bn;
+    let xspan = input_span(p, v, offsets);
+    let ospan = output_span(p, v, offsets);
+    let ohw = oh * ow;
+
+    let xb = linear(&[("oh", l.stride[0] * rl), ("ow0", 1)], 0);
+    let wb = linear(&[("g", p.nocb() * cpg * wspan), ("ob", cpg * wspan)], 0);
+    let x_at = linear(&[("xb", 1), ("ci", plane)], 0);
+    let w_at = linear(&[("wb", 1), ("ci", wspan)], 0);
+    let b_at = linear(&[("g", kpg), ("ob", oc_bn)], p.bias_offset);
+    let o_at = linear(
+        &[
+            ("g", kpg * ohw),
+            ("ob", oc_bn * ohw),
+            ("oh", ow),
+            ("ow0", 1),
+        ],
+        0,
+    );
+
+    let acc = |c: usize, i: usize| {
+        let id = format_ident!("acc_c{}_v{}", c, i);
+        quote!(#id)
+    };
+    let zero = ops.zero();
+    let mut init = Vec::new();
+    for c in 0..oc_bn {
+        for i in 0..offsets.len() {
+            let a = acc(c, i);
+            init.push(quote!(let mut #a = #zero;));
+        }
+    }
+    let xw = quote!(xw);
+    let mut body = Vec::new();
+    for kh in 0..kh_n {
+        for kw in 0..kw_n {
+            let tap = kh * kw_n + kw;
+            let base = kh * l.dilation[0] * rl + p.col_index(kw * l.dilation[1]);
+            for (i, off) in offsets.iter().enumerate() {
+                let x = format_ident!("x_t{}_v{}", tap, i);
+                let load = ops.load(&xw, xspan, base + off);
+                body.push(quote!(let #x = #load;));
+                for c in 0..oc_bn {
+                    let wi = lit(tap * oc_bn + c);
+                    body.push(ops.fma_columns(&acc(c, i), &quote!(#x), quote!(wv[#wi])));
+                }
+            }
+        }
+    }
+    let mut epilogue = Vec::new();
+    let n = lit(v.lanes);
+    let ospan_l = lit(ospan);
+    for c in 0..oc_bn {
+        let ci = lit(c);
+        for (i, off) in offsets.iter().enumerate() {
+            let a = acc(c, i);
+            let fin = ops.finish(&a, ops.splat(quote!(bw[#ci])), l.activation);
+            let at = lit(c * ohw + off);
+            epilogue.push(quote! {
+                *::gspc_runtime::window::at_mut::<#n, #ospan_l, #at>(ow) = #fin;
+            });
+        }
+    }
+
+    let (s_len, p_len, o_len) = (lit(p.scratch_len), lit(p.packed_len), lit(l.output_len()));
+    let (xspan_l, wspan_l, cpg_l, ocbn_l) = (lit(xspan), lit(wspan), lit(cpg), lit(oc_bn));
+    let doc = format!(
+        " Tile of {oc_bn} output channel(s) x {} vector(s) of {} output columns: accumulators `acc_c{{channel}}_v{{vector}}`; per input channel a {kh_n}x{kw_n} window, unrolled: one input vector load per tap and vector, one FMA with a broadcast weight per channel.",
+        offsets.len(),
+        v.lanes
     );
     quote! {
         #[doc = #doc]

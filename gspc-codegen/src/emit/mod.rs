@@ -101,7 +101,8 @@ fn layer_module(p: &LayerPlan, arch: Arch) -> TokenStream {
     let name_str = &l.name;
     let [kh, kw] = l.kernel;
     let [oh, ow] = p.output;
-    let [hp, wp] = p.padded;
+    let hp = p.padded[0];
+    let wp = p.row_len;
     let (cpg, kpg) = (p.cpg(), p.kpg());
     let u = lit;
     let (c, k, g) = (u(l.in_channels), u(l.out_channels), u(l.groups));
@@ -190,7 +191,7 @@ fn layer_module(p: &LayerPlan, arch: Arch) -> TokenStream {
             pub const WEIGHTS_LEN: usize = #weights_len;
             /// Packed weights and bias.
             pub const PACKED_LEN: usize = #packed_len;
-            /// Per-call workspace (the padded, packed input).
+            /// Per-call workspace (the padded, packed input of one group).
             pub const SCRATCH_LEN: usize = #scratch_len;
             /// FLOPs of one run (a multiply-add counts 2).
             pub const FLOPS: u64 = #flops;
@@ -415,23 +416,26 @@ fn variant_slice(isa: Isa) -> TokenStream {
     }
 }
 
-/// `pack_input`: NCHW input to zero-padded planes in the scratch.
+/// `pack_input`: NCHW input to zero-padded planes in the scratch; with column phases
+/// (`gspc-ow`, stride > 1) each row holds its padded columns `phase, phase + S, ...` for
+/// every phase in turn, so that strided reads become contiguous.
 fn pack_input_fn(p: &LayerPlan) -> TokenStream {
     let l = &p.layer;
     let [h, w] = l.input;
     let [ph, pw] = l.padding;
-    let [hp, wp] = p.padded;
+    let hp = p.padded[0];
+    let rl = p.row_len;
     let u = lit;
-    let (c_l, h_l, w_l, hp_l, wp_l) = (u(l.in_channels), u(h), u(w), u(hp), u(wp));
+    let (c_l, h_l, w_l, hp_l, rl_l) = (u(p.cpg()), u(h), u(w), u(hp), u(rl));
     let pad_rows = if ph > 0 {
-        let n = u(ph * wp);
-        let bottom = u((ph + h) * wp);
+        let n = u(ph * rl);
+        let bottom = u((ph + h) * rl);
         quote! {
-            let Some(top) = ::gspc_runtime::window::window_mut::<#n, SCRATCH_LEN>(scratch, c * (HP * WP)) else {
+            let Some(top) = ::gspc_runtime::window::window_mut::<#n, SCRATCH_LEN>(scratch, c * (HP * ROW)) else {
                 return;
             };
             *top = [0.0; #n];
-            let Some(bottom) = ::gspc_runtime::window::window_mut::<#n, SCRATCH_LEN>(scratch, c * (HP * WP) + #bottom) else {
+            let Some(bottom) = ::gspc_runtime::window::window_mut::<#n, SCRATCH_LEN>(scratch, c * (HP * ROW) + #bottom) else {
                 return;
             };
             *bottom = [0.0; #n];
@@ -439,7 +443,77 @@ fn pack_input_fn(p: &LayerPlan) -> TokenStream {
     } else {
         quote!()
     };
-    let row = if pw > 0 {
+    let row = if p.phases == 2 {
+        // Stride 2: input columns in pairs, the even one to one phase, the odd one to the
+        // other (a deinterleave LLVM vectorizes).
+        let pl = p.phase_len();
+        let n = w / 2;
+        let even_phase = pw % 2;
+        let (e0, o0) = (
+            even_phase * pl + pw / 2,
+            (1 - even_phase) * pl + (pw + 1) / 2,
+        );
+        let n2 = u(2 * n);
+        let last = if w % 2 == 1 {
+            let (d, s_at) = (u(e0 + n), u(w - 1));
+            quote!(dst[#d] = src[#s_at];)
+        } else {
+            quote!()
+        };
+        // Phase 0 is the first half of the row, phase 1 the second: split there.
+        let split = u(pl);
+        let (e0r, o0r) = if even_phase == 0 {
+            (e0, o0 - pl)
+        } else {
+            (e0 - pl, o0)
+        };
+        let (er0, er1, or0, or1) = (u(e0r), u(e0r + n), u(o0r), u(o0r + n));
+        let pairs = if even_phase == 0 {
+            quote!(lo[#er0..#er1].iter_mut().zip(hi[#or0..#or1].iter_mut()))
+        } else {
+            quote!(hi[#er0..#er1].iter_mut().zip(lo[#or0..#or1].iter_mut()))
+        };
+        quote! {
+            *dst = [0.0; ROW];
+            {
+                let (lo, hi) = dst.split_at_mut(#split);
+                for (pair, (e, o)) in src[..#n2].chunks_exact(2).zip(#pairs) {
+                    *e = pair[0];
+                    *o = pair[1];
+                }
+            }
+            #last
+        }
+    } else if p.phases > 1 {
+        // Phase `ph` holds padded columns ph, ph + S, ...: zero the row, then copy each
+        // phase's input columns with literal bounds.
+        let (st, pl) = (p.phases, p.phase_len());
+        let mut copies = Vec::new();
+        for phase in 0..st {
+            // Padded column c = i * S + phase is input column c - PW when in range.
+            let first = (0..pl).find(|i| i * st + phase >= pw);
+            let Some(i0) = first else { continue };
+            let i1 = (0..pl)
+                .rev()
+                .find(|i| i * st + phase < pw + w)
+                .map_or(i0, |i| i + 1);
+            if i1 <= i0 {
+                continue;
+            }
+            let (d0, d1) = (u(phase * pl + i0), u(phase * pl + i1));
+            let s0 = u(i0 * st + phase - pw);
+            let step = u(st);
+            copies.push(quote! {
+                for (d, s) in dst[#d0..#d1].iter_mut().zip(src[#s0..].iter().step_by(#step)) {
+                    *d = *s;
+                }
+            });
+        }
+        quote! {
+            *dst = [0.0; ROW];
+            #(#copies)*
+        }
+    } else if pw > 0 {
         let (pw_l, end) = (u(pw), u(pw + w));
         quote! {
             dst[..#pw_l].fill(0.0);
@@ -450,27 +524,27 @@ fn pack_input_fn(p: &LayerPlan) -> TokenStream {
         quote!(*dst = *src;)
     };
     let dst_at = if ph > 0 {
-        let first_row = u(ph * wp);
-        quote!(c * (HP * WP) + #first_row + h * WP)
+        let first_row = u(ph * rl);
+        quote!(c * (HP * ROW) + #first_row + h * ROW)
     } else {
-        quote!(c * (HP * WP) + h * WP)
+        quote!(c * (HP * ROW) + h * ROW)
     };
     quote! {
-        /// Copies the NCHW input into the scratch as zero-padded planes
-        /// `[IN_CHANNELS][H + 2 PH][W + 2 PW]`.
-        fn pack_input(input: &[f32; INPUT_LEN], scratch: &mut [f32; SCRATCH_LEN]) {
+        /// Copies the input channels of group `g` into the scratch as zero-padded planes
+        /// `[IN_CHANNELS / GROUPS][H + 2 PH][ROW]`.
+        fn pack_input(input: &[f32; INPUT_LEN], scratch: &mut [f32; SCRATCH_LEN], g: usize) {
             const C: usize = #c_l;
             const H: usize = #h_l;
             const W: usize = #w_l;
             const HP: usize = #hp_l;
-            const WP: usize = #wp_l;
+            const ROW: usize = #rl_l;
             for c in 0..C {
                 #pad_rows
                 for h in 0..H {
-                    let Some(src) = ::gspc_runtime::window::window::<W, INPUT_LEN>(input, (c * H + h) * W) else {
+                    let Some(src) = ::gspc_runtime::window::window::<W, INPUT_LEN>(input, ((g * C + c) * H + h) * W) else {
                         return;
                     };
-                    let Some(dst) = ::gspc_runtime::window::window_mut::<WP, SCRATCH_LEN>(scratch, #dst_at) else {
+                    let Some(dst) = ::gspc_runtime::window::window_mut::<ROW, SCRATCH_LEN>(scratch, #dst_at) else {
                         return;
                     };
                     #row

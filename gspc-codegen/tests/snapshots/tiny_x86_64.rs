@@ -10,7 +10,7 @@ pub mod tiny {
     pub const SPEC_FILE: &str = "tests/specs/tiny.json";
     /// The largest `SCRATCH_LEN` of the model's layers: one scratch buffer of this
     /// length serves every layer.
-    pub const MAX_SCRATCH_LEN: usize = 168;
+    pub const MAX_SCRATCH_LEN: usize = 84;
     /// The largest `INPUT_LEN` of the model's layers.
     pub const MAX_INPUT_LEN: usize = 80;
     /// The largest `OUTPUT_LEN` of the model's layers.
@@ -25,7 +25,7 @@ pub mod tiny {
         spec_file: SPEC_FILE,
         layers: LAYERS,
     };
-    /// Layer `plain`: 4 -> 4 channels in 2 group(s), 3x3 kernel, stride [1, 1], padding [1, 1], dilation [1, 1], input 4x5, output 4x5, activation none; strategy `gspc-oc`, oc_bn 2, padded input 6x7.
+    /// Layer `plain`: 4 -> 4 channels in 2 group(s), 3x3 kernel, stride [1, 1], padding [1, 1], dilation [1, 1], input 4x5, output 4x5, activation none; strategy `gspc-ow`, oc_bn 2, padded input 6x7.
     pub mod plain {
         /// Input channels.
         pub const IN_CHANNELS: usize = 4;
@@ -41,8 +41,8 @@ pub mod tiny {
         pub const WEIGHTS_LEN: usize = 72;
         /// Packed weights and bias.
         pub const PACKED_LEN: usize = 76;
-        /// Per-call workspace (the padded, packed input).
-        pub const SCRATCH_LEN: usize = 168;
+        /// Per-call workspace (the padded, packed input of one group).
+        pub const SCRATCH_LEN: usize = 84;
         /// FLOPs of one run (a multiply-add counts 2).
         pub const FLOPS: u64 = 2880;
         /// The layer's shape.
@@ -64,7 +64,7 @@ pub mod tiny {
         /// The layer's manifest entry.
         pub const LAYER: ::gspc_runtime::Layer = ::gspc_runtime::Layer {
             info: INFO,
-            strategy: "gspc-oc",
+            strategy: "gspc-ow",
             input_len: INPUT_LEN,
             output_len: OUTPUT_LEN,
             weights_len: WEIGHTS_LEN,
@@ -75,17 +75,17 @@ pub mod tiny {
             variants: &[
                 ::gspc_runtime::Variant {
                     isa: ::gspc_runtime::Isa::Portable,
-                    kernel: "f32_gconv_g2c2k2_k3x3s1x1d1x1p1x1_4x5_gspc_oc__portable",
+                    kernel: "f32_gconv_g2c2k2_k3x3s1x1d1x1p1x1_4x5_gspc_ow__portable",
                     run: run_portable_slice,
                 },
                 ::gspc_runtime::Variant {
                     isa: ::gspc_runtime::Isa::Avx2,
-                    kernel: "f32_gconv_g2c2k2_k3x3s1x1d1x1p1x1_4x5_gspc_oc__avx2",
+                    kernel: "f32_gconv_g2c2k2_k3x3s1x1d1x1p1x1_4x5_gspc_ow__avx2",
                     run: run_avx2_slice,
                 },
                 ::gspc_runtime::Variant {
                     isa: ::gspc_runtime::Isa::Avx512,
-                    kernel: "f32_gconv_g2c2k2_k3x3s1x1d1x1p1x1_4x5_gspc_oc__avx512",
+                    kernel: "f32_gconv_g2c2k2_k3x3s1x1d1x1p1x1_4x5_gspc_ow__avx512",
                     run: run_avx512_slice,
                 },
             ],
@@ -120,26 +120,30 @@ pub mod tiny {
                 };
             }
         }
-        /// Copies the NCHW input into the scratch as zero-padded planes
-        /// `[IN_CHANNELS][H + 2 PH][W + 2 PW]`.
-        fn pack_input(input: &[f32; INPUT_LEN], scratch: &mut [f32; SCRATCH_LEN]) {
-            const C: usize = 4;
+        /// Copies the input channels of group `g` into the scratch as zero-padded planes
+        /// `[IN_CHANNELS / GROUPS][H + 2 PH][ROW]`.
+        fn pack_input(
+            input: &[f32; INPUT_LEN],
+            scratch: &mut [f32; SCRATCH_LEN],
+            g: usize,
+        ) {
+            const C: usize = 2;
             const H: usize = 4;
             const W: usize = 5;
             const HP: usize = 6;
-            const WP: usize = 7;
+            const ROW: usize = 7;
             for c in 0..C {
                 let Some(top) = ::gspc_runtime::window::window_mut::<
                     7,
                     SCRATCH_LEN,
-                >(scratch, c * (HP * WP)) else {
+                >(scratch, c * (HP * ROW)) else {
                     return;
                 };
                 *top = [0.0; 7];
                 let Some(bottom) = ::gspc_runtime::window::window_mut::<
                     7,
                     SCRATCH_LEN,
-                >(scratch, c * (HP * WP) + 35) else {
+                >(scratch, c * (HP * ROW) + 35) else {
                     return;
                 };
                 *bottom = [0.0; 7];
@@ -147,13 +151,13 @@ pub mod tiny {
                     let Some(src) = ::gspc_runtime::window::window::<
                         W,
                         INPUT_LEN,
-                    >(input, (c * H + h) * W) else {
+                    >(input, ((g * C + c) * H + h) * W) else {
                         return;
                     };
                     let Some(dst) = ::gspc_runtime::window::window_mut::<
-                        WP,
+                        ROW,
                         SCRATCH_LEN,
-                    >(scratch, c * (HP * WP) + 7 + h * WP) else {
+                    >(scratch, c * (HP * ROW) + 7 + h * ROW) else {
                         return;
                     };
                     dst[..1].fill(0.0);
@@ -296,7 +300,7 @@ pub mod tiny {
             unsafe { avx512::run(input, packed, output, scratch) };
             Ok(())
         }
-        /// `f32_gconv_g2c2k2_k3x3s1x1d1x1p1x1_4x5_gspc_oc__portable`: 2 lanes x 1 vector(s) per output column, tiles of 5 column(s).
+        /// `f32_gconv_g2c2k2_k3x3s1x1d1x1p1x1_4x5_gspc_ow__portable`: 4 lanes x 2 vector(s), 0 full tile(s) of 8 column(s) per row and a tail tile of 5.
         pub mod portable {
             /// Runs layer `plain` with the portable variant.
             pub fn run(
@@ -305,22 +309,20 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                super::pack_input(input, scratch);
-                let x: &[f32; super::SCRATCH_LEN] = scratch;
                 for g in 0..2 {
+                    super::pack_input(input, scratch, g);
+                    let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for ob in 0..1 {
                         for oh in 0..4 {
-                            for t in 0..1 {
-                                tile_5(x, packed, output, g, ob, oh, t * 5);
-                            }
+                            tile_last(x, packed, output, g, ob, oh, 0);
                         }
                     }
                 }
             }
-            /// Tile of 5 output column(s) x 2 output channel(s): accumulators `acc_w{column}_v{vector}`, 5 x 1 vector(s) of 2 lane(s); per input channel a 3x3 window, unrolled.
+            /// Tile of 2 output channel(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_v{vector}`; per input channel a 3x3 window, unrolled: one input vector load per tap and vector, one FMA with a broadcast weight per channel.
             #[inline]
-            fn tile_5(
-                x: &[f32; 168],
+            fn tile_last(
+                x: &[f32; 84],
                 p: &[f32; 76],
                 out: &mut [f32; 80],
                 g: usize,
@@ -328,17 +330,16 @@ pub mod tiny {
                 oh: usize,
                 ow0: usize,
             ) {
-                let xb = g * 84 + oh * 7 + ow0;
+                let xb = oh * 7 + ow0;
                 let wb = g * 36 + ob * 36;
-                let mut acc_w0_v0 = [0.0f32; 2];
-                let mut acc_w1_v0 = [0.0f32; 2];
-                let mut acc_w2_v0 = [0.0f32; 2];
-                let mut acc_w3_v0 = [0.0f32; 2];
-                let mut acc_w4_v0 = [0.0f32; 2];
+                let mut acc_c0_v0 = [0.0f32; 4];
+                let mut acc_c0_v1 = [0.0f32; 4];
+                let mut acc_c1_v0 = [0.0f32; 4];
+                let mut acc_c1_v1 = [0.0f32; 4];
                 for ci in 0..2 {
                     let Some(xw) = ::gspc_runtime::window::window::<
                         21,
-                        168,
+                        84,
                     >(x, xb + ci * 42) else {
                         return;
                     };
@@ -348,60 +349,60 @@ pub mod tiny {
                     >(p, wb + ci * 18) else {
                         return;
                     };
-                    let w_t0_v0 = ::gspc_runtime::window::at::<2, 18, 0>(wv);
-                    ::gspc_runtime::fma_lanes(&mut acc_w0_v0, xw[0], w_t0_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w1_v0, xw[1], w_t0_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w2_v0, xw[2], w_t0_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w3_v0, xw[3], w_t0_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w4_v0, xw[4], w_t0_v0);
-                    let w_t1_v0 = ::gspc_runtime::window::at::<2, 18, 2>(wv);
-                    ::gspc_runtime::fma_lanes(&mut acc_w0_v0, xw[1], w_t1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w1_v0, xw[2], w_t1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w2_v0, xw[3], w_t1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w3_v0, xw[4], w_t1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w4_v0, xw[5], w_t1_v0);
-                    let w_t2_v0 = ::gspc_runtime::window::at::<2, 18, 4>(wv);
-                    ::gspc_runtime::fma_lanes(&mut acc_w0_v0, xw[2], w_t2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w1_v0, xw[3], w_t2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w2_v0, xw[4], w_t2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w3_v0, xw[5], w_t2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w4_v0, xw[6], w_t2_v0);
-                    let w_t3_v0 = ::gspc_runtime::window::at::<2, 18, 6>(wv);
-                    ::gspc_runtime::fma_lanes(&mut acc_w0_v0, xw[7], w_t3_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w1_v0, xw[8], w_t3_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w2_v0, xw[9], w_t3_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w3_v0, xw[10], w_t3_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w4_v0, xw[11], w_t3_v0);
-                    let w_t4_v0 = ::gspc_runtime::window::at::<2, 18, 8>(wv);
-                    ::gspc_runtime::fma_lanes(&mut acc_w0_v0, xw[8], w_t4_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w1_v0, xw[9], w_t4_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w2_v0, xw[10], w_t4_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w3_v0, xw[11], w_t4_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w4_v0, xw[12], w_t4_v0);
-                    let w_t5_v0 = ::gspc_runtime::window::at::<2, 18, 10>(wv);
-                    ::gspc_runtime::fma_lanes(&mut acc_w0_v0, xw[9], w_t5_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w1_v0, xw[10], w_t5_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w2_v0, xw[11], w_t5_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w3_v0, xw[12], w_t5_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w4_v0, xw[13], w_t5_v0);
-                    let w_t6_v0 = ::gspc_runtime::window::at::<2, 18, 12>(wv);
-                    ::gspc_runtime::fma_lanes(&mut acc_w0_v0, xw[14], w_t6_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w1_v0, xw[15], w_t6_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w2_v0, xw[16], w_t6_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w3_v0, xw[17], w_t6_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w4_v0, xw[18], w_t6_v0);
-                    let w_t7_v0 = ::gspc_runtime::window::at::<2, 18, 14>(wv);
-                    ::gspc_runtime::fma_lanes(&mut acc_w0_v0, xw[15], w_t7_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w1_v0, xw[16], w_t7_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w2_v0, xw[17], w_t7_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w3_v0, xw[18], w_t7_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w4_v0, xw[19], w_t7_v0);
-                    let w_t8_v0 = ::gspc_runtime::window::at::<2, 18, 16>(wv);
-                    ::gspc_runtime::fma_lanes(&mut acc_w0_v0, xw[16], w_t8_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w1_v0, xw[17], w_t8_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w2_v0, xw[18], w_t8_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w3_v0, xw[19], w_t8_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_w4_v0, xw[20], w_t8_v0);
+                    let x_t0_v0 = ::gspc_runtime::window::at::<4, 21, 0>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[0], x_t0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[1], x_t0_v0);
+                    let x_t0_v1 = ::gspc_runtime::window::at::<4, 21, 1>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[0], x_t0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[1], x_t0_v1);
+                    let x_t1_v0 = ::gspc_runtime::window::at::<4, 21, 1>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[2], x_t1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[3], x_t1_v0);
+                    let x_t1_v1 = ::gspc_runtime::window::at::<4, 21, 2>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[2], x_t1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[3], x_t1_v1);
+                    let x_t2_v0 = ::gspc_runtime::window::at::<4, 21, 2>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[4], x_t2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[5], x_t2_v0);
+                    let x_t2_v1 = ::gspc_runtime::window::at::<4, 21, 3>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[4], x_t2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[5], x_t2_v1);
+                    let x_t3_v0 = ::gspc_runtime::window::at::<4, 21, 7>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[6], x_t3_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[7], x_t3_v0);
+                    let x_t3_v1 = ::gspc_runtime::window::at::<4, 21, 8>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[6], x_t3_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[7], x_t3_v1);
+                    let x_t4_v0 = ::gspc_runtime::window::at::<4, 21, 8>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[8], x_t4_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[9], x_t4_v0);
+                    let x_t4_v1 = ::gspc_runtime::window::at::<4, 21, 9>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[8], x_t4_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[9], x_t4_v1);
+                    let x_t5_v0 = ::gspc_runtime::window::at::<4, 21, 9>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[10], x_t5_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[11], x_t5_v0);
+                    let x_t5_v1 = ::gspc_runtime::window::at::<4, 21, 10>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[10], x_t5_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[11], x_t5_v1);
+                    let x_t6_v0 = ::gspc_runtime::window::at::<4, 21, 14>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[12], x_t6_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[13], x_t6_v0);
+                    let x_t6_v1 = ::gspc_runtime::window::at::<4, 21, 15>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[12], x_t6_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[13], x_t6_v1);
+                    let x_t7_v0 = ::gspc_runtime::window::at::<4, 21, 15>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[14], x_t7_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[15], x_t7_v0);
+                    let x_t7_v1 = ::gspc_runtime::window::at::<4, 21, 16>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[14], x_t7_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[15], x_t7_v1);
+                    let x_t8_v0 = ::gspc_runtime::window::at::<4, 21, 16>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[16], x_t8_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[17], x_t8_v0);
+                    let x_t8_v1 = ::gspc_runtime::window::at::<4, 21, 17>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[16], x_t8_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[17], x_t8_v1);
                 }
                 let Some(bw) = ::gspc_runtime::window::window::<
                     2,
@@ -415,50 +416,31 @@ pub mod tiny {
                 >(out, g * 40 + ob * 40 + oh * 5 + ow0) else {
                     return;
                 };
-                let o_w0_v0 = ::gspc_runtime::finish_lanes(
-                    acc_w0_v0,
-                    ::gspc_runtime::window::at::<2, 2, 0>(bw),
+                *::gspc_runtime::window::at_mut::<4, 25, 0>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c0_v0,
+                    &[bw[0]; 4],
                     ::gspc_runtime::Activation::None,
                 );
-                for (lane, value) in o_w0_v0.into_iter().enumerate() {
-                    ow[lane * 20] = value;
-                }
-                let o_w1_v0 = ::gspc_runtime::finish_lanes(
-                    acc_w1_v0,
-                    ::gspc_runtime::window::at::<2, 2, 0>(bw),
+                *::gspc_runtime::window::at_mut::<4, 25, 1>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c0_v1,
+                    &[bw[0]; 4],
                     ::gspc_runtime::Activation::None,
                 );
-                for (lane, value) in o_w1_v0.into_iter().enumerate() {
-                    ow[lane * 20 + 1] = value;
-                }
-                let o_w2_v0 = ::gspc_runtime::finish_lanes(
-                    acc_w2_v0,
-                    ::gspc_runtime::window::at::<2, 2, 0>(bw),
+                *::gspc_runtime::window::at_mut::<4, 25, 20>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c1_v0,
+                    &[bw[1]; 4],
                     ::gspc_runtime::Activation::None,
                 );
-                for (lane, value) in o_w2_v0.into_iter().enumerate() {
-                    ow[lane * 20 + 2] = value;
-                }
-                let o_w3_v0 = ::gspc_runtime::finish_lanes(
-                    acc_w3_v0,
-                    ::gspc_runtime::window::at::<2, 2, 0>(bw),
+                *::gspc_runtime::window::at_mut::<4, 25, 21>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c1_v1,
+                    &[bw[1]; 4],
                     ::gspc_runtime::Activation::None,
                 );
-                for (lane, value) in o_w3_v0.into_iter().enumerate() {
-                    ow[lane * 20 + 3] = value;
-                }
-                let o_w4_v0 = ::gspc_runtime::finish_lanes(
-                    acc_w4_v0,
-                    ::gspc_runtime::window::at::<2, 2, 0>(bw),
-                    ::gspc_runtime::Activation::None,
-                );
-                for (lane, value) in o_w4_v0.into_iter().enumerate() {
-                    ow[lane * 20 + 4] = value;
-                }
             }
         }
-        /// `f32_gconv_g2c2k2_k3x3s1x1d1x1p1x1_4x5_gspc_oc__avx2`: 1 lanes x 2 vector(s) per output column, tiles of 5 column(s).
+        /// `f32_gconv_g2c2k2_k3x3s1x1d1x1p1x1_4x5_gspc_ow__avx2`: 4 lanes x 2 vector(s), 0 full tile(s) of 8 column(s) per row and a tail tile of 5.
         pub mod avx2 {
+            use ::core::arch::x86_64::*;
             /// Runs layer `plain` with the avx2 variant.
             ///
             /// # Safety
@@ -471,23 +453,21 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                super::pack_input(input, scratch);
-                let x: &[f32; super::SCRATCH_LEN] = scratch;
                 for g in 0..2 {
+                    super::pack_input(input, scratch, g);
+                    let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for ob in 0..1 {
                         for oh in 0..4 {
-                            for t in 0..1 {
-                                tile_5(x, packed, output, g, ob, oh, t * 5);
-                            }
+                            tile_last(x, packed, output, g, ob, oh, 0);
                         }
                     }
                 }
             }
-            /// Tile of 5 output column(s) x 2 output channel(s): accumulators `acc_w{column}_v{vector}`, 5 x 2 vector(s) of 1 lane(s); per input channel a 3x3 window, unrolled.
+            /// Tile of 2 output channel(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_v{vector}`; per input channel a 3x3 window, unrolled: one input vector load per tap and vector, one FMA with a broadcast weight per channel.
             #[target_feature(enable = "avx2,fma")]
             #[inline]
-            fn tile_5(
-                x: &[f32; 168],
+            fn tile_last(
+                x: &[f32; 84],
                 p: &[f32; 76],
                 out: &mut [f32; 80],
                 g: usize,
@@ -495,22 +475,16 @@ pub mod tiny {
                 oh: usize,
                 ow0: usize,
             ) {
-                let xb = g * 84 + oh * 7 + ow0;
+                let xb = oh * 7 + ow0;
                 let wb = g * 36 + ob * 36;
-                let mut acc_w0_v0 = 0.0f32;
-                let mut acc_w0_v1 = 0.0f32;
-                let mut acc_w1_v0 = 0.0f32;
-                let mut acc_w1_v1 = 0.0f32;
-                let mut acc_w2_v0 = 0.0f32;
-                let mut acc_w2_v1 = 0.0f32;
-                let mut acc_w3_v0 = 0.0f32;
-                let mut acc_w3_v1 = 0.0f32;
-                let mut acc_w4_v0 = 0.0f32;
-                let mut acc_w4_v1 = 0.0f32;
+                let mut acc_c0_v0 = _mm_setzero_ps();
+                let mut acc_c0_v1 = _mm_setzero_ps();
+                let mut acc_c1_v0 = _mm_setzero_ps();
+                let mut acc_c1_v1 = _mm_setzero_ps();
                 for ci in 0..2 {
                     let Some(xw) = ::gspc_runtime::window::window::<
                         21,
-                        168,
+                        84,
                     >(x, xb + ci * 42) else {
                         return;
                     };
@@ -520,114 +494,96 @@ pub mod tiny {
                     >(p, wb + ci * 18) else {
                         return;
                     };
-                    let w_t0_v0 = wv[0];
-                    let w_t0_v1 = wv[1];
-                    acc_w0_v0 += xw[0] * w_t0_v0;
-                    acc_w0_v1 += xw[0] * w_t0_v1;
-                    acc_w1_v0 += xw[1] * w_t0_v0;
-                    acc_w1_v1 += xw[1] * w_t0_v1;
-                    acc_w2_v0 += xw[2] * w_t0_v0;
-                    acc_w2_v1 += xw[2] * w_t0_v1;
-                    acc_w3_v0 += xw[3] * w_t0_v0;
-                    acc_w3_v1 += xw[3] * w_t0_v1;
-                    acc_w4_v0 += xw[4] * w_t0_v0;
-                    acc_w4_v1 += xw[4] * w_t0_v1;
-                    let w_t1_v0 = wv[2];
-                    let w_t1_v1 = wv[3];
-                    acc_w0_v0 += xw[1] * w_t1_v0;
-                    acc_w0_v1 += xw[1] * w_t1_v1;
-                    acc_w1_v0 += xw[2] * w_t1_v0;
-                    acc_w1_v1 += xw[2] * w_t1_v1;
-                    acc_w2_v0 += xw[3] * w_t1_v0;
-                    acc_w2_v1 += xw[3] * w_t1_v1;
-                    acc_w3_v0 += xw[4] * w_t1_v0;
-                    acc_w3_v1 += xw[4] * w_t1_v1;
-                    acc_w4_v0 += xw[5] * w_t1_v0;
-                    acc_w4_v1 += xw[5] * w_t1_v1;
-                    let w_t2_v0 = wv[4];
-                    let w_t2_v1 = wv[5];
-                    acc_w0_v0 += xw[2] * w_t2_v0;
-                    acc_w0_v1 += xw[2] * w_t2_v1;
-                    acc_w1_v0 += xw[3] * w_t2_v0;
-                    acc_w1_v1 += xw[3] * w_t2_v1;
-                    acc_w2_v0 += xw[4] * w_t2_v0;
-                    acc_w2_v1 += xw[4] * w_t2_v1;
-                    acc_w3_v0 += xw[5] * w_t2_v0;
-                    acc_w3_v1 += xw[5] * w_t2_v1;
-                    acc_w4_v0 += xw[6] * w_t2_v0;
-                    acc_w4_v1 += xw[6] * w_t2_v1;
-                    let w_t3_v0 = wv[6];
-                    let w_t3_v1 = wv[7];
-                    acc_w0_v0 += xw[7] * w_t3_v0;
-                    acc_w0_v1 += xw[7] * w_t3_v1;
-                    acc_w1_v0 += xw[8] * w_t3_v0;
-                    acc_w1_v1 += xw[8] * w_t3_v1;
-                    acc_w2_v0 += xw[9] * w_t3_v0;
-                    acc_w2_v1 += xw[9] * w_t3_v1;
-                    acc_w3_v0 += xw[10] * w_t3_v0;
-                    acc_w3_v1 += xw[10] * w_t3_v1;
-                    acc_w4_v0 += xw[11] * w_t3_v0;
-                    acc_w4_v1 += xw[11] * w_t3_v1;
-                    let w_t4_v0 = wv[8];
-                    let w_t4_v1 = wv[9];
-                    acc_w0_v0 += xw[8] * w_t4_v0;
-                    acc_w0_v1 += xw[8] * w_t4_v1;
-                    acc_w1_v0 += xw[9] * w_t4_v0;
-                    acc_w1_v1 += xw[9] * w_t4_v1;
-                    acc_w2_v0 += xw[10] * w_t4_v0;
-                    acc_w2_v1 += xw[10] * w_t4_v1;
-                    acc_w3_v0 += xw[11] * w_t4_v0;
-                    acc_w3_v1 += xw[11] * w_t4_v1;
-                    acc_w4_v0 += xw[12] * w_t4_v0;
-                    acc_w4_v1 += xw[12] * w_t4_v1;
-                    let w_t5_v0 = wv[10];
-                    let w_t5_v1 = wv[11];
-                    acc_w0_v0 += xw[9] * w_t5_v0;
-                    acc_w0_v1 += xw[9] * w_t5_v1;
-                    acc_w1_v0 += xw[10] * w_t5_v0;
-                    acc_w1_v1 += xw[10] * w_t5_v1;
-                    acc_w2_v0 += xw[11] * w_t5_v0;
-                    acc_w2_v1 += xw[11] * w_t5_v1;
-                    acc_w3_v0 += xw[12] * w_t5_v0;
-                    acc_w3_v1 += xw[12] * w_t5_v1;
-                    acc_w4_v0 += xw[13] * w_t5_v0;
-                    acc_w4_v1 += xw[13] * w_t5_v1;
-                    let w_t6_v0 = wv[12];
-                    let w_t6_v1 = wv[13];
-                    acc_w0_v0 += xw[14] * w_t6_v0;
-                    acc_w0_v1 += xw[14] * w_t6_v1;
-                    acc_w1_v0 += xw[15] * w_t6_v0;
-                    acc_w1_v1 += xw[15] * w_t6_v1;
-                    acc_w2_v0 += xw[16] * w_t6_v0;
-                    acc_w2_v1 += xw[16] * w_t6_v1;
-                    acc_w3_v0 += xw[17] * w_t6_v0;
-                    acc_w3_v1 += xw[17] * w_t6_v1;
-                    acc_w4_v0 += xw[18] * w_t6_v0;
-                    acc_w4_v1 += xw[18] * w_t6_v1;
-                    let w_t7_v0 = wv[14];
-                    let w_t7_v1 = wv[15];
-                    acc_w0_v0 += xw[15] * w_t7_v0;
-                    acc_w0_v1 += xw[15] * w_t7_v1;
-                    acc_w1_v0 += xw[16] * w_t7_v0;
-                    acc_w1_v1 += xw[16] * w_t7_v1;
-                    acc_w2_v0 += xw[17] * w_t7_v0;
-                    acc_w2_v1 += xw[17] * w_t7_v1;
-                    acc_w3_v0 += xw[18] * w_t7_v0;
-                    acc_w3_v1 += xw[18] * w_t7_v1;
-                    acc_w4_v0 += xw[19] * w_t7_v0;
-                    acc_w4_v1 += xw[19] * w_t7_v1;
-                    let w_t8_v0 = wv[16];
-                    let w_t8_v1 = wv[17];
-                    acc_w0_v0 += xw[16] * w_t8_v0;
-                    acc_w0_v1 += xw[16] * w_t8_v1;
-                    acc_w1_v0 += xw[17] * w_t8_v0;
-                    acc_w1_v1 += xw[17] * w_t8_v1;
-                    acc_w2_v0 += xw[18] * w_t8_v0;
-                    acc_w2_v1 += xw[18] * w_t8_v1;
-                    acc_w3_v0 += xw[19] * w_t8_v0;
-                    acc_w3_v1 += xw[19] * w_t8_v1;
-                    acc_w4_v0 += xw[20] * w_t8_v0;
-                    acc_w4_v1 += xw[20] * w_t8_v1;
+                    let x_t0_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 0>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t0_v0, _mm_set1_ps(wv[0]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t0_v0, _mm_set1_ps(wv[1]), acc_c1_v0);
+                    let x_t0_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 1>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t0_v1, _mm_set1_ps(wv[0]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t0_v1, _mm_set1_ps(wv[1]), acc_c1_v1);
+                    let x_t1_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 1>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t1_v0, _mm_set1_ps(wv[2]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t1_v0, _mm_set1_ps(wv[3]), acc_c1_v0);
+                    let x_t1_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 2>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t1_v1, _mm_set1_ps(wv[2]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t1_v1, _mm_set1_ps(wv[3]), acc_c1_v1);
+                    let x_t2_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 2>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t2_v0, _mm_set1_ps(wv[4]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t2_v0, _mm_set1_ps(wv[5]), acc_c1_v0);
+                    let x_t2_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 3>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t2_v1, _mm_set1_ps(wv[4]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t2_v1, _mm_set1_ps(wv[5]), acc_c1_v1);
+                    let x_t3_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 7>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t3_v0, _mm_set1_ps(wv[6]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t3_v0, _mm_set1_ps(wv[7]), acc_c1_v0);
+                    let x_t3_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 8>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t3_v1, _mm_set1_ps(wv[6]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t3_v1, _mm_set1_ps(wv[7]), acc_c1_v1);
+                    let x_t4_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 8>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t4_v0, _mm_set1_ps(wv[8]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t4_v0, _mm_set1_ps(wv[9]), acc_c1_v0);
+                    let x_t4_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 9>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t4_v1, _mm_set1_ps(wv[8]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t4_v1, _mm_set1_ps(wv[9]), acc_c1_v1);
+                    let x_t5_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 9>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t5_v0, _mm_set1_ps(wv[10]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t5_v0, _mm_set1_ps(wv[11]), acc_c1_v0);
+                    let x_t5_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 10>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t5_v1, _mm_set1_ps(wv[10]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t5_v1, _mm_set1_ps(wv[11]), acc_c1_v1);
+                    let x_t6_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 14>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t6_v0, _mm_set1_ps(wv[12]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t6_v0, _mm_set1_ps(wv[13]), acc_c1_v0);
+                    let x_t6_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 15>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t6_v1, _mm_set1_ps(wv[12]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t6_v1, _mm_set1_ps(wv[13]), acc_c1_v1);
+                    let x_t7_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 15>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t7_v0, _mm_set1_ps(wv[14]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t7_v0, _mm_set1_ps(wv[15]), acc_c1_v0);
+                    let x_t7_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 16>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t7_v1, _mm_set1_ps(wv[14]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t7_v1, _mm_set1_ps(wv[15]), acc_c1_v1);
+                    let x_t8_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 16>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t8_v0, _mm_set1_ps(wv[16]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t8_v0, _mm_set1_ps(wv[17]), acc_c1_v0);
+                    let x_t8_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 17>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t8_v1, _mm_set1_ps(wv[16]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t8_v1, _mm_set1_ps(wv[17]), acc_c1_v1);
                 }
                 let Some(bw) = ::gspc_runtime::window::window::<
                     2,
@@ -641,30 +597,23 @@ pub mod tiny {
                 >(out, g * 40 + ob * 40 + oh * 5 + ow0) else {
                     return;
                 };
-                let o_w0_v0 = ::gspc_runtime::Activation::None.apply(acc_w0_v0 + bw[0]);
-                ow[0] = o_w0_v0;
-                let o_w0_v1 = ::gspc_runtime::Activation::None.apply(acc_w0_v1 + bw[1]);
-                ow[20] = o_w0_v1;
-                let o_w1_v0 = ::gspc_runtime::Activation::None.apply(acc_w1_v0 + bw[0]);
-                ow[1] = o_w1_v0;
-                let o_w1_v1 = ::gspc_runtime::Activation::None.apply(acc_w1_v1 + bw[1]);
-                ow[21] = o_w1_v1;
-                let o_w2_v0 = ::gspc_runtime::Activation::None.apply(acc_w2_v0 + bw[0]);
-                ow[2] = o_w2_v0;
-                let o_w2_v1 = ::gspc_runtime::Activation::None.apply(acc_w2_v1 + bw[1]);
-                ow[22] = o_w2_v1;
-                let o_w3_v0 = ::gspc_runtime::Activation::None.apply(acc_w3_v0 + bw[0]);
-                ow[3] = o_w3_v0;
-                let o_w3_v1 = ::gspc_runtime::Activation::None.apply(acc_w3_v1 + bw[1]);
-                ow[23] = o_w3_v1;
-                let o_w4_v0 = ::gspc_runtime::Activation::None.apply(acc_w4_v0 + bw[0]);
-                ow[4] = o_w4_v0;
-                let o_w4_v1 = ::gspc_runtime::Activation::None.apply(acc_w4_v1 + bw[1]);
-                ow[24] = o_w4_v1;
+                *::gspc_runtime::window::at_mut::<4, 25, 0>(ow) = ::gspc_runtime::x86::store4(
+                    _mm_add_ps(acc_c0_v0, _mm_set1_ps(bw[0])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 25, 1>(ow) = ::gspc_runtime::x86::store4(
+                    _mm_add_ps(acc_c0_v1, _mm_set1_ps(bw[0])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 25, 20>(ow) = ::gspc_runtime::x86::store4(
+                    _mm_add_ps(acc_c1_v0, _mm_set1_ps(bw[1])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 25, 21>(ow) = ::gspc_runtime::x86::store4(
+                    _mm_add_ps(acc_c1_v1, _mm_set1_ps(bw[1])),
+                );
             }
         }
-        /// `f32_gconv_g2c2k2_k3x3s1x1d1x1p1x1_4x5_gspc_oc__avx512`: 1 lanes x 2 vector(s) per output column, tiles of 5 column(s).
+        /// `f32_gconv_g2c2k2_k3x3s1x1d1x1p1x1_4x5_gspc_ow__avx512`: 4 lanes x 2 vector(s), 0 full tile(s) of 8 column(s) per row and a tail tile of 5.
         pub mod avx512 {
+            use ::core::arch::x86_64::*;
             /// Runs layer `plain` with the avx512 variant.
             ///
             /// # Safety
@@ -677,23 +626,21 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                super::pack_input(input, scratch);
-                let x: &[f32; super::SCRATCH_LEN] = scratch;
                 for g in 0..2 {
+                    super::pack_input(input, scratch, g);
+                    let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for ob in 0..1 {
                         for oh in 0..4 {
-                            for t in 0..1 {
-                                tile_5(x, packed, output, g, ob, oh, t * 5);
-                            }
+                            tile_last(x, packed, output, g, ob, oh, 0);
                         }
                     }
                 }
             }
-            /// Tile of 5 output column(s) x 2 output channel(s): accumulators `acc_w{column}_v{vector}`, 5 x 2 vector(s) of 1 lane(s); per input channel a 3x3 window, unrolled.
+            /// Tile of 2 output channel(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_v{vector}`; per input channel a 3x3 window, unrolled: one input vector load per tap and vector, one FMA with a broadcast weight per channel.
             #[target_feature(enable = "avx512f,avx2,fma")]
             #[inline]
-            fn tile_5(
-                x: &[f32; 168],
+            fn tile_last(
+                x: &[f32; 84],
                 p: &[f32; 76],
                 out: &mut [f32; 80],
                 g: usize,
@@ -701,22 +648,16 @@ pub mod tiny {
                 oh: usize,
                 ow0: usize,
             ) {
-                let xb = g * 84 + oh * 7 + ow0;
+                let xb = oh * 7 + ow0;
                 let wb = g * 36 + ob * 36;
-                let mut acc_w0_v0 = 0.0f32;
-                let mut acc_w0_v1 = 0.0f32;
-                let mut acc_w1_v0 = 0.0f32;
-                let mut acc_w1_v1 = 0.0f32;
-                let mut acc_w2_v0 = 0.0f32;
-                let mut acc_w2_v1 = 0.0f32;
-                let mut acc_w3_v0 = 0.0f32;
-                let mut acc_w3_v1 = 0.0f32;
-                let mut acc_w4_v0 = 0.0f32;
-                let mut acc_w4_v1 = 0.0f32;
+                let mut acc_c0_v0 = _mm_setzero_ps();
+                let mut acc_c0_v1 = _mm_setzero_ps();
+                let mut acc_c1_v0 = _mm_setzero_ps();
+                let mut acc_c1_v1 = _mm_setzero_ps();
                 for ci in 0..2 {
                     let Some(xw) = ::gspc_runtime::window::window::<
                         21,
-                        168,
+                        84,
                     >(x, xb + ci * 42) else {
                         return;
                     };
@@ -726,114 +667,96 @@ pub mod tiny {
                     >(p, wb + ci * 18) else {
                         return;
                     };
-                    let w_t0_v0 = wv[0];
-                    let w_t0_v1 = wv[1];
-                    acc_w0_v0 += xw[0] * w_t0_v0;
-                    acc_w0_v1 += xw[0] * w_t0_v1;
-                    acc_w1_v0 += xw[1] * w_t0_v0;
-                    acc_w1_v1 += xw[1] * w_t0_v1;
-                    acc_w2_v0 += xw[2] * w_t0_v0;
-                    acc_w2_v1 += xw[2] * w_t0_v1;
-                    acc_w3_v0 += xw[3] * w_t0_v0;
-                    acc_w3_v1 += xw[3] * w_t0_v1;
-                    acc_w4_v0 += xw[4] * w_t0_v0;
-                    acc_w4_v1 += xw[4] * w_t0_v1;
-                    let w_t1_v0 = wv[2];
-                    let w_t1_v1 = wv[3];
-                    acc_w0_v0 += xw[1] * w_t1_v0;
-                    acc_w0_v1 += xw[1] * w_t1_v1;
-                    acc_w1_v0 += xw[2] * w_t1_v0;
-                    acc_w1_v1 += xw[2] * w_t1_v1;
-                    acc_w2_v0 += xw[3] * w_t1_v0;
-                    acc_w2_v1 += xw[3] * w_t1_v1;
-                    acc_w3_v0 += xw[4] * w_t1_v0;
-                    acc_w3_v1 += xw[4] * w_t1_v1;
-                    acc_w4_v0 += xw[5] * w_t1_v0;
-                    acc_w4_v1 += xw[5] * w_t1_v1;
-                    let w_t2_v0 = wv[4];
-                    let w_t2_v1 = wv[5];
-                    acc_w0_v0 += xw[2] * w_t2_v0;
-                    acc_w0_v1 += xw[2] * w_t2_v1;
-                    acc_w1_v0 += xw[3] * w_t2_v0;
-                    acc_w1_v1 += xw[3] * w_t2_v1;
-                    acc_w2_v0 += xw[4] * w_t2_v0;
-                    acc_w2_v1 += xw[4] * w_t2_v1;
-                    acc_w3_v0 += xw[5] * w_t2_v0;
-                    acc_w3_v1 += xw[5] * w_t2_v1;
-                    acc_w4_v0 += xw[6] * w_t2_v0;
-                    acc_w4_v1 += xw[6] * w_t2_v1;
-                    let w_t3_v0 = wv[6];
-                    let w_t3_v1 = wv[7];
-                    acc_w0_v0 += xw[7] * w_t3_v0;
-                    acc_w0_v1 += xw[7] * w_t3_v1;
-                    acc_w1_v0 += xw[8] * w_t3_v0;
-                    acc_w1_v1 += xw[8] * w_t3_v1;
-                    acc_w2_v0 += xw[9] * w_t3_v0;
-                    acc_w2_v1 += xw[9] * w_t3_v1;
-                    acc_w3_v0 += xw[10] * w_t3_v0;
-                    acc_w3_v1 += xw[10] * w_t3_v1;
-                    acc_w4_v0 += xw[11] * w_t3_v0;
-                    acc_w4_v1 += xw[11] * w_t3_v1;
-                    let w_t4_v0 = wv[8];
-                    let w_t4_v1 = wv[9];
-                    acc_w0_v0 += xw[8] * w_t4_v0;
-                    acc_w0_v1 += xw[8] * w_t4_v1;
-                    acc_w1_v0 += xw[9] * w_t4_v0;
-                    acc_w1_v1 += xw[9] * w_t4_v1;
-                    acc_w2_v0 += xw[10] * w_t4_v0;
-                    acc_w2_v1 += xw[10] * w_t4_v1;
-                    acc_w3_v0 += xw[11] * w_t4_v0;
-                    acc_w3_v1 += xw[11] * w_t4_v1;
-                    acc_w4_v0 += xw[12] * w_t4_v0;
-                    acc_w4_v1 += xw[12] * w_t4_v1;
-                    let w_t5_v0 = wv[10];
-                    let w_t5_v1 = wv[11];
-                    acc_w0_v0 += xw[9] * w_t5_v0;
-                    acc_w0_v1 += xw[9] * w_t5_v1;
-                    acc_w1_v0 += xw[10] * w_t5_v0;
-                    acc_w1_v1 += xw[10] * w_t5_v1;
-                    acc_w2_v0 += xw[11] * w_t5_v0;
-                    acc_w2_v1 += xw[11] * w_t5_v1;
-                    acc_w3_v0 += xw[12] * w_t5_v0;
-                    acc_w3_v1 += xw[12] * w_t5_v1;
-                    acc_w4_v0 += xw[13] * w_t5_v0;
-                    acc_w4_v1 += xw[13] * w_t5_v1;
-                    let w_t6_v0 = wv[12];
-                    let w_t6_v1 = wv[13];
-                    acc_w0_v0 += xw[14] * w_t6_v0;
-                    acc_w0_v1 += xw[14] * w_t6_v1;
-                    acc_w1_v0 += xw[15] * w_t6_v0;
-                    acc_w1_v1 += xw[15] * w_t6_v1;
-                    acc_w2_v0 += xw[16] * w_t6_v0;
-                    acc_w2_v1 += xw[16] * w_t6_v1;
-                    acc_w3_v0 += xw[17] * w_t6_v0;
-                    acc_w3_v1 += xw[17] * w_t6_v1;
-                    acc_w4_v0 += xw[18] * w_t6_v0;
-                    acc_w4_v1 += xw[18] * w_t6_v1;
-                    let w_t7_v0 = wv[14];
-                    let w_t7_v1 = wv[15];
-                    acc_w0_v0 += xw[15] * w_t7_v0;
-                    acc_w0_v1 += xw[15] * w_t7_v1;
-                    acc_w1_v0 += xw[16] * w_t7_v0;
-                    acc_w1_v1 += xw[16] * w_t7_v1;
-                    acc_w2_v0 += xw[17] * w_t7_v0;
-                    acc_w2_v1 += xw[17] * w_t7_v1;
-                    acc_w3_v0 += xw[18] * w_t7_v0;
-                    acc_w3_v1 += xw[18] * w_t7_v1;
-                    acc_w4_v0 += xw[19] * w_t7_v0;
-                    acc_w4_v1 += xw[19] * w_t7_v1;
-                    let w_t8_v0 = wv[16];
-                    let w_t8_v1 = wv[17];
-                    acc_w0_v0 += xw[16] * w_t8_v0;
-                    acc_w0_v1 += xw[16] * w_t8_v1;
-                    acc_w1_v0 += xw[17] * w_t8_v0;
-                    acc_w1_v1 += xw[17] * w_t8_v1;
-                    acc_w2_v0 += xw[18] * w_t8_v0;
-                    acc_w2_v1 += xw[18] * w_t8_v1;
-                    acc_w3_v0 += xw[19] * w_t8_v0;
-                    acc_w3_v1 += xw[19] * w_t8_v1;
-                    acc_w4_v0 += xw[20] * w_t8_v0;
-                    acc_w4_v1 += xw[20] * w_t8_v1;
+                    let x_t0_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 0>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t0_v0, _mm_set1_ps(wv[0]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t0_v0, _mm_set1_ps(wv[1]), acc_c1_v0);
+                    let x_t0_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 1>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t0_v1, _mm_set1_ps(wv[0]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t0_v1, _mm_set1_ps(wv[1]), acc_c1_v1);
+                    let x_t1_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 1>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t1_v0, _mm_set1_ps(wv[2]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t1_v0, _mm_set1_ps(wv[3]), acc_c1_v0);
+                    let x_t1_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 2>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t1_v1, _mm_set1_ps(wv[2]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t1_v1, _mm_set1_ps(wv[3]), acc_c1_v1);
+                    let x_t2_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 2>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t2_v0, _mm_set1_ps(wv[4]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t2_v0, _mm_set1_ps(wv[5]), acc_c1_v0);
+                    let x_t2_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 3>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t2_v1, _mm_set1_ps(wv[4]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t2_v1, _mm_set1_ps(wv[5]), acc_c1_v1);
+                    let x_t3_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 7>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t3_v0, _mm_set1_ps(wv[6]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t3_v0, _mm_set1_ps(wv[7]), acc_c1_v0);
+                    let x_t3_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 8>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t3_v1, _mm_set1_ps(wv[6]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t3_v1, _mm_set1_ps(wv[7]), acc_c1_v1);
+                    let x_t4_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 8>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t4_v0, _mm_set1_ps(wv[8]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t4_v0, _mm_set1_ps(wv[9]), acc_c1_v0);
+                    let x_t4_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 9>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t4_v1, _mm_set1_ps(wv[8]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t4_v1, _mm_set1_ps(wv[9]), acc_c1_v1);
+                    let x_t5_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 9>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t5_v0, _mm_set1_ps(wv[10]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t5_v0, _mm_set1_ps(wv[11]), acc_c1_v0);
+                    let x_t5_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 10>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t5_v1, _mm_set1_ps(wv[10]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t5_v1, _mm_set1_ps(wv[11]), acc_c1_v1);
+                    let x_t6_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 14>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t6_v0, _mm_set1_ps(wv[12]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t6_v0, _mm_set1_ps(wv[13]), acc_c1_v0);
+                    let x_t6_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 15>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t6_v1, _mm_set1_ps(wv[12]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t6_v1, _mm_set1_ps(wv[13]), acc_c1_v1);
+                    let x_t7_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 15>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t7_v0, _mm_set1_ps(wv[14]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t7_v0, _mm_set1_ps(wv[15]), acc_c1_v0);
+                    let x_t7_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 16>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t7_v1, _mm_set1_ps(wv[14]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t7_v1, _mm_set1_ps(wv[15]), acc_c1_v1);
+                    let x_t8_v0 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 16>(xw),
+                    );
+                    acc_c0_v0 = _mm_fmadd_ps(x_t8_v0, _mm_set1_ps(wv[16]), acc_c0_v0);
+                    acc_c1_v0 = _mm_fmadd_ps(x_t8_v0, _mm_set1_ps(wv[17]), acc_c1_v0);
+                    let x_t8_v1 = ::gspc_runtime::x86::load4(
+                        ::gspc_runtime::window::at::<4, 21, 17>(xw),
+                    );
+                    acc_c0_v1 = _mm_fmadd_ps(x_t8_v1, _mm_set1_ps(wv[16]), acc_c0_v1);
+                    acc_c1_v1 = _mm_fmadd_ps(x_t8_v1, _mm_set1_ps(wv[17]), acc_c1_v1);
                 }
                 let Some(bw) = ::gspc_runtime::window::window::<
                     2,
@@ -847,26 +770,18 @@ pub mod tiny {
                 >(out, g * 40 + ob * 40 + oh * 5 + ow0) else {
                     return;
                 };
-                let o_w0_v0 = ::gspc_runtime::Activation::None.apply(acc_w0_v0 + bw[0]);
-                ow[0] = o_w0_v0;
-                let o_w0_v1 = ::gspc_runtime::Activation::None.apply(acc_w0_v1 + bw[1]);
-                ow[20] = o_w0_v1;
-                let o_w1_v0 = ::gspc_runtime::Activation::None.apply(acc_w1_v0 + bw[0]);
-                ow[1] = o_w1_v0;
-                let o_w1_v1 = ::gspc_runtime::Activation::None.apply(acc_w1_v1 + bw[1]);
-                ow[21] = o_w1_v1;
-                let o_w2_v0 = ::gspc_runtime::Activation::None.apply(acc_w2_v0 + bw[0]);
-                ow[2] = o_w2_v0;
-                let o_w2_v1 = ::gspc_runtime::Activation::None.apply(acc_w2_v1 + bw[1]);
-                ow[22] = o_w2_v1;
-                let o_w3_v0 = ::gspc_runtime::Activation::None.apply(acc_w3_v0 + bw[0]);
-                ow[3] = o_w3_v0;
-                let o_w3_v1 = ::gspc_runtime::Activation::None.apply(acc_w3_v1 + bw[1]);
-                ow[23] = o_w3_v1;
-                let o_w4_v0 = ::gspc_runtime::Activation::None.apply(acc_w4_v0 + bw[0]);
-                ow[4] = o_w4_v0;
-                let o_w4_v1 = ::gspc_runtime::Activation::None.apply(acc_w4_v1 + bw[1]);
-                ow[24] = o_w4_v1;
+                *::gspc_runtime::window::at_mut::<4, 25, 0>(ow) = ::gspc_runtime::x86::store4(
+                    _mm_add_ps(acc_c0_v0, _mm_set1_ps(bw[0])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 25, 1>(ow) = ::gspc_runtime::x86::store4(
+                    _mm_add_ps(acc_c0_v1, _mm_set1_ps(bw[0])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 25, 20>(ow) = ::gspc_runtime::x86::store4(
+                    _mm_add_ps(acc_c1_v0, _mm_set1_ps(bw[1])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 25, 21>(ow) = ::gspc_runtime::x86::store4(
+                    _mm_add_ps(acc_c1_v1, _mm_set1_ps(bw[1])),
+                );
             }
         }
     }
@@ -886,8 +801,8 @@ pub mod tiny {
         pub const WEIGHTS_LEN: usize = 72;
         /// Packed weights and bias.
         pub const PACKED_LEN: usize = 76;
-        /// Per-call workspace (the padded, packed input).
-        pub const SCRATCH_LEN: usize = 168;
+        /// Per-call workspace (the padded, packed input of one group).
+        pub const SCRATCH_LEN: usize = 84;
         /// FLOPs of one run (a multiply-add counts 2).
         pub const FLOPS: u64 = 864;
         /// The layer's shape.
@@ -965,26 +880,30 @@ pub mod tiny {
                 };
             }
         }
-        /// Copies the NCHW input into the scratch as zero-padded planes
-        /// `[IN_CHANNELS][H + 2 PH][W + 2 PW]`.
-        fn pack_input(input: &[f32; INPUT_LEN], scratch: &mut [f32; SCRATCH_LEN]) {
-            const C: usize = 4;
+        /// Copies the input channels of group `g` into the scratch as zero-padded planes
+        /// `[IN_CHANNELS / GROUPS][H + 2 PH][ROW]`.
+        fn pack_input(
+            input: &[f32; INPUT_LEN],
+            scratch: &mut [f32; SCRATCH_LEN],
+            g: usize,
+        ) {
+            const C: usize = 2;
             const H: usize = 4;
             const W: usize = 5;
             const HP: usize = 6;
-            const WP: usize = 7;
+            const ROW: usize = 7;
             for c in 0..C {
                 let Some(top) = ::gspc_runtime::window::window_mut::<
                     7,
                     SCRATCH_LEN,
-                >(scratch, c * (HP * WP)) else {
+                >(scratch, c * (HP * ROW)) else {
                     return;
                 };
                 *top = [0.0; 7];
                 let Some(bottom) = ::gspc_runtime::window::window_mut::<
                     7,
                     SCRATCH_LEN,
-                >(scratch, c * (HP * WP) + 35) else {
+                >(scratch, c * (HP * ROW) + 35) else {
                     return;
                 };
                 *bottom = [0.0; 7];
@@ -992,13 +911,13 @@ pub mod tiny {
                     let Some(src) = ::gspc_runtime::window::window::<
                         W,
                         INPUT_LEN,
-                    >(input, (c * H + h) * W) else {
+                    >(input, ((g * C + c) * H + h) * W) else {
                         return;
                     };
                     let Some(dst) = ::gspc_runtime::window::window_mut::<
-                        WP,
+                        ROW,
                         SCRATCH_LEN,
-                    >(scratch, c * (HP * WP) + 7 + h * WP) else {
+                    >(scratch, c * (HP * ROW) + 7 + h * ROW) else {
                         return;
                     };
                     dst[..1].fill(0.0);
@@ -1141,7 +1060,7 @@ pub mod tiny {
             unsafe { avx512::run(input, packed, output, scratch) };
             Ok(())
         }
-        /// `f32_gconv_g2c2k2_k3x3s2x2d1x1p1x1_4x5_gspc_oc__portable`: 2 lanes x 1 vector(s) per output column, tiles of 3 column(s).
+        /// `f32_gconv_g2c2k2_k3x3s2x2d1x1p1x1_4x5_gspc_oc__portable`: 2 lanes x 1 vector(s), 1 full tile(s) of 3 column(s) per row.
         pub mod portable {
             /// Runs layer `biased` with the portable variant.
             pub fn run(
@@ -1150,13 +1069,13 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                super::pack_input(input, scratch);
-                let x: &[f32; super::SCRATCH_LEN] = scratch;
                 for g in 0..2 {
+                    super::pack_input(input, scratch, g);
+                    let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for ob in 0..1 {
                         for oh in 0..2 {
                             for t in 0..1 {
-                                tile_3(x, packed, output, g, ob, oh, t * 3);
+                                tile_full(x, packed, output, g, ob, oh, t * 3);
                             }
                         }
                     }
@@ -1164,8 +1083,8 @@ pub mod tiny {
             }
             /// Tile of 3 output column(s) x 2 output channel(s): accumulators `acc_w{column}_v{vector}`, 3 x 1 vector(s) of 2 lane(s); per input channel a 3x3 window, unrolled.
             #[inline]
-            fn tile_3(
-                x: &[f32; 168],
+            fn tile_full(
+                x: &[f32; 84],
                 p: &[f32; 76],
                 out: &mut [f32; 24],
                 g: usize,
@@ -1173,7 +1092,7 @@ pub mod tiny {
                 oh: usize,
                 ow0: usize,
             ) {
-                let xb = g * 84 + oh * 14 + ow0 * 2;
+                let xb = oh * 14 + ow0 * 2;
                 let wb = g * 36 + ob * 36;
                 let mut acc_w0_v0 = [0.0f32; 2];
                 let mut acc_w1_v0 = [0.0f32; 2];
@@ -1181,7 +1100,7 @@ pub mod tiny {
                 for ci in 0..2 {
                     let Some(xw) = ::gspc_runtime::window::window::<
                         21,
-                        168,
+                        84,
                     >(x, xb + ci * 42) else {
                         return;
                     };
@@ -1266,7 +1185,7 @@ pub mod tiny {
                 }
             }
         }
-        /// `f32_gconv_g2c2k2_k3x3s2x2d1x1p1x1_4x5_gspc_oc__avx2`: 1 lanes x 2 vector(s) per output column, tiles of 3 column(s).
+        /// `f32_gconv_g2c2k2_k3x3s2x2d1x1p1x1_4x5_gspc_oc__avx2`: 1 lanes x 2 vector(s), 1 full tile(s) of 3 column(s) per row.
         pub mod avx2 {
             /// Runs layer `biased` with the avx2 variant.
             ///
@@ -1280,13 +1199,13 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                super::pack_input(input, scratch);
-                let x: &[f32; super::SCRATCH_LEN] = scratch;
                 for g in 0..2 {
+                    super::pack_input(input, scratch, g);
+                    let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for ob in 0..1 {
                         for oh in 0..2 {
                             for t in 0..1 {
-                                tile_3(x, packed, output, g, ob, oh, t * 3);
+                                tile_full(x, packed, output, g, ob, oh, t * 3);
                             }
                         }
                     }
@@ -1295,8 +1214,8 @@ pub mod tiny {
             /// Tile of 3 output column(s) x 2 output channel(s): accumulators `acc_w{column}_v{vector}`, 3 x 2 vector(s) of 1 lane(s); per input channel a 3x3 window, unrolled.
             #[target_feature(enable = "avx2,fma")]
             #[inline]
-            fn tile_3(
-                x: &[f32; 168],
+            fn tile_full(
+                x: &[f32; 84],
                 p: &[f32; 76],
                 out: &mut [f32; 24],
                 g: usize,
@@ -1304,7 +1223,7 @@ pub mod tiny {
                 oh: usize,
                 ow0: usize,
             ) {
-                let xb = g * 84 + oh * 14 + ow0 * 2;
+                let xb = oh * 14 + ow0 * 2;
                 let wb = g * 36 + ob * 36;
                 let mut acc_w0_v0 = 0.0f32;
                 let mut acc_w0_v1 = 0.0f32;
@@ -1315,7 +1234,7 @@ pub mod tiny {
                 for ci in 0..2 {
                     let Some(xw) = ::gspc_runtime::window::window::<
                         21,
-                        168,
+                        84,
                     >(x, xb + ci * 42) else {
                         return;
                     };
@@ -1424,7 +1343,7 @@ pub mod tiny {
                 ow[8] = o_w2_v1;
             }
         }
-        /// `f32_gconv_g2c2k2_k3x3s2x2d1x1p1x1_4x5_gspc_oc__avx512`: 1 lanes x 2 vector(s) per output column, tiles of 3 column(s).
+        /// `f32_gconv_g2c2k2_k3x3s2x2d1x1p1x1_4x5_gspc_oc__avx512`: 1 lanes x 2 vector(s), 1 full tile(s) of 3 column(s) per row.
         pub mod avx512 {
             /// Runs layer `biased` with the avx512 variant.
             ///
@@ -1438,13 +1357,13 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                super::pack_input(input, scratch);
-                let x: &[f32; super::SCRATCH_LEN] = scratch;
                 for g in 0..2 {
+                    super::pack_input(input, scratch, g);
+                    let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for ob in 0..1 {
                         for oh in 0..2 {
                             for t in 0..1 {
-                                tile_3(x, packed, output, g, ob, oh, t * 3);
+                                tile_full(x, packed, output, g, ob, oh, t * 3);
                             }
                         }
                     }
@@ -1453,8 +1372,8 @@ pub mod tiny {
             /// Tile of 3 output column(s) x 2 output channel(s): accumulators `acc_w{column}_v{vector}`, 3 x 2 vector(s) of 1 lane(s); per input channel a 3x3 window, unrolled.
             #[target_feature(enable = "avx512f,avx2,fma")]
             #[inline]
-            fn tile_3(
-                x: &[f32; 168],
+            fn tile_full(
+                x: &[f32; 84],
                 p: &[f32; 76],
                 out: &mut [f32; 24],
                 g: usize,
@@ -1462,7 +1381,7 @@ pub mod tiny {
                 oh: usize,
                 ow0: usize,
             ) {
-                let xb = g * 84 + oh * 14 + ow0 * 2;
+                let xb = oh * 14 + ow0 * 2;
                 let wb = g * 36 + ob * 36;
                 let mut acc_w0_v0 = 0.0f32;
                 let mut acc_w0_v1 = 0.0f32;
@@ -1473,7 +1392,7 @@ pub mod tiny {
                 for ci in 0..2 {
                     let Some(xw) = ::gspc_runtime::window::window::<
                         21,
-                        168,
+                        84,
                     >(x, xb + ci * 42) else {
                         return;
                     };
