@@ -97,7 +97,7 @@ struct Timed {
     min_us: f64,
 }
 
-fn time_layer(layer: &Layer, run: RunFn, args: &Args) -> (f64, f64) {
+fn time_layer(layer: &Layer, run: Option<RunFn>, args: &Args) -> (f64, f64) {
     let mut rng = Rng::new(7);
     let mut input = vec![0.0f32; layer.input_len];
     let mut weights = vec![0.0f32; layer.weights_len];
@@ -106,16 +106,25 @@ fn time_layer(layer: &Layer, run: RunFn, args: &Args) -> (f64, f64) {
     let mut packed = vec![0.0f32; layer.packed_len];
     (layer.pack_weights)(&weights, None, &mut packed).expect("lengths");
     let mut output = vec![0.0f32; layer.output_len];
-    let mut scratch = vec![0.0f32; layer.scratch_len];
+    let mut scratch = vec![0.0f32; layer.scratch_len * args.threads];
+    let threads = args.threads;
     let mut once = || {
         let t = Instant::now();
-        let run = std::hint::black_box(run);
-        run(
-            std::hint::black_box(&input),
-            std::hint::black_box(&packed),
-            &mut output,
-            &mut scratch,
-        )
+        match std::hint::black_box(run) {
+            Some(run) => run(
+                std::hint::black_box(&input),
+                std::hint::black_box(&packed),
+                &mut output,
+                &mut scratch,
+            ),
+            None => (layer.run_parallel)(
+                std::hint::black_box(&input),
+                std::hint::black_box(&packed),
+                &mut output,
+                &mut scratch,
+                threads,
+            ),
+        }
         .expect("lengths");
         std::hint::black_box(&mut output);
         t.elapsed().as_secs_f64() * 1e6
@@ -130,9 +139,6 @@ fn time_layer(layer: &Layer, run: RunFn, args: &Args) -> (f64, f64) {
 
 fn main() {
     let args = parse_args();
-    if args.threads != 1 {
-        usage("only --threads 1 is implemented so far");
-    }
     if let Some(isa) = &args.isa
         && ![Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Neon]
             .iter()
@@ -179,7 +185,14 @@ fn main() {
         );
         let (mut tot_us, mut tot_flops) = (0.0, 0u64);
         for layer in m.layers {
-            let Some(run) = pick_run(layer, &args.isa) else {
+            let run = if args.threads > 1 {
+                if args.isa.is_some() {
+                    usage("--isa is for --threads 1 (run_parallel always dispatches)");
+                }
+                None
+            } else if let Some(run) = pick_run(layer, &args.isa) {
+                Some(run)
+            } else {
                 println!(
                     "{:<28} (no runnable {} variant)",
                     layer.info.name,

@@ -449,7 +449,7 @@ fn check_bounds(p: &LayerPlan) -> Result<(), Error> {
     let l = &p.layer;
     let hp = p.padded[0];
     let [oh, ow] = p.output;
-    let (g, cpg, kpg) = (l.groups, p.cpg(), p.kpg());
+    let (g, cpg) = (l.groups, p.cpg());
     let window = l.kernel[0] * l.kernel[1] * p.oc_bn;
     let w_last = (((g - 1) * p.nocb() + p.nocb() - 1) * cpg + cpg - 1) * window + window;
     let mut problems = Vec::new();
@@ -486,15 +486,12 @@ fn check_bounds(p: &LayerPlan) -> Result<(), Error> {
                     v.isa, p.scratch_len
                 ));
             }
-            let o_last = ((g - 1) * kpg + (p.nocb() - 1) * p.oc_bn) * oh * ow
-                + (oh - 1) * ow
-                + ow0
-                + output_span(p, v, &offsets);
-            if o_last > l.output_len() {
+            let o_last = (oh - 1) * ow + ow0 + output_span(p, v, &offsets);
+            if o_last > p.oc_bn * oh * ow {
                 problems.push(format!(
                     "{}: output window ends at {o_last} > {}",
                     v.isa,
-                    l.output_len()
+                    p.oc_bn * oh * ow
                 ));
             }
         }

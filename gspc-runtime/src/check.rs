@@ -16,7 +16,8 @@ pub struct Checked {
     pub skipped: Vec<Isa>,
 }
 
-/// Runs every variant of `layer` (and the dispatching `run`) on random input, weights and
+/// Runs every variant of `layer` (and the dispatching `run`, and `run_parallel` on 2 and
+/// 3 threads) on random input, weights and
 /// bias from `seed`, and compares each output with [`reference::conv2d`].
 ///
 /// Output and scratch start as NaN, so a kernel that leaves an output unwritten or reads
@@ -61,6 +62,15 @@ pub fn check_layer(layer: &Layer, seed: u64) -> Result<Checked, String> {
         }
     }
     run("run, dispatching", layer.run)?;
+    // The parallel entry point, split in 2 and 3 parts (scratch for each).
+    for threads in [2, 3] {
+        let mut output = vec![f32::NAN; layer.output_len];
+        let mut scratch = vec![f32::NAN; layer.scratch_len * threads];
+        (layer.run_parallel)(&input, &packed, &mut output, &mut scratch, threads)
+            .map_err(|e| format!("{} (run_parallel, {threads} threads): {e}", info.name))?;
+        reference::compare(info, &expected, &output)
+            .map_err(|m| format!("{} (run_parallel, {threads} threads): {m}", info.name))?;
+    }
     Ok(checked)
 }
 

@@ -20,6 +20,7 @@
 pub mod aarch64;
 #[cfg(feature = "std")]
 pub mod check;
+pub mod parallel;
 pub mod reference;
 pub mod rng;
 pub mod window;
@@ -209,6 +210,10 @@ pub type PackFn = fn(&[f32], Option<&[f32]>, &mut [f32]) -> Result<(), Error>;
 /// `run` over slices: `(input, packed, output, scratch)`.
 pub type RunFn = fn(&[f32], &[f32], &mut [f32], &mut [f32]) -> Result<(), Error>;
 
+/// `run_parallel` over slices: `(input, packed, output, scratch, threads)`; `scratch` holds
+/// `threads * scratch_len` values.
+pub type ParallelFn = fn(&[f32], &[f32], &mut [f32], &mut [f32], usize) -> Result<(), Error>;
+
 /// One instruction-set variant of a layer's kernel.
 #[derive(Clone, Copy, Debug)]
 pub struct Variant {
@@ -241,6 +246,8 @@ pub struct Layer {
     pub pack_weights: PackFn,
     /// Runs the best variant this CPU supports.
     pub run: RunFn,
+    /// Runs the best variant on up to N threads (one without the `std` feature).
+    pub run_parallel: ParallelFn,
     /// Every variant compiled in, best last.
     pub variants: &'static [Variant],
 }

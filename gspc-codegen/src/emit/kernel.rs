@@ -195,7 +195,7 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
     let tf = target_feature(v.isa);
     let [oh, ow] = p.output;
     let tile_full = format_ident!("tile_full");
-    let (g_n, nocb, oh_n) = (lit(l.groups), lit(p.nocb()), lit(oh));
+    let (nocb, oh_n) = (lit(p.nocb()), lit(oh));
     let full_n = lit(v.full_tiles);
     let ow0_full = linear(&[("t", v.reg_n)], 0);
     let full_offsets = v.full_offsets(p.strategy);
@@ -203,7 +203,7 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
     let full_call = if v.full_tiles > 0 {
         quote! {
             for t in 0..#full_n {
-                #tile_full(x, packed, output, g, ob, oh, #ow0_full);
+                #tile_full(x, packed, block, g, ob, oh, #ow0_full);
             }
         }
     } else {
@@ -213,7 +213,7 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
         quote!()
     } else {
         let at = lit(v.last_ow0());
-        quote!(tile_last(x, packed, output, g, ob, oh, #at);)
+        quote!(tile_last(x, packed, block, g, ob, oh, #at);)
     };
     let tile = |name: &str, offsets: &[usize]| match p.strategy {
         Strategy::GspcOc => tile_fn(p, v, name, offsets.len()),
@@ -251,6 +251,19 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
         }
     );
     let run_doc = format!(" Runs layer `{}` with the {} variant.", l.name, v.isa);
+    let units_doc = format!(
+        " Computes output blocks `first..first + blocks.len()` of layer `{}` with the {} variant; block `u` is output channels `u * {} ..` of group `u / {}`.",
+        l.name,
+        v.isa,
+        p.oc_bn,
+        p.nocb()
+    );
+    let block_l = lit(p.oc_bn * p.output[0] * p.output[1]);
+    let unit_split = if p.nocb() == 1 {
+        quote!((unit, 0))
+    } else {
+        quote!((unit / #nocb, unit % #nocb))
+    };
     let safety = match v.isa {
         Isa::Avx2 => {
             quote!(#[doc = ""] #[doc = " # Safety"] #[doc = ""] #[doc = " The CPU must support AVX2 and FMA."])
@@ -277,14 +290,32 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                for g in 0..#g_n {
-                    super::pack_input(input, scratch, g);
+                let (blocks, _) = output.as_chunks_mut::<#block_l>();
+                run_units(input, packed, 0, blocks, scratch);
+            }
+
+            #[doc = #units_doc]
+            #safety
+            #tf
+            pub fn run_units(
+                input: &[f32; super::INPUT_LEN],
+                packed: &[f32; super::PACKED_LEN],
+                first: usize,
+                blocks: &mut [[f32; #block_l]],
+                scratch: &mut [f32; super::SCRATCH_LEN],
+            ) {
+                let mut packed_group = usize::MAX;
+                for (i, block) in blocks.iter_mut().enumerate() {
+                    let unit = first + i;
+                    let (g, ob) = #unit_split;
+                    if g != packed_group {
+                        super::pack_input(input, scratch, g);
+                        packed_group = g;
+                    }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for ob in 0..#nocb {
-                        for oh in 0..#oh_n {
-                            #full_call
-                            #tail_call
-                        }
+                    for oh in 0..#oh_n {
+                        #full_call
+                        #tail_call
                     }
                 }
             }
@@ -319,15 +350,7 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize) -> TokenStream 
     let x_at = linear(&[("xb", 1), ("ci", plane)], 0);
     let w_at = linear(&[("wb", 1), ("ci", wspan)], 0);
     let b_at = linear(&[("g", kpg), ("ob", oc_bn)], p.bias_offset);
-    let o_at = linear(
-        &[
-            ("g", kpg * ohw),
-            ("ob", oc_bn * ohw),
-            ("oh", ow),
-            ("ow0", 1),
-        ],
-        0,
-    );
+    let o_at = linear(&[("oh", ow), ("ow0", 1)], 0);
 
     let acc = |j: usize, vv: usize| {
         let id = format_ident!("acc_w{}_v{}", j, vv);
@@ -391,7 +414,7 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize) -> TokenStream 
         }
     }
 
-    let (s_len, p_len, o_len) = (lit(p.scratch_len), lit(p.packed_len), lit(l.output_len()));
+    let (s_len, p_len, block_l) = (lit(p.scratch_len), lit(p.packed_len), lit(oc_bn * ohw));
     let (xspan_l, wspan_l, ospan_l, cpg_l, ocbn_l) =
         (lit(xspan), lit(wspan), lit(ospan), lit(cpg), lit(oc_bn));
     let doc = format!(
@@ -405,7 +428,7 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize) -> TokenStream 
         fn #name(
             x: &[f32; #s_len],
             p: &[f32; #p_len],
-            out: &mut [f32; #o_len],
+            out: &mut [f32; #block_l],
             g: usize,
             ob: usize,
             oh: usize,
@@ -426,7 +449,7 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize) -> TokenStream 
             let Some(bw) = ::gspc_runtime::window::window::<#ocbn_l, #p_len>(p, #b_at) else {
                 return;
             };
-            let Some(ow) = ::gspc_runtime::window::window_mut::<#ospan_l, #o_len>(out, #o_at) else {
+            let Some(ow) = ::gspc_runtime::window::window_mut::<#ospan_l, #block_l>(out, #o_at) else {
                 return;
             };
             #(#epilogue)*
@@ -460,15 +483,7 @@ fn tile_fn_ow(p: &LayerPlan, v: &VariantPlan, name: &str, offsets: &[usize]) -> 
     let x_at = linear(&[("xb", 1), ("ci", plane)], 0);
     let w_at = linear(&[("wb", 1), ("ci", wspan)], 0);
     let b_at = linear(&[("g", kpg), ("ob", oc_bn)], p.bias_offset);
-    let o_at = linear(
-        &[
-            ("g", kpg * ohw),
-            ("ob", oc_bn * ohw),
-            ("oh", ow),
-            ("ow0", 1),
-        ],
-        0,
-    );
+    let o_at = linear(&[("oh", ow), ("ow0", 1)], 0);
 
     let acc = |c: usize, i: usize| {
         let id = format_ident!("acc_c{}_v{}", c, i);
@@ -514,7 +529,7 @@ fn tile_fn_ow(p: &LayerPlan, v: &VariantPlan, name: &str, offsets: &[usize]) -> 
         }
     }
 
-    let (s_len, p_len, o_len) = (lit(p.scratch_len), lit(p.packed_len), lit(l.output_len()));
+    let (s_len, p_len, block_l) = (lit(p.scratch_len), lit(p.packed_len), lit(oc_bn * ohw));
     let (xspan_l, wspan_l, cpg_l, ocbn_l) = (lit(xspan), lit(wspan), lit(cpg), lit(oc_bn));
     let doc = format!(
         " Tile of {oc_bn} output channel(s) x {} vector(s) of {} output columns: accumulators `acc_c{{channel}}_v{{vector}}`; per input channel a {kh_n}x{kw_n} window, unrolled: one input vector load per tap and vector, one FMA with a broadcast weight per channel.",
@@ -528,7 +543,7 @@ fn tile_fn_ow(p: &LayerPlan, v: &VariantPlan, name: &str, offsets: &[usize]) -> 
         fn #name(
             x: &[f32; #s_len],
             p: &[f32; #p_len],
-            out: &mut [f32; #o_len],
+            out: &mut [f32; #block_l],
             g: usize,
             ob: usize,
             oh: usize,
@@ -549,7 +564,7 @@ fn tile_fn_ow(p: &LayerPlan, v: &VariantPlan, name: &str, offsets: &[usize]) -> 
             let Some(bw) = ::gspc_runtime::window::window::<#ocbn_l, #p_len>(p, #b_at) else {
                 return;
             };
-            let Some(ow) = ::gspc_runtime::window::window_mut::<#ospan_l, #o_len>(out, #o_at) else {
+            let Some(ow) = ::gspc_runtime::window::window_mut::<#ospan_l, #block_l>(out, #o_at) else {
                 return;
             };
             #(#epilogue)*

@@ -144,7 +144,16 @@ fn layer_module(p: &LayerPlan, arch: Arch) -> TokenStream {
         .collect();
     let variant_slices: Vec<TokenStream> =
         p.variants.iter().map(|v| variant_slice(v.isa)).collect();
-    let dispatch = dispatch_body(&p.variants.iter().map(|v| v.isa).collect::<Vec<_>>(), arch);
+    let isas: Vec<Isa> = p.variants.iter().map(|v| v.isa).collect();
+    let dispatch = dispatch_body(&isas, arch, "run", quote!(input, packed, output, scratch));
+    let dispatch_units = dispatch_body(
+        &isas,
+        arch,
+        "run_units",
+        quote!(input, packed, first, blocks, scratch),
+    );
+    let block_l = u(p.oc_bn * oh * ow);
+    let units_l = u(l.groups * p.nocb());
     let pack_input = pack_input_fn(p);
 
     let (kpg_l, cpg_l, ocbn_l, nocb_l, taps_l, bias_off) = (
@@ -222,6 +231,7 @@ fn layer_module(p: &LayerPlan, arch: Arch) -> TokenStream {
                 scratch_len: SCRATCH_LEN,
                 pack_weights: pack_weights_slice,
                 run: run_slice,
+                run_parallel: run_parallel_slice,
                 variants: &[#(#variant_entries),*],
             };
 
@@ -271,6 +281,44 @@ fn layer_module(p: &LayerPlan, arch: Arch) -> TokenStream {
                 #dispatch
             }
 
+            /// Output channels per work unit (one output-channel block of one group).
+            pub const BLOCK_LEN: usize = #block_l;
+            /// Work units: `GROUPS * OUT_CHANNELS / GROUPS / OC_BN`; [`run_parallel`] splits
+            /// them among threads.
+            pub const UNITS: usize = #units_l;
+
+            /// Computes output blocks `first..first + blocks.len()` with the best variant.
+            fn run_units(
+                input: &[f32; INPUT_LEN],
+                packed: &[f32; PACKED_LEN],
+                first: usize,
+                blocks: &mut [[f32; BLOCK_LEN]],
+                scratch: &mut [f32; SCRATCH_LEN],
+            ) {
+                #dispatch_units
+            }
+
+            /// [`run`] on up to `threads` threads (with gspc-runtime's `std` feature; one
+            /// thread otherwise): the layer's work units (output-channel blocks of a group)
+            /// are split into `threads` contiguous parts, each with its own scratch.
+            /// `scratch` holds `threads * SCRATCH_LEN` values at least (fewer threads run
+            /// if the layer has fewer units). Allocates nothing per call.
+            pub fn run_parallel(
+                input: &[f32; INPUT_LEN],
+                packed: &[f32; PACKED_LEN],
+                output: &mut [f32; OUTPUT_LEN],
+                scratch: &mut [f32],
+                threads: usize,
+            ) -> Result<(), ::gspc_runtime::Error> {
+                let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
+                ::gspc_runtime::parallel::split::<BLOCK_LEN, SCRATCH_LEN>(
+                    blocks,
+                    scratch,
+                    threads,
+                    &|first, blocks, scratch| run_units(input, packed, first, blocks, scratch),
+                )
+            }
+
             /// [`pack_weights`] over slices, checking their lengths.
             pub fn pack_weights_slice(
                 weights: &[f32],
@@ -297,6 +345,20 @@ fn layer_module(p: &LayerPlan, arch: Arch) -> TokenStream {
                 let (input, packed, output, scratch) = arrays(input, packed, output, scratch)?;
                 run(input, packed, output, scratch);
                 Ok(())
+            }
+
+            /// [`run_parallel`] over slices, checking their lengths.
+            pub fn run_parallel_slice(
+                input: &[f32],
+                packed: &[f32],
+                output: &mut [f32],
+                scratch: &mut [f32],
+                threads: usize,
+            ) -> Result<(), ::gspc_runtime::Error> {
+                let input = ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?;
+                let packed = ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?;
+                let output = ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?;
+                run_parallel(input, packed, output, scratch, threads)
             }
 
             #[allow(clippy::type_complexity)]
@@ -343,32 +405,36 @@ fn guard(isa: Isa) -> Option<(TokenStream, TokenStream)> {
     ))
 }
 
-/// Calls one variant's `run`; the `unsafe` block gets its `// SAFETY:` line after
+/// Calls one variant's `f` with `args`; the `unsafe` block gets its `// SAFETY:` line after
 /// formatting (see [`add_safety_comments`]).
-fn call(isa: Isa, needs_unsafe: bool) -> TokenStream {
+fn call_fn(isa: Isa, f: &str, args: &TokenStream) -> TokenStream {
     let m = ident(isa.as_str());
-    if needs_unsafe {
-        quote!(unsafe { #m::run(input, packed, output, scratch) })
+    let f = ident(f);
+    if isa != Isa::Portable {
+        quote!(unsafe { #m::#f(#args) })
     } else {
-        quote!(#m::run(input, packed, output, scratch))
+        quote!(#m::#f(#args))
     }
 }
 
-/// The body of the dispatching `run`: best variant first.
-fn dispatch_body(isas: &[Isa], arch: Arch) -> TokenStream {
+fn call(isa: Isa) -> TokenStream {
+    call_fn(isa, "run", &quote!(input, packed, output, scratch))
+}
+
+/// The body of a dispatching function: the best variant's `f(args)` the CPU runs.
+fn dispatch_body(isas: &[Isa], arch: Arch, f: &str, args: TokenStream) -> TokenStream {
     let mut ordered: Vec<Isa> = isas.to_vec();
     ordered.sort();
     ordered.reverse();
     if arch != Arch::X86_64 {
         // NEON is baseline where it is generated; otherwise portable.
-        let best = ordered[0];
-        return call(best, best != Isa::Portable);
+        return call_fn(ordered[0], f, &args);
     }
     let mut branches = Vec::new();
     let last = ordered.len() - 1;
     for (i, isa) in ordered.iter().enumerate() {
         let g = guard(*isa);
-        let c = call(*isa, *isa != Isa::Portable);
+        let c = call_fn(*isa, f, &args);
         if i == last {
             if g.is_some() {
                 // No portable fallback: the build enables this ISA statically.
@@ -390,7 +456,7 @@ fn variant_slice(isa: Isa) -> TokenStream {
     let f = ident(&format!("run_{isa}_slice"));
     let isa_p = isa_path(isa);
     let g = guard(isa);
-    let c = call(isa, isa != Isa::Portable);
+    let c = call(isa);
     let check = match g {
         Some((_, unsupported)) => quote! {
             if #unsupported {
@@ -451,7 +517,7 @@ fn pack_input_fn(p: &LayerPlan) -> TokenStream {
         let even_phase = pw % 2;
         let (e0, o0) = (
             even_phase * pl + pw / 2,
-            (1 - even_phase) * pl + (pw + 1) / 2,
+            (1 - even_phase) * pl + pw.div_ceil(2),
         );
         let n2 = u(2 * n);
         let last = if w % 2 == 1 {

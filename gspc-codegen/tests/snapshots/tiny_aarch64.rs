@@ -72,6 +72,7 @@ pub mod tiny {
             scratch_len: SCRATCH_LEN,
             pack_weights: pack_weights_slice,
             run: run_slice,
+            run_parallel: run_parallel_slice,
             variants: &[
                 ::gspc_runtime::Variant {
                     isa: ::gspc_runtime::Isa::Portable,
@@ -173,6 +174,51 @@ pub mod tiny {
             // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
             unsafe { neon::run(input, packed, output, scratch) }
         }
+        /// Output channels per work unit (one output-channel block of one group).
+        pub const BLOCK_LEN: usize = 40;
+        /// Work units: `GROUPS * OUT_CHANNELS / GROUPS / OC_BN`; [`run_parallel`] splits
+        /// them among threads.
+        pub const UNITS: usize = 2;
+        /// Computes output blocks `first..first + blocks.len()` with the best variant.
+        fn run_units(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            first: usize,
+            blocks: &mut [[f32; BLOCK_LEN]],
+            scratch: &mut [f32; SCRATCH_LEN],
+        ) {
+            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            unsafe { neon::run_units(input, packed, first, blocks, scratch) }
+        }
+        /// [`run`] on up to `threads` threads (with gspc-runtime's `std` feature; one
+        /// thread otherwise): the layer's work units (output-channel blocks of a group)
+        /// are split into `threads` contiguous parts, each with its own scratch.
+        /// `scratch` holds `threads * SCRATCH_LEN` values at least (fewer threads run
+        /// if the layer has fewer units). Allocates nothing per call.
+        pub fn run_parallel(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            output: &mut [f32; OUTPUT_LEN],
+            scratch: &mut [f32],
+            threads: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
+            ::gspc_runtime::parallel::split::<
+                BLOCK_LEN,
+                SCRATCH_LEN,
+            >(
+                blocks,
+                scratch,
+                threads,
+                &|first, blocks, scratch| run_units(
+                    input,
+                    packed,
+                    first,
+                    blocks,
+                    scratch,
+                ),
+            )
+        }
         /// [`pack_weights`] over slices, checking their lengths.
         pub fn pack_weights_slice(
             weights: &[f32],
@@ -203,6 +249,19 @@ pub mod tiny {
             )?;
             run(input, packed, output, scratch);
             Ok(())
+        }
+        /// [`run_parallel`] over slices, checking their lengths.
+        pub fn run_parallel_slice(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+            threads: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let input = ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?;
+            let packed = ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?;
+            let output = ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?;
+            run_parallel(input, packed, output, scratch, threads)
         }
         #[allow(clippy::type_complexity)]
         fn arrays<'a>(
@@ -268,13 +327,28 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                for g in 0..2 {
-                    super::pack_input(input, scratch, g);
+                let (blocks, _) = output.as_chunks_mut::<40>();
+                run_units(input, packed, 0, blocks, scratch);
+            }
+            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the portable variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            pub fn run_units(
+                input: &[f32; super::INPUT_LEN],
+                packed: &[f32; super::PACKED_LEN],
+                first: usize,
+                blocks: &mut [[f32; 40]],
+                scratch: &mut [f32; super::SCRATCH_LEN],
+            ) {
+                let mut packed_group = usize::MAX;
+                for (i, block) in blocks.iter_mut().enumerate() {
+                    let unit = first + i;
+                    let (g, ob) = (unit, 0);
+                    if g != packed_group {
+                        super::pack_input(input, scratch, g);
+                        packed_group = g;
+                    }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for ob in 0..1 {
-                        for oh in 0..4 {
-                            tile_last(x, packed, output, g, ob, oh, 0);
-                        }
+                    for oh in 0..4 {
+                        tile_last(x, packed, block, g, ob, oh, 0);
                     }
                 }
             }
@@ -283,7 +357,7 @@ pub mod tiny {
             fn tile_last(
                 x: &[f32; 84],
                 p: &[f32; 76],
-                out: &mut [f32; 80],
+                out: &mut [f32; 40],
                 g: usize,
                 ob: usize,
                 oh: usize,
@@ -371,8 +445,8 @@ pub mod tiny {
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
                     25,
-                    80,
-                >(out, g * 40 + ob * 40 + oh * 5 + ow0) else {
+                    40,
+                >(out, oh * 5 + ow0) else {
                     return;
                 };
                 *::gspc_runtime::window::at_mut::<4, 25, 0>(ow) = ::gspc_runtime::finish_lanes(
@@ -412,13 +486,33 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                for g in 0..2 {
-                    super::pack_input(input, scratch, g);
+                let (blocks, _) = output.as_chunks_mut::<40>();
+                run_units(input, packed, 0, blocks, scratch);
+            }
+            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the neon variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            ///
+            /// # Safety
+            ///
+            /// The CPU must support NEON (baseline on aarch64).
+            #[target_feature(enable = "neon")]
+            pub fn run_units(
+                input: &[f32; super::INPUT_LEN],
+                packed: &[f32; super::PACKED_LEN],
+                first: usize,
+                blocks: &mut [[f32; 40]],
+                scratch: &mut [f32; super::SCRATCH_LEN],
+            ) {
+                let mut packed_group = usize::MAX;
+                for (i, block) in blocks.iter_mut().enumerate() {
+                    let unit = first + i;
+                    let (g, ob) = (unit, 0);
+                    if g != packed_group {
+                        super::pack_input(input, scratch, g);
+                        packed_group = g;
+                    }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for ob in 0..1 {
-                        for oh in 0..4 {
-                            tile_last(x, packed, output, g, ob, oh, 0);
-                        }
+                    for oh in 0..4 {
+                        tile_last(x, packed, block, g, ob, oh, 0);
                     }
                 }
             }
@@ -428,7 +522,7 @@ pub mod tiny {
             fn tile_last(
                 x: &[f32; 84],
                 p: &[f32; 76],
-                out: &mut [f32; 80],
+                out: &mut [f32; 40],
                 g: usize,
                 ob: usize,
                 oh: usize,
@@ -552,8 +646,8 @@ pub mod tiny {
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
                     25,
-                    80,
-                >(out, g * 40 + ob * 40 + oh * 5 + ow0) else {
+                    40,
+                >(out, oh * 5 + ow0) else {
                     return;
                 };
                 *::gspc_runtime::window::at_mut::<4, 25, 0>(ow) = ::gspc_runtime::aarch64::store4(
@@ -618,6 +712,7 @@ pub mod tiny {
             scratch_len: SCRATCH_LEN,
             pack_weights: pack_weights_slice,
             run: run_slice,
+            run_parallel: run_parallel_slice,
             variants: &[
                 ::gspc_runtime::Variant {
                     isa: ::gspc_runtime::Isa::Portable,
@@ -719,6 +814,51 @@ pub mod tiny {
             // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
             unsafe { neon::run(input, packed, output, scratch) }
         }
+        /// Output channels per work unit (one output-channel block of one group).
+        pub const BLOCK_LEN: usize = 12;
+        /// Work units: `GROUPS * OUT_CHANNELS / GROUPS / OC_BN`; [`run_parallel`] splits
+        /// them among threads.
+        pub const UNITS: usize = 2;
+        /// Computes output blocks `first..first + blocks.len()` with the best variant.
+        fn run_units(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            first: usize,
+            blocks: &mut [[f32; BLOCK_LEN]],
+            scratch: &mut [f32; SCRATCH_LEN],
+        ) {
+            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            unsafe { neon::run_units(input, packed, first, blocks, scratch) }
+        }
+        /// [`run`] on up to `threads` threads (with gspc-runtime's `std` feature; one
+        /// thread otherwise): the layer's work units (output-channel blocks of a group)
+        /// are split into `threads` contiguous parts, each with its own scratch.
+        /// `scratch` holds `threads * SCRATCH_LEN` values at least (fewer threads run
+        /// if the layer has fewer units). Allocates nothing per call.
+        pub fn run_parallel(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            output: &mut [f32; OUTPUT_LEN],
+            scratch: &mut [f32],
+            threads: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
+            ::gspc_runtime::parallel::split::<
+                BLOCK_LEN,
+                SCRATCH_LEN,
+            >(
+                blocks,
+                scratch,
+                threads,
+                &|first, blocks, scratch| run_units(
+                    input,
+                    packed,
+                    first,
+                    blocks,
+                    scratch,
+                ),
+            )
+        }
         /// [`pack_weights`] over slices, checking their lengths.
         pub fn pack_weights_slice(
             weights: &[f32],
@@ -749,6 +889,19 @@ pub mod tiny {
             )?;
             run(input, packed, output, scratch);
             Ok(())
+        }
+        /// [`run_parallel`] over slices, checking their lengths.
+        pub fn run_parallel_slice(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+            threads: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let input = ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?;
+            let packed = ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?;
+            let output = ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?;
+            run_parallel(input, packed, output, scratch, threads)
         }
         #[allow(clippy::type_complexity)]
         fn arrays<'a>(
@@ -814,14 +967,29 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                for g in 0..2 {
-                    super::pack_input(input, scratch, g);
+                let (blocks, _) = output.as_chunks_mut::<12>();
+                run_units(input, packed, 0, blocks, scratch);
+            }
+            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the portable variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            pub fn run_units(
+                input: &[f32; super::INPUT_LEN],
+                packed: &[f32; super::PACKED_LEN],
+                first: usize,
+                blocks: &mut [[f32; 12]],
+                scratch: &mut [f32; super::SCRATCH_LEN],
+            ) {
+                let mut packed_group = usize::MAX;
+                for (i, block) in blocks.iter_mut().enumerate() {
+                    let unit = first + i;
+                    let (g, ob) = (unit, 0);
+                    if g != packed_group {
+                        super::pack_input(input, scratch, g);
+                        packed_group = g;
+                    }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for ob in 0..1 {
-                        for oh in 0..2 {
-                            for t in 0..1 {
-                                tile_full(x, packed, output, g, ob, oh, t * 3);
-                            }
+                    for oh in 0..2 {
+                        for t in 0..1 {
+                            tile_full(x, packed, block, g, ob, oh, t * 3);
                         }
                     }
                 }
@@ -831,7 +999,7 @@ pub mod tiny {
             fn tile_full(
                 x: &[f32; 84],
                 p: &[f32; 76],
-                out: &mut [f32; 24],
+                out: &mut [f32; 12],
                 g: usize,
                 ob: usize,
                 oh: usize,
@@ -900,8 +1068,8 @@ pub mod tiny {
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
                     9,
-                    24,
-                >(out, g * 12 + ob * 12 + oh * 3 + ow0) else {
+                    12,
+                >(out, oh * 3 + ow0) else {
                     return;
                 };
                 let o_w0_v0 = ::gspc_runtime::finish_lanes(
@@ -944,14 +1112,34 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                for g in 0..2 {
-                    super::pack_input(input, scratch, g);
+                let (blocks, _) = output.as_chunks_mut::<12>();
+                run_units(input, packed, 0, blocks, scratch);
+            }
+            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the neon variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            ///
+            /// # Safety
+            ///
+            /// The CPU must support NEON (baseline on aarch64).
+            #[target_feature(enable = "neon")]
+            pub fn run_units(
+                input: &[f32; super::INPUT_LEN],
+                packed: &[f32; super::PACKED_LEN],
+                first: usize,
+                blocks: &mut [[f32; 12]],
+                scratch: &mut [f32; super::SCRATCH_LEN],
+            ) {
+                let mut packed_group = usize::MAX;
+                for (i, block) in blocks.iter_mut().enumerate() {
+                    let unit = first + i;
+                    let (g, ob) = (unit, 0);
+                    if g != packed_group {
+                        super::pack_input(input, scratch, g);
+                        packed_group = g;
+                    }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for ob in 0..1 {
-                        for oh in 0..2 {
-                            for t in 0..1 {
-                                tile_full(x, packed, output, g, ob, oh, t * 3);
-                            }
+                    for oh in 0..2 {
+                        for t in 0..1 {
+                            tile_full(x, packed, block, g, ob, oh, t * 3);
                         }
                     }
                 }
@@ -962,7 +1150,7 @@ pub mod tiny {
             fn tile_full(
                 x: &[f32; 84],
                 p: &[f32; 76],
-                out: &mut [f32; 24],
+                out: &mut [f32; 12],
                 g: usize,
                 ob: usize,
                 oh: usize,
@@ -1070,8 +1258,8 @@ pub mod tiny {
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
                     9,
-                    24,
-                >(out, g * 12 + ob * 12 + oh * 3 + ow0) else {
+                    12,
+                >(out, oh * 3 + ow0) else {
                     return;
                 };
                 let o_w0_v0 = ::gspc_runtime::Activation::Relu.apply(acc_w0_v0 + bw[0]);

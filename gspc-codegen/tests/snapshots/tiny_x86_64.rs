@@ -72,6 +72,7 @@ pub mod tiny {
             scratch_len: SCRATCH_LEN,
             pack_weights: pack_weights_slice,
             run: run_slice,
+            run_parallel: run_parallel_slice,
             variants: &[
                 ::gspc_runtime::Variant {
                     isa: ::gspc_runtime::Isa::Portable,
@@ -187,6 +188,60 @@ pub mod tiny {
             }
             portable::run(input, packed, output, scratch);
         }
+        /// Output channels per work unit (one output-channel block of one group).
+        pub const BLOCK_LEN: usize = 40;
+        /// Work units: `GROUPS * OUT_CHANNELS / GROUPS / OC_BN`; [`run_parallel`] splits
+        /// them among threads.
+        pub const UNITS: usize = 2;
+        /// Computes output blocks `first..first + blocks.len()` with the best variant.
+        fn run_units(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            first: usize,
+            blocks: &mut [[f32; BLOCK_LEN]],
+            scratch: &mut [f32; SCRATCH_LEN],
+        ) {
+            if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX512 {
+                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                unsafe { avx512::run_units(input, packed, first, blocks, scratch) };
+                return;
+            }
+            if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX2 {
+                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                unsafe { avx2::run_units(input, packed, first, blocks, scratch) };
+                return;
+            }
+            portable::run_units(input, packed, first, blocks, scratch);
+        }
+        /// [`run`] on up to `threads` threads (with gspc-runtime's `std` feature; one
+        /// thread otherwise): the layer's work units (output-channel blocks of a group)
+        /// are split into `threads` contiguous parts, each with its own scratch.
+        /// `scratch` holds `threads * SCRATCH_LEN` values at least (fewer threads run
+        /// if the layer has fewer units). Allocates nothing per call.
+        pub fn run_parallel(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            output: &mut [f32; OUTPUT_LEN],
+            scratch: &mut [f32],
+            threads: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
+            ::gspc_runtime::parallel::split::<
+                BLOCK_LEN,
+                SCRATCH_LEN,
+            >(
+                blocks,
+                scratch,
+                threads,
+                &|first, blocks, scratch| run_units(
+                    input,
+                    packed,
+                    first,
+                    blocks,
+                    scratch,
+                ),
+            )
+        }
         /// [`pack_weights`] over slices, checking their lengths.
         pub fn pack_weights_slice(
             weights: &[f32],
@@ -217,6 +272,19 @@ pub mod tiny {
             )?;
             run(input, packed, output, scratch);
             Ok(())
+        }
+        /// [`run_parallel`] over slices, checking their lengths.
+        pub fn run_parallel_slice(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+            threads: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let input = ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?;
+            let packed = ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?;
+            let output = ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?;
+            run_parallel(input, packed, output, scratch, threads)
         }
         #[allow(clippy::type_complexity)]
         fn arrays<'a>(
@@ -309,13 +377,28 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                for g in 0..2 {
-                    super::pack_input(input, scratch, g);
+                let (blocks, _) = output.as_chunks_mut::<40>();
+                run_units(input, packed, 0, blocks, scratch);
+            }
+            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the portable variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            pub fn run_units(
+                input: &[f32; super::INPUT_LEN],
+                packed: &[f32; super::PACKED_LEN],
+                first: usize,
+                blocks: &mut [[f32; 40]],
+                scratch: &mut [f32; super::SCRATCH_LEN],
+            ) {
+                let mut packed_group = usize::MAX;
+                for (i, block) in blocks.iter_mut().enumerate() {
+                    let unit = first + i;
+                    let (g, ob) = (unit, 0);
+                    if g != packed_group {
+                        super::pack_input(input, scratch, g);
+                        packed_group = g;
+                    }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for ob in 0..1 {
-                        for oh in 0..4 {
-                            tile_last(x, packed, output, g, ob, oh, 0);
-                        }
+                    for oh in 0..4 {
+                        tile_last(x, packed, block, g, ob, oh, 0);
                     }
                 }
             }
@@ -324,7 +407,7 @@ pub mod tiny {
             fn tile_last(
                 x: &[f32; 84],
                 p: &[f32; 76],
-                out: &mut [f32; 80],
+                out: &mut [f32; 40],
                 g: usize,
                 ob: usize,
                 oh: usize,
@@ -412,8 +495,8 @@ pub mod tiny {
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
                     25,
-                    80,
-                >(out, g * 40 + ob * 40 + oh * 5 + ow0) else {
+                    40,
+                >(out, oh * 5 + ow0) else {
                     return;
                 };
                 *::gspc_runtime::window::at_mut::<4, 25, 0>(ow) = ::gspc_runtime::finish_lanes(
@@ -453,13 +536,33 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                for g in 0..2 {
-                    super::pack_input(input, scratch, g);
+                let (blocks, _) = output.as_chunks_mut::<40>();
+                run_units(input, packed, 0, blocks, scratch);
+            }
+            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the avx2 variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            ///
+            /// # Safety
+            ///
+            /// The CPU must support AVX2 and FMA.
+            #[target_feature(enable = "avx2,fma")]
+            pub fn run_units(
+                input: &[f32; super::INPUT_LEN],
+                packed: &[f32; super::PACKED_LEN],
+                first: usize,
+                blocks: &mut [[f32; 40]],
+                scratch: &mut [f32; super::SCRATCH_LEN],
+            ) {
+                let mut packed_group = usize::MAX;
+                for (i, block) in blocks.iter_mut().enumerate() {
+                    let unit = first + i;
+                    let (g, ob) = (unit, 0);
+                    if g != packed_group {
+                        super::pack_input(input, scratch, g);
+                        packed_group = g;
+                    }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for ob in 0..1 {
-                        for oh in 0..4 {
-                            tile_last(x, packed, output, g, ob, oh, 0);
-                        }
+                    for oh in 0..4 {
+                        tile_last(x, packed, block, g, ob, oh, 0);
                     }
                 }
             }
@@ -469,7 +572,7 @@ pub mod tiny {
             fn tile_last(
                 x: &[f32; 84],
                 p: &[f32; 76],
-                out: &mut [f32; 80],
+                out: &mut [f32; 40],
                 g: usize,
                 ob: usize,
                 oh: usize,
@@ -593,8 +696,8 @@ pub mod tiny {
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
                     25,
-                    80,
-                >(out, g * 40 + ob * 40 + oh * 5 + ow0) else {
+                    40,
+                >(out, oh * 5 + ow0) else {
                     return;
                 };
                 *::gspc_runtime::window::at_mut::<4, 25, 0>(ow) = ::gspc_runtime::x86::store4(
@@ -626,13 +729,33 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                for g in 0..2 {
-                    super::pack_input(input, scratch, g);
+                let (blocks, _) = output.as_chunks_mut::<40>();
+                run_units(input, packed, 0, blocks, scratch);
+            }
+            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the avx512 variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            ///
+            /// # Safety
+            ///
+            /// The CPU must support AVX-512F, AVX2 and FMA.
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            pub fn run_units(
+                input: &[f32; super::INPUT_LEN],
+                packed: &[f32; super::PACKED_LEN],
+                first: usize,
+                blocks: &mut [[f32; 40]],
+                scratch: &mut [f32; super::SCRATCH_LEN],
+            ) {
+                let mut packed_group = usize::MAX;
+                for (i, block) in blocks.iter_mut().enumerate() {
+                    let unit = first + i;
+                    let (g, ob) = (unit, 0);
+                    if g != packed_group {
+                        super::pack_input(input, scratch, g);
+                        packed_group = g;
+                    }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for ob in 0..1 {
-                        for oh in 0..4 {
-                            tile_last(x, packed, output, g, ob, oh, 0);
-                        }
+                    for oh in 0..4 {
+                        tile_last(x, packed, block, g, ob, oh, 0);
                     }
                 }
             }
@@ -642,7 +765,7 @@ pub mod tiny {
             fn tile_last(
                 x: &[f32; 84],
                 p: &[f32; 76],
-                out: &mut [f32; 80],
+                out: &mut [f32; 40],
                 g: usize,
                 ob: usize,
                 oh: usize,
@@ -766,8 +889,8 @@ pub mod tiny {
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
                     25,
-                    80,
-                >(out, g * 40 + ob * 40 + oh * 5 + ow0) else {
+                    40,
+                >(out, oh * 5 + ow0) else {
                     return;
                 };
                 *::gspc_runtime::window::at_mut::<4, 25, 0>(ow) = ::gspc_runtime::x86::store4(
@@ -832,6 +955,7 @@ pub mod tiny {
             scratch_len: SCRATCH_LEN,
             pack_weights: pack_weights_slice,
             run: run_slice,
+            run_parallel: run_parallel_slice,
             variants: &[
                 ::gspc_runtime::Variant {
                     isa: ::gspc_runtime::Isa::Portable,
@@ -947,6 +1071,60 @@ pub mod tiny {
             }
             portable::run(input, packed, output, scratch);
         }
+        /// Output channels per work unit (one output-channel block of one group).
+        pub const BLOCK_LEN: usize = 12;
+        /// Work units: `GROUPS * OUT_CHANNELS / GROUPS / OC_BN`; [`run_parallel`] splits
+        /// them among threads.
+        pub const UNITS: usize = 2;
+        /// Computes output blocks `first..first + blocks.len()` with the best variant.
+        fn run_units(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            first: usize,
+            blocks: &mut [[f32; BLOCK_LEN]],
+            scratch: &mut [f32; SCRATCH_LEN],
+        ) {
+            if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX512 {
+                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                unsafe { avx512::run_units(input, packed, first, blocks, scratch) };
+                return;
+            }
+            if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX2 {
+                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                unsafe { avx2::run_units(input, packed, first, blocks, scratch) };
+                return;
+            }
+            portable::run_units(input, packed, first, blocks, scratch);
+        }
+        /// [`run`] on up to `threads` threads (with gspc-runtime's `std` feature; one
+        /// thread otherwise): the layer's work units (output-channel blocks of a group)
+        /// are split into `threads` contiguous parts, each with its own scratch.
+        /// `scratch` holds `threads * SCRATCH_LEN` values at least (fewer threads run
+        /// if the layer has fewer units). Allocates nothing per call.
+        pub fn run_parallel(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            output: &mut [f32; OUTPUT_LEN],
+            scratch: &mut [f32],
+            threads: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
+            ::gspc_runtime::parallel::split::<
+                BLOCK_LEN,
+                SCRATCH_LEN,
+            >(
+                blocks,
+                scratch,
+                threads,
+                &|first, blocks, scratch| run_units(
+                    input,
+                    packed,
+                    first,
+                    blocks,
+                    scratch,
+                ),
+            )
+        }
         /// [`pack_weights`] over slices, checking their lengths.
         pub fn pack_weights_slice(
             weights: &[f32],
@@ -977,6 +1155,19 @@ pub mod tiny {
             )?;
             run(input, packed, output, scratch);
             Ok(())
+        }
+        /// [`run_parallel`] over slices, checking their lengths.
+        pub fn run_parallel_slice(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+            threads: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let input = ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?;
+            let packed = ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?;
+            let output = ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?;
+            run_parallel(input, packed, output, scratch, threads)
         }
         #[allow(clippy::type_complexity)]
         fn arrays<'a>(
@@ -1069,14 +1260,29 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                for g in 0..2 {
-                    super::pack_input(input, scratch, g);
+                let (blocks, _) = output.as_chunks_mut::<12>();
+                run_units(input, packed, 0, blocks, scratch);
+            }
+            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the portable variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            pub fn run_units(
+                input: &[f32; super::INPUT_LEN],
+                packed: &[f32; super::PACKED_LEN],
+                first: usize,
+                blocks: &mut [[f32; 12]],
+                scratch: &mut [f32; super::SCRATCH_LEN],
+            ) {
+                let mut packed_group = usize::MAX;
+                for (i, block) in blocks.iter_mut().enumerate() {
+                    let unit = first + i;
+                    let (g, ob) = (unit, 0);
+                    if g != packed_group {
+                        super::pack_input(input, scratch, g);
+                        packed_group = g;
+                    }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for ob in 0..1 {
-                        for oh in 0..2 {
-                            for t in 0..1 {
-                                tile_full(x, packed, output, g, ob, oh, t * 3);
-                            }
+                    for oh in 0..2 {
+                        for t in 0..1 {
+                            tile_full(x, packed, block, g, ob, oh, t * 3);
                         }
                     }
                 }
@@ -1086,7 +1292,7 @@ pub mod tiny {
             fn tile_full(
                 x: &[f32; 84],
                 p: &[f32; 76],
-                out: &mut [f32; 24],
+                out: &mut [f32; 12],
                 g: usize,
                 ob: usize,
                 oh: usize,
@@ -1155,8 +1361,8 @@ pub mod tiny {
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
                     9,
-                    24,
-                >(out, g * 12 + ob * 12 + oh * 3 + ow0) else {
+                    12,
+                >(out, oh * 3 + ow0) else {
                     return;
                 };
                 let o_w0_v0 = ::gspc_runtime::finish_lanes(
@@ -1199,14 +1405,34 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                for g in 0..2 {
-                    super::pack_input(input, scratch, g);
+                let (blocks, _) = output.as_chunks_mut::<12>();
+                run_units(input, packed, 0, blocks, scratch);
+            }
+            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the avx2 variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            ///
+            /// # Safety
+            ///
+            /// The CPU must support AVX2 and FMA.
+            #[target_feature(enable = "avx2,fma")]
+            pub fn run_units(
+                input: &[f32; super::INPUT_LEN],
+                packed: &[f32; super::PACKED_LEN],
+                first: usize,
+                blocks: &mut [[f32; 12]],
+                scratch: &mut [f32; super::SCRATCH_LEN],
+            ) {
+                let mut packed_group = usize::MAX;
+                for (i, block) in blocks.iter_mut().enumerate() {
+                    let unit = first + i;
+                    let (g, ob) = (unit, 0);
+                    if g != packed_group {
+                        super::pack_input(input, scratch, g);
+                        packed_group = g;
+                    }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for ob in 0..1 {
-                        for oh in 0..2 {
-                            for t in 0..1 {
-                                tile_full(x, packed, output, g, ob, oh, t * 3);
-                            }
+                    for oh in 0..2 {
+                        for t in 0..1 {
+                            tile_full(x, packed, block, g, ob, oh, t * 3);
                         }
                     }
                 }
@@ -1217,7 +1443,7 @@ pub mod tiny {
             fn tile_full(
                 x: &[f32; 84],
                 p: &[f32; 76],
-                out: &mut [f32; 24],
+                out: &mut [f32; 12],
                 g: usize,
                 ob: usize,
                 oh: usize,
@@ -1325,8 +1551,8 @@ pub mod tiny {
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
                     9,
-                    24,
-                >(out, g * 12 + ob * 12 + oh * 3 + ow0) else {
+                    12,
+                >(out, oh * 3 + ow0) else {
                     return;
                 };
                 let o_w0_v0 = ::gspc_runtime::Activation::Relu.apply(acc_w0_v0 + bw[0]);
@@ -1357,14 +1583,34 @@ pub mod tiny {
                 output: &mut [f32; super::OUTPUT_LEN],
                 scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                for g in 0..2 {
-                    super::pack_input(input, scratch, g);
+                let (blocks, _) = output.as_chunks_mut::<12>();
+                run_units(input, packed, 0, blocks, scratch);
+            }
+            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the avx512 variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            ///
+            /// # Safety
+            ///
+            /// The CPU must support AVX-512F, AVX2 and FMA.
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            pub fn run_units(
+                input: &[f32; super::INPUT_LEN],
+                packed: &[f32; super::PACKED_LEN],
+                first: usize,
+                blocks: &mut [[f32; 12]],
+                scratch: &mut [f32; super::SCRATCH_LEN],
+            ) {
+                let mut packed_group = usize::MAX;
+                for (i, block) in blocks.iter_mut().enumerate() {
+                    let unit = first + i;
+                    let (g, ob) = (unit, 0);
+                    if g != packed_group {
+                        super::pack_input(input, scratch, g);
+                        packed_group = g;
+                    }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for ob in 0..1 {
-                        for oh in 0..2 {
-                            for t in 0..1 {
-                                tile_full(x, packed, output, g, ob, oh, t * 3);
-                            }
+                    for oh in 0..2 {
+                        for t in 0..1 {
+                            tile_full(x, packed, block, g, ob, oh, t * 3);
                         }
                     }
                 }
@@ -1375,7 +1621,7 @@ pub mod tiny {
             fn tile_full(
                 x: &[f32; 84],
                 p: &[f32; 76],
-                out: &mut [f32; 24],
+                out: &mut [f32; 12],
                 g: usize,
                 ob: usize,
                 oh: usize,
@@ -1483,8 +1729,8 @@ pub mod tiny {
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
                     9,
-                    24,
-                >(out, g * 12 + ob * 12 + oh * 3 + ow0) else {
+                    12,
+                >(out, oh * 3 + ow0) else {
                     return;
                 };
                 let o_w0_v0 = ::gspc_runtime::Activation::Relu.apply(acc_w0_v0 + bw[0]);
