@@ -2,7 +2,7 @@
 
 use crate::error::Error;
 use crate::target::Target;
-use crate::{Generated, Options, generate, spec};
+use crate::{Generated, Options, generate};
 use gspc_runtime::Isa;
 use std::path::{Path, PathBuf};
 
@@ -109,46 +109,18 @@ impl Builder {
         };
         options.isas()?;
 
-        let mut errors = Vec::new();
-        let mut specs = Vec::new();
-        for path in &self.specs {
-            if metadata {
+        if metadata {
+            for path in &self.specs {
                 println!("cargo:rerun-if-changed={}", path.display());
             }
-            let file = path.display().to_string();
-            match std::fs::read_to_string(path) {
-                Err(e) => errors.push(Error::Io {
-                    file,
-                    message: format!("cannot read the spec: {e}"),
-                }),
-                Ok(text) => match spec::parse(&file, &text) {
-                    Ok(s) => specs.push(s),
-                    Err(e) => errors.push(e),
-                },
-            }
         }
-        for (i, s) in specs.iter().enumerate() {
-            if let Some(first) = specs[..i].iter().find(|o| o.model == s.model) {
-                errors.push(Error::Invalid(vec![crate::Diagnostic {
-                    file: s.file.clone(),
-                    path: "model".to_string(),
-                    message: format!(
-                        "\"{}\" is also the model name in {}; model names must be unique in one build",
-                        s.model, first.file
-                    ),
-                }]));
-            }
-        }
-        if specs.is_empty() && errors.is_empty() {
-            errors.push(Error::Option("no spec files given".to_string()));
-        }
+        let specs = crate::read_specs(&self.specs)?;
+        let mut errors = Vec::new();
         let mut generated = Vec::new();
-        if errors.is_empty() {
-            for s in &specs {
-                match generate(s, &options) {
-                    Ok(g) => generated.push(g),
-                    Err(e) => errors.push(e),
-                }
+        for s in &specs {
+            match generate(s, &options) {
+                Ok(g) => generated.push(g),
+                Err(e) => errors.push(e),
             }
         }
         if !errors.is_empty() {

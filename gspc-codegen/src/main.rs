@@ -4,9 +4,19 @@
 //! else (an output file that cannot be written, a generator bug).
 
 use clap::{Args, Parser, Subcommand};
-use gspc_codegen::{Builder, Error, Options, Target, spec, target::parse_isa};
+use gspc_codegen::{Builder, Error, Options, Target, target::parse_isa};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// `println!` that stops quietly when stdout is closed (`gspc-codegen plan ... | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    };
+}
 
 /// Ahead-of-time compiler for grouped convolutions: JSON layer specs in, shape-specialized
 /// Rust kernels (GSPC) out.
@@ -119,7 +129,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let output = b.generate()?;
             for (g, file) in output.generated.iter().zip(&output.files) {
                 for (p, lines) in g.plans.iter().zip(&g.layer_lines) {
-                    println!(
+                    say!(
                         "{}::{}  {}  {:.1} MFLOP  {}  {} lines",
                         g.model,
                         p.layer.name,
@@ -129,31 +139,13 @@ fn run(cli: Cli) -> Result<(), Error> {
                         lines
                     );
                 }
-                println!("wrote {}", file.display());
+                say!("wrote {}", file.display());
             }
             Ok(())
         }
         Command::Check { specs } => {
-            let mut errors = Vec::new();
-            let mut ok = Vec::new();
-            for path in &specs {
-                let file = path.display().to_string();
-                match std::fs::read_to_string(path) {
-                    Err(e) => errors.push(Error::Io {
-                        file,
-                        message: format!("cannot read the spec: {e}"),
-                    }),
-                    Ok(text) => match spec::parse(&file, &text) {
-                        Ok(s) => ok.push(s),
-                        Err(e) => errors.push(e),
-                    },
-                }
-            }
-            if !errors.is_empty() {
-                return Err(Error::combine(errors));
-            }
-            for s in ok {
-                println!(
+            for s in gspc_codegen::read_specs(&specs)? {
+                say!(
                     "{}: ok, model {} with {} layer(s)",
                     s.file,
                     s.model,
@@ -208,19 +200,25 @@ fn tiles(p: &gspc_codegen::LayerPlan) -> String {
 }
 
 fn print_plan(g: &gspc_codegen::Generated, options: &Options) {
-    println!(
+    say!(
         "model {} ({}), target {}",
         g.model,
         g.file_name,
         options.target.triple.as_deref().unwrap_or("host")
     );
-    println!(
+    say!(
         "{:<28} {:<8} {:>5} {:>9} {:>11} {:>11} {:>6}  variants (lanes x vectors, columns per tile)",
-        "layer", "strategy", "oc_bn", "MFLOP", "packed B", "scratch B", "lines"
+        "layer",
+        "strategy",
+        "oc_bn",
+        "MFLOP",
+        "packed B",
+        "scratch B",
+        "lines"
     );
     let (mut flops, mut packed, mut scratch, mut lines) = (0u64, 0usize, 0usize, 0usize);
     for (p, l) in g.plans.iter().zip(&g.layer_lines) {
-        println!(
+        say!(
             "{:<28} {:<8} {:>5} {:>9.1} {:>11} {:>11} {:>6}  {}",
             p.layer.name,
             p.strategy.as_str(),
@@ -236,7 +234,7 @@ fn print_plan(g: &gspc_codegen::Generated, options: &Options) {
         scratch = scratch.max(p.scratch_len * 4);
         lines += l;
     }
-    println!(
+    say!(
         "total: {:.1} MFLOP per inference (weighted by count), {} packed-weight bytes, {} scratch bytes (largest), {} lines\n",
         flops as f64 / 1e6,
         packed,

@@ -189,7 +189,6 @@ const BAD_SPECS: &[(&str, &[&str])] = &[
         &[
             "tests/bad-specs/huge_buffer.json: layers[0].input: in_channels * H * W = 4398046511104 elements is more than the limit of 268435456 (1 GiB of f32) per buffer",
             "tests/bad-specs/huge_buffer.json: layers[0].out_channels: out_channels * OH * OW = 536870912 elements is more than the limit of 268435456 (1 GiB of f32) per buffer",
-            "tests/bad-specs/huge_buffer.json: layers[0].padding: in_channels * (H + 2 PH) * (W + 2 PW), the packed input = 4398046511104 elements is more than the limit of 268435456 (1 GiB of f32) per buffer",
         ],
     ),
     (
@@ -612,7 +611,6 @@ fn two_specs_with_the_same_model_name_are_refused() {
 }
 
 #[test]
-#[ignore = "gap: `check` accepts two specs with the same model name (exit 0, both `ok`), which `generate` then refuses with exit 2"]
 fn check_refuses_two_specs_with_the_same_model_name() {
     let dir = TempDir::new("same-model-check");
     let good = std::fs::read(crate_dir().join(GOOD)).expect("read");
@@ -625,7 +623,6 @@ fn check_refuses_two_specs_with_the_same_model_name() {
 }
 
 #[test]
-#[ignore = "unclear message: with padding [0, 0], an input too large is also reported as a problem of `layers[0].padding` (the packed input), a field that is not at fault"]
 fn a_too_large_input_is_not_blamed_on_zero_padding() {
     let r = run(&["check", "tests/bad-specs/huge_buffer.json"]);
     assert_eq!(r.code, 2, "{r:?}");
@@ -738,7 +735,6 @@ fn plan_reports_bad_specs_like_check() {
 }
 
 #[test]
-#[ignore = "bug: `plan ... | head -1` panics with \"failed printing to stdout: Broken pipe\" (exit 101) instead of stopping quietly"]
 fn a_closed_stdout_does_not_panic() {
     let mut child = command()
         .args(["plan", GOOD, "--target", X86_64])

@@ -92,10 +92,19 @@ pub struct Mismatch {
     pub tolerance: f32,
     /// How many values were outside the tolerance in all.
     pub count: usize,
+    /// `Some((expected, actual))` when the two outputs differ in length (then no values are
+    /// compared).
+    pub lengths: Option<(usize, usize)>,
 }
 
 impl core::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if let Some((expected, actual)) = self.lengths {
+            return write!(
+                f,
+                "output length mismatch: expected {expected} values, got {actual}"
+            );
+        }
         write!(
             f,
             "(g, oc, oh, ow) = ({}, {}, {}, {}): expected {} got {} (tolerance {}); {} values out of tolerance",
@@ -138,6 +147,19 @@ fn sqrt(x: f32) -> f32 {
 
 /// Compares a kernel's output with the reference's. NaN never matches.
 pub fn compare(info: &LayerInfo, expected: &[f32], actual: &[f32]) -> Result<(), Mismatch> {
+    if expected.len() != actual.len() {
+        return Err(Mismatch {
+            g: 0,
+            oc: 0,
+            oh: 0,
+            ow: 0,
+            expected: f32::NAN,
+            actual: f32::NAN,
+            tolerance: 0.0,
+            count: 0,
+            lengths: Some((expected.len(), actual.len())),
+        });
+    }
     let [oh_n, ow_n] = info.output;
     let kpg = info.out_per_group();
     let mut first: Option<Mismatch> = None;
@@ -159,22 +181,10 @@ pub fn compare(info: &LayerInfo, expected: &[f32], actual: &[f32]) -> Result<(),
                     actual: a,
                     tolerance: tol,
                     count: 0,
+                    lengths: None,
                 });
             }
         }
-    }
-    if expected.len() != actual.len() && first.is_none() {
-        count += 1;
-        first = Some(Mismatch {
-            g: 0,
-            oc: 0,
-            oh: 0,
-            ow: 0,
-            expected: expected.len() as f32,
-            actual: actual.len() as f32,
-            tolerance: 0.0,
-            count: 0,
-        });
     }
     match first {
         None => Ok(()),

@@ -63,7 +63,10 @@ pub(crate) fn model_module(spec: &Spec, plans: &[LayerPlan], arch: Arch) -> Toke
     } else {
         quote!(#[allow(non_snake_case)])
     };
-    let doc = format!(" Model `{model_str}`, generated from `{file}`.");
+    let doc = format!(
+        " Model `{model_str}`, generated from `{}`.",
+        file.escape_debug()
+    );
     quote! {
         #[doc = #doc]
         #allow
