@@ -272,7 +272,11 @@ fn choose_strategy(layer: &LayerSpec, isas: &[Isa], oc_bn_oc: usize) -> Strategy
 
 /// Plans one layer for the given ISA variants.
 pub fn plan_layer(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> Result<LayerPlan, Error> {
-    plan_layer_pinned(layer, target, isas, Pin::default())
+    let pin = Pin {
+        strategy: layer.strategy,
+        oc_block: layer.oc_block,
+    };
+    plan_layer_pinned(layer, target, isas, pin)
 }
 
 /// [`plan_layer`] with the strategy and/or `oc_bn` pinned.

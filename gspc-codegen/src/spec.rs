@@ -9,6 +9,7 @@
 //! `"relu"` or `"relu6"`; `"none"`), `count` (`1`).
 
 use crate::error::{Diagnostic, Error};
+use crate::plan::Strategy;
 use gspc_runtime::Activation;
 use serde_json::{Map, Value};
 
@@ -35,6 +36,10 @@ pub mod limits {
     pub const MAX_COUNT: usize = 1_000_000;
     /// Model and layer names, in bytes.
     pub const MAX_NAME_LEN: usize = 64;
+    /// `oc_block` (output channels per weight block, pinned by a spec).
+    pub const MAX_OC_BLOCK: usize = 32;
+    /// `oc_block` with strategy `gspc-ow`.
+    pub const MAX_OW_OC_BLOCK: usize = 16;
     /// Estimated lines of generated code for one spec file.
     pub const MAX_GENERATED_LINES: usize = 400_000;
 }
@@ -79,6 +84,10 @@ pub struct LayerSpec {
     pub activation: Activation,
     /// Occurrences in the model.
     pub count: usize,
+    /// Strategy pinned by the spec (`"strategy"`), or `None` for the cost model's.
+    pub strategy: Option<Strategy>,
+    /// `oc_bn` pinned by the spec (`"oc_block"`), or `None` for the cost model's.
+    pub oc_block: Option<usize>,
 }
 
 impl LayerSpec {
@@ -136,6 +145,8 @@ const LAYER_FIELDS: &[&str] = &[
     "bias",
     "activation",
     "count",
+    "strategy",
+    "oc_block",
 ];
 
 /// Rust's strict, reserved and edition-2024 keywords: not usable as module names.
@@ -479,6 +490,26 @@ impl Cx {
             None => Some(1),
             Some(v) => self.int(&field("count"), v, 1, MAX_COUNT, "count"),
         };
+        let strategy = match obj.get("strategy") {
+            None => Some(None),
+            Some(v) => match v.as_str() {
+                Some("gspc-oc") => Some(Some(Strategy::GspcOc)),
+                Some("gspc-ow") => Some(Some(Strategy::GspcOw)),
+                _ => {
+                    self.err(
+                        &field("strategy"),
+                        format!("{} is not one of \"gspc-oc\", \"gspc-ow\"", show(v)),
+                    );
+                    None
+                }
+            },
+        };
+        let oc_block = match obj.get("oc_block") {
+            None => Some(None),
+            Some(v) => self
+                .int(&field("oc_block"), v, 1, MAX_OC_BLOCK, "oc_block")
+                .map(Some),
+        };
         if self.diags.len() > before {
             return None;
         }
@@ -495,6 +526,8 @@ impl Cx {
             bias: bias?,
             activation: activation?,
             count: count?,
+            strategy: strategy?,
+            oc_block: oc_block?,
         };
         // Consistency rules, once every field is in range.
         let mut ok = true;
@@ -527,6 +560,41 @@ impl Cx {
                     format!(
                         "the {axis} of the dilated kernel, {extent} = {} * ({} - 1) + 1, is larger than the padded input {axis} {padded} = {} + 2 * {}, so the output {axis} would be below 1",
                         l.dilation[i], l.kernel[i], l.input[i], l.padding[i]
+                    ),
+                );
+                ok = false;
+            }
+        }
+        if let Some(b) = l.oc_block
+            && ok
+            && !l.out_per_group().is_multiple_of(b)
+        {
+            self.err(
+                &field("oc_block"),
+                format!(
+                    "{b} does not divide the output channels per group, {} = {} / {}",
+                    l.out_per_group(),
+                    l.out_channels,
+                    l.groups
+                ),
+            );
+            ok = false;
+        }
+        if l.strategy == Some(Strategy::GspcOw) && ok {
+            let ow = l.output()[1];
+            if ow < 4 {
+                self.err(
+                    &field("strategy"),
+                    format!("\"gspc-ow\" needs at least 4 output columns, this layer has {ow}"),
+                );
+                ok = false;
+            }
+            if l.oc_block.is_some_and(|b| b > MAX_OW_OC_BLOCK) {
+                self.err(
+                    &field("oc_block"),
+                    format!(
+                        "{} is above the limit of {MAX_OW_OC_BLOCK} for \"gspc-ow\" (one accumulator per channel and vector)",
+                        l.oc_block.unwrap_or(0)
                     ),
                 );
                 ok = false;

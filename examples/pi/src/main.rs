@@ -1,0 +1,291 @@
+//! `gspc-pi [--model NAME]... [--repeat N] [--warmup W] [--variants] [--check]`
+//!
+//! Runs every layer of every compiled-in model (the build script's specs: MobileNet v1's
+//! depthwise layers unless `GSPC_PI_SPECS` names others) and prints the median time of
+//! `--repeat` runs and GFLOP/s (`2 * K * C/G * KH * KW * OH * OW / t`), per layer and for
+//! each model (weighted by the layers' `count`). By default it times the dispatching `run`
+//! (the best variant this CPU supports); `--variants` times every variant the CPU runs.
+//!
+//! `--check` first runs every variant of every layer against the naive reference
+//! (`gspc_runtime::check::check_layer`) and exits 1 on any mismatch; `GSPC_REQUIRE_ISA`
+//! (e.g. `neon`) makes it fail when that variant was skipped or is missing.
+
+use gspc_runtime::check::{self, Checked};
+use gspc_runtime::rng::Rng;
+use gspc_runtime::{Isa, Layer, Model, RunFn};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// The generated kernels: `models::<model>::<layer>`, and `models::MODELS`.
+// The generated code describes every layer in full; this program uses only the manifest.
+#[allow(dead_code)]
+mod models {
+    include!(concat!(env!("OUT_DIR"), "/models.rs"));
+}
+
+const USAGE: &str =
+    "usage: gspc-pi [--model NAME]... [--repeat N] [--warmup W] [--variants] [--check]
+
+  --model NAME  only this model (repeatable; default: every compiled-in model)
+  --repeat N    timed runs per layer; the median is reported (default 20)
+  --warmup W    untimed runs first (default 2)
+  --variants    time every variant this CPU supports, not only the dispatching run
+  --check       check every layer's variants against the reference first; exit 1 on a
+                mismatch (GSPC_REQUIRE_ISA=neon,... also fails when a variant was skipped)
+  --list        print the compiled-in models and layers, and exit";
+
+struct Args {
+    models: Vec<String>,
+    repeat: usize,
+    warmup: usize,
+    variants: bool,
+    check: bool,
+    list: bool,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("gspc-pi: {msg}\n{USAGE}");
+    std::process::exit(2);
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        models: Vec::new(),
+        repeat: 20,
+        warmup: 2,
+        variants: false,
+        check: false,
+        list: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{name} needs a value")))
+        };
+        let number = |name: &str, v: String, min: usize| -> usize {
+            match v.parse::<usize>() {
+                Ok(n) if n >= min => n,
+                _ => usage(&format!("{name}: {v:?} is not a whole number >= {min}")),
+            }
+        };
+        match arg.as_str() {
+            "--model" => a.models.push(value("--model")),
+            "--repeat" => a.repeat = number("--repeat", value("--repeat"), 1),
+            "--warmup" => a.warmup = number("--warmup", value("--warmup"), 0),
+            "--variants" => a.variants = true,
+            "--check" => a.check = true,
+            "--list" => a.list = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    a
+}
+
+/// The models to run: those named by `--model`, or all.
+fn select(args: &Args) -> Vec<&'static Model> {
+    for want in &args.models {
+        if !models::MODELS.iter().any(|m| m.name == want) {
+            let names: Vec<&str> = models::MODELS.iter().map(|m| m.name).collect();
+            usage(&format!(
+                "--model {want:?} is not compiled in (models: {}; GSPC_PI_SPECS picks the specs at build time)",
+                names.join(", ")
+            ));
+        }
+    }
+    models::MODELS
+        .iter()
+        .filter(|m| args.models.is_empty() || args.models.iter().any(|n| n == m.name))
+        .collect()
+}
+
+/// The variant the dispatching `run` picks on this CPU: the best supported (best is last).
+fn dispatched(layer: &Layer) -> Option<Isa> {
+    layer
+        .variants
+        .iter()
+        .rev()
+        .find(|v| v.isa.is_supported())
+        .map(|v| v.isa)
+}
+
+/// Median and minimum microseconds of `repeat` runs of `run` after `warmup` runs.
+fn time_layer(layer: &Layer, run: RunFn, args: &Args) -> Result<(f64, f64), String> {
+    let mut rng = Rng::new(check::seed_for("time", layer.info.name));
+    let mut input = vec![0.0f32; layer.input_len];
+    let mut weights = vec![0.0f32; layer.weights_len];
+    let mut bias = vec![0.0f32; layer.info.out_channels];
+    rng.fill(&mut input);
+    rng.fill(&mut weights);
+    rng.fill(&mut bias);
+    let bias = layer.info.bias.then_some(&bias[..]);
+    let mut packed = vec![0.0f32; layer.packed_len];
+    (layer.pack_weights)(&weights, bias, &mut packed)
+        .map_err(|e| format!("{}: pack_weights: {e}", layer.info.name))?;
+    let mut output = vec![0.0f32; layer.output_len];
+    let mut scratch = vec![0.0f32; layer.scratch_len];
+    let mut once = || -> Result<f64, String> {
+        let t = Instant::now();
+        let run = std::hint::black_box(run);
+        run(
+            std::hint::black_box(&input),
+            std::hint::black_box(&packed),
+            &mut output,
+            &mut scratch,
+        )
+        .map_err(|e| format!("{}: {e}", layer.info.name))?;
+        std::hint::black_box(&mut output);
+        Ok(t.elapsed().as_secs_f64() * 1e6)
+    };
+    for _ in 0..args.warmup {
+        once()?;
+    }
+    let mut times = (0..args.repeat)
+        .map(|_| once())
+        .collect::<Result<Vec<f64>, String>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], times[0]))
+}
+
+/// Checks every layer of the models; prints one line per layer. Returns whether all passed.
+fn check_models(models: &[&'static Model]) -> bool {
+    let mut all: Vec<Checked> = Vec::new();
+    let mut failed = 0usize;
+    let mut layers = 0usize;
+    for m in models {
+        println!("check {} ({})", m.name, m.spec_file);
+        for layer in m.layers {
+            layers += 1;
+            match check::check_layer(layer, check::seed_for(m.name, layer.info.name)) {
+                Ok(c) => {
+                    let names =
+                        |v: &[Isa]| v.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(",");
+                    let skipped = if c.skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (skipped, not on this CPU: {})", names(&c.skipped))
+                    };
+                    println!("  {:<28} ok: {}{skipped}", layer.info.name, names(&c.ran));
+                    all.push(c);
+                }
+                Err(e) => {
+                    println!("  {:<28} MISMATCH: {e}", layer.info.name);
+                    failed += 1;
+                }
+            }
+        }
+    }
+    let required = check::required_from_env();
+    if failed == 0
+        && let Err(e) = check::enforce_required(&required, &all)
+    {
+        println!("check: {e}");
+        return false;
+    }
+    println!("check: {} passed, {failed} failed", layers - failed);
+    failed == 0
+}
+
+fn main() -> ExitCode {
+    let args = parse_args();
+    let models = select(&args);
+    let isas: Vec<&str> = [Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Neon]
+        .into_iter()
+        .filter(|i| i.is_supported())
+        .map(Isa::as_str)
+        .collect();
+    println!(
+        "# gspc-pi {} on {} ({}); CPU runs: {}; repeat={} warmup={} threads=1",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+        isas.join(","),
+        args.repeat,
+        args.warmup
+    );
+
+    if args.list {
+        for m in &models {
+            println!("{} ({}):", m.name, m.spec_file);
+            for l in m.layers {
+                let variants: Vec<&str> = l.variants.iter().map(|v| v.kernel).collect();
+                println!("  {:<28} {}", l.info.name, variants.join(" "));
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+
+    if args.check && !check_models(&models) {
+        return ExitCode::FAILURE;
+    }
+
+    for m in &models {
+        println!(
+            "\n{:<28} {:>4} {:>8} {:>8} {:>11} {:>11} {:>8}",
+            m.name, "cnt", "MFLOP", "isa", "median us", "min us", "GFLOP/s"
+        );
+        let (mut total_us, mut total_flops) = (0.0f64, 0u64);
+        for layer in m.layers {
+            let flops = layer.info.flops();
+            let mut runs: Vec<(String, RunFn)> = Vec::new();
+            match dispatched(layer) {
+                Some(isa) => runs.push((format!("{isa}*"), layer.run)),
+                None => {
+                    println!("{:<28} (no variant runs on this CPU)", layer.info.name);
+                    continue;
+                }
+            }
+            if args.variants {
+                runs.extend(
+                    layer
+                        .variants
+                        .iter()
+                        .filter(|v| v.isa.is_supported())
+                        .map(|v| (v.isa.as_str().to_string(), v.run)),
+                );
+            }
+            for (i, (label, run)) in runs.iter().enumerate() {
+                let (median, min) = match time_layer(layer, *run, &args) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("gspc-pi: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                if i == 0 {
+                    total_us += median * layer.info.count as f64;
+                    total_flops += flops * layer.info.count as u64;
+                }
+                let (name, count, mflop) = if i == 0 {
+                    (
+                        layer.info.name.to_string(),
+                        layer.info.count.to_string(),
+                        format!("{:.2}", flops as f64 / 1e6),
+                    )
+                } else {
+                    Default::default()
+                };
+                println!(
+                    "{name:<28} {count:>4} {mflop:>8} {label:>8} {median:>11.1} {min:>11.1} {:>8.2}",
+                    flops as f64 / median / 1e3
+                );
+            }
+        }
+        println!(
+            "{:<28} {:>4} {:>8.2} {:>8} {:>11.1} {:>11} {:>8.2}",
+            "TOTAL (x count)",
+            "",
+            total_flops as f64 / 1e6,
+            "",
+            total_us,
+            "",
+            total_flops as f64 / total_us / 1e3
+        );
+    }
+    println!("\n(* = the variant the dispatching run picks on this CPU)");
+    ExitCode::SUCCESS
+}

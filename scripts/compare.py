@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""gspc against the peers, in the same run: ratio tables per layer and per model, and the
+paper's figure (speedup over the best peer against the number of groups) as SVG.
+
+Usage (from the repository root):
+  scripts/compare.py [--specs layer-specs/*.json] [--threads 1,2] [--repeat 30]
+                     [--out target/compare] [--peers-python PATH] [--skip-peers]
+
+It runs, for every thread count: this CPU's peak (../shared/peers/peak/run.sh), then
+`cargo bench --bench layers` over every compiled-in model, then the peer benchmark
+(../shared/peers/peers.py: ONNX Runtime, PyTorch NCHW and channels_last, LiteRT/XNNPACK)
+on every spec. Ratios are best peer time / gspc time (> 1: gspc is faster), medians of
+the same machine in the same run. Writes report.md, results.json and groups.svg to --out.
+The peers' virtualenv comes from ../shared/peers/setup.sh (PEERS_VENV); --peers-python
+points at its python.
+"""
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEERS = os.path.join(os.path.dirname(ROOT), "shared", "peers")
+PEER_NAMES = ["ort", "torch", "torch_cl", "tflite"]
+
+
+def sh(cmd, **kw):
+    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def default_peers_python():
+    for cand in [os.environ.get("PEERS_VENV", ""), os.path.join(PEERS, ".venv"),
+                 os.path.expanduser("~/.cache/gspc-peers/venv")]:
+        py = os.path.join(cand, "bin", "python")
+        if cand and os.path.exists(py):
+            return py
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--specs", nargs="*", default=sorted(glob.glob(os.path.join(ROOT, "layer-specs", "*.json"))))
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--out", default=os.path.join(ROOT, "target", "compare"))
+    ap.add_argument("--peers-python", default=default_peers_python())
+    ap.add_argument("--skip-peers", action="store_true", help="reuse the peers' JSON in --out")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    threads = [int(t) for t in args.threads.split(",")]
+    specs = {}
+    for path in args.specs:
+        with open(path) as f:
+            spec = json.load(f)
+        specs[spec["model"]] = (path, spec)
+
+    peak_json = os.path.join(args.out, "peak.json")
+    sh([os.path.join(PEERS, "peak", "run.sh"), "--json", peak_json],
+       env=dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "peak")))
+    with open(peak_json) as f:
+        peak = json.load(f)
+
+    env = dict(os.environ, GSPC_SPECS=":".join(os.path.relpath(p, ROOT) for p, _ in specs.values()))
+    sh(["cargo", "build", "--release", "--bench", "layers"], cwd=ROOT, env=env)
+    results = {}
+    for t in threads:
+        gspc_json = os.path.join(args.out, f"gspc_t{t}.json")
+        sh(["cargo", "bench", "--bench", "layers", "--", "--threads", str(t), "--repeat", str(args.repeat),
+            "--peak", peak_json, "--json", gspc_json], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        with open(gspc_json) as f:
+            ours = {(r["model"], r["name"]): r for r in json.load(f)}
+        for model, (path, spec) in specs.items():
+            peers_json = os.path.join(args.out, f"peers_{model}_t{t}.json")
+            if not args.skip_peers:
+                if not args.peers_python:
+                    sys.exit("no peers virtualenv: run ../shared/peers/setup.sh or pass --peers-python")
+                sh([args.peers_python, os.path.join(PEERS, "peers.py"), path, "--threads", str(t),
+                    "--repeat", str(args.repeat), "--peak", peak_json, "--json", peers_json],
+                   stdout=subprocess.DEVNULL)
+            with open(peers_json) as f:
+                theirs = json.load(f)
+            rows = []
+            for i, layer in enumerate(spec["layers"]):
+                mine = ours.get((model, layer["name"]))
+                peer_us = {}
+                for pn, entries in theirs["results"].items():
+                    e = entries[i]
+                    if "us" in e and e.get("ok", True):
+                        peer_us[pn] = e["us"]
+                best = min(peer_us, key=peer_us.get) if peer_us else None
+                rows.append({"name": layer["name"], "count": layer.get("count", 1),
+                             "flops": theirs["layers"][i]["flops"],
+                             "gspc_us": mine["median_us"] if mine else None,
+                             "peers_us": peer_us, "best_peer": best})
+            results[(model, t)] = {"rows": rows, "versions": theirs.get("versions", {})}
+
+    report = render(results, specs, threads, peak)
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write(report)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({f"{m}@{t}": v for (m, t), v in results.items()}, f, indent=1)
+    svg = figure(results, threads)
+    with open(os.path.join(args.out, "groups.svg"), "w") as f:
+        f.write(svg)
+    print(report)
+
+
+def totals(rows):
+    n = sum(r["count"] for r in rows)
+    flops = sum(r["flops"] * r["count"] for r in rows)
+    ours = sum(r["gspc_us"] * r["count"] for r in rows) if all(r["gspc_us"] for r in rows) else None
+    peer = {}
+    for pn in PEER_NAMES:
+        if all(pn in r["peers_us"] for r in rows):
+            peer[pn] = sum(r["peers_us"][pn] * r["count"] for r in rows)
+    best = min(peer, key=peer.get) if peer else None
+    return n, flops, ours, peer, best
+
+
+def render(results, specs, threads, peak):
+    out = []
+    versions = next(iter(results.values()))["versions"] if results else {}
+    out.append("# gspc vs peers (same run)\n")
+    out.append(f"Peers: {'; '.join(f'{k}: {v}' for k, v in versions.items())}\n")
+    out.append("Peak of this CPU (fp32 FMA, GFLOP/s): " + ", ".join(
+        f"{k}={v:.0f}" for k, v in peak.items() if k.startswith("fma_")) + "\n")
+    out.append("Speedup = best peer's model time / gspc's model time (totals weighted by `count`).\n")
+    out.append("| model | threads | gspc us | GFLOP/s | % peak | best peer | peer us | speedup |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    for model in specs:
+        for t in threads:
+            rows = results[(model, t)]["rows"]
+            n, flops, ours, peer, best = totals(rows)
+            pk = peak.get(f"fma_avx512_{t}t_gflops")
+            if ours is None or best is None:
+                out.append(f"| {model} | {t} | n/a | | | | | |")
+                continue
+            gf = flops / ours / 1e3
+            out.append(f"| {model} | {t} | {ours:.0f} | {gf:.1f} | {100 * gf / pk:.0f}% | {best} | "
+                       f"{peer[best]:.0f} | {peer[best] / ours:.2f}x |")
+    out.append("")
+    for model in specs:
+        for t in threads:
+            rows = results[(model, t)]["rows"]
+            out.append(f"\n### {model}, {t} thread(s)\n")
+            out.append("| layer | cnt | MFLOP | gspc us | " + " | ".join(f"{p} us" for p in PEER_NAMES) + " | speedup vs best |")
+            out.append("|---|---|---|---|" + "---|" * len(PEER_NAMES) + "---|")
+            for r in rows:
+                cells = [f"{r['peers_us'][p]:.1f}" if p in r["peers_us"] else "-" for p in PEER_NAMES]
+                sp = (r["peers_us"][r["best_peer"]] / r["gspc_us"]) if r["gspc_us"] and r["best_peer"] else float("nan")
+                ours = f"{r['gspc_us']:.1f}" if r["gspc_us"] else "-"
+                out.append(f"| {r['name']} | {r['count']} | {r['flops'] / 1e6:.1f} | {ours} | "
+                           + " | ".join(cells) + f" | {sp:.2f}x |")
+    return "\n".join(out) + "\n"
+
+
+def figure(results, threads):
+    """Speedup over the best peer (model totals) against groups, for ResNet-34 and WRN-40-2."""
+    series = []
+    for family, label in [("resnet34", "ResNet-34"), ("wrn40_2", "WRN-40-2")]:
+        for t in threads:
+            pts = []
+            for i, g in enumerate(["1", "2", "4", "8", "16", "32", "N"]):
+                key = (f"{family}_g{g}", t)
+                if key in results:
+                    _, _, ours, peer, best = totals(results[key]["rows"])
+                    if ours and best:
+                        pts.append((i, peer[best] / ours))
+            if pts:
+                series.append((f"{label}, {t} thread(s)", pts))
+    w, h, l, r, tp, b = 640, 400, 60, 180, 30, 50
+    ymax = max([y for _, pts in series for _, y in pts] + [1.0]) * 1.15
+    def x(i): return l + i * (w - l - r) / 6
+    def y(v): return h - b - v * (h - tp - b) / ymax
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+             f'<rect width="{w}" height="{h}" fill="white"/>',
+             f'<text x="{w / 2 - 60}" y="18" font-size="14">gspc speedup over the best peer</text>']
+    for i, g in enumerate(["1", "2", "4", "8", "16", "32", "N"]):
+        parts.append(f'<text x="{x(i) - 4}" y="{h - b + 18}">{g}</text>')
+    parts.append(f'<text x="{(w - r) / 2}" y="{h - 10}">groups</text>')
+    step = 0.5 if ymax < 4 else 1.0
+    v = 0.0
+    while v <= ymax:
+        parts.append(f'<line x1="{l}" x2="{w - r}" y1="{y(v)}" y2="{y(v)}" stroke="#ddd"/>')
+        parts.append(f'<text x="{l - 35}" y="{y(v) + 4}">{v:.1f}x</text>')
+        v += step
+    parts.append(f'<line x1="{l}" x2="{w - r}" y1="{y(1)}" y2="{y(1)}" stroke="#888" stroke-dasharray="4"/>')
+    for k, (name, pts) in enumerate(series):
+        c = colors[k % len(colors)]
+        path = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in pts)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{c}" stroke-width="2"/>')
+        for i, v in pts:
+            parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{c}"/>')
+        parts.append(f'<text x="{w - r + 10}" y="{tp + 20 + 18 * k}" fill="{c}">{name}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    main()
