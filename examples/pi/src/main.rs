@@ -1,18 +1,21 @@
-//! `gspc-pi [--model NAME]... [--repeat N] [--warmup W] [--variants] [--check]`
+//! `gspc-pi [--model NAME]... [--repeat N] [--warmup W] [--threads T] [--variants] [--check]`
 //!
 //! Runs every layer of every compiled-in model (the build script's specs: MobileNet v1's
 //! depthwise layers unless `GSPC_PI_SPECS` names others) and prints the median time of
 //! `--repeat` runs and GFLOP/s (`2 * K * C/G * KH * KW * OH * OW / t`), per layer and for
 //! each model (weighted by the layers' `count`). By default it times the dispatching `run`
-//! (the best variant this CPU supports); `--variants` times every variant the CPU runs.
+//! (the best variant this CPU supports) on one thread, `--threads T` the dispatching
+//! `run_parallel` on T threads; `--variants` also times every variant the CPU runs (one
+//! thread).
 //!
 //! `--check` first runs every variant of every layer against the naive reference
-//! (`gspc_runtime::check::check_layer`) and exits 1 on any mismatch; `GSPC_REQUIRE_ISA`
-//! (e.g. `neon`) makes it fail when that variant was skipped or is missing.
+//! (`gspc_runtime::check::check_layer`), and with `--threads T` also `run_parallel` on T
+//! threads, and exits 1 on any mismatch; `GSPC_REQUIRE_ISA` (e.g. `neon`) makes it fail
+//! when that variant was skipped or is missing.
 
 use gspc_runtime::check::{self, Checked};
 use gspc_runtime::rng::Rng;
-use gspc_runtime::{Isa, Layer, Model, RunFn};
+use gspc_runtime::{Isa, Layer, Model, ParallelFn, RunFn, reference};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -24,20 +27,23 @@ mod models {
 }
 
 const USAGE: &str =
-    "usage: gspc-pi [--model NAME]... [--repeat N] [--warmup W] [--variants] [--check]
+    "usage: gspc-pi [--model NAME]... [--repeat N] [--warmup W] [--threads T] [--variants] [--check]
 
   --model NAME  only this model (repeatable; default: every compiled-in model)
   --repeat N    timed runs per layer; the median is reported (default 20)
   --warmup W    untimed runs first (default 2)
+  --threads T   run each layer on T threads with run_parallel (default 1: run)
   --variants    time every variant this CPU supports, not only the dispatching run
-  --check       check every layer's variants against the reference first; exit 1 on a
-                mismatch (GSPC_REQUIRE_ISA=neon,... also fails when a variant was skipped)
+  --check       check every layer's variants (and run_parallel on T threads) against the
+                reference first; exit 1 on a mismatch (GSPC_REQUIRE_ISA=neon,... also
+                fails when a variant was skipped)
   --list        print the compiled-in models and layers, and exit";
 
 struct Args {
     models: Vec<String>,
     repeat: usize,
     warmup: usize,
+    threads: usize,
     variants: bool,
     check: bool,
     list: bool,
@@ -53,6 +59,7 @@ fn parse_args() -> Args {
         models: Vec::new(),
         repeat: 20,
         warmup: 2,
+        threads: 1,
         variants: false,
         check: false,
         list: false,
@@ -73,6 +80,7 @@ fn parse_args() -> Args {
             "--model" => a.models.push(value("--model")),
             "--repeat" => a.repeat = number("--repeat", value("--repeat"), 1),
             "--warmup" => a.warmup = number("--warmup", value("--warmup"), 0),
+            "--threads" => a.threads = number("--threads", value("--threads"), 1),
             "--variants" => a.variants = true,
             "--check" => a.check = true,
             "--list" => a.list = true,
@@ -113,8 +121,38 @@ fn dispatched(layer: &Layer) -> Option<Isa> {
         .map(|v| v.isa)
 }
 
-/// Median and minimum microseconds of `repeat` runs of `run` after `warmup` runs.
-fn time_layer(layer: &Layer, run: RunFn, args: &Args) -> Result<(f64, f64), String> {
+/// What to time: a single-threaded `run`, or `run_parallel` on some threads.
+#[derive(Clone, Copy)]
+enum Runner {
+    Single(RunFn),
+    Parallel(ParallelFn, usize),
+}
+
+impl Runner {
+    /// Scratch values it needs for `layer`.
+    fn scratch_len(self, layer: &Layer) -> usize {
+        match self {
+            Runner::Single(_) => layer.scratch_len,
+            Runner::Parallel(_, threads) => layer.scratch_len * threads,
+        }
+    }
+
+    fn call(
+        self,
+        input: &[f32],
+        packed: &[f32],
+        output: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<(), gspc_runtime::Error> {
+        match self {
+            Runner::Single(run) => run(input, packed, output, scratch),
+            Runner::Parallel(run, threads) => run(input, packed, output, scratch, threads),
+        }
+    }
+}
+
+/// Median and minimum microseconds of `repeat` runs after `warmup` runs.
+fn time_layer(layer: &Layer, run: Runner, args: &Args) -> Result<(f64, f64), String> {
     let mut rng = Rng::new(check::seed_for("time", layer.info.name));
     let mut input = vec![0.0f32; layer.input_len];
     let mut weights = vec![0.0f32; layer.weights_len];
@@ -127,17 +165,17 @@ fn time_layer(layer: &Layer, run: RunFn, args: &Args) -> Result<(f64, f64), Stri
     (layer.pack_weights)(&weights, bias, &mut packed)
         .map_err(|e| format!("{}: pack_weights: {e}", layer.info.name))?;
     let mut output = vec![0.0f32; layer.output_len];
-    let mut scratch = vec![0.0f32; layer.scratch_len];
+    let mut scratch = vec![0.0f32; run.scratch_len(layer)];
     let mut once = || -> Result<f64, String> {
         let t = Instant::now();
-        let run = std::hint::black_box(run);
-        run(
-            std::hint::black_box(&input),
-            std::hint::black_box(&packed),
-            &mut output,
-            &mut scratch,
-        )
-        .map_err(|e| format!("{}: {e}", layer.info.name))?;
+        std::hint::black_box(run)
+            .call(
+                std::hint::black_box(&input),
+                std::hint::black_box(&packed),
+                &mut output,
+                &mut scratch,
+            )
+            .map_err(|e| format!("{}: {e}", layer.info.name))?;
         std::hint::black_box(&mut output);
         Ok(t.elapsed().as_secs_f64() * 1e6)
     };
@@ -151,8 +189,32 @@ fn time_layer(layer: &Layer, run: RunFn, args: &Args) -> Result<(f64, f64), Stri
     Ok((times[times.len() / 2], times[0]))
 }
 
+/// `run_parallel` on `threads` threads against the reference, on its own random data.
+fn check_parallel(model: &str, layer: &Layer, threads: usize) -> Result<(), String> {
+    let info = &layer.info;
+    let mut rng = Rng::new(check::seed_for(model, info.name) ^ 0x7EAD);
+    let mut input = vec![0.0f32; layer.input_len];
+    let mut weights = vec![0.0f32; layer.weights_len];
+    let mut bias = vec![0.0f32; info.out_channels];
+    rng.fill(&mut input);
+    rng.fill(&mut weights);
+    rng.fill(&mut bias);
+    let bias = info.bias.then_some(&bias[..]);
+    let mut expected = vec![0.0f32; layer.output_len];
+    reference::conv2d(info, &input, &weights, bias, &mut expected)
+        .map_err(|e| format!("reference: {e}"))?;
+    let mut packed = vec![0.0f32; layer.packed_len];
+    (layer.pack_weights)(&weights, bias, &mut packed).map_err(|e| format!("pack_weights: {e}"))?;
+    let mut output = vec![f32::NAN; layer.output_len];
+    let mut scratch = vec![f32::NAN; layer.scratch_len * threads];
+    (layer.run_parallel)(&input, &packed, &mut output, &mut scratch, threads)
+        .map_err(|e| format!("run_parallel, {threads} threads: {e}"))?;
+    reference::compare(info, &expected, &output)
+        .map_err(|m| format!("run_parallel, {threads} threads: {m}"))
+}
+
 /// Checks every layer of the models; prints one line per layer. Returns whether all passed.
-fn check_models(models: &[&'static Model]) -> bool {
+fn check_models(models: &[&'static Model], threads: usize) -> bool {
     let mut all: Vec<Checked> = Vec::new();
     let mut failed = 0usize;
     let mut layers = 0usize;
@@ -160,7 +222,15 @@ fn check_models(models: &[&'static Model]) -> bool {
         println!("check {} ({})", m.name, m.spec_file);
         for layer in m.layers {
             layers += 1;
-            match check::check_layer(layer, check::seed_for(m.name, layer.info.name)) {
+            let checked = check::check_layer(layer, check::seed_for(m.name, layer.info.name))
+                .and_then(|c| {
+                    if threads > 1 {
+                        check_parallel(m.name, layer, threads)
+                            .map_err(|e| format!("{}: {e}", layer.info.name))?;
+                    }
+                    Ok(c)
+                });
+            match checked {
                 Ok(c) => {
                     let names =
                         |v: &[Isa]| v.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(",");
@@ -169,7 +239,16 @@ fn check_models(models: &[&'static Model]) -> bool {
                     } else {
                         format!(" (skipped, not on this CPU: {})", names(&c.skipped))
                     };
-                    println!("  {:<28} ok: {}{skipped}", layer.info.name, names(&c.ran));
+                    let parallel = if threads > 1 {
+                        format!(", run_parallel x{threads}")
+                    } else {
+                        String::new()
+                    };
+                    println!(
+                        "  {:<28} ok: {}{parallel}{skipped}",
+                        layer.info.name,
+                        names(&c.ran)
+                    );
                     all.push(c);
                 }
                 Err(e) => {
@@ -199,13 +278,14 @@ fn main() -> ExitCode {
         .map(Isa::as_str)
         .collect();
     println!(
-        "# gspc-pi {} on {} ({}); CPU runs: {}; repeat={} warmup={} threads=1",
+        "# gspc-pi {} on {} ({}); CPU runs: {}; repeat={} warmup={} threads={}",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH,
         std::env::consts::OS,
         isas.join(","),
         args.repeat,
-        args.warmup
+        args.warmup,
+        args.threads
     );
 
     if args.list {
@@ -219,21 +299,25 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
-    if args.check && !check_models(&models) {
+    if args.check && !check_models(&models, args.threads) {
         return ExitCode::FAILURE;
     }
 
     for m in &models {
         println!(
-            "\n{:<28} {:>4} {:>8} {:>8} {:>11} {:>11} {:>8}",
+            "\n{:<28} {:>4} {:>8} {:>10} {:>11} {:>11} {:>8}",
             m.name, "cnt", "MFLOP", "isa", "median us", "min us", "GFLOP/s"
         );
         let (mut total_us, mut total_flops) = (0.0f64, 0u64);
         for layer in m.layers {
             let flops = layer.info.flops();
-            let mut runs: Vec<(String, RunFn)> = Vec::new();
+            let mut runs: Vec<(String, Runner)> = Vec::new();
             match dispatched(layer) {
-                Some(isa) => runs.push((format!("{isa}*"), layer.run)),
+                Some(isa) if args.threads > 1 => runs.push((
+                    format!("{isa}*x{}", args.threads),
+                    Runner::Parallel(layer.run_parallel, args.threads),
+                )),
+                Some(isa) => runs.push((format!("{isa}*"), Runner::Single(layer.run))),
                 None => {
                     println!("{:<28} (no variant runs on this CPU)", layer.info.name);
                     continue;
@@ -245,7 +329,7 @@ fn main() -> ExitCode {
                         .variants
                         .iter()
                         .filter(|v| v.isa.is_supported())
-                        .map(|v| (v.isa.as_str().to_string(), v.run)),
+                        .map(|v| (v.isa.as_str().to_string(), Runner::Single(v.run))),
                 );
             }
             for (i, (label, run)) in runs.iter().enumerate() {
@@ -270,13 +354,13 @@ fn main() -> ExitCode {
                     Default::default()
                 };
                 println!(
-                    "{name:<28} {count:>4} {mflop:>8} {label:>8} {median:>11.1} {min:>11.1} {:>8.2}",
+                    "{name:<28} {count:>4} {mflop:>8} {label:>10} {median:>11.1} {min:>11.1} {:>8.2}",
                     flops as f64 / median / 1e3
                 );
             }
         }
         println!(
-            "{:<28} {:>4} {:>8.2} {:>8} {:>11.1} {:>11} {:>8.2}",
+            "{:<28} {:>4} {:>8.2} {:>10} {:>11.1} {:>11} {:>8.2}",
             "TOTAL (x count)",
             "",
             total_flops as f64 / 1e6,
@@ -286,6 +370,8 @@ fn main() -> ExitCode {
             total_flops as f64 / total_us / 1e3
         );
     }
-    println!("\n(* = the variant the dispatching run picks on this CPU)");
+    println!(
+        "\n(* = the variant the dispatching run picks on this CPU; xT = run_parallel on T threads)"
+    );
     ExitCode::SUCCESS
 }
