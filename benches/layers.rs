@@ -200,7 +200,13 @@ fn main() {
                 );
                 continue;
             };
-            let (median_us, min_us) = time_layer(layer, run, &args);
+            // Threads: inside a pool, as an app runs a whole inference, so the calling
+            // thread is one of the pool's and does its share.
+            let (median_us, min_us) = if args.threads > 1 {
+                gspc::runtime::parallel::in_pool(args.threads, || time_layer(layer, run, &args))
+            } else {
+                time_layer(layer, run, &args)
+            };
             let flops = layer.info.flops();
             let gf = flops as f64 / median_us / 1e3;
             println!(

@@ -62,15 +62,19 @@ pub fn check_layer(layer: &Layer, seed: u64) -> Result<Checked, String> {
         }
     }
     run("run, dispatching", layer.run)?;
-    // The parallel entry point, split in 2 and 3 parts (scratch for each).
-    for threads in [2, 3] {
+    // The parallel entry points: split in exactly 2 and 3 parts, and run_parallel on 2
+    // threads (which may use one for a small layer); scratch for each part.
+    let split = |what: &str, f: crate::ParallelFn, parts: usize| -> Result<(), String> {
         let mut output = vec![f32::NAN; layer.output_len];
-        let mut scratch = vec![f32::NAN; layer.scratch_len * threads];
-        (layer.run_parallel)(&input, &packed, &mut output, &mut scratch, threads)
-            .map_err(|e| format!("{} (run_parallel, {threads} threads): {e}", info.name))?;
+        let mut scratch = vec![f32::NAN; layer.scratch_len * parts];
+        f(&input, &packed, &mut output, &mut scratch, parts)
+            .map_err(|e| format!("{} ({what}, {parts}): {e}", info.name))?;
         reference::compare(info, &expected, &output)
-            .map_err(|m| format!("{} (run_parallel, {threads} threads): {m}", info.name))?;
-    }
+            .map_err(|m| format!("{} ({what}, {parts}): {m}", info.name))
+    };
+    split("run_split", layer.run_split, 2)?;
+    split("run_split", layer.run_split, 3)?;
+    split("run_parallel", layer.run_parallel, 2)?;
     Ok(checked)
 }
 

@@ -246,8 +246,11 @@ pub struct Layer {
     pub pack_weights: PackFn,
     /// Runs the best variant this CPU supports.
     pub run: RunFn,
-    /// Runs the best variant on up to N threads (one without the `std` feature).
+    /// Runs the best variant on up to N threads (one without the `std` feature), fewer when
+    /// the layer is small (see [`parallel::GRAIN_FLOPS`]).
     pub run_parallel: ParallelFn,
+    /// Runs the best variant split into exactly N parts (tests, tuning).
+    pub run_split: ParallelFn,
     /// Every variant compiled in, best last.
     pub variants: &'static [Variant],
 }

@@ -6,6 +6,38 @@
 
 use crate::Error;
 
+/// FLOPs below which a layer gains nothing from another thread: waking a pool thread and
+/// joining costs microseconds, about the time of this much work on one core.
+pub const GRAIN_FLOPS: u64 = 4_000_000;
+
+/// How many threads are worth using for `flops` of work, at most `threads`.
+pub const fn useful_threads(flops: u64, threads: usize) -> usize {
+    let by_work = (flops / GRAIN_FLOPS) as usize + 1;
+    if by_work < threads { by_work } else { threads }
+}
+
+/// Runs `f` inside a thread pool of `threads` threads (with `std`; directly otherwise), so
+/// that every `run_parallel` in it splits work among that pool's threads and the calling
+/// thread is one of them, not a sleeper woken per layer. Build it around a whole inference,
+/// not around each layer: creating the pool spawns threads.
+#[cfg(feature = "std")]
+pub fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+    {
+        Ok(pool) => pool.install(f),
+        // No threads to be had: run on this one (run_parallel still splits, in turn).
+        Err(_) => f(),
+    }
+}
+
+/// Without `std` there are no threads: runs `f` directly.
+#[cfg(not(feature = "std"))]
+pub fn in_pool<R>(_threads: usize, f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// The work of one part: `(first unit, output blocks, scratch)`.
 pub type UnitsFn<'a, const B: usize, const S: usize> =
     dyn Fn(usize, &mut [[f32; B]], &mut [f32; S]) + Sync + 'a;

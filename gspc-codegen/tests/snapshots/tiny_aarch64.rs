@@ -73,6 +73,7 @@ pub mod tiny {
             pack_weights: pack_weights_slice,
             run: run_slice,
             run_parallel: run_parallel_slice,
+            run_split: run_split_slice,
             variants: &[
                 ::gspc_runtime::Variant {
                     isa: ::gspc_runtime::Isa::Portable,
@@ -194,13 +195,27 @@ pub mod tiny {
         /// thread otherwise): the layer's work units (output-channel blocks of a group)
         /// are split into `threads` contiguous parts, each with its own scratch.
         /// `scratch` holds `threads * SCRATCH_LEN` values at least (fewer threads run
-        /// if the layer has fewer units). Allocates nothing per call.
+        /// if the layer has fewer units, or too little work to gain from them: see
+        /// `gspc_runtime::parallel::GRAIN_FLOPS`). Allocates nothing per call; call it
+        /// inside `gspc_runtime::parallel::in_pool` around the whole inference.
         pub fn run_parallel(
             input: &[f32; INPUT_LEN],
             packed: &[f32; PACKED_LEN],
             output: &mut [f32; OUTPUT_LEN],
             scratch: &mut [f32],
             threads: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let parts = ::gspc_runtime::parallel::useful_threads(FLOPS, threads);
+            run_split(input, packed, output, scratch, parts)
+        }
+        /// [`run_parallel`] split into exactly `parts` parts (at most one per work
+        /// unit), however little work each gets: for tests and tuning.
+        pub fn run_split(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            output: &mut [f32; OUTPUT_LEN],
+            scratch: &mut [f32],
+            parts: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
             let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
             ::gspc_runtime::parallel::split::<
@@ -209,7 +224,7 @@ pub mod tiny {
             >(
                 blocks,
                 scratch,
-                threads,
+                parts,
                 &|first, blocks, scratch| run_units(
                     input,
                     packed,
@@ -262,6 +277,19 @@ pub mod tiny {
             let packed = ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?;
             let output = ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?;
             run_parallel(input, packed, output, scratch, threads)
+        }
+        /// [`run_split`] over slices, checking their lengths.
+        pub fn run_split_slice(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+            parts: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let input = ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?;
+            let packed = ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?;
+            let output = ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?;
+            run_split(input, packed, output, scratch, parts)
         }
         #[allow(clippy::type_complexity)]
         fn arrays<'a>(
@@ -713,6 +741,7 @@ pub mod tiny {
             pack_weights: pack_weights_slice,
             run: run_slice,
             run_parallel: run_parallel_slice,
+            run_split: run_split_slice,
             variants: &[
                 ::gspc_runtime::Variant {
                     isa: ::gspc_runtime::Isa::Portable,
@@ -834,13 +863,27 @@ pub mod tiny {
         /// thread otherwise): the layer's work units (output-channel blocks of a group)
         /// are split into `threads` contiguous parts, each with its own scratch.
         /// `scratch` holds `threads * SCRATCH_LEN` values at least (fewer threads run
-        /// if the layer has fewer units). Allocates nothing per call.
+        /// if the layer has fewer units, or too little work to gain from them: see
+        /// `gspc_runtime::parallel::GRAIN_FLOPS`). Allocates nothing per call; call it
+        /// inside `gspc_runtime::parallel::in_pool` around the whole inference.
         pub fn run_parallel(
             input: &[f32; INPUT_LEN],
             packed: &[f32; PACKED_LEN],
             output: &mut [f32; OUTPUT_LEN],
             scratch: &mut [f32],
             threads: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let parts = ::gspc_runtime::parallel::useful_threads(FLOPS, threads);
+            run_split(input, packed, output, scratch, parts)
+        }
+        /// [`run_parallel`] split into exactly `parts` parts (at most one per work
+        /// unit), however little work each gets: for tests and tuning.
+        pub fn run_split(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            output: &mut [f32; OUTPUT_LEN],
+            scratch: &mut [f32],
+            parts: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
             let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
             ::gspc_runtime::parallel::split::<
@@ -849,7 +892,7 @@ pub mod tiny {
             >(
                 blocks,
                 scratch,
-                threads,
+                parts,
                 &|first, blocks, scratch| run_units(
                     input,
                     packed,
@@ -902,6 +945,19 @@ pub mod tiny {
             let packed = ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?;
             let output = ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?;
             run_parallel(input, packed, output, scratch, threads)
+        }
+        /// [`run_split`] over slices, checking their lengths.
+        pub fn run_split_slice(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+            parts: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let input = ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?;
+            let packed = ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?;
+            let output = ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?;
+            run_split(input, packed, output, scratch, parts)
         }
         #[allow(clippy::type_complexity)]
         fn arrays<'a>(
