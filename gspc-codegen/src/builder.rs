@@ -170,7 +170,7 @@ fn index_file(generated: &[Generated], files: &[PathBuf]) -> Result<String, Erro
         })?;
         s.push_str(&format!("include!({abs:?});\n"));
     }
-    s.push_str("\n/// Every generated model.\npub const MODELS: &[::gspc_runtime::Model] = &[");
+    s.push_str("\n/// Every generated model.\n#[allow(dead_code)]\npub const MODELS: &[::gspc_runtime::Model] = &[");
     let models: Vec<String> = generated
         .iter()
         .map(|g| format!("{}::MODEL", g.model))

@@ -130,7 +130,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             for (g, file) in output.generated.iter().zip(&output.files) {
                 for (p, lines) in g.plans.iter().zip(&g.layer_lines) {
                     say!(
-                        "{}::{}  {}  {:.1} MFLOP  {}  {} lines",
+                        "{}::{}  {}  {:.3} MFLOP  {}  {} lines",
                         g.model,
                         p.layer.name,
                         p.strategy.as_str(),
@@ -219,7 +219,7 @@ fn print_plan(g: &gspc_codegen::Generated, options: &Options) {
     let (mut flops, mut packed, mut scratch, mut lines) = (0u64, 0usize, 0usize, 0usize);
     for (p, l) in g.plans.iter().zip(&g.layer_lines) {
         say!(
-            "{:<28} {:<8} {:>5} {:>9.1} {:>11} {:>11} {:>6}  {}",
+            "{:<28} {:<8} {:>5} {:>9.3} {:>11} {:>11} {:>6}  {}",
             p.layer.name,
             p.strategy.as_str(),
             p.oc_bn,

@@ -692,7 +692,7 @@ fn plan_prints_a_table_per_model() {
         assert_eq!(row[2], p.oc_bn.to_string(), "oc_bn: {:?}", lines[2 + i]);
         assert_eq!(
             row[3],
-            format!("{:.1}", p.layer.flops() as f64 / 1e6),
+            format!("{:.3}", p.layer.flops() as f64 / 1e6),
             "MFLOP: {:?}",
             lines[2 + i]
         );

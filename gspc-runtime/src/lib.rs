@@ -20,6 +20,7 @@
 pub mod aarch64;
 #[cfg(feature = "std")]
 pub mod check;
+pub mod pack;
 pub mod parallel;
 pub mod reference;
 pub mod rng;

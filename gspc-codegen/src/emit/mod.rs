@@ -58,10 +58,11 @@ pub(crate) fn model_module(spec: &Spec, plans: &[LayerPlan], arch: Arch) -> Toke
     let max_input = max(|p| p.layer.input_len());
     let max_output = max(|p| p.layer.output_len());
     let total_packed = lit(plans.iter().map(|p| p.packed_len).sum());
+    // A binary that uses some layers only must not warn about the rest of the API.
     let allow = if is_snake_case(&spec.model) {
-        quote!()
+        quote!(#[allow(dead_code)])
     } else {
-        quote!(#[allow(non_snake_case)])
+        quote!(#[allow(dead_code, non_snake_case)])
     };
     let doc = format!(
         " Model `{model_str}`, generated from `{}`.",
@@ -543,45 +544,25 @@ fn pack_input_fn(p: &LayerPlan) -> TokenStream {
         quote!()
     };
     let row = if p.phases == 2 {
-        // Stride 2: input columns in pairs, the even one to one phase, the odd one to the
-        // other (a deinterleave LLVM vectorizes).
+        // Stride 2: the row's first half is phase 0 (even padded columns), the second half
+        // phase 1. Input column w is padded column w + PW, so the even input columns go to
+        // phase PW % 2 from index PW / 2 and the odd ones to the other from (PW + 1) / 2.
         let pl = p.phase_len();
-        let n = w / 2;
         let even_phase = pw % 2;
-        let (e0, o0) = (
-            even_phase * pl + pw / 2,
-            (1 - even_phase) * pl + pw.div_ceil(2),
-        );
-        let n2 = u(2 * n);
-        let last = if w % 2 == 1 {
-            let (d, s_at) = (u(e0 + n), u(w - 1));
-            quote!(dst[#d] = src[#s_at];)
+        let (ne, no) = (w.div_ceil(2), w / 2);
+        let (e0, o0) = (pw / 2, pw.div_ceil(2));
+        let (even, odd) = ((u(e0), u(e0 + ne)), (u(o0), u(o0 + no)));
+        let ((e_a, e_b), (o_a, o_b)) = (even, odd);
+        let (even_half, odd_half) = if even_phase == 0 {
+            (quote!(lo), quote!(hi))
         } else {
-            quote!()
+            (quote!(hi), quote!(lo))
         };
-        // Phase 0 is the first half of the row, phase 1 the second: split there.
         let split = u(pl);
-        let (e0r, o0r) = if even_phase == 0 {
-            (e0, o0 - pl)
-        } else {
-            (e0 - pl, o0)
-        };
-        let (er0, er1, or0, or1) = (u(e0r), u(e0r + n), u(o0r), u(o0r + n));
-        let pairs = if even_phase == 0 {
-            quote!(lo[#er0..#er1].iter_mut().zip(hi[#or0..#or1].iter_mut()))
-        } else {
-            quote!(hi[#er0..#er1].iter_mut().zip(lo[#or0..#or1].iter_mut()))
-        };
         quote! {
             *dst = [0.0; ROW];
-            {
-                let (lo, hi) = dst.split_at_mut(#split);
-                for (pair, (e, o)) in src[..#n2].chunks_exact(2).zip(#pairs) {
-                    *e = pair[0];
-                    *o = pair[1];
-                }
-            }
-            #last
+            let (lo, hi) = dst.split_at_mut(#split);
+            ::gspc_runtime::pack::split2(src, &mut #even_half[#e_a..#e_b], &mut #odd_half[#o_a..#o_b]);
         }
     } else if p.phases > 1 {
         // Phase `ph` holds padded columns ph, ph + S, ...: zero the row, then copy each

@@ -3,6 +3,7 @@
 // Regenerate: gspc-codegen generate tests/specs/tiny.json --out <DIR> --target aarch64-unknown-linux-gnu --isa portable,neon
 
 /// Model `tiny`, generated from `tests/specs/tiny.json`.
+#[allow(dead_code)]
 pub mod tiny {
     /// Model name.
     pub const NAME: &str = "tiny";

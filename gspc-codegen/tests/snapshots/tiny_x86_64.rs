@@ -3,6 +3,7 @@
 // Regenerate: gspc-codegen generate tests/specs/tiny.json --out <DIR> --target x86_64-unknown-linux-gnu --isa portable,avx2,avx512
 
 /// Model `tiny`, generated from `tests/specs/tiny.json`.
+#[allow(dead_code)]
 pub mod tiny {
     /// Model name.
     pub const NAME: &str = "tiny";

@@ -1,0 +1,61 @@
+//! Input packing helpers shared by generated kernels.
+
+/// Splits `src` into its even and odd elements: `even[i] = src[2 i]`, `odd[i] = src[2 i + 1]`
+/// for as many as each holds (`even` up to `src.len().div_ceil(2)`, `odd` up to
+/// `src.len() / 2`). Used to pack stride-2 input rows by column phase. On x86-64 CPUs with
+/// AVX-512 (detected as for the kernels) 32 values take two loads, two permutes and two
+/// stores.
+#[inline]
+pub fn split2(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if crate::x86::level() >= crate::x86::LEVEL_AVX512 {
+        // SAFETY: the CPU supports AVX-512F (x86::level just above).
+        done = unsafe { split2_avx512(src, even, odd) };
+    }
+    let pairs = src[2 * done..]
+        .chunks_exact(2)
+        .zip(even[done..].iter_mut().zip(odd[done..].iter_mut()));
+    for (pair, (e, o)) in pairs {
+        *e = pair[0];
+        *o = pair[1];
+    }
+    let n = src.len();
+    if n % 2 == 1
+        && let Some(e) = even.get_mut(n / 2)
+    {
+        *e = src[n - 1];
+    }
+}
+
+/// The AVX-512 part of [`split2`]: whole blocks of 32 values; returns the pairs done.
+///
+/// # Safety
+///
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn split2_avx512(src: &[f32], even: &mut [f32], odd: &mut [f32]) -> usize {
+    use core::arch::x86_64::*;
+    let blocks = (src.len() / 32).min(even.len() / 16).min(odd.len() / 16);
+    let idx_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let idx_odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for b in 0..blocks {
+        let (s, d) = (32 * b, 16 * b);
+        // SAFETY: b < blocks, so src[s..s + 32], even[d..d + 16] and odd[d..d + 16] are in
+        // bounds (blocks is bounded by all three lengths); unaligned loads and stores.
+        unsafe {
+            let lo = _mm512_loadu_ps(src.as_ptr().add(s));
+            let hi = _mm512_loadu_ps(src.as_ptr().add(s + 16));
+            _mm512_storeu_ps(
+                even.as_mut_ptr().add(d),
+                _mm512_permutex2var_ps(lo, idx_even, hi),
+            );
+            _mm512_storeu_ps(
+                odd.as_mut_ptr().add(d),
+                _mm512_permutex2var_ps(lo, idx_odd, hi),
+            );
+        }
+    }
+    16 * blocks
+}
