@@ -559,10 +559,34 @@ fn pack_input_fn(p: &LayerPlan) -> TokenStream {
             (quote!(hi), quote!(lo))
         };
         let split = u(pl);
-        quote! {
-            *dst = [0.0; ROW];
-            let (lo, hi) = dst.split_at_mut(#split);
-            ::gspc_runtime::pack::split2(src, &mut #even_half[#e_a..#e_b], &mut #odd_half[#o_a..#o_b]);
+        // Rows of 32 columns or more: the runtime's SIMD deinterleave; shorter ones: a
+        // loop the compiler sees whole (measured faster below 32 columns on Zen 5).
+        if w >= 32 {
+            quote! {
+                *dst = [0.0; ROW];
+                let (lo, hi) = dst.split_at_mut(#split);
+                ::gspc_runtime::pack::split2(src, &mut #even_half[#e_a..#e_b], &mut #odd_half[#o_a..#o_b]);
+            }
+        } else {
+            let pairs = u(2 * no);
+            let last = if w % 2 == 1 {
+                let at = u(w - 1);
+                quote!(#even_half[#e_b - 1] = src[#at];)
+            } else {
+                quote!()
+            };
+            quote! {
+                *dst = [0.0; ROW];
+                let (lo, hi) = dst.split_at_mut(#split);
+                for (pair, (e, o)) in src[..#pairs]
+                    .chunks_exact(2)
+                    .zip(#even_half[#e_a..#e_b].iter_mut().zip(#odd_half[#o_a..#o_b].iter_mut()))
+                {
+                    *e = pair[0];
+                    *o = pair[1];
+                }
+                #last
+            }
         }
     } else if p.phases > 1 {
         // Phase `ph` holds padded columns ph, ph + S, ...: zero the row, then copy each
