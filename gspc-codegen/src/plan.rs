@@ -76,6 +76,9 @@ pub struct VariantPlan {
     pub tail: usize,
     /// First column of the last tile.
     pub last_start: usize,
+    /// Output rows per tile (`gspc-ow`: each input row loaded once serves up to this many
+    /// output rows; `gspc-oc`: 1).
+    pub rows: usize,
     /// `gspc-ow`: offsets (relative to the last tile's first column) of the last tile's
     /// vectors; the final vector may overlap the one before it, recomputing a few columns,
     /// so that no vector reads or writes past the row.
@@ -376,6 +379,7 @@ fn plan_oc(layer: &LayerSpec, strategy: Strategy, oc_bn: usize, isa: Isa) -> Var
         full_tiles: ow / reg_n,
         tail: ow % reg_n,
         last_start: ow / reg_n * reg_n,
+        rows: 1,
         last_offsets: Vec::new(),
         kernel: kernel_name(layer, strategy, isa),
     }
@@ -394,7 +398,14 @@ fn plan_ow(layer: &LayerSpec, strategy: Strategy, oc_bn: usize, isa: Isa) -> Var
     let budget = (regs.saturating_sub(acc_per_vec + 2) / acc_per_vec).min(MAX_ACCUMULATORS);
     let code_cap = MAX_TILE_FMAS / (oc_bn * kh * kw);
     let vectors = ow.div_ceil(lanes);
-    let nvec = (budget / oc_bn).min(code_cap).min(vectors).clamp(1, 8);
+    let nvec = (budget / oc_bn).min(code_cap).min(vectors).clamp(1, 4);
+    // Output rows per tile: every input row a tile loads serves up to KH output rows, so
+    // loads per FMA fall from 1 towards 1 / KH (depthwise 3x3, 4 rows: 0.5).
+    let oh = layer.output()[0];
+    let rows = (budget / (oc_bn * nvec))
+        .min(MAX_TILE_FMAS / (oc_bn * nvec * kh * kw))
+        .min(oh)
+        .clamp(1, 4);
     // Vector starts: every `lanes` columns, the last one ending at the row's end.
     let exact = ow.is_multiple_of(lanes);
     let uniform = if exact { vectors } else { vectors - 1 };
@@ -420,6 +431,7 @@ fn plan_ow(layer: &LayerSpec, strategy: Strategy, oc_bn: usize, isa: Isa) -> Var
             ow - last_ow0
         },
         last_start: last_ow0,
+        rows,
         last_offsets,
         kernel: kernel_name(layer, strategy, isa),
     }
@@ -428,10 +440,10 @@ fn plan_ow(layer: &LayerSpec, strategy: Strategy, oc_bn: usize, isa: Isa) -> Var
 /// Input window of one tile for one channel: the span from its first to its last value in
 /// the packed input, for unit offsets `offsets` (columns for `gspc-oc`, vector starts for
 /// `gspc-ow`).
-pub fn input_span(p: &LayerPlan, v: &VariantPlan, offsets: &[usize]) -> usize {
+pub fn input_span(p: &LayerPlan, v: &VariantPlan, offsets: &[usize], out_rows: usize) -> usize {
     let l = &p.layer;
     let last = offsets.iter().copied().max().unwrap_or(0);
-    let rows = (l.kernel[0] - 1) * l.dilation[0] * p.row_len;
+    let rows = ((out_rows - 1) * l.stride[0] + (l.kernel[0] - 1) * l.dilation[0]) * p.row_len;
     match p.strategy {
         Strategy::GspcOc => rows + last * l.stride[1] + (l.kernel[1] - 1) * l.dilation[1] + 1,
         Strategy::GspcOw => {
@@ -445,14 +457,14 @@ pub fn input_span(p: &LayerPlan, v: &VariantPlan, offsets: &[usize]) -> usize {
 }
 
 /// Output window of one tile: `oc_bn` channel planes, up to the tile's last column.
-pub fn output_span(p: &LayerPlan, v: &VariantPlan, offsets: &[usize]) -> usize {
+pub fn output_span(p: &LayerPlan, v: &VariantPlan, offsets: &[usize], out_rows: usize) -> usize {
     let [oh, ow] = p.output;
     let last = offsets.iter().copied().max().unwrap_or(0);
     let width = match p.strategy {
         Strategy::GspcOc => 1,
         Strategy::GspcOw => v.lanes,
     };
-    (p.oc_bn - 1) * oh * ow + last + width
+    (p.oc_bn - 1) * oh * ow + (out_rows - 1) * ow + last + width
 }
 
 /// The generated kernels index fixed windows whose positions the generator computes; this
@@ -488,24 +500,31 @@ fn check_bounds(p: &LayerPlan) -> Result<(), Error> {
         if tiles.is_empty() {
             problems.push(format!("{}: no tiles", v.isa));
         }
+        // Row tiles: full ones of `rows` rows, then the rest.
+        let mut row_tiles = vec![(oh / v.rows * v.rows - v.rows, v.rows)];
+        if oh % v.rows > 0 {
+            row_tiles.push((oh / v.rows * v.rows, oh % v.rows));
+        }
         for (ow0, offsets) in tiles {
-            let x_last = (cpg - 1) * hp * p.row_len
-                + (oh - 1) * l.stride[0] * p.row_len
-                + ow0 * col_step
-                + input_span(p, v, &offsets);
-            if x_last > p.scratch_len {
-                problems.push(format!(
-                    "{}: input window ends at {x_last} > {}",
-                    v.isa, p.scratch_len
-                ));
-            }
-            let o_last = (oh - 1) * ow + ow0 + output_span(p, v, &offsets);
-            if o_last > p.oc_bn * oh * ow {
-                problems.push(format!(
-                    "{}: output window ends at {o_last} > {}",
-                    v.isa,
-                    p.oc_bn * oh * ow
-                ));
+            for &(oh0, rows) in &row_tiles {
+                let x_last = (cpg - 1) * hp * p.row_len
+                    + oh0 * l.stride[0] * p.row_len
+                    + ow0 * col_step
+                    + input_span(p, v, &offsets, rows);
+                if x_last > p.scratch_len {
+                    problems.push(format!(
+                        "{}: input window ends at {x_last} > {}",
+                        v.isa, p.scratch_len
+                    ));
+                }
+                let o_last = oh0 * ow + ow0 + output_span(p, v, &offsets, rows);
+                if o_last > p.oc_bn * oh * ow {
+                    problems.push(format!(
+                        "{}: output window ends at {o_last} > {}",
+                        v.isa,
+                        p.oc_bn * oh * ow
+                    ));
+                }
             }
         }
     }

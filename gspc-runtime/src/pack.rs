@@ -59,3 +59,28 @@ unsafe fn split2_avx512(src: &[f32], even: &mut [f32], odd: &mut [f32]) -> usize
     }
     16 * blocks
 }
+
+#[cfg(test)]
+mod tests {
+    use super::split2;
+
+    #[test]
+    fn split2_matches_a_plain_loop_for_every_length() {
+        for n in 0..80 {
+            let src: [f32; 80] = core::array::from_fn(|i| i as f32 + 0.5);
+            let src = &src[..n];
+            let mut even = [f32::NAN; 41];
+            let mut odd = [f32::NAN; 41];
+            split2(src, &mut even[..n.div_ceil(2)], &mut odd[..n / 2]);
+            for i in 0..n.div_ceil(2) {
+                assert_eq!(even[i], src[2 * i], "n {n} even {i}");
+            }
+            for i in 0..n / 2 {
+                assert_eq!(odd[i], src[2 * i + 1], "n {n} odd {i}");
+            }
+            // Nothing written past the slices.
+            assert!(even[n.div_ceil(2)..].iter().all(|v| v.is_nan()), "n {n}");
+            assert!(odd[n / 2..].iter().all(|v| v.is_nan()), "n {n}");
+        }
+    }
+}

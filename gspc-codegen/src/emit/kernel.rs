@@ -193,40 +193,65 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
     let l = &p.layer;
     let module = ident(v.isa.as_str());
     let tf = target_feature(v.isa);
-    let [oh, ow] = p.output;
-    let tile_full = format_ident!("tile_full");
-    let (nocb, oh_n) = (lit(p.nocb()), lit(oh));
+    let oh = p.output[0];
+    let nocb = lit(p.nocb());
     let full_n = lit(v.full_tiles);
     let ow0_full = linear(&[("t", v.reg_n)], 0);
     let full_offsets = v.full_offsets(p.strategy);
     let tail_offsets = v.tail_offsets(p.strategy);
-    let full_call = if v.full_tiles > 0 {
+    let tile = |name: &str, offsets: &[usize], rows: usize| match p.strategy {
+        Strategy::GspcOc => tile_fn(p, v, name, offsets.len()),
+        Strategy::GspcOw => tile_fn_ow(p, v, name, offsets, rows),
+    };
+    let row_tail = oh % v.rows;
+    let mut tiles = Vec::new();
+    let calls = |suffix: &str| {
+        let mut c = Vec::new();
+        if v.full_tiles > 0 {
+            let f = format_ident!("tile_full{}", suffix);
+            c.push(quote! {
+                for t in 0..#full_n {
+                    #f(x, packed, block, g, ob, oh, #ow0_full);
+                }
+            });
+        }
+        if !tail_offsets.is_empty() {
+            let f = format_ident!("tile_last{}", suffix);
+            let at = lit(v.last_ow0());
+            c.push(quote!(#f(x, packed, block, g, ob, oh, #at);));
+        }
+        quote!(#(#c)*)
+    };
+    for (suffix, rows) in [("", v.rows), ("_rows", row_tail)] {
+        if rows == 0 {
+            continue;
+        }
+        if v.full_tiles > 0 {
+            tiles.push(tile(&format!("tile_full{suffix}"), &full_offsets, rows));
+        }
+        if !tail_offsets.is_empty() {
+            tiles.push(tile(&format!("tile_last{suffix}"), &tail_offsets, rows));
+        }
+    }
+    let main_calls = calls("");
+    let row_tiles = lit(oh / v.rows);
+    let oh_at = linear(&[("r", v.rows)], 0);
+    let row_loop = quote! {
+        for r in 0..#row_tiles {
+            let oh = #oh_at;
+            #main_calls
+        }
+    };
+    let row_tail_block = if row_tail > 0 {
+        let tail_calls = calls("_rows");
+        let at = lit(oh / v.rows * v.rows);
         quote! {
-            for t in 0..#full_n {
-                #tile_full(x, packed, block, g, ob, oh, #ow0_full);
-            }
+            let oh = #at;
+            #tail_calls
         }
     } else {
         quote!()
     };
-    let tail_call = if tail_offsets.is_empty() {
-        quote!()
-    } else {
-        let at = lit(v.last_ow0());
-        quote!(tile_last(x, packed, block, g, ob, oh, #at);)
-    };
-    let tile = |name: &str, offsets: &[usize]| match p.strategy {
-        Strategy::GspcOc => tile_fn(p, v, name, offsets.len()),
-        Strategy::GspcOw => tile_fn_ow(p, v, name, offsets),
-    };
-    let mut tiles = Vec::new();
-    if v.full_tiles > 0 {
-        tiles.push(tile("tile_full", &full_offsets));
-    }
-    if !tail_offsets.is_empty() {
-        tiles.push(tile("tile_last", &tail_offsets));
-    }
-    let _ = ow;
     let uses = match v.isa {
         _ if v.lanes == 1 => quote!(),
         Isa::Avx2 | Isa::Avx512 => quote!(
@@ -313,10 +338,8 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
                         packed_group = g;
                     }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for oh in 0..#oh_n {
-                        #full_call
-                        #tail_call
-                    }
+                    #row_loop
+                    #row_tail_block
                 }
             }
 
@@ -341,8 +364,8 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize) -> TokenStream 
     let plane = hp * p.row_len;
     let wspan = kh_n * kw_n * oc_bn;
     let offsets: Vec<usize> = (0..r).collect();
-    let xspan = input_span(p, v, &offsets);
-    let ospan = output_span(p, v, &offsets);
+    let xspan = input_span(p, v, &offsets, 1);
+    let ospan = output_span(p, v, &offsets, 1);
     let ohw = oh * ow;
 
     let xb = linear(&[("oh", l.stride[0] * p.row_len), ("ow0", l.stride[1])], 0);
@@ -459,7 +482,13 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize) -> TokenStream 
 
 /// One `gspc-ow` tile function: `oc_bn` output channels of one group x vectors of output
 /// columns starting at `offsets` (relative to `ow0`) of one row.
-fn tile_fn_ow(p: &LayerPlan, v: &VariantPlan, name: &str, offsets: &[usize]) -> TokenStream {
+fn tile_fn_ow(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    name: &str,
+    offsets: &[usize],
+    rows: usize,
+) -> TokenStream {
     let l = &p.layer;
     let ops = Ops {
         isa: v.isa,
@@ -474,8 +503,8 @@ fn tile_fn_ow(p: &LayerPlan, v: &VariantPlan, name: &str, offsets: &[usize]) -> 
     let (cpg, kpg, oc_bn) = (p.cpg(), p.kpg(), p.oc_bn);
     let plane = hp * rl;
     let wspan = kh_n * kw_n * oc_bn;
-    let xspan = input_span(p, v, offsets);
-    let ospan = output_span(p, v, offsets);
+    let xspan = input_span(p, v, offsets, rows);
+    let ospan = output_span(p, v, offsets, rows);
     let ohw = oh * ow;
 
     let xb = linear(&[("oh", l.stride[0] * rl), ("ow0", 1)], 0);
@@ -485,31 +514,47 @@ fn tile_fn_ow(p: &LayerPlan, v: &VariantPlan, name: &str, offsets: &[usize]) -> 
     let b_at = linear(&[("g", kpg), ("ob", oc_bn)], p.bias_offset);
     let o_at = linear(&[("oh", ow), ("ow0", 1)], 0);
 
-    let acc = |c: usize, i: usize| {
-        let id = format_ident!("acc_c{}_v{}", c, i);
+    let acc = |c: usize, r: usize, i: usize| {
+        let id = format_ident!("acc_c{}_r{}_v{}", c, r, i);
         quote!(#id)
     };
     let zero = ops.zero();
     let mut init = Vec::new();
     for c in 0..oc_bn {
-        for i in 0..offsets.len() {
-            let a = acc(c, i);
-            init.push(quote!(let mut #a = #zero;));
+        for r in 0..rows {
+            for i in 0..offsets.len() {
+                let a = acc(c, r, i);
+                init.push(quote!(let mut #a = #zero;));
+            }
         }
     }
     let xw = quote!(xw);
     let mut body = Vec::new();
-    for kh in 0..kh_n {
+    // Each input row of the window is loaded once and feeds every output row it reaches.
+    let in_rows = (rows - 1) * l.stride[0] + (kh_n - 1) * l.dilation[0] + 1;
+    for ir in 0..in_rows {
+        let uses: Vec<(usize, usize)> = (0..rows)
+            .filter_map(|r| {
+                let d = ir.checked_sub(r * l.stride[0])?;
+                (d % l.dilation[0] == 0 && d / l.dilation[0] < kh_n)
+                    .then_some((r, d / l.dilation[0]))
+            })
+            .collect();
+        if uses.is_empty() {
+            continue;
+        }
         for kw in 0..kw_n {
-            let tap = kh * kw_n + kw;
-            let base = kh * l.dilation[0] * rl + p.col_index(kw * l.dilation[1]);
+            let base = ir * rl + p.col_index(kw * l.dilation[1]);
             for (i, off) in offsets.iter().enumerate() {
-                let x = format_ident!("x_t{}_v{}", tap, i);
+                let x = format_ident!("x_r{}_k{}_v{}", ir, kw, i);
                 let load = ops.load(&xw, xspan, base + off);
                 body.push(quote!(let #x = #load;));
-                for c in 0..oc_bn {
-                    let wi = lit(tap * oc_bn + c);
-                    body.push(ops.fma_columns(&acc(c, i), &quote!(#x), quote!(wv[#wi])));
+                for &(r, kh) in &uses {
+                    let tap = kh * kw_n + kw;
+                    for c in 0..oc_bn {
+                        let wi = lit(tap * oc_bn + c);
+                        body.push(ops.fma_columns(&acc(c, r, i), &quote!(#x), quote!(wv[#wi])));
+                    }
                 }
             }
         }
@@ -519,20 +564,22 @@ fn tile_fn_ow(p: &LayerPlan, v: &VariantPlan, name: &str, offsets: &[usize]) -> 
     let ospan_l = lit(ospan);
     for c in 0..oc_bn {
         let ci = lit(c);
-        for (i, off) in offsets.iter().enumerate() {
-            let a = acc(c, i);
-            let fin = ops.finish(&a, ops.splat(quote!(bw[#ci])), l.activation);
-            let at = lit(c * ohw + off);
-            epilogue.push(quote! {
-                *::gspc_runtime::window::at_mut::<#n, #ospan_l, #at>(ow) = #fin;
-            });
+        for r in 0..rows {
+            for (i, off) in offsets.iter().enumerate() {
+                let a = acc(c, r, i);
+                let fin = ops.finish(&a, ops.splat(quote!(bw[#ci])), l.activation);
+                let at = lit(c * ohw + r * ow + off);
+                epilogue.push(quote! {
+                    *::gspc_runtime::window::at_mut::<#n, #ospan_l, #at>(ow) = #fin;
+                });
+            }
         }
     }
 
     let (s_len, p_len, block_l) = (lit(p.scratch_len), lit(p.packed_len), lit(oc_bn * ohw));
     let (xspan_l, wspan_l, cpg_l, ocbn_l) = (lit(xspan), lit(wspan), lit(cpg), lit(oc_bn));
     let doc = format!(
-        " Tile of {oc_bn} output channel(s) x {} vector(s) of {} output columns: accumulators `acc_c{{channel}}_v{{vector}}`; per input channel a {kh_n}x{kw_n} window, unrolled: one input vector load per tap and vector, one FMA with a broadcast weight per channel.",
+        " Tile of {oc_bn} output channel(s) x {rows} output row(s) x {} vector(s) of {} output columns: accumulators `acc_c{{channel}}_r{{row}}_v{{vector}}`; per input channel a {kh_n}x{kw_n} window, unrolled: each input row's vectors loaded once for every output row they reach, one FMA with a broadcast weight per channel.",
         offsets.len(),
         v.lanes
     );

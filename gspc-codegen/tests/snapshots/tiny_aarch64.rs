@@ -376,12 +376,15 @@ pub mod tiny {
                         packed_group = g;
                     }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for oh in 0..4 {
+                    for r in 0..1 {
+                        let oh = r * 3;
                         tile_last(x, packed, block, g, ob, oh, 0);
                     }
+                    let oh = 3;
+                    tile_last_rows(x, packed, block, g, ob, oh, 0);
                 }
             }
-            /// Tile of 2 output channel(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_v{vector}`; per input channel a 3x3 window, unrolled: one input vector load per tap and vector, one FMA with a broadcast weight per channel.
+            /// Tile of 2 output channel(s) x 3 output row(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_r{row}_v{vector}`; per input channel a 3x3 window, unrolled: each input row's vectors loaded once for every output row they reach, one FMA with a broadcast weight per channel.
             #[inline]
             fn tile_last(
                 x: &[f32; 84],
@@ -394,10 +397,260 @@ pub mod tiny {
             ) {
                 let xb = oh * 7 + ow0;
                 let wb = g * 36 + ob * 36;
-                let mut acc_c0_v0 = [0.0f32; 4];
-                let mut acc_c0_v1 = [0.0f32; 4];
-                let mut acc_c1_v0 = [0.0f32; 4];
-                let mut acc_c1_v1 = [0.0f32; 4];
+                let mut acc_c0_r0_v0 = [0.0f32; 4];
+                let mut acc_c0_r0_v1 = [0.0f32; 4];
+                let mut acc_c0_r1_v0 = [0.0f32; 4];
+                let mut acc_c0_r1_v1 = [0.0f32; 4];
+                let mut acc_c0_r2_v0 = [0.0f32; 4];
+                let mut acc_c0_r2_v1 = [0.0f32; 4];
+                let mut acc_c1_r0_v0 = [0.0f32; 4];
+                let mut acc_c1_r0_v1 = [0.0f32; 4];
+                let mut acc_c1_r1_v0 = [0.0f32; 4];
+                let mut acc_c1_r1_v1 = [0.0f32; 4];
+                let mut acc_c1_r2_v0 = [0.0f32; 4];
+                let mut acc_c1_r2_v1 = [0.0f32; 4];
+                for ci in 0..2 {
+                    let Some(xw) = ::gspc_runtime::window::window::<
+                        35,
+                        84,
+                    >(x, xb + ci * 42) else {
+                        return;
+                    };
+                    let Some(wv) = ::gspc_runtime::window::window::<
+                        18,
+                        76,
+                    >(p, wb + ci * 18) else {
+                        return;
+                    };
+                    let x_r0_k0_v0 = ::gspc_runtime::window::at::<4, 35, 0>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[0], x_r0_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[1], x_r0_k0_v0);
+                    let x_r0_k0_v1 = ::gspc_runtime::window::at::<4, 35, 1>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[0], x_r0_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[1], x_r0_k0_v1);
+                    let x_r0_k1_v0 = ::gspc_runtime::window::at::<4, 35, 1>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k1_v0);
+                    let x_r0_k1_v1 = ::gspc_runtime::window::at::<4, 35, 2>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[2], x_r0_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[3], x_r0_k1_v1);
+                    let x_r0_k2_v0 = ::gspc_runtime::window::at::<4, 35, 2>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k2_v0);
+                    let x_r0_k2_v1 = ::gspc_runtime::window::at::<4, 35, 3>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[4], x_r0_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[5], x_r0_k2_v1);
+                    let x_r1_k0_v0 = ::gspc_runtime::window::at::<4, 35, 7>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[6], x_r1_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[7], x_r1_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[0], x_r1_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[1], x_r1_k0_v0);
+                    let x_r1_k0_v1 = ::gspc_runtime::window::at::<4, 35, 8>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[6], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[7], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[0], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[1], x_r1_k0_v1);
+                    let x_r1_k1_v0 = ::gspc_runtime::window::at::<4, 35, 8>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[2], x_r1_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[3], x_r1_k1_v0);
+                    let x_r1_k1_v1 = ::gspc_runtime::window::at::<4, 35, 9>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[8], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[9], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[2], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[3], x_r1_k1_v1);
+                    let x_r1_k2_v0 = ::gspc_runtime::window::at::<4, 35, 9>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[4], x_r1_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[5], x_r1_k2_v0);
+                    let x_r1_k2_v1 = ::gspc_runtime::window::at::<4, 35, 10>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[10], x_r1_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[11], x_r1_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[4], x_r1_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[5], x_r1_k2_v1);
+                    let x_r2_k0_v0 = ::gspc_runtime::window::at::<4, 35, 14>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[12], x_r2_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[13], x_r2_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[6], x_r2_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[7], x_r2_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[0], x_r2_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[1], x_r2_k0_v0);
+                    let x_r2_k0_v1 = ::gspc_runtime::window::at::<4, 35, 15>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[12], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[13], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[6], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[7], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[0], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[1], x_r2_k0_v1);
+                    let x_r2_k1_v0 = ::gspc_runtime::window::at::<4, 35, 15>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[8], x_r2_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[9], x_r2_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[2], x_r2_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[3], x_r2_k1_v0);
+                    let x_r2_k1_v1 = ::gspc_runtime::window::at::<4, 35, 16>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[14], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[15], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[8], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[9], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[2], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[3], x_r2_k1_v1);
+                    let x_r2_k2_v0 = ::gspc_runtime::window::at::<4, 35, 16>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[10], x_r2_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[11], x_r2_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[4], x_r2_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[5], x_r2_k2_v0);
+                    let x_r2_k2_v1 = ::gspc_runtime::window::at::<4, 35, 17>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[16], x_r2_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[17], x_r2_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[10], x_r2_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[11], x_r2_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[4], x_r2_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[5], x_r2_k2_v1);
+                    let x_r3_k0_v0 = ::gspc_runtime::window::at::<4, 35, 21>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[12], x_r3_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[13], x_r3_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[6], x_r3_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[7], x_r3_k0_v0);
+                    let x_r3_k0_v1 = ::gspc_runtime::window::at::<4, 35, 22>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[12], x_r3_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[13], x_r3_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[6], x_r3_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[7], x_r3_k0_v1);
+                    let x_r3_k1_v0 = ::gspc_runtime::window::at::<4, 35, 22>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[14], x_r3_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[15], x_r3_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[8], x_r3_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[9], x_r3_k1_v0);
+                    let x_r3_k1_v1 = ::gspc_runtime::window::at::<4, 35, 23>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[14], x_r3_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[15], x_r3_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[8], x_r3_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[9], x_r3_k1_v1);
+                    let x_r3_k2_v0 = ::gspc_runtime::window::at::<4, 35, 23>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[16], x_r3_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[17], x_r3_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[10], x_r3_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[11], x_r3_k2_v0);
+                    let x_r3_k2_v1 = ::gspc_runtime::window::at::<4, 35, 24>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[16], x_r3_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[17], x_r3_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[10], x_r3_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[11], x_r3_k2_v1);
+                    let x_r4_k0_v0 = ::gspc_runtime::window::at::<4, 35, 28>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[12], x_r4_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[13], x_r4_k0_v0);
+                    let x_r4_k0_v1 = ::gspc_runtime::window::at::<4, 35, 29>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[12], x_r4_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[13], x_r4_k0_v1);
+                    let x_r4_k1_v0 = ::gspc_runtime::window::at::<4, 35, 29>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[14], x_r4_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[15], x_r4_k1_v0);
+                    let x_r4_k1_v1 = ::gspc_runtime::window::at::<4, 35, 30>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[14], x_r4_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[15], x_r4_k1_v1);
+                    let x_r4_k2_v0 = ::gspc_runtime::window::at::<4, 35, 30>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[16], x_r4_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[17], x_r4_k2_v0);
+                    let x_r4_k2_v1 = ::gspc_runtime::window::at::<4, 35, 31>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[16], x_r4_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[17], x_r4_k2_v1);
+                }
+                let Some(bw) = ::gspc_runtime::window::window::<
+                    2,
+                    76,
+                >(p, g * 2 + ob * 2 + 72) else {
+                    return;
+                };
+                let Some(ow) = ::gspc_runtime::window::window_mut::<
+                    35,
+                    40,
+                >(out, oh * 5 + ow0) else {
+                    return;
+                };
+                *::gspc_runtime::window::at_mut::<4, 35, 0>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c0_r0_v0,
+                    &[bw[0]; 4],
+                    ::gspc_runtime::Activation::None,
+                );
+                *::gspc_runtime::window::at_mut::<4, 35, 1>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c0_r0_v1,
+                    &[bw[0]; 4],
+                    ::gspc_runtime::Activation::None,
+                );
+                *::gspc_runtime::window::at_mut::<4, 35, 5>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c0_r1_v0,
+                    &[bw[0]; 4],
+                    ::gspc_runtime::Activation::None,
+                );
+                *::gspc_runtime::window::at_mut::<4, 35, 6>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c0_r1_v1,
+                    &[bw[0]; 4],
+                    ::gspc_runtime::Activation::None,
+                );
+                *::gspc_runtime::window::at_mut::<4, 35, 10>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c0_r2_v0,
+                    &[bw[0]; 4],
+                    ::gspc_runtime::Activation::None,
+                );
+                *::gspc_runtime::window::at_mut::<4, 35, 11>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c0_r2_v1,
+                    &[bw[0]; 4],
+                    ::gspc_runtime::Activation::None,
+                );
+                *::gspc_runtime::window::at_mut::<4, 35, 20>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c1_r0_v0,
+                    &[bw[1]; 4],
+                    ::gspc_runtime::Activation::None,
+                );
+                *::gspc_runtime::window::at_mut::<4, 35, 21>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c1_r0_v1,
+                    &[bw[1]; 4],
+                    ::gspc_runtime::Activation::None,
+                );
+                *::gspc_runtime::window::at_mut::<4, 35, 25>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c1_r1_v0,
+                    &[bw[1]; 4],
+                    ::gspc_runtime::Activation::None,
+                );
+                *::gspc_runtime::window::at_mut::<4, 35, 26>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c1_r1_v1,
+                    &[bw[1]; 4],
+                    ::gspc_runtime::Activation::None,
+                );
+                *::gspc_runtime::window::at_mut::<4, 35, 30>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c1_r2_v0,
+                    &[bw[1]; 4],
+                    ::gspc_runtime::Activation::None,
+                );
+                *::gspc_runtime::window::at_mut::<4, 35, 31>(ow) = ::gspc_runtime::finish_lanes(
+                    acc_c1_r2_v1,
+                    &[bw[1]; 4],
+                    ::gspc_runtime::Activation::None,
+                );
+            }
+            /// Tile of 2 output channel(s) x 1 output row(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_r{row}_v{vector}`; per input channel a 3x3 window, unrolled: each input row's vectors loaded once for every output row they reach, one FMA with a broadcast weight per channel.
+            #[inline]
+            fn tile_last_rows(
+                x: &[f32; 84],
+                p: &[f32; 76],
+                out: &mut [f32; 40],
+                g: usize,
+                ob: usize,
+                oh: usize,
+                ow0: usize,
+            ) {
+                let xb = oh * 7 + ow0;
+                let wb = g * 36 + ob * 36;
+                let mut acc_c0_r0_v0 = [0.0f32; 4];
+                let mut acc_c0_r0_v1 = [0.0f32; 4];
+                let mut acc_c1_r0_v0 = [0.0f32; 4];
+                let mut acc_c1_r0_v1 = [0.0f32; 4];
                 for ci in 0..2 {
                     let Some(xw) = ::gspc_runtime::window::window::<
                         21,
@@ -411,60 +664,60 @@ pub mod tiny {
                     >(p, wb + ci * 18) else {
                         return;
                     };
-                    let x_t0_v0 = ::gspc_runtime::window::at::<4, 21, 0>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[0], x_t0_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[1], x_t0_v0);
-                    let x_t0_v1 = ::gspc_runtime::window::at::<4, 21, 1>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[0], x_t0_v1);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[1], x_t0_v1);
-                    let x_t1_v0 = ::gspc_runtime::window::at::<4, 21, 1>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[2], x_t1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[3], x_t1_v0);
-                    let x_t1_v1 = ::gspc_runtime::window::at::<4, 21, 2>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[2], x_t1_v1);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[3], x_t1_v1);
-                    let x_t2_v0 = ::gspc_runtime::window::at::<4, 21, 2>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[4], x_t2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[5], x_t2_v0);
-                    let x_t2_v1 = ::gspc_runtime::window::at::<4, 21, 3>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[4], x_t2_v1);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[5], x_t2_v1);
-                    let x_t3_v0 = ::gspc_runtime::window::at::<4, 21, 7>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[6], x_t3_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[7], x_t3_v0);
-                    let x_t3_v1 = ::gspc_runtime::window::at::<4, 21, 8>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[6], x_t3_v1);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[7], x_t3_v1);
-                    let x_t4_v0 = ::gspc_runtime::window::at::<4, 21, 8>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[8], x_t4_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[9], x_t4_v0);
-                    let x_t4_v1 = ::gspc_runtime::window::at::<4, 21, 9>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[8], x_t4_v1);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[9], x_t4_v1);
-                    let x_t5_v0 = ::gspc_runtime::window::at::<4, 21, 9>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[10], x_t5_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[11], x_t5_v0);
-                    let x_t5_v1 = ::gspc_runtime::window::at::<4, 21, 10>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[10], x_t5_v1);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[11], x_t5_v1);
-                    let x_t6_v0 = ::gspc_runtime::window::at::<4, 21, 14>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[12], x_t6_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[13], x_t6_v0);
-                    let x_t6_v1 = ::gspc_runtime::window::at::<4, 21, 15>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[12], x_t6_v1);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[13], x_t6_v1);
-                    let x_t7_v0 = ::gspc_runtime::window::at::<4, 21, 15>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[14], x_t7_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[15], x_t7_v0);
-                    let x_t7_v1 = ::gspc_runtime::window::at::<4, 21, 16>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[14], x_t7_v1);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[15], x_t7_v1);
-                    let x_t8_v0 = ::gspc_runtime::window::at::<4, 21, 16>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v0, wv[16], x_t8_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v0, wv[17], x_t8_v0);
-                    let x_t8_v1 = ::gspc_runtime::window::at::<4, 21, 17>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_v1, wv[16], x_t8_v1);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_v1, wv[17], x_t8_v1);
+                    let x_r0_k0_v0 = ::gspc_runtime::window::at::<4, 21, 0>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[0], x_r0_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[1], x_r0_k0_v0);
+                    let x_r0_k0_v1 = ::gspc_runtime::window::at::<4, 21, 1>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[0], x_r0_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[1], x_r0_k0_v1);
+                    let x_r0_k1_v0 = ::gspc_runtime::window::at::<4, 21, 1>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k1_v0);
+                    let x_r0_k1_v1 = ::gspc_runtime::window::at::<4, 21, 2>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[2], x_r0_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[3], x_r0_k1_v1);
+                    let x_r0_k2_v0 = ::gspc_runtime::window::at::<4, 21, 2>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k2_v0);
+                    let x_r0_k2_v1 = ::gspc_runtime::window::at::<4, 21, 3>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[4], x_r0_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[5], x_r0_k2_v1);
+                    let x_r1_k0_v0 = ::gspc_runtime::window::at::<4, 21, 7>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[6], x_r1_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[7], x_r1_k0_v0);
+                    let x_r1_k0_v1 = ::gspc_runtime::window::at::<4, 21, 8>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[6], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[7], x_r1_k0_v1);
+                    let x_r1_k1_v0 = ::gspc_runtime::window::at::<4, 21, 8>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k1_v0);
+                    let x_r1_k1_v1 = ::gspc_runtime::window::at::<4, 21, 9>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[8], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[9], x_r1_k1_v1);
+                    let x_r1_k2_v0 = ::gspc_runtime::window::at::<4, 21, 9>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k2_v0);
+                    let x_r1_k2_v1 = ::gspc_runtime::window::at::<4, 21, 10>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[10], x_r1_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[11], x_r1_k2_v1);
+                    let x_r2_k0_v0 = ::gspc_runtime::window::at::<4, 21, 14>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[12], x_r2_k0_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[13], x_r2_k0_v0);
+                    let x_r2_k0_v1 = ::gspc_runtime::window::at::<4, 21, 15>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[12], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[13], x_r2_k0_v1);
+                    let x_r2_k1_v0 = ::gspc_runtime::window::at::<4, 21, 15>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k1_v0);
+                    let x_r2_k1_v1 = ::gspc_runtime::window::at::<4, 21, 16>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[14], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[15], x_r2_k1_v1);
+                    let x_r2_k2_v0 = ::gspc_runtime::window::at::<4, 21, 16>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k2_v0);
+                    let x_r2_k2_v1 = ::gspc_runtime::window::at::<4, 21, 17>(xw);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[16], x_r2_k2_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[17], x_r2_k2_v1);
                 }
                 let Some(bw) = ::gspc_runtime::window::window::<
                     2,
@@ -479,22 +732,22 @@ pub mod tiny {
                     return;
                 };
                 *::gspc_runtime::window::at_mut::<4, 25, 0>(ow) = ::gspc_runtime::finish_lanes(
-                    acc_c0_v0,
+                    acc_c0_r0_v0,
                     &[bw[0]; 4],
                     ::gspc_runtime::Activation::None,
                 );
                 *::gspc_runtime::window::at_mut::<4, 25, 1>(ow) = ::gspc_runtime::finish_lanes(
-                    acc_c0_v1,
+                    acc_c0_r0_v1,
                     &[bw[0]; 4],
                     ::gspc_runtime::Activation::None,
                 );
                 *::gspc_runtime::window::at_mut::<4, 25, 20>(ow) = ::gspc_runtime::finish_lanes(
-                    acc_c1_v0,
+                    acc_c1_r0_v0,
                     &[bw[1]; 4],
                     ::gspc_runtime::Activation::None,
                 );
                 *::gspc_runtime::window::at_mut::<4, 25, 21>(ow) = ::gspc_runtime::finish_lanes(
-                    acc_c1_v1,
+                    acc_c1_r0_v1,
                     &[bw[1]; 4],
                     ::gspc_runtime::Activation::None,
                 );
@@ -540,12 +793,13 @@ pub mod tiny {
                         packed_group = g;
                     }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for oh in 0..4 {
+                    for r in 0..1 {
+                        let oh = r * 4;
                         tile_last(x, packed, block, g, ob, oh, 0);
                     }
                 }
             }
-            /// Tile of 2 output channel(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_v{vector}`; per input channel a 3x3 window, unrolled: one input vector load per tap and vector, one FMA with a broadcast weight per channel.
+            /// Tile of 2 output channel(s) x 4 output row(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_r{row}_v{vector}`; per input channel a 3x3 window, unrolled: each input row's vectors loaded once for every output row they reach, one FMA with a broadcast weight per channel.
             #[target_feature(enable = "neon")]
             #[inline]
             fn tile_last(
@@ -559,13 +813,25 @@ pub mod tiny {
             ) {
                 let xb = oh * 7 + ow0;
                 let wb = g * 36 + ob * 36;
-                let mut acc_c0_v0 = vdupq_n_f32(0.0);
-                let mut acc_c0_v1 = vdupq_n_f32(0.0);
-                let mut acc_c1_v0 = vdupq_n_f32(0.0);
-                let mut acc_c1_v1 = vdupq_n_f32(0.0);
+                let mut acc_c0_r0_v0 = vdupq_n_f32(0.0);
+                let mut acc_c0_r0_v1 = vdupq_n_f32(0.0);
+                let mut acc_c0_r1_v0 = vdupq_n_f32(0.0);
+                let mut acc_c0_r1_v1 = vdupq_n_f32(0.0);
+                let mut acc_c0_r2_v0 = vdupq_n_f32(0.0);
+                let mut acc_c0_r2_v1 = vdupq_n_f32(0.0);
+                let mut acc_c0_r3_v0 = vdupq_n_f32(0.0);
+                let mut acc_c0_r3_v1 = vdupq_n_f32(0.0);
+                let mut acc_c1_r0_v0 = vdupq_n_f32(0.0);
+                let mut acc_c1_r0_v1 = vdupq_n_f32(0.0);
+                let mut acc_c1_r1_v0 = vdupq_n_f32(0.0);
+                let mut acc_c1_r1_v1 = vdupq_n_f32(0.0);
+                let mut acc_c1_r2_v0 = vdupq_n_f32(0.0);
+                let mut acc_c1_r2_v1 = vdupq_n_f32(0.0);
+                let mut acc_c1_r3_v0 = vdupq_n_f32(0.0);
+                let mut acc_c1_r3_v1 = vdupq_n_f32(0.0);
                 for ci in 0..2 {
                     let Some(xw) = ::gspc_runtime::window::window::<
-                        21,
+                        42,
                         84,
                     >(x, xb + ci * 42) else {
                         return;
@@ -576,96 +842,258 @@ pub mod tiny {
                     >(p, wb + ci * 18) else {
                         return;
                     };
-                    let x_t0_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 0>(xw),
+                    let x_r0_k0_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 0>(xw),
                     );
-                    acc_c0_v0 = vfmaq_n_f32(acc_c0_v0, x_t0_v0, wv[0]);
-                    acc_c1_v0 = vfmaq_n_f32(acc_c1_v0, x_t0_v0, wv[1]);
-                    let x_t0_v1 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 1>(xw),
+                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r0_k0_v0, wv[0]);
+                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r0_k0_v0, wv[1]);
+                    let x_r0_k0_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 1>(xw),
                     );
-                    acc_c0_v1 = vfmaq_n_f32(acc_c0_v1, x_t0_v1, wv[0]);
-                    acc_c1_v1 = vfmaq_n_f32(acc_c1_v1, x_t0_v1, wv[1]);
-                    let x_t1_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 1>(xw),
+                    acc_c0_r0_v1 = vfmaq_n_f32(acc_c0_r0_v1, x_r0_k0_v1, wv[0]);
+                    acc_c1_r0_v1 = vfmaq_n_f32(acc_c1_r0_v1, x_r0_k0_v1, wv[1]);
+                    let x_r0_k1_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 1>(xw),
                     );
-                    acc_c0_v0 = vfmaq_n_f32(acc_c0_v0, x_t1_v0, wv[2]);
-                    acc_c1_v0 = vfmaq_n_f32(acc_c1_v0, x_t1_v0, wv[3]);
-                    let x_t1_v1 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 2>(xw),
+                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r0_k1_v0, wv[2]);
+                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r0_k1_v0, wv[3]);
+                    let x_r0_k1_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 2>(xw),
                     );
-                    acc_c0_v1 = vfmaq_n_f32(acc_c0_v1, x_t1_v1, wv[2]);
-                    acc_c1_v1 = vfmaq_n_f32(acc_c1_v1, x_t1_v1, wv[3]);
-                    let x_t2_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 2>(xw),
+                    acc_c0_r0_v1 = vfmaq_n_f32(acc_c0_r0_v1, x_r0_k1_v1, wv[2]);
+                    acc_c1_r0_v1 = vfmaq_n_f32(acc_c1_r0_v1, x_r0_k1_v1, wv[3]);
+                    let x_r0_k2_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 2>(xw),
                     );
-                    acc_c0_v0 = vfmaq_n_f32(acc_c0_v0, x_t2_v0, wv[4]);
-                    acc_c1_v0 = vfmaq_n_f32(acc_c1_v0, x_t2_v0, wv[5]);
-                    let x_t2_v1 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 3>(xw),
+                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r0_k2_v0, wv[4]);
+                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r0_k2_v0, wv[5]);
+                    let x_r0_k2_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 3>(xw),
                     );
-                    acc_c0_v1 = vfmaq_n_f32(acc_c0_v1, x_t2_v1, wv[4]);
-                    acc_c1_v1 = vfmaq_n_f32(acc_c1_v1, x_t2_v1, wv[5]);
-                    let x_t3_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 7>(xw),
+                    acc_c0_r0_v1 = vfmaq_n_f32(acc_c0_r0_v1, x_r0_k2_v1, wv[4]);
+                    acc_c1_r0_v1 = vfmaq_n_f32(acc_c1_r0_v1, x_r0_k2_v1, wv[5]);
+                    let x_r1_k0_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 7>(xw),
                     );
-                    acc_c0_v0 = vfmaq_n_f32(acc_c0_v0, x_t3_v0, wv[6]);
-                    acc_c1_v0 = vfmaq_n_f32(acc_c1_v0, x_t3_v0, wv[7]);
-                    let x_t3_v1 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 8>(xw),
+                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r1_k0_v0, wv[6]);
+                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r1_k0_v0, wv[7]);
+                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r1_k0_v0, wv[0]);
+                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r1_k0_v0, wv[1]);
+                    let x_r1_k0_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 8>(xw),
                     );
-                    acc_c0_v1 = vfmaq_n_f32(acc_c0_v1, x_t3_v1, wv[6]);
-                    acc_c1_v1 = vfmaq_n_f32(acc_c1_v1, x_t3_v1, wv[7]);
-                    let x_t4_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 8>(xw),
+                    acc_c0_r0_v1 = vfmaq_n_f32(acc_c0_r0_v1, x_r1_k0_v1, wv[6]);
+                    acc_c1_r0_v1 = vfmaq_n_f32(acc_c1_r0_v1, x_r1_k0_v1, wv[7]);
+                    acc_c0_r1_v1 = vfmaq_n_f32(acc_c0_r1_v1, x_r1_k0_v1, wv[0]);
+                    acc_c1_r1_v1 = vfmaq_n_f32(acc_c1_r1_v1, x_r1_k0_v1, wv[1]);
+                    let x_r1_k1_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 8>(xw),
                     );
-                    acc_c0_v0 = vfmaq_n_f32(acc_c0_v0, x_t4_v0, wv[8]);
-                    acc_c1_v0 = vfmaq_n_f32(acc_c1_v0, x_t4_v0, wv[9]);
-                    let x_t4_v1 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 9>(xw),
+                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r1_k1_v0, wv[8]);
+                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r1_k1_v0, wv[9]);
+                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r1_k1_v0, wv[2]);
+                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r1_k1_v0, wv[3]);
+                    let x_r1_k1_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 9>(xw),
                     );
-                    acc_c0_v1 = vfmaq_n_f32(acc_c0_v1, x_t4_v1, wv[8]);
-                    acc_c1_v1 = vfmaq_n_f32(acc_c1_v1, x_t4_v1, wv[9]);
-                    let x_t5_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 9>(xw),
+                    acc_c0_r0_v1 = vfmaq_n_f32(acc_c0_r0_v1, x_r1_k1_v1, wv[8]);
+                    acc_c1_r0_v1 = vfmaq_n_f32(acc_c1_r0_v1, x_r1_k1_v1, wv[9]);
+                    acc_c0_r1_v1 = vfmaq_n_f32(acc_c0_r1_v1, x_r1_k1_v1, wv[2]);
+                    acc_c1_r1_v1 = vfmaq_n_f32(acc_c1_r1_v1, x_r1_k1_v1, wv[3]);
+                    let x_r1_k2_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 9>(xw),
                     );
-                    acc_c0_v0 = vfmaq_n_f32(acc_c0_v0, x_t5_v0, wv[10]);
-                    acc_c1_v0 = vfmaq_n_f32(acc_c1_v0, x_t5_v0, wv[11]);
-                    let x_t5_v1 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 10>(xw),
+                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r1_k2_v0, wv[10]);
+                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r1_k2_v0, wv[11]);
+                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r1_k2_v0, wv[4]);
+                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r1_k2_v0, wv[5]);
+                    let x_r1_k2_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 10>(xw),
                     );
-                    acc_c0_v1 = vfmaq_n_f32(acc_c0_v1, x_t5_v1, wv[10]);
-                    acc_c1_v1 = vfmaq_n_f32(acc_c1_v1, x_t5_v1, wv[11]);
-                    let x_t6_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 14>(xw),
+                    acc_c0_r0_v1 = vfmaq_n_f32(acc_c0_r0_v1, x_r1_k2_v1, wv[10]);
+                    acc_c1_r0_v1 = vfmaq_n_f32(acc_c1_r0_v1, x_r1_k2_v1, wv[11]);
+                    acc_c0_r1_v1 = vfmaq_n_f32(acc_c0_r1_v1, x_r1_k2_v1, wv[4]);
+                    acc_c1_r1_v1 = vfmaq_n_f32(acc_c1_r1_v1, x_r1_k2_v1, wv[5]);
+                    let x_r2_k0_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 14>(xw),
                     );
-                    acc_c0_v0 = vfmaq_n_f32(acc_c0_v0, x_t6_v0, wv[12]);
-                    acc_c1_v0 = vfmaq_n_f32(acc_c1_v0, x_t6_v0, wv[13]);
-                    let x_t6_v1 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 15>(xw),
+                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r2_k0_v0, wv[12]);
+                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r2_k0_v0, wv[13]);
+                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r2_k0_v0, wv[6]);
+                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r2_k0_v0, wv[7]);
+                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r2_k0_v0, wv[0]);
+                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r2_k0_v0, wv[1]);
+                    let x_r2_k0_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 15>(xw),
                     );
-                    acc_c0_v1 = vfmaq_n_f32(acc_c0_v1, x_t6_v1, wv[12]);
-                    acc_c1_v1 = vfmaq_n_f32(acc_c1_v1, x_t6_v1, wv[13]);
-                    let x_t7_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 15>(xw),
+                    acc_c0_r0_v1 = vfmaq_n_f32(acc_c0_r0_v1, x_r2_k0_v1, wv[12]);
+                    acc_c1_r0_v1 = vfmaq_n_f32(acc_c1_r0_v1, x_r2_k0_v1, wv[13]);
+                    acc_c0_r1_v1 = vfmaq_n_f32(acc_c0_r1_v1, x_r2_k0_v1, wv[6]);
+                    acc_c1_r1_v1 = vfmaq_n_f32(acc_c1_r1_v1, x_r2_k0_v1, wv[7]);
+                    acc_c0_r2_v1 = vfmaq_n_f32(acc_c0_r2_v1, x_r2_k0_v1, wv[0]);
+                    acc_c1_r2_v1 = vfmaq_n_f32(acc_c1_r2_v1, x_r2_k0_v1, wv[1]);
+                    let x_r2_k1_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 15>(xw),
                     );
-                    acc_c0_v0 = vfmaq_n_f32(acc_c0_v0, x_t7_v0, wv[14]);
-                    acc_c1_v0 = vfmaq_n_f32(acc_c1_v0, x_t7_v0, wv[15]);
-                    let x_t7_v1 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 16>(xw),
+                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r2_k1_v0, wv[14]);
+                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r2_k1_v0, wv[15]);
+                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r2_k1_v0, wv[8]);
+                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r2_k1_v0, wv[9]);
+                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r2_k1_v0, wv[2]);
+                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r2_k1_v0, wv[3]);
+                    let x_r2_k1_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 16>(xw),
                     );
-                    acc_c0_v1 = vfmaq_n_f32(acc_c0_v1, x_t7_v1, wv[14]);
-                    acc_c1_v1 = vfmaq_n_f32(acc_c1_v1, x_t7_v1, wv[15]);
-                    let x_t8_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 16>(xw),
+                    acc_c0_r0_v1 = vfmaq_n_f32(acc_c0_r0_v1, x_r2_k1_v1, wv[14]);
+                    acc_c1_r0_v1 = vfmaq_n_f32(acc_c1_r0_v1, x_r2_k1_v1, wv[15]);
+                    acc_c0_r1_v1 = vfmaq_n_f32(acc_c0_r1_v1, x_r2_k1_v1, wv[8]);
+                    acc_c1_r1_v1 = vfmaq_n_f32(acc_c1_r1_v1, x_r2_k1_v1, wv[9]);
+                    acc_c0_r2_v1 = vfmaq_n_f32(acc_c0_r2_v1, x_r2_k1_v1, wv[2]);
+                    acc_c1_r2_v1 = vfmaq_n_f32(acc_c1_r2_v1, x_r2_k1_v1, wv[3]);
+                    let x_r2_k2_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 16>(xw),
                     );
-                    acc_c0_v0 = vfmaq_n_f32(acc_c0_v0, x_t8_v0, wv[16]);
-                    acc_c1_v0 = vfmaq_n_f32(acc_c1_v0, x_t8_v0, wv[17]);
-                    let x_t8_v1 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 21, 17>(xw),
+                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r2_k2_v0, wv[16]);
+                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r2_k2_v0, wv[17]);
+                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r2_k2_v0, wv[10]);
+                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r2_k2_v0, wv[11]);
+                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r2_k2_v0, wv[4]);
+                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r2_k2_v0, wv[5]);
+                    let x_r2_k2_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 17>(xw),
                     );
-                    acc_c0_v1 = vfmaq_n_f32(acc_c0_v1, x_t8_v1, wv[16]);
-                    acc_c1_v1 = vfmaq_n_f32(acc_c1_v1, x_t8_v1, wv[17]);
+                    acc_c0_r0_v1 = vfmaq_n_f32(acc_c0_r0_v1, x_r2_k2_v1, wv[16]);
+                    acc_c1_r0_v1 = vfmaq_n_f32(acc_c1_r0_v1, x_r2_k2_v1, wv[17]);
+                    acc_c0_r1_v1 = vfmaq_n_f32(acc_c0_r1_v1, x_r2_k2_v1, wv[10]);
+                    acc_c1_r1_v1 = vfmaq_n_f32(acc_c1_r1_v1, x_r2_k2_v1, wv[11]);
+                    acc_c0_r2_v1 = vfmaq_n_f32(acc_c0_r2_v1, x_r2_k2_v1, wv[4]);
+                    acc_c1_r2_v1 = vfmaq_n_f32(acc_c1_r2_v1, x_r2_k2_v1, wv[5]);
+                    let x_r3_k0_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 21>(xw),
+                    );
+                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r3_k0_v0, wv[12]);
+                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r3_k0_v0, wv[13]);
+                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r3_k0_v0, wv[6]);
+                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r3_k0_v0, wv[7]);
+                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r3_k0_v0, wv[0]);
+                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r3_k0_v0, wv[1]);
+                    let x_r3_k0_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 22>(xw),
+                    );
+                    acc_c0_r1_v1 = vfmaq_n_f32(acc_c0_r1_v1, x_r3_k0_v1, wv[12]);
+                    acc_c1_r1_v1 = vfmaq_n_f32(acc_c1_r1_v1, x_r3_k0_v1, wv[13]);
+                    acc_c0_r2_v1 = vfmaq_n_f32(acc_c0_r2_v1, x_r3_k0_v1, wv[6]);
+                    acc_c1_r2_v1 = vfmaq_n_f32(acc_c1_r2_v1, x_r3_k0_v1, wv[7]);
+                    acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r3_k0_v1, wv[0]);
+                    acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r3_k0_v1, wv[1]);
+                    let x_r3_k1_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 22>(xw),
+                    );
+                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r3_k1_v0, wv[14]);
+                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r3_k1_v0, wv[15]);
+                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r3_k1_v0, wv[8]);
+                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r3_k1_v0, wv[9]);
+                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r3_k1_v0, wv[2]);
+                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r3_k1_v0, wv[3]);
+                    let x_r3_k1_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 23>(xw),
+                    );
+                    acc_c0_r1_v1 = vfmaq_n_f32(acc_c0_r1_v1, x_r3_k1_v1, wv[14]);
+                    acc_c1_r1_v1 = vfmaq_n_f32(acc_c1_r1_v1, x_r3_k1_v1, wv[15]);
+                    acc_c0_r2_v1 = vfmaq_n_f32(acc_c0_r2_v1, x_r3_k1_v1, wv[8]);
+                    acc_c1_r2_v1 = vfmaq_n_f32(acc_c1_r2_v1, x_r3_k1_v1, wv[9]);
+                    acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r3_k1_v1, wv[2]);
+                    acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r3_k1_v1, wv[3]);
+                    let x_r3_k2_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 23>(xw),
+                    );
+                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r3_k2_v0, wv[16]);
+                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r3_k2_v0, wv[17]);
+                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r3_k2_v0, wv[10]);
+                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r3_k2_v0, wv[11]);
+                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r3_k2_v0, wv[4]);
+                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r3_k2_v0, wv[5]);
+                    let x_r3_k2_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 24>(xw),
+                    );
+                    acc_c0_r1_v1 = vfmaq_n_f32(acc_c0_r1_v1, x_r3_k2_v1, wv[16]);
+                    acc_c1_r1_v1 = vfmaq_n_f32(acc_c1_r1_v1, x_r3_k2_v1, wv[17]);
+                    acc_c0_r2_v1 = vfmaq_n_f32(acc_c0_r2_v1, x_r3_k2_v1, wv[10]);
+                    acc_c1_r2_v1 = vfmaq_n_f32(acc_c1_r2_v1, x_r3_k2_v1, wv[11]);
+                    acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r3_k2_v1, wv[4]);
+                    acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r3_k2_v1, wv[5]);
+                    let x_r4_k0_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 28>(xw),
+                    );
+                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r4_k0_v0, wv[12]);
+                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r4_k0_v0, wv[13]);
+                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r4_k0_v0, wv[6]);
+                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r4_k0_v0, wv[7]);
+                    let x_r4_k0_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 29>(xw),
+                    );
+                    acc_c0_r2_v1 = vfmaq_n_f32(acc_c0_r2_v1, x_r4_k0_v1, wv[12]);
+                    acc_c1_r2_v1 = vfmaq_n_f32(acc_c1_r2_v1, x_r4_k0_v1, wv[13]);
+                    acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r4_k0_v1, wv[6]);
+                    acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r4_k0_v1, wv[7]);
+                    let x_r4_k1_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 29>(xw),
+                    );
+                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r4_k1_v0, wv[14]);
+                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r4_k1_v0, wv[15]);
+                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r4_k1_v0, wv[8]);
+                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r4_k1_v0, wv[9]);
+                    let x_r4_k1_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 30>(xw),
+                    );
+                    acc_c0_r2_v1 = vfmaq_n_f32(acc_c0_r2_v1, x_r4_k1_v1, wv[14]);
+                    acc_c1_r2_v1 = vfmaq_n_f32(acc_c1_r2_v1, x_r4_k1_v1, wv[15]);
+                    acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r4_k1_v1, wv[8]);
+                    acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r4_k1_v1, wv[9]);
+                    let x_r4_k2_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 30>(xw),
+                    );
+                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r4_k2_v0, wv[16]);
+                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r4_k2_v0, wv[17]);
+                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r4_k2_v0, wv[10]);
+                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r4_k2_v0, wv[11]);
+                    let x_r4_k2_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 31>(xw),
+                    );
+                    acc_c0_r2_v1 = vfmaq_n_f32(acc_c0_r2_v1, x_r4_k2_v1, wv[16]);
+                    acc_c1_r2_v1 = vfmaq_n_f32(acc_c1_r2_v1, x_r4_k2_v1, wv[17]);
+                    acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r4_k2_v1, wv[10]);
+                    acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r4_k2_v1, wv[11]);
+                    let x_r5_k0_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 35>(xw),
+                    );
+                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r5_k0_v0, wv[12]);
+                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r5_k0_v0, wv[13]);
+                    let x_r5_k0_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 36>(xw),
+                    );
+                    acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r5_k0_v1, wv[12]);
+                    acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r5_k0_v1, wv[13]);
+                    let x_r5_k1_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 36>(xw),
+                    );
+                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r5_k1_v0, wv[14]);
+                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r5_k1_v0, wv[15]);
+                    let x_r5_k1_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 37>(xw),
+                    );
+                    acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r5_k1_v1, wv[14]);
+                    acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r5_k1_v1, wv[15]);
+                    let x_r5_k2_v0 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 37>(xw),
+                    );
+                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r5_k2_v0, wv[16]);
+                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r5_k2_v0, wv[17]);
+                    let x_r5_k2_v1 = ::gspc_runtime::aarch64::load4(
+                        ::gspc_runtime::window::at::<4, 42, 38>(xw),
+                    );
+                    acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r5_k2_v1, wv[16]);
+                    acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r5_k2_v1, wv[17]);
                 }
                 let Some(bw) = ::gspc_runtime::window::window::<
                     2,
@@ -674,22 +1102,58 @@ pub mod tiny {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
-                    25,
+                    40,
                     40,
                 >(out, oh * 5 + ow0) else {
                     return;
                 };
-                *::gspc_runtime::window::at_mut::<4, 25, 0>(ow) = ::gspc_runtime::aarch64::store4(
-                    vaddq_f32(acc_c0_v0, vdupq_n_f32(bw[0])),
+                *::gspc_runtime::window::at_mut::<4, 40, 0>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c0_r0_v0, vdupq_n_f32(bw[0])),
                 );
-                *::gspc_runtime::window::at_mut::<4, 25, 1>(ow) = ::gspc_runtime::aarch64::store4(
-                    vaddq_f32(acc_c0_v1, vdupq_n_f32(bw[0])),
+                *::gspc_runtime::window::at_mut::<4, 40, 1>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c0_r0_v1, vdupq_n_f32(bw[0])),
                 );
-                *::gspc_runtime::window::at_mut::<4, 25, 20>(ow) = ::gspc_runtime::aarch64::store4(
-                    vaddq_f32(acc_c1_v0, vdupq_n_f32(bw[1])),
+                *::gspc_runtime::window::at_mut::<4, 40, 5>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c0_r1_v0, vdupq_n_f32(bw[0])),
                 );
-                *::gspc_runtime::window::at_mut::<4, 25, 21>(ow) = ::gspc_runtime::aarch64::store4(
-                    vaddq_f32(acc_c1_v1, vdupq_n_f32(bw[1])),
+                *::gspc_runtime::window::at_mut::<4, 40, 6>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c0_r1_v1, vdupq_n_f32(bw[0])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 40, 10>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c0_r2_v0, vdupq_n_f32(bw[0])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 40, 11>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c0_r2_v1, vdupq_n_f32(bw[0])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 40, 15>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c0_r3_v0, vdupq_n_f32(bw[0])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 40, 16>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c0_r3_v1, vdupq_n_f32(bw[0])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 40, 20>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c1_r0_v0, vdupq_n_f32(bw[1])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 40, 21>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c1_r0_v1, vdupq_n_f32(bw[1])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 40, 25>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c1_r1_v0, vdupq_n_f32(bw[1])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 40, 26>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c1_r1_v1, vdupq_n_f32(bw[1])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 40, 30>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c1_r2_v0, vdupq_n_f32(bw[1])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 40, 31>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c1_r2_v1, vdupq_n_f32(bw[1])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 40, 35>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c1_r3_v0, vdupq_n_f32(bw[1])),
+                );
+                *::gspc_runtime::window::at_mut::<4, 40, 36>(ow) = ::gspc_runtime::aarch64::store4(
+                    vaddq_f32(acc_c1_r3_v1, vdupq_n_f32(bw[1])),
                 );
             }
         }
@@ -1044,7 +1508,8 @@ pub mod tiny {
                         packed_group = g;
                     }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for oh in 0..2 {
+                    for r in 0..2 {
+                        let oh = r;
                         for t in 0..1 {
                             tile_full(x, packed, block, g, ob, oh, t * 3);
                         }
@@ -1194,7 +1659,8 @@ pub mod tiny {
                         packed_group = g;
                     }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for oh in 0..2 {
+                    for r in 0..2 {
+                        let oh = r;
                         for t in 0..1 {
                             tile_full(x, packed, block, g, ob, oh, t * 3);
                         }
