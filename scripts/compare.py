@@ -64,12 +64,23 @@ def main():
         peak = json.load(f)
 
     env = dict(os.environ, GSPC_SPECS=":".join(os.path.relpath(p, ROOT) for p, _ in specs.values()))
-    sh(["cargo", "build", "--release", "--bench", "layers"], cwd=ROOT, env=env)
+    # Build the benchmark once and run that binary: edits made while this runs cannot
+    # change what is measured.
+    built = sh(["cargo", "bench", "--bench", "layers", "--no-run", "--message-format=json"],
+               cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    bench_exe = None
+    for line in built.stdout.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "layers" \
+                and msg.get("executable"):
+            bench_exe = msg["executable"]
+    if not bench_exe:
+        sys.exit("could not find the built benchmark executable")
     results = {}
     for t in threads:
         gspc_json = os.path.join(args.out, f"gspc_t{t}.json")
-        sh(["cargo", "bench", "--bench", "layers", "--", "--threads", str(t), "--repeat", str(args.repeat),
-            "--peak", peak_json, "--json", gspc_json], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        sh([bench_exe, "--threads", str(t), "--repeat", str(args.repeat),
+            "--peak", peak_json, "--json", gspc_json], cwd=ROOT, stdout=subprocess.DEVNULL)
         with open(gspc_json) as f:
             ours = {(r["model"], r["name"]): r for r in json.load(f)}
         for model, (path, spec) in specs.items():
