@@ -177,6 +177,37 @@ fn main() {
             "{p:.1} GFLOP/s ({peak_path})"
         ))
     );
+    // Threads: everything runs inside one pool, as an app runs its inferences, so the
+    // calling thread is one of the pool's and does its share (pools made and dropped per
+    // layer left threads behind that competed for the cores).
+    let all = gspc::runtime::parallel::in_pool(args.threads, || run_models(&models, &args, peak));
+    if let Some(path) = &args.json {
+        let rows: Vec<String> = all
+            .iter()
+            .map(|t| {
+                format!(
+                    "  {{\"model\": \"{}\", \"name\": \"{}\", \"threads\": {}, \"count\": {}, \"flops\": {}, \"median_us\": {:.3}, \"min_us\": {:.3}, \"gflops\": {:.3}}}",
+                    t.model,
+                    t.name,
+                    args.threads,
+                    t.count,
+                    t.flops,
+                    t.median_us,
+                    t.min_us,
+                    t.flops as f64 / t.median_us / 1e3
+                )
+            })
+            .collect();
+        let text = format!("[\n{}\n]\n", rows.join(",\n"));
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("layers: --json {path}: cannot write: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Times every layer of `models`, printing a table per model.
+fn run_models(models: &[&gspc::runtime::Model], args: &Args, peak: Option<f64>) -> Vec<Timed> {
     let mut all = Vec::new();
     for m in models {
         println!(
@@ -200,13 +231,7 @@ fn main() {
                 );
                 continue;
             };
-            // Threads: inside a pool, as an app runs a whole inference, so the calling
-            // thread is one of the pool's and does its share.
-            let (median_us, min_us) = if args.threads > 1 {
-                gspc::runtime::parallel::in_pool(args.threads, || time_layer(layer, run, &args))
-            } else {
-                time_layer(layer, run, &args)
-            };
+            let (median_us, min_us) = time_layer(layer, run, args);
             let flops = layer.info.flops();
             let gf = flops as f64 / median_us / 1e3;
             println!(
@@ -242,27 +267,5 @@ fn main() {
             peak.map_or("-".to_string(), |p| format!("{:.0}%", 100.0 * gf / p))
         );
     }
-    if let Some(path) = &args.json {
-        let rows: Vec<String> = all
-            .iter()
-            .map(|t| {
-                format!(
-                    "  {{\"model\": \"{}\", \"name\": \"{}\", \"threads\": {}, \"count\": {}, \"flops\": {}, \"median_us\": {:.3}, \"min_us\": {:.3}, \"gflops\": {:.3}}}",
-                    t.model,
-                    t.name,
-                    args.threads,
-                    t.count,
-                    t.flops,
-                    t.median_us,
-                    t.min_us,
-                    t.flops as f64 / t.median_us / 1e3
-                )
-            })
-            .collect();
-        let text = format!("[\n{}\n]\n", rows.join(",\n"));
-        if let Err(e) = std::fs::write(path, text) {
-            eprintln!("layers: --json {path}: cannot write: {e}");
-            std::process::exit(1);
-        }
-    }
+    all
 }
