@@ -1,23 +1,120 @@
 //! Generates kernels for every spec in `tests/specs/` (shapes chosen to break kernels, not
-//! model shapes), for the target being built.
+//! model shapes) and for a spec of random valid layers, for the target being built.
+//!
+//! The random layers come from `GSPC_RANDOM_SEED` (default: a fixed seed, so a run is
+//! reproducible) and `GSPC_RANDOM_LAYERS` (default 40): channels per group 1 to 6, output
+//! channels per group 1 to 40, groups 1 to 8, kernels 1 to 7, strides and dilations 1 to 3,
+//! padding 0 to 3, non-square inputs, bias and activations, and a pinned strategy for a
+//! quarter of them. The spec is written to `OUT_DIR/random_layers.json`; the test prints the
+//! seed, so a failure replays with `GSPC_RANDOM_SEED=<seed>`.
 
+use gspc_runtime::rng::Rng;
 use std::path::PathBuf;
+
+const DEFAULT_SEED: u64 = 20_261_127;
 
 fn main() {
     let dir = PathBuf::from("../specs");
     println!("cargo:rerun-if-changed=../specs");
-    let mut specs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("tests/specs exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
+    println!("cargo:rerun-if-env-changed=GSPC_RANDOM_SEED");
+    println!("cargo:rerun-if-env-changed=GSPC_RANDOM_LAYERS");
+    let mut specs: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(d) => d
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect(),
+        Err(e) => fail(&format!("tests/specs: cannot list the directory: {e}")),
+    };
     specs.sort();
+
+    let seed = env_number("GSPC_RANDOM_SEED", DEFAULT_SEED);
+    let count = env_number("GSPC_RANDOM_LAYERS", 40) as usize;
+    let out =
+        PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| fail("OUT_DIR is not set")));
+    let random = out.join("random_layers.json");
+    if let Err(e) = std::fs::write(&random, random_spec(seed, count)) {
+        fail(&format!("{}: cannot write: {e}", random.display()));
+    }
+    if let Err(e) = std::fs::write(out.join("random_seed.rs"), format!("{seed}\n")) {
+        fail(&format!("cannot write the seed: {e}"));
+    }
+    specs.push(random);
+
     if let Err(e) = gspc_codegen::Builder::new()
         .specs(&specs)
         .index("models.rs")
         .generate()
     {
-        eprintln!("kernel generation failed:\n{e}");
-        std::process::exit(1);
+        fail(&format!("kernel generation failed:\n{e}"));
     }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| fail(&format!("{name}: {v:?} is not a whole number"))),
+        Err(_) => default,
+    }
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("{msg}");
+    std::process::exit(1);
+}
+
+/// A spec of `count` random valid layers.
+fn random_spec(seed: u64, count: usize) -> String {
+    let mut rng = Rng::new(seed);
+    let mut pick = |lo: usize, hi: usize| lo + (rng.next_u64() % (hi - lo + 1) as u64) as usize;
+    let mut layers = Vec::new();
+    for i in 0..count {
+        let groups = pick(1, 8);
+        let cpg = pick(1, 6);
+        let kpg = if pick(0, 3) == 0 {
+            pick(16, 40)
+        } else {
+            pick(1, 12)
+        };
+        let kernel = [pick(1, 7), pick(1, 7)];
+        let stride = [pick(1, 3), pick(1, 3)];
+        let dilation = [pick(1, 3), pick(1, 3)];
+        let padding = [pick(0, 3), pick(0, 3)];
+        // The padded input must hold the dilated kernel.
+        let input: Vec<usize> = (0..2)
+            .map(|a| {
+                let extent = dilation[a] * (kernel[a] - 1) + 1;
+                let least = extent.saturating_sub(2 * padding[a]).max(1);
+                least + pick(0, 24)
+            })
+            .collect();
+        let ow = (input[1] + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) / stride[1] + 1;
+        let bias = pick(0, 1) == 1;
+        let activation = ["none", "relu", "relu6"][pick(0, 2)];
+        let pin = match pick(0, 7) {
+            0 => ", \"strategy\": \"gspc-oc\"".to_string(),
+            1 if ow >= 4 => ", \"strategy\": \"gspc-ow\"".to_string(),
+            _ => String::new(),
+        };
+        layers.push(format!(
+            "  {{\"name\": \"r{i}\", \"in_channels\": {}, \"out_channels\": {}, \"groups\": {groups}, \"kernel\": [{}, {}], \"stride\": [{}, {}], \"padding\": [{}, {}], \"dilation\": [{}, {}], \"input\": [{}, {}], \"bias\": {bias}, \"activation\": \"{activation}\"{pin}}}",
+            groups * cpg,
+            groups * kpg,
+            kernel[0],
+            kernel[1],
+            stride[0],
+            stride[1],
+            padding[0],
+            padding[1],
+            dilation[0],
+            dilation[1],
+            input[0],
+            input[1],
+        ));
+    }
+    format!(
+        "{{\"model\": \"random_layers\", \"layers\": [\n{}\n]}}\n",
+        layers.join(",\n")
+    )
 }

@@ -4,3 +4,6 @@
 pub mod models {
     include!(concat!(env!("OUT_DIR"), "/models.rs"));
 }
+
+/// The seed the random layers were made from (`GSPC_RANDOM_SEED` replays it).
+pub const RANDOM_SEED: u64 = include!(concat!(env!("OUT_DIR"), "/random_seed.rs"));
