@@ -355,25 +355,16 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize) -> TokenStream 
         isa: v.isa,
         lanes: v.lanes,
     };
-    let tf = target_feature(v.isa);
     let name = format_ident!("{}", name);
     let [kh_n, kw_n] = l.kernel;
-    let hp = p.padded[0];
     let [oh, ow] = p.output;
-    let (cpg, kpg, oc_bn) = (p.cpg(), p.kpg(), p.oc_bn);
-    let plane = hp * p.row_len;
+    let oc_bn = p.oc_bn;
     let wspan = kh_n * kw_n * oc_bn;
     let offsets: Vec<usize> = (0..r).collect();
     let xspan = input_span(p, v, &offsets, 1);
     let ospan = output_span(p, v, &offsets, 1);
     let ohw = oh * ow;
-
     let xb = linear(&[("oh", l.stride[0] * p.row_len), ("ow0", l.stride[1])], 0);
-    let wb = linear(&[("g", p.nocb() * cpg * wspan), ("ob", cpg * wspan)], 0);
-    let x_at = linear(&[("xb", 1), ("ci", plane)], 0);
-    let w_at = linear(&[("wb", 1), ("ci", wspan)], 0);
-    let b_at = linear(&[("g", kpg), ("ob", oc_bn)], p.bias_offset);
-    let o_at = linear(&[("oh", ow), ("ow0", 1)], 0);
 
     let acc = |j: usize, vv: usize| {
         let id = format_ident!("acc_w{}_v{}", j, vv);
@@ -437,13 +428,66 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize) -> TokenStream 
         }
     }
 
-    let (s_len, p_len, block_l) = (lit(p.scratch_len), lit(p.packed_len), lit(oc_bn * ohw));
-    let (xspan_l, wspan_l, ospan_l, cpg_l, ocbn_l) =
-        (lit(xspan), lit(wspan), lit(ospan), lit(cpg), lit(oc_bn));
     let doc = format!(
         " Tile of {r} output column(s) x {oc_bn} output channel(s): accumulators `acc_w{{column}}_v{{vector}}`, {} x {} vector(s) of {} lane(s); per input channel a {kh_n}x{kw_n} window, unrolled.",
         r, v.nvec, v.lanes
     );
+    tile_wrapper(
+        p,
+        v,
+        Tile {
+            name,
+            doc,
+            xb,
+            xspan,
+            ospan,
+            init,
+            body,
+            epilogue,
+        },
+    )
+}
+
+/// The parts in which the two strategies' tile functions differ.
+struct Tile {
+    name: proc_macro2::Ident,
+    doc: String,
+    /// First input value of the tile in the packed input plane of channel 0.
+    xb: TokenStream,
+    xspan: usize,
+    ospan: usize,
+    init: Vec<TokenStream>,
+    body: Vec<TokenStream>,
+    epilogue: Vec<TokenStream>,
+}
+
+/// A tile function: per input channel of the group, a checked window of the packed input
+/// (`xw`) and of the packed weights (`wv`) around the unrolled `body`; then the bias
+/// (`bw`) and output (`ow`) windows around the `epilogue`.
+fn tile_wrapper(p: &LayerPlan, v: &VariantPlan, t: Tile) -> TokenStream {
+    let l = &p.layer;
+    let tf = target_feature(v.isa);
+    let [oh, ow] = p.output;
+    let (cpg, kpg, oc_bn) = (p.cpg(), p.kpg(), p.oc_bn);
+    let plane = p.padded[0] * p.row_len;
+    let wspan = l.kernel[0] * l.kernel[1] * oc_bn;
+    let wb = linear(&[("g", p.nocb() * cpg * wspan), ("ob", cpg * wspan)], 0);
+    let x_at = linear(&[("xb", 1), ("ci", plane)], 0);
+    let w_at = linear(&[("wb", 1), ("ci", wspan)], 0);
+    let b_at = linear(&[("g", kpg), ("ob", oc_bn)], p.bias_offset);
+    let o_at = linear(&[("oh", ow), ("ow0", 1)], 0);
+    let (s_len, p_len, block_l) = (lit(p.scratch_len), lit(p.packed_len), lit(oc_bn * oh * ow));
+    let (xspan_l, wspan_l, ospan_l, cpg_l, ocbn_l) =
+        (lit(t.xspan), lit(wspan), lit(t.ospan), lit(cpg), lit(oc_bn));
+    let Tile {
+        name,
+        doc,
+        xb,
+        init,
+        body,
+        epilogue,
+        ..
+    } = t;
     quote! {
         #[doc = #doc]
         #tf
@@ -494,25 +538,15 @@ fn tile_fn_ow(
         isa: v.isa,
         lanes: v.lanes,
     };
-    let tf = target_feature(v.isa);
     let name = format_ident!("{}", name);
     let [kh_n, kw_n] = l.kernel;
-    let hp = p.padded[0];
     let rl = p.row_len;
     let [oh, ow] = p.output;
-    let (cpg, kpg, oc_bn) = (p.cpg(), p.kpg(), p.oc_bn);
-    let plane = hp * rl;
-    let wspan = kh_n * kw_n * oc_bn;
+    let oc_bn = p.oc_bn;
     let xspan = input_span(p, v, offsets, rows);
     let ospan = output_span(p, v, offsets, rows);
     let ohw = oh * ow;
-
     let xb = linear(&[("oh", l.stride[0] * rl), ("ow0", 1)], 0);
-    let wb = linear(&[("g", p.nocb() * cpg * wspan), ("ob", cpg * wspan)], 0);
-    let x_at = linear(&[("xb", 1), ("ci", plane)], 0);
-    let w_at = linear(&[("wb", 1), ("ci", wspan)], 0);
-    let b_at = linear(&[("g", kpg), ("ob", oc_bn)], p.bias_offset);
-    let o_at = linear(&[("oh", ow), ("ow0", 1)], 0);
 
     let acc = |c: usize, r: usize, i: usize| {
         let id = format_ident!("acc_c{}_r{}_v{}", c, r, i);
@@ -576,45 +610,23 @@ fn tile_fn_ow(
         }
     }
 
-    let (s_len, p_len, block_l) = (lit(p.scratch_len), lit(p.packed_len), lit(oc_bn * ohw));
-    let (xspan_l, wspan_l, cpg_l, ocbn_l) = (lit(xspan), lit(wspan), lit(cpg), lit(oc_bn));
     let doc = format!(
         " Tile of {oc_bn} output channel(s) x {rows} output row(s) x {} vector(s) of {} output columns: accumulators `acc_c{{channel}}_r{{row}}_v{{vector}}`; per input channel a {kh_n}x{kw_n} window, unrolled: each input row's vectors loaded once for every output row they reach, one FMA with a broadcast weight per channel.",
         offsets.len(),
         v.lanes
     );
-    quote! {
-        #[doc = #doc]
-        #tf
-        #[inline]
-        fn #name(
-            x: &[f32; #s_len],
-            p: &[f32; #p_len],
-            out: &mut [f32; #block_l],
-            g: usize,
-            ob: usize,
-            oh: usize,
-            ow0: usize,
-        ) {
-            let xb = #xb;
-            let wb = #wb;
-            #(#init)*
-            for ci in 0..#cpg_l {
-                let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #s_len>(x, #x_at) else {
-                    return;
-                };
-                let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #p_len>(p, #w_at) else {
-                    return;
-                };
-                #(#body)*
-            }
-            let Some(bw) = ::gspc_runtime::window::window::<#ocbn_l, #p_len>(p, #b_at) else {
-                return;
-            };
-            let Some(ow) = ::gspc_runtime::window::window_mut::<#ospan_l, #block_l>(out, #o_at) else {
-                return;
-            };
-            #(#epilogue)*
-        }
-    }
+    tile_wrapper(
+        p,
+        v,
+        Tile {
+            name,
+            doc,
+            xb,
+            xspan,
+            ospan,
+            init,
+            body,
+            epilogue,
+        },
+    )
 }
