@@ -322,8 +322,8 @@ pub fn plan_layer_pinned(
     let variants = isas
         .iter()
         .map(|&isa| match strategy {
-            Strategy::GspcOc => plan_oc(layer, strategy, oc_bn, isa),
-            Strategy::GspcOw => plan_ow(layer, strategy, oc_bn, isa),
+            Strategy::GspcOc => plan_oc(layer, strategy, oc_bn, isa, scalar_fpu(target)),
+            Strategy::GspcOw => plan_ow(layer, strategy, oc_bn, isa, scalar_fpu(target)),
         })
         .collect();
     let plan = LayerPlan {
@@ -343,11 +343,26 @@ pub fn plan_layer_pinned(
     Ok(plan)
 }
 
-fn plan_oc(layer: &LayerSpec, strategy: Strategy, oc_bn: usize, isa: Isa) -> VariantPlan {
+/// Whether the portable code runs on scalar floating-point registers only (Cortex-M and
+/// other targets without vector units): then each f32 lane of an accumulator takes one of
+/// about 32 registers (Cortex-M4F: s0-s31).
+fn scalar_fpu(target: &Target) -> bool {
+    matches!(target.arch, Arch::Arm | Arch::Other) && !target.has("neon")
+}
+
+fn plan_oc(
+    layer: &LayerSpec,
+    strategy: Strategy,
+    oc_bn: usize,
+    isa: Isa,
+    scalar: bool,
+) -> VariantPlan {
     let [kh, kw] = layer.kernel;
     let ow = layer.output()[1];
     let (widths, regs) = isa_shape(isa);
+    let regs = if scalar { 32 } else { regs };
     let (lanes, acc_regs_per_col) = match isa {
+        Isa::Portable if scalar => (oc_bn, oc_bn),
         Isa::Portable => (oc_bn, oc_bn.div_ceil(4)),
         _ => {
             let lanes = widths
@@ -385,13 +400,25 @@ fn plan_oc(layer: &LayerSpec, strategy: Strategy, oc_bn: usize, isa: Isa) -> Var
     }
 }
 
-fn plan_ow(layer: &LayerSpec, strategy: Strategy, oc_bn: usize, isa: Isa) -> VariantPlan {
+fn plan_ow(
+    layer: &LayerSpec,
+    strategy: Strategy,
+    oc_bn: usize,
+    isa: Isa,
+    scalar: bool,
+) -> VariantPlan {
     let [kh, kw] = layer.kernel;
     let ow = layer.output()[1];
     let (widths, regs) = isa_shape(isa);
+    let (widths, regs): (&[usize], usize) = if scalar {
+        (&[4, 1], 32)
+    } else {
+        (widths, regs)
+    };
     // The widest vector that fits in the row (rows have at least 4 columns).
     let lanes = widths.iter().copied().find(|w| *w <= ow).unwrap_or(1);
     let acc_per_vec = match isa {
+        Isa::Portable if scalar => lanes,
         Isa::Portable => lanes.div_ceil(4),
         _ => 1,
     };

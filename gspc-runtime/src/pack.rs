@@ -7,12 +7,15 @@
 /// stores.
 #[inline]
 pub fn split2(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
-    let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if crate::x86::level() >= crate::x86::LEVEL_AVX512 {
+    let done = if crate::x86::level() >= crate::x86::LEVEL_AVX512 {
         // SAFETY: the CPU supports AVX-512F (x86::level just above).
-        done = unsafe { split2_avx512(src, even, odd) };
-    }
+        unsafe { split2_avx512(src, even, odd) }
+    } else {
+        0
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
     let pairs = src[2 * done..]
         .chunks_exact(2)
         .zip(even[done..].iter_mut().zip(odd[done..].iter_mut()));
