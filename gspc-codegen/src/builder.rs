@@ -20,6 +20,7 @@ pub struct Builder {
     isas: Option<Vec<Isa>>,
     cargo_metadata: Option<bool>,
     index: Option<String>,
+    outline_tiles: bool,
 }
 
 /// What [`Builder::generate`] wrote.
@@ -70,6 +71,12 @@ impl Builder {
         self
     }
 
+    /// Keep tile functions out of line (see [`crate::Options::outline_tiles`]).
+    pub fn outline_tiles(&mut self, on: bool) -> &mut Self {
+        self.outline_tiles = on;
+        self
+    }
+
     /// Whether to print `cargo:rerun-if-changed` lines (default: when `OUT_DIR` is set).
     pub fn cargo_metadata(&mut self, on: bool) -> &mut Self {
         self.cargo_metadata = Some(on);
@@ -106,6 +113,7 @@ impl Builder {
         let options = Options {
             target,
             isas: self.isas.clone(),
+            outline_tiles: self.outline_tiles,
         };
         options.isas()?;
 

@@ -42,12 +42,19 @@ pub struct Options {
     pub target: Target,
     /// ISA variants to emit; `None` = the target's defaults ([`Target::default_isas`]).
     pub isas: Option<Vec<Isa>>,
+    /// Keep tile functions out of line (`#[inline(never)]`) so that each has a symbol of
+    /// its own, for inspecting them (`scripts/mca.py`); slower, default off.
+    pub outline_tiles: bool,
 }
 
 impl Options {
     /// Options for a target, with its default ISA variants.
     pub fn for_target(target: Target) -> Options {
-        Options { target, isas: None }
+        Options {
+            target,
+            isas: None,
+            outline_tiles: false,
+        }
     }
 
     /// The ISA variants that will be emitted, checked against the target.
@@ -116,7 +123,7 @@ pub fn plan(spec: &Spec, options: &Options) -> Result<Vec<LayerPlan>, Error> {
 pub fn generate(spec: &Spec, options: &Options) -> Result<Generated, Error> {
     let plans = plan(spec, options)?;
     let isas = options.isas()?;
-    let tokens = emit::model_module(spec, &plans, options.target.arch);
+    let tokens = emit::model_module(spec, &plans, options.target.arch, options.outline_tiles);
     let body = emit::format_tokens(tokens)?;
     let target_arg = match &options.target.triple {
         Some(t) => format!(" --target {t}"),

@@ -67,6 +67,10 @@ struct TargetArgs {
     /// every variant the target runs).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     isa: Option<Vec<String>>,
+    /// Keep tile functions out of line (#[inline(never)]) so each has a symbol: for
+    /// inspecting the micro-kernels (scripts/mca.py); slower code.
+    #[arg(long)]
+    outline_tiles: bool,
 }
 
 impl TargetArgs {
@@ -83,7 +87,11 @@ impl TargetArgs {
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
-        let options = Options { target, isas };
+        let options = Options {
+            target,
+            isas,
+            outline_tiles: self.outline_tiles,
+        };
         options.isas()?;
         Ok(options)
     }
@@ -122,6 +130,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             b.specs(&specs)
                 .out_dir(&out)
                 .target(options.target.clone())
+                .outline_tiles(options.outline_tiles)
                 .cargo_metadata(false);
             if let Some(isas) = options.isas {
                 b.isas(isas);

@@ -189,7 +189,7 @@ fn linear(terms: &[(&str, usize)], constant: usize) -> TokenStream {
 }
 
 /// The module of one variant: `run` and the tile functions.
-pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
+pub fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
     let l = &p.layer;
     let module = ident(v.isa.as_str());
     let tf = target_feature(v.isa);
@@ -200,8 +200,8 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
     let full_offsets = v.full_offsets(p.strategy);
     let tail_offsets = v.tail_offsets(p.strategy);
     let tile = |name: &str, offsets: &[usize], rows: usize| match p.strategy {
-        Strategy::GspcOc => tile_fn(p, v, name, offsets.len()),
-        Strategy::GspcOw => tile_fn_ow(p, v, name, offsets, rows),
+        Strategy::GspcOc => tile_fn(p, v, name, offsets.len(), outline),
+        Strategy::GspcOw => tile_fn_ow(p, v, name, offsets, rows, outline),
     };
     let row_tail = oh % v.rows;
     let mut tiles = Vec::new();
@@ -349,7 +349,7 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
 }
 
 /// One `gspc-oc` tile function: `r` output columns x `oc_bn` output channels of one row.
-fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize) -> TokenStream {
+fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize, outline: bool) -> TokenStream {
     let l = &p.layer;
     let ops = Ops {
         isa: v.isa,
@@ -435,6 +435,7 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize) -> TokenStream 
     tile_wrapper(
         p,
         v,
+        outline,
         Tile {
             name,
             doc,
@@ -464,7 +465,7 @@ struct Tile {
 /// A tile function: per input channel of the group, a checked window of the packed input
 /// (`xw`) and of the packed weights (`wv`) around the unrolled `body`; then the bias
 /// (`bw`) and output (`ow`) windows around the `epilogue`.
-fn tile_wrapper(p: &LayerPlan, v: &VariantPlan, t: Tile) -> TokenStream {
+fn tile_wrapper(p: &LayerPlan, v: &VariantPlan, outline: bool, t: Tile) -> TokenStream {
     let l = &p.layer;
     let tf = target_feature(v.isa);
     let [oh, ow] = p.output;
@@ -488,10 +489,15 @@ fn tile_wrapper(p: &LayerPlan, v: &VariantPlan, t: Tile) -> TokenStream {
         epilogue,
         ..
     } = t;
+    let inline = if outline {
+        quote!(#[inline(never)])
+    } else {
+        quote!(#[inline])
+    };
     quote! {
         #[doc = #doc]
         #tf
-        #[inline]
+        #inline
         fn #name(
             x: &[f32; #s_len],
             p: &[f32; #p_len],
@@ -532,6 +538,7 @@ fn tile_fn_ow(
     name: &str,
     offsets: &[usize],
     rows: usize,
+    outline: bool,
 ) -> TokenStream {
     let l = &p.layer;
     let ops = Ops {
@@ -618,6 +625,7 @@ fn tile_fn_ow(
     tile_wrapper(
         p,
         v,
+        outline,
         Tile {
             name,
             doc,

@@ -47,11 +47,19 @@ fn is_snake_case(s: &str) -> bool {
 }
 
 /// The module of one model.
-pub(crate) fn model_module(spec: &Spec, plans: &[LayerPlan], arch: Arch) -> TokenStream {
+pub(crate) fn model_module(
+    spec: &Spec,
+    plans: &[LayerPlan],
+    arch: Arch,
+    outline_tiles: bool,
+) -> TokenStream {
     let name = ident(&spec.model);
     let model_str = &spec.model;
     let file = &spec.file;
-    let layers: Vec<TokenStream> = plans.iter().map(|p| layer_module(p, arch)).collect();
+    let layers: Vec<TokenStream> = plans
+        .iter()
+        .map(|p| layer_module(p, arch, outline_tiles))
+        .collect();
     let layer_names: Vec<Ident> = plans.iter().map(|p| ident(&p.layer.name)).collect();
     let max = |f: fn(&LayerPlan) -> usize| lit(plans.iter().map(f).max().unwrap_or(0));
     let max_scratch = max(|p| p.scratch_len);
@@ -99,7 +107,7 @@ pub(crate) fn model_module(spec: &Spec, plans: &[LayerPlan], arch: Arch) -> Toke
     }
 }
 
-fn layer_module(p: &LayerPlan, arch: Arch) -> TokenStream {
+fn layer_module(p: &LayerPlan, arch: Arch, outline_tiles: bool) -> TokenStream {
     let l = &p.layer;
     let name = ident(&l.name);
     let name_str = &l.name;
@@ -134,7 +142,7 @@ fn layer_module(p: &LayerPlan, arch: Arch) -> TokenStream {
     let variants: Vec<TokenStream> = p
         .variants
         .iter()
-        .map(|v| kernel::variant_module(p, v))
+        .map(|v| kernel::variant_module(p, v, outline_tiles))
         .collect();
     let variant_entries: Vec<TokenStream> = p
         .variants
