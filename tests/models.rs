@@ -6,36 +6,15 @@ use gspc::runtime::check;
 
 #[test]
 fn every_layer_of_every_model_matches_the_reference() {
-    let mut all = Vec::new();
-    let mut failures = Vec::new();
-    for model in gspc::models::MODELS {
-        for layer in model.layers {
-            match check::check_layer(layer, check::seed_for(model.name, layer.info.name)) {
-                Ok(c) => {
-                    for isa in &c.skipped {
-                        eprintln!(
-                            "{}::{}: skipped {isa}: this CPU lacks it",
-                            model.name, layer.info.name
-                        );
-                    }
-                    all.push(c);
-                }
-                Err(e) => failures.push(format!("{}::{e}", model.name)),
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} layer(s) wrong:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    let models: Vec<_> = gspc::models::MODELS.iter().collect();
+    let all = check::check_models(&models).unwrap_or_else(|e| panic!("{e}"));
     assert!(!all.is_empty(), "no layers compiled in");
+    let skipped: usize = all.iter().map(|c| c.skipped.len()).sum();
     let runs: usize = all.iter().map(|c| c.ran.len()).sum();
     eprintln!(
-        "checked {} layers of {} models: {runs} variant runs",
+        "checked {} layers of {} models: {runs} variant runs, {skipped} skipped for lack of CPU support",
         all.len(),
-        gspc::models::MODELS.len()
+        models.len()
     );
     if let Err(e) = check::enforce_required(&check::required_from_env(), &all) {
         panic!("{e}");

@@ -121,3 +121,29 @@ pub fn required_from_env() -> Vec<String> {
         .filter(|s| !s.is_empty())
         .collect()
 }
+
+/// [`check_layer`] on every layer of `models` (each with its own [`seed_for`] data). Fails
+/// with every wrong layer listed, named `model::layer (variant): ...`.
+pub fn check_models(models: &[&crate::Model]) -> Result<Vec<Checked>, String> {
+    let mut all = Vec::new();
+    let mut failures = Vec::new();
+    for model in models {
+        for layer in model.layers {
+            match check_layer(layer, seed_for(model.name, layer.info.name)) {
+                Ok(c) => all.push(c),
+                Err(e) => {
+                    failures.push(format!("{}::{e} [strategy {}]", model.name, layer.strategy))
+                }
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(all)
+    } else {
+        Err(format!(
+            "{} layer(s) wrong:\n{}",
+            failures.len(),
+            failures.join("\n")
+        ))
+    }
+}

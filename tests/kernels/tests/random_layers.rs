@@ -4,34 +4,17 @@ use gspc_runtime::check;
 
 #[test]
 fn random_layers_match_the_reference() {
-    let model = gspc_kernel_tests::models::MODELS
+    let models: Vec<_> = gspc_kernel_tests::models::MODELS
         .iter()
-        .find(|m| m.name == "random_layers")
-        .expect("the random spec is compiled in");
+        .filter(|m| m.name == "random_layers")
+        .collect();
+    assert_eq!(models.len(), 1, "the random spec is compiled in");
+    let seed = gspc_kernel_tests::RANDOM_SEED;
     eprintln!(
-        "random layers: {} from seed {} (replay: GSPC_RANDOM_SEED={} cargo test -p gspc-kernel-tests)",
-        model.layers.len(),
-        gspc_kernel_tests::RANDOM_SEED,
-        gspc_kernel_tests::RANDOM_SEED
+        "random layers: {} from seed {seed} (replay: GSPC_RANDOM_SEED={seed} cargo test -p gspc-kernel-tests)",
+        models[0].layers.len()
     );
-    let mut all = Vec::new();
-    let mut failures = Vec::new();
-    for layer in model.layers {
-        match check::check_layer(layer, check::seed_for(model.name, layer.info.name)) {
-            Ok(c) => all.push(c),
-            Err(e) => failures.push(format!(
-                "{e}\n    {:?} strategy {}",
-                layer.info, layer.strategy
-            )),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "seed {}: {} random layer(s) wrong:\n{}",
-        gspc_kernel_tests::RANDOM_SEED,
-        failures.len(),
-        failures.join("\n")
-    );
+    let all = check::check_models(&models).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     if let Err(e) = check::enforce_required(&check::required_from_env(), &all) {
         panic!("{e}");
     }
