@@ -383,10 +383,8 @@ fn layer_module(p: &LayerPlan, arch: Arch, outline_tiles: bool) -> TokenStream {
                 scratch: &mut [f32],
                 threads: usize,
             ) -> Result<(), ::gspc_runtime::Error> {
-                let input = ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?;
-                let packed = ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?;
-                let output = ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?;
-                run_parallel(input, packed, output, scratch, threads)
+                let parts = ::gspc_runtime::parallel::useful_threads(FLOPS, threads);
+                run_split_slice(input, packed, output, scratch, parts)
             }
 
             /// [`run_split`] over slices, checking their lengths.
@@ -559,8 +557,7 @@ fn pack_input_fn(p: &LayerPlan) -> TokenStream {
         let even_phase = pw % 2;
         let (ne, no) = (w.div_ceil(2), w / 2);
         let (e0, o0) = (pw / 2, pw.div_ceil(2));
-        let (even, odd) = ((u(e0), u(e0 + ne)), (u(o0), u(o0 + no)));
-        let ((e_a, e_b), (o_a, o_b)) = (even, odd);
+        let (e_a, e_b, o_a, o_b) = (u(e0), u(e0 + ne), u(o0), u(o0 + no));
         let (even_half, odd_half) = if even_phase == 0 {
             (quote!(lo), quote!(hi))
         } else {

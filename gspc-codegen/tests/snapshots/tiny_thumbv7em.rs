@@ -267,10 +267,8 @@ pub mod tiny {
             scratch: &mut [f32],
             threads: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            let input = ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?;
-            let packed = ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?;
-            let output = ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?;
-            run_parallel(input, packed, output, scratch, threads)
+            let parts = ::gspc_runtime::parallel::useful_threads(FLOPS, threads);
+            run_split_slice(input, packed, output, scratch, parts)
         }
         /// [`run_split`] over slices, checking their lengths.
         pub fn run_split_slice(
@@ -719,10 +717,8 @@ pub mod tiny {
             scratch: &mut [f32],
             threads: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            let input = ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?;
-            let packed = ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?;
-            let output = ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?;
-            run_parallel(input, packed, output, scratch, threads)
+            let parts = ::gspc_runtime::parallel::useful_threads(FLOPS, threads);
+            run_split_slice(input, packed, output, scratch, parts)
         }
         /// [`run_split`] over slices, checking their lengths.
         pub fn run_split_slice(
