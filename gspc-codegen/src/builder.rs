@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, Default)]
 pub struct Builder {
     specs: Vec<PathBuf>,
+    /// Weights files, by index into `specs`.
+    weights: Vec<(usize, PathBuf)>,
     out_dir: Option<PathBuf>,
     target: Option<Target>,
     isas: Option<Vec<Isa>>,
@@ -44,6 +46,15 @@ impl Builder {
     pub fn spec(&mut self, path: impl AsRef<Path>) -> &mut Self {
         self.specs.push(path.as_ref().to_path_buf());
         self
+    }
+
+    /// Adds a spec file with its trained weights (safetensors, or a directory of `.npy`
+    /// files; see [`crate::weights`]): they are checked, packed and baked into the generated
+    /// code (see [`crate::generate_baked`]), in a `<model>.weights.bin` next to it.
+    pub fn baked(&mut self, spec: impl AsRef<Path>, weights: impl AsRef<Path>) -> &mut Self {
+        self.weights
+            .push((self.specs.len(), weights.as_ref().to_path_buf()));
+        self.spec(spec)
     }
 
     /// Adds several spec files.
@@ -118,15 +129,20 @@ impl Builder {
         options.isas()?;
 
         if metadata {
-            for path in &self.specs {
+            for path in self.specs.iter().chain(self.weights.iter().map(|(_, p)| p)) {
                 println!("cargo:rerun-if-changed={}", path.display());
             }
         }
         let specs = crate::read_specs(&self.specs)?;
         let mut errors = Vec::new();
         let mut generated = Vec::new();
-        for s in &specs {
-            match generate(s, &options) {
+        for (i, s) in specs.iter().enumerate() {
+            let result = match self.weights.iter().find(|(at, _)| *at == i) {
+                None => generate(s, &options),
+                Some((_, path)) => crate::weights::read(path, s)
+                    .and_then(|w| crate::generate_baked(s, &w, &options)),
+            };
+            match result {
                 Ok(g) => generated.push(g),
                 Err(e) => errors.push(e),
             }
@@ -142,14 +158,17 @@ impl Builder {
         let mut files = Vec::new();
         for g in &generated {
             let path = out_dir.join(&g.file_name);
-            write_if_changed(&path, &g.code)?;
+            write_if_changed(&path, g.code.as_bytes())?;
+            if let Some(w) = &g.weights {
+                write_if_changed(&out_dir.join(&w.file_name), &w.bytes)?;
+            }
             files.push(path);
         }
         let index = match &self.index {
             None => None,
             Some(name) => {
                 let path = out_dir.join(name);
-                write_if_changed(&path, &index_file(&generated, &files)?)?;
+                write_if_changed(&path, index_file(&generated, &files)?.as_bytes())?;
                 Some(path)
             }
         };
@@ -188,8 +207,8 @@ fn index_file(generated: &[Generated], files: &[PathBuf]) -> Result<String, Erro
     Ok(s)
 }
 
-fn write_if_changed(path: &Path, contents: &str) -> Result<(), Error> {
-    if std::fs::read_to_string(path).is_ok_and(|old| old == contents) {
+fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    if std::fs::read(path).is_ok_and(|old| old == contents) {
         return Ok(());
     }
     std::fs::write(path, contents).map_err(|e| Error::Io {

@@ -24,6 +24,7 @@ pub mod error;
 pub mod plan;
 pub mod spec;
 pub mod target;
+pub mod weights;
 
 pub use builder::{Builder, Output};
 pub use error::{Diagnostic, Error};
@@ -85,6 +86,17 @@ pub struct Generated {
     pub plans: Vec<LayerPlan>,
     /// Lines of generated code of every layer's module, in spec order.
     pub layer_lines: Vec<usize>,
+    /// The baked weights file the code includes (next to it), when generated with weights.
+    pub weights: Option<WeightsFile>,
+}
+
+/// A model's packed weights, to be written next to the generated source, which includes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightsFile {
+    /// File name: `<model>.weights.bin`.
+    pub file_name: String,
+    /// Little-endian f32, each layer's part starting at a multiple of 64 bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// Lines of the layer module `name` (a direct child of the model module) in formatted code.
@@ -121,9 +133,46 @@ pub fn plan(spec: &Spec, options: &Options) -> Result<Vec<LayerPlan>, Error> {
 
 /// Generates the kernels of one validated spec. Pure: reads no files, no environment.
 pub fn generate(spec: &Spec, options: &Options) -> Result<Generated, Error> {
+    generate_inner(spec, None, options)
+}
+
+/// [`generate`] with the model's weights packed now and baked into the code: every layer
+/// module gets `PACKED` (a `&'static [f32; PACKED_LEN]` in read-only memory) and
+/// `run_baked`, and the result carries the weights file ([`Generated::weights`]) to write
+/// next to the source. `weights` must come from [`weights::check`] (or [`weights::read`]) for
+/// this spec.
+pub fn generate_baked(
+    spec: &Spec,
+    weights: &weights::ModelWeights,
+    options: &Options,
+) -> Result<Generated, Error> {
+    generate_inner(spec, Some(weights), options)
+}
+
+fn generate_inner(
+    spec: &Spec,
+    weights: Option<&weights::ModelWeights>,
+    options: &Options,
+) -> Result<Generated, Error> {
     let plans = plan(spec, options)?;
     let isas = options.isas()?;
-    let tokens = emit::model_module(spec, &plans, options.target.arch, options.outline_tiles);
+    let file = match weights {
+        None => None,
+        Some(w) => Some(bake(spec, &plans, w)?),
+    };
+    let baked = file.as_ref().map(|(f, offsets)| emit::Baked {
+        file_name: &f.file_name,
+        len: f.bytes.len(),
+        offsets,
+        source: weights.map_or("", |w| &w.file),
+    });
+    let tokens = emit::model_module(
+        spec,
+        &plans,
+        options.target.arch,
+        options.outline_tiles,
+        baked.as_ref(),
+    );
     let body = emit::format_tokens(tokens)?;
     let target_arg = match &options.target.triple {
         Some(t) => format!(" --target {t}"),
@@ -154,7 +203,54 @@ pub fn generate(spec: &Spec, options: &Options) -> Result<Generated, Error> {
         code: header + &body,
         plans,
         layer_lines,
+        weights: file.map(|(f, _)| f),
     })
+}
+
+/// Packs every layer's weights into one file, each part 64-byte aligned; returns it with the
+/// byte offset of every part.
+fn bake(
+    spec: &Spec,
+    plans: &[LayerPlan],
+    w: &weights::ModelWeights,
+) -> Result<(WeightsFile, Vec<usize>), Error> {
+    if w.layers.len() != plans.len() {
+        return Err(Error::Option(format!(
+            "{}: weights for {} layers, but {} has {} layers",
+            w.file,
+            w.layers.len(),
+            spec.file,
+            plans.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    let mut offsets = Vec::with_capacity(plans.len());
+    for (p, lw) in plans.iter().zip(&w.layers) {
+        if lw.weights.len() != p.layer.weights_len()
+            || lw
+                .bias
+                .as_ref()
+                .is_some_and(|b| b.len() != p.layer.out_channels)
+        {
+            return Err(Error::Option(format!(
+                "{}: the weights of layer {:?} do not have its shape; check them with weights::check",
+                w.file, p.layer.name
+            )));
+        }
+        bytes.resize(bytes.len().next_multiple_of(64), 0);
+        offsets.push(bytes.len());
+        for v in weights::pack(p, lw) {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    bytes.resize(bytes.len().next_multiple_of(64).max(64), 0);
+    Ok((
+        WeightsFile {
+            file_name: format!("{}.weights.bin", spec.model),
+            bytes,
+        },
+        offsets,
+    ))
 }
 
 /// Reads and validates spec files: every problem of every file, and model names repeated

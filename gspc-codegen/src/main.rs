@@ -37,6 +37,11 @@ enum Command {
         /// Output directory (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Trained weights to pack now and bake into the code (safetensors, or a directory of
+        /// <layer>.weight.npy / <layer>.bias.npy): one per spec, in the order of the specs.
+        /// Writes <model>.weights.bin next to <model>.rs.
+        #[arg(long, value_name = "FILE")]
+        weights: Vec<PathBuf>,
         #[command(flatten)]
         target: TargetArgs,
     },
@@ -116,7 +121,12 @@ fn main() -> ExitCode {
 fn exit_code(e: &Error) -> u8 {
     match e {
         Error::Syntax { .. } | Error::Invalid(_) | Error::Option(_) => 2,
-        Error::Io { message, .. } if message.starts_with("cannot read the spec") => 2,
+        Error::Io { message, .. }
+            if message.starts_with("cannot read the spec")
+                || message.starts_with("cannot read the weights") =>
+        {
+            2
+        }
         Error::Many(es) if es.iter().all(|e| exit_code(e) == 2) => 2,
         _ => 1,
     }
@@ -124,11 +134,29 @@ fn exit_code(e: &Error) -> u8 {
 
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
-        Command::Generate { specs, out, target } => {
+        Command::Generate {
+            specs,
+            out,
+            weights,
+            target,
+        } => {
             let options = target.options()?;
+            if !weights.is_empty() && weights.len() != specs.len() {
+                return Err(Error::Option(format!(
+                    "--weights: {} weights file(s) for {} spec(s); give one per spec, in the same order",
+                    weights.len(),
+                    specs.len()
+                )));
+            }
             let mut b = Builder::new();
-            b.specs(&specs)
-                .out_dir(&out)
+            if weights.is_empty() {
+                b.specs(&specs);
+            } else {
+                for (s, w) in specs.iter().zip(&weights) {
+                    b.baked(s, w);
+                }
+            }
+            b.out_dir(&out)
                 .target(options.target.clone())
                 .outline_tiles(options.outline_tiles)
                 .cargo_metadata(false);
@@ -149,6 +177,13 @@ fn run(cli: Cli) -> Result<(), Error> {
                     );
                 }
                 say!("wrote {}", file.display());
+                if let Some(w) = &g.weights {
+                    say!(
+                        "wrote {} ({} bytes of packed weights)",
+                        out.join(&w.file_name).display(),
+                        w.bytes.len()
+                    );
+                }
             }
             Ok(())
         }
@@ -225,7 +260,7 @@ fn print_plan(g: &gspc_codegen::Generated, options: &Options) {
         "scratch B",
         "lines"
     );
-    let (mut flops, mut packed, mut scratch, mut lines) = (0u64, 0usize, 0usize, 0usize);
+    let (mut flops, mut lines) = (0u64, 0usize);
     for (p, l) in g.plans.iter().zip(&g.layer_lines) {
         say!(
             "{:<28} {:<8} {:>5} {:>9.3} {:>11} {:>11} {:>6}  {}",
@@ -239,15 +274,62 @@ fn print_plan(g: &gspc_codegen::Generated, options: &Options) {
             tiles(p)
         );
         flops += p.layer.flops() * p.layer.count as u64;
-        packed += p.packed_len * 4;
-        scratch = scratch.max(p.scratch_len * 4);
         lines += l;
     }
     say!(
-        "total: {:.1} MFLOP per inference (weighted by count), {} packed-weight bytes, {} scratch bytes (largest), {} lines\n",
+        "total: {:.1} MFLOP per inference (weighted by count), {} lines",
         flops as f64 / 1e6,
-        packed,
-        scratch,
         lines
+    );
+    print_memory(g);
+}
+
+/// The memory plan: what a caller allocates (or puts in flash) to run every layer.
+fn print_memory(g: &gspc_codegen::Generated) {
+    let bytes = |n: usize| n * std::mem::size_of::<f32>();
+    let packed: usize = g.plans.iter().map(|p| p.packed_len).sum();
+    let max = |f: fn(&gspc_codegen::LayerPlan) -> usize| g.plans.iter().map(f).max().unwrap_or(0);
+    let (max_in, max_out, max_scratch) = (
+        max(|p| p.layer.input_len()),
+        max(|p| p.layer.output_len()),
+        max(|p| p.scratch_len),
+    );
+    let max_act = max(|p| p.layer.input_len().max(p.layer.output_len()));
+    let largest = g
+        .plans
+        .iter()
+        .max_by_key(|p| p.layer.input_len() + p.layer.output_len() + p.scratch_len);
+    say!("memory plan (bytes):");
+    say!(
+        "  packed weights      {:>12}  TOTAL_PACKED_LEN; in flash when baked (--weights)",
+        bytes(packed)
+    );
+    if let Some(p) = largest {
+        let (i, o, s) = (p.layer.input_len(), p.layer.output_len(), p.scratch_len);
+        say!(
+            "  largest layer       {:>12}  input {} + output {} + scratch {} ({})",
+            bytes(i + o + s),
+            bytes(i),
+            bytes(o),
+            bytes(s),
+            p.layer.name
+        );
+    }
+    say!(
+        "  one buffer each     {:>12}  MAX_INPUT_LEN {} + MAX_OUTPUT_LEN {} + MAX_SCRATCH_LEN {}",
+        bytes(max_in + max_out + max_scratch),
+        bytes(max_in),
+        bytes(max_out),
+        bytes(max_scratch)
+    );
+    say!(
+        "  layer chain         {:>12}  2 x MAX_ACTIVATION_LEN {} + MAX_SCRATCH_LEN",
+        bytes(2 * max_act + max_scratch),
+        bytes(max_act)
+    );
+    say!(
+        "  generated source    {:>12}  {} lines (machine code: scripts/firmware-size.sh)\n",
+        g.code.len(),
+        g.code.lines().count()
     );
 }

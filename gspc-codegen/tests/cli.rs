@@ -684,7 +684,7 @@ fn plan_prints_a_table_per_model() {
     let target = gspc_codegen::Target::from_triple(X86_64).expect("known");
     let g = gspc_codegen::generate_str(GOOD, &text, &gspc_codegen::Options::for_target(target))
         .expect("generates");
-    assert_eq!(lines.len(), 2 + g.plans.len() + 2, "{r:?}");
+    assert_eq!(lines.len(), 2 + g.plans.len() + 8, "{r:?}");
     for (i, (p, n)) in g.plans.iter().zip(&g.layer_lines).enumerate() {
         let row: Vec<&str> = lines[2 + i].split_whitespace().collect();
         assert_eq!(row[0], p.layer.name, "{:?}", lines[2 + i]);
@@ -715,15 +715,39 @@ fn plan_prints_a_table_per_model() {
     }
     let total = lines[2 + g.plans.len()];
     assert!(total.starts_with("total: "), "{total:?}");
-    for part in [
-        " MFLOP per inference (weighted by count), ",
-        " packed-weight bytes, ",
-        " scratch bytes (largest), ",
-        " lines",
-    ] {
+    for part in [" MFLOP per inference (weighted by count), ", " lines"] {
         assert!(total.contains(part), "{part:?} in {total:?}");
     }
-    assert_eq!(lines[3 + g.plans.len()], "", "a blank line ends each model");
+    // The memory plan, in bytes, from the same numbers as the generated constants.
+    let memory = &lines[3 + g.plans.len()..];
+    assert_eq!(memory[0], "memory plan (bytes):");
+    let value = |row: &str, label: &str| -> usize {
+        let rest = row
+            .trim_start()
+            .strip_prefix(label)
+            .unwrap_or_else(|| panic!("{label:?} in {row:?}"));
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let max = |f: &dyn Fn(&gspc_codegen::LayerPlan) -> usize| g.plans.iter().map(f).max().unwrap();
+    let packed: usize = g.plans.iter().map(|p| p.packed_len * 4).sum();
+    assert_eq!(value(memory[1], "packed weights"), packed);
+    assert_eq!(
+        value(memory[2], "largest layer"),
+        max(&|p| 4 * (p.layer.input_len() + p.layer.output_len() + p.scratch_len))
+    );
+    assert_eq!(
+        value(memory[3], "one buffer each"),
+        max(&|p| 4 * p.layer.input_len())
+            + max(&|p| 4 * p.layer.output_len())
+            + max(&|p| 4 * p.scratch_len)
+    );
+    assert_eq!(
+        value(memory[4], "layer chain"),
+        2 * max(&|p| 4 * p.layer.input_len().max(p.layer.output_len()))
+            + max(&|p| 4 * p.scratch_len)
+    );
+    assert_eq!(value(memory[5], "generated source"), g.code.len());
+    assert_eq!(memory[6], "", "a blank line ends each model");
 }
 
 #[test]
@@ -813,4 +837,174 @@ fn usage_errors_are_bad_input() {
         assert_eq!(r.stdout, "", "{args:?}: {r:?}");
         assert!(r.stderr.contains("Usage: gspc-codegen"), "{args:?}: {r:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// generate --weights
+
+const TINY: &str = "tests/specs/tiny.json";
+
+/// Weights for tiny.json: `plain` 4x2x3x3, `biased` 4x2x3x3 + bias 4; `edit` changes them.
+fn tiny_weights(edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>)) -> Vec<u8> {
+    let mut t = vec![
+        (
+            "plain.weight".to_string(),
+            vec![4, 2, 3, 3],
+            vec![0.5f32; 72],
+        ),
+        (
+            "biased.weight".to_string(),
+            vec![4, 2, 3, 3],
+            vec![-1.0f32; 72],
+        ),
+        (
+            "biased.bias".to_string(),
+            vec![4],
+            vec![1.0f32, 2.0, 3.0, 4.0],
+        ),
+    ];
+    edit(&mut t);
+    gspc_codegen::weights::to_safetensors(&t).expect("serializes")
+}
+
+#[test]
+fn generate_with_weights_bakes_them() {
+    let dir = TempDir::new("baked");
+    let w = dir.join("tiny.safetensors");
+    std::fs::write(&w, tiny_weights(|_| {})).expect("write");
+    let out = dir.arg("out");
+    let r = run(&[
+        "generate",
+        TINY,
+        "--weights",
+        &w.display().to_string(),
+        "--out",
+        &out,
+        "--target",
+        X86_64,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let bin = dir.join("out/tiny.weights.bin");
+    let bytes = std::fs::read(&bin).expect("the weights file is written");
+    assert!(
+        r.stdout.ends_with(&format!(
+            "wrote {} ({} bytes of packed weights)\n",
+            bin.display(),
+            bytes.len()
+        )),
+        "{r:?}"
+    );
+    // Each layer's part is 64-byte aligned: plain (72 weights + 4 bias) at 0, biased at 320.
+    assert_eq!(bytes.len(), 640);
+    let f = |i: usize| f32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap());
+    assert_eq!(f(0), 0.5);
+    assert_eq!(f(72), 0.0, "plain has no bias");
+    assert_eq!(f(80), -1.0);
+    assert_eq!((f(80 + 72), f(80 + 75)), (1.0, 4.0), "biased's bias");
+    let code = std::fs::read_to_string(dir.join("out/tiny.rs")).expect("read");
+    assert!(code.contains("include_bytes!(\"tiny.weights.bin\")"));
+    let dense: String = code.split_whitespace().collect();
+    assert!(dense.contains("f32s::<640,PACKED_LEN,>(&super::WEIGHTS,320)"));
+    syn::parse_file(&code).expect("parses");
+}
+
+#[test]
+fn generate_reports_bad_weights_by_tensor() {
+    let dir = TempDir::new("bad-weights");
+    let w = dir.join("w.safetensors");
+    std::fs::write(
+        &w,
+        tiny_weights(|t| {
+            t[0].1 = vec![4, 4, 3, 3];
+            t[0].2 = vec![0.0; 144];
+            t.remove(2);
+            t.push(("extra.weight".to_string(), vec![1], vec![0.0]));
+            t[1].2[5] = f32::NAN;
+        }),
+    )
+    .expect("write");
+    let ws = w.display().to_string();
+    let r = run(&["generate", TINY, "--weights", &ws, "--out", &dir.arg("o")]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(
+        r.stderr,
+        problems(&[
+            &format!("{ws}: plain.weight: shape [4, 4, 3, 3], expected [4, 2, 3, 3]"),
+            &format!("{ws}: biased.weight: value NaN at flat index 5 is not finite"),
+            &format!("{ws}: biased.bias: missing: expected a float32 tensor of shape [4]"),
+            &format!(
+                "{ws}: extra.weight: matches no layer of model \"tiny\" ({TINY}): tensors are named <layer>.weight and <layer>.bias"
+            ),
+        ])
+    );
+    assert!(!dir.join("o").exists(), "nothing is written on an error");
+
+    // A truncated file, a missing one, and one weights file for two specs.
+    let full = tiny_weights(|_| {});
+    std::fs::write(&w, &full[..full.len() - 10]).expect("write");
+    let r = run(&["generate", TINY, "--weights", &ws, "--out", &dir.arg("o")]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.starts_with(&format!(
+            "{ws}: not a valid safetensors file (truncated or corrupt?): "
+        )),
+        "{r:?}"
+    );
+    let missing = dir.arg("missing.safetensors");
+    let r = run(&[
+        "generate",
+        TINY,
+        "--weights",
+        &missing,
+        "--out",
+        &dir.arg("o"),
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .starts_with(&format!("{missing}: cannot read the weights: ")),
+        "{r:?}"
+    );
+    let r = run(&[
+        "generate",
+        TINY,
+        GOOD,
+        "--weights",
+        &ws,
+        "--out",
+        &dir.arg("o"),
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(
+        r.stderr,
+        "--weights: 1 weights file(s) for 2 spec(s); give one per spec, in the same order\n"
+    );
+}
+
+#[test]
+fn generate_reads_npy_directories() {
+    let dir = TempDir::new("npy");
+    let w = dir.join("w");
+    std::fs::create_dir_all(&w).expect("mkdir");
+    let put = |name: &str, shape: &[usize], n: usize| {
+        let data = vec![0.25f32; n];
+        std::fs::write(
+            w.join(format!("{name}.npy")),
+            gspc_codegen::weights::to_npy(shape, &data),
+        )
+        .expect("write");
+    };
+    put("plain.weight", &[4, 2, 3, 3], 72);
+    put("biased.weight", &[4, 2, 3, 3], 72);
+    let ws = w.display().to_string();
+    let r = run(&["generate", TINY, "--weights", &ws, "--out", &dir.arg("o")]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(
+        r.stderr,
+        format!("{ws}: biased.bias: missing: expected a float32 tensor of shape [4]\n")
+    );
+    put("biased.bias", &[4], 4);
+    let r = run(&["generate", TINY, "--weights", &ws, "--out", &dir.arg("o")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(dir.join("o/tiny.weights.bin").exists());
 }

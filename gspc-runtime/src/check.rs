@@ -25,26 +25,21 @@ pub struct Checked {
 /// `(g, oc, oh, ow)` of the first mismatch.
 pub fn check_layer(layer: &Layer, seed: u64) -> Result<Checked, String> {
     let info = &layer.info;
-    let mut rng = Rng::new(seed);
-    let mut input = vec![0.0f32; layer.input_len];
-    let mut weights = vec![0.0f32; layer.weights_len];
-    let mut bias = vec![0.0f32; info.out_channels];
-    rng.fill(&mut input);
-    rng.fill(&mut weights);
-    rng.fill(&mut bias);
-    let bias = info.bias.then_some(&bias[..]);
+    let data = SeededData::new(seed, layer.input_len, layer.weights_len, info.out_channels);
+    let (input, weights) = (&data.input, &data.weights);
+    let bias = info.bias.then_some(&data.bias[..]);
 
     let mut expected = vec![0.0f32; layer.output_len];
     reference::conv2d(info, &input, &weights, bias, &mut expected)
         .map_err(|e| format!("{}: reference: {e}", info.name))?;
     let mut packed = vec![0.0f32; layer.packed_len];
-    (layer.pack_weights)(&weights, bias, &mut packed)
+    (layer.pack_weights)(weights, bias, &mut packed)
         .map_err(|e| format!("{}: pack_weights: {e}", info.name))?;
 
     let run = |what: &str, f: RunFn| -> Result<bool, String> {
         let mut output = vec![f32::NAN; layer.output_len];
         let mut scratch = vec![f32::NAN; layer.scratch_len];
-        match f(&input, &packed, &mut output, &mut scratch) {
+        match f(input, &packed, &mut output, &mut scratch) {
             Ok(()) => {}
             Err(Error::Unsupported(_)) => return Ok(false),
             Err(e) => return Err(format!("{} ({what}): {e}", info.name)),
@@ -67,7 +62,7 @@ pub fn check_layer(layer: &Layer, seed: u64) -> Result<Checked, String> {
     let split = |what: &str, f: crate::ParallelFn, parts: usize| -> Result<(), String> {
         let mut output = vec![f32::NAN; layer.output_len];
         let mut scratch = vec![f32::NAN; layer.scratch_len * parts];
-        f(&input, &packed, &mut output, &mut scratch, parts)
+        f(input, &packed, &mut output, &mut scratch, parts)
             .map_err(|e| format!("{} ({what}, {parts}): {e}", info.name))?;
         reference::compare(info, &expected, &output)
             .map_err(|m| format!("{} ({what}, {parts}): {m}", info.name))
@@ -76,6 +71,73 @@ pub fn check_layer(layer: &Layer, seed: u64) -> Result<Checked, String> {
     split("run_split", layer.run_split, 3)?;
     split("run_parallel", layer.run_parallel, 2)?;
     Ok(checked)
+}
+
+/// The random data [`check_layer`] uses: input, then weights, then a bias, drawn in that
+/// order from one seed. A build script can bake the same weights (with `gspc-codegen`) and
+/// [`check_baked`] then checks the baked copy against the run-time packing.
+#[derive(Clone, Debug)]
+pub struct SeededData {
+    /// NCHW input.
+    pub input: Vec<f32>,
+    /// OIHW weights.
+    pub weights: Vec<f32>,
+    /// Bias (`out_channels` values; used when the layer has one).
+    pub bias: Vec<f32>,
+}
+
+impl SeededData {
+    /// The data for a layer with these lengths.
+    pub fn new(seed: u64, input_len: usize, weights_len: usize, out_channels: usize) -> Self {
+        let mut rng = Rng::new(seed);
+        let mut d = SeededData {
+            input: vec![0.0; input_len],
+            weights: vec![0.0; weights_len],
+            bias: vec![0.0; out_channels],
+        };
+        rng.fill(&mut d.input);
+        rng.fill(&mut d.weights);
+        rng.fill(&mut d.bias);
+        d
+    }
+}
+
+/// For a layer generated with baked weights made from [`SeededData`] of `seed`: checks that
+/// the baked copy equals the run-time `pack_weights` of the same data bit for bit, and that
+/// `run` with it matches the reference.
+pub fn check_baked(layer: &Layer, seed: u64) -> Result<(), String> {
+    let info = &layer.info;
+    let Some(baked) = layer.baked else {
+        return Err(format!("{}: has no baked weights", info.name));
+    };
+    let data = SeededData::new(seed, layer.input_len, layer.weights_len, info.out_channels);
+    let bias = info.bias.then_some(&data.bias[..]);
+    let mut packed = vec![0.0f32; layer.packed_len];
+    (layer.pack_weights)(&data.weights, bias, &mut packed)
+        .map_err(|e| format!("{}: pack_weights: {e}", info.name))?;
+    if baked.len() != packed.len() {
+        return Err(format!(
+            "{}: {} baked values, PACKED_LEN is {}",
+            info.name,
+            baked.len(),
+            packed.len()
+        ));
+    }
+    if let Some(i) = (0..packed.len()).find(|&i| baked[i].to_bits() != packed[i].to_bits()) {
+        return Err(format!(
+            "{}: baked[{i}] = {}, pack_weights gives {}",
+            info.name, baked[i], packed[i]
+        ));
+    }
+    let mut expected = vec![0.0f32; layer.output_len];
+    reference::conv2d(info, &data.input, &data.weights, bias, &mut expected)
+        .map_err(|e| format!("{}: reference: {e}", info.name))?;
+    let mut output = vec![f32::NAN; layer.output_len];
+    let mut scratch = vec![f32::NAN; layer.scratch_len];
+    (layer.run)(&data.input, baked, &mut output, &mut scratch)
+        .map_err(|e| format!("{} (run, baked): {e}", info.name))?;
+    reference::compare(info, &expected, &output)
+        .map_err(|m| format!("{} (run, baked): {m}", info.name))
 }
 
 /// A seed from a model and a layer name, so every layer gets its own data and a failure

@@ -12,12 +12,14 @@
 //!   micro-kernels use literal indices with no per-access bounds checks;
 //! - [`x86`] and [`aarch64`]: the few SIMD load/store helpers that need `unsafe`, and CPU
 //!   feature detection for the x86-64 dispatcher;
+//! - [`baked`]: the view of weights packed at generation time and baked into the binary;
 //! - [`rng`]: a tiny deterministic generator for test and benchmark data;
 //! - `check` (with `std`): runs a generated layer's variants against the reference.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 
 pub mod aarch64;
+pub mod baked;
 #[cfg(feature = "std")]
 pub mod check;
 pub mod pack;
@@ -254,6 +256,9 @@ pub struct Layer {
     pub run_split: ParallelFn,
     /// Every variant compiled in, best last.
     pub variants: &'static [Variant],
+    /// The packed weights baked in at generation time (`packed_len` values), when the
+    /// model was generated with a weights file.
+    pub baked: Option<&'static [f32]>,
 }
 
 /// Converts a slice to a fixed-size array reference, naming the buffer on a length mismatch.

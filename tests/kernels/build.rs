@@ -8,8 +8,9 @@
 //! quarter of them. The spec is written to `OUT_DIR/random_layers.json`; the test prints the
 //! seed, so a failure replays with `GSPC_RANDOM_SEED=<seed>`.
 
+use gspc_runtime::check;
 use gspc_runtime::rng::Rng;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const DEFAULT_SEED: u64 = 20_261_127;
 
@@ -40,12 +41,54 @@ fn main() {
     }
     specs.push(random);
 
-    if let Err(e) = gspc_codegen::Builder::new()
-        .specs(&specs)
-        .index("models.rs")
-        .generate()
-    {
+    // Every layer gets baked weights: check::SeededData of its check seed, so the baked copy
+    // can be compared with the run-time packing of the same data. The edge cases read them
+    // from .npy files, the random layers from a safetensors file.
+    let mut builder = gspc_codegen::Builder::new();
+    for spec in &specs {
+        let weights = match write_seeded_weights(spec, &out) {
+            Ok(w) => w,
+            Err(e) => fail(&format!("seeded weights: {e}")),
+        };
+        builder.baked(spec, weights);
+    }
+    if let Err(e) = builder.index("models.rs").generate() {
         fail(&format!("kernel generation failed:\n{e}"));
+    }
+}
+
+/// Writes the seeded weights of every layer of `spec`: a safetensors file for the random
+/// layers, a directory of .npy files otherwise. Returns the path.
+fn write_seeded_weights(spec: &Path, out: &Path) -> Result<PathBuf, gspc_codegen::Error> {
+    let spec = gspc_codegen::read_specs(&[spec])?.remove(0);
+    let mut tensors = Vec::new();
+    for l in &spec.layers {
+        let seed = check::seed_for(&spec.model, &l.name);
+        let d = check::SeededData::new(seed, l.input_len(), l.weights_len(), l.out_channels);
+        let shape = gspc_codegen::weights::weight_shape(l).to_vec();
+        tensors.push((format!("{}.weight", l.name), shape, d.weights));
+        if l.bias {
+            tensors.push((format!("{}.bias", l.name), vec![l.out_channels], d.bias));
+        }
+    }
+    let io = |p: &Path, e: std::io::Error| gspc_codegen::Error::Io {
+        file: p.display().to_string(),
+        message: format!("cannot write: {e}"),
+    };
+    if spec.model == "random_layers" {
+        let path = out.join("random_layers.safetensors");
+        let bytes = gspc_codegen::weights::to_safetensors(&tensors)?;
+        std::fs::write(&path, bytes).map_err(|e| io(&path, e))?;
+        Ok(path)
+    } else {
+        let dir = out.join(format!("{}_weights", spec.model));
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        for (name, shape, data) in &tensors {
+            let path = dir.join(format!("{name}.npy"));
+            let bytes = gspc_codegen::weights::to_npy(shape, data);
+            std::fs::write(&path, bytes).map_err(|e| io(&path, e))?;
+        }
+        Ok(dir)
     }
 }
 

@@ -47,24 +47,54 @@ fn is_snake_case(s: &str) -> bool {
 }
 
 /// The module of one model.
+/// Where a model's baked weights are: the file included next to the generated source, its
+/// length in bytes, the byte offset of every layer's part, and where they came from.
+pub(crate) struct Baked<'a> {
+    pub file_name: &'a str,
+    pub len: usize,
+    pub offsets: &'a [usize],
+    pub source: &'a str,
+}
+
 pub(crate) fn model_module(
     spec: &Spec,
     plans: &[LayerPlan],
     arch: Arch,
     outline_tiles: bool,
+    baked: Option<&Baked>,
 ) -> TokenStream {
     let name = ident(&spec.model);
     let model_str = &spec.model;
     let file = &spec.file;
     let layers: Vec<TokenStream> = plans
         .iter()
-        .map(|p| layer_module(p, arch, outline_tiles))
+        .enumerate()
+        .map(|(i, p)| {
+            let part = baked.map(|b| (b.len, b.offsets[i]));
+            layer_module(p, arch, outline_tiles, part)
+        })
         .collect();
+    let weights_static = match baked {
+        None => quote!(),
+        Some(b) => {
+            let (file_name, len) = (b.file_name, lit(b.len));
+            let doc = format!(
+                " Every layer's packed weights, baked in at generation time from `{}`: little-endian f32, each layer's part 64-byte aligned.",
+                b.source.escape_debug()
+            );
+            quote! {
+                #[doc = #doc]
+                static WEIGHTS: ::gspc_runtime::baked::Aligned<[u8; #len]> =
+                    ::gspc_runtime::baked::Aligned(*include_bytes!(#file_name));
+            }
+        }
+    };
     let layer_names: Vec<Ident> = plans.iter().map(|p| ident(&p.layer.name)).collect();
     let max = |f: fn(&LayerPlan) -> usize| lit(plans.iter().map(f).max().unwrap_or(0));
     let max_scratch = max(|p| p.scratch_len);
     let max_input = max(|p| p.layer.input_len());
     let max_output = max(|p| p.layer.output_len());
+    let max_activation = max(|p| p.layer.input_len().max(p.layer.output_len()));
     let total_packed = lit(plans.iter().map(|p| p.packed_len).sum());
     // A binary that uses some layers only must not warn about the rest of the API.
     let allow = if is_snake_case(&spec.model) {
@@ -91,6 +121,9 @@ pub(crate) fn model_module(
             pub const MAX_INPUT_LEN: usize = #max_input;
             /// The largest `OUTPUT_LEN` of the model's layers.
             pub const MAX_OUTPUT_LEN: usize = #max_output;
+            /// The largest `INPUT_LEN` or `OUTPUT_LEN`: two buffers of this length serve a
+            /// chain of the model's layers, each layer's output the next one's input.
+            pub const MAX_ACTIVATION_LEN: usize = #max_activation;
             /// The sum of the layers' `PACKED_LEN`.
             pub const TOTAL_PACKED_LEN: usize = #total_packed;
             /// Every layer, in spec order.
@@ -102,12 +135,20 @@ pub(crate) fn model_module(
                 layers: LAYERS,
             };
 
+            #weights_static
+
             #(#layers)*
         }
     }
 }
 
-fn layer_module(p: &LayerPlan, arch: Arch, outline_tiles: bool) -> TokenStream {
+/// One layer's module; `baked` = (length of the model's weight file, this layer's offset).
+fn layer_module(
+    p: &LayerPlan,
+    arch: Arch,
+    outline_tiles: bool,
+    baked: Option<(usize, usize)>,
+) -> TokenStream {
     let l = &p.layer;
     let name = ident(&l.name);
     let name_str = &l.name;
@@ -138,6 +179,31 @@ fn layer_module(p: &LayerPlan, arch: Arch, outline_tiles: bool) -> TokenStream {
     let act = activation_path(l.activation);
     let count = u(l.count);
     let strategy = p.strategy.as_str();
+    let (baked_items, baked_entry) = match baked {
+        None => (quote!(), quote!(None)),
+        Some((len, offset)) => {
+            let (len, offset) = (u(len), u(offset));
+            (
+                quote! {
+                    /// The layer's weights and bias, packed at generation time and baked into
+                    /// the binary (read-only memory): pass them to [`run`], or call
+                    /// [`run_baked`].
+                    pub static PACKED: &[f32; PACKED_LEN] =
+                        ::gspc_runtime::baked::f32s::<#len, PACKED_LEN>(&super::WEIGHTS, #offset);
+
+                    /// [`run`] with the baked weights [`PACKED`].
+                    pub fn run_baked(
+                        input: &[f32; INPUT_LEN],
+                        output: &mut [f32; OUTPUT_LEN],
+                        scratch: &mut [f32; SCRATCH_LEN],
+                    ) {
+                        run(input, PACKED, output, scratch)
+                    }
+                },
+                quote!(Some(PACKED)),
+            )
+        }
+    };
 
     let variants: Vec<TokenStream> = p
         .variants
@@ -246,7 +312,10 @@ fn layer_module(p: &LayerPlan, arch: Arch, outline_tiles: bool) -> TokenStream {
                 run_parallel: run_parallel_slice,
                 run_split: run_split_slice,
                 variants: &[#(#variant_entries),*],
+                baked: #baked_entry,
             };
+
+            #baked_items
 
             /// Packs OIHW weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
             /// optional bias (zero without one) into the layout the kernels read:

@@ -16,6 +16,9 @@ pub mod tiny {
     pub const MAX_INPUT_LEN: usize = 80;
     /// The largest `OUTPUT_LEN` of the model's layers.
     pub const MAX_OUTPUT_LEN: usize = 80;
+    /// The largest `INPUT_LEN` or `OUTPUT_LEN`: two buffers of this length serve a
+    /// chain of the model's layers, each layer's output the next one's input.
+    pub const MAX_ACTIVATION_LEN: usize = 80;
     /// The sum of the layers' `PACKED_LEN`.
     pub const TOTAL_PACKED_LEN: usize = 152;
     /// Every layer, in spec order.
@@ -92,6 +95,7 @@ pub mod tiny {
                     run: run_avx512_slice,
                 },
             ],
+            baked: None,
         };
         /// Packs OIHW weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
         /// optional bias (zero without one) into the layout the kernels read:
@@ -2907,6 +2911,7 @@ pub mod tiny {
                     run: run_avx512_slice,
                 },
             ],
+            baked: None,
         };
         /// Packs OIHW weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
         /// optional bias (zero without one) into the layout the kernels read:
