@@ -30,7 +30,7 @@ pub fn check_layer(layer: &Layer, seed: u64) -> Result<Checked, String> {
     let bias = info.bias.then_some(&data.bias[..]);
 
     let mut expected = vec![0.0f32; layer.output_len];
-    reference::conv2d(info, &input, &weights, bias, &mut expected)
+    reference::conv2d(info, input, weights, bias, &mut expected)
         .map_err(|e| format!("{}: reference: {e}", info.name))?;
     let mut packed = vec![0.0f32; layer.packed_len];
     (layer.pack_weights)(weights, bias, &mut packed)
