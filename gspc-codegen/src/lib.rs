@@ -21,6 +21,7 @@
 mod builder;
 mod emit;
 pub mod error;
+pub mod import;
 pub mod plan;
 pub mod spec;
 pub mod target;

@@ -1,0 +1,437 @@
+//! Output shapes of one node from its input shapes, attributes and constant inputs.
+
+use super::onnx::{AttributeProto, NodeProto, TensorProto, attribute_type};
+use super::shape::{self, AutoPad, Dims, WindowAttrs};
+use super::tensor;
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// Constant tensors by value name: initializers and Constant outputs.
+pub(crate) type Consts<'m> = HashMap<&'m str, Cow<'m, TensorProto>>;
+
+/// Why a node's output shapes are not known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Fail {
+    /// The importer has no shape rule for this operator.
+    Unsupported,
+    /// The rule failed: the message says why.
+    Invalid(String),
+}
+
+impl From<String> for Fail {
+    fn from(m: String) -> Fail {
+        Fail::Invalid(m)
+    }
+}
+
+/// Operators whose only (first) output has the first input's shape.
+const SAME_SHAPE: &[&str] = &[
+    "Relu",
+    "Clip",
+    "LeakyRelu",
+    "PRelu",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSwish",
+    "Tanh",
+    "Identity",
+    "Elu",
+    "Selu",
+    "Celu",
+    "Softplus",
+    "Softsign",
+    "Abs",
+    "Neg",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Erf",
+    "Gelu",
+    "Mish",
+    "Softmax",
+    "LogSoftmax",
+    "Cast",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Reciprocal",
+    "LRN",
+    "InstanceNormalization",
+    "LpNormalization",
+    "ThresholdedRelu",
+    "Shrink",
+];
+
+/// Operators with numpy broadcasting over all inputs.
+const BROADCAST: &[&str] = &[
+    "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where",
+];
+
+/// Reductions.
+const REDUCE: &[&str] = &[
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceSum",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceSumSquare",
+    "ReduceLogSumExp",
+];
+
+/// Every operator the importer infers output shapes of (for messages and the README).
+pub fn supported_ops() -> Vec<&'static str> {
+    let mut v: Vec<&str> = SAME_SHAPE.to_vec();
+    v.extend_from_slice(BROADCAST);
+    v.extend_from_slice(REDUCE);
+    v.extend_from_slice(&[
+        "Conv",
+        "BatchNormalization",
+        "Dropout",
+        "MaxPool",
+        "AveragePool",
+        "LpPool",
+        "GlobalAveragePool",
+        "GlobalMaxPool",
+        "GlobalLpPool",
+        "Concat",
+        "Flatten",
+        "Gemm",
+        "MatMul",
+        "Reshape",
+        "Transpose",
+        "Split",
+        "Pad",
+        "Squeeze",
+        "Unsqueeze",
+        "Shape",
+        "Constant",
+    ]);
+    v
+}
+
+/// A node's attributes, with their types checked.
+pub(crate) struct Attrs<'m>(pub &'m [AttributeProto]);
+
+fn type_name(t: i32) -> &'static str {
+    match t {
+        attribute_type::FLOAT => "a float",
+        attribute_type::INT => "an int",
+        attribute_type::STRING => "a string",
+        attribute_type::TENSOR => "a tensor",
+        attribute_type::GRAPH => "a graph",
+        attribute_type::FLOATS => "a list of floats",
+        attribute_type::INTS => "a list of ints",
+        attribute_type::STRINGS => "a list of strings",
+        _ => "of an unknown type",
+    }
+}
+
+impl<'m> Attrs<'m> {
+    fn get(
+        &self,
+        name: &str,
+        want: i32,
+        present: impl Fn(&AttributeProto) -> bool,
+    ) -> Result<Option<&'m AttributeProto>, String> {
+        let Some(a) = self.0.iter().find(|a| a.name == name) else {
+            return Ok(None);
+        };
+        if a.r#type == want || (a.r#type == 0 && present(a)) {
+            Ok(Some(a))
+        } else {
+            Err(format!(
+                "attribute \"{name}\" is {}, expected {}",
+                type_name(a.r#type),
+                type_name(want)
+            ))
+        }
+    }
+
+    /// An int attribute.
+    pub(crate) fn int(&self, name: &str) -> Result<Option<i64>, String> {
+        Ok(self
+            .get(name, attribute_type::INT, |a| a.i.is_some())?
+            .map(|a| a.i.unwrap_or(0)))
+    }
+
+    /// An int attribute with a default.
+    pub(crate) fn int_or(&self, name: &str, default: i64) -> Result<i64, String> {
+        Ok(self.int(name)?.unwrap_or(default))
+    }
+
+    /// A list-of-ints attribute.
+    pub(crate) fn ints(&self, name: &str) -> Result<Option<&'m [i64]>, String> {
+        Ok(self
+            .get(name, attribute_type::INTS, |a| !a.ints.is_empty())?
+            .map(|a| a.ints.as_slice()))
+    }
+
+    /// A float attribute.
+    pub(crate) fn float(&self, name: &str) -> Result<Option<f32>, String> {
+        Ok(self
+            .get(name, attribute_type::FLOAT, |a| a.f.is_some())?
+            .map(|a| a.f.unwrap_or(0.0)))
+    }
+
+    /// A list-of-floats attribute.
+    pub(crate) fn floats(&self, name: &str) -> Result<Option<&'m [f32]>, String> {
+        Ok(self
+            .get(name, attribute_type::FLOATS, |a| !a.floats.is_empty())?
+            .map(|a| a.floats.as_slice()))
+    }
+
+    /// A string attribute (lossy UTF-8).
+    pub(crate) fn string(&self, name: &str) -> Result<Option<String>, String> {
+        Ok(self
+            .get(name, attribute_type::STRING, |a| a.s.is_some())?
+            .map(|a| String::from_utf8_lossy(a.s.as_deref().unwrap_or_default()).into_owned()))
+    }
+
+    /// A tensor attribute.
+    pub(crate) fn tensor(&self, name: &str) -> Result<Option<&'m TensorProto>, String> {
+        Ok(self
+            .get(name, attribute_type::TENSOR, |a| a.t.is_some())?
+            .and_then(|a| a.t.as_ref()))
+    }
+
+    /// Whether the node has an attribute of this name.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|a| a.name == name)
+    }
+}
+
+/// The constant value of a Constant node, if the importer reads its kind.
+pub(crate) fn constant_value<'m>(node: &'m NodeProto) -> Result<Cow<'m, TensorProto>, Fail> {
+    let a = Attrs(&node.attribute);
+    if let Some(t) = a.tensor("value")? {
+        return Ok(Cow::Borrowed(t));
+    }
+    let float = |dims: Vec<i64>, v: Vec<f32>| TensorProto {
+        dims,
+        data_type: super::onnx::data_type::FLOAT,
+        float_data: v,
+        ..Default::default()
+    };
+    let int = |dims: Vec<i64>, v: Vec<i64>| TensorProto {
+        dims,
+        data_type: super::onnx::data_type::INT64,
+        int64_data: v,
+        ..Default::default()
+    };
+    let len = |n: usize| vec![i64::try_from(n).unwrap_or(i64::MAX)];
+    if let Some(f) = a.float("value_float")? {
+        return Ok(Cow::Owned(float(vec![], vec![f])));
+    }
+    if let Some(v) = a.floats("value_floats")? {
+        return Ok(Cow::Owned(float(len(v.len()), v.to_vec())));
+    }
+    if let Some(i) = a.int("value_int")? {
+        return Ok(Cow::Owned(int(vec![], vec![i])));
+    }
+    if let Some(v) = a.ints("value_ints")? {
+        return Ok(Cow::Owned(int(len(v.len()), v.to_vec())));
+    }
+    Err(Fail::Unsupported)
+}
+
+/// One node's inputs, as inference sees them.
+pub(crate) struct Op<'a, 'm> {
+    /// The node.
+    pub node: &'m NodeProto,
+    /// Input shapes; `None` for an omitted optional input (empty name).
+    pub inputs: &'a [Option<Dims>],
+    /// Constant values known so far.
+    pub consts: &'a Consts<'m>,
+    /// The model's version of the standard operator set.
+    pub opset: i64,
+}
+
+impl Op<'_, '_> {
+    fn input(&self, i: usize) -> Result<&Dims, Fail> {
+        self.inputs
+            .get(i)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| Fail::Invalid(format!("{} needs input {i}", self.node.op_type)))
+    }
+
+    /// The constant tensor at input `i`; `None` when the input is omitted.
+    pub(crate) fn const_input(&self, i: usize) -> Result<Option<&TensorProto>, Fail> {
+        let Some(name) = self.node.input.get(i).filter(|n| !n.is_empty()) else {
+            return Ok(None);
+        };
+        match self.consts.get(name.as_str()) {
+            Some(t) => Ok(Some(t.as_ref())),
+            None => Err(Fail::Invalid(format!(
+                "input {i} \"{}\" must be a constant (an initializer or a Constant node) for the importer to infer shapes",
+                super::quote(name)
+            ))),
+        }
+    }
+
+    fn const_ints(&self, i: usize, max: usize) -> Result<Option<Vec<i64>>, Fail> {
+        match self.const_input(i)? {
+            None => Ok(None),
+            Some(t) => Ok(Some(tensor::ints(t, max)?)),
+        }
+    }
+
+    fn window(&self, kernel: Option<&[u64]>) -> Result<(Dims, AutoPad), Fail> {
+        let a = Attrs(&self.node.attribute);
+        let kernel: Dims = match (a.ints("kernel_shape")?, kernel) {
+            (Some(k), _) => k
+                .iter()
+                .map(|&v| shape::dim_from(v, 1, "kernel size"))
+                .collect::<Result<_, _>>()?,
+            (None, Some(k)) => k.to_vec(),
+            (None, None) => return Err(Fail::Invalid("kernel_shape is missing".to_string())),
+        };
+        let auto_pad = AutoPad::parse(&a.string("auto_pad")?.unwrap_or_default())?;
+        Ok((kernel, auto_pad))
+    }
+}
+
+/// The output shapes of `op` (fewer than its outputs when some are not inferred).
+pub(crate) fn infer(op: &Op) -> Result<Vec<Option<Dims>>, Fail> {
+    let node = op.node;
+    let a = Attrs(&node.attribute);
+    let t = node.op_type.as_str();
+    let one = |d: Dims| Ok(vec![Some(d)]);
+    if SAME_SHAPE.contains(&t) {
+        return one(op.input(0)?.clone());
+    }
+    if BROADCAST.contains(&t) {
+        let shapes: Vec<&[u64]> = (0..node.input.len())
+            .map(|i| op.input(i).map(Vec::as_slice))
+            .collect::<Result<_, _>>()?;
+        return one(shape::broadcast(&shapes)?);
+    }
+    if REDUCE.contains(&t) {
+        let x = op.input(0)?;
+        let axes = match op.const_ints(1, shape::MAX_RANK)? {
+            Some(v) => v,
+            None => a.ints("axes")?.map(<[i64]>::to_vec).unwrap_or_default(),
+        };
+        let keep = a.int_or("keepdims", 1)? != 0;
+        let noop = a.int_or("noop_with_empty_axes", 0)? != 0;
+        return one(shape::reduce(x, &axes, keep, noop)?);
+    }
+    match t {
+        "Dropout" => {
+            let x = op.input(0)?.clone();
+            Ok(vec![Some(x.clone()), Some(x)])
+        }
+        "BatchNormalization" => {
+            let x = op.input(0)?.clone();
+            let c = shape::batch_channels_spatial(&x)?.1;
+            Ok(vec![Some(x), Some(vec![c]), Some(vec![c])])
+        }
+        "Conv" => {
+            let x = op.input(0)?;
+            let w = op.input(1)?;
+            let (kernel, auto_pad) = op.window(w.get(2..))?;
+            let group = u64::try_from(a.int_or("group", 1)?)
+                .map_err(|_| "group must be positive".to_string())?;
+            let wa = WindowAttrs {
+                kernel: &kernel,
+                strides: a.ints("strides")?,
+                dilations: a.ints("dilations")?,
+                pads: a.ints("pads")?,
+                auto_pad,
+            };
+            one(shape::conv(x, w, group, &wa)?.0)
+        }
+        "MaxPool" | "AveragePool" | "LpPool" => {
+            let x = op.input(0)?;
+            let (kernel, auto_pad) = op.window(None)?;
+            let wa = WindowAttrs {
+                kernel: &kernel,
+                strides: a.ints("strides")?,
+                dilations: a.ints("dilations")?,
+                pads: a.ints("pads")?,
+                auto_pad,
+            };
+            let ceil = a.int_or("ceil_mode", 0)? != 0;
+            let y = shape::pool(x, &wa, ceil)?;
+            Ok(vec![Some(y.clone()), Some(y)])
+        }
+        "GlobalAveragePool" | "GlobalMaxPool" | "GlobalLpPool" => {
+            one(shape::global_pool(op.input(0)?)?)
+        }
+        "Concat" => {
+            let shapes: Vec<&[u64]> = (0..node.input.len())
+                .map(|i| op.input(i).map(Vec::as_slice))
+                .collect::<Result<_, _>>()?;
+            let axis = a
+                .int("axis")?
+                .ok_or_else(|| "Concat needs the attribute axis".to_string())?;
+            one(shape::concat(&shapes, axis)?)
+        }
+        "Flatten" => one(shape::flatten(op.input(0)?, a.int_or("axis", 1)?)?),
+        "Gemm" => one(shape::gemm(
+            op.input(0)?,
+            op.input(1)?,
+            a.int_or("transA", 0)? != 0,
+            a.int_or("transB", 0)? != 0,
+        )?),
+        "MatMul" => one(shape::matmul(op.input(0)?, op.input(1)?)?),
+        "Reshape" => {
+            let x = op.input(0)?;
+            let target = if op.opset < 5 {
+                a.ints("shape")?.map(<[i64]>::to_vec)
+            } else {
+                op.const_ints(1, shape::MAX_RANK)?
+            };
+            let target =
+                target.ok_or_else(|| "Reshape needs the target shape".to_string())?;
+            one(shape::reshape(
+                x,
+                &target,
+                a.int_or("allowzero", 0)? != 0,
+            )?)
+        }
+        "Transpose" => one(shape::transpose(op.input(0)?, a.ints("perm")?)?),
+        "Split" => {
+            let x = op.input(0)?;
+            let sizes = match op.const_ints(1, node.output.len())? {
+                Some(v) => Some(v),
+                None => a.ints("split")?.map(<[i64]>::to_vec),
+            };
+            let outs = shape::split(x, a.int_or("axis", 0)?, sizes.as_deref(), node.output.len())?;
+            Ok(outs.into_iter().map(Some).collect())
+        }
+        "Pad" => {
+            let x = op.input(0)?;
+            let pads = if op.opset < 11 {
+                a.ints("pads")?.map(<[i64]>::to_vec)
+            } else {
+                op.const_ints(1, 2 * shape::MAX_RANK)?
+            };
+            let pads = pads.ok_or_else(|| "Pad needs pads".to_string())?;
+            let axes = op.const_ints(3, shape::MAX_RANK)?;
+            one(shape::pad(x, &pads, axes.as_deref())?)
+        }
+        "Squeeze" => {
+            let x = op.input(0)?;
+            let axes = match op.const_ints(1, shape::MAX_RANK)? {
+                Some(v) => Some(v),
+                None => a.ints("axes")?.map(<[i64]>::to_vec),
+            };
+            one(shape::squeeze(x, axes.as_deref())?)
+        }
+        "Unsqueeze" => {
+            let x = op.input(0)?;
+            let axes = match op.const_ints(1, shape::MAX_RANK)? {
+                Some(v) => Some(v),
+                None => a.ints("axes")?.map(<[i64]>::to_vec),
+            };
+            let axes = axes.ok_or_else(|| "Unsqueeze needs axes".to_string())?;
+            one(shape::unsqueeze(x, &axes)?)
+        }
+        "Shape" if !a.has("start") && !a.has("end") => {
+            one(vec![u64::try_from(op.input(0)?.len()).unwrap_or(u64::MAX)])
+        }
+        _ => Err(Fail::Unsupported),
+    }
+}

@@ -1,0 +1,1215 @@
+//! ONNX import: a model's (grouped) Conv nodes into a layer spec and their weights into
+//! safetensors.
+//!
+//! [`import`] decodes the model ([`onnx`] holds the protobuf messages), infers the static
+//! shape of every value from the graph inputs through the operators in between (or takes
+//! it from `value_info` and the graph outputs), and turns every grouped Conv (every Conv
+//! with [`ImportOptions::all_convs`]) into a [`crate::LayerSpec`]: channels and the weights
+//! from the weight initializer, group, kernel, strides, symmetric pads, dilations, the
+//! bias, and a Relu or Clip(0, 6) that alone consumes the Conv's output as the fused
+//! activation. Every problem found is reported at once, each naming the node; no input
+//! bytes make it panic or allocate more than a small multiple of their length.
+//!
+//! ```no_run
+//! let bytes = std::fs::read("model.onnx").unwrap();
+//! let imported = gspc_codegen::import::import("model.onnx", &bytes, &Default::default())?;
+//! std::fs::write("model.json", &imported.spec_json).unwrap();
+//! std::fs::write("model.safetensors", &imported.weights).unwrap();
+//! # Ok::<(), gspc_codegen::Error>(())
+//! ```
+
+mod infer;
+pub mod onnx;
+mod shape;
+mod tensor;
+
+pub use infer::supported_ops;
+
+use crate::error::{Diagnostic, Error};
+use crate::spec::{self, Spec};
+use gspc_runtime::Activation;
+use infer::{Attrs, Consts, Fail, Op};
+use onnx::{GraphProto, ModelProto, NodeProto};
+use prost::Message;
+use shape::{AutoPad, Dims, WindowAttrs};
+use std::collections::{HashMap, HashSet};
+
+/// What to import and how.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// Import every 2-D Conv, not only grouped ones (`group > 1`).
+    pub all_convs: bool,
+    /// Shapes of graph inputs, by name: they replace the model's (dynamic or not).
+    pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// The model name (a Rust identifier); `None`: the file's stem, made an identifier.
+    pub model: Option<String>,
+}
+
+/// A model's imported layers.
+#[derive(Clone, Debug)]
+pub struct Imported {
+    /// The model name (the spec's `model`).
+    pub model: String,
+    /// The layer spec, validated (its `file` is the ONNX file's name).
+    pub spec: Spec,
+    /// The spec as JSON text, one layer per line, in the format of `layer-specs/*.json`.
+    pub spec_json: String,
+    /// The weights as a safetensors file: `<layer>.weight` (f32 `[K, C / G, KH, KW]`) and,
+    /// for layers with a bias, `<layer>.bias` (f32 `[K]`).
+    pub weights: Vec<u8>,
+    /// Where each layer of the spec comes from, in spec order.
+    pub layers: Vec<ImportedLayer>,
+    /// Things the user should know: assumptions made, what was fused or skipped, which
+    /// operators the app still runs itself.
+    pub notes: Vec<String>,
+}
+
+/// Where one imported layer comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportedLayer {
+    /// The layer's name in the spec.
+    pub name: String,
+    /// Index of the Conv in `graph.node`.
+    pub node: usize,
+    /// The Conv as messages name it: `graph.node[3] "name" (Conv)`.
+    pub source: String,
+    /// The fused Relu or Clip node as messages name it, if one was fused.
+    pub fused: Option<String>,
+    /// The ONNX value the layer reads.
+    pub input: String,
+    /// The ONNX value the layer produces (the fused activation's output, if any).
+    pub output: String,
+    /// The key of the weights in [`Imported::weights`].
+    pub weight_key: String,
+    /// The key of the bias in [`Imported::weights`], if the Conv has one.
+    pub bias_key: Option<String>,
+}
+
+/// Parses `NAME=1x3x224x224` (dimensions separated by `x` or `,`), as `--input-shape`
+/// takes it.
+pub fn parse_input_shape(arg: &str) -> Result<(String, Vec<usize>), Error> {
+    let bad = |why: &str| {
+        Error::Option(format!(
+            "--input-shape {:?}: {why} (expected NAME=DIMS, e.g. input=1x3x224x224)",
+            arg
+        ))
+    };
+    let (name, dims) = arg
+        .rsplit_once('=')
+        .ok_or_else(|| bad("no '=' between the input's name and its dimensions"))?;
+    if name.is_empty() {
+        return Err(bad("the input's name is empty"));
+    }
+    let dims = dims
+        .split(['x', 'X', ','])
+        .map(|d| d.trim().parse::<usize>().ok().filter(|&n| n >= 1))
+        .collect::<Option<Vec<_>>>()
+        .filter(|d| !d.is_empty() && d.len() <= shape::MAX_RANK)
+        .ok_or_else(|| bad("the dimensions must be whole numbers of 1 or more"))?;
+    Ok((name.to_string(), dims))
+}
+
+/// `s` made a valid, non-keyword, lower snake case Rust identifier of at most 64 bytes:
+/// other characters become `_` (runs collapsed, ends trimmed), `camelCase` splits at the
+/// capital, a leading digit gets `conv_` in front, a keyword `_conv` behind. Empty when
+/// nothing is left.
+pub fn identifier(s: &str) -> String {
+    let mut out = String::new();
+    let mut prev_lower = false;
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            if c.is_ascii_uppercase() && prev_lower {
+                out.push('_');
+            }
+            prev_lower = c.is_ascii_lowercase();
+            out.push(c.to_ascii_lowercase());
+        } else {
+            if !out.ends_with('_') {
+                out.push('_');
+            }
+            prev_lower = false;
+        }
+        if out.len() > 2 * spec::limits::MAX_NAME_LEN {
+            break;
+        }
+    }
+    let mut out = out.trim_matches('_').to_string();
+    if out.is_empty() {
+        return out;
+    }
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert_str(0, "conv_");
+    }
+    out = truncate(&out, spec::limits::MAX_NAME_LEN);
+    if spec::check_identifier(&out).is_err() {
+        out = truncate(&out, spec::limits::MAX_NAME_LEN - 5) + "_conv";
+    }
+    out
+}
+
+/// At most `n` bytes of an ASCII identifier, without a trailing `_`.
+fn truncate(s: &str, n: usize) -> String {
+    s.get(..n.min(s.len()))
+        .unwrap_or(s)
+        .trim_end_matches('_')
+        .to_string()
+}
+
+/// A name for messages: escaped to one line, shortened past 60 characters.
+pub(crate) fn quote(s: &str) -> String {
+    let e = s.escape_debug().to_string();
+    if e.chars().count() > 60 {
+        let cut: String = e.chars().take(57).collect();
+        format!("{cut}...")
+    } else {
+        e
+    }
+}
+
+/// Imports the model in `bytes`. `file` names it in messages (and gives the default model
+/// name). Reads no files.
+pub fn import(file: &str, bytes: &[u8], options: &ImportOptions) -> Result<Imported, Error> {
+    let fail = |path: &str, message: String| {
+        Error::Invalid(vec![Diagnostic {
+            file: file.to_string(),
+            path: path.to_string(),
+            message,
+        }])
+    };
+    let model = match &options.model {
+        Some(m) => {
+            spec::check_identifier(m).map_err(|e| Error::Option(format!("--model: {e}")))?;
+            m.clone()
+        }
+        None => {
+            let stem = std::path::Path::new(file)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Some(identifier(&stem))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "model".to_string())
+        }
+    };
+    let proto = ModelProto::decode(bytes).map_err(|e| {
+        fail(
+            "",
+            format!("not an ONNX model: the protobuf does not decode ({e})"),
+        )
+    })?;
+    let graph = proto.graph.as_ref().ok_or_else(|| {
+        fail(
+            "",
+            "not an ONNX model: it has no graph (ModelProto.graph)".to_string(),
+        )
+    })?;
+    let opset = proto
+        .opset_import
+        .iter()
+        .filter(|o| standard_domain(&o.domain))
+        .map(|o| o.version)
+        .max()
+        .ok_or_else(|| {
+            fail(
+                "opset_import",
+                "the model imports no version of the standard operator set (domain \"\")"
+                    .to_string(),
+            )
+        })?;
+    let mut cx = Cx::new(file, graph, opset);
+    cx.inputs(options)?;
+    cx.propagate();
+    let layers = cx.convs(options);
+    if !cx.diags.is_empty() {
+        return Err(Error::Invalid(cx.diags));
+    }
+    if layers.is_empty() {
+        let convs = graph.node.iter().filter(|n| is_op(n, "Conv")).count();
+        let hint = if options.all_convs || convs == 0 {
+            String::new()
+        } else {
+            " (--all-convs imports ungrouped ones too)".to_string()
+        };
+        return Err(fail(
+            "graph",
+            format!("the model has no grouped Conv to import: {convs} Conv node(s) with group 1{hint}"),
+        ));
+    }
+    cx.finish(model, layers)
+}
+
+/// Whether `d` names the standard operator set.
+fn standard_domain(d: &str) -> bool {
+    d.is_empty() || d == "ai.onnx"
+}
+
+fn is_op(n: &NodeProto, op: &str) -> bool {
+    n.op_type == op && standard_domain(&n.domain)
+}
+
+/// Why a value's shape is not known; reported once, at the first Conv that needs it.
+enum Cause {
+    /// A node's output: no shape rule (`why` = `None`) or the rule failed, and no
+    /// value_info.
+    Node {
+        node: usize,
+        output: usize,
+        why: Option<String>,
+    },
+    /// A graph input's shape is dynamic, unknown or out of range.
+    Input {
+        input: usize,
+        problem: String,
+        hint: String,
+    },
+    /// A value nothing defines (before its use), or an initializer that cannot be read.
+    Value { name: String, why: Option<String> },
+}
+
+/// Why a node's output shape is not known.
+#[derive(Clone)]
+enum Unknown {
+    /// An input's shape is not known: this cause.
+    Upstream(usize),
+    /// This node: no rule (`None`) or the rule failed.
+    Here(Option<String>),
+}
+
+/// One Conv to import.
+struct Layer<'m> {
+    node: usize,
+    /// Node name, else the output's name.
+    raw_name: &'m str,
+    input: &'m str,
+    output: &'m str,
+    fused: Option<usize>,
+    activation: Activation,
+    x: Dims,
+    weights: Vec<f32>,
+    w_dims: Dims,
+    bias: Option<Vec<f32>>,
+    group: u64,
+    stride: [u64; 2],
+    padding: [u64; 2],
+    dilation: [u64; 2],
+}
+
+struct Cx<'m> {
+    file: String,
+    graph: &'m GraphProto,
+    opset: i64,
+    consts: Consts<'m>,
+    /// Static shapes from value_info and the graph outputs.
+    info: HashMap<&'m str, Dims>,
+    values: HashMap<&'m str, Result<Dims, usize>>,
+    causes: Vec<Cause>,
+    reported: HashSet<usize>,
+    diags: Vec<Diagnostic>,
+    notes: Vec<String>,
+    conflicts: Vec<String>,
+    batch_noted: bool,
+}
+
+/// A static shape from a value_info entry, if it has one.
+fn static_shape(vi: &onnx::ValueInfoProto) -> Option<Dims> {
+    let shape = vi.r#type.as_ref()?.tensor_type.as_ref()?.shape.as_ref()?;
+    let d: Dims = shape
+        .dim
+        .iter()
+        .map(|d| d.dim_value.and_then(|v| u64::try_from(v).ok()))
+        .collect::<Option<_>>()?;
+    shape::check(&d).ok().map(|_| d)
+}
+
+impl<'m> Cx<'m> {
+    fn new(file: &str, graph: &'m GraphProto, opset: i64) -> Cx<'m> {
+        let mut consts = Consts::new();
+        for t in &graph.initializer {
+            consts.insert(t.name.as_str(), std::borrow::Cow::Borrowed(t));
+        }
+        let mut info = HashMap::new();
+        for vi in graph.value_info.iter().chain(&graph.output) {
+            if let Some(d) = static_shape(vi) {
+                info.insert(vi.name.as_str(), d);
+            }
+        }
+        Cx {
+            file: file.to_string(),
+            graph,
+            opset,
+            consts,
+            info,
+            values: HashMap::new(),
+            causes: Vec::new(),
+            reported: HashSet::new(),
+            diags: Vec::new(),
+            notes: Vec::new(),
+            conflicts: Vec::new(),
+            batch_noted: false,
+        }
+    }
+
+    fn diag(&mut self, path: String, message: String) {
+        self.diags.push(Diagnostic {
+            file: self.file.clone(),
+            path,
+            message,
+        });
+    }
+
+    fn cause(&mut self, c: Cause) -> usize {
+        self.causes.push(c);
+        self.causes.len() - 1
+    }
+
+    /// `graph.node[3] "name" (Conv)`.
+    fn node_path(&self, i: usize) -> String {
+        let Some(n) = self.graph.node.get(i) else {
+            return format!("graph.node[{i}]");
+        };
+        let op = if standard_domain(&n.domain) {
+            quote(&n.op_type)
+        } else {
+            format!("{}.{}", quote(&n.domain), quote(&n.op_type))
+        };
+        if n.name.is_empty() {
+            format!("graph.node[{i}] ({op})")
+        } else {
+            format!("graph.node[{i}] \"{}\" ({op})", quote(&n.name))
+        }
+    }
+
+    /// Shapes of the graph inputs: overridden, declared, or a cause.
+    fn inputs(&mut self, options: &ImportOptions) -> Result<(), Error> {
+        let graph = self.graph;
+        let real: Vec<(usize, &'m onnx::ValueInfoProto)> = graph
+            .input
+            .iter()
+            .enumerate()
+            .filter(|(_, vi)| !self.consts.contains_key(vi.name.as_str()))
+            .collect();
+        for (name, _) in &options.input_shapes {
+            if !real.iter().any(|(_, vi)| &vi.name == name) {
+                let names: Vec<String> = real
+                    .iter()
+                    .map(|(_, vi)| format!("\"{}\"", quote(&vi.name)))
+                    .collect();
+                return Err(Error::Option(format!(
+                    "--input-shape {}: the model has no graph input \"{}\" (its inputs: {})",
+                    quote(name),
+                    quote(name),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )));
+            }
+        }
+        for (i, vi) in real {
+            let path = format!("graph.input[{i}] \"{}\"", quote(&vi.name));
+            let declared: Option<Vec<Option<i64>>> = vi
+                .r#type
+                .as_ref()
+                .and_then(|t| t.tensor_type.as_ref())
+                .and_then(|t| t.shape.as_ref())
+                .map(|s| s.dim.iter().map(|d| d.dim_value).collect());
+            let params: Vec<String> = vi
+                .r#type
+                .as_ref()
+                .and_then(|t| t.tensor_type.as_ref())
+                .and_then(|t| t.shape.as_ref())
+                .map(|s| {
+                    s.dim
+                        .iter()
+                        .map(|d| match (d.dim_value, &d.dim_param) {
+                            (Some(v), _) => v.to_string(),
+                            (None, Some(p)) if !p.is_empty() => quote(p),
+                            _ => "?".to_string(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let over = options
+                .input_shapes
+                .iter()
+                .rev()
+                .find(|(n, _)| n == &vi.name);
+            let result = if let Some((_, dims)) = over {
+                let d: Dims = dims.iter().map(|&x| x as u64).collect();
+                if let Err(e) = shape::check(&d) {
+                    return Err(Error::Option(format!(
+                        "--input-shape {}: {e}",
+                        quote(&vi.name)
+                    )));
+                }
+                if let Some(decl) = &declared {
+                    if decl.len() != d.len() {
+                        return Err(Error::Option(format!(
+                            "--input-shape {}: {} dimensions, but the model declares the input with {} ([{}])",
+                            quote(&vi.name),
+                            d.len(),
+                            decl.len(),
+                            params.join(", ")
+                        )));
+                    }
+                    let differs = decl
+                        .iter()
+                        .zip(&d)
+                        .any(|(a, b)| a.is_some_and(|a| u64::try_from(a).ok() != Some(*b)));
+                    if differs {
+                        self.notes.push(format!(
+                            "{path}: --input-shape {} replaces the declared shape [{}]",
+                            shape::show(&d),
+                            params.join(", ")
+                        ));
+                    }
+                }
+                Ok(d)
+            } else {
+                self.declared_shape(i, &path, &vi.name, declared, &params)
+            };
+            self.values.insert(vi.name.as_str(), result);
+        }
+        Ok(())
+    }
+
+    /// A graph input's declared shape, or the cause of its absence.
+    fn declared_shape(
+        &mut self,
+        i: usize,
+        path: &str,
+        name: &str,
+        declared: Option<Vec<Option<i64>>>,
+        params: &[String],
+    ) -> Result<Dims, usize> {
+        let example = |dims: &[String]| {
+            let parts: Vec<String> = dims
+                .iter()
+                .enumerate()
+                .map(|(j, p)| match p.parse::<u64>() {
+                    Ok(v) => v.to_string(),
+                    Err(_) if j == 0 && dims.len() == 4 => "1".to_string(),
+                    Err(_) if p == "?" => format!("<d{j}>"),
+                    Err(_) => format!("<{p}>"),
+                })
+                .collect();
+            format!("set it with --input-shape {}={}", quote(name), parts.join("x"))
+        };
+        let Some(decl) = declared else {
+            let c = self.cause(Cause::Input {
+                input: i,
+                problem: "the model declares no shape for it".to_string(),
+                hint: format!("set it with --input-shape {}=NxCxHxW", quote(name)),
+            });
+            return Err(c);
+        };
+        let shown = format!("[{}]", params.join(", "));
+        let dynamic: Vec<usize> = decl
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| !d.is_some_and(|v| v >= 0))
+            .map(|(j, _)| j)
+            .collect();
+        let batch_only = decl.len() == 4 && dynamic == [0];
+        if !dynamic.is_empty() && !batch_only {
+            let names: Vec<String> = dynamic
+                .iter()
+                .filter(|&&j| !(j == 0 && decl.len() == 4))
+                .filter_map(|&j| params.get(j).cloned())
+                .collect();
+            let c = self.cause(Cause::Input {
+                input: i,
+                problem: format!(
+                    "the shape {shown} has dynamic dimensions ({})",
+                    names.join(", ")
+                ),
+                hint: example(params),
+            });
+            return Err(c);
+        }
+        let d: Dims = decl
+            .iter()
+            .map(|v| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(1))
+            .collect();
+        if let Err(e) = shape::check(&d) {
+            let c = self.cause(Cause::Input {
+                input: i,
+                problem: format!("the shape {shown} is out of range: {e}"),
+                hint: example(params),
+            });
+            return Err(c);
+        }
+        if batch_only {
+            self.notes.push(format!(
+                "{path}: the batch dimension {} is dynamic; assumed 1 (the spec is per image)",
+                params.first().map(String::as_str).unwrap_or("?")
+            ));
+        }
+        Ok(d)
+    }
+
+    /// The shape of a value used as an input.
+    fn value(&mut self, name: &'m str) -> Result<Dims, usize> {
+        if let Some(v) = self.values.get(name) {
+            return v.clone();
+        }
+        let r = match self.consts.get(name).map(|t| tensor::dims(t)) {
+            Some(Ok(d)) => Ok(d),
+            Some(Err(e)) => Err(self.cause(Cause::Value {
+                name: quote(name),
+                why: Some(e),
+            })),
+            None => Err(self.cause(Cause::Value {
+                name: quote(name),
+                why: None,
+            })),
+        };
+        self.values.insert(name, r.clone());
+        r
+    }
+
+    /// Shapes of every node's outputs, in node order.
+    fn propagate(&mut self) {
+        let graph = self.graph;
+        for (idx, node) in graph.node.iter().enumerate() {
+            let mut shapes = Vec::with_capacity(node.input.len());
+            let mut failed = None;
+            for name in &node.input {
+                if name.is_empty() {
+                    shapes.push(None);
+                    continue;
+                }
+                match self.value(name) {
+                    Ok(d) => shapes.push(Some(d)),
+                    Err(c) => {
+                        failed.get_or_insert(c);
+                        shapes.push(None);
+                    }
+                }
+            }
+            let standard = standard_domain(&node.domain);
+            // Constants and Identity of constants: values the shape rules can read.
+            if standard && node.op_type == "Constant" {
+                if let (Some(out), Ok(t)) = (node.output.first(), infer::constant_value(node)) {
+                    self.consts.insert(out.as_str(), t);
+                }
+            } else if standard && node.op_type == "Identity" {
+                let src = node.input.first().and_then(|n| self.consts.get(n.as_str()));
+                if let (Some(out), Some(t)) = (node.output.first(), src.cloned()) {
+                    self.consts.insert(out.as_str(), t);
+                }
+            }
+            let result: Result<Vec<Option<Dims>>, Unknown> = if let Some(c) = failed {
+                Err(Unknown::Upstream(c))
+            } else if !standard {
+                Err(Unknown::Here(None))
+            } else if node.op_type == "Constant" {
+                match self.consts.get(node.output.first().map(String::as_str).unwrap_or("")) {
+                    Some(t) => tensor::dims(t)
+                        .map(|d| vec![Some(d)])
+                        .map_err(|e| Unknown::Here(Some(e))),
+                    None => Err(Unknown::Here(None)),
+                }
+            } else {
+                let op = Op {
+                    node,
+                    inputs: &shapes,
+                    consts: &self.consts,
+                    opset: self.opset,
+                };
+                infer::infer(&op).map_err(|f| match f {
+                    Fail::Unsupported => Unknown::Here(None),
+                    Fail::Invalid(m) => Unknown::Here(Some(m)),
+                })
+            };
+            for (j, out) in node.output.iter().enumerate() {
+                if out.is_empty() {
+                    continue;
+                }
+                let inferred: Result<Dims, Unknown> = match &result {
+                    Ok(v) => match v.get(j).cloned().flatten() {
+                        Some(d) => match shape::check(&d) {
+                            Ok(()) => Ok(d),
+                            Err(e) => Err(Unknown::Here(Some(e))),
+                        },
+                        None => Err(Unknown::Here(None)),
+                    },
+                    Err(e) => Err(e.clone()),
+                };
+                let info = self.info.get(out.as_str()).cloned();
+                let r = match (inferred, info) {
+                    (Ok(d), Some(vi)) => {
+                        if d != vi {
+                            self.conflicts.push(format!(
+                                "\"{}\": inferred {}, value_info {}",
+                                quote(out),
+                                shape::show(&d),
+                                shape::show(&vi)
+                            ));
+                        }
+                        Ok(d)
+                    }
+                    (Ok(d), None) => Ok(d),
+                    (Err(_), Some(vi)) => Ok(vi),
+                    (Err(Unknown::Upstream(c)), None) => Err(c),
+                    (Err(Unknown::Here(why)), None) => Err(self.cause(Cause::Node {
+                        node: idx,
+                        output: j,
+                        why,
+                    })),
+                };
+                self.values.insert(out.as_str(), r);
+            }
+        }
+    }
+
+    /// Reports why a value's shape is unknown, once, naming the Conv that needs it.
+    fn report(&mut self, cause: usize, conv: usize) {
+        if !self.reported.insert(cause) {
+            return;
+        }
+        let needs = self.node_path(conv);
+        let (path, message) = match self.causes.get(cause) {
+            None => return,
+            Some(Cause::Node { node, output, why }) => {
+                let n = self.graph.node.get(*node);
+                let out = n
+                    .and_then(|n| n.output.get(*output))
+                    .map(|s| quote(s))
+                    .unwrap_or_default();
+                let message = match why {
+                    None => format!(
+                        "the importer cannot infer the shape of the output \"{out}\" of this operator and the model has no value_info for it, but {needs} needs it: add shapes to the model (onnx.shape_inference.infer_shapes) or leave the operator out of the part in front of the convolutions"
+                    ),
+                    Some(why) => format!(
+                        "{why}; {needs} needs the shape of this node's output \"{out}\""
+                    ),
+                };
+                (self.node_path(*node), message)
+            }
+            Some(Cause::Input {
+                input,
+                problem,
+                hint,
+            }) => {
+                let name = self
+                    .graph
+                    .input
+                    .get(*input)
+                    .map(|v| quote(&v.name))
+                    .unwrap_or_default();
+                (
+                    format!("graph.input[{input}] \"{name}\""),
+                    format!("{problem}, and {needs} needs static shapes: {hint}"),
+                )
+            }
+            Some(Cause::Value { name, why: None }) => (
+                "graph".to_string(),
+                format!(
+                    "\"{name}\" is not a graph input, an initializer or the output of an earlier node, and {needs} needs its shape (are the nodes sorted topologically?)"
+                ),
+            ),
+            Some(Cause::Value {
+                name,
+                why: Some(why),
+            }) => (
+                "graph".to_string(),
+                format!("initializer \"{name}\": {why}; {needs} needs its shape"),
+            ),
+        };
+        self.diag(path, message);
+    }
+
+    /// Every Conv to import, with its problems recorded in `diags`.
+    fn convs(&mut self, options: &ImportOptions) -> Vec<Layer<'m>> {
+        let graph = self.graph;
+        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, n) in graph.node.iter().enumerate() {
+            for name in &n.input {
+                consumers.entry(name.as_str()).or_default().push(i);
+            }
+        }
+        let outputs: HashSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+        let mut layers = Vec::new();
+        let mut skipped = Vec::new();
+        for (idx, node) in graph.node.iter().enumerate() {
+            if !is_op(node, "Conv") {
+                continue;
+            }
+            let path = self.node_path(idx);
+            let attrs = Attrs(&node.attribute);
+            let group = match attrs.int_or("group", 1) {
+                Ok(g) => g,
+                Err(e) => {
+                    self.diag(path, e);
+                    continue;
+                }
+            };
+            let w_name = node.input.get(1).map(String::as_str).unwrap_or("");
+            let w_rank = match self.consts.get(w_name) {
+                Some(t) => Some(t.dims.len()),
+                None => self
+                    .values
+                    .get(node.input.first().map(String::as_str).unwrap_or(""))
+                    .and_then(|v| v.as_ref().ok())
+                    .map(Vec::len),
+            };
+            if !(options.all_convs || group != 1) {
+                skipped.push(idx);
+                continue;
+            }
+            if let Some(r) = w_rank.filter(|&r| r != 4) {
+                let d = r.saturating_sub(2);
+                self.diag(
+                    path,
+                    format!(
+                        "only 2-D convolutions (4-D input and weights) can be imported; this one is {d}-D"
+                    ),
+                );
+                continue;
+            }
+            if let Some(l) = self.conv(idx, node, group, &consumers, &outputs) {
+                layers.push(l);
+            }
+        }
+        if !skipped.is_empty() {
+            let names: Vec<String> = skipped.iter().map(|&i| self.node_path(i)).collect();
+            self.notes.push(format!(
+                "{} Conv node(s) with group 1 not imported (--all-convs imports them): {}",
+                skipped.len(),
+                names.join(", ")
+            ));
+        }
+        layers
+    }
+
+    /// One Conv, or `None` with its problems recorded.
+    fn conv(
+        &mut self,
+        idx: usize,
+        node: &'m NodeProto,
+        group: i64,
+        consumers: &HashMap<&str, Vec<usize>>,
+        outputs: &HashSet<&str>,
+    ) -> Option<Layer<'m>> {
+        let path = self.node_path(idx);
+        let before = self.diags.len();
+        let attrs = Attrs(&node.attribute);
+        let (Some(x_name), Some(w_name), Some(out)) =
+            (node.input.first(), node.input.get(1), node.output.first())
+        else {
+            self.diag(
+                path,
+                "a Conv needs an input, weights and an output".to_string(),
+            );
+            return None;
+        };
+        let group = match u64::try_from(group) {
+            Ok(g) if g >= 1 => g,
+            _ => {
+                self.diag(path, format!("group {group} is not a positive number"));
+                return None;
+            }
+        };
+        // Weights: an initializer (or Constant) is required.
+        let weights = match self.consts.get(w_name.as_str()) {
+            None => {
+                self.diag(
+                    path.clone(),
+                    format!(
+                        "the weights \"{}\" are not an initializer or a Constant: gspc needs them at import time (export the model with constant weights)",
+                        quote(w_name)
+                    ),
+                );
+                None
+            }
+            Some(t) => match tensor::dims(t).and_then(|d| Ok((d, tensor::floats(t)?))) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.diag(path.clone(), format!("weights: {e}"));
+                    None
+                }
+            },
+        };
+        let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
+            None => Some(None),
+            Some(b) => match self.consts.get(b.as_str()) {
+                None => {
+                    self.diag(
+                        path.clone(),
+                        format!(
+                            "the bias \"{}\" is not an initializer or a Constant: gspc needs it at import time",
+                            quote(b)
+                        ),
+                    );
+                    None
+                }
+                Some(t) => match tensor::floats(t) {
+                    Ok(v) => Some(Some(v)),
+                    Err(e) => {
+                        self.diag(path.clone(), format!("bias: {e}"));
+                        None
+                    }
+                },
+            },
+        };
+        let x = match self.value(x_name) {
+            Ok(d) => Some(d),
+            Err(c) => {
+                self.report(c, idx);
+                None
+            }
+        };
+        let (Some((w_dims, weights)), Some(bias), Some(x)) = (weights, bias, x) else {
+            return None;
+        };
+        // The window: the same rule as shape inference, then the spec's restrictions.
+        let window = (|| -> Result<_, String> {
+            let kernel: Dims = match attrs.ints("kernel_shape")? {
+                Some(k) => k
+                    .iter()
+                    .map(|&v| shape::dim_from(v, 1, "kernel size"))
+                    .collect::<Result<_, _>>()?,
+                None => w_dims.get(2..).unwrap_or_default().to_vec(),
+            };
+            let auto_pad = AutoPad::parse(&attrs.string("auto_pad")?.unwrap_or_default())?;
+            let wa = WindowAttrs {
+                kernel: &kernel,
+                strides: attrs.ints("strides")?,
+                dilations: attrs.ints("dilations")?,
+                pads: attrs.ints("pads")?,
+                auto_pad,
+            };
+            Ok((shape::conv(&x, &w_dims, group, &wa)?.1, auto_pad))
+        })();
+        let (win, auto_pad) = match window {
+            Ok(w) => w,
+            Err(e) => {
+                self.diag(path, e);
+                return None;
+            }
+        };
+        if x.len() != 4 || win.kernel.len() != 2 {
+            self.diag(
+                path,
+                format!(
+                    "only 2-D convolutions (4-D input and weights) can be imported; the input is {}",
+                    shape::show(&x)
+                ),
+            );
+            return None;
+        }
+        if win.begin != win.end {
+            let how = match auto_pad {
+                AutoPad::NotSet => format!(
+                    "pads {} (top, left, bottom, right) are asymmetric",
+                    shape::show_i(attrs.ints("pads").ok().flatten().unwrap_or_default())
+                ),
+                _ => format!(
+                    "auto_pad {} pads this input asymmetrically (top, left, bottom, right = {}, {}, {}, {})",
+                    attrs.string("auto_pad").ok().flatten().unwrap_or_default(),
+                    win.begin[0],
+                    win.begin[1],
+                    win.end[0],
+                    win.end[1]
+                ),
+            };
+            self.diag(
+                path.clone(),
+                format!(
+                    "{how}; gspc pads both sides of an axis equally, so asymmetric padding is not supported (pad with an explicit Pad node in front of a Conv with symmetric pads)"
+                ),
+            );
+        }
+        let m = w_dims.first().copied().unwrap_or(0);
+        if let Some(b) = &bias
+            && u64::try_from(b.len()).ok() != Some(m)
+        {
+            self.diag(
+                path.clone(),
+                format!(
+                    "the bias has {} values, the weights {} have {m} output channels",
+                    b.len(),
+                    shape::show(&w_dims)
+                ),
+            );
+        }
+        if self.diags.len() > before {
+            return None;
+        }
+        if x.first().is_some_and(|&n| n != 1) && !self.batch_noted {
+            self.batch_noted = true;
+            self.notes.push(format!(
+                "{path}: the input {} has batch {}; the spec is per image: run the layers once per image",
+                shape::show(&x),
+                x.first().copied().unwrap_or(0)
+            ));
+        }
+        let (fused, activation) = match self.activation(out, consumers, outputs) {
+            Some((j, a)) => (Some(j), a),
+            None => (None, Activation::None),
+        };
+        let output = match fused.and_then(|j| self.graph.node.get(j)?.output.first()) {
+            Some(o) => o.as_str(),
+            None => out.as_str(),
+        };
+        let raw_name = if node.name.is_empty() {
+            out.as_str()
+        } else {
+            node.name.as_str()
+        };
+        Some(Layer {
+            node: idx,
+            raw_name,
+            input: x_name,
+            output,
+            fused,
+            activation,
+            x,
+            weights,
+            w_dims,
+            bias,
+            group,
+            stride: [win.strides[0], win.strides[1]],
+            padding: [win.begin[0], win.begin[1]],
+            dilation: [win.dilations[0], win.dilations[1]],
+        })
+    }
+
+    /// The Relu or Clip(0, 6) that alone consumes `out`, and the activation it is.
+    fn activation(
+        &self,
+        out: &str,
+        consumers: &HashMap<&str, Vec<usize>>,
+        outputs: &HashSet<&str>,
+    ) -> Option<(usize, Activation)> {
+        if outputs.contains(out) {
+            return None;
+        }
+        let &[j] = consumers.get(out)?.as_slice() else {
+            return None;
+        };
+        let n = self.graph.node.get(j)?;
+        if n.input.first().map(String::as_str) != Some(out) || n.output.first()?.is_empty() {
+            return None;
+        }
+        if is_op(n, "Relu") {
+            return Some((j, Activation::Relu));
+        }
+        if !is_op(n, "Clip") {
+            return None;
+        }
+        let (lo, hi) = if self.opset < 11 {
+            let a = Attrs(&n.attribute);
+            (
+                a.float("min").ok()?.unwrap_or(f32::NEG_INFINITY),
+                a.float("max").ok()?.unwrap_or(f32::INFINITY),
+            )
+        } else {
+            let bound = |i: usize, default: f32| -> Option<f32> {
+                match n.input.get(i).filter(|s| !s.is_empty()) {
+                    None => Some(default),
+                    Some(name) => tensor::scalar(self.consts.get(name.as_str())?).ok(),
+                }
+            };
+            (bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?)
+        };
+        if lo != 0.0 {
+            return None;
+        }
+        if hi == 6.0 {
+            Some((j, Activation::Relu6))
+        } else if hi >= f32::MAX {
+            Some((j, Activation::Relu))
+        } else {
+            None
+        }
+    }
+
+    /// Names, the spec, the weights and the notes.
+    fn finish(mut self, model: String, layers: Vec<Layer<'m>>) -> Result<Imported, Error> {
+        let graph = self.graph;
+        let mut taken: HashSet<String> = HashSet::new();
+        let mut names = Vec::with_capacity(layers.len());
+        for l in &layers {
+            let mut base = identifier(l.raw_name);
+            if base.is_empty() {
+                base = format!("conv_{}", l.node);
+            }
+            let mut name = base.clone();
+            let mut k = 2usize;
+            while taken.contains(&name) {
+                let suffix = format!("_{k}");
+                name = truncate(&base, spec::limits::MAX_NAME_LEN - suffix.len()) + &suffix;
+                k += 1;
+            }
+            taken.insert(name.clone());
+            names.push(name);
+        }
+        let act = |a: Activation| match a {
+            Activation::None => "none",
+            Activation::Relu => "relu",
+            Activation::Relu6 => "relu6",
+        };
+        let mut json = format!(
+            "{{\"model\": {}, \"layers\": [\n",
+            serde_json::Value::String(model.clone())
+        );
+        for (i, (l, name)) in layers.iter().zip(&names).enumerate() {
+            let [kh, kw] = [2, 3].map(|j| l.w_dims.get(j).copied().unwrap_or(0));
+            json.push_str(&format!(
+                "  {{\"name\": \"{name}\", \"in_channels\": {}, \"out_channels\": {}, \"groups\": {}, \"kernel\": [{kh}, {kw}], \"stride\": [{}, {}], \"padding\": [{}, {}], \"dilation\": [{}, {}], \"input\": [{}, {}], \"bias\": {}, \"activation\": \"{}\"}}{}\n",
+                l.x[1],
+                l.w_dims[0],
+                l.group,
+                l.stride[0],
+                l.stride[1],
+                l.padding[0],
+                l.padding[1],
+                l.dilation[0],
+                l.dilation[1],
+                l.x[2],
+                l.x[3],
+                l.bias.is_some(),
+                act(l.activation),
+                if i + 1 < layers.len() { "," } else { "" }
+            ));
+        }
+        json.push_str("]}\n");
+        let spec = match spec::parse(&self.file, &json) {
+            Ok(s) => s,
+            Err(Error::Invalid(ds)) => {
+                let ds = ds
+                    .into_iter()
+                    .map(|d| self.spec_diag(d, &layers))
+                    .collect();
+                return Err(Error::Invalid(ds));
+            }
+            Err(e) => return Err(Error::Internal(format!("the generated spec: {e}"))),
+        };
+        // Weights.
+        let mut tensors: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+        let mut out_layers = Vec::with_capacity(layers.len());
+        for (l, name) in layers.iter().zip(&names) {
+            let shape: Vec<usize> = l
+                .w_dims
+                .iter()
+                .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
+                .collect();
+            let weight_key = format!("{name}.weight");
+            tensors.push((
+                weight_key.clone(),
+                l.weights.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                shape,
+            ));
+            let bias_key = l.bias.as_ref().map(|b| {
+                let key = format!("{name}.bias");
+                tensors.push((
+                    key.clone(),
+                    b.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    vec![b.len()],
+                ));
+                key
+            });
+            out_layers.push(ImportedLayer {
+                name: name.clone(),
+                node: l.node,
+                source: self.node_path(l.node),
+                fused: l.fused.map(|j| self.node_path(j)),
+                input: l.input.to_string(),
+                output: l.output.to_string(),
+                weight_key,
+                bias_key,
+            });
+        }
+        let views = tensors
+            .iter()
+            .map(|(k, data, shape)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                    .map(|v| (k.clone(), v))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Internal(format!("a weight tensor: {e}")))?;
+        let weights = safetensors::serialize(views, None)
+            .map_err(|e| Error::Internal(format!("writing the safetensors: {e}")))?;
+        // Notes.
+        let fused: Vec<usize> = layers.iter().filter_map(|l| l.fused).collect();
+        if !fused.is_empty() {
+            self.notes.push(format!(
+                "{} Relu/Clip node(s) fused into the layer before them (the layer's output is theirs; do not run them separately)",
+                fused.len()
+            ));
+        }
+        for (l, name) in layers.iter().zip(&names) {
+            if let Some(users) = graph
+                .node
+                .iter()
+                .enumerate()
+                .find(|(_, n)| is_op(n, "BatchNormalization") && n.input.first().map(String::as_str) == Some(l.output))
+            {
+                self.notes.push(format!(
+                    "{} follows layer {name} and is not folded into it: the app runs it (or fold it into the Conv before exporting)",
+                    self.node_path(users.0)
+                ));
+            }
+        }
+        let imported: HashSet<usize> = layers.iter().map(|l| l.node).chain(fused).collect();
+        let mut rest: Vec<(String, usize)> = Vec::new();
+        for (i, n) in graph.node.iter().enumerate() {
+            if imported.contains(&i) || is_op(n, "Constant") {
+                continue;
+            }
+            let op = quote(&n.op_type);
+            match rest.iter_mut().find(|(o, _)| *o == op) {
+                Some((_, c)) => *c += 1,
+                None => rest.push((op, 1)),
+            }
+        }
+        if !rest.is_empty() {
+            let list: Vec<String> = rest.iter().map(|(o, c)| format!("{o} x{c}")).collect();
+            self.notes.push(format!(
+                "the app runs the rest of the graph itself: {}",
+                list.join(", ")
+            ));
+        }
+        if let Some(first) = self.conflicts.first() {
+            self.notes.push(format!(
+                "{} value(s) whose inferred shape differs from the model's value_info (the inferred one is used), e.g. {first}",
+                self.conflicts.len()
+            ));
+        }
+        Ok(Imported {
+            model,
+            spec,
+            spec_json: json,
+            weights,
+            layers: out_layers,
+            notes: self.notes,
+        })
+    }
+
+    /// A problem of the generated spec, blamed on the Conv it comes from.
+    fn spec_diag(&self, d: Diagnostic, layers: &[Layer]) -> Diagnostic {
+        let parsed = d.path.strip_prefix("layers[").and_then(|rest| {
+            let (i, field) = rest.split_once(']')?;
+            Some((i.parse::<usize>().ok()?, field.trim_start_matches('.')))
+        });
+        match parsed.and_then(|(i, f)| Some((layers.get(i)?, f))) {
+            Some((l, field)) => Diagnostic {
+                file: d.file,
+                path: self.node_path(l.node),
+                message: if field.is_empty() {
+                    d.message
+                } else {
+                    format!("{field}: {}", d.message)
+                },
+            },
+            None => Diagnostic {
+                file: d.file,
+                path: "graph".to_string(),
+                message: d.message,
+            },
+        }
+    }
+}

@@ -1,0 +1,869 @@
+//! Shape rules of the ONNX operators the importer infers through: pure functions on
+//! dimension lists, every product and sum checked, every failure a message.
+
+/// A static shape.
+pub(crate) type Dims = Vec<u64>;
+
+/// Largest rank the importer handles.
+pub(crate) const MAX_RANK: usize = 16;
+/// Largest single dimension.
+pub(crate) const MAX_DIM: u64 = 1 << 32;
+/// Largest element count of one tensor.
+pub(crate) const MAX_ELEMENTS: u64 = 1 << 48;
+
+/// `[a, b, c]`, for messages.
+pub(crate) fn show(d: &[u64]) -> String {
+    let parts: Vec<String> = d.iter().map(u64::to_string).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// `[a, b, c]` of signed numbers, for messages.
+pub(crate) fn show_i(d: &[i64]) -> String {
+    let parts: Vec<String> = d.iter().map(i64::to_string).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// The product of `d`, checked.
+pub(crate) fn product(d: &[u64]) -> Result<u64, String> {
+    d.iter().try_fold(1u64, |acc, &x| {
+        acc.checked_mul(x)
+            .filter(|&p| p <= MAX_ELEMENTS)
+            .ok_or_else(|| format!("the shape {} has too many elements", show(d)))
+    })
+}
+
+/// Checks that a shape is within the importer's limits.
+pub(crate) fn check(d: &[u64]) -> Result<(), String> {
+    if d.len() > MAX_RANK {
+        return Err(format!(
+            "rank {} is above the limit of {MAX_RANK}",
+            d.len()
+        ));
+    }
+    if let Some(x) = d.iter().find(|&&x| x > MAX_DIM) {
+        return Err(format!(
+            "dimension {x} of {} is above the limit of {MAX_DIM}",
+            show(d)
+        ));
+    }
+    product(d)?;
+    Ok(())
+}
+
+/// A dimension from a signed attribute value in `min..=MAX_DIM`.
+pub(crate) fn dim_from(v: i64, min: u64, what: &str) -> Result<u64, String> {
+    u64::try_from(v)
+        .ok()
+        .filter(|&x| x >= min && x <= MAX_DIM)
+        .ok_or_else(|| format!("{what} {v} is out of range ({min} to {MAX_DIM})"))
+}
+
+/// An axis in `-rank..rank` made non-negative.
+pub(crate) fn axis(a: i64, rank: usize, what: &str) -> Result<usize, String> {
+    let r = i64::try_from(rank).unwrap_or(i64::MAX);
+    let n = if a < 0 { a.checked_add(r) } else { Some(a) };
+    match n {
+        Some(n) if (0..r).contains(&n) => usize::try_from(n).map_err(|e| e.to_string()),
+        _ => Err(format!(
+            "{what} {a} is out of range for rank {rank} ({} to {})",
+            -r,
+            r - 1
+        )),
+    }
+}
+
+/// Multidirectional (numpy) broadcasting of every shape in `shapes`.
+pub(crate) fn broadcast(shapes: &[&[u64]]) -> Result<Dims, String> {
+    let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut out = vec![1u64; rank];
+    for s in shapes {
+        let off = rank - s.len();
+        for (i, &d) in s.iter().enumerate() {
+            let o = &mut out[off + i];
+            if *o == d || d == 1 {
+                continue;
+            }
+            if *o == 1 {
+                *o = d;
+            } else {
+                let all: Vec<String> = shapes.iter().map(|s| show(s)).collect();
+                return Err(format!(
+                    "the shapes {} do not broadcast (dimension {} differs and neither is 1)",
+                    all.join(" and "),
+                    off + i
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How a sliding window (Conv, pools) pads its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AutoPad {
+    /// Explicit `pads`.
+    NotSet,
+    /// No padding.
+    Valid,
+    /// `ceil(in / stride)` outputs, the odd padding at the end.
+    SameUpper,
+    /// `ceil(in / stride)` outputs, the odd padding at the start.
+    SameLower,
+}
+
+impl AutoPad {
+    /// Parses the `auto_pad` attribute.
+    pub(crate) fn parse(s: &str) -> Result<AutoPad, String> {
+        match s {
+            "" | "NOTSET" => Ok(AutoPad::NotSet),
+            "VALID" => Ok(AutoPad::Valid),
+            "SAME_UPPER" => Ok(AutoPad::SameUpper),
+            "SAME_LOWER" => Ok(AutoPad::SameLower),
+            other => Err(format!(
+                "auto_pad {:?} is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER",
+                other.escape_debug().to_string()
+            )),
+        }
+    }
+}
+
+/// A sliding window over the spatial dimensions, with the padding resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    /// Kernel size per spatial dimension.
+    pub kernel: Vec<u64>,
+    /// Strides.
+    pub strides: Vec<u64>,
+    /// Dilations.
+    pub dilations: Vec<u64>,
+    /// Padding before each spatial dimension.
+    pub begin: Vec<u64>,
+    /// Padding after each spatial dimension.
+    pub end: Vec<u64>,
+}
+
+/// The window attributes as a node has them (`None` = absent).
+pub(crate) struct WindowAttrs<'a> {
+    pub kernel: &'a [u64],
+    pub strides: Option<&'a [i64]>,
+    pub dilations: Option<&'a [i64]>,
+    pub pads: Option<&'a [i64]>,
+    pub auto_pad: AutoPad,
+}
+
+impl Window {
+    /// Resolves the window over the spatial input `spatial` (padding for SAME_* computed).
+    pub(crate) fn resolve(spatial: &[u64], a: &WindowAttrs) -> Result<Window, String> {
+        let n = spatial.len();
+        if a.kernel.len() != n {
+            return Err(format!(
+                "the kernel {} has {} dimensions, the input has {n} spatial dimensions",
+                show(a.kernel),
+                a.kernel.len()
+            ));
+        }
+        if let Some(k) = a.kernel.iter().find(|&&k| k == 0 || k > MAX_DIM) {
+            return Err(format!("kernel size {k} is out of range"));
+        }
+        let list = |v: Option<&[i64]>, what: &str, len: usize| -> Result<Vec<u64>, String> {
+            match v {
+                None => Ok(vec![1; len]),
+                Some(v) if v.len() != len => Err(format!(
+                    "{what} {} has {} values, expected {len}",
+                    show_i(v),
+                    v.len()
+                )),
+                Some(v) => v.iter().map(|&x| dim_from(x, 1, what)).collect(),
+            }
+        };
+        let strides = list(a.strides, "strides", n)?;
+        let dilations = list(a.dilations, "dilations", n)?;
+        let extent = |i: usize| -> Result<u64, String> {
+            dilations[i]
+                .checked_mul(a.kernel[i] - 1)
+                .and_then(|x| x.checked_add(1))
+                .ok_or_else(|| "the dilated kernel is too large".to_string())
+        };
+        let (begin, end) = match a.auto_pad {
+            AutoPad::NotSet => match a.pads {
+                None => (vec![0; n], vec![0; n]),
+                Some(p) if p.len() != 2 * n => {
+                    return Err(format!(
+                        "pads {} has {} values, expected {} (begin and end of each spatial dimension)",
+                        show_i(p),
+                        p.len(),
+                        2 * n
+                    ));
+                }
+                Some(p) => {
+                    let p: Vec<u64> = p
+                        .iter()
+                        .map(|&x| dim_from(x, 0, "pad"))
+                        .collect::<Result<_, _>>()?;
+                    (p[..n].to_vec(), p[n..].to_vec())
+                }
+            },
+            AutoPad::Valid => (vec![0; n], vec![0; n]),
+            AutoPad::SameUpper | AutoPad::SameLower => {
+                let (mut b, mut e) = (vec![0; n], vec![0; n]);
+                for i in 0..n {
+                    let out = spatial[i].div_ceil(strides[i]);
+                    let need = out
+                        .saturating_sub(1)
+                        .checked_mul(strides[i])
+                        .and_then(|x| x.checked_add(extent(i).ok()?))
+                        .ok_or_else(|| "the window is too large".to_string())?;
+                    let total = need.saturating_sub(spatial[i]);
+                    let small = total / 2;
+                    if a.auto_pad == AutoPad::SameUpper {
+                        (b[i], e[i]) = (small, total - small);
+                    } else {
+                        (b[i], e[i]) = (total - small, small);
+                    }
+                }
+                (b, e)
+            }
+        };
+        for i in 0..n {
+            extent(i)?;
+        }
+        Ok(Window {
+            kernel: a.kernel.to_vec(),
+            strides,
+            dilations,
+            begin,
+            end,
+        })
+    }
+
+    /// Output spatial size: floor (Conv, pools) or ceil (pools with `ceil_mode`), with
+    /// ONNX Runtime's and PyTorch's rule that the last window starts inside the input or
+    /// its leading padding.
+    pub(crate) fn output(&self, spatial: &[u64], ceil_mode: bool) -> Result<Dims, String> {
+        let mut out = Vec::with_capacity(spatial.len());
+        for (i, &x) in spatial.iter().enumerate() {
+            let padded = x
+                .checked_add(self.begin[i])
+                .and_then(|v| v.checked_add(self.end[i]))
+                .ok_or_else(|| "the padded input is too large".to_string())?;
+            let extent = self.dilations[i] * (self.kernel[i] - 1) + 1;
+            if padded < extent {
+                return Err(format!(
+                    "the window of extent {extent} (kernel {}, dilation {}) is larger than the padded input {padded} = {} + {} + {} on spatial dimension {i}",
+                    self.kernel[i], self.dilations[i], x, self.begin[i], self.end[i]
+                ));
+            }
+            let span = padded - extent;
+            let s = self.strides[i];
+            let mut o = if ceil_mode {
+                span.div_ceil(s) + 1
+            } else {
+                span / s + 1
+            };
+            if ceil_mode && (o - 1) * s >= x + self.begin[i] {
+                o -= 1;
+            }
+            out.push(o);
+        }
+        Ok(out)
+    }
+}
+
+/// `[N, C, spatial...]` split, for Conv and pools.
+pub(crate) fn batch_channels_spatial(x: &[u64]) -> Result<(u64, u64, &[u64]), String> {
+    match x {
+        [n, c, rest @ ..] if !rest.is_empty() => Ok((*n, *c, rest)),
+        _ => Err(format!(
+            "the input shape {} is not [N, C, spatial...] (rank 3 or more)",
+            show(x)
+        )),
+    }
+}
+
+/// Conv: `x` `[N, C, spatial...]`, `w` `[M, C / group, kernel...]`.
+pub(crate) fn conv(
+    x: &[u64],
+    w: &[u64],
+    group: u64,
+    a: &WindowAttrs,
+) -> Result<(Dims, Window), String> {
+    let (n, c, spatial) = batch_channels_spatial(x)?;
+    if w.len() != x.len() {
+        return Err(format!(
+            "the weight shape {} has rank {}, the input {} has rank {}",
+            show(w),
+            w.len(),
+            show(x),
+            x.len()
+        ));
+    }
+    let m = w[0];
+    if group == 0 || c.checked_rem(group) != Some(0) || m.checked_rem(group) != Some(0) {
+        return Err(format!(
+            "group {group} does not divide the input channels {c} and the output channels {m}"
+        ));
+    }
+    if w[1] != c / group {
+        return Err(format!(
+            "the weights {} have {} input channels per group, the input {} has {c} channels in {group} groups ({} per group)",
+            show(w),
+            w[1],
+            show(x),
+            c / group
+        ));
+    }
+    if a.kernel != &w[2..] {
+        return Err(format!(
+            "kernel_shape {} differs from the weights' kernel {}",
+            show(a.kernel),
+            show(&w[2..])
+        ));
+    }
+    let win = Window::resolve(spatial, a)?;
+    let mut out = vec![n, m];
+    out.extend(win.output(spatial, false)?);
+    Ok((out, win))
+}
+
+/// MaxPool / AveragePool / LpPool.
+pub(crate) fn pool(x: &[u64], a: &WindowAttrs, ceil_mode: bool) -> Result<Dims, String> {
+    let (n, c, spatial) = batch_channels_spatial(x)?;
+    let win = Window::resolve(spatial, a)?;
+    let mut out = vec![n, c];
+    out.extend(win.output(spatial, ceil_mode)?);
+    Ok(out)
+}
+
+/// GlobalAveragePool / GlobalMaxPool: `[N, C, 1, ...]`.
+pub(crate) fn global_pool(x: &[u64]) -> Result<Dims, String> {
+    let (n, c, spatial) = batch_channels_spatial(x)?;
+    let mut out = vec![n, c];
+    out.extend(spatial.iter().map(|_| 1));
+    Ok(out)
+}
+
+/// Concat along `axis`.
+pub(crate) fn concat(shapes: &[&[u64]], ax: i64) -> Result<Dims, String> {
+    let first = shapes
+        .first()
+        .ok_or_else(|| "Concat has no inputs".to_string())?;
+    let a = axis(ax, first.len(), "axis")?;
+    let mut out = first.to_vec();
+    for s in &shapes[1..] {
+        let same_rest = s.len() == first.len()
+            && s.iter()
+                .zip(first.iter())
+                .enumerate()
+                .all(|(i, (x, y))| i == a || x == y);
+        if !same_rest {
+            return Err(format!(
+                "the inputs {} and {} differ outside the axis {a}",
+                show(first),
+                show(s)
+            ));
+        }
+        out[a] = out[a]
+            .checked_add(s[a])
+            .ok_or_else(|| "the concatenation is too large".to_string())?;
+    }
+    Ok(out)
+}
+
+/// Flatten at `axis` into 2-D.
+pub(crate) fn flatten(x: &[u64], ax: i64) -> Result<Dims, String> {
+    let r = i64::try_from(x.len()).unwrap_or(i64::MAX);
+    let a = if ax < 0 { ax.checked_add(r) } else { Some(ax) };
+    let a = match a {
+        Some(a) if (0..=r).contains(&a) => usize::try_from(a).unwrap_or(0),
+        _ => {
+            return Err(format!(
+                "axis {ax} is out of range for rank {} ({} to {})",
+                x.len(),
+                -r,
+                r
+            ));
+        }
+    };
+    Ok(vec![product(&x[..a])?, product(&x[a..])?])
+}
+
+/// Gemm: `A` (`[M, K]`, transposed with `trans_a`) times `B` (`[K, N]`, or `[N, K]` with
+/// `trans_b`).
+pub(crate) fn gemm(a: &[u64], b: &[u64], trans_a: bool, trans_b: bool) -> Result<Dims, String> {
+    let (&[a0, a1], &[b0, b1]) = (a, b) else {
+        return Err(format!(
+            "Gemm needs 2-D inputs, got {} and {}",
+            show(a),
+            show(b)
+        ));
+    };
+    let (m, ka) = if trans_a { (a1, a0) } else { (a0, a1) };
+    let (kb, n) = if trans_b { (b1, b0) } else { (b0, b1) };
+    if ka != kb {
+        return Err(format!(
+            "the inner dimensions differ: A {} (transA {}) and B {} (transB {})",
+            show(a),
+            u8::from(trans_a),
+            show(b),
+            u8::from(trans_b)
+        ));
+    }
+    Ok(vec![m, n])
+}
+
+/// MatMul with numpy semantics (1-D operands promoted, batch dimensions broadcast).
+pub(crate) fn matmul(a: &[u64], b: &[u64]) -> Result<Dims, String> {
+    if a.is_empty() || b.is_empty() {
+        return Err("MatMul needs inputs of rank 1 or more".to_string());
+    }
+    let a2: Dims = if a.len() == 1 {
+        vec![1, a[0]]
+    } else {
+        a.to_vec()
+    };
+    let b2: Dims = if b.len() == 1 {
+        vec![b[0], 1]
+    } else {
+        b.to_vec()
+    };
+    let (ra, rb) = (a2.len(), b2.len());
+    let (m, ka) = (a2[ra - 2], a2[ra - 1]);
+    let (kb, n) = (b2[rb - 2], b2[rb - 1]);
+    if ka != kb {
+        return Err(format!(
+            "the inner dimensions differ: {} and {}",
+            show(a),
+            show(b)
+        ));
+    }
+    let mut out = broadcast(&[&a2[..ra - 2], &b2[..rb - 2]])?;
+    if a.len() > 1 {
+        out.push(m);
+    }
+    if b.len() > 1 {
+        out.push(n);
+    }
+    Ok(out)
+}
+
+/// Reshape to `target` (0 copies the input's dimension unless `allow_zero`, one -1 is
+/// inferred).
+pub(crate) fn reshape(x: &[u64], target: &[i64], allow_zero: bool) -> Result<Dims, String> {
+    if target.len() > MAX_RANK {
+        return Err(format!(
+            "the target shape has {} dimensions, more than the limit of {MAX_RANK}",
+            target.len()
+        ));
+    }
+    let total = product(x)?;
+    let mut out = Vec::with_capacity(target.len());
+    let mut infer = None;
+    for (i, &t) in target.iter().enumerate() {
+        match t {
+            -1 if infer.is_some() => {
+                return Err(format!(
+                    "the target shape {} has more than one -1",
+                    show_i(target)
+                ));
+            }
+            -1 => {
+                infer = Some(i);
+                out.push(1);
+            }
+            0 if !allow_zero => match x.get(i) {
+                Some(&d) => out.push(d),
+                None => {
+                    return Err(format!(
+                        "the target shape {} copies dimension {i} (0) of the input {}, which has rank {}",
+                        show_i(target),
+                        show(x),
+                        x.len()
+                    ));
+                }
+            },
+            t => out.push(dim_from(t, 0, "target dimension")?),
+        }
+    }
+    let known = product(&out)?;
+    if let Some(i) = infer {
+        if known == 0 || total % known != 0 {
+            return Err(format!(
+                "cannot infer the -1 of the target shape {}: the input {} has {total} elements, not a multiple of {known}",
+                show_i(target),
+                show(x)
+            ));
+        }
+        out[i] = total / known;
+    } else if known != total {
+        return Err(format!(
+            "the target shape {} has {known} elements, the input {} has {total}",
+            show_i(target),
+            show(x)
+        ));
+    }
+    Ok(out)
+}
+
+/// Transpose by `perm` (default: reversed).
+pub(crate) fn transpose(x: &[u64], perm: Option<&[i64]>) -> Result<Dims, String> {
+    let Some(perm) = perm else {
+        return Ok(x.iter().rev().copied().collect());
+    };
+    let mut seen = vec![false; x.len()];
+    let ok = perm.len() == x.len()
+        && perm.iter().all(|&p| match usize::try_from(p) {
+            Ok(p) if p < x.len() && !seen[p] => {
+                seen[p] = true;
+                true
+            }
+            _ => false,
+        });
+    if !ok {
+        return Err(format!(
+            "perm {} is not a permutation of the {} axes of {}",
+            show_i(perm),
+            x.len(),
+            show(x)
+        ));
+    }
+    Ok(perm
+        .iter()
+        .filter_map(|&p| usize::try_from(p).ok().and_then(|p| x.get(p)).copied())
+        .collect())
+}
+
+/// Split along `axis` into `outputs` pieces: sizes given, or equal (the last may be
+/// smaller, as opset 18 allows).
+pub(crate) fn split(
+    x: &[u64],
+    ax: i64,
+    sizes: Option<&[i64]>,
+    outputs: usize,
+) -> Result<Vec<Dims>, String> {
+    let a = axis(ax, x.len(), "axis")?;
+    let d = x[a];
+    let sizes: Vec<u64> = match sizes {
+        Some(s) => {
+            if s.len() != outputs {
+                return Err(format!(
+                    "split {} has {} sizes for {outputs} outputs",
+                    show_i(s),
+                    s.len()
+                ));
+            }
+            let s: Vec<u64> = s
+                .iter()
+                .map(|&v| dim_from(v, 0, "split size"))
+                .collect::<Result<_, _>>()?;
+            let sum = s
+                .iter()
+                .try_fold(0u64, |acc, &v| acc.checked_add(v))
+                .unwrap_or(u64::MAX);
+            if sum != d {
+                return Err(format!(
+                    "the split sizes {} add up to {sum}, the axis {a} of {} has {d}",
+                    show(&s),
+                    show(x)
+                ));
+            }
+            s
+        }
+        None => {
+            let n = u64::try_from(outputs).unwrap_or(u64::MAX);
+            if n == 0 {
+                return Err("Split has no outputs".to_string());
+            }
+            let piece = d.div_ceil(n);
+            let mut left = d;
+            (0..outputs)
+                .map(|_| {
+                    let p = piece.min(left);
+                    left -= p;
+                    p
+                })
+                .collect()
+        }
+    };
+    Ok(sizes
+        .into_iter()
+        .map(|s| {
+            let mut o = x.to_vec();
+            o[a] = s;
+            o
+        })
+        .collect())
+}
+
+/// Pad by `pads` (`[begin..., end...]` over `axes`, default every axis; negative crops).
+pub(crate) fn pad(x: &[u64], pads: &[i64], axes: Option<&[i64]>) -> Result<Dims, String> {
+    let axes: Vec<usize> = match axes {
+        None => (0..x.len()).collect(),
+        Some(a) => a
+            .iter()
+            .map(|&v| axis(v, x.len(), "axis"))
+            .collect::<Result<_, _>>()?,
+    };
+    if pads.len() != 2 * axes.len() {
+        return Err(format!(
+            "pads {} has {} values, expected {} (begin and end of each axis)",
+            show_i(pads),
+            pads.len(),
+            2 * axes.len()
+        ));
+    }
+    let mut out = x.to_vec();
+    let n = axes.len();
+    for (j, &a) in axes.iter().enumerate() {
+        let v = i128::from(out[a]) + i128::from(pads[j]) + i128::from(pads[n + j]);
+        out[a] = u64::try_from(v)
+            .ok()
+            .filter(|&v| v <= MAX_DIM)
+            .ok_or_else(|| {
+                format!(
+                    "pads {} give axis {a} of {} the size {v}",
+                    show_i(pads),
+                    show(x)
+                )
+            })?;
+    }
+    Ok(out)
+}
+
+/// Squeeze `axes` (default: every dimension of size 1).
+pub(crate) fn squeeze(x: &[u64], axes: Option<&[i64]>) -> Result<Dims, String> {
+    let Some(axes) = axes else {
+        return Ok(x.iter().copied().filter(|&d| d != 1).collect());
+    };
+    let axes: Vec<usize> = axes
+        .iter()
+        .map(|&v| axis(v, x.len(), "axis"))
+        .collect::<Result<_, _>>()?;
+    if let Some(&a) = axes.iter().find(|&&a| x[a] != 1) {
+        return Err(format!(
+            "cannot squeeze axis {a} of {}: its size is not 1",
+            show(x)
+        ));
+    }
+    Ok(x.iter()
+        .enumerate()
+        .filter(|(i, _)| !axes.contains(i))
+        .map(|(_, &d)| d)
+        .collect())
+}
+
+/// Unsqueeze: insert dimensions of size 1 at `axes` (of the output).
+pub(crate) fn unsqueeze(x: &[u64], axes: &[i64]) -> Result<Dims, String> {
+    let rank = x.len() + axes.len();
+    if rank > MAX_RANK {
+        return Err(format!("rank {rank} is above the limit of {MAX_RANK}"));
+    }
+    let axes: Vec<usize> = axes
+        .iter()
+        .map(|&v| axis(v, rank, "axis"))
+        .collect::<Result<_, _>>()?;
+    let mut rest = x.iter();
+    let mut out = Vec::with_capacity(rank);
+    for i in 0..rank {
+        if axes.contains(&i) {
+            out.push(1);
+        } else {
+            match rest.next() {
+                Some(&d) => out.push(d),
+                None => return Err(format!("axes {:?} repeat an axis", axes)),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reductions (ReduceMean, ...): `axes` (empty: every axis, unless `noop_with_empty`).
+pub(crate) fn reduce(
+    x: &[u64],
+    axes: &[i64],
+    keepdims: bool,
+    noop_with_empty: bool,
+) -> Result<Dims, String> {
+    if axes.is_empty() && noop_with_empty {
+        return Ok(x.to_vec());
+    }
+    let axes: Vec<usize> = if axes.is_empty() {
+        (0..x.len()).collect()
+    } else {
+        axes.iter()
+            .map(|&v| axis(v, x.len(), "axis"))
+            .collect::<Result<_, _>>()?
+    };
+    Ok(x.iter()
+        .enumerate()
+        .filter_map(|(i, &d)| match (axes.contains(&i), keepdims) {
+            (false, _) => Some(d),
+            (true, true) => Some(1),
+            (true, false) => None,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn win(kernel: &[u64], strides: &[i64], pads: &[i64], auto_pad: AutoPad) -> WindowAttrs<'static> {
+        WindowAttrs {
+            kernel: kernel.to_vec().leak(),
+            strides: Some(strides.to_vec().leak()),
+            dilations: None,
+            pads: Some(pads.to_vec().leak()),
+            auto_pad,
+        }
+    }
+
+    #[test]
+    fn pool_ceil_mode_matches_onnx_runtime() {
+        // (input, kernel, stride, pad begin, pad end, ceil_mode) -> output, as ONNX Runtime
+        // 1.32 computes it (the last window must start inside the input or its leading
+        // padding: 4, 2, 3, 1, 1 gives 2 where ceil alone gives 3).
+        let cases = [
+            (2, 2, 2, 1, 1, true, 2),
+            (5, 2, 2, 0, 0, true, 3),
+            (5, 2, 2, 0, 0, false, 2),
+            (6, 3, 2, 1, 1, true, 4),
+            (6, 3, 2, 1, 1, false, 3),
+            (14, 3, 2, 0, 0, true, 7),
+            (14, 3, 2, 0, 0, false, 6),
+            (4, 2, 3, 1, 1, true, 2),
+            (3, 2, 2, 1, 0, true, 2),
+            (8, 3, 3, 2, 2, true, 4),
+        ];
+        for (i, k, s, pb, pe, ceil, o) in cases {
+            let a = win(&[k], &[s], &[pb, pe], AutoPad::NotSet);
+            assert_eq!(
+                pool(&[1, 1, i], &a, ceil),
+                Ok(vec![1, 1, o]),
+                "{i} {k} {s} {pb} {pe} {ceil}"
+            );
+        }
+    }
+
+    #[test]
+    fn same_padding_puts_the_odd_pad_where_asked() {
+        let up = win(&[3, 2], &[2, 1], &[], AutoPad::SameUpper);
+        let w = Window::resolve(&[8, 5], &up).unwrap();
+        // Height: out 4, need 3*2 + 3 = 9 > 8: total 1, at the end. Width: total 1.
+        assert_eq!((w.begin.clone(), w.end.clone()), (vec![0, 0], vec![1, 1]));
+        assert_eq!(w.output(&[8, 5], false), Ok(vec![4, 5]));
+        let low = win(&[3, 2], &[2, 1], &[], AutoPad::SameLower);
+        let w = Window::resolve(&[8, 5], &low).unwrap();
+        assert_eq!((w.begin, w.end), (vec![1, 1], vec![0, 0]));
+        let valid = win(&[3, 3], &[1, 1], &[], AutoPad::Valid);
+        assert_eq!(pool(&[1, 2, 5, 5], &valid, false), Ok(vec![1, 2, 3, 3]));
+    }
+
+    #[test]
+    fn conv_checks_channels_and_window() {
+        let a = win(&[3, 3], &[2, 2], &[1, 1, 1, 1], AutoPad::NotSet);
+        let (out, w) = conv(&[1, 16, 12, 10], &[32, 1, 3, 3], 16, &a).unwrap();
+        assert_eq!(out, vec![1, 32, 6, 5]);
+        assert_eq!(w.begin, vec![1, 1]);
+        assert!(conv(&[1, 16, 12, 10], &[32, 2, 3, 3], 16, &a)
+            .unwrap_err()
+            .contains("2 input channels per group"));
+        assert!(conv(&[1, 16, 12, 10], &[32, 1, 3, 3], 0, &a).is_err());
+        let big = win(&[3, 3], &[1, 1], &[0, 0, 0, 0], AutoPad::NotSet);
+        assert!(conv(&[1, 1, 2, 9], &[1, 1, 3, 3], 1, &big)
+            .unwrap_err()
+            .contains("larger than the padded input"));
+    }
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        assert_eq!(broadcast(&[&[1, 48, 4, 4], &[1, 48, 1, 1]]), Ok(vec![1, 48, 4, 4]));
+        assert_eq!(broadcast(&[&[8, 1, 6, 1], &[7, 1, 5]]), Ok(vec![8, 7, 6, 5]));
+        assert_eq!(broadcast(&[&[3], &[]]), Ok(vec![3]));
+        assert_eq!(broadcast(&[&[2, 0], &[1]]), Ok(vec![2, 0]));
+        assert_eq!(
+            broadcast(&[&[2, 3], &[4, 3]]),
+            Err("the shapes [2, 3] and [4, 3] do not broadcast (dimension 0 differs and neither is 1)".to_string())
+        );
+    }
+
+    #[test]
+    fn reshape_zero_and_minus_one() {
+        assert_eq!(reshape(&[1, 16, 8, 7], &[0, 4, 4, 8, -1], false), Ok(vec![1, 4, 4, 8, 7]));
+        assert_eq!(reshape(&[2, 3, 4], &[-1], false), Ok(vec![24]));
+        assert_eq!(reshape(&[2, 3, 4], &[0, -1], false), Ok(vec![2, 12]));
+        // allowzero: 0 is a real zero-size dimension.
+        assert_eq!(reshape(&[0, 3], &[3, 0], true), Ok(vec![3, 0]));
+        assert!(reshape(&[2, 3], &[-1, -1], false).unwrap_err().contains("more than one -1"));
+        assert!(reshape(&[2, 3], &[4, -1], false).unwrap_err().contains("not a multiple of 4"));
+        assert!(reshape(&[2, 3], &[0, 0, 0], false).unwrap_err().contains("copies dimension 2"));
+        assert!(reshape(&[2, 3], &[7], false).unwrap_err().contains("has 7 elements"));
+        assert!(reshape(&[2, 3], &[-2, 3], false).is_err());
+        assert!(reshape(&[0, 3], &[0, -1], false).is_err()); // -1 against zero elements
+    }
+
+    #[test]
+    fn transpose_flatten_gemm_matmul() {
+        assert_eq!(transpose(&[1, 4, 4, 8, 7], Some(&[0, 2, 1, 3, 4])), Ok(vec![1, 4, 4, 8, 7]));
+        assert_eq!(transpose(&[2, 3, 4], None), Ok(vec![4, 3, 2]));
+        assert!(transpose(&[2, 3], Some(&[0, 0])).is_err());
+        assert!(transpose(&[2, 3], Some(&[0, 5])).is_err());
+        assert_eq!(flatten(&[2, 3, 4, 5], 1), Ok(vec![2, 60]));
+        assert_eq!(flatten(&[2, 3, 4, 5], 0), Ok(vec![1, 120]));
+        assert_eq!(flatten(&[2, 3, 4, 5], -1), Ok(vec![24, 5]));
+        assert_eq!(flatten(&[2, 3, 4, 5], 4), Ok(vec![120, 1]));
+        assert!(flatten(&[2, 3], 3).is_err());
+        assert_eq!(gemm(&[1, 24], &[10, 24], false, true), Ok(vec![1, 10]));
+        assert_eq!(gemm(&[24, 1], &[24, 10], true, false), Ok(vec![1, 10]));
+        assert!(gemm(&[1, 24], &[10, 24], false, false).is_err());
+        assert_eq!(matmul(&[2, 1, 3, 4], &[5, 4, 6]), Ok(vec![2, 5, 3, 6]));
+        assert_eq!(matmul(&[4], &[4, 6]), Ok(vec![6]));
+        assert_eq!(matmul(&[3, 4], &[4]), Ok(vec![3]));
+        assert!(matmul(&[3, 4], &[5, 6]).is_err());
+    }
+
+    #[test]
+    fn concat_split_pad_squeeze_reduce() {
+        assert_eq!(concat(&[&[1, 32, 4, 4], &[1, 16, 4, 4]], 1), Ok(vec![1, 48, 4, 4]));
+        assert_eq!(concat(&[&[1, 32, 4, 4], &[1, 16, 4, 4]], -3), Ok(vec![1, 48, 4, 4]));
+        assert!(concat(&[&[1, 32, 4, 4], &[1, 16, 4, 5]], 1).is_err());
+        assert_eq!(
+            split(&[1, 10, 4], 1, None, 3),
+            Ok(vec![vec![1, 4, 4], vec![1, 4, 4], vec![1, 2, 4]])
+        );
+        assert_eq!(split(&[1, 10, 4], -2, Some(&[3, 7]), 2), Ok(vec![vec![1, 3, 4], vec![1, 7, 4]]));
+        assert!(split(&[1, 10, 4], 1, Some(&[3, 6]), 2).is_err());
+        assert_eq!(pad(&[1, 48, 4, 4], &[0, 0, 1, 1, 0, 0, 1, 1], None), Ok(vec![1, 48, 6, 6]));
+        assert_eq!(pad(&[1, 48, 4, 4], &[0, 0, -1, 0, 0, 0, 0, 2], None), Ok(vec![1, 48, 3, 6]));
+        assert_eq!(pad(&[1, 48, 4, 4], &[1, 2, 3, 4], Some(&[2, 3])), Ok(vec![1, 48, 8, 10]));
+        assert!(pad(&[1, 2], &[0, -3, 0, 0], None).is_err());
+        assert_eq!(squeeze(&[1, 24, 1, 1], Some(&[2, 3])), Ok(vec![1, 24]));
+        assert_eq!(squeeze(&[1, 24, 1, 1], None), Ok(vec![24]));
+        assert!(squeeze(&[1, 24], Some(&[1])).is_err());
+        assert_eq!(unsqueeze(&[24], &[0, -1]), Ok(vec![1, 24, 1]));
+        assert!(unsqueeze(&[24], &[0, 0]).is_err());
+        assert_eq!(reduce(&[1, 24, 5, 5], &[2, 3], true, false), Ok(vec![1, 24, 1, 1]));
+        assert_eq!(reduce(&[1, 24, 5, 5], &[-1, -2], false, false), Ok(vec![1, 24]));
+        assert_eq!(reduce(&[1, 24, 5, 5], &[], false, false), Ok(vec![]));
+        assert_eq!(reduce(&[1, 24, 5, 5], &[], true, true), Ok(vec![1, 24, 5, 5]));
+    }
+
+    #[test]
+    fn limits_are_checked_not_overflowed() {
+        assert!(product(&[1 << 32, 1 << 32, 1 << 32]).is_err());
+        assert!(check(&[1; 17]).is_err());
+        assert!(check(&[(1 << 32) + 1]).is_err());
+        assert!(flatten(&[0, 1 << 32, 1 << 32, 1 << 32], 1).is_err());
+        assert!(dim_from(-1, 0, "pad").is_err());
+        assert!(axis(i64::MIN, 3, "axis").is_err());
+        let a = win(&[u64::MAX], &[1], &[0, 0], AutoPad::NotSet);
+        assert!(pool(&[1, 1, 4], &a, false).is_err());
+        let d = WindowAttrs {
+            kernel: &[3],
+            strides: None,
+            dilations: Some(&[i64::MAX]),
+            pads: None,
+            auto_pad: AutoPad::SameUpper,
+        };
+        assert!(pool(&[1, 1, 4], &d, false).is_err());
+    }
+}
