@@ -383,13 +383,8 @@ pub(crate) fn infer(op: &Op) -> Result<Vec<Option<Dims>>, Fail> {
             } else {
                 op.const_ints(1, shape::MAX_RANK)?
             };
-            let target =
-                target.ok_or_else(|| "Reshape needs the target shape".to_string())?;
-            one(shape::reshape(
-                x,
-                &target,
-                a.int_or("allowzero", 0)? != 0,
-            )?)
+            let target = target.ok_or_else(|| "Reshape needs the target shape".to_string())?;
+            one(shape::reshape(x, &target, a.int_or("allowzero", 0)? != 0)?)
         }
         "Transpose" => one(shape::transpose(op.input(0)?, a.ints("perm")?)?),
         "Split" => {

@@ -232,7 +232,9 @@ pub fn import(file: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
         };
         return Err(fail(
             "graph",
-            format!("the model has no grouped Conv to import: {convs} Conv node(s) with group 1{hint}"),
+            format!(
+                "the model has no grouped Conv to import: {convs} Conv node(s) with group 1{hint}"
+            ),
         ));
     }
     cx.finish(model, layers)
@@ -494,7 +496,11 @@ impl<'m> Cx<'m> {
                     Err(_) => format!("<{p}>"),
                 })
                 .collect();
-            format!("set it with --input-shape {}={}", quote(name), parts.join("x"))
+            format!(
+                "set it with --input-shape {}={}",
+                quote(name),
+                parts.join("x")
+            )
         };
         let Some(decl) = declared else {
             let c = self.cause(Cause::Input {
@@ -605,7 +611,10 @@ impl<'m> Cx<'m> {
             } else if !standard {
                 Err(Unknown::Here(None))
             } else if node.op_type == "Constant" {
-                match self.consts.get(node.output.first().map(String::as_str).unwrap_or("")) {
+                match self
+                    .consts
+                    .get(node.output.first().map(String::as_str).unwrap_or(""))
+                {
                     Some(t) => tensor::dims(t)
                         .map(|d| vec![Some(d)])
                         .map_err(|e| Unknown::Here(Some(e))),
@@ -682,9 +691,9 @@ impl<'m> Cx<'m> {
                     None => format!(
                         "the importer cannot infer the shape of the output \"{out}\" of this operator and the model has no value_info for it, but {needs} needs it: add shapes to the model (onnx.shape_inference.infer_shapes) or leave the operator out of the part in front of the convolutions"
                     ),
-                    Some(why) => format!(
-                        "{why}; {needs} needs the shape of this node's output \"{out}\""
-                    ),
+                    Some(why) => {
+                        format!("{why}; {needs} needs the shape of this node's output \"{out}\"")
+                    }
                 };
                 (self.node_path(*node), message)
             }
@@ -1080,10 +1089,7 @@ impl<'m> Cx<'m> {
         let spec = match spec::parse(&self.file, &json) {
             Ok(s) => s,
             Err(Error::Invalid(ds)) => {
-                let ds = ds
-                    .into_iter()
-                    .map(|d| self.spec_diag(d, &layers))
-                    .collect();
+                let ds = ds.into_iter().map(|d| self.spec_diag(d, &layers)).collect();
                 return Err(Error::Invalid(ds));
             }
             Err(e) => return Err(Error::Internal(format!("the generated spec: {e}"))),
@@ -1142,12 +1148,10 @@ impl<'m> Cx<'m> {
             ));
         }
         for (l, name) in layers.iter().zip(&names) {
-            if let Some(users) = graph
-                .node
-                .iter()
-                .enumerate()
-                .find(|(_, n)| is_op(n, "BatchNormalization") && n.input.first().map(String::as_str) == Some(l.output))
-            {
+            if let Some(users) = graph.node.iter().enumerate().find(|(_, n)| {
+                is_op(n, "BatchNormalization")
+                    && n.input.first().map(String::as_str) == Some(l.output)
+            }) {
                 self.notes.push(format!(
                     "{} follows layer {name} and is not folded into it: the app runs it (or fold it into the Conv before exporting)",
                     self.node_path(users.0)

@@ -35,10 +35,7 @@ pub(crate) fn product(d: &[u64]) -> Result<u64, String> {
 /// Checks that a shape is within the importer's limits.
 pub(crate) fn check(d: &[u64]) -> Result<(), String> {
     if d.len() > MAX_RANK {
-        return Err(format!(
-            "rank {} is above the limit of {MAX_RANK}",
-            d.len()
-        ));
+        return Err(format!("rank {} is above the limit of {MAX_RANK}", d.len()));
     }
     if let Some(x) = d.iter().find(|&&x| x > MAX_DIM) {
         return Err(format!(
@@ -707,7 +704,12 @@ pub(crate) fn reduce(
 mod tests {
     use super::*;
 
-    fn win(kernel: &[u64], strides: &[i64], pads: &[i64], auto_pad: AutoPad) -> WindowAttrs<'static> {
+    fn win(
+        kernel: &[u64],
+        strides: &[i64],
+        pads: &[i64],
+        auto_pad: AutoPad,
+    ) -> WindowAttrs<'static> {
         WindowAttrs {
             kernel: kernel.to_vec().leak(),
             strides: Some(strides.to_vec().leak()),
@@ -764,20 +766,30 @@ mod tests {
         let (out, w) = conv(&[1, 16, 12, 10], &[32, 1, 3, 3], 16, &a).unwrap();
         assert_eq!(out, vec![1, 32, 6, 5]);
         assert_eq!(w.begin, vec![1, 1]);
-        assert!(conv(&[1, 16, 12, 10], &[32, 2, 3, 3], 16, &a)
-            .unwrap_err()
-            .contains("2 input channels per group"));
+        assert!(
+            conv(&[1, 16, 12, 10], &[32, 2, 3, 3], 16, &a)
+                .unwrap_err()
+                .contains("2 input channels per group")
+        );
         assert!(conv(&[1, 16, 12, 10], &[32, 1, 3, 3], 0, &a).is_err());
         let big = win(&[3, 3], &[1, 1], &[0, 0, 0, 0], AutoPad::NotSet);
-        assert!(conv(&[1, 1, 2, 9], &[1, 1, 3, 3], 1, &big)
-            .unwrap_err()
-            .contains("larger than the padded input"));
+        assert!(
+            conv(&[1, 1, 2, 9], &[1, 1, 3, 3], 1, &big)
+                .unwrap_err()
+                .contains("larger than the padded input")
+        );
     }
 
     #[test]
     fn broadcasting_follows_numpy() {
-        assert_eq!(broadcast(&[&[1, 48, 4, 4], &[1, 48, 1, 1]]), Ok(vec![1, 48, 4, 4]));
-        assert_eq!(broadcast(&[&[8, 1, 6, 1], &[7, 1, 5]]), Ok(vec![8, 7, 6, 5]));
+        assert_eq!(
+            broadcast(&[&[1, 48, 4, 4], &[1, 48, 1, 1]]),
+            Ok(vec![1, 48, 4, 4])
+        );
+        assert_eq!(
+            broadcast(&[&[8, 1, 6, 1], &[7, 1, 5]]),
+            Ok(vec![8, 7, 6, 5])
+        );
         assert_eq!(broadcast(&[&[3], &[]]), Ok(vec![3]));
         assert_eq!(broadcast(&[&[2, 0], &[1]]), Ok(vec![2, 0]));
         assert_eq!(
@@ -788,22 +800,44 @@ mod tests {
 
     #[test]
     fn reshape_zero_and_minus_one() {
-        assert_eq!(reshape(&[1, 16, 8, 7], &[0, 4, 4, 8, -1], false), Ok(vec![1, 4, 4, 8, 7]));
+        assert_eq!(
+            reshape(&[1, 16, 8, 7], &[0, 4, 4, 8, -1], false),
+            Ok(vec![1, 4, 4, 8, 7])
+        );
         assert_eq!(reshape(&[2, 3, 4], &[-1], false), Ok(vec![24]));
         assert_eq!(reshape(&[2, 3, 4], &[0, -1], false), Ok(vec![2, 12]));
         // allowzero: 0 is a real zero-size dimension.
         assert_eq!(reshape(&[0, 3], &[3, 0], true), Ok(vec![3, 0]));
-        assert!(reshape(&[2, 3], &[-1, -1], false).unwrap_err().contains("more than one -1"));
-        assert!(reshape(&[2, 3], &[4, -1], false).unwrap_err().contains("not a multiple of 4"));
-        assert!(reshape(&[2, 3], &[0, 0, 0], false).unwrap_err().contains("copies dimension 2"));
-        assert!(reshape(&[2, 3], &[7], false).unwrap_err().contains("has 7 elements"));
+        assert!(
+            reshape(&[2, 3], &[-1, -1], false)
+                .unwrap_err()
+                .contains("more than one -1")
+        );
+        assert!(
+            reshape(&[2, 3], &[4, -1], false)
+                .unwrap_err()
+                .contains("not a multiple of 4")
+        );
+        assert!(
+            reshape(&[2, 3], &[0, 0, 0], false)
+                .unwrap_err()
+                .contains("copies dimension 2")
+        );
+        assert!(
+            reshape(&[2, 3], &[7], false)
+                .unwrap_err()
+                .contains("has 7 elements")
+        );
         assert!(reshape(&[2, 3], &[-2, 3], false).is_err());
         assert!(reshape(&[0, 3], &[0, -1], false).is_err()); // -1 against zero elements
     }
 
     #[test]
     fn transpose_flatten_gemm_matmul() {
-        assert_eq!(transpose(&[1, 4, 4, 8, 7], Some(&[0, 2, 1, 3, 4])), Ok(vec![1, 4, 4, 8, 7]));
+        assert_eq!(
+            transpose(&[1, 4, 4, 8, 7], Some(&[0, 2, 1, 3, 4])),
+            Ok(vec![1, 4, 4, 8, 7])
+        );
         assert_eq!(transpose(&[2, 3, 4], None), Ok(vec![4, 3, 2]));
         assert!(transpose(&[2, 3], Some(&[0, 0])).is_err());
         assert!(transpose(&[2, 3], Some(&[0, 5])).is_err());
@@ -823,28 +857,55 @@ mod tests {
 
     #[test]
     fn concat_split_pad_squeeze_reduce() {
-        assert_eq!(concat(&[&[1, 32, 4, 4], &[1, 16, 4, 4]], 1), Ok(vec![1, 48, 4, 4]));
-        assert_eq!(concat(&[&[1, 32, 4, 4], &[1, 16, 4, 4]], -3), Ok(vec![1, 48, 4, 4]));
+        assert_eq!(
+            concat(&[&[1, 32, 4, 4], &[1, 16, 4, 4]], 1),
+            Ok(vec![1, 48, 4, 4])
+        );
+        assert_eq!(
+            concat(&[&[1, 32, 4, 4], &[1, 16, 4, 4]], -3),
+            Ok(vec![1, 48, 4, 4])
+        );
         assert!(concat(&[&[1, 32, 4, 4], &[1, 16, 4, 5]], 1).is_err());
         assert_eq!(
             split(&[1, 10, 4], 1, None, 3),
             Ok(vec![vec![1, 4, 4], vec![1, 4, 4], vec![1, 2, 4]])
         );
-        assert_eq!(split(&[1, 10, 4], -2, Some(&[3, 7]), 2), Ok(vec![vec![1, 3, 4], vec![1, 7, 4]]));
+        assert_eq!(
+            split(&[1, 10, 4], -2, Some(&[3, 7]), 2),
+            Ok(vec![vec![1, 3, 4], vec![1, 7, 4]])
+        );
         assert!(split(&[1, 10, 4], 1, Some(&[3, 6]), 2).is_err());
-        assert_eq!(pad(&[1, 48, 4, 4], &[0, 0, 1, 1, 0, 0, 1, 1], None), Ok(vec![1, 48, 6, 6]));
-        assert_eq!(pad(&[1, 48, 4, 4], &[0, 0, -1, 0, 0, 0, 0, 2], None), Ok(vec![1, 48, 3, 6]));
-        assert_eq!(pad(&[1, 48, 4, 4], &[1, 2, 3, 4], Some(&[2, 3])), Ok(vec![1, 48, 8, 10]));
+        assert_eq!(
+            pad(&[1, 48, 4, 4], &[0, 0, 1, 1, 0, 0, 1, 1], None),
+            Ok(vec![1, 48, 6, 6])
+        );
+        assert_eq!(
+            pad(&[1, 48, 4, 4], &[0, 0, -1, 0, 0, 0, 0, 2], None),
+            Ok(vec![1, 48, 3, 6])
+        );
+        assert_eq!(
+            pad(&[1, 48, 4, 4], &[1, 2, 3, 4], Some(&[2, 3])),
+            Ok(vec![1, 48, 8, 10])
+        );
         assert!(pad(&[1, 2], &[0, -3, 0, 0], None).is_err());
         assert_eq!(squeeze(&[1, 24, 1, 1], Some(&[2, 3])), Ok(vec![1, 24]));
         assert_eq!(squeeze(&[1, 24, 1, 1], None), Ok(vec![24]));
         assert!(squeeze(&[1, 24], Some(&[1])).is_err());
         assert_eq!(unsqueeze(&[24], &[0, -1]), Ok(vec![1, 24, 1]));
         assert!(unsqueeze(&[24], &[0, 0]).is_err());
-        assert_eq!(reduce(&[1, 24, 5, 5], &[2, 3], true, false), Ok(vec![1, 24, 1, 1]));
-        assert_eq!(reduce(&[1, 24, 5, 5], &[-1, -2], false, false), Ok(vec![1, 24]));
+        assert_eq!(
+            reduce(&[1, 24, 5, 5], &[2, 3], true, false),
+            Ok(vec![1, 24, 1, 1])
+        );
+        assert_eq!(
+            reduce(&[1, 24, 5, 5], &[-1, -2], false, false),
+            Ok(vec![1, 24])
+        );
         assert_eq!(reduce(&[1, 24, 5, 5], &[], false, false), Ok(vec![]));
-        assert_eq!(reduce(&[1, 24, 5, 5], &[], true, true), Ok(vec![1, 24, 5, 5]));
+        assert_eq!(
+            reduce(&[1, 24, 5, 5], &[], true, true),
+            Ok(vec![1, 24, 5, 5])
+        );
     }
 
     #[test]

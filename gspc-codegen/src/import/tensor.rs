@@ -169,7 +169,10 @@ mod tests {
     #[test]
     fn raw_and_typed_data() {
         let mut a = t(&[2], data_type::FLOAT);
-        a.raw_data = [1.5f32, -2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        a.raw_data = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
         assert_eq!(floats(&a), Ok(vec![1.5, -2.0]));
         let mut b = t(&[2], data_type::FLOAT);
         b.float_data = vec![3.0, 4.0];
@@ -192,15 +195,26 @@ mod tests {
         a.raw_data = vec![0; 23];
         assert_eq!(
             floats(&a),
-            Err("tensor \"w\" has dims [2, 3] (6 elements of 4 bytes) but 23 bytes of raw_data".to_string())
+            Err(
+                "tensor \"w\" has dims [2, 3] (6 elements of 4 bytes) but 23 bytes of raw_data"
+                    .to_string()
+            )
         );
         let mut b = t(&[4], data_type::FLOAT);
         b.float_data = vec![1.0];
         assert!(floats(&b).unwrap_err().contains("1 values in float_data"));
         assert!(floats(&t(&[-1], data_type::FLOAT)).is_err());
         assert!(floats(&t(&[1 << 40, 1 << 40], data_type::FLOAT)).is_err());
-        assert!(floats(&t(&[2], data_type::FLOAT16)).unwrap_err().contains("FLOAT16"));
-        assert!(ints(&t(&[100], data_type::INT64), 8).unwrap_err().contains("more than the 8"));
+        assert!(
+            floats(&t(&[2], data_type::FLOAT16))
+                .unwrap_err()
+                .contains("FLOAT16")
+        );
+        assert!(
+            ints(&t(&[100], data_type::INT64), 8)
+                .unwrap_err()
+                .contains("more than the 8")
+        );
         let mut e = t(&[2], data_type::FLOAT);
         e.data_location = DATA_LOCATION_EXTERNAL;
         assert!(floats(&e).unwrap_err().contains("external file"));
