@@ -60,6 +60,29 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Import an ONNX model: write a layer spec with its grouped convolutions (every Conv
+    /// with --all-convs) and, with --weights, their weights; print one line per layer.
+    Import {
+        /// The ONNX model.
+        #[arg(value_name = "MODEL")]
+        model: PathBuf,
+        /// The layer spec to write (JSON).
+        #[arg(long, value_name = "SPEC")]
+        out: PathBuf,
+        /// Also write the imported layers' weights (safetensors: <layer>.weight, <layer>.bias).
+        #[arg(long, value_name = "FILE")]
+        weights: Option<PathBuf>,
+        /// Import every 2-D Conv, not only grouped ones.
+        #[arg(long)]
+        all_convs: bool,
+        /// The shape of a graph input, replacing a dynamic or declared one (repeatable):
+        /// NAME=1x3x224x224.
+        #[arg(long, value_name = "NAME=DIMS")]
+        input_shape: Vec<String>,
+        /// The model name in the spec (default: the file name's stem, made an identifier).
+        #[arg(long, value_name = "NAME")]
+        model_name: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -123,7 +146,8 @@ fn exit_code(e: &Error) -> u8 {
         Error::Syntax { .. } | Error::Invalid(_) | Error::Option(_) => 2,
         Error::Io { message, .. }
             if message.starts_with("cannot read the spec")
-                || message.starts_with("cannot read the weights") =>
+                || message.starts_with("cannot read the weights")
+                || message.starts_with("cannot read the model") =>
         {
             2
         }
@@ -187,6 +211,21 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Import {
+            model,
+            out,
+            weights,
+            all_convs,
+            input_shape,
+            model_name,
+        } => import(
+            &model,
+            &out,
+            weights.as_deref(),
+            all_convs,
+            &input_shape,
+            model_name,
+        ),
         Command::Check { specs } => {
             for s in gspc_codegen::read_specs(&specs)? {
                 say!(
@@ -332,4 +371,102 @@ fn print_memory(g: &gspc_codegen::Generated) {
         g.code.len(),
         g.code.lines().count()
     );
+}
+
+/// `gspc-codegen import`: the spec (and weights) of an ONNX model's convolutions.
+fn import(
+    model: &std::path::Path,
+    out: &std::path::Path,
+    weights: Option<&std::path::Path>,
+    all_convs: bool,
+    input_shapes: &[String],
+    model_name: Option<String>,
+) -> Result<(), Error> {
+    use gspc_codegen::import;
+    let options = import::ImportOptions {
+        all_convs,
+        input_shapes: input_shapes
+            .iter()
+            .map(|s| import::parse_input_shape(s))
+            .collect::<Result<_, _>>()?,
+        model: model_name,
+    };
+    let file = model.display().to_string();
+    let bytes = std::fs::read(model).map_err(|e| Error::Io {
+        file: file.clone(),
+        message: format!("cannot read the model: {e}"),
+    })?;
+    let imported = import::import(&file, &bytes, &options)?;
+    let write = |path: &std::path::Path, data: &[u8]| {
+        std::fs::write(path, data).map_err(|e| Error::Io {
+            file: path.display().to_string(),
+            message: format!("cannot write: {e}"),
+        })
+    };
+    for (l, info) in imported.spec.layers.iter().zip(&imported.layers) {
+        let [oh, ow] = l.output();
+        let fused = match &info.fused {
+            Some(f) => format!(" + {f}"),
+            None => String::new(),
+        };
+        let mut extras = Vec::new();
+        if l.bias {
+            extras.push("bias".to_string());
+        }
+        if l.activation != gspc_codegen::Activation::None {
+            extras.push(l.activation.as_str().to_string());
+        }
+        let extras = if extras.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", extras.join(", "))
+        };
+        say!(
+            "{}::{}  {}{}: {}x{}x{} -> {}x{}x{}, groups {}, kernel {}x{}, stride {}x{}, padding {}x{}, dilation {}x{}{}",
+            imported.model,
+            l.name,
+            info.source,
+            fused,
+            l.in_channels,
+            l.input[0],
+            l.input[1],
+            l.out_channels,
+            oh,
+            ow,
+            l.groups,
+            l.kernel[0],
+            l.kernel[1],
+            l.stride[0],
+            l.stride[1],
+            l.padding[0],
+            l.padding[1],
+            l.dilation[0],
+            l.dilation[1],
+            extras
+        );
+    }
+    for n in &imported.notes {
+        say!("note: {n}");
+    }
+    write(out, imported.spec_json.as_bytes())?;
+    say!(
+        "wrote {} ({} layer(s))",
+        out.display(),
+        imported.spec.layers.len()
+    );
+    if let Some(w) = weights {
+        write(w, &imported.weights)?;
+        let tensors = imported.layers.len()
+            + imported
+                .layers
+                .iter()
+                .filter(|l| l.bias_key.is_some())
+                .count();
+        say!(
+            "wrote {} ({tensors} tensors, {} bytes)",
+            w.display(),
+            imported.weights.len()
+        );
+    }
+    Ok(())
 }

@@ -1056,11 +1056,6 @@ impl<'m> Cx<'m> {
             taken.insert(name.clone());
             names.push(name);
         }
-        let act = |a: Activation| match a {
-            Activation::None => "none",
-            Activation::Relu => "relu",
-            Activation::Relu6 => "relu6",
-        };
         let mut json = format!(
             "{{\"model\": {}, \"layers\": [\n",
             serde_json::Value::String(model.clone())
@@ -1081,7 +1076,7 @@ impl<'m> Cx<'m> {
                 l.x[2],
                 l.x[3],
                 l.bias.is_some(),
-                act(l.activation),
+                l.activation.as_str(),
                 if i + 1 < layers.len() { "," } else { "" }
             ));
         }
