@@ -1,21 +1,28 @@
 //! Generates the kernels of `spec/tiny_net.json` for the target being built (portable Rust
-//! for thumbv7em: no SIMD variant, no run-time dispatch), and gives the linker cortex-m-rt's
+//! for thumbv7em: no SIMD variant, no run-time dispatch) with the net's weights packed and
+//! baked in (they go to flash; nothing is packed on the device), and gives the linker cortex-m-rt's
 //! `link.x` with the memory map of the board as `memory.x` (`memory/board.x`, or
 //! `memory/qemu-mps2-an386.x` with the `qemu` feature). The maps are not named `memory.x`
 //! in this directory: the linker would find that one first, whatever the feature.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+const SPEC: &str = "spec/tiny_net.json";
 
 fn main() {
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_else(|| fail("no OUT_DIR")));
+    // A real application names its trained weights file here (safetensors, e.g. from
+    // `gspc-codegen import`); this example makes up reproducible ones, which the `qemu`
+    // build makes again on the device to check every layer against the reference.
+    let weights = made_up_weights(&out).unwrap_or_else(|e| fail(&e.to_string()));
     if let Err(e) = gspc_codegen::Builder::new()
-        .spec("spec/tiny_net.json")
+        .baked(SPEC, &weights)
         .index("models.rs")
         .generate()
     {
         fail(&format!("kernel generation failed:\n{e}"));
     }
 
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_else(|| fail("no OUT_DIR")));
     let memory = if std::env::var_os("CARGO_FEATURE_QEMU").is_some() {
         "memory/qemu-mps2-an386.x"
     } else {
@@ -31,6 +38,31 @@ fn main() {
         println!("cargo:rustc-link-arg-bins=--nmagic");
         println!("cargo:rustc-link-arg-bins=-Tlink.x");
     }
+}
+
+/// Writes `OUT_DIR/tiny_net.safetensors`: for layer `i`, weights then bias drawn from
+/// `Rng::new(0x5EED_0000 + i)` (as `layer_weights` in src/main.rs draws them again).
+fn made_up_weights(out: &Path) -> Result<PathBuf, gspc_codegen::Error> {
+    use gspc_codegen::weights::{to_safetensors, weight_shape};
+    let spec = gspc_codegen::read_specs(&[SPEC])?.remove(0);
+    let mut tensors = Vec::new();
+    for (i, l) in spec.layers.iter().enumerate() {
+        let mut rng = gspc_runtime::rng::Rng::new(0x5EED_0000 + i as u64);
+        let mut w = vec![0.0f32; l.weights_len()];
+        let mut b = vec![0.0f32; l.out_channels];
+        rng.fill(&mut w);
+        rng.fill(&mut b);
+        tensors.push((format!("{}.weight", l.name), weight_shape(l).to_vec(), w));
+        if l.bias {
+            tensors.push((format!("{}.bias", l.name), vec![l.out_channels], b));
+        }
+    }
+    let path = out.join("tiny_net.safetensors");
+    std::fs::write(&path, to_safetensors(&tensors)?).map_err(|e| gspc_codegen::Error::Io {
+        file: path.display().to_string(),
+        message: format!("cannot write: {e}"),
+    })?;
+    Ok(path)
 }
 
 fn fail(report: &str) -> ! {

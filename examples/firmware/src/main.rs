@@ -2,11 +2,12 @@
 //! kernels the build script generates for a Cortex-M4F/M7, run with no allocator and no
 //! `unsafe` in this crate.
 //!
-//! Every buffer is sized at compile time from the generated constants and lives in one
-//! [`Net`] in `.bss`, handed out once by cortex-m-rt's `#[entry]` (a `static mut` declared
-//! in the entry function becomes a `&'static mut`, safely, because the entry runs once).
-//! The weights are packed once; then every inference runs every layer, ping-ponging
-//! between two activation buffers.
+//! The weights were packed by the build script and are baked into flash (each layer's
+//! `PACKED`, also `LAYERS[i].baked`): nothing is packed on the device. Every buffer is sized
+//! at compile time from the generated constants and lives in one [`Net`] in `.bss`, handed
+//! out once by cortex-m-rt's `#[entry]` (a `static mut` declared in the entry function
+//! becomes a `&'static mut`, safely, because the entry runs once). Every inference runs
+//! every layer, ping-ponging between two activation buffers.
 //!
 //! With the `qemu` feature it runs one inference on QEMU's mps2-an386 board, checks every
 //! layer against the naive reference convolution, prints the results by semihosting and
@@ -34,14 +35,16 @@ mod models {
 
 use models::tiny_net as net;
 
+#[cfg(feature = "qemu")]
 const fn max(a: usize, b: usize) -> usize {
     if a > b { a } else { b }
 }
 
 /// One activation buffer holds the input or the output of any layer.
-const ACT_LEN: usize = max(net::MAX_INPUT_LEN, net::MAX_OUTPUT_LEN);
+const ACT_LEN: usize = net::MAX_ACTIVATION_LEN;
 
-/// The largest OIHW weights of any layer (the staging buffer for packing).
+/// The largest OIHW weights of any layer (for the reference check under QEMU).
+#[cfg(feature = "qemu")]
 const MAX_WEIGHTS_LEN: usize = {
     let mut m = 0;
     let mut i = 0;
@@ -52,7 +55,8 @@ const MAX_WEIGHTS_LEN: usize = {
     m
 };
 
-/// The most output channels of any layer (the staging buffer for a bias).
+/// The most output channels of any layer (for the reference check under QEMU).
+#[cfg(feature = "qemu")]
 const MAX_OUT_CHANNELS: usize = {
     let mut m = 0;
     let mut i = 0;
@@ -63,10 +67,9 @@ const MAX_OUT_CHANNELS: usize = {
     m
 };
 
-// The layers form a chain (each output is the next input), and the packed weights of all
-// of them fill `TOTAL_PACKED_LEN` exactly: checked when this crate compiles.
+// The layers form a chain (each output is the next input), and every layer has baked
+// weights: checked when this crate compiles.
 const _: () = {
-    let mut total = 0;
     let mut i = 0;
     while i < net::LAYERS.len() {
         if i > 0 {
@@ -75,10 +78,12 @@ const _: () = {
                 "tiny_net: a layer's output is not the next layer's input"
             );
         }
-        total += net::LAYERS[i].packed_len;
+        assert!(
+            net::LAYERS[i].baked.is_some(),
+            "tiny_net: weights not baked"
+        );
         i += 1;
     }
-    assert!(total == net::TOTAL_PACKED_LEN);
 };
 
 /// Input of the net (the first layer's input).
@@ -86,38 +91,31 @@ const INPUT_LEN: usize = net::LAYERS[0].input_len;
 /// Output of the net (the last layer's output).
 const OUTPUT_LEN: usize = net::LAYERS[net::LAYERS.len() - 1].output_len;
 
-/// All the memory the net needs, f32 throughout: `4 * (TOTAL_PACKED_LEN + 2 * ACT_LEN +
-/// MAX_SCRATCH_LEN + MAX_WEIGHTS_LEN + MAX_OUT_CHANNELS)` bytes.
+/// All the RAM the net needs, f32 throughout: `4 * (2 * MAX_ACTIVATION_LEN +
+/// MAX_SCRATCH_LEN)` bytes (the weights, `4 * TOTAL_PACKED_LEN` bytes, are in flash).
 struct Net {
-    /// Every layer's packed weights and bias, one after the other in layer order.
-    packed: [f32; net::TOTAL_PACKED_LEN],
     /// Activations: the current layer reads one and writes the other.
     ping: [f32; ACT_LEN],
     pong: [f32; ACT_LEN],
     /// One workspace shared by every layer.
     scratch: [f32; net::MAX_SCRATCH_LEN],
-    /// Staging for OIHW weights and bias while packing.
-    weights: [f32; MAX_WEIGHTS_LEN],
-    bias: [f32; MAX_OUT_CHANNELS],
 }
 
 impl Net {
     /// All zero, so that a `static` of it goes to `.bss` (no flash image).
     const ZERO: Net = Net {
-        packed: [0.0; net::TOTAL_PACKED_LEN],
         ping: [0.0; ACT_LEN],
         pong: [0.0; ACT_LEN],
         scratch: [0.0; net::MAX_SCRATCH_LEN],
-        weights: [0.0; MAX_WEIGHTS_LEN],
-        bias: [0.0; MAX_OUT_CHANNELS],
     };
 }
 
 /// Bytes of RAM the net takes.
 pub const NET_BYTES: usize = core::mem::size_of::<Net>();
 
-/// The weights and bias of layer `index`. A real application keeps its trained weights in
-/// flash (`static WEIGHTS: [f32; N] = [...]`); this example makes them up, reproducibly.
+/// The weights and bias of layer `index`, made up again as the build script made up the
+/// ones it baked in (for the reference check under QEMU).
+#[cfg(feature = "qemu")]
 fn layer_weights(index: usize, layer: &Layer, weights: &mut [f32], bias: &mut [f32]) {
     let mut rng = Rng::new(0x5EED_0000 + index as u64);
     rng.fill(&mut weights[..layer.weights_len]);
@@ -131,25 +129,6 @@ fn too_short(buffer: &'static str, expected: usize, actual: usize) -> Error {
         expected,
         actual,
     }
-}
-
-/// Packs every layer's weights (and bias, where the layer has one) once.
-fn pack_all(n: &mut Net) -> Result<(), Error> {
-    let mut rest: &mut [f32] = &mut n.packed;
-    for (i, layer) in net::LAYERS.iter().enumerate() {
-        let len = rest.len();
-        let (packed, tail) = rest
-            .split_at_mut_checked(layer.packed_len)
-            .ok_or(too_short("packed", layer.packed_len, len))?;
-        layer_weights(i, layer, &mut n.weights, &mut n.bias);
-        let bias = layer
-            .info
-            .bias
-            .then_some(&n.bias[..layer.info.out_channels]);
-        (layer.pack_weights)(&n.weights[..layer.weights_len], bias, packed)?;
-        rest = tail;
-    }
-    Ok(())
 }
 
 /// The slice `..len` of `buf`, or a length error.
@@ -174,19 +153,18 @@ fn infer(
     mut after: impl FnMut(usize, &Layer, &[f32], &[f32]),
 ) -> Result<&[f32], Error> {
     let (mut src, mut dst) = (&mut n.ping, &mut n.pong);
-    let mut packed: &[f32] = &n.packed;
-    for (i, layer) in net::LAYERS.iter().enumerate() {
-        let (p, rest) = packed.split_at_checked(layer.packed_len).ok_or(too_short(
-            "packed",
-            layer.packed_len,
-            packed.len(),
-        ))?;
+    // Through the layer table, as an app that loads a model description would: without the
+    // black box the compiler would unroll this loop and inline every layer into `main`, and
+    // scripts/firmware-size.sh could not tell the layers' code apart.
+    for (i, layer) in core::hint::black_box(net::LAYERS).iter().enumerate() {
+        let p = layer
+            .baked
+            .ok_or(too_short("packed", layer.packed_len, 0))?;
         let input = prefix("input", &src[..], layer.input_len)?;
         let output = prefix_mut("output", &mut dst[..], layer.output_len)?;
         let scratch = prefix_mut("scratch", &mut n.scratch, layer.scratch_len)?;
         (layer.run)(input, p, output, scratch)?;
         after(i, layer, input, output);
-        packed = rest;
         core::mem::swap(&mut src, &mut dst);
     }
     prefix("output", &src[..], OUTPUT_LEN)
@@ -202,9 +180,6 @@ fn main() -> ! {
     // cortex-m-rt turns this into a `&'static mut Net`: the entry function runs once.
     static mut NET: Net = Net::ZERO;
     let n: &'static mut Net = NET;
-    if pack_all(n).is_err() {
-        halt();
-    }
     run(n)
 }
 
@@ -239,10 +214,11 @@ fn run(n: &mut Net) -> ! {
     let mut failures = 0usize;
 
     hprintln!(
-        "gspc firmware example: model {} ({} layers), {} bytes of RAM for the net",
+        "gspc firmware example: model {} ({} layers), {} bytes of RAM for the net, {} bytes of baked weights in flash",
         net::NAME,
         net::LAYERS.len(),
-        NET_BYTES
+        NET_BYTES,
+        4 * net::TOTAL_PACKED_LEN
     );
     read_input(0, &mut n.ping[..INPUT_LEN]);
     let result = infer(n, |i, layer, input, output| {
