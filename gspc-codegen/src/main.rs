@@ -65,7 +65,7 @@ enum Command {
     Import {
         /// The ONNX model.
         #[arg(value_name = "MODEL")]
-        model: PathBuf,
+        file: PathBuf,
         /// The layer spec to write (JSON).
         #[arg(long, value_name = "SPEC")]
         out: PathBuf,
@@ -80,7 +80,7 @@ enum Command {
         #[arg(long, value_name = "NAME=DIMS")]
         input_shape: Vec<String>,
         /// The model name in the spec (default: the file name's stem, made an identifier).
-        #[arg(long, value_name = "NAME")]
+        #[arg(long = "model", value_name = "NAME")]
         model_name: Option<String>,
     },
 }
@@ -212,7 +212,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Import {
-            model,
+            file: model,
             out,
             weights,
             all_convs,

@@ -683,13 +683,14 @@ impl<'m> Cx<'m> {
             None => return,
             Some(Cause::Node { node, output, why }) => {
                 let n = self.graph.node.get(*node);
+                let op = n.map(|n| quote(&n.op_type)).unwrap_or_default();
                 let out = n
                     .and_then(|n| n.output.get(*output))
                     .map(|s| quote(s))
                     .unwrap_or_default();
                 let message = match why {
                     None => format!(
-                        "the importer cannot infer the shape of the output \"{out}\" of this operator and the model has no value_info for it, but {needs} needs it: add shapes to the model (onnx.shape_inference.infer_shapes) or leave the operator out of the part in front of the convolutions"
+                        "the importer does not infer shapes through {op} and the model has no value_info for its output \"{out}\", which {needs} needs: save the model with its shapes (onnx.shape_inference.infer_shapes) or set them in value_info"
                     ),
                     Some(why) => {
                         format!("{why}; {needs} needs the shape of this node's output \"{out}\"")
