@@ -148,7 +148,9 @@ fn conv(name: &str, x: &str, w: &str, b: Option<&str>, y: &str, group: i64, pad:
 /// A float initializer with seeded values, as raw data.
 fn init(name: &str, dims: &[i64]) -> TensorProto {
     let n: i64 = dims.iter().product();
-    let data: Vec<f32> = (0..n).map(|i| ((i * 7 + 3) % 11) as f32 * 0.25 - 1.0).collect();
+    let data: Vec<f32> = (0..n)
+        .map(|i| ((i * 7 + 3) % 11) as f32 * 0.25 - 1.0)
+        .collect();
     TensorProto {
         name: name.to_string(),
         dims: dims.to_vec(),
@@ -259,6 +261,16 @@ fn one_conv(attrs: Vec<AttributeProto>) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------
 // small_net: the end-to-end fixture
 
+/// name, source, fused, input value, output value, bias key.
+type Row<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+);
+
 #[test]
 fn small_net_imports_every_grouped_conv_with_bias_and_fused_activations() {
     let i = import_fixture("small_net.onnx", &Default::default()).expect("imports");
@@ -272,7 +284,19 @@ fn small_net_imports_every_grouped_conv_with_bias_and_fused_activations() {
             layer("block1_conv_0", 8, 16, 2, 3, 1, 1, 1, [12, 10], true, Relu),
             layer("conv_2", 16, 16, 16, 3, 2, 1, 1, [12, 10], true, Relu6),
             layer("stage2_expand", 16, 32, 4, 1, 1, 0, 1, [6, 5], false, NONE),
-            layer("stage2_expand_2", 32, 64, 32, 3, 1, 1, 1, [6, 5], false, Relu),
+            layer(
+                "stage2_expand_2",
+                32,
+                64,
+                32,
+                3,
+                1,
+                1,
+                1,
+                [6, 5],
+                false,
+                Relu
+            ),
             layer("output", 64, 16, 4, 3, 1, 0, 2, [6, 5], true, NONE),
         ]
     );
@@ -281,7 +305,7 @@ fn small_net_imports_every_grouped_conv_with_bias_and_fused_activations() {
     assert_eq!(reparsed, i.spec);
     assert!(i.spec_json.starts_with("{\"model\": \"small_net\", \"layers\": [\n  {\"name\": \"block1_conv_0\", \"in_channels\": 8, \"out_channels\": 16, \"groups\": 2, \"kernel\": [3, 3], \"stride\": [1, 1], \"padding\": [1, 1], \"dilation\": [1, 1], \"input\": [12, 10], \"bias\": true, \"activation\": \"relu\"},\n"));
     // Sources, values, keys.
-    let rows: Vec<(&str, &str, Option<&str>, &str, &str, Option<&str>)> = i
+    let rows: Vec<Row> = i
         .layers
         .iter()
         .map(|l| {
@@ -341,7 +365,10 @@ fn small_net_imports_every_grouped_conv_with_bias_and_fused_activations() {
         ]
     );
     assert_eq!(
-        i.layers.iter().map(|l| l.weight_key.as_str()).collect::<Vec<_>>(),
+        i.layers
+            .iter()
+            .map(|l| l.weight_key.as_str())
+            .collect::<Vec<_>>(),
         [
             "block1_conv_0.weight",
             "conv_2.weight",
@@ -352,7 +379,9 @@ fn small_net_imports_every_grouped_conv_with_bias_and_fused_activations() {
     );
     assert_eq!(
         i.notes,
-        ["3 Relu/Clip node(s) fused into the layer before them (the layer's output is theirs; do not run them separately)"]
+        [
+            "3 Relu/Clip node(s) fused into the layer before them (the layer's output is theirs; do not run them separately)"
+        ]
     );
 }
 
@@ -369,7 +398,10 @@ fn small_net_weights_are_the_initializers() {
             .find(|t| t.name == name)
             .unwrap_or_else(|| panic!("initializer {name}"));
         assert_eq!(t.data_type, data_type::FLOAT);
-        (t.dims.iter().map(|&d| d as usize).collect(), t.raw_data.clone())
+        (
+            t.dims.iter().map(|&d| d as usize).collect(),
+            t.raw_data.clone(),
+        )
     };
     let st = safetensors::SafeTensors::deserialize(&i.weights).expect("valid safetensors");
     let mut expected = 0;
@@ -379,7 +411,12 @@ fn small_net_weights_are_the_initializers() {
         assert_eq!(w.dtype(), safetensors::Dtype::F32);
         assert_eq!(
             w.shape(),
-            [l.out_channels, l.in_channels / l.groups, l.kernel[0], l.kernel[1]]
+            [
+                l.out_channels,
+                l.in_channels / l.groups,
+                l.kernel[0],
+                l.kernel[1]
+            ]
         );
         let (dims, raw) = initializer(&conv.input[1]);
         assert_eq!(w.shape(), dims.as_slice());
@@ -450,7 +487,9 @@ fn shapes_are_inferred_through_the_ops_in_between() {
 fn an_unsupported_op_in_front_of_a_conv_is_named() {
     assert_eq!(
         messages(import_fixture("unsupported_op.onnx", &Default::default())),
-        ["unsupported_op.onnx: graph.node[0] \"up\" (Resize): the importer does not infer shapes through Resize and the model has no value_info for its output \"up_out\", which graph.node[1] \"conv_after\" (Conv) needs: save the model with its shapes (onnx.shape_inference.infer_shapes) or set them in value_info"]
+        [
+            "unsupported_op.onnx: graph.node[0] \"up\" (Resize): the importer does not infer shapes through Resize and the model has no value_info for its output \"up_out\", which graph.node[1] \"conv_after\" (Conv) needs: save the model with its shapes (onnx.shape_inference.infer_shapes) or set them in value_info"
+        ]
     );
 }
 
@@ -462,16 +501,33 @@ fn value_info_gives_the_shapes_the_importer_does_not_infer() {
     let i = run_import(&m.encode_to_vec(), &Default::default()).expect("imports");
     assert_eq!(
         i.spec.layers,
-        [layer("conv_after", 4, 4, 2, 3, 1, 1, 1, [10, 10], false, Activation::None)]
+        [layer(
+            "conv_after",
+            4,
+            4,
+            2,
+            3,
+            1,
+            1,
+            1,
+            [10, 10],
+            false,
+            Activation::None
+        )]
     );
-    assert_eq!(i.notes, ["the app runs the rest of the graph itself: Resize x1"]);
+    assert_eq!(
+        i.notes,
+        ["the app runs the rest of the graph itself: Resize x1"]
+    );
 }
 
 #[test]
 fn a_dynamic_input_shape_names_the_input_the_conv_and_the_flag() {
     assert_eq!(
         messages(import_fixture("dynamic_shape.onnx", &Default::default())),
-        ["dynamic_shape.onnx: graph.input[0] \"x\": the shape [N, 3, H, W] has dynamic dimensions (H, W), and graph.node[0] \"conv\" (Conv) needs static shapes: set it with --input-shape x=1x3x<H>x<W>"]
+        [
+            "dynamic_shape.onnx: graph.input[0] \"x\": the shape [N, 3, H, W] has dynamic dimensions (H, W), and graph.node[0] \"conv\" (Conv) needs static shapes: set it with --input-shape x=1x3x<H>x<W>"
+        ]
     );
     let options = ImportOptions {
         input_shapes: vec![("x".to_string(), vec![1, 3, 20, 16])],
@@ -480,7 +536,19 @@ fn a_dynamic_input_shape_names_the_input_the_conv_and_the_flag() {
     let i = import_fixture("dynamic_shape.onnx", &options).expect("imports");
     assert_eq!(
         i.spec.layers,
-        [layer("conv", 3, 6, 3, 3, 1, 1, 1, [20, 16], false, Activation::None)]
+        [layer(
+            "conv",
+            3,
+            6,
+            3,
+            3,
+            1,
+            1,
+            1,
+            [20, 16],
+            false,
+            Activation::None
+        )]
     );
     assert_eq!(i.notes, Vec::<String>::new());
 }
@@ -489,6 +557,965 @@ fn a_dynamic_input_shape_names_the_input_the_conv_and_the_flag() {
 fn asymmetric_pads_are_refused_with_the_rule() {
     assert_eq!(
         messages(import_fixture("asym_pads.onnx", &Default::default())),
-        ["asym_pads.onnx: graph.node[0] \"asym\" (Conv): pads [0, 0, 1, 1] (top, left, bottom, right) are asymmetric; gspc pads both sides of an axis equally, so asymmetric padding is not supported (pad with an explicit Pad node in front of a Conv with symmetric pads)"]
+        [
+            "asym_pads.onnx: graph.node[0] \"asym\" (Conv): pads [0, 0, 1, 1] (top, left, bottom, right) are asymmetric; gspc pads both sides of an axis equally, so asymmetric padding is not supported (pad with an explicit Pad node in front of a Conv with symmetric pads)"
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// models built here: fusion rules
+
+/// `x [1, 4, 8, 8]` -> grouped conv `c` -> `y`, then `after` nodes; `extra` initializers.
+fn conv_then(
+    after: Vec<NodeProto>,
+    extra: Vec<TensorProto>,
+    outputs: &[&str],
+    opset: i64,
+) -> Vec<u8> {
+    let mut nodes = vec![conv("c", "x", "w", None, "y", 2, 1)];
+    nodes.extend(after);
+    let mut inits = vec![init("w", &[4, 2, 3, 3])];
+    inits.extend(extra);
+    model(
+        nodes,
+        inits,
+        vec![value("x", &["1", "4", "8", "8"])],
+        outputs,
+        opset,
+    )
+}
+
+fn activation_of(bytes: &[u8]) -> (Activation, String) {
+    let i = run_import(bytes, &Default::default()).expect("imports");
+    (i.spec.layers[0].activation, i.layers[0].output.clone())
+}
+
+#[test]
+fn clip_bounds_as_inputs_and_as_attributes() {
+    let clip = |inputs: &[&str]| node("Clip", "clip", inputs, &["z"], vec![]);
+    let bounds = || {
+        vec![
+            scalar("zero", 0.0),
+            scalar("six", 6.0),
+            scalar("five", 5.0),
+            scalar("minus", -1.0),
+        ]
+    };
+    // Opset 11+: min and max are inputs.
+    let cases: [(&[&str], Activation); 5] = [
+        (&["y", "zero", "six"], Activation::Relu6),
+        (&["y", "zero"], Activation::Relu),
+        (&["y", "zero", ""], Activation::Relu),
+        (&["y", "zero", "five"], Activation::None),
+        (&["y", "minus", "six"], Activation::None),
+    ];
+    for (inputs, want) in cases {
+        let (got, out) = activation_of(&conv_then(vec![clip(inputs)], bounds(), &["z"], 13));
+        assert_eq!(got, want, "{inputs:?}");
+        assert_eq!(out, if want == Activation::None { "y" } else { "z" });
+    }
+    // Before opset 11: attributes.
+    let old = |attrs: Vec<AttributeProto>| {
+        conv_then(
+            vec![node("Clip", "clip", &["y"], &["z"], attrs)],
+            vec![],
+            &["z"],
+            6,
+        )
+    };
+    assert_eq!(
+        activation_of(&old(vec![attr_float("min", 0.0), attr_float("max", 6.0)])).0,
+        Activation::Relu6
+    );
+    assert_eq!(
+        activation_of(&old(vec![attr_float("min", 0.0)])).0,
+        Activation::Relu
+    );
+    assert_eq!(
+        activation_of(&old(vec![attr_float("max", 6.0)])).0,
+        Activation::None
+    );
+    // A bound that is not a constant: not fused.
+    let dynamic = model(
+        vec![
+            conv("c", "x", "w", None, "y", 2, 1),
+            clip(&["y", "zero", "m"]),
+        ],
+        vec![init("w", &[4, 2, 3, 3]), scalar("zero", 0.0)],
+        vec![value("x", &["1", "4", "8", "8"]), value("m", &[])],
+        &["z"],
+        13,
+    );
+    assert_eq!(activation_of(&dynamic).0, Activation::None);
+}
+
+#[test]
+fn an_activation_is_fused_only_when_it_alone_reads_the_conv() {
+    let relu = || node("Relu", "relu", &["y"], &["z"], vec![]);
+    assert_eq!(
+        activation_of(&conv_then(vec![relu()], vec![], &["z"], 13)),
+        (Activation::Relu, "z".to_string())
+    );
+    // Also a graph output: the pre-activation value is needed.
+    assert_eq!(
+        activation_of(&conv_then(vec![relu()], vec![], &["z", "y"], 13)).0,
+        Activation::None
+    );
+    // Also read by another node.
+    let other = node("Add", "add", &["y", "z"], &["s"], vec![]);
+    assert_eq!(
+        activation_of(&conv_then(vec![relu(), other], vec![], &["s"], 13)).0,
+        Activation::None
+    );
+    // Not an activation gspc fuses.
+    let sig = node("Sigmoid", "sig", &["y"], &["z"], vec![]);
+    assert_eq!(
+        activation_of(&conv_then(vec![sig], vec![], &["z"], 13)).0,
+        Activation::None
+    );
+    // A custom-domain Relu is not the standard one.
+    let mut custom = relu();
+    custom.domain = "com.example".to_string();
+    assert_eq!(
+        activation_of(&conv_then(vec![custom], vec![], &["z"], 13)).0,
+        Activation::None
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// models built here: names
+
+fn named_convs(names: &[&str]) -> Imported {
+    let mut nodes = Vec::new();
+    let mut prev = "x".to_string();
+    for (i, n) in names.iter().enumerate() {
+        let out = format!("v{i}");
+        nodes.push(conv(n, &prev, "w", None, &out, 2, 1));
+        prev = out;
+    }
+    let bytes = model(
+        nodes,
+        vec![init("w", &[4, 2, 3, 3])],
+        vec![value("x", &["1", "4", "8", "8"])],
+        &[&prev],
+        13,
+    );
+    run_import(&bytes, &Default::default()).expect("imports")
+}
+
+#[test]
+fn layer_names_are_valid_unique_identifiers() {
+    let long = "Block".repeat(20);
+    let i = named_convs(&[
+        "fn",
+        "1x1",
+        "",
+        "_",
+        "conv",
+        "Conv",
+        "conv_2",
+        "héllo wörld",
+        "encoder.layers.0/DepthwiseConv",
+        &long,
+        &long,
+        "Self",
+        "x; } fn evil() { }",
+    ]);
+    let names: Vec<&str> = i.spec.layers.iter().map(|l| l.name.as_str()).collect();
+    let long_name = "block_".repeat(10) + "bloc";
+    assert_eq!(long_name.len(), 64);
+    let long_2 = "block_".repeat(10) + "bl_2";
+    assert_eq!(
+        names,
+        [
+            "fn_conv",
+            "conv_1x1",
+            "v2",
+            "v3",
+            "conv",
+            "conv_2",
+            "conv_2_2",
+            "h_llo_w_rld",
+            "encoder_layers_0_depthwise_conv",
+            long_name.as_str(),
+            long_2.as_str(),
+            "self_conv",
+            "x_fn_evil",
+        ]
+    );
+    for n in names {
+        gspc_codegen::spec::check_identifier(n).expect("a valid name");
+    }
+}
+
+#[test]
+fn identifier_rules() {
+    assert_eq!(import::identifier("/block1/conv.0"), "block1_conv_0");
+    assert_eq!(import::identifier("Stage2:Expand"), "stage2_expand");
+    assert_eq!(import::identifier("convBlockA"), "conv_block_a");
+    assert_eq!(import::identifier("Conv2D"), "conv2d");
+    assert_eq!(import::identifier("__a__b__"), "a_b");
+    assert_eq!(import::identifier("0"), "conv_0");
+    assert_eq!(import::identifier("match"), "match_conv");
+    assert_eq!(import::identifier("///"), "");
+    assert_eq!(import::identifier(&"a".repeat(1000)).len(), 64);
+}
+
+#[test]
+fn the_model_name_comes_from_the_file_or_the_option() {
+    let bytes = fixture("small_net.onnx");
+    let name = |file: &str, model: Option<&str>| {
+        let options = ImportOptions {
+            model: model.map(str::to_string),
+            ..Default::default()
+        };
+        import::import(file, &bytes, &options).map(|i| i.spec.model)
+    };
+    assert_eq!(name("dir/My-Model.v2.onnx", None).unwrap(), "my_model_v2");
+    assert_eq!(name("dir/2024.onnx", None).unwrap(), "conv_2024");
+    assert_eq!(name("dir/.onnx", None).unwrap(), "onnx");
+    assert_eq!(name("dir/---.onnx", None).unwrap(), "model");
+    assert_eq!(name("dir/type.onnx", None).unwrap(), "type_conv");
+    assert_eq!(name("x.onnx", Some("net")).unwrap(), "net");
+    assert_eq!(
+        name("x.onnx", Some("my net")).unwrap_err().to_string(),
+        "--model: \"my net\" is not a Rust identifier (ASCII letters, digits and '_', not starting with a digit)"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// models built here: which convs, windows, weights
+
+#[test]
+fn ungrouped_convs_are_imported_only_with_all_convs() {
+    let bytes = model(
+        vec![
+            conv("plain", "x", "w1", Some("b1"), "y", 1, 0),
+            conv("grouped", "y", "w2", None, "z", 2, 1),
+        ],
+        vec![
+            init("w1", &[4, 4, 1, 1]),
+            init("b1", &[4]),
+            init("w2", &[4, 2, 3, 3]),
+        ],
+        vec![value("x", &["1", "4", "8", "8"])],
+        &["z"],
+        13,
+    );
+    let i = run_import(&bytes, &Default::default()).expect("imports");
+    assert_eq!(i.spec.layers.len(), 1);
+    assert_eq!(i.spec.layers[0].name, "grouped");
+    let all = run_import(&bytes, &all_convs()).expect("imports");
+    assert_eq!(
+        all.spec
+            .layers
+            .iter()
+            .map(|l| (l.name.as_str(), l.groups, l.bias))
+            .collect::<Vec<_>>(),
+        [("plain", 1, true), ("grouped", 2, false)]
+    );
+    // Nothing grouped at all.
+    let plain = model(
+        vec![conv("plain", "x", "w1", None, "y", 1, 0)],
+        vec![init("w1", &[4, 4, 1, 1])],
+        vec![value("x", &["1", "4", "8", "8"])],
+        &["y"],
+        13,
+    );
+    assert_eq!(
+        messages(run_import(&plain, &Default::default())),
+        [
+            "t.onnx: graph: the model has no grouped Conv to import: 1 Conv node(s) with group 1 (--all-convs imports ungrouped ones too)"
+        ]
+    );
+}
+
+#[test]
+fn only_2d_convs_are_imported() {
+    let one_d = |group: i64| {
+        model(
+            vec![node(
+                "Conv",
+                "c1d",
+                &["x", "w"],
+                &["y"],
+                vec![attr_int("group", group)],
+            )],
+            vec![init("w", &[4, 4 / group, 3])],
+            vec![value("x", &["1", "4", "16"])],
+            &["y"],
+            13,
+        )
+    };
+    assert_eq!(
+        messages(run_import(&one_d(2), &Default::default())),
+        [
+            "t.onnx: graph.node[0] \"c1d\" (Conv): only 2-D convolutions (4-D input and weights) can be imported; this one is 1-D"
+        ]
+    );
+    // Ungrouped and not asked for: skipped without a word about its rank.
+    assert_eq!(
+        messages(run_import(&one_d(1), &Default::default())),
+        [
+            "t.onnx: graph: the model has no grouped Conv to import: 1 Conv node(s) with group 1 (--all-convs imports ungrouped ones too)"
+        ]
+    );
+    assert_eq!(
+        messages(run_import(&one_d(1), &all_convs())),
+        [
+            "t.onnx: graph.node[0] \"c1d\" (Conv): only 2-D convolutions (4-D input and weights) can be imported; this one is 1-D"
+        ]
+    );
+}
+
+#[test]
+fn auto_pad_same_is_imported_when_symmetric() {
+    let i = run_import(
+        &one_conv(vec![attr_str("auto_pad", "SAME_UPPER")]),
+        &Default::default(),
+    )
+    .expect("imports");
+    assert_eq!(i.spec.layers[0].padding, [1, 1]);
+    let i = run_import(
+        &one_conv(vec![attr_str("auto_pad", "VALID")]),
+        &Default::default(),
+    )
+    .expect("imports");
+    assert_eq!(i.spec.layers[0].padding, [0, 0]);
+    // Stride 2 over 8: out 4, needs 3 * 2 + 3 = 9 rows: one row of padding, at the end.
+    assert_eq!(
+        messages(run_import(
+            &one_conv(vec![
+                attr_str("auto_pad", "SAME_UPPER"),
+                attr_ints("strides", &[2, 2])
+            ]),
+            &Default::default()
+        )),
+        [
+            "t.onnx: graph.node[0] \"c\" (Conv): auto_pad SAME_UPPER pads this input asymmetrically (top, left, bottom, right = 0, 0, 1, 1); gspc pads both sides of an axis equally, so asymmetric padding is not supported (pad with an explicit Pad node in front of a Conv with symmetric pads)"
+        ]
+    );
+    assert_eq!(
+        messages(run_import(
+            &one_conv(vec![attr_str("auto_pad", "SAME")]),
+            &Default::default()
+        )),
+        [
+            "t.onnx: graph.node[0] \"c\" (Conv): auto_pad \"SAME\" is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER"
+        ]
+    );
+}
+
+#[test]
+fn strides_dilations_and_kernel_shape_are_read() {
+    let i = run_import(
+        &one_conv(vec![
+            attr_ints("kernel_shape", &[3, 3]),
+            attr_ints("strides", &[2, 1]),
+            attr_ints("dilations", &[1, 2]),
+            attr_ints("pads", &[1, 2, 1, 2]),
+        ]),
+        &Default::default(),
+    )
+    .expect("imports");
+    let l = &i.spec.layers[0];
+    assert_eq!(
+        (l.kernel, l.stride, l.dilation, l.padding),
+        ([3, 3], [2, 1], [1, 2], [1, 2])
+    );
+    assert_eq!(
+        messages(run_import(
+            &one_conv(vec![attr_ints("kernel_shape", &[5, 5])]),
+            &Default::default()
+        )),
+        [
+            "t.onnx: graph.node[0] \"c\" (Conv): kernel_shape [5, 5] differs from the weights' kernel [3, 3]"
+        ]
+    );
+    assert_eq!(
+        messages(run_import(
+            &one_conv(vec![attr_ints("strides", &[0, 1])]),
+            &Default::default()
+        )),
+        ["t.onnx: graph.node[0] \"c\" (Conv): strides 0 is out of range (1 to 4294967296)"]
+    );
+}
+
+#[test]
+fn the_generated_specs_limits_are_blamed_on_the_node() {
+    let bytes = model(
+        vec![node(
+            "Conv",
+            "big",
+            &["x", "w"],
+            &["y"],
+            vec![attr_int("group", 2), attr_ints("pads", &[8, 8, 8, 8])],
+        )],
+        vec![init("w", &[4, 2, 17, 17])],
+        vec![value("x", &["1", "4", "20", "20"])],
+        &["y"],
+        13,
+    );
+    assert_eq!(
+        messages(run_import(&bytes, &Default::default())),
+        [
+            "t.onnx: graph.node[0] \"big\" (Conv): kernel[0]: 17 is above the limit of 15 for the kernel size",
+            "t.onnx: graph.node[0] \"big\" (Conv): kernel[1]: 17 is above the limit of 15 for the kernel size",
+        ]
+    );
+}
+
+#[test]
+fn weights_and_bias_must_be_constants_of_the_right_size() {
+    // Weights from a graph input.
+    let bytes = model(
+        vec![conv("c", "x", "w", None, "y", 2, 1)],
+        vec![],
+        vec![
+            value("x", &["1", "4", "8", "8"]),
+            value("w", &["4", "2", "3", "3"]),
+        ],
+        &["y"],
+        13,
+    );
+    assert_eq!(
+        messages(run_import(&bytes, &Default::default())),
+        [
+            "t.onnx: graph.node[0] \"c\" (Conv): the weights \"w\" are not an initializer or a Constant: gspc needs them at import time (export the model with constant weights)"
+        ]
+    );
+    // A bias of the wrong length, and truncated raw data in another conv: both reported.
+    let mut short = init("w2", &[4, 2, 3, 3]);
+    short.raw_data.truncate(10);
+    let bytes = model(
+        vec![
+            conv("c", "x", "w", Some("b"), "y", 2, 1),
+            conv("d", "y", "w2", None, "z", 2, 1),
+        ],
+        vec![init("w", &[4, 2, 3, 3]), init("b", &[3]), short],
+        vec![value("x", &["1", "4", "8", "8"])],
+        &["z"],
+        13,
+    );
+    assert_eq!(
+        messages(run_import(&bytes, &Default::default())),
+        [
+            "t.onnx: graph.node[0] \"c\" (Conv): the bias has 3 values, the weights [4, 2, 3, 3] have 4 output channels",
+            "t.onnx: graph.node[1] \"d\" (Conv): weights: tensor \"w2\" has dims [4, 2, 3, 3] (72 elements of 4 bytes) but 10 bytes of raw_data",
+        ]
+    );
+    // Weights in an external file.
+    let mut ext = init("w", &[4, 2, 3, 3]);
+    ext.raw_data.clear();
+    ext.data_location = 1;
+    ext.external_data = vec![StringStringEntryProto {
+        key: "location".to_string(),
+        value: "weights.bin".to_string(),
+    }];
+    let bytes = model(
+        vec![conv("c", "x", "w", None, "y", 2, 1)],
+        vec![ext],
+        vec![value("x", &["1", "4", "8", "8"])],
+        &["y"],
+        13,
+    );
+    assert_eq!(
+        messages(run_import(&bytes, &Default::default())),
+        [
+            "t.onnx: graph.node[0] \"c\" (Conv): weights: the data of tensor \"w\" is in an external file (\"weights.bin\"); save the model with its weights inside (onnx.save_model(model, path, save_as_external_data=False))"
+        ]
+    );
+    // Channels that do not match the input.
+    let bytes = model(
+        vec![conv("c", "x", "w", None, "y", 2, 1)],
+        vec![init("w", &[4, 3, 3, 3])],
+        vec![value("x", &["1", "4", "8", "8"])],
+        &["y"],
+        13,
+    );
+    assert_eq!(
+        messages(run_import(&bytes, &Default::default())),
+        [
+            "t.onnx: graph.node[0] \"c\" (Conv): the weights [4, 3, 3, 3] have 3 input channels per group, the input [1, 4, 8, 8] has 4 channels in 2 groups (2 per group)"
+        ]
+    );
+}
+
+#[test]
+fn constant_nodes_and_identity_weights_are_constants() {
+    // Weights through Constant -> Identity (as exporters share weights); a Reshape whose
+    // shape is a Constant node with value_ints.
+    let constant = NodeProto {
+        op_type: "Constant".to_string(),
+        output: vec!["wc".to_string()],
+        attribute: vec![AttributeProto {
+            name: "value".to_string(),
+            r#type: attribute_type::TENSOR,
+            t: Some(init("", &[4, 2, 3, 3])),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let shape = NodeProto {
+        op_type: "Constant".to_string(),
+        output: vec!["shape".to_string()],
+        attribute: vec![attr_ints("value_ints", &[1, 4, 8, -1])],
+        ..Default::default()
+    };
+    let bytes = model(
+        vec![
+            constant,
+            node("Identity", "", &["wc"], &["w"], vec![]),
+            shape,
+            node("Reshape", "r", &["x", "shape"], &["xr"], vec![]),
+            conv("c", "xr", "w", None, "y", 2, 1),
+        ],
+        vec![],
+        vec![value("x", &["1", "4", "64"])],
+        &["y"],
+        13,
+    );
+    let i = run_import(&bytes, &Default::default()).expect("imports");
+    assert_eq!(i.spec.layers[0].input, [8, 8]);
+    let st = safetensors::SafeTensors::deserialize(&i.weights).expect("safetensors");
+    let w = st.tensor("c.weight").expect("weights");
+    assert_eq!(w.data(), init("", &[4, 2, 3, 3]).raw_data.as_slice());
+}
+
+// ---------------------------------------------------------------------------------------
+// models built here: why a shape is unknown
+
+#[test]
+fn a_failed_shape_rule_names_the_node_and_the_conv() {
+    let bytes = model(
+        vec![
+            node("Reshape", "r", &["x", "shape"], &["xr"], vec![]),
+            conv("c", "xr", "w", None, "y", 2, 1),
+        ],
+        vec![init("w", &[4, 2, 3, 3]), init_i64("shape", &[1, 4, 8, 9])],
+        vec![value("x", &["1", "4", "64"])],
+        &["y"],
+        13,
+    );
+    assert_eq!(
+        messages(run_import(&bytes, &Default::default())),
+        [
+            "t.onnx: graph.node[0] \"r\" (Reshape): the target shape [1, 4, 8, 9] has 288 elements, the input [1, 4, 64] has 256; graph.node[1] \"c\" (Conv) needs the shape of this node's output \"xr\""
+        ]
+    );
+    // The shape from a graph input: not a constant.
+    let bytes = model(
+        vec![
+            node("Reshape", "r", &["x", "shape"], &["xr"], vec![]),
+            conv("c", "xr", "w", None, "y", 2, 1),
+        ],
+        vec![init("w", &[4, 2, 3, 3])],
+        vec![value("x", &["1", "4", "64"]), value("shape", &["4"])],
+        &["y"],
+        13,
+    );
+    assert_eq!(
+        messages(run_import(&bytes, &Default::default())),
+        [
+            "t.onnx: graph.node[0] \"r\" (Reshape): input 1 \"shape\" must be a constant (an initializer or a Constant node) for the importer to infer shapes; graph.node[1] \"c\" (Conv) needs the shape of this node's output \"xr\""
+        ]
+    );
+}
+
+#[test]
+fn one_cause_is_reported_once_even_when_many_convs_need_it() {
+    let mut custom = node("Upsample2x", "up", &["x"], &["u"], vec![]);
+    custom.domain = "com.example".to_string();
+    let bytes = model(
+        vec![
+            custom,
+            conv("c1", "u", "w", None, "y1", 2, 1),
+            conv("c2", "y1", "w", None, "y2", 2, 1),
+            conv("c3", "x", "w", None, "y3", 2, 1),
+            node("Relu", "", &["missing"], &["m"], vec![]),
+            conv("c4", "m", "w", None, "y4", 2, 1),
+        ],
+        vec![init("w", &[4, 2, 3, 3])],
+        vec![value("x", &["1", "4", "8", "8"])],
+        &["y2", "y3", "y4"],
+        13,
+    );
+    assert_eq!(
+        messages(run_import(&bytes, &Default::default())),
+        [
+            "t.onnx: graph.node[0] \"up\" (com.example.Upsample2x): the importer does not infer shapes through Upsample2x and the model has no value_info for its output \"u\", which graph.node[1] \"c1\" (Conv) needs: save the model with its shapes (onnx.shape_inference.infer_shapes) or set them in value_info",
+            "t.onnx: graph: \"missing\" is not a graph input, an initializer or the output of an earlier node, and graph.node[5] \"c4\" (Conv) needs its shape (are the nodes sorted topologically?)",
+        ]
+    );
+}
+
+#[test]
+fn input_shapes_from_options() {
+    let bytes = model(
+        vec![conv("c", "x", "w", None, "y", 2, 1)],
+        vec![init("w", &[4, 2, 3, 3])],
+        vec![value("x", &["batch", "4", "8", "8"])],
+        &["y"],
+        13,
+    );
+    // A dynamic batch alone is assumed 1.
+    let i = run_import(&bytes, &Default::default()).expect("imports");
+    assert_eq!(i.spec.layers[0].input, [8, 8]);
+    assert_eq!(
+        i.notes,
+        [
+            "graph.input[0] \"x\": the batch dimension batch is dynamic; assumed 1 (the spec is per image)"
+        ]
+    );
+    let with = |shapes: &[(&str, &[usize])]| ImportOptions {
+        input_shapes: shapes
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.to_vec()))
+            .collect(),
+        ..Default::default()
+    };
+    let i = run_import(&bytes, &with(&[("x", &[4, 4, 16, 12])])).expect("imports");
+    assert_eq!(i.spec.layers[0].input, [16, 12]);
+    assert_eq!(
+        i.notes,
+        [
+            "graph.input[0] \"x\": --input-shape [4, 4, 16, 12] replaces the declared shape [batch, 4, 8, 8]",
+            "graph.node[0] \"c\" (Conv): the input [4, 4, 16, 12] has batch 4; the spec is per image: run the layers once per image",
+        ]
+    );
+    assert_eq!(
+        run_import(&bytes, &with(&[("w", &[1])]))
+            .unwrap_err()
+            .to_string(),
+        "--input-shape w: the model has no graph input \"w\" (its inputs: \"x\")"
+    );
+    assert_eq!(
+        run_import(&bytes, &with(&[("x", &[1, 4, 8])]))
+            .unwrap_err()
+            .to_string(),
+        "--input-shape x: 3 dimensions, but the model declares the input with 4 ([batch, 4, 8, 8])"
+    );
+    // No shape at all.
+    let bytes = model(
+        vec![conv("c", "x", "w", None, "y", 2, 1)],
+        vec![init("w", &[4, 2, 3, 3])],
+        vec![ValueInfoProto {
+            name: "x".to_string(),
+            ..Default::default()
+        }],
+        &["y"],
+        13,
+    );
+    assert_eq!(
+        messages(run_import(&bytes, &Default::default())),
+        [
+            "t.onnx: graph.input[0] \"x\": the model declares no shape for it, and graph.node[0] \"c\" (Conv) needs static shapes: set it with --input-shape x=NxCxHxW"
+        ]
+    );
+}
+
+#[test]
+fn parse_input_shape_rules() {
+    assert_eq!(
+        import::parse_input_shape("input=1x3x224x224").unwrap(),
+        ("input".to_string(), vec![1, 3, 224, 224])
+    );
+    assert_eq!(
+        import::parse_input_shape("a=b=1,3,8,8").unwrap(),
+        ("a=b".to_string(), vec![1, 3, 8, 8])
+    );
+    for bad in ["1x3x224x224", "=1x3", "x=", "x=1x0", "x=1xx3", "x=-1"] {
+        assert!(import::parse_input_shape(bad).is_err(), "{bad}");
+    }
+    assert_eq!(
+        import::parse_input_shape("x=1xHx8")
+            .unwrap_err()
+            .to_string(),
+        "--input-shape \"x=1xHx8\": the dimensions must be whole numbers of 1 or more (expected NAME=DIMS, e.g. input=1x3x224x224)"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// damaged bytes
+
+#[test]
+fn bytes_that_are_not_a_model_are_refused() {
+    assert_eq!(
+        messages(run_import(b"", &Default::default())),
+        ["t.onnx: not an ONNX model: it has no graph (ModelProto.graph)"]
+    );
+    assert_eq!(
+        messages(run_import(b"{\"model\": 1}", &Default::default())),
+        [
+            "t.onnx: not an ONNX model: the protobuf does not decode (failed to decode Protobuf message: buffer underflow)"
+        ]
+    );
+    let mut m = ModelProto::decode(fixture("small_net.onnx").as_slice()).expect("decodes");
+    m.opset_import.clear();
+    assert_eq!(
+        messages(run_import(&m.encode_to_vec(), &Default::default())),
+        [
+            "t.onnx: opset_import: the model imports no version of the standard operator set (domain \"\")"
+        ]
+    );
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn damaged_models_give_errors_not_panics() {
+    let good = fixture("shapes_net.onnx");
+    let mut outcomes = [0usize; 2];
+    // Every truncation of the model (each a valid protobuf prefix or not).
+    for n in (0..good.len()).step_by(7) {
+        outcomes[usize::from(run_import(&good[..n], &all_convs()).is_ok())] += 1;
+    }
+    // Random byte changes, a few at a time.
+    let mut rng = Rng(0x5eed);
+    for _ in 0..3000 {
+        let mut b = good.clone();
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(b.len());
+            b[at] = rng.next() as u8;
+        }
+        outcomes[usize::from(run_import(&b, &all_convs()).is_ok())] += 1;
+        if let Err(e) = run_import(&b, &Default::default()) {
+            assert!(!e.messages().is_empty());
+            assert!(!matches!(e, Error::Internal(_)), "{e}");
+        }
+    }
+    assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
+}
+
+#[test]
+fn hostile_sizes_are_refused_before_allocating() {
+    // A graph input of 2^40 x 2^40: out of range, not an allocation.
+    let bytes = model(
+        vec![conv("c", "x", "w", None, "y", 2, 1)],
+        vec![init("w", &[4, 2, 3, 3])],
+        vec![value("x", &["1", "1099511627776", "1099511627776", "8"])],
+        &["y"],
+        13,
+    );
+    let m = messages(run_import(&bytes, &Default::default()));
+    assert_eq!(
+        m,
+        [
+            "t.onnx: graph.input[0] \"x\": the shape [1, 1099511627776, 1099511627776, 8] is out of range: dimension 1099511627776 of [1, 1099511627776, 1099511627776, 8] is above the limit of 4294967296, and graph.node[0] \"c\" (Conv) needs static shapes: set it with --input-shape x=1x1099511627776x1099511627776x8"
+        ]
+    );
+    // Weights claiming 2^62 elements with no data.
+    let huge = TensorProto {
+        name: "w".to_string(),
+        dims: vec![1 << 31, 1 << 31, 1, 1],
+        data_type: data_type::FLOAT,
+        ..Default::default()
+    };
+    let bytes = model(
+        vec![conv("c", "x", "w", None, "y", 2, 0)],
+        vec![huge],
+        vec![value("x", &["1", "4", "8", "8"])],
+        &["y"],
+        13,
+    );
+    assert_eq!(
+        messages(run_import(&bytes, &Default::default())),
+        [
+            "t.onnx: graph.node[0] \"c\" (Conv): weights: tensor \"w\": the shape [2147483648, 2147483648, 1, 1] has too many elements"
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// the command
+
+fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit code {}\n--- stdout\n{}--- stderr\n{}---",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_gspc-codegen"))
+        .current_dir(crate_dir())
+        .args(args)
+        .output()
+        .expect("runs gspc-codegen");
+    Run {
+        code: out.status.code().expect("exit code"),
+        stdout: String::from_utf8(out.stdout).expect("UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("UTF-8"),
+    }
+}
+
+/// A fresh temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "gspc-import-test-{}-{name}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        TempDir(dir)
+    }
+    fn arg(&self, p: &str) -> String {
+        self.0.join(p).display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const SMALL_NET: &str = "../tests/onnx/fixtures/small_net.onnx";
+
+#[test]
+fn cli_import_writes_the_spec_and_the_weights() {
+    let dir = TempDir::new("ok");
+    let (spec, weights) = (dir.arg("net.json"), dir.arg("net.safetensors"));
+    let r = cli(&["import", SMALL_NET, "--out", &spec, "--weights", &weights]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stderr, "", "{r:?}");
+    let i = import_fixture("small_net.onnx", &Default::default()).expect("imports");
+    assert_eq!(
+        r.stdout,
+        format!(
+            "small_net::block1_conv_0  graph.node[0] \"/block1/conv.0\" (Conv) + graph.node[1] \"/block1/relu\" (Relu): 8x12x10 -> 16x12x10, groups 2, kernel 3x3, stride 1x1, padding 1x1, dilation 1x1, bias, relu\n\
+             small_net::conv_2  graph.node[2] \"Conv_2\" (Conv) + graph.node[3] \"Clip_3\" (Clip): 16x12x10 -> 16x6x5, groups 16, kernel 3x3, stride 2x2, padding 1x1, dilation 1x1, bias, relu6\n\
+             small_net::stage2_expand  graph.node[4] \"stage2/expand\" (Conv): 16x6x5 -> 32x6x5, groups 4, kernel 1x1, stride 1x1, padding 0x0, dilation 1x1\n\
+             small_net::stage2_expand_2  graph.node[5] \"Stage2:Expand\" (Conv) + graph.node[6] \"Relu_6\" (Relu): 32x6x5 -> 64x6x5, groups 32, kernel 3x3, stride 1x1, padding 1x1, dilation 1x1, relu\n\
+             small_net::output  graph.node[7] (Conv): 64x6x5 -> 16x2x1, groups 4, kernel 3x3, stride 1x1, padding 0x0, dilation 2x2, bias\n\
+             note: 3 Relu/Clip node(s) fused into the layer before them (the layer's output is theirs; do not run them separately)\n\
+             wrote {spec} (5 layer(s))\n\
+             wrote {weights} (8 tensors, {} bytes)\n",
+            i.weights.len()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&spec).expect("spec"), i.spec_json);
+    assert_eq!(std::fs::read(&weights).expect("weights"), i.weights);
+    // The spec is one `check` accepts.
+    let c = cli(&["check", &spec]);
+    assert_eq!(c.code, 0, "{c:?}");
+}
+
+#[test]
+fn cli_import_writes_weights_only_when_asked() {
+    let dir = TempDir::new("noweights");
+    let spec = dir.arg("s.json");
+    let r = cli(&[
+        "import",
+        SMALL_NET,
+        "--out",
+        &spec,
+        "--model",
+        "net",
+        "--all-convs",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.starts_with("net::block1_conv_0  "), "{r:?}");
+    assert!(
+        r.stdout.ends_with(&format!("wrote {spec} (5 layer(s))\n")),
+        "{r:?}"
+    );
+    assert_eq!(std::fs::read_dir(&dir.0).expect("dir").count(), 1);
+}
+
+#[test]
+fn cli_import_errors_exit_2_and_write_nothing() {
+    let dir = TempDir::new("bad");
+    let spec = dir.arg("s.json");
+    let fixtures = "../tests/onnx/fixtures";
+    let cases: [(Vec<String>, String); 5] = [
+        (
+            vec![format!("{fixtures}/asym_pads.onnx")],
+            format!("{fixtures}/asym_pads.onnx: graph.node[0] \"asym\" (Conv): pads [0, 0, 1, 1] (top, left, bottom, right) are asymmetric; gspc pads both sides of an axis equally, so asymmetric padding is not supported (pad with an explicit Pad node in front of a Conv with symmetric pads)\n"),
+        ),
+        (
+            vec![format!("{fixtures}/dynamic_shape.onnx")],
+            format!("{fixtures}/dynamic_shape.onnx: graph.input[0] \"x\": the shape [N, 3, H, W] has dynamic dimensions (H, W), and graph.node[0] \"conv\" (Conv) needs static shapes: set it with --input-shape x=1x3x<H>x<W>\n"),
+        ),
+        (
+            vec![format!("{fixtures}/dynamic_shape.onnx"), "--input-shape".into(), "x=1x3xHx8".into()],
+            "--input-shape \"x=1x3xHx8\": the dimensions must be whole numbers of 1 or more (expected NAME=DIMS, e.g. input=1x3x224x224)\n".to_string(),
+        ),
+        (
+            vec!["../README.md".to_string()],
+            "../README.md: not an ONNX model: the protobuf does not decode (failed to decode Protobuf message: ModelProto.domain: invalid wire type: StartGroup (expected LengthDelimited))\n".to_string(),
+        ),
+        (
+            vec!["missing.onnx".to_string()],
+            "missing.onnx: cannot read the model: No such file or directory (os error 2)\n".to_string(),
+        ),
+    ];
+    for (args, stderr) in cases {
+        let mut a = vec!["import".to_string()];
+        a.extend(args);
+        a.extend([
+            "--out".to_string(),
+            spec.clone(),
+            "--weights".to_string(),
+            dir.arg("w"),
+        ]);
+        let r = cli(&a);
+        assert_eq!(r.code, 2, "{a:?}: {r:?}");
+        assert_eq!(r.stdout, "", "{a:?}: {r:?}");
+        assert_eq!(r.stderr, stderr, "{a:?}");
+        assert_eq!(
+            std::fs::read_dir(&dir.0).expect("dir").count(),
+            0,
+            "nothing written"
+        );
+    }
+    // The dynamic fixture with its shape set imports.
+    let r = cli(&[
+        "import",
+        &format!("{fixtures}/dynamic_shape.onnx"),
+        "--input-shape",
+        "x=1x3x20x16",
+        "--out",
+        &spec,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        r.stdout,
+        format!(
+            "dynamic_shape::conv  graph.node[0] \"conv\" (Conv): 3x20x16 -> 6x20x16, groups 3, kernel 3x3, stride 1x1, padding 1x1, dilation 1x1\nwrote {spec} (1 layer(s))\n"
+        )
     );
 }

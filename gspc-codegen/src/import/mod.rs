@@ -280,8 +280,9 @@ enum Unknown {
 /// One Conv to import.
 struct Layer<'m> {
     node: usize,
-    /// Node name, else the output's name.
-    raw_name: &'m str,
+    /// The node's name and its output's name: the layer's name comes from the first that
+    /// makes an identifier.
+    raw_names: [&'m str; 2],
     input: &'m str,
     output: &'m str,
     fused: Option<usize>,
@@ -964,14 +965,9 @@ impl<'m> Cx<'m> {
             Some(o) => o.as_str(),
             None => out.as_str(),
         };
-        let raw_name = if node.name.is_empty() {
-            out.as_str()
-        } else {
-            node.name.as_str()
-        };
         Some(Layer {
             node: idx,
-            raw_name,
+            raw_names: [node.name.as_str(), out.as_str()],
             input: x_name,
             output,
             fused,
@@ -1043,10 +1039,12 @@ impl<'m> Cx<'m> {
         let mut taken: HashSet<String> = HashSet::new();
         let mut names = Vec::with_capacity(layers.len());
         for l in &layers {
-            let mut base = identifier(l.raw_name);
-            if base.is_empty() {
-                base = format!("conv_{}", l.node);
-            }
+            let base = l
+                .raw_names
+                .iter()
+                .map(|n| identifier(n))
+                .find(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("conv_{}", l.node));
             let mut name = base.clone();
             let mut k = 2usize;
             while taken.contains(&name) {
