@@ -1519,3 +1519,34 @@ fn cli_import_errors_exit_2_and_write_nothing() {
         )
     );
 }
+
+#[test]
+fn long_graphs_are_handled_in_linear_time() {
+    // A chain of 100 000 Relu nodes in front of the convs, and
+    // 600 convs named alike: shapes, names and notes stay cheap; the layer limit is reported.
+    let mut nodes = Vec::new();
+    let mut prev = "x".to_string();
+    for i in 0..100_000 {
+        let out = format!("r{i}");
+        nodes.push(node("Relu", "", &[&prev], &[&out], vec![]));
+        prev = out;
+    }
+    for i in 0..600 {
+        let out = format!("c{i}");
+        nodes.push(conv("same", &prev, "w", None, &out, 2, 1));
+        prev = out;
+    }
+    let bytes = model(
+        nodes,
+        vec![init("w", &[4, 2, 3, 3])],
+        vec![value("x", &["1", "4", "8", "8"])],
+        &[&prev],
+        13,
+    );
+    let start = std::time::Instant::now();
+    assert_eq!(
+        messages(run_import(&bytes, &Default::default())),
+        ["t.onnx: graph: 600 convolutions to import, more than the limit of 512 layers per model"]
+    );
+    assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
+}

@@ -5,9 +5,14 @@ use super::shape::{self, AutoPad, Dims, WindowAttrs};
 use super::tensor;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::rc::Rc;
+
+/// A constant tensor: borrowed from the model, or made from a Constant node's attribute;
+/// shared, so that Identity chains copy nothing.
+pub(crate) type Const<'m> = Rc<Cow<'m, TensorProto>>;
 
 /// Constant tensors by value name: initializers and Constant outputs.
-pub(crate) type Consts<'m> = HashMap<&'m str, Cow<'m, TensorProto>>;
+pub(crate) type Consts<'m> = HashMap<&'m str, Const<'m>>;
 
 /// Why a node's output shapes are not known.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -262,7 +267,7 @@ impl Op<'_, '_> {
             return Ok(None);
         };
         match self.consts.get(name.as_str()) {
-            Some(t) => Ok(Some(t.as_ref())),
+            Some(t) => Ok(Some(&***t)),
             None => Err(Fail::Invalid(format!(
                 "input {i} \"{}\" must be a constant (an initializer or a Constant node) for the importer to infer shapes",
                 super::quote(name)

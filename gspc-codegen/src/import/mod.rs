@@ -311,7 +311,12 @@ struct Cx<'m> {
     notes: Vec<String>,
     conflicts: Vec<String>,
     batch_noted: bool,
+    /// The nodes reading each value (a node once per input naming it).
+    consumers: HashMap<&'m str, Vec<usize>>,
 }
+
+/// How many names a note lists before "and N more".
+const SHOWN: usize = 8;
 
 /// A static shape from a value_info entry, if it has one.
 fn static_shape(vi: &onnx::ValueInfoProto) -> Option<Dims> {
@@ -328,7 +333,16 @@ impl<'m> Cx<'m> {
     fn new(file: &str, graph: &'m GraphProto, opset: i64) -> Cx<'m> {
         let mut consts = Consts::new();
         for t in &graph.initializer {
-            consts.insert(t.name.as_str(), std::borrow::Cow::Borrowed(t));
+            consts.insert(
+                t.name.as_str(),
+                std::rc::Rc::new(std::borrow::Cow::Borrowed(t)),
+            );
+        }
+        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, n) in graph.node.iter().enumerate() {
+            for name in &n.input {
+                consumers.entry(name.as_str()).or_default().push(i);
+            }
         }
         let mut info = HashMap::new();
         for vi in graph.value_info.iter().chain(&graph.output) {
@@ -349,6 +363,7 @@ impl<'m> Cx<'m> {
             notes: Vec::new(),
             conflicts: Vec::new(),
             batch_noted: false,
+            consumers,
         }
     }
 
@@ -393,10 +408,14 @@ impl<'m> Cx<'m> {
             .collect();
         for (name, _) in &options.input_shapes {
             if !real.iter().any(|(_, vi)| &vi.name == name) {
-                let names: Vec<String> = real
+                let mut names: Vec<String> = real
                     .iter()
+                    .take(SHOWN)
                     .map(|(_, vi)| format!("\"{}\"", quote(&vi.name)))
                     .collect();
+                if real.len() > SHOWN {
+                    names.push(format!("and {} more", real.len() - SHOWN));
+                }
                 return Err(Error::Option(format!(
                     "--input-shape {}: the model has no graph input \"{}\" (its inputs: {})",
                     quote(name),
@@ -599,7 +618,7 @@ impl<'m> Cx<'m> {
             // Constants and Identity of constants: values the shape rules can read.
             if standard && node.op_type == "Constant" {
                 if let (Some(out), Ok(t)) = (node.output.first(), infer::constant_value(node)) {
-                    self.consts.insert(out.as_str(), t);
+                    self.consts.insert(out.as_str(), std::rc::Rc::new(t));
                 }
             } else if standard && node.op_type == "Identity" {
                 let src = node.input.first().and_then(|n| self.consts.get(n.as_str()));
@@ -735,12 +754,7 @@ impl<'m> Cx<'m> {
     /// Every Conv to import, with its problems recorded in `diags`.
     fn convs(&mut self, options: &ImportOptions) -> Vec<Layer<'m>> {
         let graph = self.graph;
-        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, n) in graph.node.iter().enumerate() {
-            for name in &n.input {
-                consumers.entry(name.as_str()).or_default().push(i);
-            }
-        }
+        let consumers = std::mem::take(&mut self.consumers);
         let outputs: HashSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
         let mut layers = Vec::new();
         let mut skipped = Vec::new();
@@ -785,13 +799,21 @@ impl<'m> Cx<'m> {
             }
         }
         if !skipped.is_empty() {
-            let names: Vec<String> = skipped.iter().map(|&i| self.node_path(i)).collect();
+            let mut names: Vec<String> = skipped
+                .iter()
+                .take(SHOWN)
+                .map(|&i| self.node_path(i))
+                .collect();
+            if skipped.len() > SHOWN {
+                names.push(format!("and {} more", skipped.len() - SHOWN));
+            }
             self.notes.push(format!(
                 "{} Conv node(s) with group 1 not imported (--all-convs imports them): {}",
                 skipped.len(),
                 names.join(", ")
             ));
         }
+        self.consumers = consumers;
         layers
     }
 
@@ -1036,7 +1058,19 @@ impl<'m> Cx<'m> {
     /// Names, the spec, the weights and the notes.
     fn finish(mut self, model: String, layers: Vec<Layer<'m>>) -> Result<Imported, Error> {
         let graph = self.graph;
+        if layers.len() > spec::limits::MAX_LAYERS {
+            return Err(Error::Invalid(vec![Diagnostic {
+                file: self.file.clone(),
+                path: "graph".to_string(),
+                message: format!(
+                    "{} convolutions to import, more than the limit of {} layers per model",
+                    layers.len(),
+                    spec::limits::MAX_LAYERS
+                ),
+            }]));
+        }
         let mut taken: HashSet<String> = HashSet::new();
+        let mut next_suffix: HashMap<String, usize> = HashMap::new();
         let mut names = Vec::with_capacity(layers.len());
         for l in &layers {
             let base = l
@@ -1046,12 +1080,13 @@ impl<'m> Cx<'m> {
                 .find(|n| !n.is_empty())
                 .unwrap_or_else(|| format!("conv_{}", l.node));
             let mut name = base.clone();
-            let mut k = 2usize;
+            let mut k = next_suffix.get(&base).copied().unwrap_or(2);
             while taken.contains(&name) {
                 let suffix = format!("_{k}");
                 name = truncate(&base, spec::limits::MAX_NAME_LEN - suffix.len()) + &suffix;
                 k += 1;
             }
+            next_suffix.insert(base, k);
             taken.insert(name.clone());
             names.push(name);
         }
@@ -1142,30 +1177,50 @@ impl<'m> Cx<'m> {
             ));
         }
         for (l, name) in layers.iter().zip(&names) {
-            if let Some(users) = graph.node.iter().enumerate().find(|(_, n)| {
-                is_op(n, "BatchNormalization")
-                    && n.input.first().map(String::as_str) == Some(l.output)
-            }) {
+            let bn = self.consumers.get(l.output).and_then(|users| {
+                users.iter().copied().find(|&j| {
+                    graph.node.get(j).is_some_and(|n| {
+                        is_op(n, "BatchNormalization")
+                            && n.input.first().map(String::as_str) == Some(l.output)
+                    })
+                })
+            });
+            if let Some(j) = bn {
                 self.notes.push(format!(
                     "{} follows layer {name} and is not folded into it: the app runs it (or fold it into the Conv before exporting)",
-                    self.node_path(users.0)
+                    self.node_path(j)
                 ));
             }
         }
         let imported: HashSet<usize> = layers.iter().map(|l| l.node).chain(fused).collect();
-        let mut rest: Vec<(String, usize)> = Vec::new();
+        let mut rest: Vec<(&str, usize)> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
         for (i, n) in graph.node.iter().enumerate() {
             if imported.contains(&i) || is_op(n, "Constant") {
                 continue;
             }
-            let op = quote(&n.op_type);
-            match rest.iter_mut().find(|(o, _)| *o == op) {
-                Some((_, c)) => *c += 1,
-                None => rest.push((op, 1)),
+            let op = n.op_type.as_str();
+            match index.get(op) {
+                Some(&k) => {
+                    if let Some((_, c)) = rest.get_mut(k) {
+                        *c += 1;
+                    }
+                }
+                None => {
+                    index.insert(op, rest.len());
+                    rest.push((op, 1));
+                }
             }
         }
         if !rest.is_empty() {
-            let list: Vec<String> = rest.iter().map(|(o, c)| format!("{o} x{c}")).collect();
+            let mut list: Vec<String> = rest
+                .iter()
+                .take(4 * SHOWN)
+                .map(|(o, c)| format!("{} x{c}", quote(o)))
+                .collect();
+            if rest.len() > 4 * SHOWN {
+                list.push(format!("and {} more kinds", rest.len() - 4 * SHOWN));
+            }
             self.notes.push(format!(
                 "the app runs the rest of the graph itself: {}",
                 list.join(", ")
