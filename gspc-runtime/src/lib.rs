@@ -22,6 +22,7 @@ pub mod aarch64;
 pub mod baked;
 #[cfg(feature = "std")]
 pub mod check;
+pub mod dwc;
 pub mod pack;
 pub mod parallel;
 pub mod reference;
@@ -295,6 +296,14 @@ pub fn as_array_mut<'a, const N: usize>(
 pub fn fma_lanes<const N: usize>(acc: &mut [f32; N], x: f32, w: &[f32; N]) {
     for l in 0..N {
         acc[l] += x * w[l];
+    }
+}
+
+/// Vector fused multiply-add for portable kernels: `acc[l] += x[l] * w[l]`.
+#[inline(always)]
+pub fn fma_vec_lanes<const N: usize>(acc: &mut [f32; N], x: &[f32; N], w: &[f32; N]) {
+    for l in 0..N {
+        acc[l] += x[l] * w[l];
     }
 }
 

@@ -136,4 +136,244 @@ mod simd {
         unsafe { _mm512_storeu_ps(out.as_mut_ptr(), v) };
         out
     }
+
+    use crate::dwc::{CB, Geometry};
+
+    /// Transposes 16 rows of 16 values in registers: afterwards `r[j]` holds column `j`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn transpose16(r: &mut [__m512; 16]) {
+        // Interleave pairs of rows, then pairs of pairs: in every 128-bit lane k, t[4a + j]
+        // holds rows 4a..4a + 4 of column 4k + j.
+        let mut t = [_mm512_setzero_ps(); 16];
+        for a in 0..4 {
+            let (r0, r1, r2, r3) = (r[4 * a], r[4 * a + 1], r[4 * a + 2], r[4 * a + 3]);
+            let (lo01, hi01) = (_mm512_unpacklo_ps(r0, r1), _mm512_unpackhi_ps(r0, r1));
+            let (lo23, hi23) = (_mm512_unpacklo_ps(r2, r3), _mm512_unpackhi_ps(r2, r3));
+            t[4 * a] = _mm512_shuffle_ps::<0x44>(lo01, lo23);
+            t[4 * a + 1] = _mm512_shuffle_ps::<0xEE>(lo01, lo23);
+            t[4 * a + 2] = _mm512_shuffle_ps::<0x44>(hi01, hi23);
+            t[4 * a + 3] = _mm512_shuffle_ps::<0xEE>(hi01, hi23);
+        }
+        // Column 4k + j is lane k of t[j], t[4 + j], t[8 + j], t[12 + j].
+        for j in 0..4 {
+            let (a, b, c, d) = (t[j], t[4 + j], t[8 + j], t[12 + j]);
+            let s0 = _mm512_shuffle_f32x4::<0x44>(a, b);
+            let s1 = _mm512_shuffle_f32x4::<0xEE>(a, b);
+            let s2 = _mm512_shuffle_f32x4::<0x44>(c, d);
+            let s3 = _mm512_shuffle_f32x4::<0xEE>(c, d);
+            r[j] = _mm512_shuffle_f32x4::<0x88>(s0, s2);
+            r[4 + j] = _mm512_shuffle_f32x4::<0xDD>(s0, s2);
+            r[8 + j] = _mm512_shuffle_f32x4::<0x88>(s1, s3);
+            r[12 + j] = _mm512_shuffle_f32x4::<0xDD>(s1, s3);
+        }
+    }
+
+    /// The first `n` (at most 16) lanes.
+    #[inline]
+    fn mask16(n: usize) -> __mmask16 {
+        if n >= 16 { 0xFFFF } else { (1u16 << n) - 1 }
+    }
+
+    /// [`crate::dwc::pack_input`] with AVX-512: 16 pixels of 16 channels per transpose.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[target_feature(enable = "avx512f")]
+    pub fn dwc_pack_input_avx512(input: &[f32], c0: usize, g: &Geometry, dst: &mut [f32]) {
+        if !g.fits(input, c0, dst) {
+            return;
+        }
+        g.zero_padding(dst);
+        let plane = g.h * g.w;
+        for y in 0..g.h {
+            let row = ((g.ph + y) * g.wp + g.pw) * CB;
+            for x0 in (0..g.w).step_by(16) {
+                let n = (g.w - x0).min(16);
+                let mut r = [_mm512_setzero_ps(); 16];
+                for (c, v) in r.iter_mut().enumerate() {
+                    let at = (c0 + c) * plane + y * g.w + x0;
+                    // SAFETY: the n lanes read end at (c0 + c) * plane + y * w + w <=
+                    // (c0 + CB) * plane <= input.len() (checked by `fits`); the masked-off
+                    // lanes are not read.
+                    *v = unsafe { _mm512_maskz_loadu_ps(mask16(n), input.as_ptr().add(at)) };
+                }
+                transpose16(&mut r);
+                for (j, v) in r.iter().take(n).enumerate() {
+                    let at = row + (x0 + j) * CB;
+                    // SAFETY: at + CB <= ((ph + y) * wp + pw + w) * CB <= hp * wp * CB <=
+                    // dst.len() (`fits`: hp >= h + ph, wp >= w + pw).
+                    unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(at), *v) };
+                }
+            }
+        }
+    }
+
+    /// [`crate::dwc::unpack_output`] with AVX-512.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[target_feature(enable = "avx512f")]
+    pub fn dwc_unpack_output_avx512(src: &[f32], pixels: usize, dst: &mut [f32]) {
+        let total = pixels * CB;
+        if src.len() < total || dst.len() < total {
+            return;
+        }
+        for p0 in (0..pixels).step_by(16) {
+            let n = (pixels - p0).min(16);
+            let mut r = [_mm512_setzero_ps(); 16];
+            for (j, v) in r.iter_mut().take(n).enumerate() {
+                // SAFETY: (p0 + j) * CB + CB <= pixels * CB <= src.len() (checked above).
+                *v = unsafe { _mm512_loadu_ps(src.as_ptr().add((p0 + j) * CB)) };
+            }
+            transpose16(&mut r);
+            for (c, v) in r.iter().enumerate() {
+                // SAFETY: the n lanes written end at c * pixels + p0 + n <= CB * pixels <=
+                // dst.len(); the masked-off lanes are not written.
+                unsafe {
+                    _mm512_mask_storeu_ps(dst.as_mut_ptr().add(c * pixels + p0), mask16(n), *v)
+                };
+            }
+        }
+    }
+
+    /// Transposes 8 rows of 8 values in registers: afterwards `r[j]` holds column `j`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn transpose8(r: &mut [__m256; 8]) {
+        let mut t = [_mm256_setzero_ps(); 8];
+        for a in 0..2 {
+            let (r0, r1, r2, r3) = (r[4 * a], r[4 * a + 1], r[4 * a + 2], r[4 * a + 3]);
+            let (lo01, hi01) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+            let (lo23, hi23) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+            t[4 * a] = _mm256_shuffle_ps::<0x44>(lo01, lo23);
+            t[4 * a + 1] = _mm256_shuffle_ps::<0xEE>(lo01, lo23);
+            t[4 * a + 2] = _mm256_shuffle_ps::<0x44>(hi01, hi23);
+            t[4 * a + 3] = _mm256_shuffle_ps::<0xEE>(hi01, hi23);
+        }
+        for j in 0..4 {
+            r[j] = _mm256_permute2f128_ps::<0x20>(t[j], t[4 + j]);
+            r[4 + j] = _mm256_permute2f128_ps::<0x31>(t[j], t[4 + j]);
+        }
+    }
+
+    /// The first `n` (at most 8) lanes, as the mask `maskload`/`maskstore` take.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn mask8(n: usize) -> __m256i {
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(n.min(8) as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
+    }
+
+    /// [`crate::dwc::pack_input`] with AVX2: 8 pixels of 8 channels per transpose.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX2 is enabled (from the generated kernels of that ISA).
+    #[target_feature(enable = "avx2")]
+    pub fn dwc_pack_input_avx2(input: &[f32], c0: usize, g: &Geometry, dst: &mut [f32]) {
+        if !g.fits(input, c0, dst) {
+            return;
+        }
+        g.zero_padding(dst);
+        let plane = g.h * g.w;
+        for y in 0..g.h {
+            let row = ((g.ph + y) * g.wp + g.pw) * CB;
+            for half in 0..CB / 8 {
+                for x0 in (0..g.w).step_by(8) {
+                    let n = (g.w - x0).min(8);
+                    let mask = mask8(n);
+                    let mut r = [_mm256_setzero_ps(); 8];
+                    for (c, v) in r.iter_mut().enumerate() {
+                        let at = (c0 + 8 * half + c) * plane + y * g.w + x0;
+                        // SAFETY: the n lanes read end at (c0 + 8 half + c) * plane + y * w
+                        // + w <= (c0 + CB) * plane <= input.len() (`fits`); the masked-off
+                        // lanes are not read.
+                        *v = unsafe { _mm256_maskload_ps(input.as_ptr().add(at), mask) };
+                    }
+                    transpose8(&mut r);
+                    for (j, v) in r.iter().take(n).enumerate() {
+                        let at = row + (x0 + j) * CB + 8 * half;
+                        // SAFETY: at + 8 <= ((ph + y) * wp + pw + w) * CB <= dst.len().
+                        unsafe { _mm256_storeu_ps(dst.as_mut_ptr().add(at), *v) };
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`crate::dwc::unpack_output`] with AVX2.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX2 is enabled (from the generated kernels of that ISA).
+    #[target_feature(enable = "avx2")]
+    pub fn dwc_unpack_output_avx2(src: &[f32], pixels: usize, dst: &mut [f32]) {
+        let total = pixels * CB;
+        if src.len() < total || dst.len() < total {
+            return;
+        }
+        for half in 0..CB / 8 {
+            for p0 in (0..pixels).step_by(8) {
+                let n = (pixels - p0).min(8);
+                let mask = mask8(n);
+                let mut r = [_mm256_setzero_ps(); 8];
+                for (j, v) in r.iter_mut().take(n).enumerate() {
+                    // SAFETY: (p0 + j) * CB + 8 half + 8 <= pixels * CB <= src.len().
+                    *v = unsafe { _mm256_loadu_ps(src.as_ptr().add((p0 + j) * CB + 8 * half)) };
+                }
+                transpose8(&mut r);
+                for (c, v) in r.iter().enumerate() {
+                    let at = (8 * half + c) * pixels + p0;
+                    // SAFETY: the n lanes written end at (8 half + c) * pixels + p0 + n <=
+                    // CB * pixels <= dst.len(); the masked-off lanes are not written.
+                    unsafe { _mm256_maskstore_ps(dst.as_mut_ptr().add(at), mask, *v) };
+                }
+            }
+        }
+    }
+
+    #[cfg(all(test, feature = "std"))]
+    mod tests {
+        use super::*;
+        use crate::dwc::{geometries, reference_pack};
+
+        #[test]
+        fn simd_pack_and_unpack_match_the_portable_ones() {
+            let avx512 = std::is_x86_feature_detected!("avx512f");
+            let avx2 = std::is_x86_feature_detected!("avx2");
+            for g in geometries() {
+                let input: Vec<f32> = (0..2 * CB * g.h * g.w).map(|i| i as f32 + 0.5).collect();
+                let want = reference_pack(&input, CB, &g);
+                let pixels = g.h * g.w;
+                let src: Vec<f32> = (0..pixels * CB).map(|i| i as f32).collect();
+                let mut planes = vec![0.0; pixels * CB];
+                crate::dwc::unpack_output(&src, pixels, &mut planes);
+                if avx512 {
+                    let mut dst = vec![f32::NAN; g.packed_len()];
+                    // SAFETY: AVX-512F is detected just above.
+                    unsafe { dwc_pack_input_avx512(&input, CB, &g, &mut dst) };
+                    assert_eq!(dst, want, "avx512 {g:?}");
+                    let mut out = vec![f32::NAN; pixels * CB];
+                    // SAFETY: as above.
+                    unsafe { dwc_unpack_output_avx512(&src, pixels, &mut out) };
+                    assert_eq!(out, planes, "avx512 {g:?}");
+                }
+                if avx2 {
+                    let mut dst = vec![f32::NAN; g.packed_len()];
+                    // SAFETY: AVX2 is detected just above.
+                    unsafe { dwc_pack_input_avx2(&input, CB, &g, &mut dst) };
+                    assert_eq!(dst, want, "avx2 {g:?}");
+                    let mut out = vec![f32::NAN; pixels * CB];
+                    // SAFETY: as above.
+                    unsafe { dwc_unpack_output_avx2(&src, pixels, &mut out) };
+                    assert_eq!(out, planes, "avx2 {g:?}");
+                }
+            }
+        }
+    }
 }
