@@ -105,6 +105,9 @@ pub fn unpack_output(src: &[f32], pixels: usize, dst: &mut [f32]) {
 }
 
 #[cfg(test)]
+pub(crate) use tests::{geometries, reference_pack};
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -175,6 +178,3 @@ mod tests {
         assert_eq!(out, vec![1.0; 3]);
     }
 }
-
-#[cfg(test)]
-pub(crate) use tests::{geometries, reference_pack};
