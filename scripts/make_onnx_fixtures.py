@@ -18,6 +18,9 @@ Writes:
   unsupported_op.onnx   a Resize (no value_info) in front of a grouped Conv
   dynamic_shape.onnx    graph input of shape [N, 3, H, W] feeding a grouped Conv
   asym_pads.onnx        a grouped Conv with pads [0, 0, 1, 1]
+  torch_net.onnx        a real PyTorch export (legacy exporter, dynamic batch): ShuffleNetV2
+                        units and a MobileNetV2 inverted residual (needs torch; skipped
+                        without it)
 """
 import argparse
 import json
@@ -258,6 +261,99 @@ def asym_pads(rng):
     return model(graph)
 
 
+def torch_net(path):
+    """A real PyTorch export (the TorchScript-based exporter, dynamic batch): ShuffleNetV2
+    units (channel split, channel shuffle through Shape/Gather/Reshape/Transpose) and a
+    MobileNetV2 inverted residual with ReLU6, BatchNorm folded by the exporter. Skipped
+    without torch."""
+    try:
+        import torch
+        from torch import nn
+        import torch.nn.functional as F
+    except ImportError:
+        print("torch is not installed: torch_net.onnx not written")
+        return
+    torch.manual_seed(11)
+
+    def channel_shuffle(x, groups):
+        n, c, h, w = x.size()
+        x = x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous()
+        return x.view(n, -1, h, w)
+
+    def cbr(cin, cout, k, s=1, g=1, act=True):
+        layers = [nn.Conv2d(cin, cout, k, s, k // 2, groups=g, bias=False), nn.BatchNorm2d(cout)]
+        if act:
+            layers.append(nn.ReLU(inplace=True))
+        return nn.Sequential(*layers)
+
+    class ShuffleUnit(nn.Module):
+        """ShuffleNetV2 unit: stride 1 splits the channels, stride 2 has two branches."""
+        def __init__(s, cin, cout, stride):
+            super().__init__()
+            s.stride = stride
+            half = cout // 2
+            if stride == 2:
+                s.branch1 = nn.Sequential(cbr(cin, cin, 3, 2, cin, act=False), cbr(cin, half, 1))
+                bin = cin
+            else:
+                s.branch1 = None
+                bin = cin // 2
+            s.branch2 = nn.Sequential(cbr(bin, half, 1), cbr(half, half, 3, stride, half, act=False), cbr(half, half, 1))
+        def forward(s, x):
+            if s.stride == 1:
+                a, b = x.chunk(2, dim=1)
+                out = torch.cat((a, s.branch2(b)), 1)
+            else:
+                out = torch.cat((s.branch1(x), s.branch2(x)), 1)
+            return channel_shuffle(out, 2)
+
+    class InvertedResidual(nn.Module):
+        """MobileNetV2 block: 1x1 expand, ReLU6, depthwise 3x3, ReLU6, 1x1 project, residual."""
+        def __init__(s, c, t):
+            super().__init__()
+            h = c * t
+            s.expand = nn.Sequential(nn.Conv2d(c, h, 1, bias=False), nn.BatchNorm2d(h), nn.ReLU6())
+            s.dw = nn.Sequential(nn.Conv2d(h, h, 3, 1, 1, groups=h, bias=False), nn.BatchNorm2d(h), nn.ReLU6())
+            s.project = nn.Sequential(nn.Conv2d(h, c, 1, groups=2, bias=False), nn.BatchNorm2d(c))
+        def forward(s, x):
+            return x + s.project(s.dw(s.expand(x)))
+
+    class Net(nn.Module):
+        def __init__(s):
+            super().__init__()
+            s.stem = cbr(3, 16, 3, 2)
+            s.pool = nn.MaxPool2d(3, 2, 1)
+            s.down = ShuffleUnit(16, 32, 2)
+            s.unit = ShuffleUnit(32, 32, 1)
+            s.ir = InvertedResidual(32, 2)
+            s.fc = nn.Linear(32, 10)
+        def forward(s, x):
+            x = s.pool(s.stem(x))
+            x = s.ir(s.unit(s.down(x)))
+            x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+            return s.fc(x)
+
+
+    m = Net().eval()
+    for mod in m.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.1, 0.1)
+            mod.running_var.uniform_(0.5, 1.5)
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.uniform_(-0.1, 0.1)
+    torch.onnx.export(
+        m,
+        torch.randn(1, 3, 48, 40),
+        path,
+        dynamo=False,
+        opset_version=OPSET,
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+    )
+    print(f"wrote {path} ({os.path.getsize(path)} bytes, torch {torch.__version__})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "onnx", "fixtures"))
@@ -275,6 +371,7 @@ def main():
     save(unsupported_op(np.random.default_rng(7)), "unsupported_op.onnx")
     save(dynamic_shape(np.random.default_rng(8)), "dynamic_shape.onnx")
     save(asym_pads(np.random.default_rng(9)), "asym_pads.onnx")
+    torch_net(os.path.join(args.out, "torch_net.onnx"))
 
     import onnxruntime as ort
 

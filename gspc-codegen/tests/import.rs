@@ -1101,7 +1101,7 @@ fn a_failed_shape_rule_names_the_node_and_the_conv() {
     assert_eq!(
         messages(run_import(&bytes, &Default::default())),
         [
-            "t.onnx: graph.node[0] \"r\" (Reshape): the target shape [1, 4, 8, 9] has 288 elements, the input [1, 4, 64] has 256; graph.node[1] \"c\" (Conv) needs the shape of this node's output \"xr\""
+            "t.onnx: graph.node[0] \"r\" (Reshape): the target shape [1, 4, 8, 9] has 288 elements, the input [1, 4, 64] has 256; the input shape of graph.node[1] \"c\" (Conv) depends on this node's output \"xr\""
         ]
     );
     // The shape from a graph input: not a constant.
@@ -1118,7 +1118,7 @@ fn a_failed_shape_rule_names_the_node_and_the_conv() {
     assert_eq!(
         messages(run_import(&bytes, &Default::default())),
         [
-            "t.onnx: graph.node[0] \"r\" (Reshape): input 1 \"shape\" must be a constant (an initializer or a Constant node) for the importer to infer shapes; graph.node[1] \"c\" (Conv) needs the shape of this node's output \"xr\""
+            "t.onnx: graph.node[0] \"r\" (Reshape): input 1 \"shape\" is neither a constant (an initializer or a Constant node) nor computed from shapes by ops the importer folds (Shape, Gather, Slice, Concat, Unsqueeze, Squeeze, Reshape, Flatten, Identity, Cast, Add, Sub, Mul, Div); the input shape of graph.node[1] \"c\" (Conv) depends on this node's output \"xr\""
         ]
     );
 }
@@ -1549,4 +1549,253 @@ fn long_graphs_are_handled_in_linear_time() {
         ["t.onnx: graph: 600 convolutions to import, more than the limit of 512 layers per model"]
     );
     assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------
+// a real PyTorch export
+
+#[test]
+fn a_pytorch_export_with_a_dynamic_batch_imports() {
+    use Activation::{Relu, Relu6};
+    const NONE: Activation = Activation::None;
+    // The channel shuffle's view(n, g, c // g, h, w) is Shape -> Gather -> Div -> Cast ->
+    // Unsqueeze -> Concat -> Reshape on the batch the importer assumes to be 1.
+    let i = import_fixture("torch_net.onnx", &all_convs()).expect("imports");
+    assert_eq!(
+        i.spec.layers,
+        vec![
+            layer("stem_0", 3, 16, 1, 3, 2, 1, 1, [48, 40], true, Relu),
+            layer(
+                "down_branch1_0_0",
+                16,
+                16,
+                16,
+                3,
+                2,
+                1,
+                1,
+                [12, 10],
+                true,
+                NONE
+            ),
+            layer(
+                "down_branch1_1_0",
+                16,
+                16,
+                1,
+                1,
+                1,
+                0,
+                1,
+                [6, 5],
+                true,
+                Relu
+            ),
+            layer(
+                "down_branch2_0_0",
+                16,
+                16,
+                1,
+                1,
+                1,
+                0,
+                1,
+                [12, 10],
+                true,
+                Relu
+            ),
+            layer(
+                "down_branch2_1_0",
+                16,
+                16,
+                16,
+                3,
+                2,
+                1,
+                1,
+                [12, 10],
+                true,
+                NONE
+            ),
+            layer(
+                "down_branch2_2_0",
+                16,
+                16,
+                1,
+                1,
+                1,
+                0,
+                1,
+                [6, 5],
+                true,
+                Relu
+            ),
+            layer(
+                "unit_branch2_0_0",
+                16,
+                16,
+                1,
+                1,
+                1,
+                0,
+                1,
+                [6, 5],
+                true,
+                Relu
+            ),
+            layer(
+                "unit_branch2_1_0",
+                16,
+                16,
+                16,
+                3,
+                1,
+                1,
+                1,
+                [6, 5],
+                true,
+                NONE
+            ),
+            layer(
+                "unit_branch2_2_0",
+                16,
+                16,
+                1,
+                1,
+                1,
+                0,
+                1,
+                [6, 5],
+                true,
+                Relu
+            ),
+            layer("ir_expand_0", 32, 64, 1, 1, 1, 0, 1, [6, 5], true, Relu6),
+            layer("ir_dw_0", 64, 64, 64, 3, 1, 1, 1, [6, 5], true, Relu6),
+            layer("ir_project_0", 64, 32, 2, 1, 1, 0, 1, [6, 5], true, NONE),
+        ]
+    );
+    assert_eq!(
+        i.notes[0],
+        "graph.input[0] \"image\": the batch dimension batch is dynamic; assumed 1 (the spec is per image)"
+    );
+    let grouped = import_fixture("torch_net.onnx", &Default::default()).expect("imports");
+    assert_eq!(
+        grouped
+            .spec
+            .layers
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "down_branch1_0_0",
+            "down_branch2_1_0",
+            "unit_branch2_1_0",
+            "ir_dw_0",
+            "ir_project_0"
+        ]
+    );
+    // A batch of 4 flows through the same arithmetic.
+    let four = ImportOptions {
+        input_shapes: vec![("image".to_string(), vec![4, 3, 48, 40])],
+        ..Default::default()
+    };
+    let i = import_fixture("torch_net.onnx", &four).expect("imports");
+    assert_eq!(i.spec.layers, grouped.spec.layers);
+}
+
+#[test]
+fn shape_arithmetic_is_folded() {
+    // x [N, 16, 8, 7] -> Shape -> Slice [0:1] and Gather(1) / 4 -> Concat with constants ->
+    // Reshape -> Transpose -> Reshape back with Shape(start=1) -> a grouped conv.
+    let c = |name: &str, v: &[i64]| init_i64(name, v);
+    let bytes = model(
+        vec![
+            node("Shape", "", &["x"], &["s"], vec![]),
+            node("Slice", "", &["s", "zero", "one"], &["n"], vec![]),
+            node(
+                "Gather",
+                "",
+                &["s", "idx1"],
+                &["ch"],
+                vec![attr_int("axis", 0)],
+            ),
+            node("Div", "", &["ch", "four_s"], &["cpg"], vec![]),
+            node("Unsqueeze", "", &["cpg", "axes0"], &["cpg1"], vec![]),
+            node(
+                "Concat",
+                "",
+                &["n", "four", "cpg1", "hw"],
+                &["shape5"],
+                vec![attr_int("axis", 0)],
+            ),
+            node("Reshape", "", &["x", "shape5"], &["x5"], vec![]),
+            node(
+                "Transpose",
+                "",
+                &["x5"],
+                &["t5"],
+                vec![attr_ints("perm", &[0, 2, 1, 3, 4])],
+            ),
+            node("Shape", "", &["x"], &["tail"], vec![attr_int("start", 1)]),
+            node(
+                "Concat",
+                "",
+                &["n", "tail"],
+                &["shape4"],
+                vec![attr_int("axis", 0)],
+            ),
+            node("Reshape", "", &["t5", "shape4"], &["xs"], vec![]),
+            conv("c", "xs", "w", None, "y", 4, 1),
+        ],
+        vec![
+            c("zero", &[0]),
+            c("one", &[1]),
+            TensorProto {
+                name: "idx1".to_string(),
+                data_type: data_type::INT64,
+                int64_data: vec![1],
+                ..Default::default()
+            },
+            c("four", &[4]),
+            TensorProto {
+                name: "four_s".to_string(),
+                data_type: data_type::INT64,
+                int64_data: vec![4],
+                ..Default::default()
+            },
+            c("axes0", &[0]),
+            c("hw", &[8, 7]),
+            init("w", &[16, 4, 3, 3]),
+        ],
+        vec![value("x", &["N", "16", "8", "7"])],
+        &["y"],
+        13,
+    );
+    let i = run_import(&bytes, &Default::default()).expect("imports");
+    assert_eq!(
+        i.spec.layers,
+        [layer(
+            "c",
+            16,
+            16,
+            4,
+            3,
+            1,
+            1,
+            1,
+            [8, 7],
+            false,
+            Activation::None
+        )]
+    );
+    // Division by zero in the arithmetic: not folded, so the Reshape's shape is unknown.
+    let mut m = ModelProto::decode(bytes.as_slice()).expect("decodes");
+    let g = m.graph.as_mut().expect("graph");
+    g.initializer[4].int64_data = vec![0];
+    assert_eq!(
+        messages(run_import(&m.encode_to_vec(), &Default::default())),
+        [
+            "t.onnx: graph.node[6] (Reshape): input 1 \"shape5\" is neither a constant (an initializer or a Constant node) nor computed from shapes by ops the importer folds (Shape, Gather, Slice, Concat, Unsqueeze, Squeeze, Reshape, Flatten, Identity, Cast, Add, Sub, Mul, Div); the input shape of graph.node[11] \"c\" (Conv) depends on this node's output \"x5\""
+        ]
+    );
 }

@@ -111,6 +111,10 @@ pub fn supported_ops() -> Vec<&'static str> {
         "Squeeze",
         "Unsqueeze",
         "Shape",
+        "Gather",
+        "Slice",
+        "ConstantOfShape",
+        "Expand",
         "Constant",
     ]);
     v
@@ -200,11 +204,6 @@ impl<'m> Attrs<'m> {
             .get(name, attribute_type::TENSOR, |a| a.t.is_some())?
             .and_then(|a| a.t.as_ref()))
     }
-
-    /// Whether the node has an attribute of this name.
-    pub(crate) fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|a| a.name == name)
-    }
 }
 
 /// The constant value of a Constant node, if the importer reads its kind.
@@ -249,6 +248,8 @@ pub(crate) struct Op<'a, 'm> {
     pub inputs: &'a [Option<Dims>],
     /// Constant values known so far.
     pub consts: &'a Consts<'m>,
+    /// Integer values computed from shapes so far (Shape, Gather, Concat, ...).
+    pub ivals: &'a HashMap<&'m str, Vec<i64>>,
     /// The model's version of the standard operator set.
     pub opset: i64,
 }
@@ -261,25 +262,35 @@ impl Op<'_, '_> {
             .ok_or_else(|| Fail::Invalid(format!("{} needs input {i}", self.node.op_type)))
     }
 
-    /// The constant tensor at input `i`; `None` when the input is omitted.
-    pub(crate) fn const_input(&self, i: usize) -> Result<Option<&TensorProto>, Fail> {
+    /// The integer values at input `i`: a constant, or computed from shapes; `None` when
+    /// the input is omitted.
+    pub(crate) fn const_ints(&self, i: usize, max: usize) -> Result<Option<Vec<i64>>, Fail> {
         let Some(name) = self.node.input.get(i).filter(|n| !n.is_empty()) else {
             return Ok(None);
         };
+        if let Some(v) = self.ivals.get(name.as_str()) {
+            if v.len() > max {
+                return Err(Fail::Invalid(format!(
+                    "input {i} \"{}\" has {} values, more than the {max} expected here",
+                    super::quote(name),
+                    v.len()
+                )));
+            }
+            return Ok(Some(v.clone()));
+        }
         match self.consts.get(name.as_str()) {
-            Some(t) => Ok(Some(&***t)),
+            Some(t) => Ok(Some(tensor::ints(t, max)?)),
             None => Err(Fail::Invalid(format!(
-                "input {i} \"{}\" must be a constant (an initializer or a Constant node) for the importer to infer shapes",
-                super::quote(name)
+                "input {i} \"{}\" is neither a constant (an initializer or a Constant node) nor computed from shapes by ops the importer folds ({})",
+                super::quote(name),
+                FOLDED.join(", ")
             ))),
         }
     }
 
-    fn const_ints(&self, i: usize, max: usize) -> Result<Option<Vec<i64>>, Fail> {
-        match self.const_input(i)? {
-            None => Ok(None),
-            Some(t) => Ok(Some(tensor::ints(t, max)?)),
-        }
+    /// Known integer values at input `i`, if any (no error).
+    fn known(&self, i: usize) -> Option<Vec<i64>> {
+        self.const_ints(i, MAX_FOLD).ok().flatten()
     }
 
     fn window(&self, kernel: Option<&[u64]>) -> Result<(Dims, AutoPad), Fail> {
@@ -429,9 +440,189 @@ pub(crate) fn infer(op: &Op) -> Result<Vec<Option<Dims>>, Fail> {
             let axes = axes.ok_or_else(|| "Unsqueeze needs axes".to_string())?;
             one(shape::unsqueeze(x, &axes)?)
         }
-        "Shape" if !a.has("start") && !a.has("end") => {
-            one(vec![u64::try_from(op.input(0)?.len()).unwrap_or(u64::MAX)])
+        "Shape" => {
+            let x = op.input(0)?;
+            let (s, e) = shape_range(&a, x.len())?;
+            one(vec![u64::try_from(e - s).unwrap_or(u64::MAX)])
+        }
+        "Gather" => one(shape::gather(
+            op.input(0)?,
+            op.input(1)?,
+            a.int_or("axis", 0)?,
+        )?),
+        "Slice" => {
+            let x = op.input(0)?;
+            let (starts, ends, axes, steps) = if op.opset < 10 {
+                let get = |n: &str| a.ints(n).map(|v| v.map(<[i64]>::to_vec));
+                (get("starts")?, get("ends")?, get("axes")?, None)
+            } else {
+                (
+                    op.const_ints(1, shape::MAX_RANK)?,
+                    op.const_ints(2, shape::MAX_RANK)?,
+                    op.const_ints(3, shape::MAX_RANK)?,
+                    op.const_ints(4, shape::MAX_RANK)?,
+                )
+            };
+            let (starts, ends) = starts
+                .zip(ends)
+                .ok_or_else(|| "Slice needs starts and ends".to_string())?;
+            let ranges = shape::slice(x, &starts, &ends, axes.as_deref(), steps.as_deref())?;
+            one(ranges.iter().map(|r| r.len).collect())
+        }
+        "ConstantOfShape" => {
+            let dims = op
+                .const_ints(0, shape::MAX_RANK)?
+                .ok_or_else(|| "ConstantOfShape needs its shape".to_string())?;
+            let d: Dims = dims
+                .iter()
+                .map(|&v| shape::dim_from(v, 0, "dimension"))
+                .collect::<Result<_, _>>()?;
+            one(d)
+        }
+        "Expand" => {
+            let x = op.input(0)?;
+            let dims = op
+                .const_ints(1, shape::MAX_RANK)?
+                .ok_or_else(|| "Expand needs its shape".to_string())?;
+            let d: Dims = dims
+                .iter()
+                .map(|&v| shape::dim_from(v, 0, "dimension"))
+                .collect::<Result<_, _>>()?;
+            one(shape::broadcast(&[x, &d])?)
         }
         _ => Err(Fail::Unsupported),
     }
+}
+
+/// Most values one folded integer tensor may have (shapes, axes, pads).
+pub(crate) const MAX_FOLD: usize = 64;
+
+/// The operators whose integer outputs the importer computes (shape arithmetic).
+pub(crate) const FOLDED: &[&str] = &[
+    "Shape",
+    "Gather",
+    "Slice",
+    "Concat",
+    "Unsqueeze",
+    "Squeeze",
+    "Reshape",
+    "Flatten",
+    "Identity",
+    "Cast",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+];
+
+/// `Shape`'s `start` and `end` (opset 15), clamped into `0..=rank`.
+fn shape_range(a: &Attrs, rank: usize) -> Result<(usize, usize), Fail> {
+    let r = i64::try_from(rank).unwrap_or(i64::MAX);
+    let clamp = |v: i64| -> usize {
+        let v = if v < 0 { v.saturating_add(r) } else { v };
+        usize::try_from(v.clamp(0, r)).unwrap_or(0)
+    };
+    let s = clamp(a.int_or("start", 0)?);
+    let e = clamp(a.int_or("end", r)?);
+    Ok((s, e.max(s)))
+}
+
+/// The integer values of `op`'s first output, when they follow from known values: the
+/// shape arithmetic exporters write for `x.view(n, g, c // g, h, w)` with a dynamic batch.
+pub(crate) fn fold(op: &Op) -> Option<Vec<i64>> {
+    let node = op.node;
+    let a = Attrs(&node.attribute);
+    let out = match node.op_type.as_str() {
+        "Shape" => {
+            let x = op.inputs.first()?.as_ref()?;
+            let (s, e) = shape_range(&a, x.len()).ok()?;
+            x.get(s..e)?
+                .iter()
+                .map(|&d| i64::try_from(d).ok())
+                .collect::<Option<Vec<_>>>()?
+        }
+        "Identity" | "Unsqueeze" | "Squeeze" | "Reshape" | "Flatten" => op.known(0)?,
+        "Cast" => match a.int("to").ok()?.and_then(|t| i32::try_from(t).ok()) {
+            Some(super::onnx::data_type::INT64) | Some(super::onnx::data_type::INT32) => {
+                op.known(0)?
+            }
+            _ => return None,
+        },
+        "Gather" => {
+            let data = op.known(0)?;
+            if op.inputs.first()?.as_ref()?.len() != 1 || a.int_or("axis", 0).ok()? != 0 {
+                return None;
+            }
+            let n = i64::try_from(data.len()).ok()?;
+            op.known(1)?
+                .iter()
+                .map(|&i| {
+                    let i = if i < 0 { i.checked_add(n)? } else { i };
+                    data.get(usize::try_from(i).ok()?).copied()
+                })
+                .collect::<Option<Vec<_>>>()?
+        }
+        "Concat" => {
+            let mut v = Vec::new();
+            for i in 0..node.input.len() {
+                if op.inputs.get(i)?.as_ref()?.len() != 1 {
+                    return None;
+                }
+                v.extend(op.known(i)?);
+            }
+            v
+        }
+        "Slice" if op.opset >= 10 => {
+            let data = op.known(0)?;
+            let x = op.inputs.first()?.as_ref()?;
+            if x.len() != 1 {
+                return None;
+            }
+            let ranges = shape::slice(
+                x,
+                &op.known(1)?,
+                &op.known(2)?,
+                op.const_ints(3, MAX_FOLD).ok()?.as_deref(),
+                op.const_ints(4, MAX_FOLD).ok()?.as_deref(),
+            )
+            .ok()?;
+            let r = ranges.first()?;
+            (0..r.len)
+                .map(|k| {
+                    let at = i64::try_from(k)
+                        .ok()?
+                        .checked_mul(r.step)?
+                        .checked_add(r.start)?;
+                    data.get(usize::try_from(at).ok()?).copied()
+                })
+                .collect::<Option<Vec<_>>>()?
+        }
+        op_type @ ("Add" | "Sub" | "Mul" | "Div") => {
+            let (x, y) = (op.known(0)?, op.known(1)?);
+            let n = x.len().max(y.len());
+            if !(x.len() == n || x.len() == 1) || !(y.len() == n || y.len() == 1) {
+                return None;
+            }
+            let at = |v: &[i64], k: usize| -> Option<i64> {
+                if v.len() == 1 {
+                    v.first().copied()
+                } else {
+                    v.get(k).copied()
+                }
+            };
+            (0..n)
+                .map(|k| {
+                    let (p, q) = (at(&x, k)?, at(&y, k)?);
+                    match op_type {
+                        "Add" => p.checked_add(q),
+                        "Sub" => p.checked_sub(q),
+                        "Mul" => p.checked_mul(q),
+                        _ => p.checked_div(q),
+                    }
+                })
+                .collect::<Option<Vec<_>>>()?
+        }
+        _ => return None,
+    };
+    (out.len() <= MAX_FOLD).then_some(out)
 }

@@ -147,6 +147,30 @@ pub fn identifier(s: &str) -> String {
     out
 }
 
+/// A PyTorch-style scope name shortened: `/down/branch1/branch1.0/branch1.0.0/Conv` ->
+/// `down/branch1.0.0` (a scope that the next one repeats with a `.` suffix is dropped, and
+/// so is a last part that is just the operator's type). Other names are kept.
+fn scope_name(name: &str, op_type: &str) -> String {
+    let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.len() < 2 {
+        return name.to_string();
+    }
+    let mut keep = Vec::with_capacity(parts.len());
+    for (i, p) in parts.iter().enumerate() {
+        if i + 1 == parts.len() && *p == op_type {
+            continue;
+        }
+        let repeated = parts.get(i + 1).is_some_and(|next| {
+            next.strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with('.'))
+        });
+        if !repeated {
+            keep.push(*p);
+        }
+    }
+    keep.join("/")
+}
+
 /// At most `n` bytes of an ASCII identifier, without a trailing `_`.
 fn truncate(s: &str, n: usize) -> String {
     s.get(..n.min(s.len()))
@@ -281,7 +305,7 @@ enum Unknown {
 struct Layer<'m> {
     node: usize,
     /// The node's name and its output's name: the layer's name comes from the first that
-    /// makes an identifier.
+    /// makes an identifier (PyTorch scopes shortened, see `scope_name`).
     raw_names: [&'m str; 2],
     input: &'m str,
     output: &'m str,
@@ -302,6 +326,8 @@ struct Cx<'m> {
     graph: &'m GraphProto,
     opset: i64,
     consts: Consts<'m>,
+    /// Integer values computed from shapes (see [`infer::fold`]).
+    ivals: HashMap<&'m str, Vec<i64>>,
     /// Static shapes from value_info and the graph outputs.
     info: HashMap<&'m str, Dims>,
     values: HashMap<&'m str, Result<Dims, usize>>,
@@ -355,6 +381,7 @@ impl<'m> Cx<'m> {
             graph,
             opset,
             consts,
+            ivals: HashMap::new(),
             info,
             values: HashMap::new(),
             causes: Vec::new(),
@@ -645,12 +672,19 @@ impl<'m> Cx<'m> {
                     node,
                     inputs: &shapes,
                     consts: &self.consts,
+                    ivals: &self.ivals,
                     opset: self.opset,
                 };
-                infer::infer(&op).map_err(|f| match f {
+                let r = infer::infer(&op).map_err(|f| match f {
                     Fail::Unsupported => Unknown::Here(None),
                     Fail::Invalid(m) => Unknown::Here(Some(m)),
-                })
+                });
+                if r.is_ok()
+                    && let (Some(v), Some(out)) = (infer::fold(&op), node.output.first())
+                {
+                    self.ivals.insert(out.as_str(), v);
+                }
+                r
             };
             for (j, out) in node.output.iter().enumerate() {
                 if out.is_empty() {
@@ -713,7 +747,9 @@ impl<'m> Cx<'m> {
                         "the importer does not infer shapes through {op} and the model has no value_info for its output \"{out}\", which {needs} needs: save the model with its shapes (onnx.shape_inference.infer_shapes) or set them in value_info"
                     ),
                     Some(why) => {
-                        format!("{why}; {needs} needs the shape of this node's output \"{out}\"")
+                        format!(
+                            "{why}; the input shape of {needs} depends on this node's output \"{out}\""
+                        )
                     }
                 };
                 (self.node_path(*node), message)
@@ -1076,7 +1112,7 @@ impl<'m> Cx<'m> {
             let base = l
                 .raw_names
                 .iter()
-                .map(|n| identifier(n))
+                .map(|n| identifier(&scope_name(n, "Conv")))
                 .find(|n| !n.is_empty())
                 .unwrap_or_else(|| format!("conv_{}", l.node));
             let mut name = base.clone();
@@ -1264,5 +1300,41 @@ impl<'m> Cx<'m> {
                 message: d.message,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pytorch_scopes_are_shortened() {
+        let cases = [
+            (
+                "/down/branch1/branch1.0/branch1.0.0/Conv",
+                "down/branch1.0.0",
+            ),
+            ("/features/features.3/conv/conv.1/Conv", "features.3/conv.1"),
+            ("/c1/Conv", "c1"),
+            ("/block1/conv.0", "/block1/conv.0"),
+            ("/Conv", "/Conv"),
+            ("Conv_2", "Conv_2"),
+            ("stage2/expand", "stage2/expand"),
+            ("a/ab/Conv", "a/ab"),
+        ];
+        for (name, want) in cases {
+            let got = scope_name(name, "Conv");
+            // Unchanged names stay byte for byte; shortened ones lose their slashes' empty
+            // parts.
+            assert_eq!(
+                got.trim_start_matches('/'),
+                want.trim_start_matches('/'),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            identifier(&scope_name("/ir/dw/dw.0/Conv", "Conv")),
+            "ir_dw_0"
+        );
     }
 }

@@ -700,6 +700,105 @@ pub(crate) fn reduce(
         .collect())
 }
 
+/// One axis of a Slice: the first index, the step and the count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SliceRange {
+    /// First index taken.
+    pub start: i64,
+    /// Step (negative walks backwards).
+    pub step: i64,
+    /// Elements taken.
+    pub len: u64,
+}
+
+/// Slice: one range per axis of `x` (axes not named take everything), with ONNX's clamping.
+pub(crate) fn slice(
+    x: &[u64],
+    starts: &[i64],
+    ends: &[i64],
+    axes: Option<&[i64]>,
+    steps: Option<&[i64]>,
+) -> Result<Vec<SliceRange>, String> {
+    let n = starts.len();
+    if ends.len() != n || axes.is_some_and(|a| a.len() != n) || steps.is_some_and(|s| s.len() != n)
+    {
+        return Err(format!(
+            "starts {}, ends {}, axes and steps of a Slice differ in length",
+            show_i(starts),
+            show_i(ends)
+        ));
+    }
+    let mut out: Vec<SliceRange> = x
+        .iter()
+        .map(|&d| SliceRange {
+            start: 0,
+            step: 1,
+            len: d,
+        })
+        .collect();
+    let mut seen = vec![false; x.len()];
+    for k in 0..n {
+        let ax = match axes {
+            Some(a) => axis(a[k], x.len(), "axis")?,
+            None if k < x.len() => k,
+            None => return Err(format!("Slice has {n} starts for rank {}", x.len())),
+        };
+        if std::mem::replace(&mut seen[ax], true) {
+            return Err(format!("Slice names axis {ax} twice"));
+        }
+        let step = steps.map_or(1, |s| s[k]);
+        if step == 0 {
+            return Err("a Slice step is 0".to_string());
+        }
+        let dim = i128::from(x[ax]);
+        let fix = |v: i64| {
+            let v = i128::from(v);
+            if v < 0 { v + dim } else { v }
+        };
+        let (mut s, mut e) = (fix(starts[k]), fix(ends[k]));
+        let len = if step > 0 {
+            s = s.clamp(0, dim);
+            e = e.clamp(0, dim);
+            ceil_div((e - s).max(0), i128::from(step))
+        } else {
+            s = s.clamp(0, (dim - 1).max(0));
+            e = e.clamp(-1, (dim - 1).max(-1));
+            let st = -i128::from(step);
+            if dim == 0 {
+                0
+            } else {
+                ceil_div((s - e).max(0), st)
+            }
+        };
+        out[ax] = SliceRange {
+            start: i64::try_from(s).map_err(|e| e.to_string())?,
+            step,
+            len: u64::try_from(len).map_err(|e| e.to_string())?,
+        };
+    }
+    Ok(out)
+}
+
+/// `ceil(a / b)` for `a >= 0`, `b > 0`.
+fn ceil_div(a: i128, b: i128) -> i128 {
+    (a + b - 1) / b
+}
+
+/// Gather along `axis`: `data.shape[..axis] + indices.shape + data.shape[axis + 1..]`.
+pub(crate) fn gather(data: &[u64], indices: &[u64], ax: i64) -> Result<Dims, String> {
+    let a = axis(ax, data.len(), "axis")?;
+    let mut out = data[..a].to_vec();
+    out.extend_from_slice(indices);
+    out.extend_from_slice(&data[a + 1..]);
+    if out.len() > MAX_RANK {
+        return Err(format!(
+            "rank {} is above the limit of {MAX_RANK}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -906,6 +1005,41 @@ mod tests {
             reduce(&[1, 24, 5, 5], &[], true, true),
             Ok(vec![1, 24, 5, 5])
         );
+    }
+
+    #[test]
+    fn slice_clamps_like_onnx() {
+        let r = |v: &[SliceRange]| {
+            v.iter()
+                .map(|r| (r.start, r.step, r.len))
+                .collect::<Vec<_>>()
+        };
+        // x[1:] of [4]; x[-2:] ; x[::-1]; ends of i64::MAX; an empty range.
+        assert_eq!(
+            r(&slice(&[4], &[1], &[i64::MAX], None, None).unwrap()),
+            [(1, 1, 3)]
+        );
+        assert_eq!(
+            r(&slice(&[4], &[-2], &[4], None, None).unwrap()),
+            [(2, 1, 2)]
+        );
+        assert_eq!(
+            r(&slice(&[4], &[-1], &[i64::MIN], None, Some(&[-1])).unwrap()),
+            [(3, -1, 4)]
+        );
+        assert_eq!(
+            r(&slice(&[4], &[3], &[1], None, None).unwrap()),
+            [(3, 1, 0)]
+        );
+        assert_eq!(
+            r(&slice(&[2, 10], &[1], &[9], Some(&[-1]), Some(&[3])).unwrap()),
+            [(0, 1, 2), (1, 3, 3)]
+        );
+        assert!(slice(&[4], &[0], &[1], None, Some(&[0])).is_err());
+        assert!(slice(&[4, 4], &[0, 0], &[1, 1], Some(&[1, 1]), None).is_err());
+        assert_eq!(gather(&[1, 16, 8, 7], &[], 0), Ok(vec![16, 8, 7]));
+        assert_eq!(gather(&[4], &[2], 0), Ok(vec![2]));
+        assert_eq!(gather(&[5, 6], &[2, 3], 1), Ok(vec![5, 2, 3]));
     }
 
     #[test]
