@@ -18,6 +18,8 @@ Writes:
   unsupported_op.onnx   a Resize (no value_info) in front of a grouped Conv
   dynamic_shape.onnx    graph input of shape [N, 3, H, W] feeding a grouped Conv
   asym_pads.onnx        a grouped Conv with pads [0, 0, 1, 1]
+  conv_inputs.json      every Conv's input shape in shapes_net and torch_net as ONNX Runtime
+                        runs them
   torch_net.onnx        a real PyTorch export (legacy exporter, dynamic batch): ShuffleNetV2
                         units and a MobileNetV2 inverted residual (needs torch; skipped
                         without it)
@@ -395,6 +397,27 @@ def main():
         "seed_input": 10,
         "seed_weights": 5,
     }
+    # The input shape of every Conv as ONNX Runtime runs the shape-inference fixtures: the
+    # import tests check the spec's channels and input sizes against them.
+    conv_inputs = {}
+    for name, shape in [("shapes_net.onnx", (1, 3, 32, 28)), ("torch_net.onnx", (1, 3, 48, 40))]:
+        path = os.path.join(args.out, name)
+        if not os.path.exists(path):
+            continue
+        m = onnx.load(path)
+        convs = [n for n in m.graph.node if n.op_type == "Conv"]
+        for n in convs:
+            m.graph.output.append(helper.make_tensor_value_info(n.input[0], TensorProto.FLOAT, None))
+        sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        x = np.random.default_rng(12).standard_normal(shape).astype(np.float32)
+        outs = dict(zip(names, sess.run(None, {m.graph.input[0].name: x})))
+        conv_inputs[name] = {n.name: list(outs[n.input[0]].shape) for n in convs}
+    path = os.path.join(args.out, "conv_inputs.json")
+    with open(path, "w") as f:
+        models = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in conv_inputs.items())
+        f.write(f'{{"onnxruntime": {json.dumps(ort.__version__)}, "models": {{\n{models}\n}}}}\n')
+    print(f"wrote {path}")
     path = os.path.join(args.out, "small_net.json")
     with open(path, "w") as f:
         json.dump(meta, f, indent=2)

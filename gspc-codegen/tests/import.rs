@@ -1799,3 +1799,39 @@ fn shape_arithmetic_is_folded() {
         ]
     );
 }
+
+#[test]
+fn conv_input_shapes_match_onnx_runtime() {
+    // conv_inputs.json: every Conv's input as ONNX Runtime ran the model (by node name).
+    let text = String::from_utf8(fixture("conv_inputs.json")).expect("UTF-8");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let models = json["models"].as_object().expect("models");
+    assert_eq!(models.len(), 2);
+    for (file, convs) in models {
+        let i = import_fixture(file, &all_convs()).expect("imports");
+        let bytes = fixture(file);
+        let graph = ModelProto::decode(bytes.as_slice())
+            .expect("decodes")
+            .graph
+            .expect("graph");
+        assert_eq!(
+            i.layers.len(),
+            convs.as_object().expect("convs").len(),
+            "{file}"
+        );
+        for (l, info) in i.spec.layers.iter().zip(&i.layers) {
+            let node = &graph.node[info.node].name;
+            let shape: Vec<usize> = convs[node]
+                .as_array()
+                .expect("a shape")
+                .iter()
+                .map(|d| d.as_u64().expect("a dimension") as usize)
+                .collect();
+            assert_eq!(
+                shape,
+                [1, l.in_channels, l.input[0], l.input[1]],
+                "{file}: {node}"
+            );
+        }
+    }
+}
