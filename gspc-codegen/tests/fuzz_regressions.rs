@@ -1,0 +1,65 @@
+//! Inputs kept from fuzzing (`fuzz/`, see its README): every file under
+//! `tests/fuzz-regressions/<target>/` goes through the fuzz target's invariant in the normal
+//! test suite. For `spec`: no panic; an accepted spec generates, for x86-64, aarch64 and
+//! thumbv7em, code that parses, or is refused for its size, never with an internal error.
+
+use gspc_codegen::{Error, Options, Target, generate, spec};
+use std::path::Path;
+
+fn files(target: &str) -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz-regressions")
+        .join(target);
+    let mut v: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "{}: no inputs", dir.display());
+    v
+}
+
+#[test]
+fn kept_spec_inputs_hold_the_spec_invariant() {
+    for path in files("spec") {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        let Ok(s) = spec::parse(&name, text) else {
+            continue;
+        };
+        for triple in [
+            "x86_64-unknown-linux-gnu",
+            "aarch64-unknown-linux-gnu",
+            "thumbv7em-none-eabihf",
+        ] {
+            let options = Options::for_target(Target::from_triple(triple).expect("known triple"));
+            match generate(&s, &options) {
+                Ok(g) => {
+                    if let Err(e) = syn::parse_file(&g.code) {
+                        panic!("{name}, {triple}: generated code does not parse: {e}");
+                    }
+                }
+                Err(Error::Invalid(d)) => assert!(
+                    d.iter().all(|d| d.message.contains("lines per spec file")),
+                    "{name}, {triple}: an accepted spec refused: {d:?}"
+                ),
+                Err(e) => panic!("{name}, {triple}: {e}"),
+            }
+        }
+    }
+}
+
+/// Duplicate keys in a JSON object: serde_json keeps the last value, silently (found by
+/// the fuzzer; the spec is accepted with the last `in_channels`, `input` and so on).
+#[test]
+fn duplicate_keys_take_the_last_value() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz-regressions/spec/duplicate_keys_last_wins.json");
+    let text = std::fs::read_to_string(&path).expect("readable");
+    let s = spec::parse("d.json", &text).expect("accepted");
+    assert_eq!(s.layers[0].in_channels, 128);
+    assert_eq!(s.layers[0].input, [8, 8]);
+}
