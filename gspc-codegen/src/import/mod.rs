@@ -539,7 +539,7 @@ impl<'m> Cx<'m> {
                 .map(|(j, p)| match p.parse::<u64>() {
                     Ok(v) => v.to_string(),
                     Err(_) if j == 0 && dims.len() == 4 => "1".to_string(),
-                    Err(_) if p == "?" => format!("<d{j}>"),
+                    Err(_) if p == "?" || p.parse::<i64>().is_ok() => format!("<d{j}>"),
                     Err(_) => format!("<{p}>"),
                 })
                 .collect();
@@ -722,7 +722,9 @@ impl<'m> Cx<'m> {
                         why,
                     })),
                 };
-                self.values.insert(out.as_str(), r);
+                // The first definition stands: a value read before a node defines it
+                // (an unsorted graph) keeps its "not defined yet" cause.
+                self.values.entry(out.as_str()).or_insert(r);
             }
         }
     }
