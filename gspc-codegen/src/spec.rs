@@ -495,10 +495,14 @@ impl Cx {
             Some(v) => match v.as_str() {
                 Some("gspc-oc") => Some(Some(Strategy::GspcOc)),
                 Some("gspc-ow") => Some(Some(Strategy::GspcOw)),
+                Some("gspc-dwc") => Some(Some(Strategy::GspcDwc)),
                 _ => {
                     self.err(
                         &field("strategy"),
-                        format!("{} is not one of \"gspc-oc\", \"gspc-ow\"", show(v)),
+                        format!(
+                            "{} is not one of \"gspc-oc\", \"gspc-ow\", \"gspc-dwc\"",
+                            show(v)
+                        ),
                     );
                     None
                 }
@@ -596,6 +600,28 @@ impl Cx {
                         "{} is above the limit of {MAX_OW_OC_BLOCK} for \"gspc-ow\" (one accumulator per channel and vector)",
                         l.oc_block.unwrap_or(0)
                     ),
+                );
+                ok = false;
+            }
+        }
+        if l.strategy == Some(Strategy::GspcDwc) && ok {
+            if !crate::plan::dwc_applies(&l) {
+                self.err(
+                    &field("strategy"),
+                    format!(
+                        "\"gspc-dwc\" needs a depthwise layer (groups = in_channels = out_channels) with a multiple of {} channels; this one has {} -> {} channels in {} groups",
+                        crate::plan::DWC_BLOCK,
+                        l.in_channels,
+                        l.out_channels,
+                        l.groups
+                    ),
+                );
+                ok = false;
+            }
+            if l.oc_block.is_some() {
+                self.err(
+                    &field("oc_block"),
+                    "cannot be pinned with \"gspc-dwc\" (its blocks are 16 channels)".to_string(),
                 );
                 ok = false;
             }

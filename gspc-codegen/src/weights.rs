@@ -333,8 +333,11 @@ pub fn pack(plan: &crate::LayerPlan, w: &LayerWeights) -> Vec<f32> {
         let (ob, lane) = (kk / oc_bn, kk % oc_bn);
         for ci in 0..cpg {
             for t in 0..taps {
-                packed[(((g * nocb + ob) * cpg + ci) * taps + t) * oc_bn + lane] =
-                    w.weights[(k * cpg + ci) * taps + t];
+                let at = match plan.strategy {
+                    crate::Strategy::GspcDwc => ((k / oc_bn) * taps + t) * oc_bn + k % oc_bn,
+                    _ => (((g * nocb + ob) * cpg + ci) * taps + t) * oc_bn + lane,
+                };
+                packed[at] = w.weights[(k * cpg + ci) * taps + t];
             }
         }
         packed[plan.bias_offset + k] = w.bias.as_ref().map_or(0.0, |b| b[k]);

@@ -281,8 +281,36 @@ fn every_accepted_spec_generates_code_that_parses() {
 fn pinned_strategy_and_oc_block_are_checked() {
     assert_one(
         &layer(", \"strategy\": \"fast\""),
-        "t.json: layers[0].strategy: \"fast\" is not one of \"gspc-oc\", \"gspc-ow\"",
+        "t.json: layers[0].strategy: \"fast\" is not one of \"gspc-oc\", \"gspc-ow\", \"gspc-dwc\"",
     );
+    assert_one(
+        &layer(", \"strategy\": \"gspc-dwc\""),
+        "t.json: layers[0].strategy: \"gspc-dwc\" needs a depthwise layer (groups = in_channels = out_channels) with a multiple of 16 channels; this one has 8 -> 8 channels in 2 groups",
+    );
+    let depthwise = r#"{"model": "m", "layers": [{"name": "l", "in_channels": 16, "out_channels": 16, "groups": 16, "kernel": [3, 3], "stride": [2, 2], "padding": [1, 1], "input": [9, 9], "strategy": "gspc-dwc", "oc_block": 1}]}"#;
+    assert_one(
+        depthwise,
+        "t.json: layers[0].oc_block: cannot be pinned with \"gspc-dwc\" (its blocks are 16 channels)",
+    );
+    // Pinned, it applies on every target (the cost model picks it on x86-64 only).
+    let s = spec::parse("t.json", &depthwise.replace(", \"oc_block\": 1", "")).expect("valid");
+    for triple in [
+        "x86_64-unknown-linux-gnu",
+        "aarch64-unknown-linux-gnu",
+        "thumbv7em-none-eabihf",
+    ] {
+        let g = generate(
+            &s,
+            &Options::for_target(Target::from_triple(triple).unwrap()),
+        )
+        .expect("generates");
+        assert_eq!(
+            g.plans[0].strategy,
+            gspc_codegen::Strategy::GspcDwc,
+            "{triple}"
+        );
+        syn::parse_file(&g.code).expect("parses");
+    }
     assert_one(
         &layer(", \"oc_block\": 3"),
         "t.json: layers[0].oc_block: 3 does not divide the output channels per group, 4 = 8 / 2",

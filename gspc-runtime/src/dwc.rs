@@ -42,7 +42,9 @@ impl Geometry {
         let plane = self.h * self.w;
         self.hp >= self.h + self.ph
             && self.wp >= self.w + self.pw
-            && (c0 + CB).checked_mul(plane).is_some_and(|n| n <= input.len())
+            && (c0 + CB)
+                .checked_mul(plane)
+                .is_some_and(|n| n <= input.len())
             && dst.len() >= self.packed_len()
     }
 

@@ -3,7 +3,8 @@
 //!
 //! The random layers come from `GSPC_RANDOM_SEED` (default: a fixed seed, so a run is
 //! reproducible) and `GSPC_RANDOM_LAYERS` (default 40): channels per group 1 to 6, output
-//! channels per group 1 to 40, groups 1 to 8, kernels 1 to 7, strides and dilations 1 to 3,
+//! channels per group 1 to 40, groups 1 to 8 (or, one layer in six, depthwise with 16 to 48
+//! channels), kernels 1 to 7, strides and dilations 1 to 3,
 //! padding 0 to 3, non-square inputs, bias and activations, and a pinned strategy for a
 //! quarter of them. The spec is written to `OUT_DIR/random_layers.json`; the test prints the
 //! seed, so a failure replays with `GSPC_RANDOM_SEED=<seed>`.
@@ -113,9 +114,18 @@ fn random_spec(seed: u64, count: usize) -> String {
     let mut pick = |lo: usize, hi: usize| lo + (rng.next_u64() % (hi - lo + 1) as u64) as usize;
     let mut layers = Vec::new();
     for i in 0..count {
-        let groups = pick(1, 8);
-        let cpg = pick(1, 6);
-        let kpg = if pick(0, 3) == 0 {
+        // One layer in six is depthwise with 16 to 48 channels (the gspc-dwc strategy's
+        // blocks of 16).
+        let depthwise16 = pick(0, 5) == 0;
+        let groups = if depthwise16 {
+            16 * pick(1, 3)
+        } else {
+            pick(1, 8)
+        };
+        let cpg = if depthwise16 { 1 } else { pick(1, 6) };
+        let kpg = if depthwise16 {
+            1
+        } else if pick(0, 3) == 0 {
             pick(16, 40)
         } else {
             pick(1, 12)
@@ -138,6 +148,7 @@ fn random_spec(seed: u64, count: usize) -> String {
         let pin = match pick(0, 7) {
             0 => ", \"strategy\": \"gspc-oc\"".to_string(),
             1 if ow >= 4 => ", \"strategy\": \"gspc-ow\"".to_string(),
+            2 | 3 if depthwise16 => ", \"strategy\": \"gspc-dwc\"".to_string(),
             _ => String::new(),
         };
         layers.push(format!(

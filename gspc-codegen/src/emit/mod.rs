@@ -8,7 +8,7 @@
 mod kernel;
 
 use crate::error::Error;
-use crate::plan::LayerPlan;
+use crate::plan::{LayerPlan, Strategy};
 use crate::spec::Spec;
 use crate::target::Arch;
 use gspc_runtime::{Activation, Isa};
@@ -231,8 +231,21 @@ fn layer_module(
         quote!(input, packed, first, blocks, scratch),
     );
     let block_l = u(p.oc_bn * oh * ow);
-    let units_l = u(l.groups * p.nocb());
-    let pack_input = pack_input_fn(p);
+    let units_l = u(p.units());
+    let pack_input = match p.strategy {
+        Strategy::GspcDwc => quote!(),
+        _ => pack_input_fn(p),
+    };
+    let pack_doc = match p.strategy {
+        Strategy::GspcDwc => {
+            " `[OUT_CHANNELS / 16][KH][KW][16]` (16 channels side by side), then the bias."
+        }
+        _ => " `[GROUPS][KPG / OC_BN][CPG][KH][KW][OC_BN]`, then the bias.",
+    };
+    let pack_index = match p.strategy {
+        Strategy::GspcDwc => quote!(((k / OC_BN) * TAPS + t) * OC_BN + k % OC_BN),
+        _ => quote!((((g * NOCB + ob) * CPG + ci) * TAPS + t) * OC_BN + lane),
+    };
 
     let (kpg_l, cpg_l, ocbn_l, nocb_l, taps_l, bias_off) = (
         u(kpg),
@@ -319,9 +332,9 @@ fn layer_module(
 
             /// Packs OIHW weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
             /// optional bias (zero without one) into the layout the kernels read:
-            /// `[GROUPS][KPG / OC_BN][CPG][KH][KW][OC_BN]`, then the bias.
+            #[doc = #pack_doc]
             // Shape constants can be 1 here (one channel per group, say).
-            #[allow(clippy::modulo_one, clippy::identity_op)]
+            #[allow(clippy::modulo_one, clippy::identity_op, unused_variables)]
             pub fn pack_weights(
                 weights: &[f32; WEIGHTS_LEN],
                 bias: Option<&[f32; OUT_CHANNELS]>,
@@ -338,8 +351,7 @@ fn layer_module(
                     let (ob, lane) = (kk / OC_BN, kk % OC_BN);
                     for ci in 0..CPG {
                         for t in 0..TAPS {
-                            packed[(((g * NOCB + ob) * CPG + ci) * TAPS + t) * OC_BN + lane] =
-                                weights[(k * CPG + ci) * TAPS + t];
+                            packed[#pack_index] = weights[(k * CPG + ci) * TAPS + t];
                         }
                     }
                     packed[BIAS_OFFSET + k] = match bias {
@@ -633,12 +645,25 @@ fn pack_input_fn(p: &LayerPlan) -> TokenStream {
             (quote!(hi), quote!(lo))
         };
         let split = u(pl);
+        // Zero only the padding of each half (the columns the split does not write).
+        let mut zeros = Vec::new();
+        for (half, a, b) in [(&even_half, e0, e0 + ne), (&odd_half, o0, o0 + no)] {
+            if a > 0 {
+                let a = u(a);
+                zeros.push(quote!(#half[..#a].fill(0.0);));
+            }
+            if b < pl {
+                let b = u(b);
+                zeros.push(quote!(#half[#b..].fill(0.0);));
+            }
+        }
         // Rows of 32 columns or more: the runtime's SIMD deinterleave; shorter ones: a
-        // loop the compiler sees whole (measured faster below 32 columns on Zen 5).
+        // loop the compiler sees whole (measured faster below 32 columns on Zen 5, where
+        // masked AVX-512 loads and stores were slower still).
         if w >= 32 {
             quote! {
-                *dst = [0.0; ROW];
                 let (lo, hi) = dst.split_at_mut(#split);
+                #(#zeros)*
                 ::gspc_runtime::pack::split2(src, &mut #even_half[#e_a..#e_b], &mut #odd_half[#o_a..#o_b]);
             }
         } else {
@@ -650,8 +675,8 @@ fn pack_input_fn(p: &LayerPlan) -> TokenStream {
                 quote!()
             };
             quote! {
-                *dst = [0.0; ROW];
                 let (lo, hi) = dst.split_at_mut(#split);
+                #(#zeros)*
                 for (pair, (e, o)) in src[..#pairs]
                     .chunks_exact(2)
                     .zip(#even_half[#e_a..#e_b].iter_mut().zip(#odd_half[#o_a..#o_b].iter_mut()))

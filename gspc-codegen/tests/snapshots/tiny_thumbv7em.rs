@@ -90,7 +90,7 @@ pub mod tiny {
         /// Packs OIHW weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
         /// optional bias (zero without one) into the layout the kernels read:
         /// `[GROUPS][KPG / OC_BN][CPG][KH][KW][OC_BN]`, then the bias.
-        #[allow(clippy::modulo_one, clippy::identity_op)]
+        #[allow(clippy::modulo_one, clippy::identity_op, unused_variables)]
         pub fn pack_weights(
             weights: &[f32; WEIGHTS_LEN],
             bias: Option<&[f32; OUT_CHANNELS]>,
@@ -541,7 +541,7 @@ pub mod tiny {
         /// Packs OIHW weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
         /// optional bias (zero without one) into the layout the kernels read:
         /// `[GROUPS][KPG / OC_BN][CPG][KH][KW][OC_BN]`, then the bias.
-        #[allow(clippy::modulo_one, clippy::identity_op)]
+        #[allow(clippy::modulo_one, clippy::identity_op, unused_variables)]
         pub fn pack_weights(
             weights: &[f32; WEIGHTS_LEN],
             bias: Option<&[f32; OUT_CHANNELS]>,
