@@ -826,7 +826,7 @@ fn ungrouped_convs_are_imported_only_with_all_convs() {
     assert_eq!(
         messages(run_import(&plain, &Default::default())),
         [
-            "t.onnx: graph: the model has no grouped Conv to import: 1 Conv node(s) with group 1 (--all-convs imports ungrouped ones too)"
+            "t.onnx: graph: the model has no grouped Conv to import: its 1 Conv node(s) have group 1 (--all-convs imports them)"
         ]
     );
 }
@@ -858,7 +858,7 @@ fn only_2d_convs_are_imported() {
     assert_eq!(
         messages(run_import(&one_d(1), &Default::default())),
         [
-            "t.onnx: graph: the model has no grouped Conv to import: 1 Conv node(s) with group 1 (--all-convs imports ungrouped ones too)"
+            "t.onnx: graph: the model has no grouped Conv to import: its 1 Conv node(s) have group 1 (--all-convs imports them)"
         ]
     );
     assert_eq!(
@@ -2035,4 +2035,40 @@ fn mutated_models_give_errors_not_panics() {
         }
     }
     assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
+}
+
+#[test]
+fn other_convolution_operators_are_named() {
+    let mut fused = node("FusedConv", "f", &["x", "w"], &["f_out"], vec![]);
+    fused.domain = "com.microsoft".to_string();
+    let quantized = || {
+        model(
+            vec![
+                node("QLinearConv", "q", &["x", "w"], &["y"], vec![]),
+                node("ConvTranspose", "t", &["x", "w"], &["z"], vec![]),
+            ],
+            vec![init("w", &[4, 2, 3, 3])],
+            vec![value("x", &["1", "4", "8", "8"])],
+            &["y", "z"],
+            13,
+        )
+    };
+    assert_eq!(
+        messages(run_import(&quantized(), &all_convs())),
+        [
+            "t.onnx: graph: the model has no Conv node to import; not imported: QLinearConv x1, ConvTranspose x1 (gspc compiles the standard float Conv only)"
+        ]
+    );
+    let bytes = model(
+        vec![fused, conv("c", "x", "w", None, "y", 2, 1)],
+        vec![init("w", &[4, 2, 3, 3])],
+        vec![value("x", &["1", "4", "8", "8"])],
+        &["y", "f_out"],
+        13,
+    );
+    let i = run_import(&bytes, &Default::default()).expect("imports");
+    assert_eq!(
+        i.notes[0],
+        "not imported: com.microsoft.FusedConv x1 (gspc compiles the standard float Conv only)"
+    );
 }

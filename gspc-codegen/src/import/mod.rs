@@ -247,21 +247,58 @@ pub fn import(file: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
     if !cx.diags.is_empty() {
         return Err(Error::Invalid(cx.diags));
     }
+    let others = other_convs(graph);
     if layers.is_empty() {
         let convs = graph.node.iter().filter(|n| is_op(n, "Conv")).count();
-        let hint = if options.all_convs || convs == 0 {
-            String::new()
+        let message = if convs == 0 {
+            match &others {
+                Some(o) => format!("the model has no Conv node to import; {o}"),
+                None => "the model has no Conv node to import".to_string(),
+            }
         } else {
-            " (--all-convs imports ungrouped ones too)".to_string()
-        };
-        return Err(fail(
-            "graph",
             format!(
-                "the model has no grouped Conv to import: {convs} Conv node(s) with group 1{hint}"
-            ),
-        ));
+                "the model has no grouped Conv to import: its {convs} Conv node(s) have group 1 (--all-convs imports them)"
+            )
+        };
+        return Err(fail("graph", message));
+    }
+    if let Some(o) = others {
+        cx.notes.push(o);
     }
     cx.finish(model, layers)
+}
+
+/// Other convolution operators (QLinearConv, ConvInteger, ConvTranspose, custom ones) the
+/// importer leaves alone, as a sentence.
+fn other_convs(graph: &GraphProto) -> Option<String> {
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    for n in &graph.node {
+        if is_op(n, "Conv") || !n.op_type.contains("Conv") {
+            continue;
+        }
+        let op = if standard_domain(&n.domain) {
+            quote(&n.op_type)
+        } else {
+            format!("{}.{}", quote(&n.domain), quote(&n.op_type))
+        };
+        match kinds.iter().position(|(k, _)| *k == op) {
+            Some(at) => {
+                if let Some((_, c)) = kinds.get_mut(at) {
+                    *c += 1;
+                }
+            }
+            None if kinds.len() < SHOWN => kinds.push((op, 1)),
+            None => {}
+        }
+    }
+    if kinds.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = kinds.iter().map(|(k, c)| format!("{k} x{c}")).collect();
+    Some(format!(
+        "not imported: {} (gspc compiles the standard float Conv only)",
+        list.join(", ")
+    ))
 }
 
 /// Whether `d` names the standard operator set.
