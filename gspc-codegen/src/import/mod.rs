@@ -1132,7 +1132,6 @@ impl<'m> Cx<'m> {
 
     /// Names, the spec, the weights and the notes.
     fn finish(mut self, model: String, layers: Vec<Layer<'m>>) -> Result<Imported, Error> {
-        let graph = self.graph;
         if layers.len() > spec::limits::MAX_LAYERS {
             return Err(Error::Invalid(vec![Diagnostic {
                 file: self.file.clone(),
@@ -1144,52 +1143,8 @@ impl<'m> Cx<'m> {
                 ),
             }]));
         }
-        let mut taken: HashSet<String> = HashSet::new();
-        let mut next_suffix: HashMap<String, usize> = HashMap::new();
-        let mut names = Vec::with_capacity(layers.len());
-        for l in &layers {
-            let base = l
-                .raw_names
-                .iter()
-                .map(|n| identifier(&scope_name(n, "Conv")))
-                .find(|n| !n.is_empty())
-                .unwrap_or_else(|| format!("conv_{}", l.node));
-            let mut name = base.clone();
-            let mut k = next_suffix.get(&base).copied().unwrap_or(2);
-            while taken.contains(&name) {
-                let suffix = format!("_{k}");
-                name = truncate(&base, spec::limits::MAX_NAME_LEN - suffix.len()) + &suffix;
-                k += 1;
-            }
-            next_suffix.insert(base, k);
-            taken.insert(name.clone());
-            names.push(name);
-        }
-        let mut json = format!(
-            "{{\"model\": {}, \"layers\": [\n",
-            serde_json::Value::String(model.clone())
-        );
-        for (i, (l, name)) in layers.iter().zip(&names).enumerate() {
-            let [kh, kw] = [2, 3].map(|j| l.w_dims.get(j).copied().unwrap_or(0));
-            json.push_str(&format!(
-                "  {{\"name\": \"{name}\", \"in_channels\": {}, \"out_channels\": {}, \"groups\": {}, \"kernel\": [{kh}, {kw}], \"stride\": [{}, {}], \"padding\": [{}, {}], \"dilation\": [{}, {}], \"input\": [{}, {}], \"bias\": {}, \"activation\": \"{}\"}}{}\n",
-                l.x[1],
-                l.w_dims[0],
-                l.group,
-                l.stride[0],
-                l.stride[1],
-                l.padding[0],
-                l.padding[1],
-                l.dilation[0],
-                l.dilation[1],
-                l.x[2],
-                l.x[3],
-                l.bias.is_some(),
-                l.activation.as_str(),
-                if i + 1 < layers.len() { "," } else { "" }
-            ));
-        }
-        json.push_str("]}\n");
+        let names = layer_names(&layers);
+        let json = spec_text(&model, &layers, &names);
         let spec = match spec::parse(&self.file, &json) {
             Ok(s) => s,
             Err(Error::Invalid(ds)) => {
@@ -1198,52 +1153,35 @@ impl<'m> Cx<'m> {
             }
             Err(e) => return Err(Error::Internal(format!("the generated spec: {e}"))),
         };
-        // Weights.
-        let mut tensors: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
-        let mut out_layers = Vec::with_capacity(layers.len());
-        for (l, name) in layers.iter().zip(&names) {
-            let shape: Vec<usize> = l
-                .w_dims
-                .iter()
-                .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
-                .collect();
-            let weight_key = format!("{name}.weight");
-            tensors.push((
-                weight_key.clone(),
-                l.weights.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                shape,
-            ));
-            let bias_key = l.bias.as_ref().map(|b| {
-                let key = format!("{name}.bias");
-                tensors.push((
-                    key.clone(),
-                    b.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    vec![b.len()],
-                ));
-                key
-            });
-            out_layers.push(ImportedLayer {
+        let weights = safetensors_file(&layers, &names)?;
+        let out_layers = layers
+            .iter()
+            .zip(&names)
+            .map(|(l, name)| ImportedLayer {
                 name: name.clone(),
                 node: l.node,
                 source: self.node_path(l.node),
                 fused: l.fused.map(|j| self.node_path(j)),
                 input: l.input.to_string(),
                 output: l.output.to_string(),
-                weight_key,
-                bias_key,
-            });
-        }
-        let views = tensors
-            .iter()
-            .map(|(k, data, shape)| {
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
-                    .map(|v| (k.clone(), v))
+                weight_key: format!("{name}.weight"),
+                bias_key: l.bias.as_ref().map(|_| format!("{name}.bias")),
             })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::Internal(format!("a weight tensor: {e}")))?;
-        let weights = safetensors::serialize(views, None)
-            .map_err(|e| Error::Internal(format!("writing the safetensors: {e}")))?;
-        // Notes.
+            .collect();
+        self.closing_notes(&layers, &names);
+        Ok(Imported {
+            model,
+            spec,
+            spec_json: json,
+            weights,
+            layers: out_layers,
+            notes: self.notes,
+        })
+    }
+
+    /// What was fused, what follows a layer unfolded, what the app still runs.
+    fn closing_notes(&mut self, layers: &[Layer], names: &[String]) {
+        let graph = self.graph;
         let fused: Vec<usize> = layers.iter().filter_map(|l| l.fused).collect();
         if !fused.is_empty() {
             self.notes.push(format!(
@@ -1251,7 +1189,7 @@ impl<'m> Cx<'m> {
                 fused.len()
             ));
         }
-        for (l, name) in layers.iter().zip(&names) {
+        for (l, name) in layers.iter().zip(names) {
             let bn = self.consumers.get(l.output).and_then(|users| {
                 users.iter().copied().find(|&j| {
                     graph.node.get(j).is_some_and(|n| {
@@ -1307,14 +1245,6 @@ impl<'m> Cx<'m> {
                 self.conflicts.len()
             ));
         }
-        Ok(Imported {
-            model,
-            spec,
-            spec_json: json,
-            weights,
-            layers: out_layers,
-            notes: self.notes,
-        })
     }
 
     /// A problem of the generated spec, blamed on the Conv it comes from.
@@ -1340,6 +1270,97 @@ impl<'m> Cx<'m> {
             },
         }
     }
+}
+
+/// Unique layer names: from the node's name, else its output's, else `conv_<node>`;
+/// repeats get `_2`, `_3`, ... within the length limit.
+fn layer_names(layers: &[Layer]) -> Vec<String> {
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut next_suffix: HashMap<String, usize> = HashMap::new();
+    let mut names = Vec::with_capacity(layers.len());
+    for l in layers {
+        let base = l
+            .raw_names
+            .iter()
+            .map(|n| identifier(&scope_name(n, "Conv")))
+            .find(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("conv_{}", l.node));
+        let mut name = base.clone();
+        let mut k = next_suffix.get(&base).copied().unwrap_or(2);
+        while taken.contains(&name) {
+            let suffix = format!("_{k}");
+            name = truncate(&base, spec::limits::MAX_NAME_LEN - suffix.len()) + &suffix;
+            k += 1;
+        }
+        next_suffix.insert(base, k);
+        taken.insert(name.clone());
+        names.push(name);
+    }
+    names
+}
+
+/// The spec as JSON, one layer per line.
+fn spec_text(model: &str, layers: &[Layer], names: &[String]) -> String {
+    let mut json = format!(
+        "{{\"model\": {}, \"layers\": [\n",
+        serde_json::Value::String(model.to_string())
+    );
+    for (i, (l, name)) in layers.iter().zip(names).enumerate() {
+        let [kh, kw] = [2, 3].map(|j| l.w_dims.get(j).copied().unwrap_or(0));
+        json.push_str(&format!(
+                "  {{\"name\": \"{name}\", \"in_channels\": {}, \"out_channels\": {}, \"groups\": {}, \"kernel\": [{kh}, {kw}], \"stride\": [{}, {}], \"padding\": [{}, {}], \"dilation\": [{}, {}], \"input\": [{}, {}], \"bias\": {}, \"activation\": \"{}\"}}{}\n",
+                l.x[1],
+                l.w_dims[0],
+                l.group,
+                l.stride[0],
+                l.stride[1],
+                l.padding[0],
+                l.padding[1],
+                l.dilation[0],
+                l.dilation[1],
+                l.x[2],
+                l.x[3],
+                l.bias.is_some(),
+                l.activation.as_str(),
+                if i + 1 < layers.len() { "," } else { "" }
+            ));
+    }
+    json.push_str("]}\n");
+    json
+}
+
+/// The weights (and biases) of every layer as a safetensors file.
+fn safetensors_file(layers: &[Layer], names: &[String]) -> Result<Vec<u8>, Error> {
+    let mut tensors: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+    for (l, name) in layers.iter().zip(names) {
+        let shape: Vec<usize> = l
+            .w_dims
+            .iter()
+            .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
+            .collect();
+        tensors.push((
+            format!("{name}.weight"),
+            l.weights.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            shape,
+        ));
+        if let Some(b) = &l.bias {
+            tensors.push((
+                format!("{name}.bias"),
+                b.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                vec![b.len()],
+            ));
+        }
+    }
+    let views = tensors
+        .iter()
+        .map(|(k, data, shape)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                .map(|v| (k.clone(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Internal(format!("a weight tensor: {e}")))?;
+    safetensors::serialize(views, None)
+        .map_err(|e| Error::Internal(format!("writing the safetensors: {e}")))
 }
 
 #[cfg(test)]
