@@ -2072,3 +2072,22 @@ fn other_convolution_operators_are_named() {
         "not imported: com.microsoft.FusedConv x1 (gspc compiles the standard float Conv only)"
     );
 }
+
+#[test]
+fn imported_specs_and_weights_feed_the_generator() {
+    // The weights reader of `generate --weights` accepts every imported file against its
+    // spec, and every imported spec plans.
+    for file in ["small_net.onnx", "shapes_net.onnx", "torch_net.onnx"] {
+        let i = import_fixture(file, &all_convs()).expect("imports");
+        let w = gspc_codegen::weights::from_safetensors("w.safetensors", &i.weights, &i.spec)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(w.layers.len(), i.spec.layers.len());
+        for (l, lw) in i.spec.layers.iter().zip(&w.layers) {
+            assert_eq!(lw.weights.len(), l.weights_len(), "{file}: {}", l.name);
+            assert_eq!(lw.bias.is_some(), l.bias, "{file}: {}", l.name);
+        }
+        let options = gspc_codegen::Options::for_target(gspc_codegen::Target::host());
+        let plans = gspc_codegen::plan(&i.spec, &options).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(plans.len(), i.spec.layers.len());
+    }
+}
