@@ -2091,3 +2091,73 @@ fn imported_specs_and_weights_feed_the_generator() {
         assert_eq!(plans.len(), i.spec.layers.len());
     }
 }
+
+/// A direct grouped convolution of one image (NCHW, OIHW weights), f64 accumulation, then
+/// the bias and the activation.
+fn direct_conv(l: &LayerSpec, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+    let [h, wd] = l.input;
+    let [oh, ow] = l.output();
+    let (cg, kg) = (l.in_per_group(), l.out_per_group());
+    let [kh, kw] = l.kernel;
+    let mut y = vec![0f32; l.out_channels * oh * ow];
+    for k in 0..l.out_channels {
+        let g = k / kg;
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut acc = b.map_or(0.0, |b| f64::from(b[k]));
+                for c in 0..cg {
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let iy = (oy * l.stride[0] + ky * l.dilation[0]) as isize
+                                - l.padding[0] as isize;
+                            let ix = (ox * l.stride[1] + kx * l.dilation[1]) as isize
+                                - l.padding[1] as isize;
+                            if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= wd {
+                                continue;
+                            }
+                            let xi = ((g * cg + c) * h + iy as usize) * wd + ix as usize;
+                            let wi = ((k * cg + c) * kh + ky) * kw + kx;
+                            acc += f64::from(x[xi]) * f64::from(w[wi]);
+                        }
+                    }
+                }
+                y[(k * oh + oy) * ow + ox] = l.activation.apply(acc as f32);
+            }
+        }
+    }
+    y
+}
+
+fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+#[test]
+fn the_imported_layers_reproduce_onnx_runtime_on_small_net() {
+    // small_net is a chain: running the imported layers one after the other (weights from
+    // the imported safetensors, fused activations) must give ONNX Runtime's output.
+    let i = import_fixture("small_net.onnx", &Default::default()).expect("imports");
+    let st = safetensors::SafeTensors::deserialize(&i.weights).expect("safetensors");
+    let mut x = f32s(&fixture("small_net.input.bin"));
+    for (l, info) in i.spec.layers.iter().zip(&i.layers) {
+        assert_eq!(x.len(), l.input_len(), "{}", l.name);
+        let w = f32s(st.tensor(&info.weight_key).expect("weights").data());
+        let b = info
+            .bias_key
+            .as_ref()
+            .map(|k| f32s(st.tensor(k).expect("bias").data()));
+        x = direct_conv(l, &x, &w, b.as_deref());
+    }
+    let want = f32s(&fixture("small_net.output.bin"));
+    assert_eq!(x.len(), want.len());
+    assert!(want.iter().filter(|v| v.abs() > 0.01).count() > want.len() / 2);
+    for (k, (got, want)) in x.iter().zip(&want).enumerate() {
+        assert!(
+            (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+            "output[{k}]: {got} vs ONNX Runtime's {want}"
+        );
+    }
+}
