@@ -2,8 +2,11 @@
 //! `tests/fuzz-regressions/<target>/` goes through the fuzz target's invariant in the normal
 //! test suite. For `spec`: no panic; an accepted spec generates, for x86-64, aarch64 and
 //! thumbv7em, code that parses, or is refused for its size, never with an internal error.
+//! For `import`: an imported model's spec text parses to its layers, its weights pass the
+//! weights reader against that spec, and the baked kernels generate code that parses.
 
-use gspc_codegen::{Error, Options, Target, generate, spec};
+use gspc_codegen::import::{ImportOptions, import};
+use gspc_codegen::{Error, Options, Target, generate, generate_baked, spec, weights};
 use std::path::Path;
 
 fn files(target: &str) -> Vec<std::path::PathBuf> {
@@ -62,4 +65,50 @@ fn duplicate_keys_take_the_last_value() {
     let s = spec::parse("d.json", &text).expect("accepted");
     assert_eq!(s.layers[0].in_channels, 128);
     assert_eq!(s.layers[0].input, [8, 8]);
+}
+
+#[test]
+fn kept_import_inputs_hold_the_import_invariant() {
+    for path in files("import") {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for all_convs in [false, true] {
+            let options = ImportOptions {
+                all_convs,
+                ..ImportOptions::default()
+            };
+            let Ok(imported) = import(&name, &bytes, &options) else {
+                continue;
+            };
+            let s = spec::parse(&name, &imported.spec_json)
+                .unwrap_or_else(|e| panic!("{name}: imported spec_json refused: {e}"));
+            assert_eq!(s.layers, imported.spec.layers, "{name}");
+            let w = weights::from_safetensors("w.safetensors", &imported.weights, &s)
+                .unwrap_or_else(|e| panic!("{name}: imported weights do not fit: {e}"));
+            let target = Target::from_triple("x86_64-unknown-linux-gnu").expect("known triple");
+            let g = generate_baked(&s, &w, &Options::for_target(target))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            syn::parse_file(&g.code).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
+
+/// Found by the import fuzz target: a NaN in a Conv's weight initializer was imported, and
+/// the weights file it wrote was then refused by the weights reader.
+#[test]
+fn non_finite_conv_weights_are_refused_at_import() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz-regressions/import/nan_in_conv_weights.onnx");
+    let bytes = std::fs::read(&path).expect("readable");
+    match import("m.onnx", &bytes, &ImportOptions::default()) {
+        Err(e) => {
+            let m = e.messages();
+            assert!(
+                m.iter()
+                    .any(|x| x.contains("weights: value NaN at flat index 2022 is not finite")),
+                "{m:#?}"
+            );
+        }
+        Ok(_) => panic!("a model with NaN weights was imported"),
+    }
 }

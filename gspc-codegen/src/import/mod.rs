@@ -179,6 +179,16 @@ fn truncate(s: &str, n: usize) -> String {
         .to_string()
 }
 
+/// The first value that is not finite, as a message: the weights reader (`generate
+/// --weights`) refuses such weights, so the import does too, naming the node.
+fn non_finite(values: &[f32]) -> Option<String> {
+    let i = values.iter().position(|v| !v.is_finite())?;
+    Some(format!(
+        "value {} at flat index {i} is not finite",
+        values[i]
+    ))
+}
+
 /// A name for messages: escaped to one line, shortened past 60 characters.
 pub(crate) fn quote(s: &str) -> String {
     let e = s.escape_debug().to_string();
@@ -933,7 +943,13 @@ impl<'m> Cx<'m> {
                 None
             }
             Some(t) => match tensor::dims(t).and_then(|d| Ok((d, tensor::floats(t)?))) {
-                Ok(v) => Some(v),
+                Ok(v) => match non_finite(&v.1) {
+                    Some(m) => {
+                        self.diag(path.clone(), format!("weights: {m}"));
+                        None
+                    }
+                    None => Some(v),
+                },
                 Err(e) => {
                     self.diag(path.clone(), format!("weights: {e}"));
                     None
@@ -954,7 +970,13 @@ impl<'m> Cx<'m> {
                     None
                 }
                 Some(t) => match tensor::floats(t) {
-                    Ok(v) => Some(Some(v)),
+                    Ok(v) => match non_finite(&v) {
+                        Some(m) => {
+                            self.diag(path.clone(), format!("bias: {m}"));
+                            None
+                        }
+                        None => Some(Some(v)),
+                    },
                     Err(e) => {
                         self.diag(path.clone(), format!("bias: {e}"));
                         None
