@@ -331,16 +331,27 @@ pub fn pack(plan: &crate::LayerPlan, w: &LayerWeights) -> Vec<f32> {
     for k in 0..l.out_channels {
         let (g, kk) = (k / kpg, k % kpg);
         let (ob, lane) = (kk / oc_bn, kk % oc_bn);
+        // Block and lane of channel k (as the generated pack_weights places it).
+        let gpv = plan.gpv;
+        let (block, lane) = if gpv > 1 {
+            (g / gpv, kk * gpv + g % gpv)
+        } else {
+            (g * nocb + ob, lane)
+        };
         for ci in 0..cpg {
             for t in 0..taps {
                 let at = match plan.strategy {
                     crate::Strategy::GspcDwc => ((k / oc_bn) * taps + t) * oc_bn + k % oc_bn,
-                    _ => (((g * nocb + ob) * cpg + ci) * taps + t) * oc_bn + lane,
+                    _ => ((block * cpg + ci) * taps + t) * oc_bn + lane,
                 };
                 packed[at] = w.weights[(k * cpg + ci) * taps + t];
             }
         }
-        packed[plan.bias_offset + k] = w.bias.as_ref().map_or(0.0, |b| b[k]);
+        let bias_at = match plan.strategy {
+            crate::Strategy::GspcDwc => k,
+            _ => block * oc_bn + lane,
+        };
+        packed[plan.bias_offset + bias_at] = w.bias.as_ref().map_or(0.0, |b| b[k]);
     }
     packed
 }

@@ -299,6 +299,19 @@ pub fn fma_lanes<const N: usize>(acc: &mut [f32; N], x: f32, w: &[f32; N]) {
     }
 }
 
+/// Multiply-add of `P` groups side by side for portable kernels:
+/// `acc[l] += x[l % P] * w[l]` (lane `l` belongs to group `l % P` of the block).
+#[inline(always)]
+pub fn fma_lanes_grouped<const N: usize, const P: usize>(
+    acc: &mut [f32; N],
+    x: &[f32; P],
+    w: &[f32; N],
+) {
+    for l in 0..N {
+        acc[l] += x[l % P] * w[l];
+    }
+}
+
 /// Vector fused multiply-add for portable kernels: `acc[l] += x[l] * w[l]`.
 #[inline(always)]
 pub fn fma_vec_lanes<const N: usize>(acc: &mut [f32; N], x: &[f32; N], w: &[f32; N]) {

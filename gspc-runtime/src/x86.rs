@@ -137,6 +137,56 @@ mod simd {
         out
     }
 
+    /// The 2 values of `a` repeated over 16 lanes (`[a0, a1, a0, a1, ...]`, one 64-bit
+    /// broadcast): the input of 2 groups side by side (`gspc-oc` with 2 groups per vector).
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn bcast2x16(a: &[f32; 2]) -> __m512 {
+        // SAFETY: `a` is 8 readable bytes; `_mm_load_sd` needs no alignment.
+        let pair = unsafe { _mm_load_sd(a.as_ptr().cast::<f64>()) };
+        _mm512_castpd_ps(_mm512_broadcastsd_pd(pair))
+    }
+
+    /// The 4 values of `a` repeated over 16 lanes (one 128-bit broadcast).
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn bcast4x16(a: &[f32; 4]) -> __m512 {
+        _mm512_broadcast_f32x4(load4(a))
+    }
+
+    /// The 2 values of `a` repeated over 8 lanes (one 64-bit broadcast).
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX2 is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub fn bcast2x8(a: &[f32; 2]) -> __m256 {
+        // SAFETY: `a` is 8 readable bytes; `_mm_load_sd` needs no alignment.
+        let pair = unsafe { _mm_load_sd(a.as_ptr().cast::<f64>()) };
+        _mm256_castpd_ps(_mm256_broadcastsd_pd(pair))
+    }
+
+    /// The 4 values of `a` repeated over 8 lanes.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX2 is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub fn bcast4x8(a: &[f32; 4]) -> __m256 {
+        let v = load4(a);
+        _mm256_set_m128(v, v)
+    }
+
     use crate::dwc::{CB, Geometry};
 
     /// Transposes 16 rows of 16 values in registers: afterwards `r[j]` holds column `j`.
@@ -341,6 +391,41 @@ mod simd {
     mod tests {
         use super::*;
         use crate::dwc::{geometries, reference_pack};
+
+        #[test]
+        fn group_broadcasts_repeat_their_values() {
+            let store16 = |v: __m512| {
+                let mut o = [0.0f32; 16];
+                // SAFETY: `o` is 16 writable f32 values.
+                unsafe { _mm512_storeu_ps(o.as_mut_ptr(), v) };
+                o
+            };
+            let store8 = |v: __m256| {
+                let mut o = [0.0f32; 8];
+                // SAFETY: `o` is 8 writable f32 values.
+                unsafe { _mm256_storeu_ps(o.as_mut_ptr(), v) };
+                o
+            };
+            let (two, four) = ([1.5f32, -2.0], [1.0f32, 2.0, 3.0, 4.0]);
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: AVX-512F is detected just above.
+                let (a, b) = unsafe { (bcast2x16(&two), bcast4x16(&four)) };
+                let (a, b) = (store16(a), store16(b));
+                for l in 0..16 {
+                    assert_eq!(a[l], two[l % 2]);
+                    assert_eq!(b[l], four[l % 4]);
+                }
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 is detected just above.
+                let (a, b) = unsafe { (bcast2x8(&two), bcast4x8(&four)) };
+                let (a, b) = (store8(a), store8(b));
+                for l in 0..8 {
+                    assert_eq!(a[l], two[l % 2]);
+                    assert_eq!(b[l], four[l % 4]);
+                }
+            }
+        }
 
         #[test]
         fn simd_pack_and_unpack_match_the_portable_ones() {

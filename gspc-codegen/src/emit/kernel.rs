@@ -107,6 +107,35 @@ impl Ops {
         }
     }
 
+    /// The `gpv` values at `at` of `src` (length `len`), repeated over the lanes: the input
+    /// of `gpv` groups side by side (`gspc-oc` with several groups per vector).
+    fn group_input(&self, src: &TokenStream, len: usize, at: usize, gpv: usize) -> TokenStream {
+        let (g, len_l, at_l) = (lit(gpv), lit(len), lit(at));
+        let window = quote!(::gspc_runtime::window::at::<#g, #len_l, #at_l>(#src));
+        match self.isa {
+            Isa::Portable => window,
+            Isa::Avx2 | Isa::Avx512 => {
+                let f = format_ident!("bcast{}x{}", gpv, self.lanes);
+                quote!(::gspc_runtime::x86::#f(#window))
+            }
+            // Not planned (groups side by side are x86-64 only); kept total.
+            Isa::Neon => window,
+        }
+    }
+
+    /// `acc += x * w` with `x` from [`Ops::group_input`].
+    fn fma_grouped(&self, acc: &TokenStream, x: &TokenStream, w: &TokenStream) -> TokenStream {
+        match self.isa {
+            Isa::Portable | Isa::Neon => {
+                quote!(::gspc_runtime::fma_lanes_grouped(&mut #acc, #x, #w);)
+            }
+            _ => {
+                let fmadd = self.intrinsic("fmadd_ps");
+                quote!(#acc = #fmadd(#x, #w, #acc);)
+            }
+        }
+    }
+
     /// `acc += x * w`, both vectors (`gspc-dwc`).
     fn fma_vv(&self, acc: &TokenStream, x: &TokenStream, w: &TokenStream) -> TokenStream {
         match self.isa {
@@ -642,7 +671,14 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize, outline: bool) 
     let xspan = input_span(p, v, &offsets, 1);
     let ospan = output_span(p, v, &offsets, 1);
     let ohw = oh * ow;
-    let xb = linear(&[("oh", l.stride[0] * p.row_len), ("ow0", l.stride[1])], 0);
+    let gpv = p.gpv;
+    let xb = linear(
+        &[
+            ("oh", l.stride[0] * p.row_len * gpv),
+            ("ow0", l.stride[1] * gpv),
+        ],
+        0,
+    );
 
     let acc = |j: usize, vv: usize| {
         let id = format_ident!("acc_w{}_v{}", j, vv);
@@ -668,10 +704,23 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize, outline: bool) 
                 body.push(quote!(let #w = #load;));
             }
             for j in 0..r {
-                let xi = lit(kh * l.dilation[0] * p.row_len + j * l.stride[1] + kw * l.dilation[1]);
-                for vv in 0..v.nvec {
-                    let w = format_ident!("w_t{}_v{}", tap, vv);
-                    body.push(ops.fma(&acc(j, vv), quote!(xw[#xi]), &quote!(#w)));
+                let at =
+                    (kh * l.dilation[0] * p.row_len + j * l.stride[1] + kw * l.dilation[1]) * gpv;
+                if gpv == 1 {
+                    let xi = lit(at);
+                    for vv in 0..v.nvec {
+                        let w = format_ident!("w_t{}_v{}", tap, vv);
+                        body.push(ops.fma(&acc(j, vv), quote!(xw[#xi]), &quote!(#w)));
+                    }
+                } else {
+                    // The input of the block's gpv groups at this pixel, side by side.
+                    let x = format_ident!("x_t{}_c{}", tap, j);
+                    let group = ops.group_input(&quote!(xw), xspan, at, gpv);
+                    body.push(quote!(let #x = #group;));
+                    for vv in 0..v.nvec {
+                        let w = format_ident!("w_t{}_v{}", tap, vv);
+                        body.push(ops.fma_grouped(&acc(j, vv), &quote!(#x), &quote!(#w)));
+                    }
                 }
             }
         }
@@ -694,6 +743,14 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize, outline: bool) 
             if ops.is_scalar() {
                 let oi = lit(vv * ohw + j);
                 epilogue.push(quote!(ow[#oi] = #o;));
+            } else if gpv > 1 {
+                // Lane L of the block is channel L / gpv of group L % gpv.
+                for lane in 0..v.lanes {
+                    let big = vv * v.lanes + lane;
+                    let channel = (big % gpv) * p.kpg() + big / gpv;
+                    let (oi, li) = (lit(channel * ohw + j), lit(lane));
+                    epilogue.push(quote!(ow[#oi] = #o[#li];));
+                }
             } else {
                 // Lane `lane` of vector `vv` is output channel `vv * lanes + lane`.
                 let at = linear(&[("lane", ohw)], vv * v.lanes * ohw + j);
@@ -748,12 +805,13 @@ fn tile_wrapper(p: &LayerPlan, v: &VariantPlan, outline: bool, t: Tile) -> Token
     let tf = target_feature(v.isa);
     let [oh, ow] = p.output;
     let (cpg, kpg, oc_bn) = (p.cpg(), p.kpg(), p.oc_bn);
-    let plane = p.padded[0] * p.row_len;
+    let plane = p.padded[0] * p.row_len * p.gpv;
     let wspan = l.kernel[0] * l.kernel[1] * oc_bn;
     let wb = linear(&[("g", p.nocb() * cpg * wspan), ("ob", cpg * wspan)], 0);
     let x_at = linear(&[("xb", 1), ("ci", plane)], 0);
     let w_at = linear(&[("wb", 1), ("ci", wspan)], 0);
-    let b_at = linear(&[("g", kpg), ("ob", oc_bn)], p.bias_offset);
+    // `g` is the group, or the block of gpv groups.
+    let b_at = linear(&[("g", kpg * p.gpv), ("ob", oc_bn)], p.bias_offset);
     let o_at = linear(&[("oh", ow), ("ow0", 1)], 0);
     let (s_len, p_len, block_l) = (lit(p.scratch_len), lit(p.packed_len), lit(oc_bn * oh * ow));
     let (xspan_l, wspan_l, ospan_l, cpg_l, ocbn_l) =

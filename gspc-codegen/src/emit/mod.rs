@@ -234,6 +234,7 @@ fn layer_module(
     let units_l = u(p.units());
     let pack_input = match p.strategy {
         Strategy::GspcDwc => quote!(),
+        _ if p.gpv > 1 => pack_input_grouped_fn(p),
         _ => pack_input_fn(p),
     };
     let pack_doc = match p.strategy {
@@ -242,9 +243,28 @@ fn layer_module(
         }
         _ => " `[GROUPS][KPG / OC_BN][CPG][KH][KW][OC_BN]`, then the bias.",
     };
-    let pack_index = match p.strategy {
-        Strategy::GspcDwc => quote!(((k / OC_BN) * TAPS + t) * OC_BN + k % OC_BN),
-        _ => quote!((((g * NOCB + ob) * CPG + ci) * TAPS + t) * OC_BN + lane),
+    let pack_doc = if p.gpv > 1 {
+        " `[GROUPS / GPV][CPG][KH][KW][OC_BN]` with lane `l` channel `l / GPV` of group `l % GPV` of the block, then the bias in the same lane order."
+    } else {
+        pack_doc
+    };
+    // Block of the channel and its lane in the block (for gpv > 1: several groups side by
+    // side, lanes interleaved by group).
+    let (block_of, lane_of) = if p.gpv > 1 {
+        let gpv_l = u(p.gpv);
+        (quote!(g / #gpv_l), quote!(kk * #gpv_l + g % #gpv_l))
+    } else {
+        (quote!(g * NOCB + kk / OC_BN), quote!(kk % OC_BN))
+    };
+    let (pack_index, bias_index) = match p.strategy {
+        Strategy::GspcDwc => (
+            quote!(((k / OC_BN) * TAPS + t) * OC_BN + k % OC_BN),
+            quote!(BIAS_OFFSET + k),
+        ),
+        _ => (
+            quote!(((block * CPG + ci) * TAPS + t) * OC_BN + lane),
+            quote!(BIAS_OFFSET + block * OC_BN + lane),
+        ),
     };
 
     let (kpg_l, cpg_l, ocbn_l, nocb_l, taps_l, bias_off) = (
@@ -348,13 +368,13 @@ fn layer_module(
                 const BIAS_OFFSET: usize = #bias_off;
                 for k in 0..OUT_CHANNELS {
                     let (g, kk) = (k / KPG, k % KPG);
-                    let (ob, lane) = (kk / OC_BN, kk % OC_BN);
+                    let (block, lane) = (#block_of, #lane_of);
                     for ci in 0..CPG {
                         for t in 0..TAPS {
                             packed[#pack_index] = weights[(k * CPG + ci) * TAPS + t];
                         }
                     }
-                    packed[BIAS_OFFSET + k] = match bias {
+                    packed[#bias_index] = match bias {
                         Some(b) => b[k],
                         None => 0.0,
                     };
@@ -599,6 +619,56 @@ fn variant_slice(isa: Isa) -> TokenStream {
             #check
             #c;
             Ok(())
+        }
+    }
+}
+
+/// `pack_input` of a `gspc-oc` layer with `gpv` groups side by side: block `g` holds groups
+/// `g * GPV ..`, packed as `[CPG][H + 2 PH][W + 2 PW][GPV]` (each pixel's values of the
+/// block's groups next to each other, for one broadcast of them), zero padded.
+fn pack_input_grouped_fn(p: &LayerPlan) -> TokenStream {
+    let l = &p.layer;
+    let [h, w] = l.input;
+    let [ph, pw] = l.padding;
+    let u = lit;
+    let (c_l, h_l, w_l, hp_l, wp_l, gpv_l, ph_l, pw_l) = (
+        u(p.cpg()),
+        u(h),
+        u(w),
+        u(p.padded[0]),
+        u(p.row_len),
+        u(p.gpv),
+        u(ph),
+        u(pw),
+    );
+    quote! {
+        /// Copies the input channels of block `g` (groups `g * GPV ..`) into the scratch as
+        /// zero-padded `[IN_CHANNELS / GROUPS][H + 2 PH][W + 2 PW][GPV]`, groups interleaved.
+        fn pack_input(input: &[f32; INPUT_LEN], scratch: &mut [f32; SCRATCH_LEN], g: usize) {
+            const C: usize = #c_l;
+            const H: usize = #h_l;
+            const W: usize = #w_l;
+            const HP: usize = #hp_l;
+            const WP: usize = #wp_l;
+            const GPV: usize = #gpv_l;
+            const PH: usize = #ph_l;
+            const PW: usize = #pw_l;
+            scratch.fill(0.0);
+            for gi in 0..GPV {
+                for c in 0..C {
+                    for h in 0..H {
+                        let Some(src) = ::gspc_runtime::window::window::<W, INPUT_LEN>(input, (((g * GPV + gi) * C + c) * H + h) * W) else {
+                            return;
+                        };
+                        let Some(dst) = ::gspc_runtime::window::window_mut::<{ W * GPV }, SCRATCH_LEN>(scratch, ((c * HP + PH + h) * WP + PW) * GPV) else {
+                            return;
+                        };
+                        for (x, v) in src.iter().enumerate() {
+                            dst[x * GPV + gi] = *v;
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -109,14 +109,14 @@ pub mod tiny {
             const BIAS_OFFSET: usize = 72;
             for k in 0..OUT_CHANNELS {
                 let (g, kk) = (k / KPG, k % KPG);
-                let (ob, lane) = (kk / OC_BN, kk % OC_BN);
+                let (block, lane) = (g * NOCB + kk / OC_BN, kk % OC_BN);
                 for ci in 0..CPG {
                     for t in 0..TAPS {
-                        packed[(((g * NOCB + ob) * CPG + ci) * TAPS + t) * OC_BN
-                            + lane] = weights[(k * CPG + ci) * TAPS + t];
+                        packed[((block * CPG + ci) * TAPS + t) * OC_BN + lane] = weights[(k
+                            * CPG + ci) * TAPS + t];
                     }
                 }
-                packed[BIAS_OFFSET + k] = match bias {
+                packed[BIAS_OFFSET + block * OC_BN + lane] = match bias {
                     Some(b) => b[k],
                     None => 0.0,
                 };
@@ -1240,14 +1240,14 @@ pub mod tiny {
             const BIAS_OFFSET: usize = 72;
             for k in 0..OUT_CHANNELS {
                 let (g, kk) = (k / KPG, k % KPG);
-                let (ob, lane) = (kk / OC_BN, kk % OC_BN);
+                let (block, lane) = (g * NOCB + kk / OC_BN, kk % OC_BN);
                 for ci in 0..CPG {
                     for t in 0..TAPS {
-                        packed[(((g * NOCB + ob) * CPG + ci) * TAPS + t) * OC_BN
-                            + lane] = weights[(k * CPG + ci) * TAPS + t];
+                        packed[((block * CPG + ci) * TAPS + t) * OC_BN + lane] = weights[(k
+                            * CPG + ci) * TAPS + t];
                     }
                 }
-                packed[BIAS_OFFSET + k] = match bias {
+                packed[BIAS_OFFSET + block * OC_BN + lane] = match bias {
                     Some(b) => b[k],
                     None => 0.0,
                 };
