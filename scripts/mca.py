@@ -101,6 +101,8 @@ def main():
     args = ap.parse_args()
     gen = os.path.join(OUT, "src", "gen")
     os.makedirs(gen, exist_ok=True)
+    for old in glob.glob(os.path.join(gen, "*.rs")):  # only this run's specs
+        os.remove(old)
     sh(["cargo", "run", "-q", "--release", "-p", "gspc-codegen", "--", "generate", *args.specs, "--out", gen,
         "--target", "aarch64-unknown-linux-gnu", "--isa", "neon", "--outline-tiles"],
        cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -137,9 +139,9 @@ def main():
             body = lines[i + 1:j]
             loop = innermost_loop(body)
             what = "loop"
-            if not loop:
-                # One input channel per group (depthwise): no loop is left; the whole tile,
-                # window checks and stores included, is the block.
+            if not loop or not flops(loop):
+                # One input channel per group (depthwise, gspc-dwc): no loop of FMAs is
+                # left; the whole tile, window checks and stores included, is the block.
                 loop = [x for x in body if x.strip() and not x.strip().startswith((".", "//"))
                         and not re.match(r"^\.?\w+:", x) and not re.match(r"\s*(ret|b|bl)\b", x)]
                 what = "whole tile"
