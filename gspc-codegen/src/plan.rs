@@ -202,21 +202,68 @@ impl LayerPlan {
     }
     /// Generated lines of code, estimated (for the size limit).
     pub fn estimated_lines(&self) -> usize {
-        let [kh, kw] = self.layer.kernel;
+        let l = &self.layer;
+        let [kh, kw] = l.kernel;
+        let taps = kh * kw;
+        let oh = self.output[0];
         let per_variant = |v: &VariantPlan| {
-            let tiles = if v.tail > 0 { 2 } else { 1 };
-            let tile = match self.strategy {
-                Strategy::GspcOc => {
-                    kh * kw * v.nvec * (1 + v.reg_n) + v.reg_n * (v.nvec + self.oc_bn) + 30
-                }
-                Strategy::GspcOw => {
-                    kh * kw * v.nvec * (1 + self.oc_bn) + v.nvec * self.oc_bn * 3 + 30
-                }
-                Strategy::GspcDwc => kh * kw * v.nvec * (1 + 2 * v.reg_n) + v.reg_n * 3 + 40,
+            // Formatted lines per statement: calls of intrinsics wrap over several lines.
+            let per = match v.isa {
+                Isa::Portable => 3,
+                _ => 5,
             };
-            tiles * tile + 30
+            // One tile function of `cols` columns (gspc-ow: vectors) and `rows` rows.
+            let tile = |cols: usize, rows: usize| -> usize {
+                let (fmas, loads, stores) = match self.strategy {
+                    Strategy::GspcOc => {
+                        let broadcasts = if self.gpv > 1 { taps * cols } else { 0 };
+                        let per_column = if self.gpv > 1 { v.lanes } else { 2 };
+                        (
+                            taps * cols * v.nvec,
+                            taps * v.nvec + broadcasts,
+                            cols * v.nvec * per_column,
+                        )
+                    }
+                    Strategy::GspcOw => {
+                        let in_rows = ((rows - 1) * l.stride[0] + (kh - 1) * l.dilation[0] + 1)
+                            .min(rows * kh);
+                        (
+                            rows * taps * self.oc_bn * cols,
+                            in_rows * kw * cols,
+                            self.oc_bn * rows * cols,
+                        )
+                    }
+                    Strategy::GspcDwc => (taps * cols * v.nvec, taps * v.nvec, cols * v.nvec),
+                };
+                per * (fmas + loads + stores) + 40
+            };
+            let mut kinds = Vec::new();
+            match self.strategy {
+                Strategy::GspcOw => {
+                    for rows in [v.rows, oh % v.rows] {
+                        if rows == 0 {
+                            continue;
+                        }
+                        if v.full_tiles > 0 {
+                            kinds.push((v.nvec, rows));
+                        }
+                        if !v.last_offsets.is_empty() {
+                            kinds.push((v.last_offsets.len(), rows));
+                        }
+                    }
+                }
+                _ => {
+                    if v.full_tiles > 0 {
+                        kinds.push((v.reg_n, 1));
+                    }
+                    if v.tail > 0 {
+                        kinds.push((v.tail, 1));
+                    }
+                }
+            }
+            kinds.iter().map(|&(c, r)| tile(c, r)).sum::<usize>() + 80
         };
-        self.variants.iter().map(per_variant).sum::<usize>() + 120
+        self.variants.iter().map(per_variant).sum::<usize>() + 250
     }
 }
 
