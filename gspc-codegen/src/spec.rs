@@ -161,12 +161,16 @@ const KEYWORDS: &[&str] = &[
 /// Parses and validates one spec file's text. Reads no files: `file` only names the spec
 /// in messages and in the generated header.
 pub fn parse(file: &str, text: &str) -> Result<Spec, Error> {
-    let value: Value = serde_json::from_str(text).map_err(|e| Error::Syntax {
+    let syntax = |e: serde_json::Error| Error::Syntax {
         file: file.to_string(),
         line: e.line(),
         column: e.column(),
         message: strip_position(&e.to_string()),
-    })?;
+    };
+    // JSON allows a key twice in one object and serde_json keeps the last value: refuse it,
+    // since which value the author meant is anyone's guess.
+    serde_json::from_str::<NoDuplicateKeys>(text).map_err(syntax)?;
+    let value: Value = serde_json::from_str(text).map_err(syntax)?;
     let mut cx = Cx {
         file: file.to_string(),
         diags: Vec::new(),
@@ -175,6 +179,65 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, Error> {
     match spec {
         Some(spec) if cx.diags.is_empty() => Ok(spec),
         _ => Err(Error::Invalid(cx.diags)),
+    }
+}
+
+/// Any JSON value, refused when an object has a key twice (at the second one's position).
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeysVisitor)
+    }
+}
+
+struct NoDuplicateKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeysVisitor {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> Result<NoDuplicateKeys, A::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<NoDuplicateKeys, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "key {key:?} given twice in one object"
+                )));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(NoDuplicateKeys)
     }
 }
 
