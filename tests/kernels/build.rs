@@ -6,7 +6,8 @@
 //! channels per group 1 to 40, groups 1 to 8 (or, one layer in six, depthwise with 16 to 48
 //! channels), kernels 1 to 7, strides and dilations 1 to 3,
 //! padding 0 to 3, non-square inputs, bias and activations, and a pinned strategy for a
-//! quarter of them. The spec is written to `OUT_DIR/random_layers.json`; the test prints the
+//! quarter of them. The specs are written to `OUT_DIR/random_layers_<k>.json`, 20 layers
+//! each (so none reaches the generated-code limit); the test prints the
 //! seed, so a failure replays with `GSPC_RANDOM_SEED=<seed>`.
 
 use gspc_runtime::check;
@@ -33,14 +34,18 @@ fn main() {
     let count = env_number("GSPC_RANDOM_LAYERS", 40) as usize;
     let out =
         PathBuf::from(std::env::var("OUT_DIR").unwrap_or_else(|_| fail("OUT_DIR is not set")));
-    let random = out.join("random_layers.json");
-    if let Err(e) = std::fs::write(&random, random_spec(seed, count)) {
-        fail(&format!("{}: cannot write: {e}", random.display()));
+    // Several spec files of RANDOM_PER_SPEC layers each, so that none reaches the
+    // generated-code limit however many layers are asked for.
+    for (k, text) in random_specs(seed, count).iter().enumerate() {
+        let random = out.join(format!("random_layers_{k}.json"));
+        if let Err(e) = std::fs::write(&random, text) {
+            fail(&format!("{}: cannot write: {e}", random.display()));
+        }
+        specs.push(random);
     }
     if let Err(e) = std::fs::write(out.join("random_seed.rs"), format!("{seed}\n")) {
         fail(&format!("cannot write the seed: {e}"));
     }
-    specs.push(random);
 
     // Every layer gets baked weights: check::SeededData of its check seed, so the baked copy
     // can be compared with the run-time packing of the same data. The edge cases read them
@@ -76,8 +81,8 @@ fn write_seeded_weights(spec: &Path, out: &Path) -> Result<PathBuf, gspc_codegen
         file: p.display().to_string(),
         message: format!("cannot write: {e}"),
     };
-    if spec.model == "random_layers" {
-        let path = out.join("random_layers.safetensors");
+    if spec.model.starts_with("random_layers") {
+        let path = out.join(format!("{}.safetensors", spec.model));
         let bytes = gspc_codegen::weights::to_safetensors(&tensors)?;
         std::fs::write(&path, bytes).map_err(|e| io(&path, e))?;
         Ok(path)
@@ -108,8 +113,11 @@ fn fail(msg: &str) -> ! {
     std::process::exit(1);
 }
 
-/// A spec of `count` random valid layers.
-fn random_spec(seed: u64, count: usize) -> String {
+/// Random layers per spec file.
+const RANDOM_PER_SPEC: usize = 20;
+
+/// Specs `random_layers_<k>` of `count` random valid layers in all.
+fn random_specs(seed: u64, count: usize) -> Vec<String> {
     let mut rng = Rng::new(seed);
     let mut pick = |lo: usize, hi: usize| lo + (rng.next_u64() % (hi - lo + 1) as u64) as usize;
     let mut layers = Vec::new();
@@ -167,8 +175,14 @@ fn random_spec(seed: u64, count: usize) -> String {
             input[1],
         ));
     }
-    format!(
-        "{{\"model\": \"random_layers\", \"layers\": [\n{}\n]}}\n",
-        layers.join(",\n")
-    )
+    layers
+        .chunks(RANDOM_PER_SPEC)
+        .enumerate()
+        .map(|(k, part)| {
+            format!(
+                "{{\"model\": \"random_layers_{k}\", \"layers\": [\n{}\n]}}\n",
+                part.join(",\n")
+            )
+        })
+        .collect()
 }

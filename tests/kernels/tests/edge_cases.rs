@@ -9,7 +9,7 @@ use gspc_runtime::check;
 fn edge_case_layers_match_the_reference() {
     let models: Vec<_> = gspc_kernel_tests::models::MODELS
         .iter()
-        .filter(|m| m.name != "random_layers")
+        .filter(|m| !m.name.starts_with("random_layers"))
         .collect();
     let all = check::check_models(&models).unwrap_or_else(|e| panic!("{e}"));
     assert!(
