@@ -338,23 +338,13 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
         quote!((unit / #nocb, unit % #nocb))
     };
     let safety = safety_doc(v.isa);
+    let run_fn = variant_run_fn(v, &run_doc, &block_l);
     quote! {
         #[doc = #doc]
         pub mod #module {
             #uses
 
-            #[doc = #run_doc]
-            #safety
-            #tf
-            pub fn run(
-                input: &[f32; super::INPUT_LEN],
-                packed: &[f32; super::PACKED_LEN],
-                output: &mut [f32; super::OUTPUT_LEN],
-                scratch: &mut [f32; super::SCRATCH_LEN],
-            ) {
-                let (blocks, _) = output.as_chunks_mut::<#block_l>();
-                run_units(input, packed, 0, blocks, scratch);
-            }
+            #run_fn
 
             #[doc = #units_doc]
             #safety
@@ -381,6 +371,25 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
             }
 
             #(#tiles)*
+        }
+    }
+}
+
+/// A variant's `run`: every output block through its `run_units`.
+fn variant_run_fn(v: &VariantPlan, doc: &str, block_l: &proc_macro2::Literal) -> TokenStream {
+    let (tf, safety) = (target_feature(v.isa), safety_doc(v.isa));
+    quote! {
+        #[doc = #doc]
+        #safety
+        #tf
+        pub fn run(
+            input: &[f32; super::INPUT_LEN],
+            packed: &[f32; super::PACKED_LEN],
+            output: &mut [f32; super::OUTPUT_LEN],
+            scratch: &mut [f32; super::SCRATCH_LEN],
+        ) {
+            let (blocks, _) = output.as_chunks_mut::<#block_l>();
+            run_units(input, packed, 0, blocks, scratch);
         }
     }
 }
@@ -485,6 +494,7 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
         " Computes output blocks `first..first + blocks.len()` of layer `{}` with the {} variant; block `u` is channels `u * 16 .. u * 16 + 16`.",
         l.name, v.isa
     );
+    let run_fn = variant_run_fn(v, &run_doc, &block_l);
     quote! {
         #[doc = #doc]
         pub mod #module {
@@ -503,18 +513,7 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
                 wp: #wp_l,
             };
 
-            #[doc = #run_doc]
-            #safety
-            #tf
-            pub fn run(
-                input: &[f32; super::INPUT_LEN],
-                packed: &[f32; super::PACKED_LEN],
-                output: &mut [f32; super::OUTPUT_LEN],
-                scratch: &mut [f32; super::SCRATCH_LEN],
-            ) {
-                let (blocks, _) = output.as_chunks_mut::<#block_l>();
-                run_units(input, packed, 0, blocks, scratch);
-            }
+            #run_fn
 
             #[doc = #units_doc]
             #safety
