@@ -276,7 +276,16 @@ fn tiles(p: &gspc_codegen::LayerPlan) -> String {
             } else {
                 String::new()
             };
-            format!("{} {}x{} r{}{}", v.isa, v.lanes, v.nvec, v.reg_n, tail)
+            // The direct gspc-ow kernel tiles rows too: `x2r` = 2 output rows per tile.
+            let direct = if v.direct {
+                format!(" x{}r direct", v.rows)
+            } else {
+                String::new()
+            };
+            format!(
+                "{} {}x{} r{}{}{}",
+                v.isa, v.lanes, v.nvec, v.reg_n, tail, direct
+            )
         })
         .collect::<Vec<_>>()
         .join(" | ")

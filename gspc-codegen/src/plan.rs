@@ -111,6 +111,12 @@ pub struct VariantPlan {
     pub last_offsets: Vec<usize>,
     /// Kernel name (see [`kernel_name`]).
     pub kernel: String,
+    /// `gspc-ow` computed straight from the NCHW input, without packing (see
+    /// [`direct_applies`]).
+    pub direct: bool,
+    /// The direct kernel over the plane as one row (see [`direct_flat`]): columns are
+    /// positions in the plane.
+    pub flat: bool,
 }
 
 impl VariantPlan {
@@ -200,6 +206,34 @@ impl LayerPlan {
     pub fn col_index(&self, col: usize) -> usize {
         (col % self.phases) * self.phase_len() + col / self.phases
     }
+    /// Statements of a direct variant's tile functions (every column tile is unrolled in
+    /// each): per input row and vector two loads and the column taps (a shift or an even/odd
+    /// selection each), one FMA per tap, an initialisation and a store per accumulator.
+    fn direct_statements(&self, v: &VariantPlan) -> usize {
+        let l = &self.layer;
+        let kw = l.kernel[1];
+        let vectors: usize = direct_col_tiles(v).iter().map(Vec::len).sum();
+        let taps_per_row = if l.stride[1] == 1 { kw } else { kw + 1 };
+        if v.flat {
+            let per_row = 2 + taps_per_row + kw;
+            return vectors * (l.kernel[0] * per_row + 2) + 10;
+        }
+        let mut shapes: Vec<DirectRowShape> = Vec::new();
+        for t in direct_row_tiles(l, v.rows) {
+            if !shapes.contains(&t.shape) {
+                shapes.push(t.shape);
+            }
+        }
+        shapes
+            .iter()
+            .map(|s| {
+                let rels = s.span.min(s.taps.len());
+                let fmas = s.taps.len() * kw;
+                vectors * (rels * (2 + taps_per_row) + fmas + 2 * s.rows) + 20 + rels
+            })
+            .sum()
+    }
+
     /// Generated lines of code, estimated (for the size limit).
     pub fn estimated_lines(&self) -> usize {
         let l = &self.layer;
@@ -212,6 +246,9 @@ impl LayerPlan {
                 Isa::Portable => 3,
                 _ => 5,
             };
+            if v.direct {
+                return per * self.direct_statements(v) + 80;
+            }
             // One tile function of `cols` columns (gspc-ow: vectors) and `rows` rows.
             let tile = |cols: usize, rows: usize| -> usize {
                 let (fmas, loads, stores) = match self.strategy {
@@ -383,7 +420,9 @@ pub fn plan_layer_pinned(
     };
     let oc_bn_oc = largest_divisor_at_most(kpg, max_oc_bn);
     let strategy = pin.strategy.unwrap_or_else(|| {
-        if target.arch == Arch::X86_64 && dwc_applies(layer) && dwc_pays(layer) {
+        // The flat direct gspc-ow kernel wastes no lane either, and needs no transposes.
+        let flat = isas.contains(&Isa::Avx512) && direct_flat(layer, Isa::Avx512, false, 1);
+        if target.arch == Arch::X86_64 && dwc_applies(layer) && dwc_pays(layer) && !flat {
             Strategy::GspcDwc
         } else if groups_per_vector(layer, target, isas) > 1 && layer.output()[1] <= 8 {
             // Groups side by side fill the vector; at 8 columns or fewer `gspc-ow` cannot
@@ -525,6 +564,8 @@ fn plan_dwc(layer: &LayerSpec, isa: Isa, scalar: bool) -> VariantPlan {
         rows: 1,
         last_offsets: Vec::new(),
         kernel: kernel_name(layer, Strategy::GspcDwc, isa),
+        direct: false,
+        flat: false,
     }
 }
 
@@ -575,6 +616,53 @@ fn check_bounds_dwc(p: &LayerPlan) -> Vec<String> {
                 ));
             }
         }
+    }
+    problems
+}
+
+/// Bounds of the direct `gspc-ow` kernel: its input rows inside the plane, its output rows
+/// and vectors inside the block.
+fn check_bounds_direct(p: &LayerPlan, v: &VariantPlan) -> Vec<String> {
+    let l = &p.layer;
+    let [oh, ow] = p.output;
+    let mut problems = Vec::new();
+    let ow = if v.flat { oh * ow } else { ow };
+    for t in direct_row_tiles(l, v.rows) {
+        if t.ih0 + t.shape.span > l.input[0] {
+            problems.push(format!(
+                "{}: input rows end at {} > {}",
+                v.isa,
+                t.ih0 + t.shape.span,
+                l.input[0]
+            ));
+        }
+        if t.oh0 + t.shape.rows > oh {
+            problems.push(format!(
+                "{}: output rows end at {} > {oh}",
+                v.isa,
+                t.oh0 + t.shape.rows
+            ));
+        }
+    }
+    let cols = direct_col_tiles(v);
+    if cols.is_empty() {
+        problems.push(format!("{}: no tiles", v.isa));
+    }
+    for c in cols.iter().flatten() {
+        if c + v.lanes > ow {
+            problems.push(format!(
+                "{}: output vector ends at {} > {ow}",
+                v.isa,
+                c + v.lanes
+            ));
+        }
+    }
+    let taps = l.kernel[0] * l.kernel[1];
+    if l.groups * taps > p.bias_offset || p.bias_offset + l.groups > p.packed_len {
+        problems.push(format!(
+            "{}: weights or bias past the packed weights",
+            v.isa
+        ));
     }
     problems
 }
@@ -633,6 +721,8 @@ fn plan_oc(
         rows: 1,
         last_offsets: Vec::new(),
         kernel: kernel_name(layer, strategy, isa),
+        direct: false,
+        flat: false,
     }
 }
 
@@ -644,7 +734,13 @@ fn plan_ow(
     scalar: bool,
 ) -> VariantPlan {
     let [kh, kw] = layer.kernel;
-    let ow = layer.output()[1];
+    // The flat direct kernel sees the whole output plane as one row.
+    let flat = direct_flat(layer, isa, scalar, oc_bn);
+    let ow = if flat {
+        layer.output()[0] * layer.output()[1]
+    } else {
+        layer.output()[1]
+    };
     let (widths, regs) = isa_shape(isa);
     let (widths, regs): (&[usize], usize) = if scalar {
         (&[4, 1], 32)
@@ -669,6 +765,16 @@ fn plan_ow(
         .min(MAX_TILE_FMAS / (oc_bn * nvec * kh * kw))
         .min(oh)
         .clamp(1, 4);
+    // The direct kernel (AVX-512, depthwise): 2 output rows x at most 4 vectors; its
+    // 9 weights stay in registers beside the 8 accumulators (4 rows x 4 vectors spilled).
+    let direct = flat || direct_applies(layer, isa, lanes, scalar, oc_bn);
+    let (nvec, rows) = if flat {
+        (vectors.min(2 * DIRECT_VECTORS), 1)
+    } else if direct {
+        (vectors.min(DIRECT_VECTORS), oh.min(DIRECT_ROWS))
+    } else {
+        (nvec, rows)
+    };
     // Vector starts: every `lanes` columns, the last one ending at the row's end.
     let exact = ow.is_multiple_of(lanes);
     let uniform = if exact { vectors } else { vectors - 1 };
@@ -697,7 +803,135 @@ fn plan_ow(
         rows,
         last_offsets,
         kernel: kernel_name(layer, strategy, isa),
+        direct,
+        flat,
     }
+}
+
+/// Widest output row of the direct `gspc-ow` kernel, which unrolls whole rows (wider rows
+/// keep the packed kernel and its loop over column tiles).
+pub const DIRECT_MAX_WIDTH: usize = 256;
+
+/// Output rows per tile of the direct `gspc-ow` kernel.
+pub const DIRECT_ROWS: usize = 2;
+/// Vectors of 16 columns per tile of the direct `gspc-ow` kernel, at most.
+pub const DIRECT_VECTORS: usize = 4;
+
+/// Whether a `gspc-ow` variant computes straight from the NCHW input (the direct kernel):
+/// AVX-512, one input and one output channel per group, rows of 16 to 256 columns, column
+/// stride 1 (the kernel's column taps `kw * DW` at most 16 apart: one shift of two loads
+/// each) or 2 (each tap the even or odd lanes of two loads). Each input row is read in place
+/// with masked loads at the row's ends (the zero padding), so the input is not packed; the
+/// taps of one row come from two loads by in-register shifts. Measured on Zen 5
+/// (mobilenet_v1_dw shapes, both kernels in one run): see the README.
+pub fn direct_applies(
+    layer: &LayerSpec,
+    isa: Isa,
+    lanes: usize,
+    scalar: bool,
+    oc_bn: usize,
+) -> bool {
+    let span = (layer.kernel[1] - 1) * layer.dilation[1];
+    isa == Isa::Avx512
+        && layer.output()[1] <= DIRECT_MAX_WIDTH
+        && lanes == 16
+        && !scalar
+        && oc_bn == 1
+        && layer.in_per_group() == 1
+        && layer.out_per_group() == 1
+        && match layer.stride[1] {
+            1 => span <= 16,
+            2 => true,
+            _ => false,
+        }
+}
+
+/// Largest plane (`H * W`) the flat direct kernel unrolls whole.
+pub const DIRECT_FLAT_MAX: usize = 256;
+
+/// Whether the direct kernel sees the plane as one row of `H * W` values (flat): depthwise
+/// (as [`direct_applies`]) with stride 1 and "same" padding (output plane = input plane), so
+/// output `f` and its taps are `f + (kh DH - PH) W + kw DW - PW` of the flat input plane:
+/// vectors span rows and no lane is wasted on narrow rows (14x14: 13 vectors for 196
+/// values); a tap's lanes whose column falls outside the row are masked out of the FMA,
+/// rows above and below the plane load as zeros. Planes of 16 to [`DIRECT_FLAT_MAX`] values.
+pub fn direct_flat(layer: &LayerSpec, isa: Isa, scalar: bool, oc_bn: usize) -> bool {
+    let hw = layer.input[0] * layer.input[1];
+    direct_applies(layer, isa, 16, scalar, oc_bn)
+        && layer.stride == [1, 1]
+        && layer.output() == layer.input
+        && (16..=DIRECT_FLAT_MAX).contains(&hw)
+}
+
+/// One tile of output rows of the direct kernel and the input rows it reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectRowTile {
+    /// First output row.
+    pub oh0: usize,
+    /// First input row read (0 if none is).
+    pub ih0: usize,
+    /// The tile's shape, shared by tiles that compute alike.
+    pub shape: DirectRowShape,
+}
+
+/// What a row tile of the direct kernel computes, relative to its first rows.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DirectRowShape {
+    /// Output rows.
+    pub rows: usize,
+    /// Input rows read, from `ih0`.
+    pub span: usize,
+    /// `(output row, kernel row, input row)` of every kernel row inside the input,
+    /// relative to `oh0` and `ih0`; kernel rows over the zero padding are left out.
+    pub taps: Vec<(usize, usize, usize)>,
+}
+
+/// The row tiles of the direct kernel: `DIRECT_ROWS` output rows each (fewer in the last).
+pub fn direct_row_tiles(layer: &LayerSpec, rows: usize) -> Vec<DirectRowTile> {
+    let [oh, _] = layer.output();
+    let h = layer.input[0] as isize;
+    let (sh, ph, dh) = (
+        layer.stride[0] as isize,
+        layer.padding[0] as isize,
+        layer.dilation[0] as isize,
+    );
+    let mut tiles = Vec::new();
+    for oh0 in (0..oh).step_by(rows.max(1)) {
+        let n = rows.min(oh - oh0);
+        let mut abs = Vec::new();
+        for r in 0..n {
+            for kh in 0..layer.kernel[0] {
+                let ih = (oh0 + r) as isize * sh - ph + kh as isize * dh;
+                if (0..h).contains(&ih) {
+                    abs.push((r, kh, ih as usize));
+                }
+            }
+        }
+        let ih0 = abs.iter().map(|t| t.2).min().unwrap_or(0);
+        let span = abs.iter().map(|t| t.2 + 1 - ih0).max().unwrap_or(0);
+        let taps = abs.iter().map(|&(r, kh, ih)| (r, kh, ih - ih0)).collect();
+        tiles.push(DirectRowTile {
+            oh0,
+            ih0,
+            shape: DirectRowShape {
+                rows: n,
+                span,
+                taps,
+            },
+        });
+    }
+    tiles
+}
+
+/// The column blocks of the direct kernel: per column tile, the first column of each vector.
+pub fn direct_col_tiles(v: &VariantPlan) -> Vec<Vec<usize>> {
+    let mut tiles: Vec<Vec<usize>> = (0..v.full_tiles)
+        .map(|t| (0..v.nvec).map(|i| t * v.reg_n + i * v.lanes).collect())
+        .collect();
+    if !v.last_offsets.is_empty() {
+        tiles.push(v.last_offsets.iter().map(|o| v.last_start + o).collect());
+    }
+    tiles
 }
 
 /// Input window of one tile for one channel: the span from its first to its last value in
@@ -769,6 +1003,10 @@ fn check_bounds(p: &LayerPlan) -> Result<(), Error> {
         Strategy::GspcOw => 1,
     };
     for v in &p.variants {
+        if v.direct {
+            problems.extend(check_bounds_direct(p, v));
+            continue;
+        }
         let mut tiles = Vec::new();
         if v.full_tiles > 0 {
             tiles.push(((v.full_tiles - 1) * v.reg_n, v.full_offsets(p.strategy)));

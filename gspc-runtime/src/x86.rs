@@ -187,6 +187,82 @@ mod simd {
         _mm256_set_m128(v, v)
     }
 
+    /// Lanes `i` of a 16-lane load at column `at` of a row of `w` values that fall inside
+    /// the row (`0 <= at + i < w`), as a mask.
+    pub const fn clip_mask16(w: usize, at: isize) -> u16 {
+        let mut mask = 0u16;
+        let mut i = 0;
+        while i < 16 {
+            let col = at + i as isize;
+            if col >= 0 && (col as usize) < w {
+                mask |= 1 << i;
+            }
+            i += 1;
+        }
+        mask
+    }
+
+    /// The 16 values of `row` at columns `AT..AT + 16`, zero for columns outside the row
+    /// (left and right zero padding of the direct `gspc-ow` kernels, which read the NCHW
+    /// input in place). `AT` may be negative.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn load16_clip<const W: usize, const AT: isize>(row: &[f32; W]) -> __m512 {
+        let mask = const { clip_mask16(W, AT) };
+        if mask == u16::MAX {
+            // SAFETY: every lane is inside the row (full mask: 0 <= AT and AT + 16 <= W),
+            // so the 16 values from AT are readable; the load is unaligned.
+            unsafe { _mm512_loadu_ps(row.as_ptr().offset(AT)) }
+        } else {
+            // SAFETY: only the lanes set in `mask` are read, and those columns lie inside
+            // the row; AVX-512 masked loads do not access (or fault on) the other lanes, so
+            // the pointer may point before or past the row there.
+            unsafe { _mm512_maskz_loadu_ps(mask, row.as_ptr().wrapping_offset(AT)) }
+        }
+    }
+
+    /// Lanes 0, 2, .., 30 of the 32 values `a` then `b` (stride-2 columns, even phase).
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn evens16(a: __m512, b: __m512) -> __m512 {
+        let idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        _mm512_permutex2var_ps(a, idx, b)
+    }
+
+    /// Lanes 1, 3, .., 31 of the 32 values `a` then `b` (stride-2 columns, odd phase).
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn odds16(a: __m512, b: __m512) -> __m512 {
+        let idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        _mm512_permutex2var_ps(a, idx, b)
+    }
+
+    /// Lanes `N..N + 16` of the 32 values `lo` then `hi` (columns shifted by `N`).
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn shift16<const N: i32>(lo: __m512, hi: __m512) -> __m512 {
+        _mm512_castsi512_ps(_mm512_alignr_epi32::<N>(
+            _mm512_castps_si512(hi),
+            _mm512_castps_si512(lo),
+        ))
+    }
+
     use crate::dwc::{CB, Geometry};
 
     /// Transposes 16 rows of 16 values in registers: afterwards `r[j]` holds column `j`.
@@ -391,6 +467,70 @@ mod simd {
     mod tests {
         use super::*;
         use crate::dwc::{geometries, reference_pack};
+
+        #[test]
+        fn clipped_loads_and_column_selections() {
+            for w in [1usize, 5, 16, 17, 40] {
+                for at in -20isize..60 {
+                    let mask = clip_mask16(w, at);
+                    for l in 0..16 {
+                        let col = at + l as isize;
+                        assert_eq!(
+                            mask >> l & 1 == 1,
+                            col >= 0 && col < w as isize,
+                            "{w} {at} {l}"
+                        );
+                    }
+                }
+            }
+            if !std::is_x86_feature_detected!("avx512f") {
+                return;
+            }
+            let row: [f32; 20] = core::array::from_fn(|i| i as f32 + 1.0);
+            let want = |at: isize| -> [f32; 16] {
+                core::array::from_fn(|l| {
+                    let c = at + l as isize;
+                    if (0..20).contains(&c) {
+                        row[c as usize]
+                    } else {
+                        0.0
+                    }
+                })
+            };
+            // SAFETY (every block below): AVX-512F is detected just above.
+            let got = unsafe {
+                [
+                    store16(load16_clip::<20, -3>(&row)),
+                    store16(load16_clip::<20, 0>(&row)),
+                    store16(load16_clip::<20, 4>(&row)),
+                    store16(load16_clip::<20, 5>(&row)),
+                    store16(load16_clip::<20, 19>(&row)),
+                    store16(load16_clip::<20, -16>(&row)),
+                ]
+            };
+            for (g, at) in got.iter().zip([-3, 0, 4, 5, 19, -16]) {
+                assert_eq!(*g, want(at), "load16_clip at {at}");
+            }
+            let seq: [f32; 32] = core::array::from_fn(|i| i as f32);
+            let (lo, hi) = (
+                crate::window::at::<16, 32, 0>(&seq),
+                crate::window::at::<16, 32, 16>(&seq),
+            );
+            // SAFETY: as above.
+            let (e, o, s3) = unsafe {
+                let (a, b) = (load16(lo), load16(hi));
+                (
+                    store16(evens16(a, b)),
+                    store16(odds16(a, b)),
+                    store16(shift16::<3>(a, b)),
+                )
+            };
+            for l in 0..16 {
+                assert_eq!(e[l], (2 * l) as f32);
+                assert_eq!(o[l], (2 * l + 1) as f32);
+                assert_eq!(s3[l], (l + 3) as f32);
+            }
+        }
 
         #[test]
         fn group_broadcasts_repeat_their_values() {

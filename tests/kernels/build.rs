@@ -4,7 +4,7 @@
 //! The random layers come from `GSPC_RANDOM_SEED` (default: a fixed seed, so a run is
 //! reproducible) and `GSPC_RANDOM_LAYERS` (default 40): channels per group 1 to 6, output
 //! channels per group 1 to 40, groups 1 to 8 (or, one layer in six, depthwise with 16 to 48
-//! channels), kernels 1 to 7, strides and dilations 1 to 3,
+//! channels, or one in six of the others depthwise with rows of 16+ columns), kernels 1 to 7, strides and dilations 1 to 3,
 //! padding 0 to 3, non-square inputs, bias and activations, and a pinned strategy for a
 //! quarter of them. The specs are written to `OUT_DIR/random_layers_<k>.json`, 20 layers
 //! each (so none reaches the generated-code limit); the test prints the
@@ -125,13 +125,16 @@ fn random_specs(seed: u64, count: usize) -> Vec<String> {
         // One layer in six is depthwise with 16 to 48 channels (the gspc-dwc strategy's
         // blocks of 16).
         let depthwise16 = pick(0, 5) == 0;
+        // One in six of the others is depthwise with rows of 16 columns or more (the direct
+        // gspc-ow kernel of AVX-512).
+        let wide = !depthwise16 && pick(0, 5) == 0;
         let groups = if depthwise16 {
             16 * pick(1, 3)
         } else {
             pick(1, 8)
         };
-        let cpg = if depthwise16 { 1 } else { pick(1, 6) };
-        let kpg = if depthwise16 {
+        let cpg = if depthwise16 || wide { 1 } else { pick(1, 6) };
+        let kpg = if depthwise16 || wide {
             1
         } else if pick(0, 3) == 0 {
             pick(16, 40)
@@ -139,7 +142,7 @@ fn random_specs(seed: u64, count: usize) -> Vec<String> {
             pick(1, 12)
         };
         let kernel = [pick(1, 7), pick(1, 7)];
-        let stride = [pick(1, 3), pick(1, 3)];
+        let stride = [pick(1, 3), if wide { pick(1, 2) } else { pick(1, 3) }];
         let dilation = [pick(1, 3), pick(1, 3)];
         let padding = [pick(0, 3), pick(0, 3)];
         // The padded input must hold the dilated kernel.
@@ -147,7 +150,11 @@ fn random_specs(seed: u64, count: usize) -> Vec<String> {
             .map(|a| {
                 let extent = dilation[a] * (kernel[a] - 1) + 1;
                 let least = extent.saturating_sub(2 * padding[a]).max(1);
-                least + pick(0, 24)
+                if wide && a == 1 {
+                    least + pick(15, 15 + 16 * stride[1]) * stride[1]
+                } else {
+                    least + pick(0, 24)
+                }
             })
             .collect();
         let ow = (input[1] + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) / stride[1] + 1;

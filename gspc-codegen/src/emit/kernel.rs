@@ -2,12 +2,13 @@
 
 use super::{ident, lit};
 use crate::plan::{
-    DWC_BLOCK, LayerPlan, Strategy, VariantPlan, dwc_input_len, dwc_input_span, input_span,
-    output_span,
+    DWC_BLOCK, DirectRowShape, LayerPlan, Strategy, VariantPlan, direct_col_tiles,
+    direct_row_tiles, dwc_input_len, dwc_input_span, input_span, output_span,
 };
 use gspc_runtime::{Activation, Isa};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
+use std::collections::HashMap;
 
 /// The vector operations of one (ISA, lane count), as tokens.
 struct Ops {
@@ -236,6 +237,9 @@ fn linear(terms: &[(&str, usize)], constant: usize) -> TokenStream {
 pub fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
     if p.strategy == Strategy::GspcDwc {
         return variant_module_dwc(p, v, outline);
+    }
+    if v.direct {
+        return variant_module_direct(p, v, outline);
     }
     let l = &p.layer;
     let module = ident(v.isa.as_str());
@@ -972,4 +976,447 @@ fn tile_fn_ow(
             epilogue,
         },
     )
+}
+
+/// The module of a direct `gspc-ow` variant (AVX-512, one channel per group): `run`,
+/// `run_units` (per channel, the row tiles in order) and one tile function per row-tile
+/// shape. The input is read in place: no packing, no scratch.
+fn variant_module_direct(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
+    let l = &p.layer;
+    let module = ident(v.isa.as_str());
+    let tf = target_feature(v.isa);
+    let [h, w] = l.input;
+    let [oh, ow] = p.output;
+    let taps = l.kernel[0] * l.kernel[1];
+    let (plane_l, block_l, taps_l) = (lit(h * w), lit(oh * ow), lit(taps));
+    let bias_l = lit(p.bias_offset);
+    let w_at = linear(&[("g", taps)], 0);
+    let row_tiles = if v.flat {
+        Vec::new()
+    } else {
+        direct_row_tiles(l, v.rows)
+    };
+    let step_ih = v.rows * l.stride[0];
+    let mut shapes: Vec<DirectRowShape> = Vec::new();
+    let mut calls = Vec::new();
+    let mut i = 0;
+    while i < row_tiles.len() {
+        let t = &row_tiles[i];
+        let k = match shapes.iter().position(|s| *s == t.shape) {
+            Some(k) => k,
+            None => {
+                shapes.push(t.shape.clone());
+                shapes.len() - 1
+            }
+        };
+        let mut n = 1;
+        while i + n < row_tiles.len()
+            && row_tiles[i + n].shape == t.shape
+            && row_tiles[i + n].ih0 == t.ih0 + n * step_ih
+        {
+            n += 1;
+        }
+        let f = format_ident!("tile_{}", k);
+        if n == 1 {
+            let (oh0, ih0) = (lit(t.oh0), lit(t.ih0));
+            calls.push(quote!(#f(x, w, b, out, #oh0, #ih0);));
+        } else {
+            let n_l = lit(n);
+            let oh0 = linear(&[("t", v.rows)], t.oh0);
+            let ih0 = linear(&[("t", step_ih)], t.ih0);
+            calls.push(quote! {
+                for t in 0..#n_l {
+                    #f(x, w, b, out, #oh0, #ih0);
+                }
+            });
+        }
+        i += n;
+    }
+    let tiles: Vec<TokenStream> = if v.flat {
+        calls = vec![quote!(tile_flat(x, w, b, out);)];
+        vec![tile_fn_flat(p, v, outline)]
+    } else {
+        shapes
+            .iter()
+            .enumerate()
+            .map(|(k, s)| tile_fn_direct(p, v, k, s, outline))
+            .collect()
+    };
+    let doc = format!(
+        " `{}`: direct (input read in place), {} lanes x up to {} vector(s) x {} output row(s) per tile.",
+        v.kernel, v.lanes, v.nvec, v.rows
+    );
+    let run_doc = format!(" Runs layer `{}` with the {} variant.", l.name, v.isa);
+    let units_doc = format!(
+        " Computes output channels `first..first + blocks.len()` of layer `{}` with the {} variant, straight from the input (the scratch is not used).",
+        l.name, v.isa
+    );
+    let safety = safety_doc(v.isa);
+    let run_fn = variant_run_fn(v, &run_doc, &block_l);
+    let uses = arch_uses(v);
+    quote! {
+        #[doc = #doc]
+        pub mod #module {
+            #uses
+
+            #run_fn
+
+            #[doc = #units_doc]
+            #safety
+            #tf
+            pub fn run_units(
+                input: &[f32; super::INPUT_LEN],
+                packed: &[f32; super::PACKED_LEN],
+                first: usize,
+                blocks: &mut [[f32; #block_l]],
+                _scratch: &mut [f32; super::SCRATCH_LEN],
+            ) {
+                for (i, out) in blocks.iter_mut().enumerate() {
+                    let g = first + i;
+                    let Some(x) = ::gspc_runtime::window::window::<#plane_l, { super::INPUT_LEN }>(input, g * #plane_l) else {
+                        return;
+                    };
+                    let Some(w) = ::gspc_runtime::window::window::<#taps_l, { super::PACKED_LEN }>(packed, #w_at) else {
+                        return;
+                    };
+                    let Some(&b) = packed.get(#bias_l + g) else {
+                        return;
+                    };
+                    #(#calls)*
+                }
+            }
+
+            #(#tiles)*
+        }
+    }
+}
+
+/// The vectors computed from one input row in a direct tile, each once (`let`), by what
+/// they are: loads by column, shifts, even/odd selections.
+struct RowValues {
+    rel: usize,
+    row: TokenStream,
+    w: usize,
+    memo: HashMap<String, proc_macro2::Ident>,
+}
+
+impl RowValues {
+    fn value(
+        &mut self,
+        key: String,
+        expr: TokenStream,
+        body: &mut Vec<TokenStream>,
+    ) -> TokenStream {
+        let id = self
+            .memo
+            .entry(key)
+            .or_insert_with_key(|key| {
+                let id = format_ident!("x{}_{}", self.rel, key.replace('-', "m"));
+                body.push(quote!(let #id = #expr;));
+                id
+            })
+            .clone();
+        quote!(#id)
+    }
+
+    /// The 16 values of the row from column `at` (zero outside the row).
+    fn load(&mut self, at: isize, body: &mut Vec<TokenStream>) -> TokenStream {
+        let at_l = proc_macro2::Literal::isize_unsuffixed(at);
+        let (row, w_l) = (&self.row, lit(self.w));
+        // A negative constant argument needs braces; a positive one must not have them.
+        let at_arg = if at < 0 {
+            quote!({ #at_l })
+        } else {
+            quote!(#at_l)
+        };
+        let expr = quote!(::gspc_runtime::x86::load16_clip::<#w_l, #at_arg>(#row));
+        self.value(format!("l{at}"), expr, body)
+    }
+}
+
+/// `let` of each accumulator at the bias; `mut` where an FMA updates it.
+fn accumulator_inits(
+    accs: impl Iterator<Item = proc_macro2::Ident>,
+    fed: &std::collections::HashSet<proc_macro2::Ident>,
+) -> Vec<TokenStream> {
+    accs.map(|a| {
+        if fed.contains(&a) {
+            quote!(let mut #a = bias;)
+        } else {
+            quote!(let #a = bias;)
+        }
+    })
+    .collect()
+}
+
+/// `act(v)` of an AVX-512 accumulator.
+fn activation_512(v: TokenStream, act: Activation) -> TokenStream {
+    match act {
+        Activation::None => v,
+        Activation::Relu => quote!(_mm512_max_ps(#v, _mm512_setzero_ps())),
+        Activation::Relu6 => {
+            quote!(_mm512_min_ps(_mm512_max_ps(#v, _mm512_setzero_ps()), _mm512_set1_ps(6.0)))
+        }
+    }
+}
+
+/// One tile function of the direct kernel: the output rows of `shape` (from `oh0`), every
+/// column tile of the row in turn, each with its own accumulators.
+fn tile_fn_direct(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    k: usize,
+    shape: &DirectRowShape,
+    outline: bool,
+) -> TokenStream {
+    let l = &p.layer;
+    let tf = target_feature(v.isa);
+    let name = format_ident!("tile_{}", k);
+    let [h, w] = l.input;
+    let [oh, ow] = p.output;
+    let kw_n = l.kernel[1];
+    let (dw, pw, sw) = (l.dilation[1], l.padding[1] as isize, l.stride[1]);
+    let taps = l.kernel[0] * kw_n;
+    let spanw = shape.span * w;
+    let rows_ow = shape.rows * ow;
+    let ow_l = lit(ow);
+    let (plane_l, block_l, taps_l, w_l, spanw_l, rows_ow_l) = (
+        lit(h * w),
+        lit(oh * ow),
+        lit(taps),
+        lit(w),
+        lit(spanw),
+        lit(rows_ow),
+    );
+    let mut pre = Vec::new();
+    // The weights this tile uses, broadcast once.
+    let mut used: Vec<usize> = shape
+        .taps
+        .iter()
+        .flat_map(|&(_, kh, _)| (0..kw_n).map(move |kw| kh * kw_n + kw))
+        .collect();
+    used.sort_unstable();
+    used.dedup();
+    for t in &used {
+        let (id, t_l) = (format_ident!("w{}", t), lit(*t));
+        pre.push(quote!(let #id = _mm512_set1_ps(w[#t_l]);));
+    }
+    let mut rels: Vec<usize> = shape.taps.iter().map(|t| t.2).collect();
+    rels.sort_unstable();
+    rels.dedup();
+    for &rel in &rels {
+        let (id, at) = (format_ident!("row{}", rel), lit(rel * w));
+        pre.push(quote!(let #id = ::gspc_runtime::window::at::<#w_l, #spanw_l, #at>(xw);));
+    }
+    let mut col_blocks = Vec::new();
+    for cols in direct_col_tiles(v) {
+        let acc = |r: usize, j: usize| format_ident!("acc_r{}_v{}", r, j);
+        let mut body = Vec::new();
+        // Accumulators that get an FMA (those of rows over the padding only do not).
+        let mut fed = std::collections::HashSet::new();
+        for &rel in &rels {
+            let row = format_ident!("row{}", rel);
+            let uses: Vec<(usize, usize)> = shape
+                .taps
+                .iter()
+                .filter(|t| t.2 == rel)
+                .map(|t| (t.0, t.1))
+                .collect();
+            let mut vals = RowValues {
+                rel,
+                row: quote!(#row),
+                w,
+                memo: HashMap::new(),
+            };
+            for (j, &c) in cols.iter().enumerate() {
+                for kw in 0..kw_n {
+                    let o = (kw * dw) as isize;
+                    let tap = if sw == 1 {
+                        let at0 = c as isize - pw;
+                        if o == 0 {
+                            vals.load(at0, &mut body)
+                        } else if o == 16 {
+                            vals.load(at0 + 16, &mut body)
+                        } else {
+                            let lo = vals.load(at0, &mut body);
+                            let hi = vals.load(at0 + 16, &mut body);
+                            let o_l = proc_macro2::Literal::i32_unsuffixed(o as i32);
+                            vals.value(
+                                format!("s{at0}_{o}"),
+                                quote!(::gspc_runtime::x86::shift16::<#o_l>(#lo, #hi)),
+                                &mut body,
+                            )
+                        }
+                    } else {
+                        let base = 2 * c as isize - pw + 2 * (o / 2);
+                        let lo = vals.load(base, &mut body);
+                        let hi = vals.load(base + 16, &mut body);
+                        let (key, f) = if o % 2 == 0 {
+                            (format!("e{base}"), quote!(::gspc_runtime::x86::evens16))
+                        } else {
+                            (format!("o{base}"), quote!(::gspc_runtime::x86::odds16))
+                        };
+                        vals.value(key, quote!(#f(#lo, #hi)), &mut body)
+                    };
+                    for &(r, kh) in &uses {
+                        let a = acc(r, j);
+                        fed.insert(a.clone());
+                        let wt = format_ident!("w{}", kh * kw_n + kw);
+                        body.push(quote!(#a = _mm512_fmadd_ps(#tap, #wt, #a);));
+                    }
+                }
+            }
+        }
+        for r in 0..shape.rows {
+            for (j, &c) in cols.iter().enumerate() {
+                let a = acc(r, j);
+                let at = lit(r * ow + c);
+                let v = activation_512(quote!(#a), l.activation);
+                body.push(quote! {
+                    *::gspc_runtime::window::at_mut::<16, #rows_ow_l, #at>(ov) = ::gspc_runtime::x86::store16(#v);
+                });
+            }
+        }
+        let init = accumulator_inits(
+            (0..shape.rows)
+                .flat_map(|r| (0..cols.len()).map(move |j| (r, j)))
+                .map(|(r, j)| acc(r, j)),
+            &fed,
+        );
+        col_blocks.push(quote!({ #(#init)* #(#body)* }));
+    }
+    let inline = if outline {
+        quote!(#[inline(never)])
+    } else {
+        quote!(#[inline])
+    };
+    let doc = format!(
+        " Direct tile: {} output row(s) from `oh0`, reading {} input row(s) from `ih0` in place; per column tile, accumulators `acc_r{{row}}_v{{vector}}` start at the bias; each input row's vectors are loaded once (masked at the row's ends: the zero padding), the column taps made by in-register shifts (stride 1) or even/odd selection (stride 2), one FMA per tap, output row and vector.",
+        shape.rows, shape.span
+    );
+    quote! {
+        #[doc = #doc]
+        #tf
+        #inline
+        fn #name(
+            x: &[f32; #plane_l],
+            w: &[f32; #taps_l],
+            b: f32,
+            out: &mut [f32; #block_l],
+            oh0: usize,
+            ih0: usize,
+        ) {
+            let Some(xw) = ::gspc_runtime::window::window::<#spanw_l, #plane_l>(x, ih0 * #w_l) else {
+                return;
+            };
+            let Some(ov) = ::gspc_runtime::window::window_mut::<#rows_ow_l, #block_l>(out, oh0 * #ow_l) else {
+                return;
+            };
+            let bias = _mm512_set1_ps(b);
+            #(#pre)*
+            #(#col_blocks)*
+        }
+    }
+}
+
+/// The flat direct kernel's one tile function: the whole plane as one row of `H * W`
+/// values, in column tiles of up to `nvec` vectors; a tap's lanes whose column falls off
+/// the row are left out of its FMA by a constant mask.
+fn tile_fn_flat(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
+    let l = &p.layer;
+    let tf = target_feature(v.isa);
+    let [h, w] = l.input;
+    let hw = h * w;
+    let [kh_n, kw_n] = l.kernel;
+    let (dh, dw) = (l.dilation[0] as isize, l.dilation[1] as isize);
+    let (ph, pw) = (l.padding[0] as isize, l.padding[1] as isize);
+    let (hw_l, taps_l) = (lit(hw), lit(kh_n * kw_n));
+    let mut pre = vec![quote!(let bias = _mm512_set1_ps(b);)];
+    for t in 0..kh_n * kw_n {
+        let (id, t_l) = (format_ident!("w{}", t), lit(t));
+        pre.push(quote!(let #id = _mm512_set1_ps(w[#t_l]);));
+    }
+    let mut col_blocks = Vec::new();
+    for cols in direct_col_tiles(v) {
+        let acc = |j: usize| format_ident!("acc_v{}", j);
+        let mut body = Vec::new();
+        let mut fed = std::collections::HashSet::new();
+        let mut vals = RowValues {
+            rel: 0,
+            row: quote!(x),
+            w: hw,
+            memo: HashMap::new(),
+        };
+        for kh in 0..kh_n {
+            let row_off = (kh as isize * dh - ph) * w as isize;
+            for (j, &f0) in cols.iter().enumerate() {
+                let at0 = f0 as isize + row_off - pw;
+                for kw in 0..kw_n {
+                    let o = kw as isize * dw;
+                    let tap = if o == 0 {
+                        vals.load(at0, &mut body)
+                    } else if o == 16 {
+                        vals.load(at0 + 16, &mut body)
+                    } else {
+                        let lo = vals.load(at0, &mut body);
+                        let hi = vals.load(at0 + 16, &mut body);
+                        let o_l = proc_macro2::Literal::i32_unsuffixed(o as i32);
+                        vals.value(
+                            format!("s{at0}_{o}"),
+                            quote!(::gspc_runtime::x86::shift16::<#o_l>(#lo, #hi)),
+                            &mut body,
+                        )
+                    };
+                    // Lanes whose input column is inside the row.
+                    let mut mask = 0u16;
+                    for lane in 0..16 {
+                        let col = ((f0 + lane) % w) as isize + o - pw;
+                        if (0..w as isize).contains(&col) {
+                            mask |= 1 << lane;
+                        }
+                    }
+                    let (a, wt) = (acc(j), format_ident!("w{}", kh * kw_n + kw));
+                    if mask != 0 {
+                        fed.insert(a.clone());
+                    }
+                    body.push(match mask {
+                        0 => quote!(),
+                        u16::MAX => quote!(#a = _mm512_fmadd_ps(#tap, #wt, #a);),
+                        m => {
+                            let m_l = proc_macro2::Literal::u16_unsuffixed(m);
+                            quote!(#a = _mm512_mask3_fmadd_ps(#tap, #wt, #a, #m_l);)
+                        }
+                    });
+                }
+            }
+        }
+        for (j, &f0) in cols.iter().enumerate() {
+            let a = acc(j);
+            let at = lit(f0);
+            let val = activation_512(quote!(#a), l.activation);
+            body.push(quote! {
+                *::gspc_runtime::window::at_mut::<16, #hw_l, #at>(out) = ::gspc_runtime::x86::store16(#val);
+            });
+        }
+        let init = accumulator_inits((0..cols.len()).map(acc), &fed);
+        col_blocks.push(quote!({ #(#init)* #(#body)* }));
+    }
+    let inline = if outline {
+        quote!(#[inline(never)])
+    } else {
+        quote!(#[inline])
+    };
+    let doc = format!(
+        " Flat direct tile: the {h}x{w} plane as one row of {hw} values, column tiles of up to {} vectors; accumulators `acc_v{{vector}}` start at the bias; per tap, the input at `f + (kh DH - PH) W + kw DW - PW` (zero outside the plane) from two loads and a shift, its lanes whose column falls off the row masked out of the FMA.",
+        v.nvec
+    );
+    quote! {
+        #[doc = #doc]
+        #tf
+        #inline
+        fn tile_flat(x: &[f32; #hw_l], w: &[f32; #taps_l], b: f32, out: &mut [f32; #hw_l]) {
+            #(#pre)*
+            #(#col_blocks)*
+        }
+    }
 }

@@ -53,6 +53,18 @@ fn missing_coverage(layers: &[Layer]) -> Vec<String> {
             .iter()
             .any(|l| l.info.in_per_group() == 1 && l.info.out_per_group() > 1),
     );
+    for s in 1..=2 {
+        need(
+            format!("depthwise gspc-ow, 16+ columns, column stride {s} (direct on AVX-512)"),
+            layers.iter().any(|l| {
+                l.strategy == "gspc-ow"
+                    && l.info.in_per_group() == 1
+                    && l.info.out_per_group() == 1
+                    && l.info.output[1] >= 16
+                    && l.info.stride[1] == s
+            }),
+        );
+    }
     need(
         "several input channels per group".into(),
         layers.iter().any(|l| l.info.in_per_group() > 1),
