@@ -225,6 +225,23 @@ mod simd {
         }
     }
 
+    /// Stores the first `N` lanes of `v` at `AT` of `dst` (a row narrower than a vector).
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn store16_part<const L: usize, const AT: usize, const N: usize>(
+        dst: &mut [f32; L],
+        v: __m512,
+    ) {
+        const { assert!(N <= 16 && AT + N <= L, "store16_part out of bounds") };
+        // SAFETY: AT + N <= L (asserted at compile time), so the N values from AT lie inside
+        // `dst`; the masked store writes only those lanes and does not access the others.
+        unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr().add(AT), mask16(N), v) }
+    }
+
     /// Lanes 0, 2, .., 30 of the 32 values `a` then `b` (stride-2 columns, even phase).
     ///
     /// # Safety

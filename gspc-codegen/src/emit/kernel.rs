@@ -1272,9 +1272,17 @@ fn tile_fn_direct(
                 let a = acc(r, j);
                 let at = lit(r * ow + c);
                 let v = activation_512(quote!(#a), l.activation);
-                body.push(quote! {
-                    *::gspc_runtime::window::at_mut::<16, #rows_ow_l, #at>(ov) = ::gspc_runtime::x86::store16(#v);
-                });
+                if c + 16 > ow {
+                    // A row narrower than the vector: its first lanes only.
+                    let n = lit(ow - c);
+                    body.push(quote! {
+                        ::gspc_runtime::x86::store16_part::<#rows_ow_l, #at, #n>(ov, #v);
+                    });
+                } else {
+                    body.push(quote! {
+                        *::gspc_runtime::window::at_mut::<16, #rows_ow_l, #at>(ov) = ::gspc_runtime::x86::store16(#v);
+                    });
+                }
             }
         }
         let init = accumulator_inits(

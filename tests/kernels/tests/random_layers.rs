@@ -66,6 +66,15 @@ fn missing_coverage(layers: &[Layer]) -> Vec<String> {
         );
     }
     need(
+        "depthwise gspc-ow, rows narrower than 16 (direct on AVX-512)".into(),
+        layers.iter().any(|l| {
+            l.strategy == "gspc-ow"
+                && l.info.in_per_group() == 1
+                && l.info.out_per_group() == 1
+                && l.info.output[1] < 16
+        }),
+    );
+    need(
         "several input channels per group".into(),
         layers.iter().any(|l| l.info.in_per_group() > 1),
     );
