@@ -1233,8 +1233,9 @@ fn tile_fn_direct(
                     let o = (kw * dw) as isize;
                     let tap = if sw == 1 {
                         let at0 = c as isize - pw;
-                        if o == 0 {
-                            vals.load(at0, &mut body)
+                        // As in the flat kernel: taps 0 and 1 loaded, the others shifted.
+                        if o <= 1 {
+                            vals.load(at0 + o, &mut body)
                         } else if o == 16 {
                             vals.load(at0 + 16, &mut body)
                         } else {
@@ -1249,6 +1250,33 @@ fn tile_fn_direct(
                         }
                     } else {
                         let base = 2 * c as isize - pw + 2 * (o / 2);
+                        if o == 2 && ow >= 8 && !vals.memo.contains_key(&format!("e{base}")) {
+                            // The even lanes from two columns on: the even lanes of the
+                            // pair at `base - 2` shifted by one, the last lane the first
+                            // of a load (shared with the next vector's pair). Measured on
+                            // Zen 5: 56x56 -> 28x28 23.2 -> 19.5 us, 28x28 -> 14x14
+                            // 10.6 -> 8.6 us; slower on 7-column rows (14x14 -> 7x7: 6.1 -> 7.8).
+                            let lo = vals.load(base - 2, &mut body);
+                            let hi = vals.load(base + 14, &mut body);
+                            let evens = vals.value(
+                                format!("e{}", base - 2),
+                                quote!(::gspc_runtime::x86::evens16(#lo, #hi)),
+                                &mut body,
+                            );
+                            let next = vals.load(base + 30, &mut body);
+                            let tap = vals.value(
+                                format!("e{base}"),
+                                quote!(::gspc_runtime::x86::shift16::<1>(#evens, #next)),
+                                &mut body,
+                            );
+                            for &(r, kh) in &uses {
+                                let a = acc(r, j);
+                                fed.insert(a.clone());
+                                let wt = format_ident!("w{}", kh * kw_n + kw);
+                                body.push(quote!(#a = _mm512_fmadd_ps(#tap, #wt, #a);));
+                            }
+                            continue;
+                        }
                         let lo = vals.load(base, &mut body);
                         let hi = vals.load(base + 16, &mut body);
                         let (key, f) = if o % 2 == 0 {
@@ -1361,8 +1389,11 @@ fn tile_fn_flat(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
                 let at0 = f0 as isize + row_off - pw;
                 for kw in 0..kw_n {
                     let o = kw as isize * dw;
-                    let tap = if o == 0 {
-                        vals.load(at0, &mut body)
+                    // Taps 0 and 1 are loads, the others shifts of two loads: the balance
+                    // of load and shuffle ports measured best on Zen 5 (14x14: 17.8 -> 14.7
+                    // us against shifts for every tap but the first).
+                    let tap = if o <= 1 {
+                        vals.load(at0 + o, &mut body)
                     } else if o == 16 {
                         vals.load(at0 + 16, &mut body)
                     } else {
