@@ -434,15 +434,15 @@ pub fn plan_layer_pinned(
             choose_strategy(layer, isas, oc_bn_oc)
         }
     });
-    // Narrow rows (OW < 8) leave fewer accumulators than FMAs in flight (2 pipes x 4
+    // Narrow rows (OW <= 8) leave no more accumulators than FMAs in flight (2 pipes x 4
     // cycles on Zen 4/5): two vectors of channels per column fill them (measured: 7x7
-    // layers went from 75% to 90-95% of peak on AVX-512).
-    let oc_bn_oc = if target.arch == Arch::X86_64 && layer.output()[1] < 8 && kpg.is_multiple_of(32)
-    {
-        32
-    } else {
-        oc_bn_oc
-    };
+    // layers went from 75% to 90-95% of peak on AVX-512; wrn40_2_g1's 8x8 layer 80 -> 68 us).
+    let oc_bn_oc =
+        if target.arch == Arch::X86_64 && layer.output()[1] <= 8 && kpg.is_multiple_of(32) {
+            32
+        } else {
+            oc_bn_oc
+        };
     let gpv = if strategy == Strategy::GspcOc && pin.oc_block.is_none() {
         groups_per_vector(layer, target, isas)
     } else {
