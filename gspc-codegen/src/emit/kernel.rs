@@ -242,8 +242,6 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
         return variant_module_direct(p, v, outline);
     }
     let l = &p.layer;
-    let module = ident(v.isa.as_str());
-    let tf = target_feature(v.isa);
     let oh = p.output[0];
     let nocb = lit(p.nocb());
     let full_n = lit(v.full_tiles);
@@ -304,16 +302,6 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
     } else {
         quote!()
     };
-    let uses = match v.isa {
-        _ if v.lanes == 1 => quote!(),
-        Isa::Avx2 | Isa::Avx512 => quote!(
-            use ::core::arch::x86_64::*;
-        ),
-        Isa::Neon => quote!(
-            use ::core::arch::aarch64::*;
-        ),
-        Isa::Portable => quote!(),
-    };
     let doc = format!(
         " `{}`: {} lanes x {} vector(s), {} full tile(s) of {} column(s) per row{}.",
         v.kernel,
@@ -341,12 +329,82 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
     } else {
         quote!((unit / #nocb, unit % #nocb))
     };
-    let safety = safety_doc(v.isa);
+    let body = quote! {
+        let mut packed_group = usize::MAX;
+        for (i, block) in blocks.iter_mut().enumerate() {
+            let unit = first + i;
+            let (g, ob) = #unit_split;
+            if g != packed_group {
+                super::pack_input(input, scratch, g);
+                packed_group = g;
+            }
+            let x: &[f32; super::SCRATCH_LEN] = scratch;
+            #row_loop
+            #row_tail_block
+        }
+    };
+    variant_module_shell(
+        v,
+        ModuleParts {
+            doc,
+            run_doc,
+            units_doc,
+            block_l,
+            consts: quote!(),
+            scratch: quote!(scratch),
+            body,
+            items: tiles,
+        },
+    )
+}
+
+/// `#[inline]` of a tile function, or `#[inline(never)]` to keep tiles out of line (for
+/// `scripts/mca.py`).
+fn inline_attr(outline: bool) -> TokenStream {
+    if outline {
+        quote!(#[inline(never)])
+    } else {
+        quote!(#[inline])
+    }
+}
+
+/// What differs between the modules of the variant kinds.
+struct ModuleParts {
+    doc: String,
+    run_doc: String,
+    units_doc: String,
+    block_l: proc_macro2::Literal,
+    /// Module-level constants.
+    consts: TokenStream,
+    /// The name of `run_units`'s scratch parameter (`_scratch` where unused).
+    scratch: TokenStream,
+    /// `run_units`'s body, over `input`, `packed`, `first`, `blocks` and the scratch.
+    body: TokenStream,
+    /// Tile functions.
+    items: Vec<TokenStream>,
+}
+
+/// The module of one variant: `run`, `run_units` and the tile functions.
+fn variant_module_shell(v: &VariantPlan, m: ModuleParts) -> TokenStream {
+    let module = ident(v.isa.as_str());
+    let (tf, safety, uses) = (target_feature(v.isa), safety_doc(v.isa), arch_uses(v));
+    let ModuleParts {
+        doc,
+        run_doc,
+        units_doc,
+        block_l,
+        consts,
+        scratch,
+        body,
+        items,
+    } = m;
     let run_fn = variant_run_fn(v, &run_doc, &block_l);
     quote! {
         #[doc = #doc]
         pub mod #module {
             #uses
+
+            #consts
 
             #run_fn
 
@@ -358,23 +416,12 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
                 packed: &[f32; super::PACKED_LEN],
                 first: usize,
                 blocks: &mut [[f32; #block_l]],
-                scratch: &mut [f32; super::SCRATCH_LEN],
+                #scratch: &mut [f32; super::SCRATCH_LEN],
             ) {
-                let mut packed_group = usize::MAX;
-                for (i, block) in blocks.iter_mut().enumerate() {
-                    let unit = first + i;
-                    let (g, ob) = #unit_split;
-                    if g != packed_group {
-                        super::pack_input(input, scratch, g);
-                        packed_group = g;
-                    }
-                    let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    #row_loop
-                    #row_tail_block
-                }
+                #body
             }
 
-            #(#tiles)*
+            #(#items)*
         }
     }
 }
@@ -432,8 +479,6 @@ fn arch_uses(v: &VariantPlan) -> TokenStream {
 /// compute its output pixels row by row, transpose them back) and the tile functions.
 fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
     let l = &p.layer;
-    let module = ident(v.isa.as_str());
-    let tf = target_feature(v.isa);
     let [oh, ow] = p.output;
     let cb = DWC_BLOCK;
     let (xlen, olen) = (dwc_input_len(p), oh * ow * cb);
@@ -478,8 +523,6 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
         calls.push(quote!(tile_last(x, packed, out, cb, oh, #at);));
     }
     let oh_l = lit(oh);
-    let uses = arch_uses(v);
-    let safety = safety_doc(v.isa);
     let doc = format!(
         " `{}`: {} lanes x {} vector(s) per pixel of 16 channels, {} full tile(s) of {} pixel(s) per row{}.",
         v.kernel,
@@ -498,57 +541,50 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
         " Computes output blocks `first..first + blocks.len()` of layer `{}` with the {} variant; block `u` is channels `u * 16 .. u * 16 + 16`.",
         l.name, v.isa
     );
-    let run_fn = variant_run_fn(v, &run_doc, &block_l);
-    quote! {
-        #[doc = #doc]
-        pub mod #module {
-            #uses
-
-            /// Values of the packed input of one block of 16 channels, `[HP][WP][16]`.
-            const XLEN: usize = #xlen_l;
-            /// Values of the output pixels of one block, `[OH * OW][16]`.
-            const OLEN: usize = #olen_l;
-            const GEOMETRY: ::gspc_runtime::dwc::Geometry = ::gspc_runtime::dwc::Geometry {
-                h: #h_l,
-                w: #w_l,
-                ph: #ph_l,
-                pw: #pw_l,
-                hp: #hp_l,
-                wp: #wp_l,
-            };
-
-            #run_fn
-
-            #[doc = #units_doc]
-            #safety
-            #tf
-            pub fn run_units(
-                input: &[f32; super::INPUT_LEN],
-                packed: &[f32; super::PACKED_LEN],
-                first: usize,
-                blocks: &mut [[f32; #block_l]],
-                scratch: &mut [f32; super::SCRATCH_LEN],
-            ) {
-                let Some((xs, rest)) = scratch.split_first_chunk_mut::<XLEN>() else {
-                    return;
-                };
-                let Some(out) = rest.first_chunk_mut::<OLEN>() else {
-                    return;
-                };
-                for (i, block) in blocks.iter_mut().enumerate() {
-                    let cb = first + i;
-                    #pack(input, cb * #cb_l, &GEOMETRY, xs);
-                    let x: &[f32; XLEN] = xs;
-                    for oh in 0..#oh_l {
-                        #(#calls)*
-                    }
-                    #unpack(out, #pixels_l, block);
-                }
-            }
-
-            #(#tiles)*
+    let consts = quote! {
+    /// Values of the packed input of one block of 16 channels, `[HP][WP][16]`.
+    const XLEN: usize = #xlen_l;
+    /// Values of the output pixels of one block, `[OH * OW][16]`.
+    const OLEN: usize = #olen_l;
+    const GEOMETRY: ::gspc_runtime::dwc::Geometry = ::gspc_runtime::dwc::Geometry {
+        h: #h_l,
+        w: #w_l,
+        ph: #ph_l,
+        pw: #pw_l,
+        hp: #hp_l,
+        wp: #wp_l,
+    };
+    };
+    let body = quote! {
+    let Some((xs, rest)) = scratch.split_first_chunk_mut::<XLEN>() else {
+        return;
+    };
+    let Some(out) = rest.first_chunk_mut::<OLEN>() else {
+        return;
+    };
+    for (i, block) in blocks.iter_mut().enumerate() {
+        let cb = first + i;
+        #pack(input, cb * #cb_l, &GEOMETRY, xs);
+        let x: &[f32; XLEN] = xs;
+        for oh in 0..#oh_l {
+            #(#calls)*
         }
+        #unpack(out, #pixels_l, block);
     }
+    };
+    variant_module_shell(
+        v,
+        ModuleParts {
+            doc,
+            run_doc,
+            units_doc,
+            block_l,
+            consts,
+            scratch: quote!(scratch),
+            body,
+            items: tiles,
+        },
+    )
 }
 
 /// One `gspc-dwc` tile function: `r` output pixels of one row, 16 channels each.
@@ -618,11 +654,7 @@ fn tile_fn_dwc(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize, outline: bo
             });
         }
     }
-    let inline = if outline {
-        quote!(#[inline(never)])
-    } else {
-        quote!(#[inline])
-    };
+    let inline = inline_attr(outline);
     let doc = format!(
         " Tile of {r} output pixel(s) x 16 channels: accumulators `acc_p{{pixel}}_v{{vector}}`, {r} x {} vector(s) of {} lane(s); the {kh_n}x{kw_n} window unrolled, one weight vector per tap.",
         v.nvec, v.lanes
@@ -828,11 +860,7 @@ fn tile_wrapper(p: &LayerPlan, v: &VariantPlan, outline: bool, t: Tile) -> Token
         epilogue,
         ..
     } = t;
-    let inline = if outline {
-        quote!(#[inline(never)])
-    } else {
-        quote!(#[inline])
-    };
+    let inline = inline_attr(outline);
     quote! {
         #[doc = #doc]
         #tf
@@ -983,8 +1011,6 @@ fn tile_fn_ow(
 /// shape. The input is read in place: no packing, no scratch.
 fn variant_module_direct(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
     let l = &p.layer;
-    let module = ident(v.isa.as_str());
-    let tf = target_feature(v.isa);
     let [h, w] = l.input;
     let [oh, ow] = p.output;
     let taps = l.kernel[0] * l.kernel[1];
@@ -1051,44 +1077,34 @@ fn variant_module_direct(p: &LayerPlan, v: &VariantPlan, outline: bool) -> Token
         " Computes output channels `first..first + blocks.len()` of layer `{}` with the {} variant, straight from the input (the scratch is not used).",
         l.name, v.isa
     );
-    let safety = safety_doc(v.isa);
-    let run_fn = variant_run_fn(v, &run_doc, &block_l);
-    let uses = arch_uses(v);
-    quote! {
-        #[doc = #doc]
-        pub mod #module {
-            #uses
-
-            #run_fn
-
-            #[doc = #units_doc]
-            #safety
-            #tf
-            pub fn run_units(
-                input: &[f32; super::INPUT_LEN],
-                packed: &[f32; super::PACKED_LEN],
-                first: usize,
-                blocks: &mut [[f32; #block_l]],
-                _scratch: &mut [f32; super::SCRATCH_LEN],
-            ) {
-                for (i, out) in blocks.iter_mut().enumerate() {
-                    let g = first + i;
-                    let Some(x) = ::gspc_runtime::window::window::<#plane_l, { super::INPUT_LEN }>(input, g * #plane_l) else {
-                        return;
-                    };
-                    let Some(w) = ::gspc_runtime::window::window::<#taps_l, { super::PACKED_LEN }>(packed, #w_at) else {
-                        return;
-                    };
-                    let Some(&b) = packed.get(#bias_l + g) else {
-                        return;
-                    };
-                    #(#calls)*
-                }
-            }
-
-            #(#tiles)*
-        }
+    let body = quote! {
+    for (i, out) in blocks.iter_mut().enumerate() {
+        let g = first + i;
+        let Some(x) = ::gspc_runtime::window::window::<#plane_l, { super::INPUT_LEN }>(input, g * #plane_l) else {
+            return;
+        };
+        let Some(w) = ::gspc_runtime::window::window::<#taps_l, { super::PACKED_LEN }>(packed, #w_at) else {
+            return;
+        };
+        let Some(&b) = packed.get(#bias_l + g) else {
+            return;
+        };
+        #(#calls)*
     }
+    };
+    variant_module_shell(
+        v,
+        ModuleParts {
+            doc,
+            run_doc,
+            units_doc,
+            block_l,
+            consts: quote!(),
+            scratch: quote!(_scratch),
+            body,
+            items: tiles,
+        },
+    )
 }
 
 /// The vectors computed from one input row in a direct tile, each once (`let`), by what
@@ -1321,11 +1337,7 @@ fn tile_fn_direct(
         );
         col_blocks.push(quote!({ #(#init)* #(#body)* }));
     }
-    let inline = if outline {
-        quote!(#[inline(never)])
-    } else {
-        quote!(#[inline])
-    };
+    let inline = inline_attr(outline);
     let doc = format!(
         " Direct tile: {} output row(s) from `oh0`, reading {} input row(s) from `ih0` in place; per column tile, accumulators `acc_r{{row}}_v{{vector}}` start at the bias; each input row's vectors are loaded once (masked at the row's ends: the zero padding), the column taps made by in-register shifts (stride 1) or even/odd selection (stride 2), one FMA per tap, output row and vector.",
         shape.rows, shape.span
@@ -1440,11 +1452,7 @@ fn tile_fn_flat(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
         let init = accumulator_inits((0..cols.len()).map(acc), &fed);
         col_blocks.push(quote!({ #(#init)* #(#body)* }));
     }
-    let inline = if outline {
-        quote!(#[inline(never)])
-    } else {
-        quote!(#[inline])
-    };
+    let inline = inline_attr(outline);
     let doc = format!(
         " Flat direct tile: the {h}x{w} plane as one row of {hw} values, column tiles of up to {} vectors; accumulators `acc_v{{vector}}` start at the bias; per tap, the input at `f + (kh DH - PH) W + kw DW - PW` (zero outside the plane) from two loads and a shift, its lanes whose column falls off the row masked out of the FMA.",
         v.nvec
