@@ -420,10 +420,12 @@ pub fn plan_layer_pinned(
     };
     let oc_bn_oc = largest_divisor_at_most(kpg, max_oc_bn);
     let strategy = pin.strategy.unwrap_or_else(|| {
-        // The direct gspc-ow kernel of AVX-512 needs no transposes and, flat or narrow,
-        // took about half the time of gspc-dwc on mobilenet_v1_dw's narrow rows (Zen 5).
-        let direct =
-            isas.contains(&Isa::Avx512) && direct_applies(layer, Isa::Avx512, 16, false, 1);
+        // The direct gspc-ow kernel (AVX-512 or AVX2) needs no transposes and took about
+        // half to two thirds of the time of gspc-dwc on mobilenet_v1_dw's narrow rows (Zen 5,
+        // each ISA).
+        let direct = [Isa::Avx512, Isa::Avx2]
+            .iter()
+            .any(|i| isas.contains(i) && direct_applies(layer, *i, false, 1));
         if target.arch == Arch::X86_64 && dwc_applies(layer) && dwc_pays(layer) && !direct {
             Strategy::GspcDwc
         } else if groups_per_vector(layer, target, isas) > 1 && layer.output()[1] <= 8 {
@@ -754,8 +756,9 @@ fn plan_ow(
     let lanes = widths.iter().copied().find(|w| *w <= ow).unwrap_or(1);
     // Rows narrower than 16 columns that the flat kernel does not take: the direct kernel
     // with one 16-lane vector per row, its last lanes unused (stored under a mask).
-    let narrow = !flat && ow < 16 && direct_applies(layer, isa, 16, scalar, oc_bn);
-    let lanes = if narrow { 16 } else { lanes };
+    let dl = direct_lanes(isa);
+    let narrow = !flat && ow < dl && direct_applies(layer, isa, scalar, oc_bn);
+    let lanes = if narrow || flat { dl } else { lanes };
     let acc_per_vec = match isa {
         Isa::Portable if scalar => lanes,
         Isa::Portable => lanes.div_ceil(4),
@@ -772,15 +775,16 @@ fn plan_ow(
         .min(MAX_TILE_FMAS / (oc_bn * nvec * kh * kw))
         .min(oh)
         .clamp(1, 4);
-    // The direct kernel (AVX-512, depthwise): 2 output rows x at most 4 vectors; its
-    // 9 weights stay in registers beside the 8 accumulators (4 rows x 4 vectors spilled).
-    let direct = flat || narrow || direct_applies(layer, isa, lanes, scalar, oc_bn);
+    // The direct kernel (depthwise, AVX-512 or AVX2): tiles of `direct_tile`; flat, a
+    // row twice as long; narrow, one vector per row and twice the rows.
+    let direct = flat || narrow || (lanes == dl && direct_applies(layer, isa, scalar, oc_bn));
+    let (dv, dr) = direct_tile(isa);
     let (nvec, rows) = if flat {
-        (vectors.min(2 * DIRECT_VECTORS), 1)
+        (vectors.min(2 * dv), 1)
     } else if narrow {
-        (1, oh.min(2 * DIRECT_ROWS))
+        (1, oh.min(2 * dr))
     } else if direct {
-        (vectors.min(DIRECT_VECTORS), oh.min(DIRECT_ROWS))
+        (vectors.min(dv), oh.min(dr))
     } else {
         (nvec, rows)
     };
@@ -824,35 +828,43 @@ fn plan_ow(
 /// keep the packed kernel and its loop over column tiles).
 pub const DIRECT_MAX_WIDTH: usize = 256;
 
-/// Output rows per tile of the direct `gspc-ow` kernel.
-pub const DIRECT_ROWS: usize = 2;
-/// Vectors of 16 columns per tile of the direct `gspc-ow` kernel, at most.
-pub const DIRECT_VECTORS: usize = 4;
+/// Vector lanes of the direct `gspc-ow` kernel on an ISA (0: none there).
+pub fn direct_lanes(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 16,
+        Isa::Avx2 => 8,
+        Isa::Neon | Isa::Portable => 0,
+    }
+}
+
+/// Tile of the direct kernel on an ISA: (vectors per row, output rows), at most. AVX-512:
+/// 4 x 2, the 9 weights of a 3x3 kernel in registers beside 8 accumulators (4 x 4 spilled
+/// on Zen 5); AVX2's 16 registers: 2 x 2.
+pub fn direct_tile(isa: Isa) -> (usize, usize) {
+    match isa {
+        Isa::Avx512 => (4, 2),
+        _ => (2, 2),
+    }
+}
 
 /// Whether a `gspc-ow` variant computes straight from the NCHW input (the direct kernel):
-/// AVX-512, one input and one output channel per group, rows of 16 to 256 columns, column
-/// stride 1 (the kernel's column taps `kw * DW` at most 16 apart: one shift of two loads
-/// each) or 2 (each tap the even or odd lanes of two loads). Each input row is read in place
-/// with masked loads at the row's ends (the zero padding), so the input is not packed; the
-/// taps of one row come from two loads by in-register shifts. Measured on Zen 5
-/// (mobilenet_v1_dw shapes, both kernels in one run): see the README.
-pub fn direct_applies(
-    layer: &LayerSpec,
-    isa: Isa,
-    lanes: usize,
-    scalar: bool,
-    oc_bn: usize,
-) -> bool {
+/// AVX-512 or AVX2, one input and one output channel per group, rows up to 256 columns,
+/// column stride 1 (AVX-512: the kernel's column taps `kw * DW` at most 16 apart, made by
+/// shifts of two loads) or 2 (each tap the even or odd lanes of two loads). Each input row
+/// is read in place with masked loads at the row's ends (the zero padding), so the input is
+/// not packed. Rows narrower than a vector take one vector each, stored under a mask.
+/// Measured on Zen 5 (mobilenet_v1_dw shapes, both kernels in one run): see the README.
+pub fn direct_applies(layer: &LayerSpec, isa: Isa, scalar: bool, oc_bn: usize) -> bool {
+    let lanes = direct_lanes(isa);
     let span = (layer.kernel[1] - 1) * layer.dilation[1];
-    isa == Isa::Avx512
+    lanes > 0
         && layer.output()[1] <= DIRECT_MAX_WIDTH
-        && lanes == 16
         && !scalar
         && oc_bn == 1
         && layer.in_per_group() == 1
         && layer.out_per_group() == 1
         && match layer.stride[1] {
-            1 => span <= 16,
+            1 => span <= lanes,
             2 => true,
             _ => false,
         }
@@ -864,15 +876,16 @@ pub const DIRECT_FLAT_MAX: usize = 256;
 /// Whether the direct kernel sees the plane as one row of `H * W` values (flat): depthwise
 /// (as [`direct_applies`]) with stride 1 and "same" padding (output plane = input plane), so
 /// output `f` and its taps are `f + (kh DH - PH) W + kw DW - PW` of the flat input plane:
-/// vectors span rows and no lane is wasted on narrow rows (14x14: 13 vectors for 196
+/// vectors span rows and no lane is wasted on narrow rows (14x14: 13 vectors of 16 for 196
 /// values); a tap's lanes whose column falls outside the row are masked out of the FMA,
-/// rows above and below the plane load as zeros. Planes of 16 to [`DIRECT_FLAT_MAX`] values.
+/// rows above and below the plane load as zeros. Planes of one vector to
+/// [`DIRECT_FLAT_MAX`] values.
 pub fn direct_flat(layer: &LayerSpec, isa: Isa, scalar: bool, oc_bn: usize) -> bool {
     let hw = layer.input[0] * layer.input[1];
-    direct_applies(layer, isa, 16, scalar, oc_bn)
+    direct_applies(layer, isa, scalar, oc_bn)
         && layer.stride == [1, 1]
         && layer.output() == layer.input
-        && (16..=DIRECT_FLAT_MAX).contains(&hw)
+        && (direct_lanes(isa)..=DIRECT_FLAT_MAX).contains(&hw)
 }
 
 /// One tile of output rows of the direct kernel and the input rows it reads.
@@ -898,7 +911,7 @@ pub struct DirectRowShape {
     pub taps: Vec<(usize, usize, usize)>,
 }
 
-/// The row tiles of the direct kernel: `DIRECT_ROWS` output rows each (fewer in the last).
+/// The row tiles of the direct kernel: `rows` output rows each (fewer in the last).
 pub fn direct_row_tiles(layer: &LayerSpec, rows: usize) -> Vec<DirectRowTile> {
     let [oh, _] = layer.output();
     let h = layer.input[0] as isize;

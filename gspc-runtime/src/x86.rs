@@ -225,6 +225,88 @@ mod simd {
         }
     }
 
+    /// The lanes of `mask` (bit `i`: lane `i`) as an AVX2 lane mask (all ones or zero).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn lane_mask8(mask: u16) -> __m256i {
+        let bit = |i: u16| if mask >> i & 1 == 1 { -1 } else { 0 };
+        _mm256_setr_epi32(
+            bit(0),
+            bit(1),
+            bit(2),
+            bit(3),
+            bit(4),
+            bit(5),
+            bit(6),
+            bit(7),
+        )
+    }
+
+    /// [`load16_clip`] with 8 lanes (AVX2): the 8 values of `row` at columns `AT..AT + 8`,
+    /// zero outside the row.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX2 is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub fn load8_clip<const W: usize, const AT: isize>(row: &[f32; W]) -> __m256 {
+        let mask = const { clip_mask16(W, AT) & 0xFF };
+        if mask == 0xFF {
+            // SAFETY: every lane is inside the row (full mask: 0 <= AT and AT + 8 <= W), so
+            // the 8 values from AT are readable; the load is unaligned.
+            unsafe { _mm256_loadu_ps(row.as_ptr().offset(AT)) }
+        } else {
+            // SAFETY: only the lanes set in `mask` are read, and those columns lie inside
+            // the row; AVX masked loads (vmaskmovps) do not access (or fault on) the other
+            // lanes, so the pointer may point before or past the row there.
+            unsafe { _mm256_maskload_ps(row.as_ptr().wrapping_offset(AT), lane_mask8(mask)) }
+        }
+    }
+
+    /// Lanes 0, 2, .., 14 of the 16 values `a` then `b` (AVX2).
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX2 is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub fn evens8(a: __m256, b: __m256) -> __m256 {
+        // [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit quarters in the order 0, 2, 1, 3.
+        let t = _mm256_shuffle_ps::<0x88>(a, b);
+        _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(t)))
+    }
+
+    /// Lanes 1, 3, .., 15 of the 16 values `a` then `b` (AVX2).
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX2 is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub fn odds8(a: __m256, b: __m256) -> __m256 {
+        let t = _mm256_shuffle_ps::<0xDD>(a, b);
+        _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(t)))
+    }
+
+    /// [`store16_part`] with 8 lanes (AVX2).
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX2 is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub fn store8_part<const L: usize, const AT: usize, const N: usize>(
+        dst: &mut [f32; L],
+        v: __m256,
+    ) {
+        const { assert!(N <= 8 && AT + N <= L, "store8_part out of bounds") };
+        let mask = lane_mask8(((1u32 << N) - 1) as u16);
+        // SAFETY: AT + N <= L (asserted at compile time), so the N values from AT lie inside
+        // `dst`; the masked store writes only those lanes and does not access the others.
+        unsafe { _mm256_maskstore_ps(dst.as_mut_ptr().add(AT), mask, v) }
+    }
+
     /// Stores the first `N` lanes of `v` at `AT` of `dst` (a row narrower than a vector).
     ///
     /// # Safety
@@ -546,6 +628,46 @@ mod simd {
                 assert_eq!(e[l], (2 * l) as f32);
                 assert_eq!(o[l], (2 * l + 1) as f32);
                 assert_eq!(s3[l], (l + 3) as f32);
+            }
+            // AVX2 twins (AVX-512F implies AVX2 on every CPU this runs on).
+            let want8 = |at: isize| -> [f32; 8] {
+                let w = want(at);
+                core::array::from_fn(|l| w[l])
+            };
+            // SAFETY: as above.
+            let got8 = unsafe {
+                [
+                    store8(load8_clip::<20, -3>(&row)),
+                    store8(load8_clip::<20, 0>(&row)),
+                    store8(load8_clip::<20, 12>(&row)),
+                    store8(load8_clip::<20, 15>(&row)),
+                    store8(load8_clip::<20, -8>(&row)),
+                ]
+            };
+            for (g, at) in got8.iter().zip([-3, 0, 12, 15, -8]) {
+                assert_eq!(*g, want8(at), "load8_clip at {at}");
+            }
+            let (lo8, hi8) = (
+                crate::window::at::<8, 32, 0>(&seq),
+                crate::window::at::<8, 32, 8>(&seq),
+            );
+            let mut part = [f32::NAN; 10];
+            // SAFETY: as above.
+            let (e8, o8) = unsafe {
+                let (a, b) = (load8(lo8), load8(hi8));
+                store8_part::<10, 3, 5>(&mut part, a);
+                (store8(evens8(a, b)), store8(odds8(a, b)))
+            };
+            for l in 0..8 {
+                assert_eq!(e8[l], (2 * l) as f32);
+                assert_eq!(o8[l], (2 * l + 1) as f32);
+            }
+            for (i, p) in part.iter().enumerate() {
+                if (3..8).contains(&i) {
+                    assert_eq!(*p, (i - 3) as f32);
+                } else {
+                    assert!(p.is_nan());
+                }
             }
         }
 

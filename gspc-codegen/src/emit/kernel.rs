@@ -1113,6 +1113,7 @@ struct RowValues {
     rel: usize,
     row: TokenStream,
     w: usize,
+    lanes: usize,
     memo: HashMap<String, proc_macro2::Ident>,
 }
 
@@ -1135,7 +1136,7 @@ impl RowValues {
         quote!(#id)
     }
 
-    /// The 16 values of the row from column `at` (zero outside the row).
+    /// The `lanes` values of the row from column `at` (zero outside the row).
     fn load(&mut self, at: isize, body: &mut Vec<TokenStream>) -> TokenStream {
         let at_l = proc_macro2::Literal::isize_unsuffixed(at);
         let (row, w_l) = (&self.row, lit(self.w));
@@ -1145,7 +1146,8 @@ impl RowValues {
         } else {
             quote!(#at_l)
         };
-        let expr = quote!(::gspc_runtime::x86::load16_clip::<#w_l, #at_arg>(#row));
+        let f = format_ident!("load{}_clip", self.lanes);
+        let expr = quote!(::gspc_runtime::x86::#f::<#w_l, #at_arg>(#row));
         self.value(format!("l{at}"), expr, body)
     }
 }
@@ -1165,13 +1167,71 @@ fn accumulator_inits(
     .collect()
 }
 
-/// `act(v)` of an AVX-512 accumulator.
-fn activation_512(v: TokenStream, act: Activation) -> TokenStream {
-    match act {
-        Activation::None => v,
-        Activation::Relu => quote!(_mm512_max_ps(#v, _mm512_setzero_ps())),
-        Activation::Relu6 => {
-            quote!(_mm512_min_ps(_mm512_max_ps(#v, _mm512_setzero_ps()), _mm512_set1_ps(6.0)))
+/// The x86 vector operations of the direct kernel, for its lane count (AVX-512: 16, AVX2: 8).
+struct Dx {
+    lanes: usize,
+}
+
+impl Dx {
+    fn f(&self, op: &str) -> TokenStream {
+        let prefix = if self.lanes == 16 { "_mm512" } else { "_mm256" };
+        let id = format_ident!("{}_{}", prefix, op);
+        quote!(#id)
+    }
+
+    /// A `gspc_runtime::x86` helper for this width (`name` + lanes + `suffix`).
+    fn helper(&self, name: &str, suffix: &str) -> TokenStream {
+        let id = format_ident!("{}{}{}", name, self.lanes, suffix);
+        quote!(::gspc_runtime::x86::#id)
+    }
+
+    fn set1(&self, x: TokenStream) -> TokenStream {
+        let f = self.f("set1_ps");
+        quote!(#f(#x))
+    }
+
+    /// `acc += tap * w`.
+    fn fma(
+        &self,
+        tap: &TokenStream,
+        w: &proc_macro2::Ident,
+        acc: &proc_macro2::Ident,
+    ) -> TokenStream {
+        let f = self.f("fmadd_ps");
+        quote!(#acc = #f(#tap, #w, #acc);)
+    }
+
+    /// `acc += tap * w` in the lanes of `mask` only.
+    fn fma_masked(
+        &self,
+        tap: &TokenStream,
+        w: &proc_macro2::Ident,
+        acc: &proc_macro2::Ident,
+        mask: u32,
+    ) -> TokenStream {
+        if self.lanes == 16 {
+            let m = proc_macro2::Literal::u16_unsuffixed(mask as u16);
+            return quote!(#acc = _mm512_mask3_fmadd_ps(#tap, #w, #acc, #m););
+        }
+        // AVX2 has no masked FMA: the tap's other lanes are zeroed first.
+        let lanes: Vec<TokenStream> = (0..8)
+            .map(|l| {
+                let v =
+                    proc_macro2::Literal::i32_unsuffixed(if mask >> l & 1 == 1 { -1 } else { 0 });
+                quote!(#v)
+            })
+            .collect();
+        quote!(#acc = _mm256_fmadd_ps(_mm256_and_ps(#tap, _mm256_castsi256_ps(_mm256_setr_epi32(#(#lanes),*))), #w, #acc);)
+    }
+
+    /// `act(v)`.
+    fn activation(&self, v: TokenStream, act: Activation) -> TokenStream {
+        let (max, min, zero) = (self.f("max_ps"), self.f("min_ps"), self.f("setzero_ps"));
+        let six = self.set1(quote!(6.0));
+        match act {
+            Activation::None => v,
+            Activation::Relu => quote!(#max(#v, #zero())),
+            Activation::Relu6 => quote!(#min(#max(#v, #zero()), #six)),
         }
     }
 }
@@ -1204,6 +1264,8 @@ fn tile_fn_direct(
         lit(spanw),
         lit(rows_ow),
     );
+    let dx = Dx { lanes: v.lanes };
+    let lanes = v.lanes as isize;
     let mut pre = Vec::new();
     // The weights this tile uses, broadcast once.
     let mut used: Vec<usize> = shape
@@ -1215,7 +1277,8 @@ fn tile_fn_direct(
     used.dedup();
     for t in &used {
         let (id, t_l) = (format_ident!("w{}", t), lit(*t));
-        pre.push(quote!(let #id = _mm512_set1_ps(w[#t_l]);));
+        let set = dx.set1(quote!(w[#t_l]));
+        pre.push(quote!(let #id = #set;));
     }
     let mut rels: Vec<usize> = shape.taps.iter().map(|t| t.2).collect();
     rels.sort_unstable();
@@ -1242,6 +1305,7 @@ fn tile_fn_direct(
                 rel,
                 row: quote!(#row),
                 w,
+                lanes: v.lanes,
                 memo: HashMap::new(),
             };
             for (j, &c) in cols.iter().enumerate() {
@@ -1250,13 +1314,14 @@ fn tile_fn_direct(
                     let tap = if sw == 1 {
                         let at0 = c as isize - pw;
                         // As in the flat kernel: taps 0 and 1 loaded, the others shifted.
-                        if o <= 1 {
+                        // AVX2 has no cross-lane shift: every tap is a load there.
+                        if o <= 1 || lanes == 8 {
                             vals.load(at0 + o, &mut body)
-                        } else if o == 16 {
-                            vals.load(at0 + 16, &mut body)
+                        } else if o == lanes {
+                            vals.load(at0 + lanes, &mut body)
                         } else {
                             let lo = vals.load(at0, &mut body);
-                            let hi = vals.load(at0 + 16, &mut body);
+                            let hi = vals.load(at0 + lanes, &mut body);
                             let o_l = proc_macro2::Literal::i32_unsuffixed(o as i32);
                             vals.value(
                                 format!("s{at0}_{o}"),
@@ -1266,7 +1331,11 @@ fn tile_fn_direct(
                         }
                     } else {
                         let base = 2 * c as isize - pw + 2 * (o / 2);
-                        if o == 2 && ow >= 8 && !vals.memo.contains_key(&format!("e{base}")) {
+                        if o == 2
+                            && lanes == 16
+                            && ow >= 8
+                            && !vals.memo.contains_key(&format!("e{base}"))
+                        {
                             // The even lanes from two columns on: the even lanes of the
                             // pair at `base - 2` shifted by one, the last lane the first
                             // of a load (shared with the next vector's pair). Measured on
@@ -1289,16 +1358,16 @@ fn tile_fn_direct(
                                 let a = acc(r, j);
                                 fed.insert(a.clone());
                                 let wt = format_ident!("w{}", kh * kw_n + kw);
-                                body.push(quote!(#a = _mm512_fmadd_ps(#tap, #wt, #a);));
+                                body.push(dx.fma(&tap, &wt, &a));
                             }
                             continue;
                         }
                         let lo = vals.load(base, &mut body);
-                        let hi = vals.load(base + 16, &mut body);
+                        let hi = vals.load(base + lanes, &mut body);
                         let (key, f) = if o % 2 == 0 {
-                            (format!("e{base}"), quote!(::gspc_runtime::x86::evens16))
+                            (format!("e{base}"), dx.helper("evens", ""))
                         } else {
-                            (format!("o{base}"), quote!(::gspc_runtime::x86::odds16))
+                            (format!("o{base}"), dx.helper("odds", ""))
                         };
                         vals.value(key, quote!(#f(#lo, #hi)), &mut body)
                     };
@@ -1306,7 +1375,7 @@ fn tile_fn_direct(
                         let a = acc(r, j);
                         fed.insert(a.clone());
                         let wt = format_ident!("w{}", kh * kw_n + kw);
-                        body.push(quote!(#a = _mm512_fmadd_ps(#tap, #wt, #a);));
+                        body.push(dx.fma(&tap, &wt, &a));
                     }
                 }
             }
@@ -1315,16 +1384,18 @@ fn tile_fn_direct(
             for (j, &c) in cols.iter().enumerate() {
                 let a = acc(r, j);
                 let at = lit(r * ow + c);
-                let v = activation_512(quote!(#a), l.activation);
-                if c + 16 > ow {
+                let val = dx.activation(quote!(#a), l.activation);
+                if c + v.lanes > ow {
                     // A row narrower than the vector: its first lanes only.
                     let n = lit(ow - c);
+                    let store = dx.helper("store", "_part");
                     body.push(quote! {
-                        ::gspc_runtime::x86::store16_part::<#rows_ow_l, #at, #n>(ov, #v);
+                        #store::<#rows_ow_l, #at, #n>(ov, #val);
                     });
                 } else {
+                    let (store, n) = (dx.helper("store", ""), lit(v.lanes));
                     body.push(quote! {
-                        *::gspc_runtime::window::at_mut::<16, #rows_ow_l, #at>(ov) = ::gspc_runtime::x86::store16(#v);
+                        *::gspc_runtime::window::at_mut::<#n, #rows_ow_l, #at>(ov) = #store(#val);
                     });
                 }
             }
@@ -1342,6 +1413,7 @@ fn tile_fn_direct(
         " Direct tile: {} output row(s) from `oh0`, reading {} input row(s) from `ih0` in place; per column tile, accumulators `acc_r{{row}}_v{{vector}}` start at the bias; each input row's vectors are loaded once (masked at the row's ends: the zero padding), the column taps made by in-register shifts (stride 1) or even/odd selection (stride 2), one FMA per tap, output row and vector.",
         shape.rows, shape.span
     );
+    let bias_set = dx.set1(quote!(b));
     quote! {
         #[doc = #doc]
         #tf
@@ -1360,7 +1432,7 @@ fn tile_fn_direct(
             let Some(ov) = ::gspc_runtime::window::window_mut::<#rows_ow_l, #block_l>(out, oh0 * #ow_l) else {
                 return;
             };
-            let bias = _mm512_set1_ps(b);
+            let bias = #bias_set;
             #(#pre)*
             #(#col_blocks)*
         }
@@ -1379,10 +1451,14 @@ fn tile_fn_flat(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
     let (dh, dw) = (l.dilation[0] as isize, l.dilation[1] as isize);
     let (ph, pw) = (l.padding[0] as isize, l.padding[1] as isize);
     let (hw_l, taps_l) = (lit(hw), lit(kh_n * kw_n));
-    let mut pre = vec![quote!(let bias = _mm512_set1_ps(b);)];
+    let dx = Dx { lanes: v.lanes };
+    let lanes = v.lanes as isize;
+    let bias_set = dx.set1(quote!(b));
+    let mut pre = vec![quote!(let bias = #bias_set;)];
     for t in 0..kh_n * kw_n {
         let (id, t_l) = (format_ident!("w{}", t), lit(t));
-        pre.push(quote!(let #id = _mm512_set1_ps(w[#t_l]);));
+        let set = dx.set1(quote!(w[#t_l]));
+        pre.push(quote!(let #id = #set;));
     }
     let mut col_blocks = Vec::new();
     for cols in direct_col_tiles(v) {
@@ -1393,6 +1469,7 @@ fn tile_fn_flat(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
             rel: 0,
             row: quote!(x),
             w: hw,
+            lanes: v.lanes,
             memo: HashMap::new(),
         };
         for kh in 0..kh_n {
@@ -1404,13 +1481,13 @@ fn tile_fn_flat(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
                     // Taps 0 and 1 are loads, the others shifts of two loads: the balance
                     // of load and shuffle ports measured best on Zen 5 (14x14: 17.8 -> 14.7
                     // us against shifts for every tap but the first).
-                    let tap = if o <= 1 {
+                    let tap = if o <= 1 || lanes == 8 {
                         vals.load(at0 + o, &mut body)
-                    } else if o == 16 {
-                        vals.load(at0 + 16, &mut body)
+                    } else if o == lanes {
+                        vals.load(at0 + lanes, &mut body)
                     } else {
                         let lo = vals.load(at0, &mut body);
-                        let hi = vals.load(at0 + 16, &mut body);
+                        let hi = vals.load(at0 + lanes, &mut body);
                         let o_l = proc_macro2::Literal::i32_unsuffixed(o as i32);
                         vals.value(
                             format!("s{at0}_{o}"),
@@ -1419,8 +1496,8 @@ fn tile_fn_flat(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
                         )
                     };
                     // Lanes whose input column is inside the row.
-                    let mut mask = 0u16;
-                    for lane in 0..16 {
+                    let mut mask = 0u32;
+                    for lane in 0..v.lanes {
                         let col = ((f0 + lane) % w) as isize + o - pw;
                         if (0..w as isize).contains(&col) {
                             mask |= 1 << lane;
@@ -1430,13 +1507,11 @@ fn tile_fn_flat(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
                     if mask != 0 {
                         fed.insert(a.clone());
                     }
+                    let full = (1u32 << v.lanes) - 1;
                     body.push(match mask {
                         0 => quote!(),
-                        u16::MAX => quote!(#a = _mm512_fmadd_ps(#tap, #wt, #a);),
-                        m => {
-                            let m_l = proc_macro2::Literal::u16_unsuffixed(m);
-                            quote!(#a = _mm512_mask3_fmadd_ps(#tap, #wt, #a, #m_l);)
-                        }
+                        m if m == full => dx.fma(&tap, &wt, &a),
+                        m => dx.fma_masked(&tap, &wt, &a, m),
                     });
                 }
             }
@@ -1444,9 +1519,10 @@ fn tile_fn_flat(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
         for (j, &f0) in cols.iter().enumerate() {
             let a = acc(j);
             let at = lit(f0);
-            let val = activation_512(quote!(#a), l.activation);
+            let val = dx.activation(quote!(#a), l.activation);
+            let (store, n) = (dx.helper("store", ""), lit(v.lanes));
             body.push(quote! {
-                *::gspc_runtime::window::at_mut::<16, #hw_l, #at>(out) = ::gspc_runtime::x86::store16(#val);
+                *::gspc_runtime::window::at_mut::<#n, #hw_l, #at>(out) = #store(#val);
             });
         }
         let init = accumulator_inits((0..cols.len()).map(acc), &fed);
