@@ -24,6 +24,16 @@
 //! need no phase split. The tile writes `[OH * OW][16]` into the scratch, transposed back to
 //! 16 NCHW planes once per block.
 //!
+//! # The direct `gspc-ow` kernel (AVX-512 and AVX2, depthwise)
+//!
+//! For one input and one output channel per group, `gspc-ow`'s x86 SIMD variants read the
+//! NCHW input in place (see [`direct_applies`], [`direct_flat`], [`direct_row_tiles`]):
+//! masked loads give the zero padding at the row ends, kernel rows over the top and bottom
+//! padding are left out of each row tile at generation time, and every column tile of a
+//! row is unrolled; "same"-padded stride-1 planes of up to 256 values are computed as one
+//! row (flat). The packed weights are `gspc-ow`'s; the other variants of the same layer
+//! keep the packed kernel.
+//!
 //! # Cost model
 //!
 //! `oc_bn` is the largest divisor of the channels per group up to 16 (8 on 32-bit and
@@ -518,7 +528,8 @@ fn groups_per_vector(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> usize 
     }
 }
 
-/// Where the cost model picks `gspc-dwc` over `gspc-ow` for a depthwise layer (x86-64):
+/// Where the cost model picks `gspc-dwc` over the packed `gspc-ow` for a depthwise layer
+/// (x86-64, when no variant has the direct kernel):
 /// rows narrower than a 16-lane vector, which `gspc-ow` computes with 8- or 4-lane vectors.
 /// Measured on Zen 5 (mobilenet_v1_dw, both strategies pinned in one run): `gspc-dwc` took
 /// 0.5-0.7x the time of `gspc-ow` at 14 and 7 output columns, 1.0x at 28 with stride 2,
