@@ -3,9 +3,14 @@
 //!
 //! Times every layer of the compiled-in models (the root build's specs; `GSPC_SPECS` picks
 //! others): median microseconds after warm-up, GFLOP/s (`2 * K * C/G * KH * KW * OH * OW /
-//! t`), % of the measured peak (from `--peak`, the JSON of ../shared/peers/peak), and model
-//! totals weighted by `count`. `--json` writes the per-layer results with the field names
-//! of the peers' JSON (`model`, `name`, `threads`, `median_us`, `gflops`).
+//! t`), % of the measured peak, and model totals weighted by `count`. The peak is read from
+//! `--peak FILE` (the JSON of ../shared/peers/peak/run.sh), by default from
+//! `target/compare/peak.json` (written by scripts/compare.py on this machine), else
+//! `../shared/peers/peak/peak.json`; the FMA peak of the ISA that runs (`--isa avx2`: AVX2,
+//! otherwise AVX-512 where this CPU has it) at the thread count. A peak below what a layer
+//! measured is not this CPU's: the bench warns about it at the end. `--json` writes the
+//! per-layer results with the field names of the peers' JSON (`model`, `name`, `threads`,
+//! `median_us`, `gflops`).
 
 use gspc::runtime::{Isa, Layer, RunFn, rng::Rng};
 use std::time::Instant;
@@ -65,10 +70,11 @@ fn parse_args() -> Args {
     a
 }
 
-/// The peak GFLOP/s for `threads` from the peers' peak JSON (`fma_avx512_<T>t_gflops`).
-fn read_peak(path: &str, threads: usize) -> Option<f64> {
+/// The peak GFLOP/s of `isa` (`avx2` or `avx512`) for `threads` from the peers' peak JSON
+/// (`fma_<isa>_<T>t_gflops`).
+fn read_peak(path: &str, isa: &str, threads: usize) -> Option<f64> {
     let text = std::fs::read_to_string(path).ok()?;
-    let key = format!("\"fma_avx512_{threads}t_gflops\"");
+    let key = format!("\"fma_{isa}_{threads}t_gflops\"");
     let at = text.find(&key)? + key.len();
     let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
     let end = rest
@@ -95,6 +101,12 @@ struct Timed {
     flops: u64,
     median_us: f64,
     min_us: f64,
+}
+
+impl Timed {
+    fn gflops(&self) -> f64 {
+        self.flops as f64 / self.median_us / 1e3
+    }
 }
 
 fn time_layer(layer: &Layer, run: Option<RunFn>, args: &Args) -> (f64, f64) {
@@ -148,11 +160,27 @@ fn main() {
             "--isa: {isa:?} is not one of portable, avx2, avx512, neon"
         ));
     }
-    let peak_path = args
-        .peak
-        .clone()
-        .unwrap_or_else(|| "../shared/peers/peak/peak.json".to_string());
-    let peak = read_peak(&peak_path, args.threads);
+    let peak_path = args.peak.clone().unwrap_or_else(|| {
+        ["target/compare/peak.json", "../shared/peers/peak/peak.json"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("../shared/peers/peak/peak.json")
+            .to_string()
+    });
+    // The FMA peak of the ISA the timed kernels use: AVX2 when pinned to it, else AVX-512
+    // where this CPU has it (portable and NEON are compared with the AVX2 peak on x86).
+    let peak_isa = match args.isa.as_deref() {
+        Some("avx2" | "portable") => "avx2",
+        _ if Isa::Avx512.is_supported() => "avx512",
+        _ => "avx2",
+    };
+    let peak = read_peak(&peak_path, peak_isa, args.threads);
+    if args.peak.is_some() && peak.is_none() {
+        usage(&format!(
+            "--peak {peak_path}: no \"fma_{peak_isa}_{}t_gflops\" in it (the JSON of ../shared/peers/peak/run.sh)",
+            args.threads
+        ));
+    }
     let models: Vec<_> = gspc::models::MODELS
         .iter()
         .filter(|m| args.models.is_empty() || args.models.iter().any(|n| n == m.name))
@@ -174,13 +202,25 @@ fn main() {
         args.warmup,
         args.isa.as_deref().unwrap_or("dispatch"),
         peak.map_or("n/a".to_string(), |p| format!(
-            "{p:.1} GFLOP/s ({peak_path})"
+            "{p:.1} GFLOP/s ({peak_isa} FMA, {peak_path})"
         ))
     );
     // Threads: everything runs inside one pool, as an app runs its inferences, so the
     // calling thread is one of the pool's and does its share (pools made and dropped per
     // layer left threads behind that competed for the cores).
     let all = gspc::runtime::parallel::in_pool(args.threads, || run_models(&models, &args, peak));
+    if let (Some(p), Some(t)) = (
+        peak,
+        all.iter().max_by(|a, b| a.gflops().total_cmp(&b.gflops())),
+    ) && t.gflops() > 1.05 * p
+    {
+        eprintln!(
+            "layers: warning: the peak in {peak_path} ({p:.1} GFLOP/s) is below what {}.{} measured ({:.1} GFLOP/s): it was not measured on this CPU, so % of peak above is wrong; measure it with scripts/compare.py or ../shared/peers/peak/run.sh --json FILE and pass --peak FILE",
+            t.model,
+            t.name,
+            t.gflops()
+        );
+    }
     if let Some(path) = &args.json {
         let rows: Vec<String> = all
             .iter()
@@ -194,7 +234,7 @@ fn main() {
                     t.flops,
                     t.median_us,
                     t.min_us,
-                    t.flops as f64 / t.median_us / 1e3
+                    t.gflops()
                 )
             })
             .collect();

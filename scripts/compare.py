@@ -49,6 +49,8 @@ def main():
     ap.add_argument("--peers-python", default=default_peers_python())
     ap.add_argument("--skip-peers", action="store_true", help="reuse the peers' JSON in --out")
     args = ap.parse_args()
+    # Absolute: the peak and peer programs run from their own directories.
+    args.out = os.path.abspath(args.out)
     os.makedirs(args.out, exist_ok=True)
     threads = [int(t) for t in args.threads.split(",")]
     specs = {}
