@@ -467,6 +467,32 @@ fn generate_for_thumbv7em_emits_only_portable_code() {
     }
 }
 
+/// Runs the header's `Regenerate:` line of `code` with bash, as a user would paste it, in
+/// the crate directory with `<DIR>` replaced by `dir`; returns the code it writes.
+fn regenerate(code: &str, dir: &Path, model: &str) -> String {
+    let line = code
+        .lines()
+        .find_map(|l| l.strip_prefix("// Regenerate: gspc-codegen "))
+        .expect("a Regenerate line in the header");
+    let dir_word = format!("'{}'", dir.display().to_string().replace('\'', r"'\''"));
+    let script = format!(
+        "exec \"$GSPC_CODEGEN\" {}",
+        line.replace("<DIR>", &dir_word)
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .env("GSPC_CODEGEN", env!("CARGO_BIN_EXE_gspc-codegen"))
+        .current_dir(crate_dir())
+        .output()
+        .expect("runs bash");
+    assert!(
+        out.status.success(),
+        "`gspc-codegen {line}`: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(dir.join(format!("{model}.rs"))).expect("written")
+}
+
 #[test]
 fn the_regenerate_line_of_the_header_reproduces_the_file() {
     // The header's `Regenerate:` command, run as written, gives back the same bytes; and
@@ -476,30 +502,55 @@ fn the_regenerate_line_of_the_header_reproduces_the_file() {
     let r = run(&["generate", spec, "--out", &out.arg("a"), "--target", X86_64]);
     assert_eq!(r.code, 0, "{r:?}");
     let first = std::fs::read_to_string(out.join("a/tiny.rs")).expect("written");
-    let line = first
-        .lines()
-        .find_map(|l| l.strip_prefix("// Regenerate: gspc-codegen "))
-        .expect("a Regenerate line in the header");
-    let args: Vec<String> = line
-        .split_whitespace()
-        .map(|a| {
-            if a == "<DIR>" {
-                out.arg("b")
-            } else {
-                a.to_string()
-            }
-        })
-        .collect();
-    let r = run(&args);
-    assert_eq!(r.code, 0, "{args:?}: {r:?}");
-    let second = std::fs::read_to_string(out.join("b/tiny.rs")).expect("written");
-    assert!(first == second, "`gspc-codegen {line}` gives other code");
+    let second = regenerate(&first, &out.join("b"), "tiny");
+    assert!(first == second, "the Regenerate line gives other code");
 
     let text = std::fs::read_to_string(crate_dir().join(spec)).expect("read");
     let target = gspc_codegen::Target::from_triple(X86_64).expect("known");
     let lib = gspc_codegen::generate_str(spec, &text, &gspc_codegen::Options::for_target(target))
         .expect("generates");
     assert!(lib.code == first, "the binary and generate_str differ");
+}
+
+#[test]
+fn the_regenerate_line_quotes_paths_and_keeps_weights_and_options() {
+    // A spec and weights under a directory whose name a shell would split or unquote, with
+    // the weights baked and tiles outlined: the line still reproduces the file.
+    for name in ["with space", "it's $HOME; `x`", "tab\there"] {
+        let dir = TempDir::new("regen-quoted");
+        let sub = dir.join(name);
+        std::fs::create_dir_all(&sub).expect("mkdir");
+        let spec = sub.join("tiny.json");
+        std::fs::copy(crate_dir().join(TINY), &spec).expect("copy the spec");
+        let w = sub.join("tiny.safetensors");
+        std::fs::write(&w, tiny_weights(|_| {})).expect("write");
+        let r = run(&[
+            "generate".as_ref(),
+            spec.as_os_str(),
+            "--weights".as_ref(),
+            w.as_os_str(),
+            "--out".as_ref(),
+            dir.join("a").as_os_str(),
+            "--target".as_ref(),
+            X86_64.as_ref(),
+            "--outline-tiles".as_ref(),
+        ]);
+        assert_eq!(r.code, 0, "{name:?}: {r:?}");
+        let first = std::fs::read_to_string(dir.join("a/tiny.rs")).expect("written");
+        let header = first.lines().nth(2).expect("three header lines");
+        assert!(
+            header.contains(" --weights ") && header.ends_with(" --outline-tiles"),
+            "{header}"
+        );
+        syn::parse_file(&first).expect("the header stays a comment");
+        let second = regenerate(&first, &dir.join("b"), "tiny");
+        assert!(
+            first == second,
+            "{name:?}: the Regenerate line gives other code"
+        );
+        let bin = |d: &str| std::fs::read(dir.join(d).join("tiny.weights.bin")).expect("read");
+        assert_eq!(bin("a"), bin("b"), "{name:?}: other weights");
+    }
 }
 
 #[test]
