@@ -276,15 +276,16 @@ fn tiles(p: &gspc_codegen::LayerPlan) -> String {
             } else {
                 String::new()
             };
-            // The direct gspc-ow kernel tiles rows too: `x2r` = 2 output rows per tile.
-            let direct = if v.direct {
-                format!(" x{}r direct", v.rows)
+            // Output rows per tile when more than one (`x2r`), and the direct gspc-ow kernel.
+            let rows = if v.rows > 1 || v.direct {
+                format!(" x{}r", v.rows)
             } else {
                 String::new()
             };
+            let direct = if v.direct { " direct" } else { "" };
             format!(
-                "{} {}x{} r{}{}{}",
-                v.isa, v.lanes, v.nvec, v.reg_n, tail, direct
+                "{} {}x{} r{}{}{}{}",
+                v.isa, v.lanes, v.nvec, v.reg_n, tail, rows, direct
             )
         })
         .collect::<Vec<_>>()
