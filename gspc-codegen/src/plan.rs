@@ -42,7 +42,9 @@
 //! accumulators, weight vectors and a broadcast register fit the ISA's register file
 //! (AVX2: 16, AVX-512 and NEON: 32, portable: 16 registers of 4 lanes), at most the output
 //! width and at most 1024 unrolled multiply-adds per tile; among the sizes from two thirds
-//! of that maximum up, one that divides the output width is preferred (no tail tile).
+//! of that maximum up, one that divides the output width is preferred (no tail tile), and
+//! where the tail tile would hold fewer than [`FMA_CHAINS`] accumulators the row is split
+//! into tiles of even width.
 
 use crate::error::Error;
 use crate::spec::LayerSpec;
@@ -51,6 +53,10 @@ use gspc_runtime::Isa;
 
 /// Accumulator registers of one tile, at most (see `plan_layer`).
 pub const MAX_ACCUMULATORS: usize = 20;
+
+/// Independent accumulators a tile needs to keep the FMA pipes busy: 2 pipes x 4 cycles of
+/// latency on Zen 4/5 and recent Intel cores.
+pub const FMA_CHAINS: usize = 8;
 
 /// Unrolled multiply-adds (vector FMAs) in one tile function, at most.
 pub const MAX_TILE_FMAS: usize = 1024;
@@ -538,6 +544,27 @@ fn dwc_pays(layer: &LayerSpec) -> bool {
     layer.output()[1] < 16
 }
 
+/// Columns per full tile of a row of `ow` columns, at most `max_r`, a column taking
+/// `per_column` accumulator registers. Among the widths from two thirds of `max_r` up, one
+/// that divides `ow` is preferred (no tail tile). A last tile with fewer accumulators than
+/// [`FMA_CHAINS`] would run at the FMA latency, not its throughput, so such a row is split
+/// into tiles of even width instead (AVX2's 14-column rows: 6 + 6 + 2 -> 5 + 5 + 4).
+fn tile_columns(ow: usize, max_r: usize, per_column: usize) -> usize {
+    let lo = (2 * max_r).div_ceil(3).max(1);
+    let reg_n = (lo..=max_r)
+        .rev()
+        .find(|r| ow.is_multiple_of(*r))
+        .unwrap_or(max_r);
+    let tail = ow % reg_n;
+    if tail > 0 && tail * per_column < FMA_CHAINS {
+        let even = ow.div_ceil(ow.div_ceil(max_r));
+        if ow.is_multiple_of(even) || ow % even > tail {
+            return even;
+        }
+    }
+    reg_n
+}
+
 /// The tile of a `gspc-dwc` variant: `lanes`-wide vectors, `16 / lanes` per pixel,
 /// `reg_n` pixels per tile.
 fn plan_dwc(layer: &LayerSpec, isa: Isa, scalar: bool) -> VariantPlan {
@@ -563,11 +590,7 @@ fn plan_dwc(layer: &LayerSpec, isa: Isa, scalar: bool) -> VariantPlan {
         .max(1);
     let code_cap = MAX_TILE_FMAS / (nvec * kh * kw);
     let max_r = budget.min(code_cap).min(ow).max(1);
-    let lo = (2 * max_r).div_ceil(3).max(1);
-    let reg_n = (lo..=max_r)
-        .rev()
-        .find(|r| ow.is_multiple_of(*r))
-        .unwrap_or(max_r);
+    let reg_n = tile_columns(ow, max_r, per_pixel);
     VariantPlan {
         isa,
         lanes,
@@ -721,11 +744,7 @@ fn plan_oc(
         .min(MAX_ACCUMULATORS / acc_regs_per_col);
     let code_cap = MAX_TILE_FMAS / (nvec * kh * kw);
     let max_r = budget.min(code_cap).min(ow).max(1);
-    let lo = (2 * max_r).div_ceil(3).max(1);
-    let reg_n = (lo..=max_r)
-        .rev()
-        .find(|r| ow.is_multiple_of(*r))
-        .unwrap_or(max_r);
+    let reg_n = tile_columns(ow, max_r, acc_regs_per_col);
     VariantPlan {
         isa,
         lanes,
@@ -1090,5 +1109,29 @@ fn check_bounds(p: &LayerPlan) -> Result<(), Error> {
             l.name,
             problems.join("; ")
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tile_columns;
+
+    #[test]
+    fn rows_are_split_without_short_last_tiles() {
+        // A divisor of the width from two thirds of the maximum up wins.
+        assert_eq!(tile_columns(56, 6, 2), 4);
+        assert_eq!(tile_columns(56, 20, 1), 14);
+        assert_eq!(tile_columns(14, 20, 1), 14);
+        // AVX2's 14 columns of 2 vectors: 6 + 6 + 2 left 4 accumulators in the last tile.
+        assert_eq!(tile_columns(14, 6, 2), 5);
+        // 21 columns, up to 20: 20 + 1 -> 11 + 10.
+        assert_eq!(tile_columns(21, 20, 1), 11);
+        // 13 columns of 2 vectors: 6 + 6 + 1 -> 5 + 5 + 3.
+        assert_eq!(tile_columns(13, 6, 2), 5);
+        // A tail that already holds enough accumulators stays.
+        assert_eq!(tile_columns(50, 20, 1), 20);
+        // Nothing better exists: 7 columns of 4 vectors, at most 2 per tile.
+        assert_eq!(tile_columns(7, 2, 4), 2);
+        assert_eq!(tile_columns(1, 1, 1), 1);
     }
 }
