@@ -797,7 +797,16 @@ fn plan_ow(
     let budget = (regs.saturating_sub(acc_per_vec + 2) / acc_per_vec).min(MAX_ACCUMULATORS);
     let code_cap = MAX_TILE_FMAS / (oc_bn * kh * kw);
     let vectors = ow.div_ceil(lanes);
-    let nvec = (budget / oc_bn).min(code_cap).min(vectors).clamp(1, 4);
+    let mut nvec = (budget / oc_bn).min(code_cap).min(vectors).clamp(1, 4);
+    // A last tile with fewer accumulators than FMAs in flight runs at the FMA latency: the
+    // same number of tiles, of even width (AVX2's 28-column rows with 4 channels: 3 + 1
+    // vectors -> 2 + 2).
+    let tiles = vectors.div_ceil(nvec);
+    let last = vectors - (tiles - 1) * nvec;
+    let even = vectors.div_ceil(tiles);
+    if last * oc_bn * acc_per_vec < FMA_CHAINS && vectors - (tiles - 1) * even > last {
+        nvec = even;
+    }
     // Output rows per tile: every input row a tile loads serves up to KH output rows, so
     // loads per FMA fall from 1 towards 1 / KH (depthwise 3x3, 4 rows: 0.5).
     let oh = layer.output()[0];
