@@ -44,7 +44,7 @@
 //! width and at most 1024 unrolled multiply-adds per tile; among the sizes from two thirds
 //! of that maximum up, one that divides the output width is preferred (no tail tile), and
 //! where the tail tile would hold fewer than [`FMA_CHAINS`] accumulators the row is split
-//! into tiles of even width.
+//! into tiles of even width (as are `gspc-ow`'s vectors).
 
 use crate::error::Error;
 use crate::spec::LayerSpec;
@@ -546,23 +546,31 @@ fn dwc_pays(layer: &LayerSpec) -> bool {
 
 /// Columns per full tile of a row of `ow` columns, at most `max_r`, a column taking
 /// `per_column` accumulator registers. Among the widths from two thirds of `max_r` up, one
-/// that divides `ow` is preferred (no tail tile). A last tile with fewer accumulators than
-/// [`FMA_CHAINS`] would run at the FMA latency, not its throughput, so such a row is split
-/// into tiles of even width instead (AVX2's 14-column rows: 6 + 6 + 2 -> 5 + 5 + 4).
+/// that divides `ow` is preferred (no tail tile); otherwise [`without_short_tail`].
 fn tile_columns(ow: usize, max_r: usize, per_column: usize) -> usize {
     let lo = (2 * max_r).div_ceil(3).max(1);
     let reg_n = (lo..=max_r)
         .rev()
         .find(|r| ow.is_multiple_of(*r))
         .unwrap_or(max_r);
-    let tail = ow % reg_n;
-    if tail > 0 && tail * per_column < FMA_CHAINS {
-        let even = ow.div_ceil(ow.div_ceil(max_r));
-        if ow.is_multiple_of(even) || ow % even > tail {
-            return even;
-        }
+    without_short_tail(ow, reg_n, per_column)
+}
+
+/// The width of a row's tiles (`total` units, in tiles of `width` and a last, shorter
+/// one), a unit taking `per_unit` accumulator registers: `width`, or, where the last tile
+/// would hold fewer than [`FMA_CHAINS`] accumulators and so run at the FMA latency, not
+/// its throughput, the even width that gives the same number of tiles a longer last one
+/// (AVX2's 14-column rows: 6 + 6 + 2 -> 5 + 5 + 4 columns; 28 columns of 4 channels:
+/// 3 + 1 -> 2 + 2 vectors).
+fn without_short_tail(total: usize, width: usize, per_unit: usize) -> usize {
+    let tiles = total.div_ceil(width);
+    let last = total - (tiles - 1) * width;
+    let even = total.div_ceil(tiles);
+    if last * per_unit < FMA_CHAINS && total - (tiles - 1) * even > last {
+        even
+    } else {
+        width
     }
-    reg_n
 }
 
 /// The tile of a `gspc-dwc` variant: `lanes`-wide vectors, `16 / lanes` per pixel,
@@ -797,16 +805,11 @@ fn plan_ow(
     let budget = (regs.saturating_sub(acc_per_vec + 2) / acc_per_vec).min(MAX_ACCUMULATORS);
     let code_cap = MAX_TILE_FMAS / (oc_bn * kh * kw);
     let vectors = ow.div_ceil(lanes);
-    let mut nvec = (budget / oc_bn).min(code_cap).min(vectors).clamp(1, 4);
-    // A last tile with fewer accumulators than FMAs in flight runs at the FMA latency: the
-    // same number of tiles, of even width (AVX2's 28-column rows with 4 channels: 3 + 1
-    // vectors -> 2 + 2).
-    let tiles = vectors.div_ceil(nvec);
-    let last = vectors - (tiles - 1) * nvec;
-    let even = vectors.div_ceil(tiles);
-    if last * oc_bn * acc_per_vec < FMA_CHAINS && vectors - (tiles - 1) * even > last {
-        nvec = even;
-    }
+    let nvec = without_short_tail(
+        vectors,
+        (budget / oc_bn).min(code_cap).min(vectors).clamp(1, 4),
+        oc_bn * acc_per_vec,
+    );
     // Output rows per tile: every input row a tile loads serves up to KH output rows, so
     // loads per FMA fall from 1 towards 1 / KH (depthwise 3x3, 4 rows: 0.5).
     let oh = layer.output()[0];
