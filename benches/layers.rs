@@ -160,12 +160,15 @@ fn main() {
             "--isa: {isa:?} is not one of portable, avx2, avx512, neon"
         ));
     }
+    // Without --peak: this machine's, left by scripts/compare.py, else the peers' file.
     let peak_path = args.peak.clone().unwrap_or_else(|| {
-        ["target/compare/peak.json", "../shared/peers/peak/peak.json"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .unwrap_or("../shared/peers/peak/peak.json")
-            .to_string()
+        let [ours, peers] = ["target/compare/peak.json", "../shared/peers/peak/peak.json"];
+        if std::path::Path::new(ours).exists() {
+            ours
+        } else {
+            peers
+        }
+        .to_string()
     });
     // The FMA peak of the ISA the timed kernels use: AVX2 when pinned to it, else AVX-512
     // where this CPU has it (portable and NEON are compared with the AVX2 peak on x86).
