@@ -1,17 +1,20 @@
 //! [`Builder`]: the front-end for build scripts, in the style of prost-build.
 
-use crate::error::Error;
+use crate::error::{Diagnostic, Error};
+use crate::import::{ImportOptions, Imported};
 use crate::target::Target;
-use crate::{Generated, Options, generate};
+use crate::{Generated, ImportStep, Options, generate, shell_word};
 use gspc_runtime::Isa;
 use std::path::{Path, PathBuf};
 
-/// Generates kernels for spec files into a directory, from a build script or a tool.
+/// Generates kernels for spec files (and ONNX models) into a directory, from a build script
+/// or a tool.
 ///
 /// In a build script (when `OUT_DIR` is set) it reads the target from Cargo's
-/// `CARGO_CFG_TARGET_*` variables, prints `cargo:rerun-if-changed` for every spec, and
-/// writes into `OUT_DIR` unless told otherwise. Files are rewritten only when their
-/// contents change. Every problem of every spec is collected before it fails.
+/// `CARGO_CFG_TARGET_*` variables, prints `cargo:rerun-if-changed` for every spec, weights
+/// file, ONNX model and external data file it reads, and writes into `OUT_DIR` unless told
+/// otherwise. Files are rewritten only when their contents change. Every problem of every
+/// spec and model is collected before it fails.
 #[derive(Clone, Debug, Default)]
 pub struct Builder {
     specs: Vec<PathBuf>,
@@ -23,6 +26,8 @@ pub struct Builder {
     cargo_metadata: Option<bool>,
     index: Option<String>,
     outline_tiles: bool,
+    /// ONNX models to import, with their options.
+    onnx: Vec<(PathBuf, ImportOptions)>,
 }
 
 /// What [`Builder::generate`] wrote.
@@ -34,6 +39,12 @@ pub struct Output {
     pub files: Vec<PathBuf>,
     /// The index file, if one was asked for.
     pub index: Option<PathBuf>,
+    /// What each ONNX model imported, in the order given (its spec and weights are also
+    /// written next to the generated source, as `<model>.json` and `<model>.safetensors`).
+    pub imported: Vec<Imported>,
+    /// Every input file read: specs, weights, ONNX models and their external data files
+    /// (what `cargo:rerun-if-changed` lists).
+    pub inputs: Vec<PathBuf>,
 }
 
 impl Builder {
@@ -55,6 +66,23 @@ impl Builder {
         self.weights
             .push((self.specs.len(), weights.as_ref().to_path_buf()));
         self.spec(spec)
+    }
+
+    /// Adds an ONNX model, imported with the default options (grouped Convs only, the
+    /// model's input shapes, the model name from the file name): see [`Builder::onnx_with`].
+    pub fn onnx(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        self.onnx_with(path, ImportOptions::default())
+    }
+
+    /// Adds an ONNX model: [`Builder::generate`] imports it ([`crate::import::import_file`],
+    /// external data from the model's directory), bakes the imported weights and generates
+    /// its kernels in one step, as `gspc-codegen import` then `generate --weights` would.
+    /// The imported spec and weights are written next to the generated source
+    /// (`<model>.json`, `<model>.safetensors`) for inspection. Its generated files come
+    /// after those of the spec files.
+    pub fn onnx_with(&mut self, path: impl AsRef<Path>, options: ImportOptions) -> &mut Self {
+        self.onnx.push((path.as_ref().to_path_buf(), options));
+        self
     }
 
     /// Adds several spec files.
@@ -128,12 +156,21 @@ impl Builder {
         };
         options.isas()?;
 
-        if metadata {
-            for path in self.specs.iter().chain(self.weights.iter().map(|(_, p)| p)) {
+        let mut inputs: Vec<PathBuf> = Vec::new();
+        let mut input = |path: PathBuf| {
+            if metadata {
                 println!("cargo:rerun-if-changed={}", path.display());
             }
+            inputs.push(path);
+        };
+        for path in self.specs.iter().chain(self.weights.iter().map(|(_, p)| p)) {
+            input(path.clone());
         }
-        let specs = crate::read_specs(&self.specs)?;
+        let specs = if self.specs.is_empty() && !self.onnx.is_empty() {
+            Vec::new()
+        } else {
+            crate::read_specs(&self.specs)?
+        };
         let mut errors = Vec::new();
         let mut generated = Vec::new();
         for (i, s) in specs.iter().enumerate() {
@@ -144,6 +181,42 @@ impl Builder {
             };
             match result {
                 Ok(g) => generated.push(g),
+                Err(e) => errors.push(e),
+            }
+        }
+        let mut imported = Vec::new();
+        for (path, import_options) in &self.onnx {
+            input(path.clone());
+            let result = crate::import::import_file(path, import_options).and_then(|i| {
+                let dir = crate::import::ModelDir::of_model(path);
+                for f in &i.data_files {
+                    input(dir.dir().join(f));
+                }
+                let taken = specs
+                    .iter()
+                    .map(|s| (&s.model, &s.file))
+                    .chain(imported.iter().map(|o: &Imported| (&o.model, &o.spec.file)))
+                    .find(|(m, _)| **m == i.model);
+                if let Some((_, other)) = taken {
+                    return Err(Error::Invalid(vec![Diagnostic {
+                        file: i.spec.file.clone(),
+                        path: "model".to_string(),
+                        message: format!(
+                            "\"{}\" is also the model name of {other}; model names must be unique in one build (name it with ImportOptions::model)",
+                            i.model
+                        ),
+                    }]));
+                }
+                let step = import_step(path, import_options, &i.model);
+                let w = crate::weights::from_safetensors(&i.spec.file, &i.weights, &i.spec)?;
+                let g = crate::generate_inner(&i.spec, Some(&w), &options, Some(&step))?;
+                Ok((i, g))
+            });
+            match result {
+                Ok((i, g)) => {
+                    generated.push(g);
+                    imported.push(i);
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -164,6 +237,16 @@ impl Builder {
             }
             files.push(path);
         }
+        for i in &imported {
+            write_if_changed(
+                &out_dir.join(format!("{}.json", i.model)),
+                i.spec_json.as_bytes(),
+            )?;
+            write_if_changed(
+                &out_dir.join(format!("{}.safetensors", i.model)),
+                &i.weights,
+            )?;
+        }
         let index = match &self.index {
             None => None,
             Some(name) => {
@@ -176,7 +259,37 @@ impl Builder {
             generated,
             files,
             index,
+            imported,
+            inputs,
         })
+    }
+}
+
+/// The `gspc-codegen import` command that writes a model's spec and weights into `<DIR>`.
+fn import_step(path: &Path, options: &ImportOptions, model: &str) -> ImportStep {
+    let spec = format!("<DIR>/{model}.json");
+    let weights = format!("<DIR>/{model}.safetensors");
+    let mut command = format!(
+        "gspc-codegen import {} --out {spec} --weights {weights}",
+        shell_word(&path.display().to_string())
+    );
+    if options.all_convs {
+        command.push_str(" --all-convs");
+    }
+    for (name, dims) in &options.input_shapes {
+        let dims: Vec<String> = dims.iter().map(usize::to_string).collect();
+        command.push_str(&format!(
+            " --input-shape {}",
+            shell_word(&format!("{name}={}", dims.join("x")))
+        ));
+    }
+    if let Some(m) = &options.model {
+        command.push_str(&format!(" --model {}", shell_word(m)));
+    }
+    ImportStep {
+        command,
+        spec,
+        weights,
     }
 }
 

@@ -401,12 +401,7 @@ fn import(
             .collect::<Result<_, _>>()?,
         model: model_name,
     };
-    let file = model.display().to_string();
-    let bytes = std::fs::read(model).map_err(|e| Error::Io {
-        file: file.clone(),
-        message: format!("cannot read the model: {e}"),
-    })?;
-    let imported = import::import(&file, &bytes, &options)?;
+    let imported = import::import_file(model, &options)?;
     let write = |path: &std::path::Path, data: &[u8]| {
         std::fs::write(path, data).map_err(|e| Error::Io {
             file: path.display().to_string(),
@@ -415,10 +410,12 @@ fn import(
     };
     for (l, info) in imported.spec.layers.iter().zip(&imported.layers) {
         let [oh, ow] = l.output();
-        let fused = match &info.fused {
-            Some(f) => format!(" + {f}"),
-            None => String::new(),
-        };
+        let fused: String = info
+            .folded
+            .iter()
+            .chain(&info.fused)
+            .map(|f| format!(" + {f}"))
+            .collect();
         let mut extras = Vec::new();
         if l.bias {
             extras.push("bias".to_string());

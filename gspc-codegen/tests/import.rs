@@ -467,17 +467,26 @@ fn shapes_are_inferred_through_the_ops_in_between() {
         ]
     );
     let all = import_fixture("shapes_net.onnx", &all_convs()).expect("imports");
-    let mut with_stem = vec![layer("stem", 3, 16, 1, 3, 2, 1, 1, [32, 28], true, NONE)];
+    // With --all-convs the stem's BatchNormalization is folded and its Relu fused.
+    let mut with_stem = vec![layer("stem", 3, 16, 1, 3, 2, 1, 1, [32, 28], true, Relu)];
     with_stem.extend(grouped);
     assert_eq!(all.spec.layers, with_stem);
     assert_eq!(
-        all.notes[0],
-        "2 Relu/Clip node(s) fused into the layer before them (the layer's output is theirs; do not run them separately)"
+        all.notes[..2],
+        [
+            "1 node(s) folded into the weights and bias of the layer before them (BatchNormalization x1): the layer's output is theirs; do not run them separately",
+            "3 Relu/Clip node(s) fused into the layer before them (the layer's output is theirs; do not run them separately)",
+        ]
     );
     assert_eq!(
-        all.notes[1],
-        "graph.node[1] \"bn\" (BatchNormalization) follows layer stem and is not folded into it: the app runs it (or fold it into the Conv before exporting)"
+        all.layers[0].folded,
+        ["graph.node[1] \"bn\" (BatchNormalization)"]
     );
+    assert_eq!(
+        all.layers[0].fused.as_deref(),
+        Some("graph.node[2] \"stem_relu\" (Relu)")
+    );
+    assert_eq!(all.layers[0].output, "stem_relu");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1023,7 +1032,7 @@ fn weights_and_bias_must_be_constants_of_the_right_size() {
     assert_eq!(
         messages(run_import(&bytes, &Default::default())),
         [
-            "t.onnx: graph.node[0] \"c\" (Conv): weights: the data of tensor \"w\" is in an external file (\"weights.bin\"); save the model with its weights inside (onnx.save_model(model, path, save_as_external_data=False))"
+            "t.onnx: graph.initializer[0]: tensor \"w\": external data \"weights.bin\": this import was given the model's bytes only and reads no files: import the model from its path (import::import_file, gspc-codegen import) or save it with its weights inside (onnx.save_model(model, path, save_as_external_data=False))"
         ]
     );
     // Channels that do not match the input.

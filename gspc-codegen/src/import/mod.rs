@@ -6,23 +6,28 @@
 //! it from `value_info` and the graph outputs), and turns every grouped Conv (every Conv
 //! with [`ImportOptions::all_convs`]) into a [`crate::LayerSpec`]: channels and the weights
 //! from the weight initializer, group, kernel, strides, symmetric pads, dilations, the
-//! bias, and a Relu or Clip(0, 6) that alone consumes the Conv's output as the fused
-//! activation. Every problem found is reported at once, each naming the node; no input
-//! bytes make it panic or allocate more than a small multiple of their length.
+//! bias, the BatchNormalization and per-channel constant Mul/Add nodes that alone follow it
+//! folded into its weights and bias, and a Relu or Clip(0, 6) that alone consumes the
+//! result as the fused activation. Every problem found is reported at once, each naming the
+//! node; no input bytes make it panic or allocate more than a small multiple of their
+//! length. Tensors stored in external data files ([`external`]) are read by
+//! [`import_file`] (next to the model) and [`import_with`] (from any [`ExternalData`]).
 //!
 //! ```no_run
-//! let bytes = std::fs::read("model.onnx").unwrap();
-//! let imported = gspc_codegen::import::import("model.onnx", &bytes, &Default::default())?;
+//! let path = std::path::Path::new("model.onnx");
+//! let imported = gspc_codegen::import::import_file(path, &Default::default())?;
 //! std::fs::write("model.json", &imported.spec_json).unwrap();
 //! std::fs::write("model.safetensors", &imported.weights).unwrap();
 //! # Ok::<(), gspc_codegen::Error>(())
 //! ```
 
+pub mod external;
 mod infer;
 pub mod onnx;
 mod shape;
 mod tensor;
 
+pub use external::{ExternalData, InMemory, ModelDir, NoFiles};
 pub use infer::supported_ops;
 
 use crate::error::{Diagnostic, Error};
@@ -59,9 +64,12 @@ pub struct Imported {
     pub weights: Vec<u8>,
     /// Where each layer of the spec comes from, in spec order.
     pub layers: Vec<ImportedLayer>,
-    /// Things the user should know: assumptions made, what was fused or skipped, which
-    /// operators the app still runs itself.
+    /// Things the user should know: assumptions made, what was folded, fused or skipped,
+    /// which operators the app still runs itself.
     pub notes: Vec<String>,
+    /// The external data files read (locations relative to the model's directory, as the
+    /// model names them), in the order first read.
+    pub data_files: Vec<String>,
 }
 
 /// Where one imported layer comes from.
@@ -73,11 +81,15 @@ pub struct ImportedLayer {
     pub node: usize,
     /// The Conv as messages name it: `graph.node[3] "name" (Conv)`.
     pub source: String,
+    /// The BatchNormalization and per-channel constant Mul/Add nodes folded into the
+    /// layer's weights and bias, in graph order, as messages name them.
+    pub folded: Vec<String>,
     /// The fused Relu or Clip node as messages name it, if one was fused.
     pub fused: Option<String>,
     /// The ONNX value the layer reads.
     pub input: String,
-    /// The ONNX value the layer produces (the fused activation's output, if any).
+    /// The ONNX value the layer produces: the output of the last folded or fused node (the
+    /// Conv's own output when none is).
     pub output: String,
     /// The key of the weights in [`Imported::weights`].
     pub weight_key: String,
@@ -201,8 +213,34 @@ pub(crate) fn quote(s: &str) -> String {
 }
 
 /// Imports the model in `bytes`. `file` names it in messages (and gives the default model
-/// name). Reads no files.
+/// name). Reads no files: a tensor stored in an external data file is refused (see
+/// [`import_file`] and [`import_with`]).
 pub fn import(file: &str, bytes: &[u8], options: &ImportOptions) -> Result<Imported, Error> {
+    import_with(file, bytes, options, &mut NoFiles)
+}
+
+/// Imports the model file at `path`, reading external data (see [`external`]) from its
+/// directory ([`ModelDir`]). Messages name the file as `path` shows.
+pub fn import_file(path: &std::path::Path, options: &ImportOptions) -> Result<Imported, Error> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        file: file.clone(),
+        message: format!("cannot read the model: {e}"),
+    })?;
+    import_with(&file, &bytes, options, &mut ModelDir::of_model(path))
+}
+
+/// Imports the model in `bytes`, with the data of tensors stored outside the model from
+/// `data`. Every external reference is checked (location, range, length); only the data
+/// the import uses is read: the weights and bias of the convs it imports and tensors of at
+/// most [`EXTERNAL_READ_ALWAYS`] elements (BatchNormalization parameters, scales, shape
+/// constants).
+pub fn import_with(
+    file: &str,
+    bytes: &[u8],
+    options: &ImportOptions,
+    data: &mut dyn ExternalData,
+) -> Result<Imported, Error> {
     let fail = |path: &str, message: String| {
         Error::Invalid(vec![Diagnostic {
             file: file.to_string(),
@@ -250,7 +288,12 @@ pub fn import(file: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
                     .to_string(),
             )
         })?;
-    let mut cx = Cx::new(file, graph, opset);
+    let resolved = resolve_external(file, graph, options, data);
+    if !resolved.diags.is_empty() {
+        return Err(Error::Invalid(resolved.diags));
+    }
+    let mut cx = Cx::new(file, graph, opset, resolved.tensors);
+    cx.data_files = resolved.files;
     cx.inputs(options)?;
     cx.propagate();
     let layers = cx.convs(options);
@@ -276,6 +319,144 @@ pub fn import(file: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
         cx.notes.push(o);
     }
     cx.finish(model, layers)
+}
+
+/// External tensors of at most this many elements are always read (when referenced by an
+/// initializer): parameters to fold, shape constants. Larger ones only when an imported
+/// Conv reads them as its weights or bias.
+pub const EXTERNAL_READ_ALWAYS: u64 = 1 << 16;
+
+/// The initializers whose data is in external files, read (by index into
+/// `graph.initializer`), the locations read, and every problem.
+struct Resolved {
+    tensors: HashMap<usize, onnx::TensorProto>,
+    files: Vec<String>,
+    diags: Vec<Diagnostic>,
+}
+
+/// Checks every external reference of the initializers and reads the ones the import uses.
+fn resolve_external(
+    file: &str,
+    graph: &GraphProto,
+    options: &ImportOptions,
+    data: &mut dyn ExternalData,
+) -> Resolved {
+    let mut out = Resolved {
+        tensors: HashMap::new(),
+        files: Vec::new(),
+        diags: Vec::new(),
+    };
+    if !graph.initializer.iter().any(external::is_external) {
+        return out;
+    }
+    // The values the imported convs read as weights and bias, through Identity nodes.
+    let aliases: HashMap<&str, &str> = graph
+        .node
+        .iter()
+        .filter(|n| is_op(n, "Identity"))
+        .filter_map(|n| Some((n.output.first()?.as_str(), n.input.first()?.as_str())))
+        .collect();
+    let mut needed: HashSet<&str> = HashSet::new();
+    for n in graph.node.iter().filter(|n| is_op(n, "Conv")) {
+        let group = Attrs(&n.attribute).int_or("group", 1).unwrap_or(1);
+        if !(options.all_convs || group != 1) {
+            continue;
+        }
+        for name in n.input.iter().skip(1).take(2) {
+            let mut name = name.as_str();
+            for _ in 0..graph.node.len() {
+                match aliases.get(name) {
+                    Some(&src) => name = src,
+                    None => break,
+                }
+            }
+            needed.insert(name);
+        }
+    }
+    // Problems with a file are reported once, with the number of other tensors in it.
+    let mut file_problems: HashMap<String, (usize, usize)> = HashMap::new();
+    let mut read_bytes: HashMap<String, u64> = HashMap::new();
+    for (i, t) in graph.initializer.iter().enumerate() {
+        if !external::is_external(t) {
+            continue;
+        }
+        let path = format!("graph.initializer[{i}]");
+        let named = if t.name.is_empty() {
+            "the tensor".to_string()
+        } else {
+            format!("tensor \"{}\"", quote(&t.name))
+        };
+        let diag = |out: &mut Resolved, message: String| {
+            out.diags.push(Diagnostic {
+                file: file.to_string(),
+                path: path.clone(),
+                message,
+            });
+        };
+        let elements = match tensor::dims(t).and_then(|d| shape::product(&d)) {
+            Ok(n) => n,
+            Err(e) => {
+                diag(&mut out, e);
+                continue;
+            }
+        };
+        let problem = match external::range(t, elements, data) {
+            Ok(r) if needed.contains(t.name.as_str()) || elements <= EXTERNAL_READ_ALWAYS => {
+                let total = read_bytes.entry(r.location.clone()).or_insert(0);
+                *total = total.saturating_add(r.length);
+                let limit = data.size(&r.location).unwrap_or(0).saturating_mul(2);
+                if *total > limit {
+                    Err(external::Problem::Range(
+                        r.location.clone(),
+                        format!(
+                            "the tensors read from this file overlap: more than twice its {} bytes in all",
+                            limit / 2
+                        ),
+                    ))
+                } else {
+                    match external::load(t, &r, data) {
+                        Ok(loaded) => {
+                            if !out.files.contains(&r.location) {
+                                out.files.push(r.location.clone());
+                            }
+                            out.tensors.insert(i, loaded);
+                            Ok(())
+                        }
+                        Err(p) => Err(p),
+                    }
+                }
+            }
+            Ok(_) => Ok(()),
+            Err(p) => Err(p),
+        };
+        match problem {
+            Ok(()) => {}
+            Err(external::Problem::NoLocation(m)) => diag(&mut out, format!("{named}: {m}")),
+            Err(external::Problem::Range(loc, m)) => diag(
+                &mut out,
+                format!("{named}: external data \"{}\": {m}", quote(&loc)),
+            ),
+            Err(external::Problem::File(loc, m)) => match file_problems.get_mut(&loc) {
+                Some((_, more)) => *more += 1,
+                None => {
+                    file_problems.insert(loc.clone(), (out.diags.len(), 0));
+                    diag(
+                        &mut out,
+                        format!("{named}: external data \"{}\": {m}", quote(&loc)),
+                    );
+                }
+            },
+        }
+    }
+    for (at, more) in file_problems.into_values() {
+        if more > 0
+            && let Some(d) = out.diags.get_mut(at)
+        {
+            d.message
+                .push_str(&format!(" (and {more} more tensor(s) stored in this file)"));
+        }
+    }
+    out
 }
 
 /// Other convolution operators (QLinearConv, ConvInteger, ConvTranspose, custom ones) the
@@ -348,6 +529,10 @@ enum Unknown {
     Here(Option<String>),
 }
 
+/// A per-channel scale and shift: `w'[k] = w[k] * scale[k]`, `b'[k] = b[k] * scale[k] +
+/// shift[k]`.
+type Affine = (Vec<f64>, Vec<f64>);
+
 /// One Conv to import.
 struct Layer<'m> {
     node: usize,
@@ -356,6 +541,10 @@ struct Layer<'m> {
     raw_names: [&'m str; 2],
     input: &'m str,
     output: &'m str,
+    /// Nodes folded into the weights and bias (BatchNormalization, constant Mul/Add).
+    folded: Vec<usize>,
+    /// The first node after the layer that looked foldable but is not, and why.
+    unfolded: Option<(usize, String)>,
     fused: Option<usize>,
     activation: Activation,
     x: Dims,
@@ -386,6 +575,8 @@ struct Cx<'m> {
     batch_noted: bool,
     /// The nodes reading each value (a node once per input naming it).
     consumers: HashMap<&'m str, Vec<usize>>,
+    /// The external data files read.
+    data_files: Vec<String>,
 }
 
 /// How many names a note lists before "and N more".
@@ -403,13 +594,19 @@ fn static_shape(vi: &onnx::ValueInfoProto) -> Option<Dims> {
 }
 
 impl<'m> Cx<'m> {
-    fn new(file: &str, graph: &'m GraphProto, opset: i64) -> Cx<'m> {
+    fn new(
+        file: &str,
+        graph: &'m GraphProto,
+        opset: i64,
+        mut external: HashMap<usize, onnx::TensorProto>,
+    ) -> Cx<'m> {
         let mut consts = Consts::new();
-        for t in &graph.initializer {
-            consts.insert(
-                t.name.as_str(),
-                std::rc::Rc::new(std::borrow::Cow::Borrowed(t)),
-            );
+        for (i, t) in graph.initializer.iter().enumerate() {
+            let value = match external.remove(&i) {
+                Some(loaded) => std::borrow::Cow::Owned(loaded),
+                None => std::borrow::Cow::Borrowed(t),
+            };
+            consts.insert(t.name.as_str(), std::rc::Rc::new(value));
         }
         let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, n) in graph.node.iter().enumerate() {
@@ -438,6 +635,7 @@ impl<'m> Cx<'m> {
             conflicts: Vec::new(),
             batch_noted: false,
             consumers,
+            data_files: Vec::new(),
         }
     }
 
@@ -1076,19 +1274,25 @@ impl<'m> Cx<'m> {
                 x.first().copied().unwrap_or(0)
             ));
         }
-        let (fused, activation) = match self.activation(out, consumers, outputs) {
+        let mut weights = weights;
+        let mut bias = bias;
+        let (folded_out, folded, unfolded) =
+            self.fold(out, m, &mut weights, &mut bias, consumers, outputs);
+        let (fused, activation) = match self.activation(folded_out, consumers, outputs) {
             Some((j, a)) => (Some(j), a),
             None => (None, Activation::None),
         };
         let output = match fused.and_then(|j| self.graph.node.get(j)?.output.first()) {
             Some(o) => o.as_str(),
-            None => out.as_str(),
+            None => folded_out,
         };
         Some(Layer {
             node: idx,
             raw_names: [node.name.as_str(), out.as_str()],
             input: x_name,
             output,
+            folded,
+            unfolded,
             fused,
             activation,
             x,
@@ -1100,6 +1304,220 @@ impl<'m> Cx<'m> {
             padding: [win.begin[0], win.begin[1]],
             dilation: [win.dilations[0], win.dilations[1]],
         })
+    }
+
+    /// Folds the BatchNormalization and per-channel constant Mul/Add nodes that, one after
+    /// the other, alone read the Conv's output `out` into its `weights` (`m` output
+    /// channels) and `bias`, computing in f64. Returns the value after the last folded node,
+    /// the folded nodes, and the first node that looked foldable but is not, with why.
+    #[allow(clippy::type_complexity)]
+    fn fold(
+        &self,
+        out: &'m str,
+        m: u64,
+        weights: &mut Vec<f32>,
+        bias: &mut Option<Vec<f32>>,
+        consumers: &HashMap<&str, Vec<usize>>,
+        outputs: &HashSet<&str>,
+    ) -> (&'m str, Vec<usize>, Option<(usize, String)>) {
+        let graph = self.graph;
+        let mut cur = out;
+        let mut folded = Vec::new();
+        let Ok(k) = usize::try_from(m) else {
+            return (cur, folded, None);
+        };
+        if k == 0 || !weights.len().is_multiple_of(k) {
+            return (cur, folded, None);
+        }
+        let per_channel = weights.len() / k;
+        loop {
+            let users = consumers.get(cur).map(Vec::as_slice).unwrap_or_default();
+            let candidate = |j: usize| {
+                graph.node.get(j).is_some_and(|n| {
+                    is_op(n, "BatchNormalization")
+                        || ((is_op(n, "Mul") || is_op(n, "Add"))
+                            && n.input.iter().any(|i| self.consts.contains_key(i.as_str())))
+                })
+            };
+            let &[j] = users else {
+                let why = if users.is_empty() {
+                    None
+                } else {
+                    users.iter().copied().find(|&j| candidate(j)).map(|j| {
+                        (
+                            j,
+                            format!(
+                                "\"{}\" has {} readers; only a node that alone reads it can be folded",
+                                quote(cur),
+                                users.len()
+                            ),
+                        )
+                    })
+                };
+                return (cur, folded, why);
+            };
+            if outputs.contains(cur) {
+                let why = candidate(j).then(|| {
+                    (
+                        j,
+                        format!(
+                            "\"{}\" is a graph output, which folding would change",
+                            quote(cur)
+                        ),
+                    )
+                });
+                return (cur, folded, why);
+            }
+            let Some(n) = graph.node.get(j) else {
+                return (cur, folded, None);
+            };
+            let step = match self.fold_step(n, cur, k) {
+                Ok(Some(s)) => s,
+                Ok(None) => return (cur, folded, None),
+                Err(why) => return (cur, folded, Some((j, why))),
+            };
+            let (scale, shift) = step;
+            let w: Vec<f32> = weights
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| (f64::from(w) * scale[i / per_channel]) as f32)
+                .collect();
+            let b: Option<Vec<f32>> = match bias.as_ref() {
+                Some(b) => Some(
+                    b.iter()
+                        .zip(scale.iter().zip(&shift))
+                        .map(|(&b, (s, t))| (f64::from(b) * s + t) as f32)
+                        .collect(),
+                ),
+                None if shift.iter().all(|&t| t == 0.0) => None,
+                None => Some(shift.iter().map(|&t| t as f32).collect()),
+            };
+            let bad = non_finite(&w).map(|e| format!("weight {e}")).or_else(|| {
+                b.as_deref()
+                    .and_then(non_finite)
+                    .map(|e| format!("bias {e}"))
+            });
+            if let Some(e) = bad {
+                return (
+                    cur,
+                    folded,
+                    Some((j, format!("folded, the layer's {e} (out of f32 range)"))),
+                );
+            }
+            *weights = w;
+            *bias = b;
+            folded.push(j);
+            match n.output.first() {
+                Some(o) => cur = o.as_str(),
+                None => return (cur, folded, None),
+            }
+        }
+    }
+
+    /// The per-channel scale and shift that folds node `n`, which reads `cur` (the output
+    /// of a Conv with `k` channels): `Ok(None)` when `n` is not a candidate (not a
+    /// BatchNormalization, Mul or Add, or a Mul/Add with no constant operand), `Err` with
+    /// why a candidate cannot be folded.
+    fn fold_step(&self, n: &NodeProto, cur: &str, k: usize) -> Result<Option<Affine>, String> {
+        if n.output.first().is_none_or(|o| o.is_empty()) {
+            return Ok(None);
+        }
+        let constant = |what: &str, name: Option<&String>| -> Result<(Dims, Vec<f32>), String> {
+            let name = name
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| format!("it has no {what}"))?;
+            let t = self.consts.get(name.as_str()).ok_or_else(|| {
+                format!(
+                    "its {what} \"{}\" is not a constant (an initializer or a Constant node)",
+                    quote(name)
+                )
+            })?;
+            let d = tensor::dims(t).map_err(|e| format!("its {what}: {e}"))?;
+            let v = tensor::floats(t).map_err(|e| format!("its {what}: {e}"))?;
+            if let Some(e) = non_finite(&v) {
+                return Err(format!("its {what}: {e}"));
+            }
+            Ok((d, v))
+        };
+        if is_op(n, "BatchNormalization") {
+            if n.input.first().map(String::as_str) != Some(cur) {
+                return Ok(None);
+            }
+            let a = Attrs(&n.attribute);
+            if n.output.iter().skip(1).any(|o| !o.is_empty()) {
+                return Err(
+                    "it is in training form (it outputs the running mean or variance)".to_string(),
+                );
+            }
+            if a.int("training_mode")?.unwrap_or(0) != 0 {
+                return Err("it is in training form (training_mode 1)".to_string());
+            }
+            if self.opset < 9 && a.int("spatial")?.unwrap_or(1) != 1 {
+                return Err(
+                    "it has spatial 0 (statistics per position, not per channel)".to_string(),
+                );
+            }
+            let eps = f64::from(a.float("epsilon")?.unwrap_or(1e-5));
+            if !(eps.is_finite() && eps >= 0.0) {
+                return Err(format!("epsilon {eps} is not a finite number of 0 or more"));
+            }
+            let mut params = Vec::with_capacity(4);
+            for (i, what) in ["scale", "bias", "mean", "variance"].iter().enumerate() {
+                let (_, v) = constant(what, n.input.get(i + 1))?;
+                if v.len() != k {
+                    return Err(format!(
+                        "its {what} has {} values, the Conv has {k} output channels",
+                        v.len()
+                    ));
+                }
+                params.push(v);
+            }
+            let [scale, b, mean, var] = [0, 1, 2, 3].map(|i| &params[i]);
+            let mut s = Vec::with_capacity(k);
+            let mut t = Vec::with_capacity(k);
+            for c in 0..k {
+                let d = f64::from(var[c]) + eps;
+                if d.is_nan() || d <= 0.0 {
+                    return Err(format!(
+                        "variance + epsilon of channel {c} is {d}, not positive"
+                    ));
+                }
+                let sc = f64::from(scale[c]) / d.sqrt();
+                s.push(sc);
+                t.push(f64::from(b[c]) - f64::from(mean[c]) * sc);
+            }
+            return Ok(Some((s, t)));
+        }
+        let mul = is_op(n, "Mul");
+        if !(mul || is_op(n, "Add")) {
+            return Ok(None);
+        }
+        let other = match n.input.as_slice() {
+            [a, b] if a == cur && b != cur => b,
+            [a, b] if b == cur && a != cur => a,
+            _ => return Ok(None),
+        };
+        if !self.consts.contains_key(other.as_str()) {
+            return Ok(None);
+        }
+        let (d, v) = constant("constant operand", Some(other))?;
+        let k64 = k as u64;
+        let values: Vec<f64> = if v.len() == 1 && d.len() <= 4 {
+            vec![f64::from(v[0]); k]
+        } else if d == [k64, 1, 1] || d == [1, k64, 1, 1] {
+            v.iter().map(|&x| f64::from(x)).collect()
+        } else {
+            return Err(format!(
+                "its constant operand \"{}\" has shape {}; a per-channel constant has shape [{k}, 1, 1] or [1, {k}, 1, 1], or is a scalar",
+                quote(other),
+                shape::show(&d)
+            ));
+        };
+        Ok(Some(if mul {
+            (values, vec![0.0; k])
+        } else {
+            (vec![1.0; k], values)
+        }))
     }
 
     /// The Relu or Clip(0, 6) that alone consumes `out`, and the activation it is.
@@ -1183,6 +1601,7 @@ impl<'m> Cx<'m> {
                 name: name.clone(),
                 node: l.node,
                 source: self.node_path(l.node),
+                folded: l.folded.iter().map(|&j| self.node_path(j)).collect(),
                 fused: l.fused.map(|j| self.node_path(j)),
                 input: l.input.to_string(),
                 output: l.output.to_string(),
@@ -1198,12 +1617,44 @@ impl<'m> Cx<'m> {
             weights,
             layers: out_layers,
             notes: self.notes,
+            data_files: self.data_files,
         })
     }
 
     /// What was fused, what follows a layer unfolded, what the app still runs.
     fn closing_notes(&mut self, layers: &[Layer], names: &[String]) {
         let graph = self.graph;
+        if !self.data_files.is_empty() {
+            let files: Vec<String> = self
+                .data_files
+                .iter()
+                .map(|f| format!("\"{}\"", quote(f)))
+                .collect();
+            self.notes.push(format!(
+                "read external data from {} (next to the model)",
+                files.join(", ")
+            ));
+        }
+        let folded: Vec<usize> = layers
+            .iter()
+            .flat_map(|l| l.folded.iter().copied())
+            .collect();
+        if !folded.is_empty() {
+            let mut kinds: Vec<(&str, usize)> = Vec::new();
+            for &j in &folded {
+                let op = graph.node.get(j).map_or("", |n| n.op_type.as_str());
+                match kinds.iter_mut().find(|(o, _)| *o == op) {
+                    Some((_, c)) => *c += 1,
+                    None => kinds.push((op, 1)),
+                }
+            }
+            let list: Vec<String> = kinds.iter().map(|(o, c)| format!("{o} x{c}")).collect();
+            self.notes.push(format!(
+                "{} node(s) folded into the weights and bias of the layer before them ({}): the layer's output is theirs; do not run them separately",
+                folded.len(),
+                list.join(", ")
+            ));
+        }
         let fused: Vec<usize> = layers.iter().filter_map(|l| l.fused).collect();
         if !fused.is_empty() {
             self.notes.push(format!(
@@ -1212,22 +1663,32 @@ impl<'m> Cx<'m> {
             ));
         }
         for (l, name) in layers.iter().zip(names) {
-            let bn = self.consumers.get(l.output).and_then(|users| {
-                users.iter().copied().find(|&j| {
+            let unfolded = l.unfolded.clone().or_else(|| {
+                let users = self.consumers.get(l.output)?;
+                let j = users.iter().copied().find(|&j| {
                     graph.node.get(j).is_some_and(|n| {
                         is_op(n, "BatchNormalization")
                             && n.input.first().map(String::as_str) == Some(l.output)
                     })
-                })
+                })?;
+                Some((
+                    j,
+                    "it reads the fused activation's output; only what comes between the Conv and its activation is folded".to_string(),
+                ))
             });
-            if let Some(j) = bn {
+            if let Some((j, why)) = unfolded {
                 self.notes.push(format!(
-                    "{} follows layer {name} and is not folded into it: the app runs it (or fold it into the Conv before exporting)",
+                    "{} follows layer {name} and is not folded into it: {why}; the app runs it",
                     self.node_path(j)
                 ));
             }
         }
-        let imported: HashSet<usize> = layers.iter().map(|l| l.node).chain(fused).collect();
+        let imported: HashSet<usize> = layers
+            .iter()
+            .map(|l| l.node)
+            .chain(fused)
+            .chain(folded)
+            .collect();
         let mut rest: Vec<(&str, usize)> = Vec::new();
         let mut index: HashMap<&str, usize> = HashMap::new();
         for (i, n) in graph.node.iter().enumerate() {

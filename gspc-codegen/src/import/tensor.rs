@@ -41,8 +41,9 @@ fn inline(t: &TensorProto) -> Result<(), String> {
             .map(|e| format!(" (\"{}\")", super::quote(&e.value)))
             .unwrap_or_default();
         return Err(format!(
-            "the data of {} is in an external file{location}; save the model with its weights inside (onnx.save_model(model, path, save_as_external_data=False))",
-            named(t)
+            "the data of {} is in an external file{location} that the importer did not read (it reads the weights and bias of the convs it imports and tensors of at most {} elements)",
+            named(t),
+            super::EXTERNAL_READ_ALWAYS
         ));
     }
     Ok(())
