@@ -857,3 +857,20 @@ fn builder_onnx_imports_bakes_and_generates_in_one_step() {
         )]
     );
 }
+
+#[test]
+fn the_fuzz_seed_reads_its_external_data_from_itself() {
+    // fuzz/seeds/import/external_in_itself.onnx: the import fuzz target serves the input as
+    // every data file; the seed's weights are at an offset into its own bytes.
+    let bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/import/external_in_itself.onnx"),
+    )
+    .expect("the seed");
+    let mut mem = InMemory::default();
+    mem.files.insert("w.bin".to_string(), bytes.clone());
+    let i =
+        import::import_with("seed.onnx", &bytes, &Default::default(), &mut mem).expect("imports");
+    assert_eq!(i.data_files, ["w.bin"]);
+    assert_eq!(i.layers[0].folded.len(), 2);
+    assert_eq!(i.spec.layers[0].activation, Activation::Relu);
+}
