@@ -61,9 +61,11 @@ enum Command {
         target: TargetArgs,
     },
     /// Import an ONNX model: write a layer spec with its grouped convolutions (every Conv
-    /// with --all-convs) and, with --weights, their weights; print one line per layer.
+    /// with --all-convs; a BatchNormalization or per-channel constant Mul/Add after one
+    /// folded in, a Relu or Clip fused) and, with --weights, their weights; print one line
+    /// per layer.
     Import {
-        /// The ONNX model.
+        /// The ONNX model (external data files are read from its directory).
         #[arg(value_name = "MODEL")]
         file: PathBuf,
         /// The layer spec to write (JSON).

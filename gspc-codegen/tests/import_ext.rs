@@ -874,3 +874,66 @@ fn the_fuzz_seed_reads_its_external_data_from_itself() {
     assert_eq!(i.layers[0].folded.len(), 2);
     assert_eq!(i.spec.layers[0].activation, Activation::Relu);
 }
+
+#[test]
+fn large_external_tensors_are_read_only_for_the_convs_imported() {
+    // A depthwise 15x15 conv of 512 channels (115 200 weights, more than the always-read
+    // 65 536) reading its weights through an Identity, then an ungrouped 1x1 conv (262 144
+    // weights), skipped without --all-convs: its weights are checked but not read.
+    let n = 512 * 15 * 15;
+    let w = values(n, 9);
+    let w1 = values(512 * 512, 10);
+    let mut file = le(&w);
+    file.extend(le(&w1));
+    let len0 = (4 * n).to_string();
+    let len1 = (4 * 512 * 512).to_string();
+    let mut dw = conv("dw", &["x", "w_id"], "y", 512);
+    dw.attribute = vec![attr_int("group", 512), attr_ints("pads", &[7; 4])];
+    let mut pw = conv("pw", &["y", "w1"], "z", 1);
+    pw.attribute = vec![attr_int("group", 1)];
+    let bytes = model(
+        vec![node("Identity", "id", &["w"], &["w_id"]), dw, pw],
+        vec![
+            external(
+                "w",
+                &[512, 1, 15, 15],
+                &[("location", "w.bin"), ("length", &len0)],
+            ),
+            external(
+                "w1",
+                &[512, 512, 1, 1],
+                &[("location", "w.bin"), ("offset", &len0), ("length", &len1)],
+            ),
+        ],
+        vec![value("x", &[1, 512, 8, 8])],
+        &["z"],
+    );
+    /// Counts the bytes read.
+    struct Counting(InMemory, u64);
+    impl import::ExternalData for Counting {
+        fn size(&mut self, location: &str) -> Result<u64, String> {
+            self.0.size(location)
+        }
+        fn read(&mut self, location: &str, offset: u64, buf: &mut [u8]) -> Result<(), String> {
+            self.1 += buf.len() as u64;
+            self.0.read(location, offset, buf)
+        }
+    }
+    let mut mem = InMemory::default();
+    mem.files.insert("w.bin".to_string(), file);
+    let mut data = Counting(mem, 0);
+    let i = import::import_with("m.onnx", &bytes, &Default::default(), &mut data).expect("imports");
+    assert_eq!(i.spec.layers.len(), 1);
+    assert_eq!(data.1, 4 * n as u64, "only the depthwise weights are read");
+    let st = safetensors::SafeTensors::deserialize(&i.weights).expect("safetensors");
+    assert_eq!(f32s(st.tensor("dw.weight").expect("weights").data()), w);
+    // With --all-convs the 1x1 conv's weights are read too.
+    let all = ImportOptions {
+        all_convs: true,
+        ..Default::default()
+    };
+    data.1 = 0;
+    let i = import::import_with("m.onnx", &bytes, &all, &mut data).expect("imports");
+    assert_eq!(i.spec.layers.len(), 2);
+    assert_eq!(data.1, 4 * (n + 512 * 512) as u64);
+}
