@@ -402,6 +402,17 @@ fn hostile_external_data_is_refused_naming_the_tensor_and_the_file() {
                 root.display()
             )]
         );
+        // A FIFO is not opened (reading it would wait for a writer).
+        let made = Command::new("mkfifo").arg(dir.path("fifo")).status();
+        if made.is_ok_and(|s| s.success()) {
+            let got = messages(import_in(&dir, &one_external_conv(&[("location", "fifo")])));
+            assert_eq!(
+                got,
+                [format!(
+                    "{model_file}: graph.initializer[0]: tensor \"w\": external data \"fifo\": it is not a regular file"
+                )]
+            );
+        }
         // A symlinked directory out of the model's directory too.
         std::os::unix::fs::symlink(&outside.0, dir.path("out")).expect("symlink");
         let got = messages(import_in(

@@ -146,13 +146,15 @@ impl ModelDir {
                 root.display()
             ));
         }
+        // Checked before opening too: opening a FIFO for reading would wait for a writer.
+        let regular = |m: std::io::Result<std::fs::Metadata>| match m {
+            Ok(m) if m.is_file() => Ok(m),
+            Ok(_) => Err("it is not a regular file".to_string()),
+            Err(e) => Err(format!("cannot read its size: {e}")),
+        };
+        regular(std::fs::metadata(&real))?;
         let file = File::open(&real).map_err(|e| format!("cannot open it: {e}"))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| format!("cannot read its size: {e}"))?;
-        if !meta.is_file() {
-            return Err("it is not a regular file".to_string());
-        }
+        let meta = regular(file.metadata())?;
         Ok((file, meta.len()))
     }
 }
