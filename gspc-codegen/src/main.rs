@@ -290,6 +290,7 @@ fn tiles(p: &gspc_codegen::LayerPlan) -> String {
         })
         .collect::<Vec<_>>()
         .join(" | ")
+        + if p.compact { " (compact)" } else { "" }
 }
 
 fn print_plan(g: &gspc_codegen::Generated, options: &Options) {
