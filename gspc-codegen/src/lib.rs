@@ -113,19 +113,49 @@ fn count_module_lines(code: &str, name: &str) -> usize {
 /// Plans every layer of a validated spec.
 pub fn plan(spec: &Spec, options: &Options) -> Result<Vec<LayerPlan>, Error> {
     let isas = options.isas()?;
-    let plans = spec
+    let mut plans = spec
         .layers
         .iter()
         .map(|l| plan::plan_layer(l, &options.target, &isas))
         .collect::<Result<Vec<_>, _>>()?;
-    let lines: usize = plans.iter().map(LayerPlan::estimated_lines).sum();
-    if lines > spec::limits::MAX_GENERATED_LINES {
+    let limit = spec::limits::MAX_GENERATED_LINES;
+    let mut lines: Vec<usize> = plans.iter().map(LayerPlan::estimated_lines).collect();
+    let mut total: usize = lines.iter().sum();
+    if total > limit {
+        // Compact code where it saves the most lines first, until the model fits (as few
+        // layers as can be); layers that pin `"compact": false` keep their unrolled code.
+        let mut compacts = Vec::new();
+        for (i, l) in spec.layers.iter().enumerate() {
+            if plans[i].compact || l.compact == Some(false) {
+                continue;
+            }
+            let pin = plan::Pin {
+                strategy: l.strategy,
+                oc_block: l.oc_block,
+                compact: true,
+            };
+            let c = plan::plan_layer_pinned(l, &options.target, &isas, pin)?;
+            let n = c.estimated_lines();
+            if n < lines[i] {
+                compacts.push((lines[i] - n, i, c));
+            }
+        }
+        compacts.sort_by_key(|c| (std::cmp::Reverse(c.0), c.1));
+        for (saved, i, c) in compacts {
+            if total <= limit {
+                break;
+            }
+            total -= saved;
+            lines[i] -= saved;
+            plans[i] = c;
+        }
+    }
+    if total > limit {
         return Err(Error::Invalid(vec![Diagnostic {
             file: spec.file.clone(),
             path: "layers".to_string(),
             message: format!(
-                "the generated code would be about {lines} lines, more than the limit of {} lines per spec file; split the model into several spec files",
-                spec::limits::MAX_GENERATED_LINES
+                "the generated code would be about {total} lines even with compact code for every layer that allows it, more than the limit of {limit} lines per spec file; split the model into several spec files"
             ),
         }]));
     }

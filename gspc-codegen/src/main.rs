@@ -292,6 +292,7 @@ fn tiles(p: &gspc_codegen::LayerPlan) -> String {
         })
         .collect::<Vec<_>>()
         .join(" | ")
+        + if p.compact { " (compact)" } else { "" }
 }
 
 fn print_plan(g: &gspc_codegen::Generated, options: &Options) {

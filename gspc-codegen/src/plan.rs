@@ -189,6 +189,11 @@ pub struct LayerPlan {
     /// the packed input interleaves those groups' pixels, so one broadcast of `gpv`
     /// consecutive values (64 or 128 bits) feeds every lane its own group's input.
     pub gpv: usize,
+    /// Compact code: tiles of at most a quarter of [`MAX_TILE_FMAS`] multiply-adds and no
+    /// direct kernel (which unrolls whole rows or planes), so the layer's code does not
+    /// grow with its plane; pinned by the spec or chosen by [`crate::plan`] for the largest
+    /// layers of a model that would pass the generated-lines limit.
+    pub compact: bool,
     /// One entry per ISA variant, in the order given.
     pub variants: Vec<VariantPlan>,
 }
@@ -380,6 +385,8 @@ pub struct Pin {
     pub strategy: Option<Strategy>,
     /// `oc_bn`, or the cost model's.
     pub oc_block: Option<usize>,
+    /// Compact code (see [`LayerPlan::compact`]).
+    pub compact: bool,
 }
 
 /// The cost model: `gspc-oc` keeps `oc_bn` output channels in a vector, so its lane use is
@@ -418,6 +425,7 @@ pub fn plan_layer(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> Result<La
     let pin = Pin {
         strategy: layer.strategy,
         oc_block: layer.oc_block,
+        compact: layer.compact == Some(true),
     };
     plan_layer_pinned(layer, target, isas, pin)
 }
@@ -439,9 +447,10 @@ pub fn plan_layer_pinned(
         // The direct gspc-ow kernel (AVX-512 or AVX2) needs no transposes and took about
         // half to two thirds of the time of gspc-dwc on mobilenet_v1_dw's narrow rows (Zen 5,
         // each ISA).
-        let direct = [Isa::Avx512, Isa::Avx2]
-            .iter()
-            .any(|i| isas.contains(i) && direct_applies(layer, *i, false, 1));
+        let direct = !pin.compact
+            && [Isa::Avx512, Isa::Avx2]
+                .iter()
+                .any(|i| isas.contains(i) && direct_applies(layer, *i, false, 1));
         if target.arch == Arch::X86_64 && dwc_applies(layer) && dwc_pays(layer) && !direct {
             Strategy::GspcDwc
         } else if groups_per_vector(layer, target, isas) > 1 && layer.output()[1] <= 8 {
@@ -483,9 +492,13 @@ pub fn plan_layer_pinned(
     let variants = isas
         .iter()
         .map(|&isa| match strategy {
-            Strategy::GspcOc => plan_oc(layer, strategy, oc_bn, isa, scalar_fpu(target)),
-            Strategy::GspcOw => plan_ow(layer, strategy, oc_bn, isa, scalar_fpu(target)),
-            Strategy::GspcDwc => plan_dwc(layer, isa, scalar_fpu(target)),
+            Strategy::GspcOc => {
+                plan_oc(layer, strategy, oc_bn, isa, scalar_fpu(target), pin.compact)
+            }
+            Strategy::GspcOw => {
+                plan_ow(layer, strategy, oc_bn, isa, scalar_fpu(target), pin.compact)
+            }
+            Strategy::GspcDwc => plan_dwc(layer, isa, scalar_fpu(target), pin.compact),
         })
         .collect();
     let scratch_len = match strategy {
@@ -505,6 +518,7 @@ pub fn plan_layer_pinned(
         packed_len: bias_offset + layer.out_channels,
         scratch_len,
         gpv,
+        compact: pin.compact,
         variants,
     };
     check_bounds(&plan)?;
@@ -575,7 +589,7 @@ fn without_short_tail(total: usize, width: usize, per_unit: usize) -> usize {
 
 /// The tile of a `gspc-dwc` variant: `lanes`-wide vectors, `16 / lanes` per pixel,
 /// `reg_n` pixels per tile.
-fn plan_dwc(layer: &LayerSpec, isa: Isa, scalar: bool) -> VariantPlan {
+fn plan_dwc(layer: &LayerSpec, isa: Isa, scalar: bool, compact: bool) -> VariantPlan {
     let [kh, kw] = layer.kernel;
     let ow = layer.output()[1];
     let (lanes, regs): (usize, usize) = match isa {
@@ -596,7 +610,7 @@ fn plan_dwc(layer: &LayerSpec, isa: Isa, scalar: bool) -> VariantPlan {
     let budget = (regs.saturating_sub(nvec + 2) / per_pixel)
         .min(MAX_ACCUMULATORS / per_pixel)
         .max(1);
-    let code_cap = MAX_TILE_FMAS / (nvec * kh * kw);
+    let code_cap = tile_fmas(compact) / (nvec * kh * kw);
     let max_r = budget.min(code_cap).min(ow).max(1);
     let reg_n = tile_columns(ow, max_r, per_pixel);
     VariantPlan {
@@ -727,6 +741,7 @@ fn plan_oc(
     oc_bn: usize,
     isa: Isa,
     scalar: bool,
+    compact: bool,
 ) -> VariantPlan {
     let [kh, kw] = layer.kernel;
     let ow = layer.output()[1];
@@ -750,7 +765,7 @@ fn plan_oc(
     // layers ran at half the speed of 14x14 ones with 28, at the same speed with 14-20).
     let budget = (regs.saturating_sub(acc_regs_per_col + 2) / acc_regs_per_col)
         .min(MAX_ACCUMULATORS / acc_regs_per_col);
-    let code_cap = MAX_TILE_FMAS / (nvec * kh * kw);
+    let code_cap = tile_fmas(compact) / (nvec * kh * kw);
     let max_r = budget.min(code_cap).min(ow).max(1);
     let reg_n = tile_columns(ow, max_r, acc_regs_per_col);
     VariantPlan {
@@ -775,10 +790,12 @@ fn plan_ow(
     oc_bn: usize,
     isa: Isa,
     scalar: bool,
+    compact: bool,
 ) -> VariantPlan {
     let [kh, kw] = layer.kernel;
-    // The flat direct kernel sees the whole output plane as one row.
-    let flat = direct_flat(layer, isa, scalar, oc_bn);
+    // The flat direct kernel sees the whole output plane as one row (it unrolls the
+    // plane, so compact code does without it).
+    let flat = !compact && direct_flat(layer, isa, scalar, oc_bn);
     let ow = if flat {
         layer.output()[0] * layer.output()[1]
     } else {
@@ -795,7 +812,7 @@ fn plan_ow(
     // Rows narrower than 16 columns that the flat kernel does not take: the direct kernel
     // with one 16-lane vector per row, its last lanes unused (stored under a mask).
     let dl = direct_lanes(isa);
-    let narrow = !flat && ow < dl && direct_applies(layer, isa, scalar, oc_bn);
+    let narrow = !compact && !flat && ow < dl && direct_applies(layer, isa, scalar, oc_bn);
     let lanes = if narrow || flat { dl } else { lanes };
     let acc_per_vec = match isa {
         Isa::Portable if scalar => lanes,
@@ -803,7 +820,7 @@ fn plan_ow(
         _ => 1,
     };
     let budget = (regs.saturating_sub(acc_per_vec + 2) / acc_per_vec).min(MAX_ACCUMULATORS);
-    let code_cap = MAX_TILE_FMAS / (oc_bn * kh * kw);
+    let code_cap = tile_fmas(compact) / (oc_bn * kh * kw);
     let vectors = ow.div_ceil(lanes);
     let nvec = without_short_tail(
         vectors,
@@ -814,12 +831,13 @@ fn plan_ow(
     // loads per FMA fall from 1 towards 1 / KH (depthwise 3x3, 4 rows: 0.5).
     let oh = layer.output()[0];
     let rows = (budget / (oc_bn * nvec))
-        .min(MAX_TILE_FMAS / (oc_bn * nvec * kh * kw))
+        .min(tile_fmas(compact) / (oc_bn * nvec * kh * kw))
         .min(oh)
         .clamp(1, 4);
     // The direct kernel (depthwise, AVX-512 or AVX2): tiles of `direct_tile`; flat, a
     // row twice as long; narrow, one vector per row and twice the rows.
-    let direct = flat || narrow || (lanes == dl && direct_applies(layer, isa, scalar, oc_bn));
+    let direct =
+        flat || narrow || (!compact && lanes == dl && direct_applies(layer, isa, scalar, oc_bn));
     let (dv, dr) = direct_tile(isa);
     let (nvec, rows) = if flat {
         (vectors.min(2 * dv), 1)
@@ -863,6 +881,16 @@ fn plan_ow(
         kernel: kernel_name(layer, strategy, isa),
         direct,
         flat,
+    }
+}
+
+/// Unrolled multiply-adds per tile function: [`MAX_TILE_FMAS`], or a quarter of it for
+/// compact code.
+fn tile_fmas(compact: bool) -> usize {
+    if compact {
+        MAX_TILE_FMAS / 4
+    } else {
+        MAX_TILE_FMAS
     }
 }
 

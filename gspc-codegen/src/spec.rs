@@ -88,6 +88,10 @@ pub struct LayerSpec {
     pub strategy: Option<Strategy>,
     /// `oc_bn` pinned by the spec (`"oc_block"`), or `None` for the cost model's.
     pub oc_block: Option<usize>,
+    /// Compact code pinned by the spec (`"compact"`): `Some(true)`, tiles with fewer
+    /// unrolled multiply-adds and no whole-row unrolling; `Some(false)`, never; `None`, only
+    /// where the model would otherwise pass the generated-lines limit.
+    pub compact: Option<bool>,
 }
 
 impl LayerSpec {
@@ -147,6 +151,7 @@ const LAYER_FIELDS: &[&str] = &[
     "count",
     "strategy",
     "oc_block",
+    "compact",
 ];
 
 /// Rust's strict, reserved and edition-2024 keywords: not usable as module names.
@@ -571,6 +576,17 @@ impl Cx {
                 }
             },
         };
+        let compact = match obj.get("compact") {
+            None => Some(None),
+            Some(Value::Bool(b)) => Some(Some(*b)),
+            Some(v) => {
+                self.err(
+                    &field("compact"),
+                    format!("expected true or false, got {}", show(v)),
+                );
+                None
+            }
+        };
         let oc_block = match obj.get("oc_block") {
             None => Some(None),
             Some(v) => self
@@ -595,6 +611,7 @@ impl Cx {
             count: count?,
             strategy: strategy?,
             oc_block: oc_block?,
+            compact: compact?,
         };
         // Consistency rules, once every field is in range.
         let mut ok = true;

@@ -74,6 +74,7 @@ fn layer(
         count: 1,
         strategy: None,
         oc_block: None,
+        compact: None,
     }
 }
 

@@ -244,15 +244,16 @@ fn near_the_line_limit() -> (Vec<Value>, usize) {
             .map(|p| p.iter().map(|p| p.estimated_lines()).sum())
             .unwrap_or(usize::MAX)
     };
+    // Unrolled code pinned (`"compact": false`): the generator may not shrink these.
     let big = |i: usize| {
         layer(
             &format!("big{i}"),
             json!({"in_channels": 64, "out_channels": 64, "groups": 1, "kernel": [15, 15],
                 "stride": [2, 2], "padding": [7, 7], "input": [64, 67], "oc_block": 16,
-                "strategy": "gspc-ow"}),
+                "strategy": "gspc-ow", "compact": false}),
         )
     };
-    let small = |i: usize| layer(&format!("small{i}"), json!({}));
+    let small = |i: usize| layer(&format!("small{i}"), json!({"compact": false}));
     let mut layers = Vec::new();
     for make in [&big as &dyn Fn(usize) -> Value, &small] {
         for i in 0.. {
@@ -271,7 +272,7 @@ fn near_the_line_limit() -> (Vec<Value>, usize) {
 #[test]
 fn generated_code_just_past_the_limit_is_refused() {
     let (mut layers, lines) = near_the_line_limit();
-    layers.push(layer("one_more", json!({})));
+    layers.push(layer("one_more", json!({"compact": false})));
     let s = spec::parse("t.json", &model(layers)).expect("every layer is valid");
     let x86 = Options::for_target(Target::from_triple(TARGETS[0]).expect("known triple"));
     match generate(&s, &x86) {
@@ -289,6 +290,85 @@ fn generated_code_just_past_the_limit_is_refused() {
             "{lines} + one more layer: expected a size error, got {:?}",
             other.map(|g| g.code.len())
         ),
+    }
+}
+
+/// Depthwise 9x9 layers on 14x14 planes: about 17 000 lines each unrolled on x86-64 (the
+/// flat direct kernel unrolls the plane), a fifth of that compact.
+fn large_kernel_layers(n: usize, compact: Option<bool>) -> String {
+    let layers = (0..n)
+        .map(|i| {
+            let mut l = layer(
+                &format!("dw{i}"),
+                json!({"in_channels": 96, "out_channels": 96, "groups": 96, "kernel": [9, 9],
+                    "padding": [4, 4], "input": [14, 14]}),
+            );
+            if let Some(c) = compact {
+                l["compact"] = json!(c);
+            }
+            l
+        })
+        .collect();
+    model(layers)
+}
+
+/// A model over the limit unrolled (the next test) fits with its largest layers compact:
+/// generated as one spec, within the limit, for every target.
+#[test]
+fn a_model_over_the_limit_unrolled_generates_with_compact_layers() {
+    let text = large_kernel_layers(30, None);
+    let s = spec::parse("t.json", &text).expect("valid");
+    for t in TARGETS {
+        let options = Options::for_target(Target::from_triple(t).expect("known triple"));
+        let g = generate(&s, &options).unwrap_or_else(|e| panic!("{t}: {e}"));
+        let lines: usize = g.layer_lines.iter().sum();
+        assert!(lines <= MAX_GENERATED_LINES, "{t}: {lines} lines");
+        syn::parse_file(&g.code).unwrap_or_else(|e| panic!("{t}: {e}"));
+        if t.starts_with("x86_64") {
+            let compact = g.plans.iter().filter(|p| p.compact).count();
+            assert!(
+                compact > 0 && compact < 30,
+                "{t}: {compact} of 30 layers compact (only as many as needed)"
+            );
+        }
+    }
+}
+
+/// The same model with every layer pinned unrolled is refused, naming the rule.
+#[test]
+fn a_model_pinned_unrolled_over_the_limit_is_refused() {
+    let s = spec::parse("t.json", &large_kernel_layers(30, Some(false))).expect("valid");
+    let x86 = Options::for_target(Target::from_triple(TARGETS[0]).expect("known triple"));
+    match generate(&s, &x86) {
+        Err(Error::Invalid(d)) => {
+            let m = d[0].to_string();
+            assert!(
+                m.starts_with("t.json: layers: the generated code would be about ")
+                    && m.contains("even with compact code for every layer that allows it")
+                    && m.ends_with("split the model into several spec files"),
+                "{m}"
+            );
+        }
+        other => panic!(
+            "expected a size error, got {:?}",
+            other.map(|g| g.code.len())
+        ),
+    }
+}
+
+/// MixNet-S (timm, imported from its ONNX export: 43 depthwise layers, kernels 3x3 to
+/// 11x11) generates as one spec for every target.
+#[test]
+fn mixnet_s_generates_as_one_spec() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/specs/mixnet_s.json");
+    let text = std::fs::read_to_string(&path).expect("mixnet_s.json");
+    let s = spec::parse("mixnet_s.json", &text).expect("valid");
+    assert_eq!(s.layers.len(), 43);
+    for t in TARGETS {
+        let options = Options::for_target(Target::from_triple(t).expect("known triple"));
+        let g = generate(&s, &options).unwrap_or_else(|e| panic!("{t}: {e}"));
+        let lines: usize = g.layer_lines.iter().sum();
+        assert!(lines <= MAX_GENERATED_LINES, "{t}: {lines} lines");
     }
 }
 

@@ -124,6 +124,10 @@ fn zero_sizes_and_wrong_types_are_refused() {
         "t.json: layers[0].bias: expected true or false, got 1",
     );
     assert_one(
+        &layer(", \"compact\": \"yes\""),
+        "t.json: layers[0].compact: expected true or false, got \"yes\"",
+    );
+    assert_one(
         r#"{"model": "m", "layers": []}"#,
         "t.json: layers: a model needs at least one layer, got []",
     );
