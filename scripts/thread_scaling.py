@@ -111,7 +111,7 @@ def main():
             s = sorted(ratios)
             below = sum(x < TARGET for x in ratios)
             worst.append(s[0])
-            print(f"  {key[0]}.{key[1]:<18} {t1:8.1f}  "
+            print(f"  {key[0] + '.' + key[1]:<36} {t1:7.1f}  "
                   + " ".join(f"{x:4.2f}" for x in ratios)
                   + f"   {s[0]:4.2f} / {s[len(s) // 2]:4.2f} / {s[-1]:4.2f}   {below}/{len(ratios)}")
             report["layers"].append({"bin": label, "model": key[0], "name": key[1],
