@@ -5,7 +5,7 @@
 
 use gspc_runtime::parallel::{in_pool, split};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 struct Counting;
 
@@ -32,18 +32,33 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-/// Allocations during 500 splits into `parts` parts, after a first call that may set up
-/// the process-wide pool and thread handles.
+/// Allocations during 500 splits into `parts` parts, after warm-up calls that may set up
+/// the process-wide pool, thread handles and the workers' own start-up (std allocates in a
+/// new thread as it starts, which may be after the first calls: until a worker has run a
+/// part, the caller runs them all).
 fn allocations(parts: usize) -> usize {
     let mut blocks = [[0.0f32; 4]; 64];
     let mut scratch = [0.0f32; 8 * 2];
+    let caller = std::thread::current().id();
+    let other = AtomicBool::new(false);
     let f = |first: usize, part: &mut [[f32; 4]], piece: &mut [f32; 2]| {
         for (i, b) in part.iter_mut().enumerate() {
             b[0] = (first + i) as f32;
         }
         piece[0] += 1.0;
+        if std::thread::current().id() != caller {
+            other.store(true, Ordering::SeqCst);
+        }
     };
-    split::<4, 2>(&mut blocks, &mut scratch, parts, &f).unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        split::<4, 2>(&mut blocks, &mut scratch, parts, &f).unwrap();
+        // One part runs on the caller only; else wait (up to 10 s) for a worker to run one.
+        if parts == 1 || other.load(Ordering::SeqCst) || start.elapsed().as_secs() >= 10 {
+            break;
+        }
+        std::thread::yield_now();
+    }
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     for _ in 0..500 {
         split::<4, 2>(&mut blocks, &mut scratch, parts, &f).unwrap();
