@@ -1,5 +1,5 @@
 //! `cargo bench --bench layers -- [--model NAME]... [--threads N] [--repeat R] [--warmup W]
-//! [--isa ISA] [--peak FILE] [--json FILE]`
+//! [--isa ISA] [--peak FILE] [--json FILE] [--sequential]`
 //!
 //! Times every layer of the compiled-in models (the root build's specs; `GSPC_SPECS` picks
 //! others): median microseconds after warm-up, GFLOP/s (`2 * K * C/G * KH * KW * OH * OW /
@@ -10,7 +10,9 @@
 //! otherwise AVX-512 where this CPU has it) at the thread count. A peak below what a layer
 //! measured is not this CPU's: the bench warns about it at the end. `--json` writes the
 //! per-layer results with the field names of the peers' JSON (`model`, `name`, `threads`,
-//! `median_us`, `gflops`).
+//! `median_us`, `gflops`). `--sequential` runs the N parts of `--threads N` one after
+//! another on one thread (`run_split` in a 1-thread pool): the work of the split without
+//! the threads, to tell the cost of splitting from that of running in parallel.
 
 use gspc::runtime::{Isa, Layer, RunFn, rng::Rng};
 use std::time::Instant;
@@ -23,11 +25,12 @@ struct Args {
     isa: Option<String>,
     peak: Option<String>,
     json: Option<String>,
+    sequential: bool,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!(
-        "layers: {msg}\nusage: cargo bench --bench layers -- [--model NAME]... [--threads N] [--repeat R] [--warmup W] [--isa portable|avx2|avx512|neon] [--peak FILE] [--json FILE]"
+        "layers: {msg}\nusage: cargo bench --bench layers -- [--model NAME]... [--threads N] [--repeat R] [--warmup W] [--isa portable|avx2|avx512|neon] [--peak FILE] [--json FILE] [--sequential]"
     );
     std::process::exit(2);
 }
@@ -41,6 +44,7 @@ fn parse_args() -> Args {
         isa: None,
         peak: None,
         json: None,
+        sequential: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -62,6 +66,7 @@ fn parse_args() -> Args {
             "--isa" => a.isa = Some(value("--isa")),
             "--peak" => a.peak = Some(value("--peak")),
             "--json" => a.json = Some(value("--json")),
+            "--sequential" => a.sequential = true,
             // cargo bench passes --bench to harness=false benches.
             "--bench" => {}
             other => usage(&format!("unknown argument {other:?}")),
@@ -128,6 +133,13 @@ fn time_layer(layer: &Layer, run: Option<RunFn>, args: &Args) -> (f64, f64) {
                 std::hint::black_box(&packed),
                 &mut output,
                 &mut scratch,
+            ),
+            None if args.sequential => (layer.run_split)(
+                std::hint::black_box(&input),
+                std::hint::black_box(&packed),
+                &mut output,
+                &mut scratch,
+                threads,
             ),
             None => (layer.run_parallel)(
                 std::hint::black_box(&input),
@@ -211,7 +223,8 @@ fn main() {
     // Threads: everything runs inside one pool, as an app runs its inferences, so the
     // calling thread is one of the pool's and does its share (pools made and dropped per
     // layer left threads behind that competed for the cores).
-    let all = gspc::runtime::parallel::in_pool(args.threads, || run_models(&models, &args, peak));
+    let pool = if args.sequential { 1 } else { args.threads };
+    let all = gspc::runtime::parallel::in_pool(pool, || run_models(&models, &args, peak));
     if let (Some(p), Some(t)) = (
         peak,
         all.iter().max_by(|a, b| a.gflops().total_cmp(&b.gflops())),

@@ -106,12 +106,16 @@ pub fn unpack_output(src: &[f32], pixels: usize, dst: &mut [f32]) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "std"))]
 pub(crate) use tests::{geometries, reference_pack};
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
+    use std::vec;
+    use std::vec::Vec;
 
     pub(crate) fn reference_pack(input: &[f32], c0: usize, g: &Geometry) -> Vec<f32> {
         let mut out = vec![0.0; g.packed_len()];

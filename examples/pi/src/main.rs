@@ -5,7 +5,8 @@
 //! `--repeat` runs and GFLOP/s (`2 * K * C/G * KH * KW * OH * OW / t`), per layer and for
 //! each model (weighted by the layers' `count`). By default it times the dispatching `run`
 //! (the best variant this CPU supports) on one thread, `--threads T` the dispatching
-//! `run_parallel` on T threads; `--variants` also times every variant the CPU runs (one
+//! `run_parallel` on T threads (inside one `in_pool` around all the timing, as an app keeps
+//! one around its inferences); `--variants` also times every variant the CPU runs (one
 //! thread).
 //!
 //! `--check` first runs every variant of every layer against the naive reference
@@ -303,7 +304,21 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    for m in &models {
+    // One pool for all the timing, as an app keeps one around its inferences: its
+    // workers stay warm from layer to layer.
+    let timed = gspc_runtime::parallel::in_pool(args.threads, || time_models(&models, &args));
+    if timed == ExitCode::FAILURE {
+        return timed;
+    }
+    println!(
+        "\n(* = the variant the dispatching run picks on this CPU; xT = run_parallel on T threads)"
+    );
+    ExitCode::SUCCESS
+}
+
+/// Times every layer of `models` and prints a table per model.
+fn time_models(models: &[&'static Model], args: &Args) -> ExitCode {
+    for m in models {
         println!(
             "\n{:<28} {:>4} {:>8} {:>10} {:>11} {:>11} {:>8}",
             m.name, "cnt", "MFLOP", "isa", "median us", "min us", "GFLOP/s"
@@ -333,7 +348,7 @@ fn main() -> ExitCode {
                 );
             }
             for (i, (label, run)) in runs.iter().enumerate() {
-                let (median, min) = match time_layer(layer, *run, &args) {
+                let (median, min) = match time_layer(layer, *run, args) {
                     Ok(t) => t,
                     Err(e) => {
                         eprintln!("gspc-pi: {e}");
@@ -370,8 +385,5 @@ fn main() -> ExitCode {
             total_flops as f64 / total_us / 1e3
         );
     }
-    println!(
-        "\n(* = the variant the dispatching run picks on this CPU; xT = run_parallel on T threads)"
-    );
     ExitCode::SUCCESS
 }

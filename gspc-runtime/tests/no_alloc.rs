@@ -1,0 +1,80 @@
+//! `parallel::split` allocates nothing per call, on an `in_pool` pool and on the
+//! process-wide pool (counted by a global allocator; the only test of this binary, so no
+//! other test allocates meanwhile).
+#![cfg(feature = "std")]
+
+use gspc_runtime::parallel::{in_pool, split};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts the calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+/// Allocations during 500 splits into `parts` parts, after warm-up calls that may set up
+/// the process-wide pool, thread handles and the workers' own start-up (std allocates in a
+/// new thread as it starts, which may be after the first calls: until a worker has run a
+/// part, the caller runs them all).
+fn allocations(parts: usize) -> usize {
+    let mut blocks = [[0.0f32; 4]; 64];
+    let mut scratch = [0.0f32; 8 * 2];
+    let caller = std::thread::current().id();
+    let other = AtomicBool::new(false);
+    let f = |first: usize, part: &mut [[f32; 4]], piece: &mut [f32; 2]| {
+        for (i, b) in part.iter_mut().enumerate() {
+            b[0] = (first + i) as f32;
+        }
+        piece[0] += 1.0;
+        if std::thread::current().id() != caller {
+            other.store(true, Ordering::SeqCst);
+        }
+    };
+    let start = std::time::Instant::now();
+    loop {
+        split::<4, 2>(&mut blocks, &mut scratch, parts, &f).unwrap();
+        // One part runs on the caller only; else wait (up to 10 s) for a worker to run one.
+        if parts == 1 || other.load(Ordering::SeqCst) || start.elapsed().as_secs() >= 10 {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for _ in 0..500 {
+        split::<4, 2>(&mut blocks, &mut scratch, parts, &f).unwrap();
+    }
+    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    assert!(blocks.iter().enumerate().all(|(i, b)| b[0] == i as f32));
+    after - before
+}
+
+#[test]
+fn splits_allocate_nothing_per_call() {
+    for parts in [1, 2, 3, 8] {
+        assert_eq!(allocations(parts), 0, "{parts} parts, no in_pool");
+        for threads in [2, 3] {
+            let n = in_pool(threads, || allocations(parts));
+            assert_eq!(n, 0, "{parts} parts, in_pool({threads})");
+        }
+    }
+}
