@@ -700,3 +700,157 @@ fn range_size_and_constant_of_shape_fold() {
             .contains("(Range): Range(0, 6, 0) has no valid length")
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// robustness
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const EDGE_INTS: [i64; 10] = [i64::MIN, -9, -2, -1, 0, 1, 2, 3, 64, i64::MAX];
+const EDGE_FLOATS: [f32; 8] = [0.0, -1.0, 0.5, 1.5, 3.0, 1.0e30, f32::NAN, f32::INFINITY];
+const OPS: [&str; 16] = [
+    "Resize",
+    "Einsum",
+    "Range",
+    "Tile",
+    "Split",
+    "Pad",
+    "Reshape",
+    "Slice",
+    "Gather",
+    "Concat",
+    "Cast",
+    "Div",
+    "Mod",
+    "ReduceProd",
+    "LayerNormalization",
+    "Expand",
+];
+
+/// One structured change: an integer or float constant, an attribute, an operator or the
+/// input's shape.
+fn mutate(m: &mut ModelProto, rng: &mut Rng) {
+    let g = m.graph.as_mut().expect("graph");
+    match rng.below(4) {
+        0 if !g.initializer.is_empty() => {
+            let k = rng.below(g.initializer.len());
+            let t = &mut g.initializer[k];
+            if t.data_type == data_type::INT64 {
+                let mut v: Vec<i64> = if t.raw_data.is_empty() {
+                    t.int64_data.clone()
+                } else {
+                    t.raw_data
+                        .chunks_exact(8)
+                        .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                        .collect()
+                };
+                if !v.is_empty() {
+                    let j = rng.below(v.len());
+                    v[j] = EDGE_INTS[rng.below(EDGE_INTS.len())];
+                }
+                t.raw_data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                t.int64_data.clear();
+            } else if t.data_type == data_type::FLOAT && t.raw_data.len() <= 64 * 4 {
+                let mut v: Vec<f32> = if t.raw_data.is_empty() {
+                    t.float_data.clone()
+                } else {
+                    t.raw_data
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                        .collect()
+                };
+                if !v.is_empty() {
+                    let j = rng.below(v.len());
+                    v[j] = EDGE_FLOATS[rng.below(EDGE_FLOATS.len())];
+                }
+                t.raw_data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                t.float_data.clear();
+            }
+        }
+        1 if !g.node.is_empty() => {
+            let k = rng.below(g.node.len());
+            let n = &mut g.node[k];
+            if !n.attribute.is_empty() {
+                let j = rng.below(n.attribute.len());
+                let a = &mut n.attribute[j];
+                let v = EDGE_INTS[rng.below(EDGE_INTS.len())];
+                match a.r#type {
+                    attribute_type::INT => a.i = Some(v),
+                    attribute_type::INTS if !a.ints.is_empty() => {
+                        let i = rng.below(a.ints.len());
+                        a.ints[i] = v;
+                    }
+                    attribute_type::STRING => a.s = Some(b"a...b->ba".to_vec()),
+                    _ => {}
+                }
+            }
+        }
+        2 if !g.node.is_empty() => {
+            let k = rng.below(g.node.len());
+            g.node[k].op_type = OPS[rng.below(OPS.len())].to_string();
+        }
+        _ => {
+            if let Some(s) = g
+                .input
+                .first_mut()
+                .and_then(|i| i.r#type.as_mut())
+                .and_then(|t| t.tensor_type.as_mut())
+                .and_then(|t| t.shape.as_mut())
+                && !s.dim.is_empty()
+            {
+                let j = rng.below(s.dim.len());
+                s.dim[j].dim_value = Some(rng.below(10) as i64);
+            }
+        }
+    }
+}
+
+#[test]
+fn mutated_shape_fixtures_give_errors_not_panics() {
+    let text = std::fs::read_to_string(fixtures().join("expected.json")).expect("expected.json");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let files: Vec<String> = json["models"]
+        .as_object()
+        .expect("models")
+        .keys()
+        .cloned()
+        .collect();
+    let models: Vec<ModelProto> = files
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(fixtures().join(f)).expect("read the fixture");
+            ModelProto::decode(bytes.as_slice()).expect("decodes")
+        })
+        .collect();
+    let mut rng = Rng(0x5eed_5a9e);
+    let mut outcomes = [0usize; 2];
+    for _ in 0..3000 {
+        let k = rng.below(models.len());
+        let mut m = models[k].clone();
+        for _ in 0..1 + rng.below(3) {
+            mutate(&mut m, &mut rng);
+        }
+        match import::import(&files[k], &m.encode_to_vec(), &all_convs()) {
+            Ok(_) => outcomes[1] += 1,
+            Err(e) => {
+                outcomes[0] += 1;
+                assert!(!matches!(e, Error::Internal(_)), "{e}");
+            }
+        }
+    }
+    assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
+}

@@ -229,11 +229,15 @@ impl Op<'_, '_> {
         self.inputs.get(i)?.as_ref()
     }
 
-    /// The folded values of input `i`, checked against its shape.
+    /// The folded values of input `i`, checked against its shape (every dimension small,
+    /// so that index arithmetic cannot overflow even when the tensor is empty).
     fn vals(&self, i: usize) -> Option<Vals> {
         let v = self.known_vals(i)?;
-        let n = shape::product(self.shape_of(i)?).ok()?;
-        (v.len() as u64 == n).then_some(v)
+        let d = self.shape_of(i)?;
+        if d.iter().any(|&x| x > MAX_FOLD as u64) {
+            return None;
+        }
+        (v.len() as u64 == shape::product(d).ok()?).then_some(v)
     }
 
     /// Every input's shape and values, broadcast to the output shape.
