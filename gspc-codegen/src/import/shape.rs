@@ -1335,4 +1335,55 @@ mod tests {
         };
         assert!(pool(&[1, 1, 4], &d, false).is_err());
     }
+
+    #[test]
+    fn einsum_resize_tile_depth_space() {
+        assert_eq!(
+            einsum("bhij,bhjk->bhik", &[&[2, 3, 4, 5], &[2, 3, 5, 6]]),
+            Ok(vec![2, 3, 4, 6])
+        );
+        assert_eq!(
+            einsum("...ij->...ji", &[&[2, 3, 4, 5]]),
+            Ok(vec![2, 3, 5, 4])
+        );
+        // Implicit output: ellipsis first, then the labels used once, alphabetical.
+        assert_eq!(
+            einsum("...ba,cb", &[&[7, 2, 3], &[4, 2]]),
+            Ok(vec![7, 3, 4])
+        );
+        assert_eq!(einsum("ii->i", &[&[3, 3]]), Ok(vec![3]));
+        assert!(einsum("ij,jk->ik", &[&[2, 3], &[4, 5]]).is_err());
+        assert!(einsum("ij->ii", &[&[2, 2]]).is_err());
+        assert!(einsum("ij,jk->ik", &[&[2, 3]]).is_err());
+        assert!(einsum("ijk->i", &[&[2, 3]]).is_err());
+        assert!(einsum("i.j->i", &[&[2, 3]]).is_err());
+        let r = |scales: Option<Vec<f32>>, sizes: Option<Vec<i64>>, policy| Resize {
+            scales,
+            sizes,
+            axes: None,
+            policy,
+        };
+        assert_eq!(
+            resize(
+                &[1, 2, 5, 7],
+                &r(Some(vec![1.0, 1.0, 1.9, 0.5]), None, "stretch")
+            ),
+            Ok(vec![1, 2, 9, 3])
+        );
+        assert_eq!(
+            resize(&[1, 2, 5, 7], &r(None, Some(vec![1, 2, 3, 3]), "stretch")),
+            Ok(vec![1, 2, 3, 3])
+        );
+        assert!(resize(&[1, 2], &r(Some(vec![1.0, f32::NAN]), None, "stretch")).is_err());
+        assert!(resize(&[1, 2], &r(Some(vec![1.0, 1.0e30]), None, "stretch")).is_err());
+        assert!(resize(&[1, 0], &r(None, Some(vec![1, 4]), "not_larger")).is_err());
+        assert_eq!(tile(&[2, 3], &[2, 1]), Ok(vec![4, 3]));
+        assert!(tile(&[2, 3], &[2]).is_err());
+        assert!(tile(&[1 << 32, 1], &[1 << 32, 1]).is_err());
+        assert_eq!(depth_space(&[1, 8, 2, 3], 2, true), Ok(vec![1, 2, 4, 6]));
+        assert_eq!(depth_space(&[1, 2, 4, 6], 2, false), Ok(vec![1, 8, 2, 3]));
+        assert!(depth_space(&[1, 6, 2, 3], 2, true).is_err());
+        assert!(depth_space(&[1, 1, 2, 2], 1 << 32, true).is_err());
+        assert!(depth_space(&[1, 1, 2], 2, true).is_err());
+    }
 }
