@@ -854,3 +854,33 @@ fn mutated_shape_fixtures_give_errors_not_panics() {
     }
     assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
 }
+
+#[test]
+fn quantize_dequantize_and_gather_nd() {
+    // QDQ around the probe's input, and GatherND picking 2 of the 4 channels:
+    // indices [1, 2, 1] with batch_dims 1 give [1, 2] + data[2..] = [1, 2, 3, 6].
+    let nodes = vec![
+        node("QuantizeLinear", &["x", "scale", "zp"], &["q"], vec![]),
+        node("DequantizeLinear", &["q", "scale", "zp"], &["dq"], vec![]),
+        node(
+            "GatherND",
+            &["dq", "idx"],
+            &["v"],
+            vec![attr_int("batch_dims", 1)],
+        ),
+    ];
+    let inits = vec![
+        floats("scale", &[], &[0.1]),
+        TensorProto {
+            name: "zp".to_string(),
+            data_type: data_type::UINT8,
+            raw_data: vec![128],
+            ..Default::default()
+        },
+        ints("idx", &[1, 2, 1], &[3, 0]),
+    ];
+    assert_eq!(
+        probe_input(&probe_model(&[1, 4, 3, 6], nodes, inits, 2, 17)),
+        [1, 2, 3, 6]
+    );
+}

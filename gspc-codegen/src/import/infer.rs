@@ -95,6 +95,9 @@ const SAME_SHAPE: &[&str] = &[
     "CumSum",
     "ScatterND",
     "ScatterElements",
+    "Scatter",
+    "QuantizeLinear",
+    "DequantizeLinear",
 ];
 
 /// Operators with numpy broadcasting over all inputs.
@@ -182,6 +185,8 @@ pub fn supported_ops() -> Vec<&'static str> {
         "ArgMin",
         "TopK",
         "GatherElements",
+        "GatherND",
+        "DynamicQuantizeLinear",
     ]);
     v
 }
@@ -699,6 +704,15 @@ pub(crate) fn infer(op: &Op) -> Result<Vec<Option<Dims>>, Fail> {
             let mut y = x.clone();
             y[ax] = k;
             Ok(vec![Some(y.clone()), Some(y)])
+        }
+        "GatherND" => one(shape::gather_nd(
+            op.input(0)?,
+            op.input(1)?,
+            a.int_or("batch_dims", 0)?,
+        )?),
+        "DynamicQuantizeLinear" => {
+            // y as x; y_scale and y_zero_point are scalars.
+            Ok(vec![Some(op.input(0)?.clone()), Some(vec![]), Some(vec![])])
         }
         "GatherElements" => {
             op.input(0)?;

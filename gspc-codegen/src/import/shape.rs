@@ -1073,6 +1073,45 @@ pub(crate) fn depth_space(x: &[u64], blocksize: i64, to_space: bool) -> Result<D
     Ok(out)
 }
 
+/// GatherND: `indices.shape[..-1] + data.shape[batch_dims + indices.shape[-1]..]`.
+pub(crate) fn gather_nd(data: &[u64], indices: &[u64], batch_dims: i64) -> Result<Dims, String> {
+    let b = usize::try_from(batch_dims)
+        .ok()
+        .filter(|&b| b < data.len().min(indices.len()))
+        .ok_or_else(|| {
+            format!(
+                "batch_dims {batch_dims} is out of range for the data {} and indices {}",
+                show(data),
+                show(indices)
+            )
+        })?;
+    let (&last, lead) = indices
+        .split_last()
+        .ok_or_else(|| "GatherND needs indices of rank 1 or more".to_string())?;
+    if data[..b] != indices[..b] {
+        return Err(format!(
+            "the first {b} (batch) dimensions of the data {} and indices {} differ",
+            show(data),
+            show(indices)
+        ));
+    }
+    let end = usize::try_from(last)
+        .ok()
+        .and_then(|k| k.checked_add(b))
+        .filter(|&e| e <= data.len())
+        .ok_or_else(|| {
+            format!(
+                "the indices {} index {last} dimensions after {b} batch dimensions of the data {}",
+                show(indices),
+                show(data)
+            )
+        })?;
+    let mut out = lead.to_vec();
+    out.extend_from_slice(&data[end..]);
+    check(&out)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1385,5 +1424,13 @@ mod tests {
         assert!(depth_space(&[1, 6, 2, 3], 2, true).is_err());
         assert!(depth_space(&[1, 1, 2, 2], 1 << 32, true).is_err());
         assert!(depth_space(&[1, 1, 2], 2, true).is_err());
+
+        assert_eq!(gather_nd(&[2, 2], &[2, 2], 0), Ok(vec![2]));
+        assert_eq!(gather_nd(&[2, 2], &[2, 1], 0), Ok(vec![2, 2]));
+        assert_eq!(gather_nd(&[2, 2, 2], &[2, 1], 1), Ok(vec![2, 2]));
+        assert!(gather_nd(&[2, 2], &[2, 3], 0).is_err());
+        assert!(gather_nd(&[2, 2], &[3, 1], 1).is_err());
+        assert!(gather_nd(&[2, 2], &[], 0).is_err());
+        assert!(gather_nd(&[2, 2], &[2, 1], -1).is_err());
     }
 }
