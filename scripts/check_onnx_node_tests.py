@@ -2,16 +2,17 @@
 """Runs the importer's shape inference over ONNX's own operator test models
 (`onnx.backend.test.case.node`, opsets 7-20, standard domain): for each model whose first
 output ONNX's shape inference (strict, data propagation, declared output shapes removed)
-knows statically, a Reshape to [1, 1, H, W] and a 1x1 Conv are appended, and
-`gspc-codegen import --all-convs` must infer the Conv's input. Prints the counts and the
-operators the importer has no rule for. The Reshape checks the element count of the
-inferred shape, not each dimension (tests/import_shapes.rs checks those).
+knows statically, a depthwise 1x1 Conv is appended (the output made 4-D with leading axes
+of 1; above rank 4 viewed as [1, 1, H, W]), and `gspc-codegen import --all-convs` must
+infer the Conv's input exactly as ONNX does. Prints the counts, the operators the importer
+has no rule for and any shape that differs.
 
 Usage (after `cargo build -p gspc-codegen`, with a Python that has onnx):
   scripts/check_onnx_node_tests.py [target/debug/gspc-codegen] [--dir /tmp/gspc-node-tests]
 """
 import warnings; warnings.filterwarnings("ignore")
 import collections
+import json
 import os
 import re
 import subprocess
@@ -62,19 +63,35 @@ for c in collect_testcases(None):
     nodes = list(g.node)
     if tt.elem_type != TensorProto.FLOAT:
         nodes.append(helper.make_node("Cast", [pre], ["probe_cast"], to=TensorProto.FLOAT)); pre = "probe_cast"
-    # A 4-D view [1, 1, H, W]: W the last dimension, H the product of the others.
-    shape = [1, 1, int(np.prod(d[:-1])) if len(d) >= 2 else 1, d[-1] if d else 1]
-    inits = list(g.initializer) + [numpy_helper.from_array(np.array(shape, np.int64), "probe_shape"),
-                                   numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "probe_w")]
-    nodes += [helper.make_node("Reshape", [pre, "probe_shape"], ["probe_in"]),
-              helper.make_node("Conv", ["probe_in", "probe_w"], ["probe_out"], name="probe")]
+    # The output made 4-D by leading axes of 1 (rank 1 to 3), or a 4-D view [1, 1, H, W]
+    # (W the last dimension, H the product of the others) above rank 4; a depthwise 1x1
+    # Conv on it, whose input the importer must infer: exactly [C, H, W] up to rank 4.
+    inits = list(g.initializer)
+    if 1 <= len(d) <= 4:
+        want = [1] * (4 - len(d)) + d
+        inits.append(numpy_helper.from_array(np.arange(4 - len(d), dtype=np.int64), "probe_axes"))
+        view = [helper.make_node("Unsqueeze", [pre, "probe_axes"], ["probe_in"])] if len(d) < 4 else []
+        if len(d) == 4:
+            nodes.append(helper.make_node("Identity", [pre], ["probe_in"]))
+    else:
+        want = [1, 1, int(np.prod(d[:-1])) if len(d) >= 2 else 1, d[-1] if d else 1]
+        inits.append(numpy_helper.from_array(np.array(want, np.int64), "probe_shape"))
+        view = [helper.make_node("Reshape", [pre, "probe_shape"], ["probe_in"])]
+    ch = want[1]
+    inits.append(numpy_helper.from_array(np.ones((ch, 1, 1, 1), np.float32), "probe_w"))
+    nodes += view + [helper.make_node("Conv", ["probe_in", "probe_w"], ["probe_out"], name="probe", group=ch)]
     g2 = helper.make_graph(nodes, "g", list(g.input), [helper.make_tensor_value_info("probe_out", TensorProto.FLOAT, None)], initializer=inits)
     m2 = helper.make_model(g2, opset_imports=m.opset_import); m2.ir_version = m.ir_version
     p = os.path.join(DIR, f"{c.name}.onnx")
     onnx.save(m2, p)
     r = subprocess.run([BIN, "import", p, "--out", os.path.join(DIR, "x.json"), "--all-convs"], capture_output=True, text=True)
     if r.returncode == 0:
-        res["ok"] += 1
+        layer = json.load(open(os.path.join(DIR, "x.json")))["layers"][-1]
+        if [layer["in_channels"], *layer["input"]] == want[1:]:
+            res["ok"] += 1
+        else:
+            res["wrong"] += 1
+            fails["WRONG"].append(f"{c.name}: {[layer['in_channels'], *layer['input']]} != {want[1:]}")
     else:
         msg = r.stderr.strip().splitlines()[0] if r.stderr.strip() else "?"
         op = re.search(r'\((?:[\w.]+\.)?(\w+)\): ', msg)
