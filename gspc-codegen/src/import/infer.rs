@@ -1,6 +1,6 @@
 //! Output shapes of one node from its input shapes, attributes and constant inputs: one
 //! rule per operator (the lists below for the operators that share one, a `match` arm for
-//! the others), and the folding of the small arithmetic around shapes ([`fold`]).
+//! the others), and the folding of the small arithmetic around shapes ([`mod@fold`]).
 
 mod fold;
 
@@ -319,7 +319,7 @@ pub(crate) struct Op<'a, 'm> {
     pub inputs: &'a [Option<Dims>],
     /// Constant values known so far.
     pub consts: &'a Consts<'m>,
-    /// Values folded so far (Shape, Gather, Concat, ...: see [`fold`]).
+    /// Values folded so far (Shape, Gather, Concat, ...: see [`fold()`]).
     pub ivals: &'a HashMap<&'m str, Vals>,
     /// The model's version of the standard operator set.
     pub opset: i64,
