@@ -15,7 +15,7 @@ Writes:
                         (BatchNormalization, MaxPool ceil_mode, residual Add, channel shuffle,
                         Concat, AveragePool, SE block with broadcasting Mul, Pad, SAME_UPPER,
                         GlobalAveragePool, Flatten, Gemm); checked with ONNX's shape inference
-  unsupported_op.onnx   a Resize (no value_info) in front of a grouped Conv
+  unsupported_op.onnx   a custom-domain op (no value_info) in front of a grouped Conv
   dynamic_shape.onnx    graph input of shape [N, 3, H, W] feeding a grouped Conv
   asym_pads.onnx        a grouped Conv with pads [0, 0, 1, 1]
   conv_inputs.json      every Conv's input shape in shapes_net and torch_net as ONNX Runtime
@@ -216,13 +216,10 @@ def shapes_net(rng):
 
 
 def unsupported_op(rng):
-    """A Resize (upsampling x2) in front of a grouped conv, no value_info."""
-    inits = [
-        numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"),
-        numpy_helper.from_array(conv_weights(rng, 4, 2, 3, 3), "w"),
-    ]
+    """A custom-domain op (upsampling x2) in front of a grouped conv, no value_info."""
+    inits = [numpy_helper.from_array(conv_weights(rng, 4, 2, 3, 3), "w")]
     nodes = [
-        helper.make_node("Resize", ["x", "", "scales"], ["up_out"], name="up", mode="nearest"),
+        helper.make_node("Upsample2x", ["x"], ["up_out"], name="up", domain="com.example"),
         helper.make_node("Conv", ["up_out", "w"], ["y"], name="conv_after", group=2, kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
     ]
     graph = helper.make_graph(
@@ -232,7 +229,14 @@ def unsupported_op(rng):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 10, 10])],
         initializer=inits,
     )
-    return model(graph)
+    m = helper.make_model(
+        graph,
+        producer_name="gspc scripts/make_onnx_fixtures.py",
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.example", 1)],
+    )
+    m.ir_version = IR_VERSION
+    onnx.checker.check_model(m)
+    return m
 
 
 def dynamic_shape(rng):

@@ -498,7 +498,7 @@ fn an_unsupported_op_in_front_of_a_conv_is_named() {
     assert_eq!(
         messages(import_fixture("unsupported_op.onnx", &Default::default())),
         [
-            "unsupported_op.onnx: graph.node[0] \"up\" (Resize): the importer does not infer shapes through Resize and the model has no value_info for its output \"up_out\", which graph.node[1] \"conv_after\" (Conv) needs: save the model with its shapes (onnx.shape_inference.infer_shapes) or set them in value_info"
+            "unsupported_op.onnx: graph.node[0] \"up\" (com.example.Upsample2x): the importer does not infer shapes through Upsample2x and the model has no value_info for its output \"up_out\", which graph.node[1] \"conv_after\" (Conv) needs: save the model with its shapes (onnx.shape_inference.infer_shapes) or set them in value_info"
         ]
     );
 }
@@ -527,7 +527,7 @@ fn value_info_gives_the_shapes_the_importer_does_not_infer() {
     );
     assert_eq!(
         i.notes,
-        ["the app runs the rest of the graph itself: Resize x1"]
+        ["the app runs the rest of the graph itself: Upsample2x x1"]
     );
 }
 
@@ -1128,7 +1128,7 @@ fn a_failed_shape_rule_names_the_node_and_the_conv() {
     assert_eq!(
         messages(run_import(&bytes, &Default::default())),
         [
-            "t.onnx: graph.node[0] \"r\" (Reshape): input 1 \"shape\" is neither a constant (an initializer or a Constant node) nor computed from shapes by ops the importer folds (Shape, Gather, Slice, Concat, Unsqueeze, Squeeze, Reshape, Flatten, Identity, Cast, Add, Sub, Mul, Div); the input shape of graph.node[1] \"c\" (Conv) depends on this node's output \"xr\""
+            "t.onnx: graph.node[0] \"r\" (Reshape): input 1 \"shape\" is neither a constant (an initializer or a Constant node) nor computed from shapes by ops the importer folds (Shape, Size, Gather, Slice, Concat, Reshape, Squeeze, Unsqueeze, Flatten, Transpose, Identity, Cast, CastLike, element-wise arithmetic (Add, Sub, Mul, Div, Mod, Pow, Neg, Abs, Floor, Ceil, Round, Sqrt, Max, Min, Clip, ...), comparisons, Where, Range, ConstantOfShape, Expand, ReduceProd/Sum/Max/Min on known values); the input shape of graph.node[1] \"c\" (Conv) depends on this node's output \"xr\""
         ]
     );
 }
@@ -1805,7 +1805,7 @@ fn shape_arithmetic_is_folded() {
     assert_eq!(
         messages(run_import(&m.encode_to_vec(), &Default::default())),
         [
-            "t.onnx: graph.node[6] (Reshape): input 1 \"shape5\" is neither a constant (an initializer or a Constant node) nor computed from shapes by ops the importer folds (Shape, Gather, Slice, Concat, Unsqueeze, Squeeze, Reshape, Flatten, Identity, Cast, Add, Sub, Mul, Div); the input shape of graph.node[11] \"c\" (Conv) depends on this node's output \"x5\""
+            "t.onnx: graph.node[6] (Reshape): input 1 \"shape5\" is neither a constant (an initializer or a Constant node) nor computed from shapes by ops the importer folds (Shape, Size, Gather, Slice, Concat, Reshape, Squeeze, Unsqueeze, Flatten, Transpose, Identity, Cast, CastLike, element-wise arithmetic (Add, Sub, Mul, Div, Mod, Pow, Neg, Abs, Floor, Ceil, Round, Sqrt, Max, Min, Clip, ...), comparisons, Where, Range, ConstantOfShape, Expand, ReduceProd/Sum/Max/Min on known values); the input shape of graph.node[11] \"c\" (Conv) depends on this node's output \"x5\""
         ]
     );
 }

@@ -1,4 +1,10 @@
-//! Output shapes of one node from its input shapes, attributes and constant inputs.
+//! Output shapes of one node from its input shapes, attributes and constant inputs: one
+//! rule per operator (the lists below for the operators that share one, a `match` arm for
+//! the others), and the folding of the small arithmetic around shapes ([`mod@fold`]).
+
+mod fold;
+
+pub(crate) use fold::{Num, Vals, fold};
 
 use super::onnx::{AttributeProto, NodeProto, TensorProto, attribute_type};
 use super::shape::{self, AutoPad, Dims, WindowAttrs};
@@ -65,11 +71,60 @@ const SAME_SHAPE: &[&str] = &[
     "LpNormalization",
     "ThresholdedRelu",
     "Shrink",
+    "GroupNormalization",
+    "MeanVarianceNormalization",
+    "Hardmax",
+    "CastLike",
+    "Not",
+    "Sign",
+    "IsNaN",
+    "IsInf",
+    "BitwiseNot",
+    "Sin",
+    "Cos",
+    "Tan",
+    "Asin",
+    "Acos",
+    "Atan",
+    "Sinh",
+    "Cosh",
+    "Asinh",
+    "Acosh",
+    "Atanh",
+    "Trilu",
+    "CumSum",
+    "ScatterND",
+    "ScatterElements",
+    "Scatter",
+    "QuantizeLinear",
+    "DequantizeLinear",
 ];
 
 /// Operators with numpy broadcasting over all inputs.
 const BROADCAST: &[&str] = &[
-    "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Mod",
+    "Pow",
+    "Max",
+    "Min",
+    "Sum",
+    "Mean",
+    "Where",
+    "Equal",
+    "Less",
+    "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "And",
+    "Or",
+    "Xor",
+    "BitShift",
+    "BitwiseAnd",
+    "BitwiseOr",
+    "BitwiseXor",
 ];
 
 /// Reductions.
@@ -83,6 +138,7 @@ const REDUCE: &[&str] = &[
     "ReduceL2",
     "ReduceSumSquare",
     "ReduceLogSumExp",
+    "ReduceLogSum",
 ];
 
 /// Every operator the importer infers output shapes of (for messages and the README).
@@ -116,6 +172,21 @@ pub fn supported_ops() -> Vec<&'static str> {
         "ConstantOfShape",
         "Expand",
         "Constant",
+        "LayerNormalization",
+        "Size",
+        "Range",
+        "Resize",
+        "Upsample",
+        "Einsum",
+        "Tile",
+        "DepthToSpace",
+        "SpaceToDepth",
+        "ArgMax",
+        "ArgMin",
+        "TopK",
+        "GatherElements",
+        "GatherND",
+        "DynamicQuantizeLinear",
     ]);
     v
 }
@@ -248,8 +319,8 @@ pub(crate) struct Op<'a, 'm> {
     pub inputs: &'a [Option<Dims>],
     /// Constant values known so far.
     pub consts: &'a Consts<'m>,
-    /// Integer values computed from shapes so far (Shape, Gather, Concat, ...).
-    pub ivals: &'a HashMap<&'m str, Vec<i64>>,
+    /// Values folded so far (Shape, Gather, Concat, ...: see [`fold()`]).
+    pub ivals: &'a HashMap<&'m str, Vals>,
     /// The model's version of the standard operator set.
     pub opset: i64,
 }
@@ -276,14 +347,24 @@ impl Op<'_, '_> {
                     v.len()
                 )));
             }
-            return Ok(Some(v.clone()));
+            return v
+                .iter()
+                .map(|x| match x {
+                    Num::I(v) => Ok(*v),
+                    Num::F(_) => Err(Fail::Invalid(format!(
+                        "input {i} \"{}\" holds floats, integers are expected here",
+                        super::quote(name)
+                    ))),
+                })
+                .collect::<Result<_, _>>()
+                .map(Some);
         }
         match self.consts.get(name.as_str()) {
             Some(t) => Ok(Some(tensor::ints(t, max)?)),
             None => Err(Fail::Invalid(format!(
                 "input {i} \"{}\" is neither a constant (an initializer or a Constant node) nor computed from shapes by ops the importer folds ({})",
                 super::quote(name),
-                FOLDED.join(", ")
+                FOLDED
             ))),
         }
     }
@@ -291,6 +372,38 @@ impl Op<'_, '_> {
     /// Known integer values at input `i`, if any (no error).
     fn known(&self, i: usize) -> Option<Vec<i64>> {
         self.const_ints(i, MAX_FOLD).ok().flatten()
+    }
+
+    /// Known values (integers or floats) at input `i`, if any.
+    fn known_vals(&self, i: usize) -> Option<Vals> {
+        let name = self.node.input.get(i).filter(|n| !n.is_empty())?;
+        match self.ivals.get(name.as_str()) {
+            Some(v) => Some(v.clone()),
+            None => fold::from_tensor(self.consts.get(name.as_str())?),
+        }
+    }
+
+    /// The float values at input `i` (Resize's scales): a constant or folded; `None` when
+    /// the input is omitted.
+    fn const_floats(&self, i: usize) -> Result<Option<Vec<f32>>, Fail> {
+        let Some(name) = self.node.input.get(i).filter(|n| !n.is_empty()) else {
+            return Ok(None);
+        };
+        match self.known_vals(i) {
+            Some(v) => Ok(Some(
+                v.iter()
+                    .map(|x| match *x {
+                        Num::F(f) => f as f32,
+                        Num::I(n) => n as f32,
+                    })
+                    .collect(),
+            )),
+            None => Err(Fail::Invalid(format!(
+                "input {i} \"{}\" is neither a small constant nor computed from shapes by ops the importer folds ({})",
+                super::quote(name),
+                FOLDED
+            ))),
+        }
     }
 
     fn window(&self, kernel: Option<&[u64]>) -> Result<(Dims, AutoPad), Fail> {
@@ -409,6 +522,15 @@ pub(crate) fn infer(op: &Op) -> Result<Vec<Option<Dims>>, Fail> {
                 Some(v) => Some(v),
                 None => a.ints("split")?.map(<[i64]>::to_vec),
             };
+            // Opset 18: `num_outputs` equal pieces, the last one smaller.
+            if let Some(n) = a.int("num_outputs")?
+                && usize::try_from(n).ok() != Some(node.output.len())
+            {
+                return Err(Fail::Invalid(format!(
+                    "num_outputs {n} differs from the node's {} outputs",
+                    node.output.len()
+                )));
+            }
             let outs = shape::split(x, a.int_or("axis", 0)?, sizes.as_deref(), node.output.len())?;
             Ok(outs.into_iter().map(Some).collect())
         }
@@ -490,6 +612,112 @@ pub(crate) fn infer(op: &Op) -> Result<Vec<Option<Dims>>, Fail> {
                 .collect::<Result<_, _>>()?;
             one(shape::broadcast(&[x, &d])?)
         }
+        "LayerNormalization" => {
+            // Y as X; Mean and InvStdDev keep the axes before `axis` and 1 from it on.
+            let x = op.input(0)?;
+            let ax = shape::axis(a.int_or("axis", -1)?, x.len(), "axis")?;
+            let mut stats = x[..ax].to_vec();
+            stats.resize(x.len(), 1);
+            Ok(vec![Some(x.clone()), Some(stats.clone()), Some(stats)])
+        }
+        "Size" => one(vec![]),
+        "Range" => {
+            let scalar = |i: usize| -> Result<Num, Fail> {
+                match op.known_vals(i).as_deref() {
+                    Some([v]) => Ok(*v),
+                    _ => Err(Fail::Invalid(format!(
+                        "input {i} of Range is not a known scalar (a constant or folded from shapes)"
+                    ))),
+                }
+            };
+            let (s, l, d) = (scalar(0)?, scalar(1)?, scalar(2)?);
+            let n = fold::range_len(s, l, d).ok_or_else(|| {
+                format!("Range({s}, {l}, {d}) has no valid length (a zero delta, mixed types or too many elements)")
+            })?;
+            one(vec![n])
+        }
+        "Resize" | "Upsample" => {
+            let x = op.input(0)?;
+            // Opset 7-8 Upsample: a scales attribute; Upsample 9 and Resize 10: input 1;
+            // Resize 11+: roi, scales, sizes at 1, 2, 3.
+            let (scales, sizes) = if t == "Upsample" && op.opset < 9 {
+                (a.floats("scales")?.map(<[f32]>::to_vec), None)
+            } else if t == "Upsample" || op.opset < 11 {
+                (op.const_floats(1)?, None)
+            } else {
+                (op.const_floats(2)?, op.const_ints(3, shape::MAX_RANK)?)
+            };
+            let policy = a.string("keep_aspect_ratio_policy")?;
+            let r = shape::Resize {
+                scales: scales.filter(|s| !s.is_empty()),
+                sizes: sizes.filter(|s| !s.is_empty()),
+                axes: a.ints("axes")?,
+                policy: policy.as_deref().unwrap_or("stretch"),
+            };
+            one(shape::resize(x, &r)?)
+        }
+        "Einsum" => {
+            let eq = a
+                .string("equation")?
+                .ok_or_else(|| "Einsum needs the attribute equation".to_string())?;
+            let shapes: Vec<&[u64]> = (0..node.input.len())
+                .map(|i| op.input(i).map(Vec::as_slice))
+                .collect::<Result<_, _>>()?;
+            one(shape::einsum(&eq, &shapes)?)
+        }
+        "Tile" => {
+            let x = op.input(0)?;
+            let reps = op
+                .const_ints(1, shape::MAX_RANK)?
+                .ok_or_else(|| "Tile needs repeats".to_string())?;
+            one(shape::tile(x, &reps)?)
+        }
+        "DepthToSpace" | "SpaceToDepth" => {
+            let x = op.input(0)?;
+            let b = a
+                .int("blocksize")?
+                .ok_or_else(|| format!("{t} needs the attribute blocksize"))?;
+            one(shape::depth_space(x, b, t == "DepthToSpace")?)
+        }
+        "ArgMax" | "ArgMin" => {
+            let x = op.input(0)?;
+            let keep = a.int_or("keepdims", 1)? != 0;
+            one(shape::reduce(x, &[a.int_or("axis", 0)?], keep, false)?)
+        }
+        "TopK" => {
+            let x = op.input(0)?;
+            let k = match op.const_ints(1, 1)?.as_deref() {
+                Some([k]) => *k,
+                _ if op.opset < 10 => a
+                    .int("k")?
+                    .ok_or_else(|| "TopK needs the attribute k".to_string())?,
+                _ => return Err(Fail::Invalid("TopK needs a scalar k".to_string())),
+            };
+            let ax = shape::axis(a.int_or("axis", -1)?, x.len(), "axis")?;
+            let k = shape::dim_from(k, 0, "k")?;
+            if k > x[ax] {
+                return Err(Fail::Invalid(format!(
+                    "k {k} is larger than axis {ax} of {}",
+                    shape::show(x)
+                )));
+            }
+            let mut y = x.clone();
+            y[ax] = k;
+            Ok(vec![Some(y.clone()), Some(y)])
+        }
+        "GatherND" => one(shape::gather_nd(
+            op.input(0)?,
+            op.input(1)?,
+            a.int_or("batch_dims", 0)?,
+        )?),
+        "DynamicQuantizeLinear" => {
+            // y as x; y_scale and y_zero_point are scalars.
+            Ok(vec![Some(op.input(0)?.clone()), Some(vec![]), Some(vec![])])
+        }
+        "GatherElements" => {
+            op.input(0)?;
+            one(op.input(1)?.clone())
+        }
         _ => Err(Fail::Unsupported),
     }
 }
@@ -497,23 +725,8 @@ pub(crate) fn infer(op: &Op) -> Result<Vec<Option<Dims>>, Fail> {
 /// Most values one folded integer tensor may have (shapes, axes, pads).
 pub(crate) const MAX_FOLD: usize = 64;
 
-/// The operators whose integer outputs the importer computes (shape arithmetic).
-pub(crate) const FOLDED: &[&str] = &[
-    "Shape",
-    "Gather",
-    "Slice",
-    "Concat",
-    "Unsqueeze",
-    "Squeeze",
-    "Reshape",
-    "Flatten",
-    "Identity",
-    "Cast",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-];
+/// What the importer folds (computes the values of), for messages.
+pub(crate) const FOLDED: &str = "Shape, Size, Gather, Slice, Concat, Reshape, Squeeze, Unsqueeze, Flatten, Transpose, Identity, Cast, CastLike, element-wise arithmetic (Add, Sub, Mul, Div, Mod, Pow, Neg, Abs, Floor, Ceil, Round, Sqrt, Max, Min, Clip, ...), comparisons, Where, Range, ConstantOfShape, Expand, ReduceProd/Sum/Max/Min on known values";
 
 /// `Shape`'s `start` and `end` (opset 15), clamped into `0..=rank`.
 fn shape_range(a: &Attrs, rank: usize) -> Result<(usize, usize), Fail> {
@@ -525,104 +738,4 @@ fn shape_range(a: &Attrs, rank: usize) -> Result<(usize, usize), Fail> {
     let s = clamp(a.int_or("start", 0)?);
     let e = clamp(a.int_or("end", r)?);
     Ok((s, e.max(s)))
-}
-
-/// The integer values of `op`'s first output, when they follow from known values: the
-/// shape arithmetic exporters write for `x.view(n, g, c // g, h, w)` with a dynamic batch.
-pub(crate) fn fold(op: &Op) -> Option<Vec<i64>> {
-    let node = op.node;
-    let a = Attrs(&node.attribute);
-    let out = match node.op_type.as_str() {
-        "Shape" => {
-            let x = op.inputs.first()?.as_ref()?;
-            let (s, e) = shape_range(&a, x.len()).ok()?;
-            x.get(s..e)?
-                .iter()
-                .map(|&d| i64::try_from(d).ok())
-                .collect::<Option<Vec<_>>>()?
-        }
-        "Identity" | "Unsqueeze" | "Squeeze" | "Reshape" | "Flatten" => op.known(0)?,
-        "Cast" => match a.int("to").ok()?.and_then(|t| i32::try_from(t).ok()) {
-            Some(super::onnx::data_type::INT64) | Some(super::onnx::data_type::INT32) => {
-                op.known(0)?
-            }
-            _ => return None,
-        },
-        "Gather" => {
-            let data = op.known(0)?;
-            if op.inputs.first()?.as_ref()?.len() != 1 || a.int_or("axis", 0).ok()? != 0 {
-                return None;
-            }
-            let n = i64::try_from(data.len()).ok()?;
-            op.known(1)?
-                .iter()
-                .map(|&i| {
-                    let i = if i < 0 { i.checked_add(n)? } else { i };
-                    data.get(usize::try_from(i).ok()?).copied()
-                })
-                .collect::<Option<Vec<_>>>()?
-        }
-        "Concat" => {
-            let mut v = Vec::new();
-            for i in 0..node.input.len() {
-                if op.inputs.get(i)?.as_ref()?.len() != 1 {
-                    return None;
-                }
-                v.extend(op.known(i)?);
-            }
-            v
-        }
-        "Slice" if op.opset >= 10 => {
-            let data = op.known(0)?;
-            let x = op.inputs.first()?.as_ref()?;
-            if x.len() != 1 {
-                return None;
-            }
-            let ranges = shape::slice(
-                x,
-                &op.known(1)?,
-                &op.known(2)?,
-                op.const_ints(3, MAX_FOLD).ok()?.as_deref(),
-                op.const_ints(4, MAX_FOLD).ok()?.as_deref(),
-            )
-            .ok()?;
-            let r = ranges.first()?;
-            (0..r.len)
-                .map(|k| {
-                    let at = i64::try_from(k)
-                        .ok()?
-                        .checked_mul(r.step)?
-                        .checked_add(r.start)?;
-                    data.get(usize::try_from(at).ok()?).copied()
-                })
-                .collect::<Option<Vec<_>>>()?
-        }
-        op_type @ ("Add" | "Sub" | "Mul" | "Div") => {
-            let (x, y) = (op.known(0)?, op.known(1)?);
-            let n = x.len().max(y.len());
-            if !(x.len() == n || x.len() == 1) || !(y.len() == n || y.len() == 1) {
-                return None;
-            }
-            let at = |v: &[i64], k: usize| -> Option<i64> {
-                if v.len() == 1 {
-                    v.first().copied()
-                } else {
-                    v.get(k).copied()
-                }
-            };
-            (0..n)
-                .map(|k| {
-                    let (p, q) = (at(&x, k)?, at(&y, k)?);
-                    match op_type {
-                        "Add" => p.checked_add(q),
-                        "Sub" => p.checked_sub(q),
-                        "Mul" => p.checked_mul(q),
-                        _ => p.checked_div(q),
-                    }
-                })
-                .collect::<Option<Vec<_>>>()?
-        }
-        _ => return None,
-    };
-    (out.len() <= MAX_FOLD).then_some(out)
 }

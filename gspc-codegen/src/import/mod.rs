@@ -563,7 +563,7 @@ struct Cx<'m> {
     opset: i64,
     consts: Consts<'m>,
     /// Integer values computed from shapes (see [`infer::fold`]).
-    ivals: HashMap<&'m str, Vec<i64>>,
+    ivals: HashMap<&'m str, infer::Vals>,
     /// Static shapes from value_info and the graph outputs.
     info: HashMap<&'m str, Dims>,
     values: HashMap<&'m str, Result<Dims, usize>>,

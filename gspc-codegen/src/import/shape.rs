@@ -799,6 +799,319 @@ pub(crate) fn gather(data: &[u64], indices: &[u64], ax: i64) -> Result<Dims, Str
     Ok(out)
 }
 
+/// Resize's targets: `scales` or `sizes` (over `axes`, default every axis).
+pub(crate) struct Resize<'a> {
+    pub scales: Option<Vec<f32>>,
+    pub sizes: Option<Vec<i64>>,
+    pub axes: Option<&'a [i64]>,
+    /// `keep_aspect_ratio_policy` (opset 18): stretch, not_larger or not_smaller.
+    pub policy: &'a str,
+}
+
+/// Resize / Upsample: `floor(x * scale)` per axis (in f32, as ONNX's shape inference and
+/// ONNX Runtime compute it), or `sizes`, with the aspect-ratio policy.
+pub(crate) fn resize(x: &[u64], r: &Resize) -> Result<Dims, String> {
+    let axes: Vec<usize> = match r.axes {
+        None => (0..x.len()).collect(),
+        Some(a) => a
+            .iter()
+            .map(|&v| axis(v, x.len(), "axis"))
+            .collect::<Result<_, _>>()?,
+    };
+    let n = axes.len();
+    let mut out = x.to_vec();
+    match (&r.scales, &r.sizes) {
+        (Some(_), Some(_)) => Err("Resize has both scales and sizes; give one".to_string()),
+        (None, None) => Err("Resize needs scales or sizes".to_string()),
+        (Some(s), None) => {
+            if s.len() != n {
+                return Err(format!(
+                    "scales has {} values for {n} axes of {}",
+                    s.len(),
+                    show(x)
+                ));
+            }
+            for (&a, &f) in axes.iter().zip(s) {
+                if !(f.is_finite() && f > 0.0) {
+                    return Err(format!("scale {f} is not a positive number"));
+                }
+                let v = (x[a] as f32 * f).floor();
+                out[a] = dim_from(v as i64, 0, "the resized dimension")?;
+            }
+            Ok(out)
+        }
+        (None, Some(s)) => {
+            if s.len() != n {
+                return Err(format!(
+                    "sizes {} has {} values for {n} axes of {}",
+                    show_i(s),
+                    s.len(),
+                    show(x)
+                ));
+            }
+            let sizes: Vec<u64> = s
+                .iter()
+                .map(|&v| dim_from(v, 0, "size"))
+                .collect::<Result<_, _>>()?;
+            let pick: fn(f32, f32) -> f32 = match r.policy {
+                "stretch" => {
+                    for (&a, &v) in axes.iter().zip(&sizes) {
+                        out[a] = v;
+                    }
+                    return Ok(out);
+                }
+                "not_larger" => f32::min,
+                "not_smaller" => f32::max,
+                other => {
+                    return Err(format!(
+                        "keep_aspect_ratio_policy {:?} is not one of stretch, not_larger, not_smaller",
+                        other.escape_debug().to_string()
+                    ));
+                }
+            };
+            let mut scale: Option<f32> = None;
+            for (&a, &v) in axes.iter().zip(&sizes) {
+                if x[a] == 0 {
+                    return Err(format!("axis {a} of {} is empty", show(x)));
+                }
+                let f = v as f32 / x[a] as f32;
+                scale = Some(scale.map_or(f, |s| pick(s, f)));
+            }
+            let scale = scale.unwrap_or(1.0);
+            for &a in &axes {
+                let v = (scale * x[a] as f32).round();
+                out[a] = dim_from(v as i64, 0, "the resized dimension")?;
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// One term of an Einsum equation: its labels, with `None` standing for the ellipsis.
+fn einsum_term(term: &str) -> Result<Vec<Option<char>>, String> {
+    let t = term.trim();
+    let mut out = Vec::new();
+    let mut rest = t;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("...") {
+            if out.contains(&None) {
+                return Err(format!("the term {t:?} has two ellipses"));
+            }
+            out.push(None);
+            rest = r;
+            continue;
+        }
+        let mut chars = rest.chars();
+        match chars.next() {
+            Some(c) if c.is_ascii_alphabetic() => out.push(Some(c)),
+            Some(c) => {
+                return Err(format!(
+                    "the term {:?} has {c:?}, not a letter",
+                    t.escape_debug().to_string()
+                ));
+            }
+            None => break,
+        }
+        rest = chars.as_str();
+    }
+    Ok(out)
+}
+
+/// Einsum: every label's size from the inputs (a repeated label must agree; the ellipsis
+/// broadcasts), the output in the explicit order after `->`, else the ellipsis then the
+/// labels used once, in alphabetical order.
+pub(crate) fn einsum(equation: &str, shapes: &[&[u64]]) -> Result<Dims, String> {
+    if equation.len() > 256 {
+        return Err("the Einsum equation is longer than 256 bytes".to_string());
+    }
+    let (lhs, rhs) = match equation.split_once("->") {
+        Some((l, r)) => (l, Some(r)),
+        None => (equation, None),
+    };
+    let terms: Vec<Vec<Option<char>>> =
+        lhs.split(',').map(einsum_term).collect::<Result<_, _>>()?;
+    if terms.len() != shapes.len() {
+        return Err(format!(
+            "the equation {:?} has {} inputs, the node {}",
+            equation.escape_debug().to_string(),
+            terms.len(),
+            shapes.len()
+        ));
+    }
+    let mut size: Vec<(char, u64)> = Vec::new();
+    let mut count: Vec<(char, usize)> = Vec::new();
+    let mut ellipses: Vec<&[u64]> = Vec::new();
+    for (term, &x) in terms.iter().zip(shapes) {
+        let letters = term.iter().filter(|l| l.is_some()).count();
+        let has_ellipsis = term.contains(&None);
+        if letters > x.len() || (!has_ellipsis && letters != x.len()) {
+            return Err(format!(
+                "the term {:?} does not fit the input {} (rank {})",
+                term.iter()
+                    .map(|l| l.map_or("...".to_string(), String::from))
+                    .collect::<String>(),
+                show(x),
+                x.len()
+            ));
+        }
+        let e = x.len() - letters;
+        let mut k = 0;
+        for l in term {
+            match l {
+                None => {
+                    ellipses.push(&x[k..k + e]);
+                    k += e;
+                }
+                Some(c) => {
+                    let d = x[k];
+                    k += 1;
+                    match size.iter_mut().find(|(l, _)| l == c) {
+                        Some((_, s)) if *s == d => {}
+                        Some((_, s)) => {
+                            return Err(format!("label {c:?} has size {s} and {d} in the inputs"));
+                        }
+                        None => size.push((*c, d)),
+                    }
+                    match count.iter_mut().find(|(l, _)| l == c) {
+                        Some((_, n)) => *n += 1,
+                        None => count.push((*c, 1)),
+                    }
+                }
+            }
+        }
+    }
+    let ellipsis = broadcast(&ellipses)?;
+    let output: Vec<Option<char>> = match rhs {
+        Some(r) => einsum_term(r)?,
+        None => {
+            let mut once: Vec<char> = count
+                .iter()
+                .filter(|&&(_, n)| n == 1)
+                .map(|&(c, _)| c)
+                .collect();
+            once.sort_unstable();
+            std::iter::once(None)
+                .filter(|_| !ellipses.is_empty())
+                .chain(once.into_iter().map(Some))
+                .collect()
+        }
+    };
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    for l in output {
+        match l {
+            None => out.extend_from_slice(&ellipsis),
+            Some(c) => {
+                if seen.contains(&c) {
+                    return Err(format!("the output repeats label {c:?}"));
+                }
+                seen.push(c);
+                match size.iter().find(|(l, _)| *l == c) {
+                    Some(&(_, d)) => out.push(d),
+                    None => return Err(format!("the output label {c:?} is in no input")),
+                }
+            }
+        }
+    }
+    check(&out)?;
+    Ok(out)
+}
+
+/// Tile: every dimension times its repeat.
+pub(crate) fn tile(x: &[u64], repeats: &[i64]) -> Result<Dims, String> {
+    if repeats.len() != x.len() {
+        return Err(format!(
+            "repeats {} has {} values for the rank-{} input {}",
+            show_i(repeats),
+            repeats.len(),
+            x.len(),
+            show(x)
+        ));
+    }
+    let out = x
+        .iter()
+        .zip(repeats)
+        .map(|(&d, &r)| {
+            dim_from(r, 0, "repeat")?
+                .checked_mul(d)
+                .ok_or_else(|| "the tiled shape is too large".to_string())
+        })
+        .collect::<Result<Dims, _>>()?;
+    check(&out)?;
+    Ok(out)
+}
+
+/// DepthToSpace (`to_space`) or SpaceToDepth on `[N, C, H, W]` with `blocksize`.
+pub(crate) fn depth_space(x: &[u64], blocksize: i64, to_space: bool) -> Result<Dims, String> {
+    let &[n, c, h, w] = x else {
+        return Err(format!("the input {} is not [N, C, H, W]", show(x)));
+    };
+    let b = dim_from(blocksize, 1, "blocksize")?;
+    let big = || "the block size is too large".to_string();
+    let bb = b.checked_mul(b).ok_or_else(big)?;
+    let out = if to_space {
+        if c % bb != 0 {
+            return Err(format!(
+                "the channels {c} are not a multiple of blocksize^2 = {bb}"
+            ));
+        }
+        vec![
+            n,
+            c / bb,
+            h.checked_mul(b).ok_or_else(big)?,
+            w.checked_mul(b).ok_or_else(big)?,
+        ]
+    } else {
+        if h % b != 0 || w % b != 0 {
+            return Err(format!(
+                "the height {h} and width {w} are not multiples of blocksize {b}"
+            ));
+        }
+        vec![n, c.checked_mul(bb).ok_or_else(big)?, h / b, w / b]
+    };
+    check(&out)?;
+    Ok(out)
+}
+
+/// GatherND: `indices.shape[..-1] + data.shape[batch_dims + indices.shape[-1]..]`.
+pub(crate) fn gather_nd(data: &[u64], indices: &[u64], batch_dims: i64) -> Result<Dims, String> {
+    let b = usize::try_from(batch_dims)
+        .ok()
+        .filter(|&b| b < data.len().min(indices.len()))
+        .ok_or_else(|| {
+            format!(
+                "batch_dims {batch_dims} is out of range for the data {} and indices {}",
+                show(data),
+                show(indices)
+            )
+        })?;
+    let (&last, lead) = indices
+        .split_last()
+        .ok_or_else(|| "GatherND needs indices of rank 1 or more".to_string())?;
+    if data[..b] != indices[..b] {
+        return Err(format!(
+            "the first {b} (batch) dimensions of the data {} and indices {} differ",
+            show(data),
+            show(indices)
+        ));
+    }
+    let end = usize::try_from(last)
+        .ok()
+        .and_then(|k| k.checked_add(b))
+        .filter(|&e| e <= data.len())
+        .ok_or_else(|| {
+            format!(
+                "the indices {} index {last} dimensions after {b} batch dimensions of the data {}",
+                show(indices),
+                show(data)
+            )
+        })?;
+    let mut out = lead.to_vec();
+    out.extend_from_slice(&data[end..]);
+    check(&out)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1060,5 +1373,64 @@ mod tests {
             auto_pad: AutoPad::SameUpper,
         };
         assert!(pool(&[1, 1, 4], &d, false).is_err());
+    }
+
+    #[test]
+    fn einsum_resize_tile_depth_space() {
+        assert_eq!(
+            einsum("bhij,bhjk->bhik", &[&[2, 3, 4, 5], &[2, 3, 5, 6]]),
+            Ok(vec![2, 3, 4, 6])
+        );
+        assert_eq!(
+            einsum("...ij->...ji", &[&[2, 3, 4, 5]]),
+            Ok(vec![2, 3, 5, 4])
+        );
+        // Implicit output: ellipsis first, then the labels used once, alphabetical.
+        assert_eq!(
+            einsum("...ba,cb", &[&[7, 2, 3], &[4, 2]]),
+            Ok(vec![7, 3, 4])
+        );
+        assert_eq!(einsum("ii->i", &[&[3, 3]]), Ok(vec![3]));
+        assert!(einsum("ij,jk->ik", &[&[2, 3], &[4, 5]]).is_err());
+        assert!(einsum("ij->ii", &[&[2, 2]]).is_err());
+        assert!(einsum("ij,jk->ik", &[&[2, 3]]).is_err());
+        assert!(einsum("ijk->i", &[&[2, 3]]).is_err());
+        assert!(einsum("i.j->i", &[&[2, 3]]).is_err());
+        let r = |scales: Option<Vec<f32>>, sizes: Option<Vec<i64>>, policy| Resize {
+            scales,
+            sizes,
+            axes: None,
+            policy,
+        };
+        assert_eq!(
+            resize(
+                &[1, 2, 5, 7],
+                &r(Some(vec![1.0, 1.0, 1.9, 0.5]), None, "stretch")
+            ),
+            Ok(vec![1, 2, 9, 3])
+        );
+        assert_eq!(
+            resize(&[1, 2, 5, 7], &r(None, Some(vec![1, 2, 3, 3]), "stretch")),
+            Ok(vec![1, 2, 3, 3])
+        );
+        assert!(resize(&[1, 2], &r(Some(vec![1.0, f32::NAN]), None, "stretch")).is_err());
+        assert!(resize(&[1, 2], &r(Some(vec![1.0, 1.0e30]), None, "stretch")).is_err());
+        assert!(resize(&[1, 0], &r(None, Some(vec![1, 4]), "not_larger")).is_err());
+        assert_eq!(tile(&[2, 3], &[2, 1]), Ok(vec![4, 3]));
+        assert!(tile(&[2, 3], &[2]).is_err());
+        assert!(tile(&[1 << 32, 1], &[1 << 32, 1]).is_err());
+        assert_eq!(depth_space(&[1, 8, 2, 3], 2, true), Ok(vec![1, 2, 4, 6]));
+        assert_eq!(depth_space(&[1, 2, 4, 6], 2, false), Ok(vec![1, 8, 2, 3]));
+        assert!(depth_space(&[1, 6, 2, 3], 2, true).is_err());
+        assert!(depth_space(&[1, 1, 2, 2], 1 << 32, true).is_err());
+        assert!(depth_space(&[1, 1, 2], 2, true).is_err());
+
+        assert_eq!(gather_nd(&[2, 2], &[2, 2], 0), Ok(vec![2]));
+        assert_eq!(gather_nd(&[2, 2], &[2, 1], 0), Ok(vec![2, 2]));
+        assert_eq!(gather_nd(&[2, 2, 2], &[2, 1], 1), Ok(vec![2, 2]));
+        assert!(gather_nd(&[2, 2], &[2, 3], 0).is_err());
+        assert!(gather_nd(&[2, 2], &[3, 1], 1).is_err());
+        assert!(gather_nd(&[2, 2], &[], 0).is_err());
+        assert!(gather_nd(&[2, 2], &[2, 1], -1).is_err());
     }
 }
