@@ -1,7 +1,65 @@
-//! `fixtures/small_net.onnx`, imported and generated with its weights baked in by the build
-//! script; see `tests/onnx_runtime.rs`.
+//! ONNX models imported and generated with their weights baked in by the build script:
+//! `fixtures/small_net.onnx` (see `tests/onnx_runtime.rs`) and the real-network fixtures of
+//! `fixtures/real/` (see `tests/real_models.rs`).
 
 /// The generated model (`models::small_net`).
 pub mod models {
     include!(concat!(env!("OUT_DIR"), "/models.rs"));
+}
+
+/// The real-network fixtures: [`real::FIXTURES`], one generated module per fixture that
+/// imported.
+pub mod real {
+    #![allow(clippy::all)]
+    use super::{Fixture, Layer, Model, Value};
+    include!(concat!(env!("OUT_DIR"), "/real.rs"));
+}
+
+/// One fixture of `fixtures/real/`.
+#[derive(Debug)]
+pub struct Fixture {
+    /// The fixture's name: `<model>_<exporter>` (`ts` TorchScript, `dx` torch.export).
+    pub name: &'static str,
+    /// `Some(why)` when the importer is not expected to take it yet (build.rs's list).
+    pub pending: Option<&'static str>,
+    /// The generated model, or the import or generation error.
+    pub model: Result<Model, &'static str>,
+}
+
+/// An imported fixture.
+#[derive(Debug)]
+pub struct Model {
+    /// The generated layers, in spec order.
+    pub layers: &'static [gspc_runtime::Layer],
+    /// The file (in `OUT_DIR`) holding ONNX Runtime's values that [`Value`]s index,
+    /// little-endian f32.
+    pub reference: &'static str,
+    /// One per generated layer, in the same order.
+    pub checks: &'static [Layer],
+}
+
+/// An imported layer and ONNX Runtime's values around it.
+#[derive(Debug)]
+pub struct Layer {
+    /// The layer's name in the spec.
+    pub name: &'static str,
+    /// The Conv node it comes from, as the importer names it.
+    pub source: &'static str,
+    /// ONNX Runtime's value of the layer's input (`ImportedLayer::input`).
+    pub input: Value,
+    /// ONNX Runtime's value of the layer's output (`ImportedLayer::output`).
+    pub output: Value,
+}
+
+/// An ONNX value in the reference file.
+#[derive(Debug)]
+pub struct Value {
+    /// The ONNX value name.
+    pub name: &'static str,
+    /// Its shape as ONNX Runtime computed it.
+    pub shape: &'static [usize],
+    /// Offset in the reference file, in f32 values.
+    pub start: usize,
+    /// Length in f32 values.
+    pub len: usize,
 }
