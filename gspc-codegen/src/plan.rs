@@ -16,13 +16,16 @@
 //! # Strategy `gspc-dwc` (depthwise, channels on the vector axis)
 //!
 //! For depthwise layers (one input and one output channel per group) whose channel count
-//! is a multiple of 16: blocks of 16 channels are packed per call as zero-padded pixels of
-//! 16 channels, `[H + 2 PH][W + 2 PW][16]` (an in-register transpose), weights as
-//! `[C / 16][KH][KW][16]`, then the bias. A tile is `reg_n` output pixels of one row: one
-//! vector of 16 channels per pixel, the 9 (KH x KW) weight vectors loaded once, one input
-//! vector load and one FMA per pixel and tap; no lane is wasted on narrow rows and strides
-//! need no phase split. The tile writes `[OH * OW][16]` into the scratch, transposed back to
-//! 16 NCHW planes once per block.
+//! is a multiple of 16: blocks of 16 channels are packed per call as pixels of 16
+//! channels without padding, `[H * W][16]` (in-register transposes over the plane as one
+//! row), weights as `[C / 16][KH][KW][16]`, then the bias. A tile is `reg_n` output pixels
+//! of one row, one vector of 16 channels per pixel; it loops over the kernel rows inside
+//! the input (runs of output rows that read the same ones: [`dwc_row_runs`]) and, per
+//! kernel row, loads the row's weight vectors and each input pixel once, with one FMA per
+//! tap inside the input row ([`dwc_col_tiles`]): taps over the padding are left out at
+//! generation time. No lane is wasted on narrow rows and strides need no phase split. The
+//! tile writes `[OH * OW][16]` into the scratch, transposed back to 16 NCHW planes once
+//! per block.
 //!
 //! # The direct `gspc-ow` kernel (AVX-512 and AVX2, depthwise)
 //!
@@ -270,6 +273,24 @@ impl LayerPlan {
             if v.direct {
                 return per * self.direct_statements(v) + 80;
             }
+            if self.strategy == Strategy::GspcDwc {
+                // One tile function per column shape, its kernel rows in a loop: per
+                // kernel column the weight vectors, per tap inside the row a load and an
+                // FMA per vector; per pixel and vector a store.
+                let mut shapes: Vec<DwcColShape> = Vec::new();
+                for t in dwc_col_tiles(l, v) {
+                    if !shapes.contains(&t.shape) {
+                        shapes.push(t.shape);
+                    }
+                }
+                let calls = dwc_row_runs(l).len() * (shapes.len() + 2);
+                return shapes
+                    .iter()
+                    .map(|s| per * ((kw + 2 * s.taps.len() + 2 * s.pixels) * v.nvec) + 50)
+                    .sum::<usize>()
+                    + 3 * calls
+                    + 80;
+            }
             // One tile function of `cols` columns (gspc-ow: vectors) and `rows` rows.
             let tile = |cols: usize, rows: usize| -> usize {
                 let (fmas, loads, stores) = match self.strategy {
@@ -291,7 +312,8 @@ impl LayerPlan {
                             self.oc_bn * rows * cols,
                         )
                     }
-                    Strategy::GspcDwc => (taps * cols * v.nvec, taps * v.nvec, cols * v.nvec),
+                    // Planned above.
+                    Strategy::GspcDwc => (0, 0, 0),
                 };
                 per * (fmas + loads + stores) + 40
             };
@@ -451,7 +473,10 @@ pub fn plan_layer_pinned(
             && [Isa::Avx512, Isa::Avx2]
                 .iter()
                 .any(|i| isas.contains(i) && direct_applies(layer, *i, false, 1));
-        if target.arch == Arch::X86_64 && dwc_applies(layer) && dwc_pays(layer) && !direct {
+        if target.arch == Arch::X86_64
+            && dwc_applies(layer)
+            && (dwc_large_kernel_pays(layer) || dwc_pays(layer) && !direct)
+        {
             Strategy::GspcDwc
         } else if groups_per_vector(layer, target, isas) > 1 && layer.output()[1] <= 8 {
             // Groups side by side fill the vector; at 8 columns or fewer `gspc-ow` cannot
@@ -503,7 +528,7 @@ pub fn plan_layer_pinned(
         .collect();
     let scratch_len = match strategy {
         // The packed input of one block, then its output pixels.
-        Strategy::GspcDwc => (padded[0] * row_len + output[0] * output[1]) * DWC_BLOCK,
+        Strategy::GspcDwc => (layer.input[0] * layer.input[1] + output[0] * output[1]) * DWC_BLOCK,
         _ => layer.in_per_group() * padded[0] * row_len * gpv,
     };
     let plan = LayerPlan {
@@ -556,6 +581,19 @@ fn groups_per_vector(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> usize 
 /// 1.4-1.5x at 28 with stride 1 and at 56 and 112 (its transposes cost more than they save).
 fn dwc_pays(layer: &LayerSpec) -> bool {
     layer.output()[1] < 16
+}
+
+/// Where `gspc-dwc` beats the direct `gspc-ow` kernel: 5x5 and larger kernels on small
+/// planes, whose taps it skips over the padding at generation time and whose transposes
+/// it amortizes over 25 to 49 taps. Measured on Zen 4 (layer-specs/efficient_dw.json, both
+/// strategies pinned, AVX-512 and AVX2, 2 rounds; see docs/depthwise.md): stride 1, 7x7
+/// kernels on 7x7 to 56x56 planes 0.23-0.85x the direct kernel's time, 5x5 kernels on 7x7
+/// and 14x14 planes 0.5-0.6x, but 1.0-1.3x on 28x28; stride 2, 7x7 outputs 0.8x, 14x14 and
+/// 28x28 outputs 1.0-1.5x (the transposes of the 4x larger input then dominate).
+fn dwc_large_kernel_pays(layer: &LayerSpec) -> bool {
+    let taps = layer.kernel[0] * layer.kernel[1];
+    let ow = layer.output()[1];
+    taps >= 25 && (ow <= 7 || layer.stride == [1, 1] && (taps >= 49 || ow <= 14))
 }
 
 /// Columns per full tile of a row of `ow` columns, at most `max_r`, a column taking
@@ -629,22 +667,117 @@ fn plan_dwc(layer: &LayerSpec, isa: Isa, scalar: bool, compact: bool) -> Variant
     }
 }
 
-/// Input window of a `gspc-dwc` tile of `r` pixels, in values.
-pub fn dwc_input_span(p: &LayerPlan, r: usize) -> usize {
-    let l = &p.layer;
-    let rows = (l.kernel[0] - 1) * l.dilation[0] * p.row_len;
-    (rows + (r - 1) * l.stride[1] + (l.kernel[1] - 1) * l.dilation[1] + 1) * DWC_BLOCK
+/// One column tile of a `gspc-dwc` row: its pixels and the taps of each that read the
+/// input (taps over the left and right zero padding are left out at generation time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DwcColTile {
+    /// First output column.
+    pub ow0: usize,
+    /// What the tile computes, relative to `ow0` (shared by tiles that compute alike).
+    pub shape: DwcColShape,
 }
 
-/// Values of the packed input of one `gspc-dwc` block (the rest of the scratch holds its
-/// output pixels).
+/// What a `gspc-dwc` column tile computes, relative to its first column.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DwcColShape {
+    /// Output pixels.
+    pub pixels: usize,
+    /// Input column of the tile's first loaded pixel, relative to `ow0 * SW - PW` (the
+    /// input column of the first pixel's tap 0); may be positive only.
+    pub first: usize,
+    /// Input pixels from `first` to the last one read.
+    pub span: usize,
+    /// `(pixel, kernel column, input column relative to first)` of every tap inside the
+    /// input row.
+    pub taps: Vec<(usize, usize, usize)>,
+}
+
+/// The column tiles of a `gspc-dwc` variant: full tiles of `reg_n` pixels, then the tail.
+pub fn dwc_col_tiles(l: &LayerSpec, v: &VariantPlan) -> Vec<DwcColTile> {
+    let w = l.input[1] as isize;
+    let (sw, pw, dw) = (
+        l.stride[1] as isize,
+        l.padding[1] as isize,
+        l.dilation[1] as isize,
+    );
+    let mut starts: Vec<(usize, usize)> =
+        (0..v.full_tiles).map(|t| (t * v.reg_n, v.reg_n)).collect();
+    if v.tail > 0 {
+        starts.push((v.last_start, v.tail));
+    }
+    starts
+        .into_iter()
+        .map(|(ow0, pixels)| {
+            let mut abs = Vec::new();
+            for j in 0..pixels {
+                for kw in 0..l.kernel[1] {
+                    let iw = (ow0 + j) as isize * sw - pw + kw as isize * dw;
+                    if (0..w).contains(&iw) {
+                        abs.push((j, kw, iw));
+                    }
+                }
+            }
+            let base = ow0 as isize * sw - pw;
+            let lo = abs.iter().map(|t| t.2).min().unwrap_or(base.max(0));
+            let hi = abs.iter().map(|t| t.2 + 1).max().unwrap_or(lo);
+            DwcColTile {
+                ow0,
+                shape: DwcColShape {
+                    pixels,
+                    first: (lo - base) as usize,
+                    span: (hi - lo) as usize,
+                    taps: abs
+                        .iter()
+                        .map(|&(j, kw, iw)| (j, kw, (iw - lo) as usize))
+                        .collect(),
+                },
+            }
+        })
+        .collect()
+}
+
+/// Runs of output rows of a `gspc-dwc` layer that read the same kernel rows:
+/// `(first row, end row, first kernel row, end kernel row)`; kernel rows over the top and
+/// bottom zero padding are left out (rows over the padding only read none).
+pub fn dwc_row_runs(l: &LayerSpec) -> Vec<(usize, usize, usize, usize)> {
+    let h = l.input[0] as isize;
+    let (sh, ph, dh) = (
+        l.stride[0] as isize,
+        l.padding[0] as isize,
+        l.dilation[0] as isize,
+    );
+    let mut runs: Vec<(usize, usize, usize, usize)> = Vec::new();
+    for oh in 0..l.output()[0] {
+        let inside: Vec<usize> = (0..l.kernel[0])
+            .filter(|&kh| (0..h).contains(&(oh as isize * sh - ph + kh as isize * dh)))
+            .collect();
+        let (k0, k1) = match (inside.first(), inside.last()) {
+            (Some(&a), Some(&b)) => (a, b + 1),
+            _ => (0, 0),
+        };
+        match runs.last_mut() {
+            Some(r) if r.1 == oh && r.2 == k0 && r.3 == k1 => r.1 = oh + 1,
+            _ => runs.push((oh, oh + 1, k0, k1)),
+        }
+    }
+    runs
+}
+
+/// Input window of a `gspc-dwc` tile (one input row of it), in values.
+pub fn dwc_input_span(shape: &DwcColShape) -> usize {
+    shape.span.max(1) * DWC_BLOCK
+}
+
+/// Values of the packed input of one `gspc-dwc` block, `[H][W][16]` without padding (the
+/// rest of the scratch holds its output pixels).
 pub fn dwc_input_len(p: &LayerPlan) -> usize {
-    p.padded[0] * p.row_len * DWC_BLOCK
+    p.layer.input[0] * p.layer.input[1] * DWC_BLOCK
 }
 
 fn check_bounds_dwc(p: &LayerPlan) -> Vec<String> {
     let l = &p.layer;
     let [oh, ow] = p.output;
+    let [h, w] = l.input;
     let taps = l.kernel[0] * l.kernel[1];
     let mut problems = Vec::new();
     if p.units() * taps * DWC_BLOCK > p.bias_offset {
@@ -654,21 +787,47 @@ fn check_bounds_dwc(p: &LayerPlan) -> Vec<String> {
     if xlen + olen > p.scratch_len {
         problems.push(format!("scratch {} < {xlen} + {olen}", p.scratch_len));
     }
+    let runs = dwc_row_runs(l);
+    for &(a, b, k0, k1) in &runs {
+        for r in [a, b - 1] {
+            for kh in k0..k1 {
+                let ih = (r * l.stride[0] + kh * l.dilation[0]).checked_sub(l.padding[0]);
+                if ih.is_none_or(|ih| ih >= h) {
+                    problems.push(format!(
+                        "output row {r}, kernel row {kh}: outside the input"
+                    ));
+                }
+            }
+        }
+    }
     for v in &p.variants {
-        let mut tiles = Vec::new();
-        if v.full_tiles > 0 {
-            tiles.push(((v.full_tiles - 1) * v.reg_n, v.reg_n));
+        let tiles = dwc_col_tiles(l, v);
+        if tiles.is_empty() {
+            problems.push(format!("{}: no tiles", v.isa));
         }
-        if v.tail > 0 {
-            tiles.push((v.last_start, v.tail));
-        }
-        for (ow0, r) in tiles {
-            let x_last = ((oh - 1) * l.stride[0] * p.row_len + ow0 * l.stride[1]) * DWC_BLOCK
-                + dwc_input_span(p, r);
-            if x_last > xlen {
+        for t in &tiles {
+            let first = (t.ow0 * l.stride[1] + t.shape.first).checked_sub(l.padding[1]);
+            let Some(first) = first else {
+                if !t.shape.taps.is_empty() {
+                    problems.push(format!(
+                        "{}: tile at {} starts left of the row",
+                        v.isa, t.ow0
+                    ));
+                }
+                continue;
+            };
+            if !t.shape.taps.is_empty() && first + t.shape.span > w {
+                problems.push(format!(
+                    "{}: tile at {} ends right of the row",
+                    v.isa, t.ow0
+                ));
+            }
+            // The last input row any tile reads.
+            let x_last = ((h - 1) * w + first) * DWC_BLOCK + dwc_input_span(&t.shape);
+            if !t.shape.taps.is_empty() && x_last > xlen {
                 problems.push(format!("{}: input window ends at {x_last} > {xlen}", v.isa));
             }
-            let o_last = ((oh - 1) * ow + ow0 + r) * DWC_BLOCK;
+            let o_last = ((oh - 1) * ow + t.ow0 + t.shape.pixels) * DWC_BLOCK;
             if o_last > olen {
                 problems.push(format!(
                     "{}: output window ends at {o_last} > {olen}",
@@ -1040,7 +1199,8 @@ pub fn input_span(p: &LayerPlan, v: &VariantPlan, offsets: &[usize], out_rows: u
         Strategy::GspcOc => {
             (rows + last * l.stride[1] + (l.kernel[1] - 1) * l.dilation[1]) * p.gpv + p.gpv
         }
-        Strategy::GspcDwc => dwc_input_span(p, last + 1),
+        // Not used: gspc-dwc tiles read one input row at a time (see `dwc_col_tiles`).
+        Strategy::GspcDwc => (last + l.kernel[1]) * DWC_BLOCK,
         Strategy::GspcOw => {
             let taps = (0..l.kernel[1])
                 .map(|kw| p.col_index(kw * l.dilation[1]))

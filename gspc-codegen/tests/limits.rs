@@ -486,6 +486,7 @@ fn the_line_estimate_tracks_real_layers() {
         .map(|e| e.expect("entry").path())
         .collect();
     files.push(dir.join("tests/specs/edge_cases.json"));
+    files.push(dir.join("tests/specs/edge_cases_dw_large.json"));
     let specs = gspc_codegen::read_specs(&files).expect("valid specs");
     let (mut estimated, mut generated) = (0usize, 0usize);
     let mut wrong = Vec::new();

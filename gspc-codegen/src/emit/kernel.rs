@@ -2,8 +2,9 @@
 
 use super::{ident, lit};
 use crate::plan::{
-    DWC_BLOCK, DirectRowShape, LayerPlan, Strategy, VariantPlan, direct_col_tiles,
-    direct_row_tiles, dwc_input_len, dwc_input_span, input_span, output_span,
+    DWC_BLOCK, DirectRowShape, DwcColShape, LayerPlan, Strategy, VariantPlan, direct_col_tiles,
+    direct_row_tiles, dwc_col_tiles, dwc_input_len, dwc_input_span, dwc_row_runs, input_span,
+    output_span,
 };
 use gspc_runtime::{Activation, Isa};
 use proc_macro2::TokenStream;
@@ -477,21 +478,18 @@ fn arch_uses(v: &VariantPlan) -> TokenStream {
 
 /// The module of one `gspc-dwc` variant: `run`, `run_units` (pack a block of 16 channels,
 /// compute its output pixels row by row, transpose them back) and the tile functions.
+///
+/// The packed input has no padding: every tap over the zero padding is left out at
+/// generation time (kernel rows by the range each run of output rows loops over, kernel
+/// columns by the column tile's shape), so padding costs neither FMAs nor packing.
 fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
     let l = &p.layer;
     let [oh, ow] = p.output;
     let cb = DWC_BLOCK;
     let (xlen, olen) = (dwc_input_len(p), oh * ow * cb);
+    let hw = l.input[0] * l.input[1];
     let (xlen_l, olen_l, block_l, pixels_l) = (lit(xlen), lit(olen), lit(olen), lit(oh * ow));
-    let (h_l, w_l, ph_l, pw_l, hp_l, wp_l, cb_l) = (
-        lit(l.input[0]),
-        lit(l.input[1]),
-        lit(l.padding[0]),
-        lit(l.padding[1]),
-        lit(p.padded[0]),
-        lit(p.row_len),
-        lit(cb),
-    );
+    let (hw_l, cb_l) = (lit(hw), lit(cb));
     // The AVX-512 variant transposes with AVX2 too: 8x8 transposes of ymm registers ran
     // 1.3-2x faster than 16x16 ones of zmm registers on Zen 5 (measured on the
     // mobilenet_v1_dw shapes).
@@ -505,26 +503,60 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
             quote!(::gspc_runtime::dwc::unpack_output),
         ),
     };
+    // One tile function per column shape; runs of tiles of one shape become loops.
+    let col_tiles = dwc_col_tiles(l, v);
+    let mut shapes: Vec<DwcColShape> = Vec::new();
     let mut tiles = Vec::new();
-    let mut calls = Vec::new();
-    if v.full_tiles > 0 {
-        tiles.push(tile_fn_dwc(p, v, "tile_full", v.reg_n, outline));
-        let n = lit(v.full_tiles);
-        let at = linear(&[("t", v.reg_n)], 0);
-        calls.push(quote! {
-            for t in 0..#n {
-                tile_full(x, packed, out, cb, oh, #at);
+    // (shape index, first tile's ow0, first tile's input column, tiles in the run)
+    let mut runs: Vec<(usize, usize, usize, usize)> = Vec::new();
+    for t in &col_tiles {
+        let k = match shapes.iter().position(|s| *s == t.shape) {
+            Some(k) => k,
+            None => {
+                shapes.push(t.shape.clone());
+                let name = format!("tile_{}", shapes.len() - 1);
+                tiles.push(tile_fn_dwc(p, v, &name, &t.shape, outline));
+                shapes.len() - 1
+            }
+        };
+        // Input column of the tile's first loaded pixel (never left of the row).
+        let iw0 = (t.ow0 * l.stride[1] + t.shape.first).saturating_sub(l.padding[1]);
+        match runs.last_mut() {
+            Some(r) if r.0 == k && r.1 + r.3 * v.reg_n == t.ow0 && !t.shape.taps.is_empty() => {
+                r.3 += 1
+            }
+            _ => runs.push((k, t.ow0, iw0, 1)),
+        }
+    }
+    let mut rows = Vec::new();
+    for (a, b, k0, k1) in dwc_row_runs(l) {
+        let (k0, k1) = (lit(k0), lit(k1));
+        let mut calls = Vec::new();
+        for &(k, ow0, iw0, n) in &runs {
+            let f = format_ident!("tile_{}", k);
+            if n == 1 {
+                let (ow0, iw0) = (lit(ow0), lit(iw0));
+                calls.push(quote!(#f(x, packed, out, cb, oh, #ow0, #iw0, #k0, #k1);));
+            } else {
+                let n = lit(n);
+                let ow0 = linear(&[("t", v.reg_n)], ow0);
+                let iw0 = linear(&[("t", v.reg_n * l.stride[1])], iw0);
+                calls.push(quote! {
+                    for t in 0..#n {
+                        #f(x, packed, out, cb, oh, #ow0, #iw0, #k0, #k1);
+                    }
+                });
+            }
+        }
+        let (a, b) = (lit(a), lit(b));
+        rows.push(quote! {
+            for oh in #a..#b {
+                #(#calls)*
             }
         });
     }
-    if v.tail > 0 {
-        tiles.push(tile_fn_dwc(p, v, "tile_last", v.tail, outline));
-        let at = lit(v.last_start);
-        calls.push(quote!(tile_last(x, packed, out, cb, oh, #at);));
-    }
-    let oh_l = lit(oh);
     let doc = format!(
-        " `{}`: {} lanes x {} vector(s) per pixel of 16 channels, {} full tile(s) of {} pixel(s) per row{}.",
+        " `{}`: {} lanes x {} vector(s) per pixel of 16 channels, {} full tile(s) of {} pixel(s) per row{}; {} tile shape(s), taps over the padding left out.",
         v.kernel,
         v.lanes,
         v.nvec,
@@ -534,7 +566,8 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
             format!(" and a tail tile of {}", v.tail)
         } else {
             String::new()
-        }
+        },
+        shapes.len()
     );
     let run_doc = format!(" Runs layer `{}` with the {} variant.", l.name, v.isa);
     let units_doc = format!(
@@ -542,17 +575,18 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
         l.name, v.isa
     );
     let consts = quote! {
-    /// Values of the packed input of one block of 16 channels, `[HP][WP][16]`.
+    /// Values of the packed input of one block of 16 channels, `[H * W][16]`.
     const XLEN: usize = #xlen_l;
     /// Values of the output pixels of one block, `[OH * OW][16]`.
     const OLEN: usize = #olen_l;
+    /// The input plane as one row of pixels, without padding.
     const GEOMETRY: ::gspc_runtime::dwc::Geometry = ::gspc_runtime::dwc::Geometry {
-        h: #h_l,
-        w: #w_l,
-        ph: #ph_l,
-        pw: #pw_l,
-        hp: #hp_l,
-        wp: #wp_l,
+        h: 1,
+        w: #hw_l,
+        ph: 0,
+        pw: 0,
+        hp: 1,
+        wp: #hw_l,
     };
     };
     let body = quote! {
@@ -566,9 +600,7 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
         let cb = first + i;
         #pack(input, cb * #cb_l, &GEOMETRY, xs);
         let x: &[f32; XLEN] = xs;
-        for oh in 0..#oh_l {
-            #(#calls)*
-        }
+        #(#rows)*
         #unpack(out, #pixels_l, block);
     }
     };
@@ -587,8 +619,16 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
     )
 }
 
-/// One `gspc-dwc` tile function: `r` output pixels of one row, 16 channels each.
-fn tile_fn_dwc(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize, outline: bool) -> TokenStream {
+/// One `gspc-dwc` tile function: the pixels of `shape`, 16 channels each. Kernel rows
+/// `kh0..kh1` run in a loop (one input row window and one weight row each); within a row
+/// each input pixel is loaded once and feeds every tap of the shape that reads it.
+fn tile_fn_dwc(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    name: &str,
+    shape: &DwcColShape,
+    outline: bool,
+) -> TokenStream {
     let l = &p.layer;
     let ops = Ops {
         isa: v.isa,
@@ -598,19 +638,19 @@ fn tile_fn_dwc(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize, outline: bo
     let name = format_ident!("{}", name);
     let [kh_n, kw_n] = l.kernel;
     let [_, ow] = p.output;
+    let [_, w] = l.input;
     let cb = DWC_BLOCK;
+    let r = shape.pixels;
     let taps = kh_n * kw_n;
-    let wp = p.row_len;
-    let xspan = dwc_input_span(p, r);
+    let xspan = dwc_input_span(shape);
     let (xlen, olen) = (dwc_input_len(p), p.output[0] * ow * cb);
-    let x_at = linear(
-        &[("oh", l.stride[0] * wp * cb), ("ow0", l.stride[1] * cb)],
-        0,
-    );
-    let w_at = linear(&[("cb", taps * cb)], 0);
+    let row_at = linear(&[("oh", l.stride[0]), ("kh", l.dilation[0])], 0);
+    let ph_l = lit(l.padding[0]);
+    let x_at = linear(&[("ih", w * cb), ("iw0", cb)], 0);
+    let w_at = linear(&[("cb", taps * cb), ("kh", kw_n * cb)], 0);
     let b_at = linear(&[("cb", cb)], p.bias_offset);
     let o_at = linear(&[("oh", ow * cb), ("ow0", cb)], 0);
-    let (xspan_l, wspan_l, ospan_l, cb_l) = (lit(xspan), lit(taps * cb), lit(r * cb), lit(cb));
+    let (xspan_l, wspan_l, ospan_l, cb_l) = (lit(xspan), lit(kw_n * cb), lit(r * cb), lit(cb));
     let (xlen_l, olen_l, plen_l) = (lit(xlen), lit(olen), lit(p.packed_len));
     let acc = |j: usize, vv: usize| {
         let id = format_ident!("acc_p{}_v{}", j, vv);
@@ -626,22 +666,52 @@ fn tile_fn_dwc(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize, outline: bo
     }
     let (xw, wv, bw) = (quote!(xw), quote!(wv), quote!(bw));
     let mut body = Vec::new();
-    for kh in 0..kh_n {
-        for kw in 0..kw_n {
-            let tap = kh * kw_n + kw;
-            for vv in 0..v.nvec {
-                let w = format_ident!("w_t{}_v{}", tap, vv);
-                let load = ops.load(&wv, taps * cb, tap * cb + vv * v.lanes);
-                body.push(quote!(let #w = #load;));
-                for j in 0..r {
-                    let at = (kh * l.dilation[0] * wp + j * l.stride[1] + kw * l.dilation[1]) * cb
-                        + vv * v.lanes;
-                    let x = ops.load(&xw, xspan, at);
-                    body.push(ops.fma_vv(&acc(j, vv), &x, &quote!(#w)));
-                }
+    // The weight vectors of the kernel columns that some tap uses.
+    for kw in 0..kw_n {
+        if !shape.taps.iter().any(|t| t.1 == kw) {
+            continue;
+        }
+        for vv in 0..v.nvec {
+            let wid = format_ident!("w_k{}_v{}", kw, vv);
+            let load = ops.load(&wv, kw_n * cb, kw * cb + vv * v.lanes);
+            body.push(quote!(let #wid = #load;));
+        }
+    }
+    // Each input pixel once, then every tap that reads it.
+    for c in 0..shape.span {
+        let users: Vec<&(usize, usize, usize)> = shape.taps.iter().filter(|t| t.2 == c).collect();
+        if users.is_empty() {
+            continue;
+        }
+        for vv in 0..v.nvec {
+            let xid = format_ident!("x_c{}_v{}", c, vv);
+            let load = ops.load(&xw, xspan, c * cb + vv * v.lanes);
+            body.push(quote!(let #xid = #load;));
+            for &&(j, kw, _) in &users {
+                let wid = format_ident!("w_k{}_v{}", kw, vv);
+                body.push(ops.fma_vv(&acc(j, vv), &quote!(#xid), &quote!(#wid)));
             }
         }
     }
+    let kernel_rows = if shape.taps.is_empty() {
+        // Pixels over the padding only: the bias.
+        quote!(let _ = (x, iw0, kh0, kh1);)
+    } else {
+        quote! {
+            for kh in kh0..kh1 {
+                let Some(ih) = (#row_at).checked_sub(#ph_l) else {
+                    return;
+                };
+                let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #xlen_l>(x, #x_at) else {
+                    return;
+                };
+                let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #plen_l>(p, #w_at) else {
+                    return;
+                };
+                #(#body)*
+            }
+        }
+    };
     let n = lit(v.lanes);
     let mut epilogue = Vec::new();
     for j in 0..r {
@@ -656,13 +726,17 @@ fn tile_fn_dwc(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize, outline: bo
     }
     let inline = inline_attr(outline);
     let doc = format!(
-        " Tile of {r} output pixel(s) x 16 channels: accumulators `acc_p{{pixel}}_v{{vector}}`, {r} x {} vector(s) of {} lane(s); the {kh_n}x{kw_n} window unrolled, one weight vector per tap.",
-        v.nvec, v.lanes
+        " Tile of {r} output pixel(s) x 16 channels: accumulators `acc_p{{pixel}}_v{{vector}}`, {r} x {} vector(s) of {} lane(s); kernel rows `kh0..kh1` in a loop, {} of the {} taps of a kernel row inside the input, unrolled.",
+        v.nvec,
+        v.lanes,
+        shape.taps.len(),
+        r * kw_n
     );
     quote! {
         #[doc = #doc]
         #tf
         #inline
+        #[allow(clippy::too_many_arguments)]
         fn #name(
             x: &[f32; #xlen_l],
             p: &[f32; #plen_l],
@@ -670,13 +744,10 @@ fn tile_fn_dwc(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize, outline: bo
             cb: usize,
             oh: usize,
             ow0: usize,
+            iw0: usize,
+            kh0: usize,
+            kh1: usize,
         ) {
-            let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #xlen_l>(x, #x_at) else {
-                return;
-            };
-            let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #plen_l>(p, #w_at) else {
-                return;
-            };
             let Some(bw) = ::gspc_runtime::window::window::<#cb_l, #plen_l>(p, #b_at) else {
                 return;
             };
@@ -684,7 +755,7 @@ fn tile_fn_dwc(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize, outline: bo
                 return;
             };
             #(#init)*
-            #(#body)*
+            #kernel_rows
             #(#epilogue)*
         }
     }

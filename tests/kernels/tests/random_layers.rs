@@ -75,6 +75,12 @@ fn missing_coverage(layers: &[Layer]) -> Vec<String> {
         }),
     );
     need(
+        "gspc-dwc with a kernel of 5 or more on an axis (taps over the padding left out)".into(),
+        layers
+            .iter()
+            .any(|l| l.strategy == "gspc-dwc" && l.info.kernel.iter().any(|&k| k >= 5)),
+    );
+    need(
         "several input channels per group".into(),
         layers.iter().any(|l| l.info.in_per_group() > 1),
     );
