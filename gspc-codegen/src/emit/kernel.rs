@@ -659,9 +659,15 @@ fn tile_fn_dwc(
     let zero = ops.zero();
     let mut init = Vec::new();
     for j in 0..r {
+        // A pixel whose taps all fall on the padding keeps its zero (its output is the bias).
+        let used = shape.taps.iter().any(|t| t.0 == j);
         for vv in 0..v.nvec {
             let a = acc(j, vv);
-            init.push(quote!(let mut #a = #zero;));
+            init.push(if used {
+                quote!(let mut #a = #zero;)
+            } else {
+                quote!(let #a = #zero;)
+            });
         }
     }
     let (xw, wv, bw) = (quote!(xw), quote!(wv), quote!(bw));
