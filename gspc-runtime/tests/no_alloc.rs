@@ -5,7 +5,8 @@
 
 use gspc_runtime::parallel::{in_pool, split};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 struct Counting;
 
@@ -32,29 +33,42 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-/// Allocations during 500 splits into `parts` parts, after warm-up calls that may set up
-/// the process-wide pool, thread handles and the workers' own start-up (std allocates in a
-/// new thread as it starts, which may be after the first calls: until a worker has run a
-/// part, the caller runs them all).
-fn allocations(parts: usize) -> usize {
+thread_local! {
+    /// The warm-up round in which this thread last ran a part.
+    static ROUND: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The current warm-up round, and how many threads have run a part in it.
+static WARM_ROUND: AtomicUsize = AtomicUsize::new(0);
+static WARM_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Allocations during 500 splits into `parts` parts, after warm-up calls into `threads`
+/// parts until `threads` threads have each run one (or 10 s have passed): the warm-up may
+/// set up the process-wide pool and thread handles, and std allocates in a new thread as it
+/// starts, which may be after the first calls (until a worker has run a part, the caller
+/// runs them all; a worker that gets no part in the measured calls must have started
+/// before them, which under QEMU can take a while).
+fn allocations(parts: usize, threads: usize) -> usize {
     let mut blocks = [[0.0f32; 4]; 64];
     let mut scratch = [0.0f32; 8 * 2];
-    let caller = std::thread::current().id();
-    let other = AtomicBool::new(false);
+    let round = WARM_ROUND.fetch_add(1, Ordering::SeqCst) + 1;
+    WARM_THREADS.store(0, Ordering::SeqCst);
     let f = |first: usize, part: &mut [[f32; 4]], piece: &mut [f32; 2]| {
         for (i, b) in part.iter_mut().enumerate() {
             b[0] = (first + i) as f32;
         }
         piece[0] += 1.0;
-        if std::thread::current().id() != caller {
-            other.store(true, Ordering::SeqCst);
-        }
+        ROUND.with(|r| {
+            if r.get() != round {
+                r.set(round);
+                WARM_THREADS.fetch_add(1, Ordering::SeqCst);
+            }
+        });
     };
     let start = std::time::Instant::now();
     loop {
-        split::<4, 2>(&mut blocks, &mut scratch, parts, &f).unwrap();
-        // One part runs on the caller only; else wait (up to 10 s) for a worker to run one.
-        if parts == 1 || other.load(Ordering::SeqCst) || start.elapsed().as_secs() >= 10 {
+        split::<4, 2>(&mut blocks, &mut scratch, threads, &f).unwrap();
+        if WARM_THREADS.load(Ordering::SeqCst) >= threads || start.elapsed().as_secs() >= 10 {
             break;
         }
         std::thread::yield_now();
@@ -70,10 +84,11 @@ fn allocations(parts: usize) -> usize {
 
 #[test]
 fn splits_allocate_nothing_per_call() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     for parts in [1, 2, 3, 8] {
-        assert_eq!(allocations(parts), 0, "{parts} parts, no in_pool");
+        assert_eq!(allocations(parts, cores), 0, "{parts} parts, no in_pool");
         for threads in [2, 3] {
-            let n = in_pool(threads, || allocations(parts));
+            let n = in_pool(threads, || allocations(parts, threads));
             assert_eq!(n, 0, "{parts} parts, in_pool({threads})");
         }
     }
