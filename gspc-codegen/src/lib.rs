@@ -119,7 +119,7 @@ pub fn plan(spec: &Spec, options: &Options) -> Result<Vec<LayerPlan>, Error> {
         .map(|l| plan::plan_layer(l, &options.target, &isas))
         .collect::<Result<Vec<_>, _>>()?;
     let limit = spec::limits::MAX_GENERATED_LINES;
-    let mut lines: Vec<usize> = plans.iter().map(LayerPlan::estimated_lines).collect();
+    let lines: Vec<usize> = plans.iter().map(LayerPlan::estimated_lines).collect();
     let mut total: usize = lines.iter().sum();
     if total > limit {
         // Compact code where it saves the most lines first, until the model fits (as few
@@ -130,9 +130,8 @@ pub fn plan(spec: &Spec, options: &Options) -> Result<Vec<LayerPlan>, Error> {
                 continue;
             }
             let pin = plan::Pin {
-                strategy: l.strategy,
-                oc_block: l.oc_block,
                 compact: true,
+                ..plan::Pin::of(l)
             };
             let c = plan::plan_layer_pinned(l, &options.target, &isas, pin)?;
             let n = c.estimated_lines();
@@ -146,7 +145,6 @@ pub fn plan(spec: &Spec, options: &Options) -> Result<Vec<LayerPlan>, Error> {
                 break;
             }
             total -= saved;
-            lines[i] -= saved;
             plans[i] = c;
         }
     }

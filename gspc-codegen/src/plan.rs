@@ -411,6 +411,17 @@ pub struct Pin {
     pub compact: bool,
 }
 
+impl Pin {
+    /// What the spec pins for `layer` (compact code only where it says `"compact": true`).
+    pub fn of(layer: &LayerSpec) -> Self {
+        Pin {
+            strategy: layer.strategy,
+            oc_block: layer.oc_block,
+            compact: layer.compact == Some(true),
+        }
+    }
+}
+
 /// The cost model: `gspc-oc` keeps `oc_bn` output channels in a vector, so its lane use is
 /// `oc_bn / lanes` of the best ISA; `gspc-ow` fills vectors with output columns, so its lane
 /// use is the fraction of computed columns that are real (the last vector of a row may
@@ -444,12 +455,7 @@ fn choose_strategy(layer: &LayerSpec, isas: &[Isa], oc_bn_oc: usize) -> Strategy
 
 /// Plans one layer for the given ISA variants.
 pub fn plan_layer(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> Result<LayerPlan, Error> {
-    let pin = Pin {
-        strategy: layer.strategy,
-        oc_block: layer.oc_block,
-        compact: layer.compact == Some(true),
-    };
-    plan_layer_pinned(layer, target, isas, pin)
+    plan_layer_pinned(layer, target, isas, Pin::of(layer))
 }
 
 /// [`plan_layer`] with the strategy and/or `oc_bn` pinned.

@@ -439,6 +439,17 @@ impl Cx {
     }
 
     /// An integer in `min..=max`.
+    /// A JSON boolean, or an error naming `path`.
+    fn boolean(&mut self, path: &str, v: &Value) -> Option<bool> {
+        match v {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.err(path, format!("expected true or false, got {}", show(v)));
+                None
+            }
+        }
+    }
+
     fn int(&mut self, path: &str, v: &Value, min: usize, max: usize, what: &str) -> Option<usize> {
         let n = match v {
             Value::Number(n) => n.as_u64(),
@@ -530,14 +541,7 @@ impl Cx {
         };
         let bias = match obj.get("bias") {
             None => Some(false),
-            Some(Value::Bool(b)) => Some(*b),
-            Some(v) => {
-                self.err(
-                    &field("bias"),
-                    format!("expected true or false, got {}", show(v)),
-                );
-                None
-            }
+            Some(v) => self.boolean(&field("bias"), v),
         };
         let activation = match obj.get("activation") {
             None => Some(Activation::None),
@@ -578,14 +582,7 @@ impl Cx {
         };
         let compact = match obj.get("compact") {
             None => Some(None),
-            Some(Value::Bool(b)) => Some(Some(*b)),
-            Some(v) => {
-                self.err(
-                    &field("compact"),
-                    format!("expected true or false, got {}", show(v)),
-                );
-                None
-            }
+            Some(v) => self.boolean(&field("compact"), v).map(Some),
         };
         let oc_block = match obj.get("oc_block") {
             None => Some(None),
