@@ -6,8 +6,8 @@
 //! - [`LayerInfo`] and [`Layer`]: the manifest entry of a generated layer (its shape, buffer
 //!   lengths and function pointers), so tests, benchmarks and apps can drive every layer of
 //!   a model without naming it;
-//! - [`reference`]: an obviously-correct naive grouped convolution (f64 accumulation) and a
-//!   comparison that names the coordinates of the first mismatch;
+//! - [`reference`](mod@reference): an obviously-correct naive grouped convolution (f64
+//!   accumulation) and a comparison that names the coordinates of the first mismatch;
 //! - [`window`]: bounds-checked-once views into fixed-size arrays, which let the generated
 //!   micro-kernels use literal indices with no per-access bounds checks;
 //! - [`x86`] and [`aarch64`]: the few SIMD load/store helpers that need `unsafe`, and CPU
@@ -223,7 +223,8 @@ pub type ParallelFn = fn(&[f32], &[f32], &mut [f32], &mut [f32], usize) -> Resul
 pub struct Variant {
     /// Its instruction set.
     pub isa: Isa,
-    /// Kernel name, e.g. `f32_gconv_g8c8k8_k3x3s1d1p1_56x56__avx2` (see the README's grammar).
+    /// Kernel name, e.g. `f32_gconv_g8c16k16_k3x3s1x1d1x1p1x1_28x28_gspc_oc__avx2` (the
+    /// grammar is in docs/design.md, "Kernel names").
     pub kernel: &'static str,
     /// The variant's `run`; returns [`Error::Unsupported`] when the CPU lacks its ISA.
     pub run: RunFn,

@@ -32,8 +32,8 @@ pub use pool::{SPIN, YIELD};
 
 /// FLOPs below which a layer gains nothing from another thread. Handing a part to a warm
 /// worker of [`in_pool`] costs about a microsecond; 300 kFLOP is one to a few microseconds
-/// of work (measured on 2 Zen 5 cores: 4 MFLOP left depthwise models single-threaded,
-/// 1 MFLOP and 300 kFLOP made resnet34_gN 1.25x and 1.8x faster than that on 2 threads).
+/// of work. A larger grain left depthwise models single-threaded (measurements:
+/// docs/benchmarks/2026-11-27-zen5.md, "Thread grain").
 pub const GRAIN_FLOPS: u64 = 300_000;
 
 /// How many threads are worth using for `flops` of work, at most `threads`.

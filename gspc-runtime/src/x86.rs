@@ -496,7 +496,7 @@ mod simd {
 
     /// [`crate::dwc::pack_input`] with AVX2: 8 pixels of 8 channels per transpose. Rows of
     /// 8 pixels or more take whole vectors only, the last one overlapping the one before
-    /// (masked stores are slow on AMD cores: about 12 cycles each on Zen 4); narrower rows
+    /// (masked stores are slow on AMD cores: docs/benchmarks/2026-12-02-zen4.md); narrower rows
     /// are loaded under a mask.
     ///
     /// # Safety
