@@ -1,6 +1,6 @@
 //! [`Builder`]: the front-end for build scripts, in the style of prost-build.
 
-use crate::error::{Diagnostic, Error};
+use crate::error::{Diagnostic, Error, FileOp, Setting};
 use crate::import::{ImportOptions, Imported};
 use crate::target::Target;
 use crate::{Generated, ImportStep, Options, generate, shell_word};
@@ -138,8 +138,9 @@ impl Builder {
             None => match std::env::var_os("OUT_DIR") {
                 Some(d) => PathBuf::from(d),
                 None => {
-                    return Err(Error::Option(
-                        "no output directory: call out_dir() outside a build script".to_string(),
+                    return Err(Error::option(
+                        Setting::OutDir,
+                        "none given: call out_dir() outside a build script",
                     ));
                 }
             },
@@ -198,7 +199,7 @@ impl Builder {
                     .chain(imported.iter().map(|o: &Imported| (&o.model, &o.spec.file)))
                     .find(|(m, _)| **m == i.model);
                 if let Some((_, other)) = taken {
-                    return Err(Error::Invalid(vec![Diagnostic {
+                    return Err(Error::Model(vec![Diagnostic {
                         file: i.spec.file.clone(),
                         path: "model".to_string(),
                         message: format!(
@@ -224,10 +225,8 @@ impl Builder {
             return Err(Error::combine(errors));
         }
 
-        std::fs::create_dir_all(&out_dir).map_err(|e| Error::Io {
-            file: out_dir.display().to_string(),
-            message: format!("cannot create the output directory: {e}"),
-        })?;
+        std::fs::create_dir_all(&out_dir)
+            .map_err(|e| Error::io(out_dir.display().to_string(), FileOp::CreateOutputDir, e))?;
         let mut files = Vec::new();
         for g in &generated {
             let path = out_dir.join(&g.file_name);
@@ -300,13 +299,14 @@ fn index_file(generated: &[Generated], files: &[PathBuf]) -> Result<String, Erro
         crate::VERSION
     );
     for f in files {
-        let abs = std::path::absolute(f).map_err(|e| Error::Io {
-            file: f.display().to_string(),
-            message: format!("cannot make the path absolute: {e}"),
-        })?;
-        let abs = abs.to_str().ok_or_else(|| Error::Io {
-            file: abs.display().to_string(),
-            message: "the output path is not valid UTF-8, which include! needs".to_string(),
+        let abs = std::path::absolute(f)
+            .map_err(|e| Error::io(f.display().to_string(), FileOp::ResolveOutput, e))?;
+        let abs = abs.to_str().ok_or_else(|| {
+            Error::option_value(
+                Setting::OutDir,
+                abs.display().to_string(),
+                "the path is not valid UTF-8, which include! needs",
+            )
         })?;
         s.push_str(&format!("include!({abs:?});\n"));
     }
@@ -324,8 +324,6 @@ fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), Error> {
     if std::fs::read(path).is_ok_and(|old| old == contents) {
         return Ok(());
     }
-    std::fs::write(path, contents).map_err(|e| Error::Io {
-        file: path.display().to_string(),
-        message: format!("cannot write: {e}"),
-    })
+    std::fs::write(path, contents)
+        .map_err(|e| Error::io(path.display().to_string(), FileOp::Write, e))
 }

@@ -28,7 +28,7 @@ pub mod target;
 pub mod weights;
 
 pub use builder::{Builder, Output};
-pub use error::{Diagnostic, Error};
+pub use error::{Diagnostic, Error, FileOp, Setting};
 pub use gspc_runtime::{Activation, Isa};
 pub use plan::{LayerPlan, Strategy, VariantPlan};
 pub use spec::{LayerSpec, Spec};
@@ -299,13 +299,16 @@ fn bake(
     w: &weights::ModelWeights,
 ) -> Result<(WeightsFile, Vec<usize>), Error> {
     if w.layers.len() != plans.len() {
-        return Err(Error::Option(format!(
-            "{}: weights for {} layers, but {} has {} layers",
-            w.file,
-            w.layers.len(),
-            spec.file,
-            plans.len()
-        )));
+        return Err(Error::Weights(vec![Diagnostic {
+            file: w.file.clone(),
+            path: String::new(),
+            message: format!(
+                "weights for {} layers, but {} has {} layers",
+                w.layers.len(),
+                spec.file,
+                plans.len()
+            ),
+        }]));
     }
     let mut bytes = Vec::new();
     let mut offsets = Vec::with_capacity(plans.len());
@@ -316,10 +319,14 @@ fn bake(
                 .as_ref()
                 .is_some_and(|b| b.len() != p.layer.out_channels)
         {
-            return Err(Error::Option(format!(
-                "{}: the weights of layer {:?} do not have its shape; check them with weights::check",
-                w.file, p.layer.name
-            )));
+            return Err(Error::Weights(vec![Diagnostic {
+                file: w.file.clone(),
+                path: format!("{}.weight", p.layer.name),
+                message: format!(
+                    "the weights of layer {:?} do not have its shape; check them with weights::check",
+                    p.layer.name
+                ),
+            }]));
         }
         bytes.resize(bytes.len().next_multiple_of(64), 0);
         offsets.push(bytes.len());
@@ -346,10 +353,7 @@ pub fn read_specs<P: AsRef<std::path::Path>>(paths: &[P]) -> Result<Vec<Spec>, E
         let path = path.as_ref();
         let file = path.display().to_string();
         match std::fs::read_to_string(path) {
-            Err(e) => errors.push(Error::Io {
-                file,
-                message: format!("cannot read the spec: {e}"),
-            }),
+            Err(e) => errors.push(Error::io(file, FileOp::ReadSpec, e)),
             Ok(text) => match spec::parse(&file, &text) {
                 Ok(s) => {
                     if let Some(first) = specs.iter().find(|o| o.model == s.model) {
@@ -369,7 +373,7 @@ pub fn read_specs<P: AsRef<std::path::Path>>(paths: &[P]) -> Result<Vec<Spec>, E
         }
     }
     if specs.is_empty() && errors.is_empty() {
-        errors.push(Error::Option("no spec files given".to_string()));
+        errors.push(Error::option(Setting::Specs, "none given"));
     }
     if errors.is_empty() {
         Ok(specs)

@@ -866,6 +866,14 @@ fn help_of_each_subcommand_names_its_arguments() {
     for cmd in ["generate", "check", "plan"] {
         assert!(r.stdout.contains(&format!("  {cmd} ")), "{cmd}: {r:?}");
     }
+    for code in [
+        "Exit codes:",
+        "  0  success",
+        "  1  an output file",
+        "  2  bad input",
+    ] {
+        assert!(r.stdout.contains(code), "{code}: {r:?}");
+    }
     let r = run(&["--version"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
