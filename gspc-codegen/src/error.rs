@@ -79,7 +79,7 @@ impl FileOp {
 }
 
 /// A setting a caller gives the generator (an option of [`crate::Options`],
-/// [`crate::Builder`] or [`crate::import::ImportOptions`]).
+/// [`crate::Builder`] or the importer's `ImportOptions`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Setting {

@@ -6,6 +6,11 @@
 //! is the pure core: it reads no files and no environment. [`Builder`] serves build
 //! scripts in the style of prost-build; the `gspc-codegen` binary is a thin CLI.
 //!
+//! Features: `cli` (default) builds the `gspc-codegen` binary and turns on `import`;
+//! `import` is the ONNX importer (the `import` module, `Builder::onnx`), the only user of
+//! prost. A build script that only generates from specs takes neither
+//! (`default-features = false`).
+//!
 //! ```no_run
 //! // In build.rs's main: kernels for one spec into OUT_DIR, for the target being built.
 //! if let Err(e) = gspc_codegen::Builder::new()
@@ -21,6 +26,7 @@
 mod builder;
 mod emit;
 pub mod error;
+#[cfg(feature = "import")]
 pub mod import;
 pub mod plan;
 pub mod spec;
@@ -180,6 +186,7 @@ pub fn generate_baked(
 
 /// How a spec came from an ONNX model, for the `Regenerate:` line: the `import` command,
 /// then the spec and weights paths it writes (`generate` reads them).
+#[cfg_attr(not(feature = "import"), allow(dead_code))]
 pub(crate) struct ImportStep {
     pub command: String,
     pub spec: String,
