@@ -1386,30 +1386,19 @@ fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
     }
 }
 
-/// A fresh temporary directory, removed on drop.
-struct TempDir(PathBuf);
+/// A fresh temporary directory (tempfile's), removed on drop.
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "gspc-import-test-{}-{name}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("gspc-import-{name}-"))
+            .tempdir()
+            .expect("create a temporary directory");
         TempDir(dir)
     }
     fn arg(&self, p: &str) -> String {
-        self.0.join(p).display().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join(p).display().to_string()
     }
 }
 
@@ -1463,7 +1452,7 @@ fn cli_import_writes_weights_only_when_asked() {
         r.stdout.ends_with(&format!("wrote {spec} (5 layer(s))\n")),
         "{r:?}"
     );
-    assert_eq!(std::fs::read_dir(&dir.0).expect("dir").count(), 1);
+    assert_eq!(std::fs::read_dir(dir.0.path()).expect("dir").count(), 1);
 }
 
 #[test]
@@ -1507,7 +1496,7 @@ fn cli_import_errors_exit_2_and_write_nothing() {
         assert_eq!(r.stdout, "", "{a:?}: {r:?}");
         assert_eq!(r.stderr, stderr, "{a:?}");
         assert_eq!(
-            std::fs::read_dir(&dir.0).expect("dir").count(),
+            std::fs::read_dir(dir.0.path()).expect("dir").count(),
             0,
             "nothing written"
         );
