@@ -14,65 +14,49 @@
 //! another on one thread (`run_split` in a 1-thread pool): the work of the split without
 //! the threads, to tell the cost of splitting from that of running in parallel.
 
+use clap::builder::RangedU64ValueParser;
+use clap::{CommandFactory, Parser};
 use gspc::runtime::{Isa, Layer, RunFn, rng::Rng};
 use std::time::Instant;
 
+/// Times every layer of the compiled-in models.
+#[derive(Parser)]
+#[command(name = "layers", bin_name = "cargo bench --bench layers --")]
 struct Args {
+    /// Only this model (repeatable; default: every compiled-in model).
+    #[arg(long = "model", value_name = "NAME")]
     models: Vec<String>,
+    /// Threads per layer (run_parallel; 1: run).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     threads: usize,
+    /// Timed runs per layer; the median is reported.
+    #[arg(long, value_name = "R", default_value_t = 30, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     repeat: usize,
+    /// Untimed runs first.
+    #[arg(long, value_name = "W", default_value_t = 5, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     warmup: usize,
+    /// Time this variant instead of the dispatching run: portable, avx2, avx512 or neon.
+    #[arg(long, value_name = "ISA")]
     isa: Option<String>,
+    /// The peak FLOP/s JSON (default: target/compare/peak.json, else the peers').
+    #[arg(long, value_name = "FILE")]
     peak: Option<String>,
+    /// Also write the per-layer results as JSON.
+    #[arg(long, value_name = "FILE")]
     json: Option<String>,
+    /// Run the parts of --threads N one after another on one thread.
+    #[arg(long)]
     sequential: bool,
+    /// Passed by `cargo bench` to harness = false benches; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
+/// Exits with status 2 after `msg` and the usage, as for any bad argument.
 fn usage(msg: &str) -> ! {
-    eprintln!(
-        "layers: {msg}\nusage: cargo bench --bench layers -- [--model NAME]... [--threads N] [--repeat R] [--warmup W] [--isa portable|avx2|avx512|neon] [--peak FILE] [--json FILE] [--sequential]"
-    );
-    std::process::exit(2);
-}
-
-fn parse_args() -> Args {
-    let mut a = Args {
-        models: Vec::new(),
-        threads: 1,
-        repeat: 30,
-        warmup: 5,
-        isa: None,
-        peak: None,
-        json: None,
-        sequential: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .unwrap_or_else(|| usage(&format!("{name} needs a value")))
-        };
-        let number = |name: &str, v: String| -> usize {
-            match v.parse::<usize>() {
-                Ok(n) if n >= 1 => n,
-                _ => usage(&format!("{name}: {v:?} is not a whole number >= 1")),
-            }
-        };
-        match arg.as_str() {
-            "--model" => a.models.push(value("--model")),
-            "--threads" => a.threads = number("--threads", value("--threads")),
-            "--repeat" => a.repeat = number("--repeat", value("--repeat")),
-            "--warmup" => a.warmup = number("--warmup", value("--warmup")),
-            "--isa" => a.isa = Some(value("--isa")),
-            "--peak" => a.peak = Some(value("--peak")),
-            "--json" => a.json = Some(value("--json")),
-            "--sequential" => a.sequential = true,
-            // cargo bench passes --bench to harness=false benches.
-            "--bench" => {}
-            other => usage(&format!("unknown argument {other:?}")),
-        }
-    }
-    a
+    Args::command()
+        .error(clap::error::ErrorKind::InvalidValue, msg)
+        .exit()
 }
 
 /// The peak GFLOP/s of `isa` (`avx2` or `avx512`) for `threads` from the peers' peak JSON
@@ -162,7 +146,7 @@ fn time_layer(layer: &Layer, run: Option<RunFn>, args: &Args) -> (f64, f64) {
 }
 
 fn main() {
-    let args = parse_args();
+    let args = Args::parse();
     if let Some(isa) = &args.isa
         && ![Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Neon]
             .iter()

@@ -58,9 +58,8 @@ fn made_up_weights(out: &Path) -> Result<PathBuf, gspc_codegen::Error> {
         }
     }
     let path = out.join("tiny_net.safetensors");
-    std::fs::write(&path, to_safetensors(&tensors)?).map_err(|e| gspc_codegen::Error::Io {
-        file: path.display().to_string(),
-        message: format!("cannot write: {e}"),
+    std::fs::write(&path, to_safetensors(&tensors)?).map_err(|e| {
+        gspc_codegen::Error::io(path.display().to_string(), gspc_codegen::FileOp::Write, e)
     })?;
     Ok(path)
 }

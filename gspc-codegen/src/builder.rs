@@ -1,9 +1,12 @@
 //! [`Builder`]: the front-end for build scripts, in the style of prost-build.
 
-use crate::error::{Diagnostic, Error};
+use crate::error::{Error, FileOp, Setting};
+#[cfg(feature = "import")]
 use crate::import::{ImportOptions, Imported};
 use crate::target::Target;
-use crate::{Generated, ImportStep, Options, generate, shell_word};
+use crate::{Generated, Options, generate};
+#[cfg(feature = "import")]
+use crate::{ImportStep, shell_word};
 use gspc_runtime::Isa;
 use std::path::{Path, PathBuf};
 
@@ -27,6 +30,7 @@ pub struct Builder {
     index: Option<String>,
     outline_tiles: bool,
     /// ONNX models to import, with their options.
+    #[cfg(feature = "import")]
     onnx: Vec<(PathBuf, ImportOptions)>,
 }
 
@@ -41,6 +45,8 @@ pub struct Output {
     pub index: Option<PathBuf>,
     /// What each ONNX model imported, in the order given (its spec and weights are also
     /// written next to the generated source, as `<model>.json` and `<model>.safetensors`).
+    /// With the `import` feature.
+    #[cfg(feature = "import")]
     pub imported: Vec<Imported>,
     /// Every input file read: specs, weights, ONNX models and their external data files
     /// (what `cargo:rerun-if-changed` lists).
@@ -70,6 +76,8 @@ impl Builder {
 
     /// Adds an ONNX model, imported with the default options (grouped Convs only, the
     /// model's input shapes, the model name from the file name): see [`Builder::onnx_with`].
+    /// With the `import` feature.
+    #[cfg(feature = "import")]
     pub fn onnx(&mut self, path: impl AsRef<Path>) -> &mut Self {
         self.onnx_with(path, ImportOptions::default())
     }
@@ -79,7 +87,8 @@ impl Builder {
     /// its kernels in one step, as `gspc-codegen import` then `generate --weights` would.
     /// The imported spec and weights are written next to the generated source
     /// (`<model>.json`, `<model>.safetensors`) for inspection. Its generated files come
-    /// after those of the spec files.
+    /// after those of the spec files. With the `import` feature.
+    #[cfg(feature = "import")]
     pub fn onnx_with(&mut self, path: impl AsRef<Path>, options: ImportOptions) -> &mut Self {
         self.onnx.push((path.as_ref().to_path_buf(), options));
         self
@@ -138,8 +147,9 @@ impl Builder {
             None => match std::env::var_os("OUT_DIR") {
                 Some(d) => PathBuf::from(d),
                 None => {
-                    return Err(Error::Option(
-                        "no output directory: call out_dir() outside a build script".to_string(),
+                    return Err(Error::option(
+                        Setting::OutDir,
+                        "none given: call out_dir() outside a build script",
                     ));
                 }
             },
@@ -166,7 +176,7 @@ impl Builder {
         for path in self.specs.iter().chain(self.weights.iter().map(|(_, p)| p)) {
             input(path.clone());
         }
-        let specs = if self.specs.is_empty() && !self.onnx.is_empty() {
+        let specs = if self.specs.is_empty() && self.has_onnx() {
             Vec::new()
         } else {
             crate::read_specs(&self.specs)?
@@ -184,50 +194,15 @@ impl Builder {
                 Err(e) => errors.push(e),
             }
         }
-        let mut imported = Vec::new();
-        for (path, import_options) in &self.onnx {
-            input(path.clone());
-            let result = crate::import::import_file(path, import_options).and_then(|i| {
-                let dir = crate::import::ModelDir::of_model(path);
-                for f in &i.data_files {
-                    input(dir.dir().join(f));
-                }
-                let taken = specs
-                    .iter()
-                    .map(|s| (&s.model, &s.file))
-                    .chain(imported.iter().map(|o: &Imported| (&o.model, &o.spec.file)))
-                    .find(|(m, _)| **m == i.model);
-                if let Some((_, other)) = taken {
-                    return Err(Error::Invalid(vec![Diagnostic {
-                        file: i.spec.file.clone(),
-                        path: "model".to_string(),
-                        message: format!(
-                            "\"{}\" is also the model name of {other}; model names must be unique in one build (name it with ImportOptions::model)",
-                            i.model
-                        ),
-                    }]));
-                }
-                let step = import_step(path, import_options, &i.model);
-                let w = crate::weights::from_safetensors(&i.spec.file, &i.weights, &i.spec)?;
-                let g = crate::generate_inner(&i.spec, Some(&w), &options, Some(&step))?;
-                Ok((i, g))
-            });
-            match result {
-                Ok((i, g)) => {
-                    generated.push(g);
-                    imported.push(i);
-                }
-                Err(e) => errors.push(e),
-            }
-        }
+        #[cfg(feature = "import")]
+        let imported =
+            self.import_models(&specs, &options, &mut input, &mut generated, &mut errors);
         if !errors.is_empty() {
             return Err(Error::combine(errors));
         }
 
-        std::fs::create_dir_all(&out_dir).map_err(|e| Error::Io {
-            file: out_dir.display().to_string(),
-            message: format!("cannot create the output directory: {e}"),
-        })?;
+        std::fs::create_dir_all(&out_dir)
+            .map_err(|e| Error::io(out_dir.display().to_string(), FileOp::CreateOutputDir, e))?;
         let mut files = Vec::new();
         for g in &generated {
             let path = out_dir.join(&g.file_name);
@@ -237,6 +212,7 @@ impl Builder {
             }
             files.push(path);
         }
+        #[cfg(feature = "import")]
         for i in &imported {
             write_if_changed(
                 &out_dir.join(format!("{}.json", i.model)),
@@ -259,13 +235,73 @@ impl Builder {
             generated,
             files,
             index,
+            #[cfg(feature = "import")]
             imported,
             inputs,
         })
     }
+
+    /// Imports every ONNX model and generates its kernels, after the specs' (`specs`):
+    /// what each imported, in order; problems go into `errors`.
+    #[cfg(feature = "import")]
+    fn import_models(
+        &self,
+        specs: &[crate::Spec],
+        options: &Options,
+        input: &mut dyn FnMut(PathBuf),
+        generated: &mut Vec<Generated>,
+        errors: &mut Vec<Error>,
+    ) -> Vec<Imported> {
+        let mut imported = Vec::new();
+        for (path, import_options) in &self.onnx {
+            input(path.clone());
+            let result = crate::import::import_file(path, import_options).and_then(|i| {
+                let dir = crate::import::ModelDir::of_model(path);
+                for f in &i.data_files {
+                    input(dir.dir().join(f));
+                }
+                let taken = specs
+                    .iter()
+                    .map(|s| (&s.model, &s.file))
+                    .chain(imported.iter().map(|o: &Imported| (&o.model, &o.spec.file)))
+                    .find(|(m, _)| **m == i.model);
+                if let Some((_, other)) = taken {
+                    return Err(Error::Model(vec![crate::Diagnostic {
+                        file: i.spec.file.clone(),
+                        path: "model".to_string(),
+                        message: format!(
+                            "\"{}\" is also the model name of {other}; model names must be unique in one build (name it with ImportOptions::model)",
+                            i.model
+                        ),
+                    }]));
+                }
+                let step = import_step(path, import_options, &i.model);
+                let w = crate::weights::from_safetensors(&i.spec.file, &i.weights, &i.spec)?;
+                let g = crate::generate_inner(&i.spec, Some(&w), options, Some(&step))?;
+                Ok((i, g))
+            });
+            match result {
+                Ok((i, g)) => {
+                    generated.push(g);
+                    imported.push(i);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        imported
+    }
+
+    /// Whether any ONNX model was added.
+    fn has_onnx(&self) -> bool {
+        #[cfg(feature = "import")]
+        return !self.onnx.is_empty();
+        #[cfg(not(feature = "import"))]
+        false
+    }
 }
 
 /// The `gspc-codegen import` command that writes a model's spec and weights into `<DIR>`.
+#[cfg(feature = "import")]
 fn import_step(path: &Path, options: &ImportOptions, model: &str) -> ImportStep {
     let spec = format!("<DIR>/{model}.json");
     let weights = format!("<DIR>/{model}.safetensors");
@@ -300,13 +336,14 @@ fn index_file(generated: &[Generated], files: &[PathBuf]) -> Result<String, Erro
         crate::VERSION
     );
     for f in files {
-        let abs = std::path::absolute(f).map_err(|e| Error::Io {
-            file: f.display().to_string(),
-            message: format!("cannot make the path absolute: {e}"),
-        })?;
-        let abs = abs.to_str().ok_or_else(|| Error::Io {
-            file: abs.display().to_string(),
-            message: "the output path is not valid UTF-8, which include! needs".to_string(),
+        let abs = std::path::absolute(f)
+            .map_err(|e| Error::io(f.display().to_string(), FileOp::ResolveOutput, e))?;
+        let abs = abs.to_str().ok_or_else(|| {
+            Error::option_value(
+                Setting::OutDir,
+                abs.display().to_string(),
+                "the path is not valid UTF-8, which include! needs",
+            )
         })?;
         s.push_str(&format!("include!({abs:?});\n"));
     }
@@ -324,8 +361,6 @@ fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), Error> {
     if std::fs::read(path).is_ok_and(|old| old == contents) {
         return Ok(());
     }
-    std::fs::write(path, contents).map_err(|e| Error::Io {
-        file: path.display().to_string(),
-        message: format!("cannot write: {e}"),
-    })
+    std::fs::write(path, contents)
+        .map_err(|e| Error::io(path.display().to_string(), FileOp::Write, e))
 }

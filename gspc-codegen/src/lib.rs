@@ -6,6 +6,11 @@
 //! is the pure core: it reads no files and no environment. [`Builder`] serves build
 //! scripts in the style of prost-build; the `gspc-codegen` binary is a thin CLI.
 //!
+//! Features: `cli` (default) builds the `gspc-codegen` binary and turns on `import`;
+//! `import` is the ONNX importer (the `import` module, `Builder::onnx`), the only user of
+//! prost. A build script that only generates from specs takes neither
+//! (`default-features = false`).
+//!
 //! ```no_run
 //! // In build.rs's main: kernels for one spec into OUT_DIR, for the target being built.
 //! if let Err(e) = gspc_codegen::Builder::new()
@@ -21,6 +26,7 @@
 mod builder;
 mod emit;
 pub mod error;
+#[cfg(feature = "import")]
 pub mod import;
 pub mod plan;
 pub mod spec;
@@ -28,7 +34,7 @@ pub mod target;
 pub mod weights;
 
 pub use builder::{Builder, Output};
-pub use error::{Diagnostic, Error};
+pub use error::{Diagnostic, Error, FileOp, Setting};
 pub use gspc_runtime::{Activation, Isa};
 pub use plan::{LayerPlan, Strategy, VariantPlan};
 pub use spec::{LayerSpec, Spec};
@@ -180,6 +186,7 @@ pub fn generate_baked(
 
 /// How a spec came from an ONNX model, for the `Regenerate:` line: the `import` command,
 /// then the spec and weights paths it writes (`generate` reads them).
+#[cfg_attr(not(feature = "import"), allow(dead_code))]
 pub(crate) struct ImportStep {
     pub command: String,
     pub spec: String,
@@ -299,13 +306,16 @@ fn bake(
     w: &weights::ModelWeights,
 ) -> Result<(WeightsFile, Vec<usize>), Error> {
     if w.layers.len() != plans.len() {
-        return Err(Error::Option(format!(
-            "{}: weights for {} layers, but {} has {} layers",
-            w.file,
-            w.layers.len(),
-            spec.file,
-            plans.len()
-        )));
+        return Err(Error::Weights(vec![Diagnostic {
+            file: w.file.clone(),
+            path: String::new(),
+            message: format!(
+                "weights for {} layers, but {} has {} layers",
+                w.layers.len(),
+                spec.file,
+                plans.len()
+            ),
+        }]));
     }
     let mut bytes = Vec::new();
     let mut offsets = Vec::with_capacity(plans.len());
@@ -316,10 +326,14 @@ fn bake(
                 .as_ref()
                 .is_some_and(|b| b.len() != p.layer.out_channels)
         {
-            return Err(Error::Option(format!(
-                "{}: the weights of layer {:?} do not have its shape; check them with weights::check",
-                w.file, p.layer.name
-            )));
+            return Err(Error::Weights(vec![Diagnostic {
+                file: w.file.clone(),
+                path: format!("{}.weight", p.layer.name),
+                message: format!(
+                    "the weights of layer {:?} do not have its shape; check them with weights::check",
+                    p.layer.name
+                ),
+            }]));
         }
         bytes.resize(bytes.len().next_multiple_of(64), 0);
         offsets.push(bytes.len());
@@ -346,10 +360,7 @@ pub fn read_specs<P: AsRef<std::path::Path>>(paths: &[P]) -> Result<Vec<Spec>, E
         let path = path.as_ref();
         let file = path.display().to_string();
         match std::fs::read_to_string(path) {
-            Err(e) => errors.push(Error::Io {
-                file,
-                message: format!("cannot read the spec: {e}"),
-            }),
+            Err(e) => errors.push(Error::io(file, FileOp::ReadSpec, e)),
             Ok(text) => match spec::parse(&file, &text) {
                 Ok(s) => {
                     if let Some(first) = specs.iter().find(|o| o.model == s.model) {
@@ -369,7 +380,7 @@ pub fn read_specs<P: AsRef<std::path::Path>>(paths: &[P]) -> Result<Vec<Spec>, E
         }
     }
     if specs.is_empty() && errors.is_empty() {
-        errors.push(Error::Option("no spec files given".to_string()));
+        errors.push(Error::option(Setting::Specs, "none given"));
     }
     if errors.is_empty() {
         Ok(specs)

@@ -1,10 +1,11 @@
 //! `gspc-codegen`: generate, check and plan grouped-convolution kernels from layer specs.
 //!
-//! Exit codes: 0 success, 2 invalid input (spec, option or unreadable file), 1 anything
-//! else (an output file that cannot be written, a generator bug).
+//! Exit codes ([`EXIT_CODES`], from the error's kind in [`exit_code`]): 0 success; 2 bad
+//! input (a spec, weights file or model that cannot be read or breaks the rules, a wrong
+//! option); 1 anything else (an output file that cannot be written, a generator bug).
 
 use clap::{Args, Parser, Subcommand};
-use gspc_codegen::{Builder, Error, Options, Target, target::parse_isa};
+use gspc_codegen::{Builder, Error, FileOp, Options, Setting, Target, target::parse_isa};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,7 +22,7 @@ macro_rules! say {
 /// Ahead-of-time compiler for grouped convolutions: JSON layer specs in, shape-specialized
 /// Rust kernels (GSPC) out.
 #[derive(Parser)]
-#[command(name = "gspc-codegen", version, about, long_about = None)]
+#[command(name = "gspc-codegen", version, about, long_about = None, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -127,34 +128,56 @@ impl TargetArgs {
     }
 }
 
+/// The exit codes, as `--help` shows them; [`exit_code`] maps errors to them.
+const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  an output file cannot be written, or a bug in gspc-codegen
+  2  bad input: a spec, weights file or model that cannot be read or breaks the rules,
+     or a wrong option (usage errors too)";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{e}");
-            let n = e.messages().len();
-            if n > 1 {
-                eprintln!("gspc-codegen: {n} problems");
+            let messages = e.messages_naming(|s| flag(s).to_string());
+            eprintln!("{}", messages.join("\n"));
+            if messages.len() > 1 {
+                eprintln!("gspc-codegen: {} problems", messages.len());
             }
             ExitCode::from(exit_code(&e))
         }
     }
 }
 
-/// 2 for bad input, 1 for everything else.
+/// The exit code of an error, from its kind: 2 when the input is at fault (for several
+/// errors, when it is for every one), 1 otherwise (see [`EXIT_CODES`]).
 fn exit_code(e: &Error) -> u8 {
+    const BAD_INPUT: u8 = 2;
+    const FAILURE: u8 = 1;
     match e {
-        Error::Syntax { .. } | Error::Invalid(_) | Error::Option(_) => 2,
-        Error::Io { message, .. }
-            if message.starts_with("cannot read the spec")
-                || message.starts_with("cannot read the weights")
-                || message.starts_with("cannot read the model") =>
-        {
-            2
-        }
-        Error::Many(es) if es.iter().all(|e| exit_code(e) == 2) => 2,
-        _ => 1,
+        Error::Io { op, .. } if op.is_input() => BAD_INPUT,
+        Error::Syntax { .. }
+        | Error::Invalid(_)
+        | Error::Weights(_)
+        | Error::Model(_)
+        | Error::Option { .. } => BAD_INPUT,
+        Error::Io { .. } | Error::Internal(_) => FAILURE,
+        Error::Many(es) => es.iter().map(exit_code).min().unwrap_or(FAILURE),
+    }
+}
+
+/// The command-line spelling of a setting, for messages.
+fn flag(setting: Setting) -> &'static str {
+    match setting {
+        Setting::Target => "--target",
+        Setting::Isas => "--isa",
+        Setting::Weights => "--weights",
+        Setting::OutDir => "--out",
+        Setting::InputShape => "--input-shape",
+        Setting::ModelName => "--model",
+        Setting::Specs => "SPEC",
+        _ => setting.as_str(),
     }
 }
 
@@ -168,11 +191,14 @@ fn run(cli: Cli) -> Result<(), Error> {
         } => {
             let options = target.options()?;
             if !weights.is_empty() && weights.len() != specs.len() {
-                return Err(Error::Option(format!(
-                    "--weights: {} weights file(s) for {} spec(s); give one per spec, in the same order",
-                    weights.len(),
-                    specs.len()
-                )));
+                return Err(Error::option(
+                    Setting::Weights,
+                    format!(
+                        "{} weights file(s) for {} spec(s); give one per spec, in the same order",
+                        weights.len(),
+                        specs.len()
+                    ),
+                ));
             }
             let mut b = Builder::new();
             if weights.is_empty() {
@@ -247,10 +273,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 let text = match std::fs::read_to_string(path) {
                     Ok(t) => t,
                     Err(e) => {
-                        errors.push(Error::Io {
-                            file,
-                            message: format!("cannot read the spec: {e}"),
-                        });
+                        errors.push(Error::io(file, FileOp::ReadSpec, e));
                         continue;
                     }
                 };
@@ -406,10 +429,8 @@ fn import(
     };
     let imported = import::import_file(model, &options)?;
     let write = |path: &std::path::Path, data: &[u8]| {
-        std::fs::write(path, data).map_err(|e| Error::Io {
-            file: path.display().to_string(),
-            message: format!("cannot write: {e}"),
-        })
+        std::fs::write(path, data)
+            .map_err(|e| Error::io(path.display().to_string(), FileOp::Write, e))
     };
     for (l, info) in imported.spec.layers.iter().zip(&imported.layers) {
         let [oh, ow] = l.output();

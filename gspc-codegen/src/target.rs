@@ -3,7 +3,7 @@
 //! Build scripts read it from Cargo's `CARGO_CFG_TARGET_ARCH` / `CARGO_CFG_TARGET_FEATURE`
 //! (never the build host's `cfg!`); the CLI takes `--target TRIPLE`.
 
-use crate::error::Error;
+use crate::error::{Error, Setting};
 use gspc_runtime::Isa;
 use std::collections::BTreeSet;
 
@@ -46,9 +46,12 @@ impl Target {
     pub fn from_triple(triple: &str) -> Result<Target, Error> {
         let first = triple.split('-').next().unwrap_or("");
         if triple.split('-').count() < 2 || first.is_empty() {
-            return Err(Error::Option(format!(
-                "--target: {triple:?} is not a target triple (e.g. x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, thumbv7em-none-eabihf)"
-            )));
+            return Err(Error::option(
+                Setting::Target,
+                format!(
+                    "{triple:?} is not a target triple (e.g. x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, thumbv7em-none-eabihf)"
+                ),
+            ));
         }
         let arch = arch_of(first);
         let mut features = BTreeSet::new();
@@ -132,21 +135,22 @@ impl Target {
                 Isa::Neon => self.arch == Arch::Aarch64 && self.has("neon"),
             };
             if !ok {
-                return Err(Error::Option(format!(
-                    "--isa: {isa} does not run on target {} (its variants: {})",
-                    self.triple.as_deref().unwrap_or("(host)"),
-                    self.default_isas()
-                        .iter()
-                        .map(|i| i.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
+                return Err(Error::option(
+                    Setting::Isas,
+                    format!(
+                        "{isa} does not run on target {} (its variants: {})",
+                        self.triple.as_deref().unwrap_or("(host)"),
+                        self.default_isas()
+                            .iter()
+                            .map(|i| i.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
             }
         }
         if isas.is_empty() {
-            return Err(Error::Option(
-                "--isa: at least one ISA is needed".to_string(),
-            ));
+            return Err(Error::option(Setting::Isas, "at least one ISA is needed"));
         }
         Ok(())
     }
@@ -159,8 +163,9 @@ pub fn parse_isa(s: &str) -> Result<Isa, Error> {
         "avx2" => Ok(Isa::Avx2),
         "avx512" => Ok(Isa::Avx512),
         "neon" => Ok(Isa::Neon),
-        _ => Err(Error::Option(format!(
-            "--isa: {s:?} is not one of portable, avx2, avx512, neon"
-        ))),
+        _ => Err(Error::option(
+            Setting::Isas,
+            format!("{s:?} is not one of portable, avx2, avx512, neon"),
+        )),
     }
 }

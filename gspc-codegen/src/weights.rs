@@ -7,7 +7,7 @@
 //! not expect (or the other way round), a tensor that matches no layer, a non-finite value,
 //! and a truncated or malformed file are errors naming the file, the tensor and the rule.
 
-use crate::error::{Diagnostic, Error};
+use crate::error::{Diagnostic, Error, FileOp};
 use crate::spec::{LayerSpec, Spec};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -40,7 +40,7 @@ pub struct Tensor {
 }
 
 fn invalid(file: &str, path: &str, message: String) -> Error {
-    Error::Invalid(vec![Diagnostic {
+    Error::Weights(vec![Diagnostic {
         file: file.to_string(),
         path: path.to_string(),
         message,
@@ -53,15 +53,10 @@ pub fn read(path: &Path, spec: &Spec) -> Result<ModelWeights, Error> {
     let file = path.display().to_string();
     if path.is_dir() {
         let mut tensors = BTreeMap::new();
-        let entries = std::fs::read_dir(path).map_err(|e| Error::Io {
-            file: file.clone(),
-            message: format!("cannot read the weights directory: {e}"),
-        })?;
+        let entries = std::fs::read_dir(path)
+            .map_err(|e| Error::io(file.clone(), FileOp::ReadWeightsDir, e))?;
         for entry in entries {
-            let entry = entry.map_err(|e| Error::Io {
-                file: file.clone(),
-                message: format!("cannot read the weights directory: {e}"),
-            })?;
+            let entry = entry.map_err(|e| Error::io(file.clone(), FileOp::ReadWeightsDir, e))?;
             let name = entry.file_name();
             let Some(name) = name.to_str().and_then(|n| n.strip_suffix(".npy")) else {
                 continue;
@@ -79,10 +74,7 @@ pub fn read(path: &Path, spec: &Spec) -> Result<ModelWeights, Error> {
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| Error::Io {
-        file: path.display().to_string(),
-        message: format!("cannot read the weights: {e}"),
-    })
+    std::fs::read(path).map_err(|e| Error::io(path.display().to_string(), FileOp::ReadWeights, e))
 }
 
 /// Parses a safetensors file and checks it against `spec`.
@@ -273,7 +265,7 @@ pub fn check(
             layers,
         })
     } else {
-        Err(Error::Invalid(problems))
+        Err(Error::Weights(problems))
     }
 }
 
@@ -356,7 +348,8 @@ pub fn pack(plan: &crate::LayerPlan, w: &LayerWeights) -> Vec<f32> {
     packed
 }
 
-/// Writes tensors (name, shape, row-major values) as a safetensors file of F32 tensors.
+/// Writes tensors (name, shape, row-major values) as a safetensors file of F32 tensors; a
+/// tensor whose values do not fill its shape is an [`Error::Weights`] naming it.
 pub fn to_safetensors(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<Vec<u8>, Error> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
@@ -365,7 +358,7 @@ pub fn to_safetensors(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<Vec<
     let mut views = Vec::with_capacity(tensors.len());
     for ((name, shape, _), b) in tensors.iter().zip(&bytes) {
         let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-            .map_err(|e| Error::Option(format!("tensor {name:?}: {e}")))?;
+            .map_err(|e| invalid("", name, format!("{e}")))?;
         views.push((name.clone(), view));
     }
     safetensors::serialize(views, None)

@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 const GOOD: &str = "../layer-specs/resnet34_g8.json";
@@ -53,38 +52,25 @@ fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
     }
 }
 
-/// A fresh directory under the system's temporary directory, removed on drop.
-struct TempDir(PathBuf);
+/// A fresh temporary directory (tempfile's), removed on drop.
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "gspc-cli-test-{}-{name}-{n}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("gspc-cli-{name}-"))
+            .tempdir()
+            .expect("create a temporary directory");
         TempDir(dir)
     }
 
     fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
+        self.0.path().join(p)
     }
 
     /// `p` under the directory, as a string argument.
     fn arg(&self, p: &str) -> String {
         self.join(p).display().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -297,11 +283,13 @@ fn a_missing_spec_file_is_bad_input() {
 #[test]
 fn a_directory_given_as_spec_is_bad_input() {
     let dir = TempDir::new("dir-spec");
-    let r = run(&["check", &dir.0.display().to_string()]);
+    let r = run(&["check", &dir.0.path().display().to_string()]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
-        r.stderr
-            .starts_with(&format!("{}: cannot read the spec: ", dir.0.display())),
+        r.stderr.starts_with(&format!(
+            "{}: cannot read the spec: ",
+            dir.0.path().display()
+        )),
         "{r:?}"
     );
 }
@@ -865,6 +853,14 @@ fn help_of_each_subcommand_names_its_arguments() {
     assert_eq!(r.code, 0, "{r:?}");
     for cmd in ["generate", "check", "plan"] {
         assert!(r.stdout.contains(&format!("  {cmd} ")), "{cmd}: {r:?}");
+    }
+    for code in [
+        "Exit codes:",
+        "  0  success",
+        "  1  an output file",
+        "  2  bad input",
+    ] {
+        assert!(r.stdout.contains(code), "{code}: {r:?}");
     }
     let r = run(&["--version"]);
     assert_eq!(r.code, 0, "{r:?}");

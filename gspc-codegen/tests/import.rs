@@ -462,7 +462,7 @@ fn shapes_are_inferred_through_the_ops_in_between() {
     assert_eq!(
         i.notes,
         [
-            "1 Conv node(s) with group 1 not imported (--all-convs imports them): graph.node[0] \"stem\" (Conv)",
+            "1 Conv node(s) with group 1 not imported (importing every Conv takes them too): graph.node[0] \"stem\" (Conv)",
             "2 Relu/Clip node(s) fused into the layer before them (the layer's output is theirs; do not run them separately)",
             "the app runs the rest of the graph itself: Conv x1, BatchNormalization x1, Relu x2, MaxPool x1, Add x1, Reshape x2, Transpose x1, AveragePool x1, Concat x1, GlobalAveragePool x2, HardSigmoid x1, Mul x1, Pad x1, Flatten x1, Gemm x1",
         ]
@@ -536,7 +536,7 @@ fn a_dynamic_input_shape_names_the_input_the_conv_and_the_flag() {
     assert_eq!(
         messages(import_fixture("dynamic_shape.onnx", &Default::default())),
         [
-            "dynamic_shape.onnx: graph.input[0] \"x\": the shape [N, 3, H, W] has dynamic dimensions (H, W), and graph.node[0] \"conv\" (Conv) needs static shapes: set it with --input-shape x=1x3x<H>x<W>"
+            "dynamic_shape.onnx: graph.input[0] \"x\": the shape [N, 3, H, W] has dynamic dimensions (H, W), and graph.node[0] \"conv\" (Conv) needs static shapes: set the input shape x=1x3x<H>x<W>"
         ]
     );
     let options = ImportOptions {
@@ -790,7 +790,7 @@ fn the_model_name_comes_from_the_file_or_the_option() {
     assert_eq!(name("x.onnx", Some("net")).unwrap(), "net");
     assert_eq!(
         name("x.onnx", Some("my net")).unwrap_err().to_string(),
-        "--model: \"my net\" is not a Rust identifier (ASCII letters, digits and '_', not starting with a digit)"
+        "model name: \"my net\" is not a Rust identifier (ASCII letters, digits and '_', not starting with a digit)"
     );
 }
 
@@ -836,7 +836,7 @@ fn ungrouped_convs_are_imported_only_with_all_convs() {
     assert_eq!(
         messages(run_import(&plain, &Default::default())),
         [
-            "t.onnx: graph: the model has no grouped Conv to import: its 1 Conv node(s) have group 1 (--all-convs imports them)"
+            "t.onnx: graph: the model has no grouped Conv to import: its 1 Conv node(s) have group 1 (importing every Conv takes them too)"
         ]
     );
 }
@@ -868,7 +868,7 @@ fn only_2d_convs_are_imported() {
     assert_eq!(
         messages(run_import(&one_d(1), &Default::default())),
         [
-            "t.onnx: graph: the model has no grouped Conv to import: its 1 Conv node(s) have group 1 (--all-convs imports them)"
+            "t.onnx: graph: the model has no grouped Conv to import: its 1 Conv node(s) have group 1 (importing every Conv takes them too)"
         ]
     );
     assert_eq!(
@@ -1190,7 +1190,7 @@ fn input_shapes_from_options() {
     assert_eq!(
         i.notes,
         [
-            "graph.input[0] \"x\": --input-shape [4, 4, 16, 12] replaces the declared shape [batch, 4, 8, 8]",
+            "graph.input[0] \"x\": the input shape [4, 4, 16, 12] given replaces the declared shape [batch, 4, 8, 8]",
             "graph.node[0] \"c\" (Conv): the input [4, 4, 16, 12] has batch 4; the spec is per image: run the layers once per image",
         ]
     );
@@ -1198,13 +1198,13 @@ fn input_shapes_from_options() {
         run_import(&bytes, &with(&[("w", &[1])]))
             .unwrap_err()
             .to_string(),
-        "--input-shape w: the model has no graph input \"w\" (its inputs: \"x\")"
+        "input shape w: the model has no graph input \"w\" (its inputs: \"x\")"
     );
     assert_eq!(
         run_import(&bytes, &with(&[("x", &[1, 4, 8])]))
             .unwrap_err()
             .to_string(),
-        "--input-shape x: 3 dimensions, but the model declares the input with 4 ([batch, 4, 8, 8])"
+        "input shape x: 3 dimensions, but the model declares the input with 4 ([batch, 4, 8, 8])"
     );
     // No shape at all.
     let bytes = model(
@@ -1220,7 +1220,7 @@ fn input_shapes_from_options() {
     assert_eq!(
         messages(run_import(&bytes, &Default::default())),
         [
-            "t.onnx: graph.input[0] \"x\": the model declares no shape for it, and graph.node[0] \"c\" (Conv) needs static shapes: set it with --input-shape x=NxCxHxW"
+            "t.onnx: graph.input[0] \"x\": the model declares no shape for it, and graph.node[0] \"c\" (Conv) needs static shapes: set the input shape x=NxCxHxW"
         ]
     );
 }
@@ -1242,7 +1242,7 @@ fn parse_input_shape_rules() {
         import::parse_input_shape("x=1xHx8")
             .unwrap_err()
             .to_string(),
-        "--input-shape \"x=1xHx8\": the dimensions must be whole numbers of 1 or more (expected NAME=DIMS, e.g. input=1x3x224x224)"
+        "input shape \"x=1xHx8\": the dimensions must be whole numbers of 1 or more (expected NAME=DIMS, e.g. input=1x3x224x224)"
     );
 }
 
@@ -1325,7 +1325,7 @@ fn hostile_sizes_are_refused_before_allocating() {
     assert_eq!(
         m,
         [
-            "t.onnx: graph.input[0] \"x\": the shape [1, 1099511627776, 1099511627776, 8] is out of range: dimension 1099511627776 of [1, 1099511627776, 1099511627776, 8] is above the limit of 4294967296, and graph.node[0] \"c\" (Conv) needs static shapes: set it with --input-shape x=1x1099511627776x1099511627776x8"
+            "t.onnx: graph.input[0] \"x\": the shape [1, 1099511627776, 1099511627776, 8] is out of range: dimension 1099511627776 of [1, 1099511627776, 1099511627776, 8] is above the limit of 4294967296, and graph.node[0] \"c\" (Conv) needs static shapes: set the input shape x=1x1099511627776x1099511627776x8"
         ]
     );
     // Weights claiming 2^62 elements with no data.
@@ -1386,30 +1386,19 @@ fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
     }
 }
 
-/// A fresh temporary directory, removed on drop.
-struct TempDir(PathBuf);
+/// A fresh temporary directory (tempfile's), removed on drop.
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "gspc-import-test-{}-{name}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("gspc-import-{name}-"))
+            .tempdir()
+            .expect("create a temporary directory");
         TempDir(dir)
     }
     fn arg(&self, p: &str) -> String {
-        self.0.join(p).display().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join(p).display().to_string()
     }
 }
 
@@ -1463,7 +1452,7 @@ fn cli_import_writes_weights_only_when_asked() {
         r.stdout.ends_with(&format!("wrote {spec} (5 layer(s))\n")),
         "{r:?}"
     );
-    assert_eq!(std::fs::read_dir(&dir.0).expect("dir").count(), 1);
+    assert_eq!(std::fs::read_dir(dir.0.path()).expect("dir").count(), 1);
 }
 
 #[test]
@@ -1478,7 +1467,7 @@ fn cli_import_errors_exit_2_and_write_nothing() {
         ),
         (
             vec![format!("{fixtures}/dynamic_shape.onnx")],
-            format!("{fixtures}/dynamic_shape.onnx: graph.input[0] \"x\": the shape [N, 3, H, W] has dynamic dimensions (H, W), and graph.node[0] \"conv\" (Conv) needs static shapes: set it with --input-shape x=1x3x<H>x<W>\n"),
+            format!("{fixtures}/dynamic_shape.onnx: graph.input[0] \"x\": the shape [N, 3, H, W] has dynamic dimensions (H, W), and graph.node[0] \"conv\" (Conv) needs static shapes: set the input shape x=1x3x<H>x<W>\n"),
         ),
         (
             vec![format!("{fixtures}/dynamic_shape.onnx"), "--input-shape".into(), "x=1x3xHx8".into()],
@@ -1507,7 +1496,7 @@ fn cli_import_errors_exit_2_and_write_nothing() {
         assert_eq!(r.stdout, "", "{a:?}: {r:?}");
         assert_eq!(r.stderr, stderr, "{a:?}");
         assert_eq!(
-            std::fs::read_dir(&dir.0).expect("dir").count(),
+            std::fs::read_dir(dir.0.path()).expect("dir").count(),
             0,
             "nothing written"
         );

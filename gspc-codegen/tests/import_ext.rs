@@ -43,31 +43,20 @@ fn le(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// A fresh temporary directory, removed on drop.
-struct TempDir(PathBuf);
+/// A fresh temporary directory (tempfile's), removed on drop.
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "gspc-import-ext-{}-{name}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("gspc-import-ext-{name}-"))
+            .tempdir()
+            .expect("create a temporary directory");
         TempDir(dir)
     }
 
     fn path(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join(p)
     }
 }
 
@@ -318,8 +307,8 @@ fn hostile_external_data_is_refused_naming_the_tensor_and_the_file() {
     std::fs::write(dir.path("w.bin"), le(&values(16, 2))).expect("write");
     std::fs::write(outside.path("secret.bin"), le(&values(16, 3))).expect("write");
     std::fs::create_dir(dir.path("sub")).expect("mkdir");
-    let model_dir = dir.0.display().to_string();
-    let root = std::fs::canonicalize(&dir.0).expect("canonical");
+    let model_dir = dir.0.path().display().to_string();
+    let root = std::fs::canonicalize(dir.0.path()).expect("canonical");
     let secret = std::fs::canonicalize(outside.path("secret.bin")).expect("canonical");
     #[cfg(unix)]
     std::os::unix::fs::symlink(outside.path("secret.bin"), dir.path("link.bin")).expect("symlink");

@@ -77,9 +77,8 @@ fn write_seeded_weights(spec: &Path, out: &Path) -> Result<PathBuf, gspc_codegen
             tensors.push((format!("{}.bias", l.name), vec![l.out_channels], d.bias));
         }
     }
-    let io = |p: &Path, e: std::io::Error| gspc_codegen::Error::Io {
-        file: p.display().to_string(),
-        message: format!("cannot write: {e}"),
+    let io = |p: &Path, e: std::io::Error| {
+        gspc_codegen::Error::io(p.display().to_string(), gspc_codegen::FileOp::Write, e)
     };
     if spec.model.starts_with("random_layers") {
         let path = out.join(format!("{}.safetensors", spec.model));

@@ -14,6 +14,8 @@
 //! threads, and exits 1 on any mismatch; `GSPC_REQUIRE_ISA` (e.g. `neon`) makes it fail
 //! when that variant was skipped or is missing.
 
+use clap::builder::RangedU64ValueParser;
+use clap::{CommandFactory, Parser};
 use gspc_runtime::check::{self, Checked};
 use gspc_runtime::rng::Rng;
 use gspc_runtime::{Isa, Layer, Model, ParallelFn, RunFn, reference};
@@ -27,72 +29,41 @@ mod models {
     include!(concat!(env!("OUT_DIR"), "/models.rs"));
 }
 
-const USAGE: &str =
-    "usage: gspc-pi [--model NAME]... [--repeat N] [--warmup W] [--threads T] [--variants] [--check]
-
-  --model NAME  only this model (repeatable; default: every compiled-in model)
-  --repeat N    timed runs per layer; the median is reported (default 20)
-  --warmup W    untimed runs first (default 2)
-  --threads T   run each layer on T threads with run_parallel (default 1: run)
-  --variants    time every variant this CPU supports, not only the dispatching run
-  --check       check every layer's variants (and run_parallel on T threads) against the
-                reference first; exit 1 on a mismatch (GSPC_REQUIRE_ISA=neon,... also
-                fails when a variant was skipped)
-  --list        print the compiled-in models and layers, and exit";
-
+/// Runs and times every layer of the compiled-in models, and checks them against the
+/// reference.
+#[derive(Parser)]
+#[command(name = "gspc-pi")]
 struct Args {
+    /// Only this model (repeatable; default: every compiled-in model).
+    #[arg(long = "model", value_name = "NAME")]
     models: Vec<String>,
+    /// Timed runs per layer; the median is reported.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     repeat: usize,
+    /// Untimed runs first.
+    #[arg(long, value_name = "W", default_value_t = 2)]
     warmup: usize,
+    /// Run each layer on T threads with run_parallel (1: run).
+    #[arg(long, value_name = "T", default_value_t = 1, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     threads: usize,
+    /// Time every variant this CPU supports, not only the dispatching run.
+    #[arg(long)]
     variants: bool,
+    /// Check every layer's variants (and run_parallel on T threads) against the reference
+    /// first; exit 1 on a mismatch (GSPC_REQUIRE_ISA=neon,... also fails when a variant was
+    /// skipped).
+    #[arg(long)]
     check: bool,
+    /// Print the compiled-in models and layers, and exit.
+    #[arg(long)]
     list: bool,
 }
 
+/// Exits with status 2 after `msg` and the usage, as for any bad argument.
 fn usage(msg: &str) -> ! {
-    eprintln!("gspc-pi: {msg}\n{USAGE}");
-    std::process::exit(2);
-}
-
-fn parse_args() -> Args {
-    let mut a = Args {
-        models: Vec::new(),
-        repeat: 20,
-        warmup: 2,
-        threads: 1,
-        variants: false,
-        check: false,
-        list: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .unwrap_or_else(|| usage(&format!("{name} needs a value")))
-        };
-        let number = |name: &str, v: String, min: usize| -> usize {
-            match v.parse::<usize>() {
-                Ok(n) if n >= min => n,
-                _ => usage(&format!("{name}: {v:?} is not a whole number >= {min}")),
-            }
-        };
-        match arg.as_str() {
-            "--model" => a.models.push(value("--model")),
-            "--repeat" => a.repeat = number("--repeat", value("--repeat"), 1),
-            "--warmup" => a.warmup = number("--warmup", value("--warmup"), 0),
-            "--threads" => a.threads = number("--threads", value("--threads"), 1),
-            "--variants" => a.variants = true,
-            "--check" => a.check = true,
-            "--list" => a.list = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => usage(&format!("unknown argument {other:?}")),
-        }
-    }
-    a
+    Args::command()
+        .error(clap::error::ErrorKind::InvalidValue, msg)
+        .exit()
 }
 
 /// The models to run: those named by `--model`, or all.
@@ -271,7 +242,7 @@ fn check_models(models: &[&'static Model], threads: usize) -> bool {
 }
 
 fn main() -> ExitCode {
-    let args = parse_args();
+    let args = Args::parse();
     let models = select(&args);
     let isas: Vec<&str> = [Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Neon]
         .into_iter()

@@ -30,7 +30,7 @@ mod tensor;
 pub use external::{ExternalData, InMemory, ModelDir, NoFiles};
 pub use infer::supported_ops;
 
-use crate::error::{Diagnostic, Error};
+use crate::error::{Diagnostic, Error, FileOp, Setting};
 use crate::spec::{self, Spec};
 use gspc_runtime::Activation;
 use infer::{Attrs, Consts, Fail, Op};
@@ -97,14 +97,15 @@ pub struct ImportedLayer {
     pub bias_key: Option<String>,
 }
 
-/// Parses `NAME=1x3x224x224` (dimensions separated by `x` or `,`), as `--input-shape`
-/// takes it.
+/// Parses an input shape written `NAME=1x3x224x224` (dimensions separated by `x` or `,`),
+/// as the command line takes it.
 pub fn parse_input_shape(arg: &str) -> Result<(String, Vec<usize>), Error> {
     let bad = |why: &str| {
-        Error::Option(format!(
-            "--input-shape {:?}: {why} (expected NAME=DIMS, e.g. input=1x3x224x224)",
-            arg
-        ))
+        Error::option_value(
+            Setting::InputShape,
+            format!("{arg:?}"),
+            format!("{why} (expected NAME=DIMS, e.g. input=1x3x224x224)"),
+        )
     };
     let (name, dims) = arg
         .rsplit_once('=')
@@ -191,8 +192,8 @@ fn truncate(s: &str, n: usize) -> String {
         .to_string()
 }
 
-/// The first value that is not finite, as a message: the weights reader (`generate
-/// --weights`) refuses such weights, so the import does too, naming the node.
+/// The first value that is not finite, as a message: the weights reader
+/// ([`crate::weights::check`]) refuses such weights, so the import does too, naming the node.
 fn non_finite(values: &[f32]) -> Option<String> {
     let i = values.iter().position(|v| !v.is_finite())?;
     Some(format!(
@@ -223,10 +224,7 @@ pub fn import(file: &str, bytes: &[u8], options: &ImportOptions) -> Result<Impor
 /// directory ([`ModelDir`]). Messages name the file as `path` shows.
 pub fn import_file(path: &std::path::Path, options: &ImportOptions) -> Result<Imported, Error> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        file: file.clone(),
-        message: format!("cannot read the model: {e}"),
-    })?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(file.clone(), FileOp::ReadModel, e))?;
     import_with(&file, &bytes, options, &mut ModelDir::of_model(path))
 }
 
@@ -242,7 +240,7 @@ pub fn import_with(
     data: &mut dyn ExternalData,
 ) -> Result<Imported, Error> {
     let fail = |path: &str, message: String| {
-        Error::Invalid(vec![Diagnostic {
+        Error::Model(vec![Diagnostic {
             file: file.to_string(),
             path: path.to_string(),
             message,
@@ -250,7 +248,7 @@ pub fn import_with(
     };
     let model = match &options.model {
         Some(m) => {
-            spec::check_identifier(m).map_err(|e| Error::Option(format!("--model: {e}")))?;
+            spec::check_identifier(m).map_err(|e| Error::option(Setting::ModelName, e))?;
             m.clone()
         }
         None => {
@@ -290,7 +288,7 @@ pub fn import_with(
         })?;
     let resolved = resolve_external(file, graph, options, data);
     if !resolved.diags.is_empty() {
-        return Err(Error::Invalid(resolved.diags));
+        return Err(Error::Model(resolved.diags));
     }
     let mut cx = Cx::new(file, graph, opset, resolved.tensors);
     cx.data_files = resolved.files;
@@ -298,7 +296,7 @@ pub fn import_with(
     cx.propagate();
     let layers = cx.convs(options);
     if !cx.diags.is_empty() {
-        return Err(Error::Invalid(cx.diags));
+        return Err(Error::Model(cx.diags));
     }
     let others = other_convs(graph);
     if layers.is_empty() {
@@ -310,7 +308,7 @@ pub fn import_with(
             }
         } else {
             format!(
-                "the model has no grouped Conv to import: its {convs} Conv node(s) have group 1 (--all-convs imports them)"
+                "the model has no grouped Conv to import: its {convs} Conv node(s) have group 1 (importing every Conv takes them too)"
             )
         };
         return Err(fail("graph", message));
@@ -688,16 +686,19 @@ impl<'m> Cx<'m> {
                 if real.len() > SHOWN {
                     names.push(format!("and {} more", real.len() - SHOWN));
                 }
-                return Err(Error::Option(format!(
-                    "--input-shape {}: the model has no graph input \"{}\" (its inputs: {})",
+                return Err(Error::option_value(
+                    Setting::InputShape,
                     quote(name),
-                    quote(name),
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                )));
+                    format!(
+                        "the model has no graph input \"{}\" (its inputs: {})",
+                        quote(name),
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                ));
             }
         }
         for (i, vi) in real {
@@ -732,20 +733,24 @@ impl<'m> Cx<'m> {
             let result = if let Some((_, dims)) = over {
                 let d: Dims = dims.iter().map(|&x| x as u64).collect();
                 if let Err(e) = shape::check(&d) {
-                    return Err(Error::Option(format!(
-                        "--input-shape {}: {e}",
-                        quote(&vi.name)
-                    )));
+                    return Err(Error::option_value(
+                        Setting::InputShape,
+                        quote(&vi.name),
+                        e.to_string(),
+                    ));
                 }
                 if let Some(decl) = &declared {
                     if decl.len() != d.len() {
-                        return Err(Error::Option(format!(
-                            "--input-shape {}: {} dimensions, but the model declares the input with {} ([{}])",
+                        return Err(Error::option_value(
+                            Setting::InputShape,
                             quote(&vi.name),
-                            d.len(),
-                            decl.len(),
-                            params.join(", ")
-                        )));
+                            format!(
+                                "{} dimensions, but the model declares the input with {} ([{}])",
+                                d.len(),
+                                decl.len(),
+                                params.join(", ")
+                            ),
+                        ));
                     }
                     let differs = decl
                         .iter()
@@ -753,7 +758,7 @@ impl<'m> Cx<'m> {
                         .any(|(a, b)| a.is_some_and(|a| u64::try_from(a).ok() != Some(*b)));
                     if differs {
                         self.notes.push(format!(
-                            "{path}: --input-shape {} replaces the declared shape [{}]",
+                            "{path}: the input shape {} given replaces the declared shape [{}]",
                             shape::show(&d),
                             params.join(", ")
                         ));
@@ -788,17 +793,13 @@ impl<'m> Cx<'m> {
                     Err(_) => format!("<{p}>"),
                 })
                 .collect();
-            format!(
-                "set it with --input-shape {}={}",
-                quote(name),
-                parts.join("x")
-            )
+            format!("set the input shape {}={}", quote(name), parts.join("x"))
         };
         let Some(decl) = declared else {
             let c = self.cause(Cause::Input {
                 input: i,
                 problem: "the model declares no shape for it".to_string(),
-                hint: format!("set it with --input-shape {}=NxCxHxW", quote(name)),
+                hint: format!("set the input shape {}=NxCxHxW", quote(name)),
             });
             return Err(c);
         };
@@ -1091,7 +1092,7 @@ impl<'m> Cx<'m> {
                 names.push(format!("and {} more", skipped.len() - SHOWN));
             }
             self.notes.push(format!(
-                "{} Conv node(s) with group 1 not imported (--all-convs imports them): {}",
+                "{} Conv node(s) with group 1 not imported (importing every Conv takes them too): {}",
                 skipped.len(),
                 names.join(", ")
             ));
@@ -1573,7 +1574,7 @@ impl<'m> Cx<'m> {
     /// Names, the spec, the weights and the notes.
     fn finish(mut self, model: String, layers: Vec<Layer<'m>>) -> Result<Imported, Error> {
         if layers.len() > spec::limits::MAX_LAYERS {
-            return Err(Error::Invalid(vec![Diagnostic {
+            return Err(Error::Model(vec![Diagnostic {
                 file: self.file.clone(),
                 path: "graph".to_string(),
                 message: format!(
@@ -1589,7 +1590,7 @@ impl<'m> Cx<'m> {
             Ok(s) => s,
             Err(Error::Invalid(ds)) => {
                 let ds = ds.into_iter().map(|d| self.spec_diag(d, &layers)).collect();
-                return Err(Error::Invalid(ds));
+                return Err(Error::Model(ds));
             }
             Err(e) => return Err(Error::Internal(format!("the generated spec: {e}"))),
         };
