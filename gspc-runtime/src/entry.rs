@@ -12,10 +12,6 @@
 
 use crate::{Error, Isa, as_array, as_array_mut, parallel};
 
-/// A layer's `run`: `(input, packed, output, scratch)`.
-pub type Run<const I: usize, const P: usize, const O: usize, const S: usize> =
-    fn(&[f32; I], &[f32; P], &mut [f32; O], &mut [f32; S]);
-
 /// A layer's `run_units`: `(input, packed, first unit, output blocks, scratch)`.
 pub type RunUnits<const I: usize, const P: usize, const S: usize, const B: usize> =
     fn(&[f32; I], &[f32; P], usize, &mut [[f32; B]], &mut [f32; S]);
@@ -30,13 +26,11 @@ pub type Arrays<'a, const I: usize, const P: usize, const O: usize, const S: usi
 
 /// The entry points of one generated layer: `I` = `INPUT_LEN`, `P` = `PACKED_LEN`, `O` =
 /// `OUTPUT_LEN`, `S` = `SCRATCH_LEN`, `B` = `BLOCK_LEN` (the output values of one work
-/// unit).
+/// unit). Every entry point runs the layer's `run_units`, which picks the best variant.
 #[derive(Clone, Copy, Debug)]
 pub struct Entry<const I: usize, const P: usize, const O: usize, const S: usize, const B: usize> {
     /// FLOPs of one run (decides how many threads are worth using).
     pub flops: u64,
-    /// The layer's `run`: the best variant this CPU supports.
-    pub run: Run<I, P, O, S>,
     /// The layer's `run_units`: output blocks `first..first + blocks.len()` with the best
     /// variant.
     pub run_units: RunUnits<I, P, S, B>,
@@ -45,6 +39,19 @@ pub struct Entry<const I: usize, const P: usize, const O: usize, const S: usize,
 impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: usize>
     Entry<I, P, O, S, B>
 {
+    /// The layer's `run`: every work unit, in order, on the calling thread.
+    #[inline]
+    pub fn run(
+        &self,
+        input: &[f32; I],
+        packed: &[f32; P],
+        output: &mut [f32; O],
+        scratch: &mut [f32; S],
+    ) {
+        let (blocks, _) = output.as_chunks_mut::<B>();
+        (self.run_units)(input, packed, 0, blocks, scratch)
+    }
+
     /// The layer's `run_parallel`: `run` on up to `threads` threads (with this crate's
     /// `std` feature; one thread otherwise). The layer's work units (output-channel blocks
     /// of a group) are split into `threads` contiguous parts, each with its own `S`-value
@@ -93,7 +100,7 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
         scratch: &mut [f32],
     ) -> Result<(), Error> {
         let (input, packed, output, scratch) = self.arrays(input, packed, output, scratch)?;
-        (self.run)(input, packed, output, scratch);
+        self.run(input, packed, output, scratch);
         Ok(())
     }
 

@@ -103,10 +103,6 @@ fn splits_allocate_nothing_per_call() {
 /// output 8 in blocks of 2, scratch 2) and of a weight packing, after one warm-up call.
 fn entry_allocations(threads: usize) -> usize {
     use gspc_runtime::entry::{Entry, WeightLayout, pack_weights_slice};
-    fn run(i: &[f32; 4], p: &[f32; 2], o: &mut [f32; 8], s: &mut [f32; 2]) {
-        s[0] = i[0] + p[0];
-        o[0] = s[0];
-    }
     fn run_units(i: &[f32; 4], p: &[f32; 2], first: usize, b: &mut [[f32; 2]], _: &mut [f32; 2]) {
         for (u, block) in b.iter_mut().enumerate() {
             block[0] = i[0] + p[1] + (first + u) as f32;
@@ -127,7 +123,6 @@ fn entry_allocations(threads: usize) -> usize {
     }
     let entry: Entry<4, 2, 8, 2, 2> = Entry {
         flops: u64::MAX,
-        run,
         run_units,
     };
     let (input, packed) = ([1.0f32; 4], [2.0f32; 2]);

@@ -222,7 +222,6 @@ fn layer_module(
     let variant_slices: Vec<TokenStream> =
         p.variants.iter().map(|v| variant_slice(v.isa)).collect();
     let isas: Vec<Isa> = p.variants.iter().map(|v| v.isa).collect();
-    let dispatch = dispatch_body(&isas, arch, "run", quote!(input, packed, output, scratch));
     let dispatch_units = dispatch_body(
         &isas,
         arch,
@@ -372,7 +371,7 @@ fn layer_module(
                 output: &mut [f32; OUTPUT_LEN],
                 scratch: &mut [f32; SCRATCH_LEN],
             ) {
-                #dispatch
+                ENTRY.run(input, packed, output, scratch)
             }
 
             /// Output channels per work unit (one output-channel block of one group).
@@ -399,7 +398,7 @@ fn layer_module(
                 OUTPUT_LEN,
                 SCRATCH_LEN,
                 BLOCK_LEN,
-            > = ::gspc_runtime::entry::Entry { flops: FLOPS, run, run_units };
+            > = ::gspc_runtime::entry::Entry { flops: FLOPS, run_units };
 
             /// [`run`] on up to `threads` threads, fewer when the layer is small; `scratch`
             /// holds `threads * SCRATCH_LEN` values: see

@@ -168,8 +168,7 @@ pub mod tiny {
             output: &mut [f32; OUTPUT_LEN],
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
-            unsafe { neon::run(input, packed, output, scratch) }
+            ENTRY.run(input, packed, output, scratch)
         }
         /// Output channels per work unit (one output-channel block of one group).
         pub const BLOCK_LEN: usize = 40;
@@ -196,7 +195,6 @@ pub mod tiny {
             BLOCK_LEN,
         > = ::gspc_runtime::entry::Entry {
             flops: FLOPS,
-            run,
             run_units,
         };
         /// [`run`] on up to `threads` threads, fewer when the layer is small; `scratch`
@@ -1250,8 +1248,7 @@ pub mod tiny {
             output: &mut [f32; OUTPUT_LEN],
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
-            unsafe { neon::run(input, packed, output, scratch) }
+            ENTRY.run(input, packed, output, scratch)
         }
         /// Output channels per work unit (one output-channel block of one group).
         pub const BLOCK_LEN: usize = 12;
@@ -1278,7 +1275,6 @@ pub mod tiny {
             BLOCK_LEN,
         > = ::gspc_runtime::entry::Entry {
             flops: FLOPS,
-            run,
             run_units,
         };
         /// [`run`] on up to `threads` threads, fewer when the layer is small; `scratch`

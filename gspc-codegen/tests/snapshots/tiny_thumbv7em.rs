@@ -163,7 +163,7 @@ pub mod tiny {
             output: &mut [f32; OUTPUT_LEN],
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
-            portable::run(input, packed, output, scratch)
+            ENTRY.run(input, packed, output, scratch)
         }
         /// Output channels per work unit (one output-channel block of one group).
         pub const BLOCK_LEN: usize = 40;
@@ -189,7 +189,6 @@ pub mod tiny {
             BLOCK_LEN,
         > = ::gspc_runtime::entry::Entry {
             flops: FLOPS,
-            run,
             run_units,
         };
         /// [`run`] on up to `threads` threads, fewer when the layer is small; `scratch`
@@ -563,7 +562,7 @@ pub mod tiny {
             output: &mut [f32; OUTPUT_LEN],
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
-            portable::run(input, packed, output, scratch)
+            ENTRY.run(input, packed, output, scratch)
         }
         /// Output channels per work unit (one output-channel block of one group).
         pub const BLOCK_LEN: usize = 12;
@@ -589,7 +588,6 @@ pub mod tiny {
             BLOCK_LEN,
         > = ::gspc_runtime::entry::Entry {
             flops: FLOPS,
-            run,
             run_units,
         };
         /// [`run`] on up to `threads` threads, fewer when the layer is small; `scratch`

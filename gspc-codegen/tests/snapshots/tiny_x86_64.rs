@@ -173,17 +173,7 @@ pub mod tiny {
             output: &mut [f32; OUTPUT_LEN],
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
-            if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX512 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
-                unsafe { avx512::run(input, packed, output, scratch) };
-                return;
-            }
-            if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX2 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
-                unsafe { avx2::run(input, packed, output, scratch) };
-                return;
-            }
-            portable::run(input, packed, output, scratch);
+            ENTRY.run(input, packed, output, scratch)
         }
         /// Output channels per work unit (one output-channel block of one group).
         pub const BLOCK_LEN: usize = 40;
@@ -219,7 +209,6 @@ pub mod tiny {
             BLOCK_LEN,
         > = ::gspc_runtime::entry::Entry {
             flops: FLOPS,
-            run,
             run_units,
         };
         /// [`run`] on up to `threads` threads, fewer when the layer is small; `scratch`
@@ -2932,17 +2921,7 @@ pub mod tiny {
             output: &mut [f32; OUTPUT_LEN],
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
-            if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX512 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
-                unsafe { avx512::run(input, packed, output, scratch) };
-                return;
-            }
-            if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX2 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
-                unsafe { avx2::run(input, packed, output, scratch) };
-                return;
-            }
-            portable::run(input, packed, output, scratch);
+            ENTRY.run(input, packed, output, scratch)
         }
         /// Output channels per work unit (one output-channel block of one group).
         pub const BLOCK_LEN: usize = 12;
@@ -2978,7 +2957,6 @@ pub mod tiny {
             BLOCK_LEN,
         > = ::gspc_runtime::entry::Entry {
             flops: FLOPS,
-            run,
             run_units,
         };
         /// [`run`] on up to `threads` threads, fewer when the layer is small; `scratch`
