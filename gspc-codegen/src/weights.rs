@@ -313,38 +313,27 @@ fn take(
     Some(t.data)
 }
 
-/// Packs one layer's weights and bias into the layout of its plan: the generated
-/// `pack_weights` at generation time (the tests check that both agree bit for bit).
-pub fn pack(plan: &crate::LayerPlan, w: &LayerWeights) -> Vec<f32> {
-    let l = &plan.layer;
-    let (kpg, cpg, oc_bn, nocb) = (plan.kpg(), plan.cpg(), plan.oc_bn, plan.nocb());
-    let taps = l.kernel[0] * l.kernel[1];
-    let mut packed = vec![0.0f32; plan.packed_len];
-    for k in 0..l.out_channels {
-        let (g, kk) = (k / kpg, k % kpg);
-        let (ob, lane) = (kk / oc_bn, kk % oc_bn);
-        // Block and lane of channel k (as the generated pack_weights places it).
-        let gpv = plan.gpv;
-        let (block, lane) = if gpv > 1 {
-            (g / gpv, kk * gpv + g % gpv)
-        } else {
-            (g * nocb + ob, lane)
-        };
-        for ci in 0..cpg {
-            for t in 0..taps {
-                let at = match plan.strategy {
-                    crate::Strategy::GspcDwc => ((k / oc_bn) * taps + t) * oc_bn + k % oc_bn,
-                    _ => ((block * cpg + ci) * taps + t) * oc_bn + lane,
-                };
-                packed[at] = w.weights[(k * cpg + ci) * taps + t];
-            }
-        }
-        let bias_at = match plan.strategy {
-            crate::Strategy::GspcDwc => k,
-            _ => block * oc_bn + lane,
-        };
-        packed[plan.bias_offset + bias_at] = w.bias.as_ref().map_or(0.0, |b| b[k]);
+/// Where the kernels of a plan read each weight and bias: the layout both
+/// [`pack`] and the generated `pack_weights` pack with.
+pub(crate) fn layout(plan: &crate::LayerPlan) -> gspc_runtime::entry::WeightLayout {
+    let [kh, kw] = plan.layer.kernel;
+    gspc_runtime::entry::WeightLayout {
+        kpg: plan.kpg(),
+        cpg: plan.cpg(),
+        oc_bn: plan.oc_bn,
+        nocb: plan.nocb(),
+        taps: kh * kw,
+        gpv: plan.gpv,
+        bias_offset: plan.bias_offset,
+        dwc: plan.strategy == crate::Strategy::GspcDwc,
     }
+}
+
+/// Packs one layer's weights and bias into the layout of its plan, as the generated
+/// `pack_weights` does at run time (both call [`gspc_runtime::entry::WeightLayout::pack`]).
+pub fn pack(plan: &crate::LayerPlan, w: &LayerWeights) -> Vec<f32> {
+    let mut packed = vec![0.0f32; plan.packed_len];
+    layout(plan).pack(&w.weights, w.bias.as_deref(), &mut packed);
     packed
 }
 

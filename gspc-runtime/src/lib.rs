@@ -8,6 +8,9 @@
 //!   a model without naming it;
 //! - [`reference`](mod@reference): an obviously-correct naive grouped convolution (f64
 //!   accumulation) and a comparison that names the coordinates of the first mismatch;
+//! - [`entry`]: the shape-independent entry points of a generated layer (`*_slice`,
+//!   `run_parallel`, `run_split`) as generics over its lengths, and [`entry::WeightLayout`],
+//!   the packed-weight order;
 //! - [`window`]: bounds-checked-once views into fixed-size arrays, which let the generated
 //!   micro-kernels use literal indices with no per-access bounds checks;
 //! - [`x86`] and [`aarch64`]: the few SIMD load/store helpers that need `unsafe`, and CPU
@@ -23,6 +26,7 @@ pub mod baked;
 #[cfg(feature = "std")]
 pub mod check;
 pub mod dwc;
+pub mod entry;
 pub mod pack;
 pub mod parallel;
 pub mod reference;

@@ -1,6 +1,6 @@
-//! `parallel::split` allocates nothing per call, on an `in_pool` pool and on the
-//! process-wide pool (counted by a global allocator; the only test of this binary, so no
-//! other test allocates meanwhile).
+//! `parallel::split` and the entry points of generated layers (`entry`) allocate nothing
+//! per call, on an `in_pool` pool and on the process-wide pool (counted by a global
+//! allocator; the only test of this binary, so no other test allocates meanwhile).
 #![cfg(feature = "std")]
 
 use gspc_runtime::parallel::{in_pool, split};
@@ -92,4 +92,65 @@ fn splits_allocate_nothing_per_call() {
             assert_eq!(n, 0, "{parts} parts, in_pool({threads})");
         }
     }
+    // The generated layers' entry points (gspc_runtime::entry) around such splits.
+    for threads in [1, 2, 4] {
+        let n = in_pool(threads, || entry_allocations(threads));
+        assert_eq!(n, 0, "entry points, in_pool({threads})");
+    }
+}
+
+/// Allocations during 100 calls of every entry point of a tiny layer (input 4, packed 2,
+/// output 8 in blocks of 2, scratch 2) and of a weight packing, after one warm-up call.
+fn entry_allocations(threads: usize) -> usize {
+    use gspc_runtime::entry::{Entry, WeightLayout, pack_weights_slice};
+    fn run_units(i: &[f32; 4], p: &[f32; 2], first: usize, b: &mut [[f32; 2]], _: &mut [f32; 2]) {
+        for (u, block) in b.iter_mut().enumerate() {
+            block[0] = i[0] + p[1] + (first + u) as f32;
+        }
+    }
+    fn pack(w: &[f32; 2], b: Option<&[f32; 2]>, p: &mut [f32; 4]) {
+        let layout = WeightLayout {
+            kpg: 1,
+            cpg: 1,
+            oc_bn: 1,
+            nocb: 1,
+            taps: 1,
+            gpv: 1,
+            bias_offset: 2,
+            dwc: false,
+        };
+        layout.pack(w, b.map(|b| b.as_slice()), p);
+    }
+    let entry: Entry<4, 2, 8, 2, 2> = Entry {
+        flops: u64::MAX,
+        run_units,
+    };
+    let (input, packed) = ([1.0f32; 4], [2.0f32; 2]);
+    let (mut output, mut scratch) = ([0.0f32; 8], [0.0f32; 8]);
+    let mut packed_out = [0.0f32; 4];
+    let mut calls = || {
+        entry
+            .run_slice(&input, &packed, &mut output, &mut scratch[..2])
+            .unwrap();
+        let output_array: &mut [f32; 8] = &mut output;
+        entry
+            .run_parallel(&input, &packed, output_array, &mut scratch, threads)
+            .unwrap();
+        entry
+            .run_split_slice(&input, &packed, &mut output, &mut scratch, threads)
+            .unwrap();
+        entry
+            .run_parallel_slice(&input, &packed, &mut output, &mut scratch, threads)
+            .unwrap();
+        pack_weights_slice(pack, &[1.0, 2.0], Some(&[3.0, 4.0]), &mut packed_out).unwrap();
+    };
+    calls();
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for _ in 0..100 {
+        calls();
+    }
+    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    assert_eq!(output[6], 1.0 + 2.0 + 3.0);
+    assert_eq!(packed_out, [1.0, 2.0, 3.0, 4.0]);
+    after - before
 }

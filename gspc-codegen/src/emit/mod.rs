@@ -156,7 +156,6 @@ fn layer_module(
     let [oh, ow] = p.output;
     let hp = p.padded[0];
     let wp = p.row_len;
-    let (cpg, kpg) = (p.cpg(), p.kpg());
     let u = lit;
     let (c, k, g) = (u(l.in_channels), u(l.out_channels), u(l.groups));
     let (input_len, output_len, weights_len) =
@@ -223,7 +222,6 @@ fn layer_module(
     let variant_slices: Vec<TokenStream> =
         p.variants.iter().map(|v| variant_slice(v.isa)).collect();
     let isas: Vec<Isa> = p.variants.iter().map(|v| v.isa).collect();
-    let dispatch = dispatch_body(&isas, arch, "run", quote!(input, packed, output, scratch));
     let dispatch_units = dispatch_body(
         &isas,
         arch,
@@ -248,33 +246,31 @@ fn layer_module(
     } else {
         pack_doc
     };
-    // Block of the channel and its lane in the block (for gpv > 1: several groups side by
-    // side, lanes interleaved by group).
-    let (block_of, lane_of) = if p.gpv > 1 {
-        let gpv_l = u(p.gpv);
-        (quote!(g / #gpv_l), quote!(kk * #gpv_l + g % #gpv_l))
-    } else {
-        (quote!(g * NOCB + kk / OC_BN), quote!(kk % OC_BN))
+    let weight_layout = {
+        let w = crate::weights::layout(p);
+        let (kpg, cpg, oc_bn, nocb, taps, gpv, bias_offset, dwc) = (
+            u(w.kpg),
+            u(w.cpg),
+            u(w.oc_bn),
+            u(w.nocb),
+            u(w.taps),
+            u(w.gpv),
+            u(w.bias_offset),
+            w.dwc,
+        );
+        quote! {
+            ::gspc_runtime::entry::WeightLayout {
+                kpg: #kpg,
+                cpg: #cpg,
+                oc_bn: #oc_bn,
+                nocb: #nocb,
+                taps: #taps,
+                gpv: #gpv,
+                bias_offset: #bias_offset,
+                dwc: #dwc,
+            }
+        }
     };
-    let (pack_index, bias_index) = match p.strategy {
-        Strategy::GspcDwc => (
-            quote!(((k / OC_BN) * TAPS + t) * OC_BN + k % OC_BN),
-            quote!(BIAS_OFFSET + k),
-        ),
-        _ => (
-            quote!(((block * CPG + ci) * TAPS + t) * OC_BN + lane),
-            quote!(BIAS_OFFSET + block * OC_BN + lane),
-        ),
-    };
-
-    let (kpg_l, cpg_l, ocbn_l, nocb_l, taps_l, bias_off) = (
-        u(kpg),
-        u(cpg),
-        u(p.oc_bn),
-        u(p.nocb()),
-        u(kh * kw),
-        u(p.bias_offset),
-    );
     let allow = if is_snake_case(&l.name) {
         quote!()
     } else {
@@ -350,35 +346,18 @@ fn layer_module(
 
             #baked_items
 
+            /// Where the kernels read each weight and bias (see [`pack_weights`]).
+            pub const WEIGHT_LAYOUT: ::gspc_runtime::entry::WeightLayout = #weight_layout;
+
             /// Packs OIHW weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
             /// optional bias (zero without one) into the layout the kernels read:
             #[doc = #pack_doc]
-            // Shape constants can be 1 here (one channel per group, say).
-            #[allow(clippy::modulo_one, clippy::identity_op, unused_variables)]
             pub fn pack_weights(
                 weights: &[f32; WEIGHTS_LEN],
                 bias: Option<&[f32; OUT_CHANNELS]>,
                 packed: &mut [f32; PACKED_LEN],
             ) {
-                const KPG: usize = #kpg_l;
-                const CPG: usize = #cpg_l;
-                const OC_BN: usize = #ocbn_l;
-                const NOCB: usize = #nocb_l;
-                const TAPS: usize = #taps_l;
-                const BIAS_OFFSET: usize = #bias_off;
-                for k in 0..OUT_CHANNELS {
-                    let (g, kk) = (k / KPG, k % KPG);
-                    let (block, lane) = (#block_of, #lane_of);
-                    for ci in 0..CPG {
-                        for t in 0..TAPS {
-                            packed[#pack_index] = weights[(k * CPG + ci) * TAPS + t];
-                        }
-                    }
-                    packed[#bias_index] = match bias {
-                        Some(b) => b[k],
-                        None => 0.0,
-                    };
-                }
+                WEIGHT_LAYOUT.pack(weights, bias.map(|b| b.as_slice()), packed)
             }
 
             #pack_input
@@ -392,7 +371,7 @@ fn layer_module(
                 output: &mut [f32; OUTPUT_LEN],
                 scratch: &mut [f32; SCRATCH_LEN],
             ) {
-                #dispatch
+                ENTRY.run(input, packed, output, scratch)
             }
 
             /// Output channels per work unit (one output-channel block of one group).
@@ -412,13 +391,18 @@ fn layer_module(
                 #dispatch_units
             }
 
-            /// [`run`] on up to `threads` threads (with gspc-runtime's `std` feature; one
-            /// thread otherwise): the layer's work units (output-channel blocks of a group)
-            /// are split into `threads` contiguous parts, each with its own scratch.
-            /// `scratch` holds `threads * SCRATCH_LEN` values at least (fewer threads run
-            /// if the layer has fewer units, or too little work to gain from them: see
-            /// `gspc_runtime::parallel::GRAIN_FLOPS`). Allocates nothing per call; call it
-            /// inside `gspc_runtime::parallel::in_pool` around the whole inference.
+            /// The layer's entry points over its lengths, in gspc-runtime.
+            const ENTRY: ::gspc_runtime::entry::Entry<
+                INPUT_LEN,
+                PACKED_LEN,
+                OUTPUT_LEN,
+                SCRATCH_LEN,
+                BLOCK_LEN,
+            > = ::gspc_runtime::entry::Entry { flops: FLOPS, run_units };
+
+            /// [`run`] on up to `threads` threads, fewer when the layer is small; `scratch`
+            /// holds `threads * SCRATCH_LEN` values: see
+            /// [`gspc_runtime::entry::Entry::run_parallel`].
             pub fn run_parallel(
                 input: &[f32; INPUT_LEN],
                 packed: &[f32; PACKED_LEN],
@@ -426,12 +410,10 @@ fn layer_module(
                 scratch: &mut [f32],
                 threads: usize,
             ) -> Result<(), ::gspc_runtime::Error> {
-                let parts = ::gspc_runtime::parallel::useful_threads(FLOPS, threads);
-                run_split(input, packed, output, scratch, parts)
+                ENTRY.run_parallel(input, packed, output, scratch, threads)
             }
 
-            /// [`run_parallel`] split into exactly `parts` parts (at most one per work
-            /// unit), however little work each gets: for tests and tuning.
+            /// [`run_parallel`] split into exactly `parts` parts: for tests and tuning.
             pub fn run_split(
                 input: &[f32; INPUT_LEN],
                 packed: &[f32; PACKED_LEN],
@@ -439,13 +421,7 @@ fn layer_module(
                 scratch: &mut [f32],
                 parts: usize,
             ) -> Result<(), ::gspc_runtime::Error> {
-                let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
-                ::gspc_runtime::parallel::split::<BLOCK_LEN, SCRATCH_LEN>(
-                    blocks,
-                    scratch,
-                    parts,
-                    &|first, blocks, scratch| run_units(input, packed, first, blocks, scratch),
-                )
+                ENTRY.run_split(input, packed, output, scratch, parts)
             }
 
             /// [`pack_weights`] over slices, checking their lengths.
@@ -454,14 +430,7 @@ fn layer_module(
                 bias: Option<&[f32]>,
                 packed: &mut [f32],
             ) -> Result<(), ::gspc_runtime::Error> {
-                let weights = ::gspc_runtime::as_array::<WEIGHTS_LEN>("weights", weights)?;
-                let bias = match bias {
-                    Some(b) => Some(::gspc_runtime::as_array::<OUT_CHANNELS>("bias", b)?),
-                    None => None,
-                };
-                let packed = ::gspc_runtime::as_array_mut::<PACKED_LEN>("packed", packed)?;
-                pack_weights(weights, bias, packed);
-                Ok(())
+                ::gspc_runtime::entry::pack_weights_slice(pack_weights, weights, bias, packed)
             }
 
             /// [`run`] over slices, checking their lengths.
@@ -471,9 +440,7 @@ fn layer_module(
                 output: &mut [f32],
                 scratch: &mut [f32],
             ) -> Result<(), ::gspc_runtime::Error> {
-                let (input, packed, output, scratch) = arrays(input, packed, output, scratch)?;
-                run(input, packed, output, scratch);
-                Ok(())
+                ENTRY.run_slice(input, packed, output, scratch)
             }
 
             /// [`run_parallel`] over slices, checking their lengths.
@@ -484,8 +451,7 @@ fn layer_module(
                 scratch: &mut [f32],
                 threads: usize,
             ) -> Result<(), ::gspc_runtime::Error> {
-                let parts = ::gspc_runtime::parallel::useful_threads(FLOPS, threads);
-                run_split_slice(input, packed, output, scratch, parts)
+                ENTRY.run_parallel_slice(input, packed, output, scratch, threads)
             }
 
             /// [`run_split`] over slices, checking their lengths.
@@ -496,33 +462,7 @@ fn layer_module(
                 scratch: &mut [f32],
                 parts: usize,
             ) -> Result<(), ::gspc_runtime::Error> {
-                let input = ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?;
-                let packed = ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?;
-                let output = ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?;
-                run_split(input, packed, output, scratch, parts)
-            }
-
-            #[allow(clippy::type_complexity)]
-            fn arrays<'a>(
-                input: &'a [f32],
-                packed: &'a [f32],
-                output: &'a mut [f32],
-                scratch: &'a mut [f32],
-            ) -> Result<
-                (
-                    &'a [f32; INPUT_LEN],
-                    &'a [f32; PACKED_LEN],
-                    &'a mut [f32; OUTPUT_LEN],
-                    &'a mut [f32; SCRATCH_LEN],
-                ),
-                ::gspc_runtime::Error,
-            > {
-                Ok((
-                    ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?,
-                    ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?,
-                    ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?,
-                    ::gspc_runtime::as_array_mut::<SCRATCH_LEN>("scratch", scratch)?,
-                ))
+                ENTRY.run_split_slice(input, packed, output, scratch, parts)
             }
 
             #(#variant_slices)*
@@ -533,17 +473,14 @@ fn layer_module(
 }
 
 /// The level check that must pass before a variant runs (`None`: it always runs where it
-/// is generated), as `(supported, unsupported)` conditions.
-fn guard(isa: Isa) -> Option<(TokenStream, TokenStream)> {
+/// is generated).
+fn guard(isa: Isa) -> Option<TokenStream> {
     let level = match isa {
         Isa::Portable | Isa::Neon => return None,
         Isa::Avx2 => quote!(::gspc_runtime::x86::LEVEL_AVX2),
         Isa::Avx512 => quote!(::gspc_runtime::x86::LEVEL_AVX512),
     };
-    Some((
-        quote!(::gspc_runtime::x86::level() >= #level),
-        quote!(::gspc_runtime::x86::level() < #level),
-    ))
+    Some(quote!(::gspc_runtime::x86::level() >= #level))
 }
 
 /// Calls one variant's `f` with `args`; the `unsafe` block gets its `// SAFETY:` line after
@@ -583,7 +520,7 @@ fn dispatch_body(isas: &[Isa], arch: Arch, f: &str, args: TokenStream) -> TokenS
             } else {
                 branches.push(quote!(#c;));
             }
-        } else if let Some((supported, _)) = g {
+        } else if let Some(supported) = g {
             branches.push(quote!(if #supported { #c; return; }));
         } else {
             branches.push(quote!(#c; return;));
@@ -596,16 +533,7 @@ fn dispatch_body(isas: &[Isa], arch: Arch, f: &str, args: TokenStream) -> TokenS
 fn variant_slice(isa: Isa) -> TokenStream {
     let f = ident(&format!("run_{isa}_slice"));
     let isa_p = isa_path(isa);
-    let g = guard(isa);
     let c = call(isa);
-    let check = match g {
-        Some((_, unsupported)) => quote! {
-            if #unsupported {
-                return Err(::gspc_runtime::Error::Unsupported(#isa_p));
-            }
-        },
-        None => quote!(),
-    };
     let doc = format!(" The {isa} variant of [`run`] over slices; refuses when the CPU lacks it.");
     quote! {
         #[doc = #doc]
@@ -615,8 +543,8 @@ fn variant_slice(isa: Isa) -> TokenStream {
             output: &mut [f32],
             scratch: &mut [f32],
         ) -> Result<(), ::gspc_runtime::Error> {
-            let (input, packed, output, scratch) = arrays(input, packed, output, scratch)?;
-            #check
+            let (input, packed, output, scratch) =
+                ENTRY.variant_arrays(#isa_p, input, packed, output, scratch)?;
             #c;
             Ok(())
         }
@@ -684,15 +612,28 @@ fn pack_input_fn(p: &LayerPlan) -> TokenStream {
     let rl = p.row_len;
     let u = lit;
     let (c_l, h_l, w_l, hp_l, rl_l) = (u(p.cpg()), u(h), u(w), u(hp), u(rl));
+    // With one input channel per group there is no channel loop: plane 0, channel `g`.
+    let one = p.cpg() == 1;
+    let plane = |offset: usize| match (one, offset) {
+        (true, _) => {
+            let o = u(offset);
+            quote!(#o)
+        }
+        (false, 0) => quote!(c * (HP * ROW)),
+        (false, _) => {
+            let o = u(offset);
+            quote!(c * (HP * ROW) + #o)
+        }
+    };
     let pad_rows = if ph > 0 {
         let n = u(ph * rl);
-        let bottom = u((ph + h) * rl);
+        let (top_at, bottom_at) = (plane(0), plane((ph + h) * rl));
         quote! {
-            let Some(top) = ::gspc_runtime::window::window_mut::<#n, SCRATCH_LEN>(scratch, c * (HP * ROW)) else {
+            let Some(top) = ::gspc_runtime::window::window_mut::<#n, SCRATCH_LEN>(scratch, #top_at) else {
                 return;
             };
             *top = [0.0; #n];
-            let Some(bottom) = ::gspc_runtime::window::window_mut::<#n, SCRATCH_LEN>(scratch, c * (HP * ROW) + #bottom) else {
+            let Some(bottom) = ::gspc_runtime::window::window_mut::<#n, SCRATCH_LEN>(scratch, #bottom_at) else {
                 return;
             };
             *bottom = [0.0; #n];
@@ -796,33 +737,46 @@ fn pack_input_fn(p: &LayerPlan) -> TokenStream {
     } else {
         quote!(*dst = *src;)
     };
-    let dst_at = if ph > 0 {
-        let first_row = u(ph * rl);
-        quote!(c * (HP * ROW) + #first_row + h * ROW)
+    let dst_at = match (one && ph == 0, plane(ph * rl)) {
+        (true, _) => quote!(h * ROW),
+        (false, first_row) => quote!(#first_row + h * ROW),
+    };
+    let src_at = if one {
+        quote!((g * H + h) * W)
     } else {
-        quote!(c * (HP * ROW) + h * ROW)
+        quote!(((g * C + c) * H + h) * W)
+    };
+    let rows = quote! {
+        #pad_rows
+        for h in 0..H {
+            let Some(src) = ::gspc_runtime::window::window::<W, INPUT_LEN>(input, #src_at) else {
+                return;
+            };
+            let Some(dst) = ::gspc_runtime::window::window_mut::<ROW, SCRATCH_LEN>(scratch, #dst_at) else {
+                return;
+            };
+            #row
+        }
+    };
+    let channels = if one {
+        rows
+    } else {
+        quote! {
+            const C: usize = #c_l;
+            const HP: usize = #hp_l;
+            for c in 0..C {
+                #rows
+            }
+        }
     };
     quote! {
         /// Copies the input channels of group `g` into the scratch as zero-padded planes
         /// `[IN_CHANNELS / GROUPS][H + 2 PH][ROW]`.
         fn pack_input(input: &[f32; INPUT_LEN], scratch: &mut [f32; SCRATCH_LEN], g: usize) {
-            const C: usize = #c_l;
             const H: usize = #h_l;
             const W: usize = #w_l;
-            const HP: usize = #hp_l;
             const ROW: usize = #rl_l;
-            for c in 0..C {
-                #pad_rows
-                for h in 0..H {
-                    let Some(src) = ::gspc_runtime::window::window::<W, INPUT_LEN>(input, ((g * C + c) * H + h) * W) else {
-                        return;
-                    };
-                    let Some(dst) = ::gspc_runtime::window::window_mut::<ROW, SCRATCH_LEN>(scratch, #dst_at) else {
-                        return;
-                    };
-                    #row
-                }
-            }
+            #channels
         }
     }
 }

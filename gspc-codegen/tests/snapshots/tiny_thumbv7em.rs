@@ -87,35 +87,26 @@ pub mod tiny {
             ],
             baked: None,
         };
+        /// Where the kernels read each weight and bias (see [`pack_weights`]).
+        pub const WEIGHT_LAYOUT: ::gspc_runtime::entry::WeightLayout = ::gspc_runtime::entry::WeightLayout {
+            kpg: 2,
+            cpg: 2,
+            oc_bn: 2,
+            nocb: 1,
+            taps: 9,
+            gpv: 1,
+            bias_offset: 72,
+            dwc: false,
+        };
         /// Packs OIHW weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
         /// optional bias (zero without one) into the layout the kernels read:
         /// `[GROUPS][KPG / OC_BN][CPG][KH][KW][OC_BN]`, then the bias.
-        #[allow(clippy::modulo_one, clippy::identity_op, unused_variables)]
         pub fn pack_weights(
             weights: &[f32; WEIGHTS_LEN],
             bias: Option<&[f32; OUT_CHANNELS]>,
             packed: &mut [f32; PACKED_LEN],
         ) {
-            const KPG: usize = 2;
-            const CPG: usize = 2;
-            const OC_BN: usize = 2;
-            const NOCB: usize = 1;
-            const TAPS: usize = 9;
-            const BIAS_OFFSET: usize = 72;
-            for k in 0..OUT_CHANNELS {
-                let (g, kk) = (k / KPG, k % KPG);
-                let (block, lane) = (g * NOCB + kk / OC_BN, kk % OC_BN);
-                for ci in 0..CPG {
-                    for t in 0..TAPS {
-                        packed[((block * CPG + ci) * TAPS + t) * OC_BN + lane] = weights[(k
-                            * CPG + ci) * TAPS + t];
-                    }
-                }
-                packed[BIAS_OFFSET + block * OC_BN + lane] = match bias {
-                    Some(b) => b[k],
-                    None => 0.0,
-                };
-            }
+            WEIGHT_LAYOUT.pack(weights, bias.map(|b| b.as_slice()), packed)
         }
         /// Copies the input channels of group `g` into the scratch as zero-padded planes
         /// `[IN_CHANNELS / GROUPS][H + 2 PH][ROW]`.
@@ -124,11 +115,11 @@ pub mod tiny {
             scratch: &mut [f32; SCRATCH_LEN],
             g: usize,
         ) {
-            const C: usize = 2;
             const H: usize = 4;
             const W: usize = 5;
-            const HP: usize = 6;
             const ROW: usize = 7;
+            const C: usize = 2;
+            const HP: usize = 6;
             for c in 0..C {
                 let Some(top) = ::gspc_runtime::window::window_mut::<
                     7,
@@ -172,7 +163,7 @@ pub mod tiny {
             output: &mut [f32; OUTPUT_LEN],
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
-            portable::run(input, packed, output, scratch)
+            ENTRY.run(input, packed, output, scratch)
         }
         /// Output channels per work unit (one output-channel block of one group).
         pub const BLOCK_LEN: usize = 40;
@@ -189,13 +180,20 @@ pub mod tiny {
         ) {
             portable::run_units(input, packed, first, blocks, scratch)
         }
-        /// [`run`] on up to `threads` threads (with gspc-runtime's `std` feature; one
-        /// thread otherwise): the layer's work units (output-channel blocks of a group)
-        /// are split into `threads` contiguous parts, each with its own scratch.
-        /// `scratch` holds `threads * SCRATCH_LEN` values at least (fewer threads run
-        /// if the layer has fewer units, or too little work to gain from them: see
-        /// `gspc_runtime::parallel::GRAIN_FLOPS`). Allocates nothing per call; call it
-        /// inside `gspc_runtime::parallel::in_pool` around the whole inference.
+        /// The layer's entry points over its lengths, in gspc-runtime.
+        const ENTRY: ::gspc_runtime::entry::Entry<
+            INPUT_LEN,
+            PACKED_LEN,
+            OUTPUT_LEN,
+            SCRATCH_LEN,
+            BLOCK_LEN,
+        > = ::gspc_runtime::entry::Entry {
+            flops: FLOPS,
+            run_units,
+        };
+        /// [`run`] on up to `threads` threads, fewer when the layer is small; `scratch`
+        /// holds `threads * SCRATCH_LEN` values: see
+        /// [`gspc_runtime::entry::Entry::run_parallel`].
         pub fn run_parallel(
             input: &[f32; INPUT_LEN],
             packed: &[f32; PACKED_LEN],
@@ -203,11 +201,9 @@ pub mod tiny {
             scratch: &mut [f32],
             threads: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            let parts = ::gspc_runtime::parallel::useful_threads(FLOPS, threads);
-            run_split(input, packed, output, scratch, parts)
+            ENTRY.run_parallel(input, packed, output, scratch, threads)
         }
-        /// [`run_parallel`] split into exactly `parts` parts (at most one per work
-        /// unit), however little work each gets: for tests and tuning.
+        /// [`run_parallel`] split into exactly `parts` parts: for tests and tuning.
         pub fn run_split(
             input: &[f32; INPUT_LEN],
             packed: &[f32; PACKED_LEN],
@@ -215,22 +211,7 @@ pub mod tiny {
             scratch: &mut [f32],
             parts: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
-            ::gspc_runtime::parallel::split::<
-                BLOCK_LEN,
-                SCRATCH_LEN,
-            >(
-                blocks,
-                scratch,
-                parts,
-                &|first, blocks, scratch| run_units(
-                    input,
-                    packed,
-                    first,
-                    blocks,
-                    scratch,
-                ),
-            )
+            ENTRY.run_split(input, packed, output, scratch, parts)
         }
         /// [`pack_weights`] over slices, checking their lengths.
         pub fn pack_weights_slice(
@@ -238,14 +219,12 @@ pub mod tiny {
             bias: Option<&[f32]>,
             packed: &mut [f32],
         ) -> Result<(), ::gspc_runtime::Error> {
-            let weights = ::gspc_runtime::as_array::<WEIGHTS_LEN>("weights", weights)?;
-            let bias = match bias {
-                Some(b) => Some(::gspc_runtime::as_array::<OUT_CHANNELS>("bias", b)?),
-                None => None,
-            };
-            let packed = ::gspc_runtime::as_array_mut::<PACKED_LEN>("packed", packed)?;
-            pack_weights(weights, bias, packed);
-            Ok(())
+            ::gspc_runtime::entry::pack_weights_slice(
+                pack_weights,
+                weights,
+                bias,
+                packed,
+            )
         }
         /// [`run`] over slices, checking their lengths.
         pub fn run_slice(
@@ -254,14 +233,7 @@ pub mod tiny {
             output: &mut [f32],
             scratch: &mut [f32],
         ) -> Result<(), ::gspc_runtime::Error> {
-            let (input, packed, output, scratch) = arrays(
-                input,
-                packed,
-                output,
-                scratch,
-            )?;
-            run(input, packed, output, scratch);
-            Ok(())
+            ENTRY.run_slice(input, packed, output, scratch)
         }
         /// [`run_parallel`] over slices, checking their lengths.
         pub fn run_parallel_slice(
@@ -271,8 +243,7 @@ pub mod tiny {
             scratch: &mut [f32],
             threads: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            let parts = ::gspc_runtime::parallel::useful_threads(FLOPS, threads);
-            run_split_slice(input, packed, output, scratch, parts)
+            ENTRY.run_parallel_slice(input, packed, output, scratch, threads)
         }
         /// [`run_split`] over slices, checking their lengths.
         pub fn run_split_slice(
@@ -282,32 +253,7 @@ pub mod tiny {
             scratch: &mut [f32],
             parts: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            let input = ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?;
-            let packed = ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?;
-            let output = ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?;
-            run_split(input, packed, output, scratch, parts)
-        }
-        #[allow(clippy::type_complexity)]
-        fn arrays<'a>(
-            input: &'a [f32],
-            packed: &'a [f32],
-            output: &'a mut [f32],
-            scratch: &'a mut [f32],
-        ) -> Result<
-            (
-                &'a [f32; INPUT_LEN],
-                &'a [f32; PACKED_LEN],
-                &'a mut [f32; OUTPUT_LEN],
-                &'a mut [f32; SCRATCH_LEN],
-            ),
-            ::gspc_runtime::Error,
-        > {
-            Ok((
-                ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?,
-                ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?,
-                ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?,
-                ::gspc_runtime::as_array_mut::<SCRATCH_LEN>("scratch", scratch)?,
-            ))
+            ENTRY.run_split_slice(input, packed, output, scratch, parts)
         }
         /// The portable variant of [`run`] over slices; refuses when the CPU lacks it.
         pub fn run_portable_slice(
@@ -316,12 +262,14 @@ pub mod tiny {
             output: &mut [f32],
             scratch: &mut [f32],
         ) -> Result<(), ::gspc_runtime::Error> {
-            let (input, packed, output, scratch) = arrays(
-                input,
-                packed,
-                output,
-                scratch,
-            )?;
+            let (input, packed, output, scratch) = ENTRY
+                .variant_arrays(
+                    ::gspc_runtime::Isa::Portable,
+                    input,
+                    packed,
+                    output,
+                    scratch,
+                )?;
             portable::run(input, packed, output, scratch);
             Ok(())
         }
@@ -538,35 +486,26 @@ pub mod tiny {
             ],
             baked: None,
         };
+        /// Where the kernels read each weight and bias (see [`pack_weights`]).
+        pub const WEIGHT_LAYOUT: ::gspc_runtime::entry::WeightLayout = ::gspc_runtime::entry::WeightLayout {
+            kpg: 2,
+            cpg: 2,
+            oc_bn: 2,
+            nocb: 1,
+            taps: 9,
+            gpv: 1,
+            bias_offset: 72,
+            dwc: false,
+        };
         /// Packs OIHW weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
         /// optional bias (zero without one) into the layout the kernels read:
         /// `[GROUPS][KPG / OC_BN][CPG][KH][KW][OC_BN]`, then the bias.
-        #[allow(clippy::modulo_one, clippy::identity_op, unused_variables)]
         pub fn pack_weights(
             weights: &[f32; WEIGHTS_LEN],
             bias: Option<&[f32; OUT_CHANNELS]>,
             packed: &mut [f32; PACKED_LEN],
         ) {
-            const KPG: usize = 2;
-            const CPG: usize = 2;
-            const OC_BN: usize = 2;
-            const NOCB: usize = 1;
-            const TAPS: usize = 9;
-            const BIAS_OFFSET: usize = 72;
-            for k in 0..OUT_CHANNELS {
-                let (g, kk) = (k / KPG, k % KPG);
-                let (block, lane) = (g * NOCB + kk / OC_BN, kk % OC_BN);
-                for ci in 0..CPG {
-                    for t in 0..TAPS {
-                        packed[((block * CPG + ci) * TAPS + t) * OC_BN + lane] = weights[(k
-                            * CPG + ci) * TAPS + t];
-                    }
-                }
-                packed[BIAS_OFFSET + block * OC_BN + lane] = match bias {
-                    Some(b) => b[k],
-                    None => 0.0,
-                };
-            }
+            WEIGHT_LAYOUT.pack(weights, bias.map(|b| b.as_slice()), packed)
         }
         /// Copies the input channels of group `g` into the scratch as zero-padded planes
         /// `[IN_CHANNELS / GROUPS][H + 2 PH][ROW]`.
@@ -575,11 +514,11 @@ pub mod tiny {
             scratch: &mut [f32; SCRATCH_LEN],
             g: usize,
         ) {
-            const C: usize = 2;
             const H: usize = 4;
             const W: usize = 5;
-            const HP: usize = 6;
             const ROW: usize = 7;
+            const C: usize = 2;
+            const HP: usize = 6;
             for c in 0..C {
                 let Some(top) = ::gspc_runtime::window::window_mut::<
                     7,
@@ -623,7 +562,7 @@ pub mod tiny {
             output: &mut [f32; OUTPUT_LEN],
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
-            portable::run(input, packed, output, scratch)
+            ENTRY.run(input, packed, output, scratch)
         }
         /// Output channels per work unit (one output-channel block of one group).
         pub const BLOCK_LEN: usize = 12;
@@ -640,13 +579,20 @@ pub mod tiny {
         ) {
             portable::run_units(input, packed, first, blocks, scratch)
         }
-        /// [`run`] on up to `threads` threads (with gspc-runtime's `std` feature; one
-        /// thread otherwise): the layer's work units (output-channel blocks of a group)
-        /// are split into `threads` contiguous parts, each with its own scratch.
-        /// `scratch` holds `threads * SCRATCH_LEN` values at least (fewer threads run
-        /// if the layer has fewer units, or too little work to gain from them: see
-        /// `gspc_runtime::parallel::GRAIN_FLOPS`). Allocates nothing per call; call it
-        /// inside `gspc_runtime::parallel::in_pool` around the whole inference.
+        /// The layer's entry points over its lengths, in gspc-runtime.
+        const ENTRY: ::gspc_runtime::entry::Entry<
+            INPUT_LEN,
+            PACKED_LEN,
+            OUTPUT_LEN,
+            SCRATCH_LEN,
+            BLOCK_LEN,
+        > = ::gspc_runtime::entry::Entry {
+            flops: FLOPS,
+            run_units,
+        };
+        /// [`run`] on up to `threads` threads, fewer when the layer is small; `scratch`
+        /// holds `threads * SCRATCH_LEN` values: see
+        /// [`gspc_runtime::entry::Entry::run_parallel`].
         pub fn run_parallel(
             input: &[f32; INPUT_LEN],
             packed: &[f32; PACKED_LEN],
@@ -654,11 +600,9 @@ pub mod tiny {
             scratch: &mut [f32],
             threads: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            let parts = ::gspc_runtime::parallel::useful_threads(FLOPS, threads);
-            run_split(input, packed, output, scratch, parts)
+            ENTRY.run_parallel(input, packed, output, scratch, threads)
         }
-        /// [`run_parallel`] split into exactly `parts` parts (at most one per work
-        /// unit), however little work each gets: for tests and tuning.
+        /// [`run_parallel`] split into exactly `parts` parts: for tests and tuning.
         pub fn run_split(
             input: &[f32; INPUT_LEN],
             packed: &[f32; PACKED_LEN],
@@ -666,22 +610,7 @@ pub mod tiny {
             scratch: &mut [f32],
             parts: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
-            ::gspc_runtime::parallel::split::<
-                BLOCK_LEN,
-                SCRATCH_LEN,
-            >(
-                blocks,
-                scratch,
-                parts,
-                &|first, blocks, scratch| run_units(
-                    input,
-                    packed,
-                    first,
-                    blocks,
-                    scratch,
-                ),
-            )
+            ENTRY.run_split(input, packed, output, scratch, parts)
         }
         /// [`pack_weights`] over slices, checking their lengths.
         pub fn pack_weights_slice(
@@ -689,14 +618,12 @@ pub mod tiny {
             bias: Option<&[f32]>,
             packed: &mut [f32],
         ) -> Result<(), ::gspc_runtime::Error> {
-            let weights = ::gspc_runtime::as_array::<WEIGHTS_LEN>("weights", weights)?;
-            let bias = match bias {
-                Some(b) => Some(::gspc_runtime::as_array::<OUT_CHANNELS>("bias", b)?),
-                None => None,
-            };
-            let packed = ::gspc_runtime::as_array_mut::<PACKED_LEN>("packed", packed)?;
-            pack_weights(weights, bias, packed);
-            Ok(())
+            ::gspc_runtime::entry::pack_weights_slice(
+                pack_weights,
+                weights,
+                bias,
+                packed,
+            )
         }
         /// [`run`] over slices, checking their lengths.
         pub fn run_slice(
@@ -705,14 +632,7 @@ pub mod tiny {
             output: &mut [f32],
             scratch: &mut [f32],
         ) -> Result<(), ::gspc_runtime::Error> {
-            let (input, packed, output, scratch) = arrays(
-                input,
-                packed,
-                output,
-                scratch,
-            )?;
-            run(input, packed, output, scratch);
-            Ok(())
+            ENTRY.run_slice(input, packed, output, scratch)
         }
         /// [`run_parallel`] over slices, checking their lengths.
         pub fn run_parallel_slice(
@@ -722,8 +642,7 @@ pub mod tiny {
             scratch: &mut [f32],
             threads: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            let parts = ::gspc_runtime::parallel::useful_threads(FLOPS, threads);
-            run_split_slice(input, packed, output, scratch, parts)
+            ENTRY.run_parallel_slice(input, packed, output, scratch, threads)
         }
         /// [`run_split`] over slices, checking their lengths.
         pub fn run_split_slice(
@@ -733,32 +652,7 @@ pub mod tiny {
             scratch: &mut [f32],
             parts: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            let input = ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?;
-            let packed = ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?;
-            let output = ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?;
-            run_split(input, packed, output, scratch, parts)
-        }
-        #[allow(clippy::type_complexity)]
-        fn arrays<'a>(
-            input: &'a [f32],
-            packed: &'a [f32],
-            output: &'a mut [f32],
-            scratch: &'a mut [f32],
-        ) -> Result<
-            (
-                &'a [f32; INPUT_LEN],
-                &'a [f32; PACKED_LEN],
-                &'a mut [f32; OUTPUT_LEN],
-                &'a mut [f32; SCRATCH_LEN],
-            ),
-            ::gspc_runtime::Error,
-        > {
-            Ok((
-                ::gspc_runtime::as_array::<INPUT_LEN>("input", input)?,
-                ::gspc_runtime::as_array::<PACKED_LEN>("packed", packed)?,
-                ::gspc_runtime::as_array_mut::<OUTPUT_LEN>("output", output)?,
-                ::gspc_runtime::as_array_mut::<SCRATCH_LEN>("scratch", scratch)?,
-            ))
+            ENTRY.run_split_slice(input, packed, output, scratch, parts)
         }
         /// The portable variant of [`run`] over slices; refuses when the CPU lacks it.
         pub fn run_portable_slice(
@@ -767,12 +661,14 @@ pub mod tiny {
             output: &mut [f32],
             scratch: &mut [f32],
         ) -> Result<(), ::gspc_runtime::Error> {
-            let (input, packed, output, scratch) = arrays(
-                input,
-                packed,
-                output,
-                scratch,
-            )?;
+            let (input, packed, output, scratch) = ENTRY
+                .variant_arrays(
+                    ::gspc_runtime::Isa::Portable,
+                    input,
+                    packed,
+                    output,
+                    scratch,
+                )?;
             portable::run(input, packed, output, scratch);
             Ok(())
         }
