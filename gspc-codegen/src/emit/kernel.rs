@@ -2,9 +2,7 @@
 
 use super::{ident, lit};
 use crate::plan::{
-    DWC_BLOCK, DirectRowShape, DwcColShape, LayerPlan, Strategy, VariantPlan, direct_col_tiles,
-    direct_row_tiles, dwc_col_tiles, dwc_input_len, dwc_input_span, dwc_row_runs, input_span,
-    output_span,
+    DWC_BLOCK, Kind, LayerPlan, VariantPlan, direct, dwc, output_span, packed_oc, packed_ow,
 };
 use gspc_runtime::{Activation, Isa};
 use proc_macro2::TokenStream;
@@ -236,23 +234,21 @@ fn linear(terms: &[(&str, usize)], constant: usize) -> TokenStream {
 
 /// The module of one variant: `run` and the tile functions.
 pub fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
-    if p.strategy == Strategy::GspcDwc {
-        return variant_module_dwc(p, v, outline);
-    }
-    if v.direct {
-        return variant_module_direct(p, v, outline);
+    match v.kind {
+        Kind::Dwc => return variant_module_dwc(p, v, outline),
+        Kind::Direct { .. } => return variant_module_direct(p, v, outline),
+        Kind::PackedOc | Kind::PackedOw => {}
     }
     let l = &p.layer;
     let oh = p.output[0];
     let nocb = lit(p.nocb());
     let full_n = lit(v.full_tiles);
     let ow0_full = linear(&[("t", v.reg_n)], 0);
-    let full_offsets = v.full_offsets(p.strategy);
-    let tail_offsets = v.tail_offsets(p.strategy);
-    let tile = |name: &str, offsets: &[usize], rows: usize| match p.strategy {
-        Strategy::GspcOc => tile_fn(p, v, name, offsets.len(), outline),
-        Strategy::GspcOw => tile_fn_ow(p, v, name, offsets, rows, outline),
-        Strategy::GspcDwc => quote!(),
+    let full_offsets = v.full_offsets();
+    let tail_offsets = v.tail_offsets();
+    let tile = |name: &str, offsets: &[usize], rows: usize| match v.kind {
+        Kind::PackedOw => tile_fn_ow(p, v, name, offsets, rows, outline),
+        _ => tile_fn(p, v, name, offsets.len(), outline),
     };
     let row_tail = oh % v.rows;
     let mut tiles = Vec::new();
@@ -486,7 +482,7 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
     let l = &p.layer;
     let [oh, ow] = p.output;
     let cb = DWC_BLOCK;
-    let (xlen, olen) = (dwc_input_len(p), oh * ow * cb);
+    let (xlen, olen) = (dwc::input_len(p), oh * ow * cb);
     let hw = l.input[0] * l.input[1];
     let (xlen_l, olen_l, block_l, pixels_l) = (lit(xlen), lit(olen), lit(olen), lit(oh * ow));
     let (hw_l, cb_l) = (lit(hw), lit(cb));
@@ -504,8 +500,8 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
         ),
     };
     // One tile function per column shape; runs of tiles of one shape become loops.
-    let col_tiles = dwc_col_tiles(l, v);
-    let mut shapes: Vec<DwcColShape> = Vec::new();
+    let col_tiles = dwc::col_tiles(l, v);
+    let mut shapes: Vec<dwc::ColShape> = Vec::new();
     let mut tiles = Vec::new();
     // (shape index, first tile's ow0, first tile's input column, tiles in the run)
     let mut runs: Vec<(usize, usize, usize, usize)> = Vec::new();
@@ -529,7 +525,7 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
         }
     }
     let mut rows = Vec::new();
-    for (a, b, k0, k1) in dwc_row_runs(l) {
+    for (a, b, k0, k1) in dwc::row_runs(l) {
         let (k0, k1) = (lit(k0), lit(k1));
         let mut calls = Vec::new();
         for &(k, ow0, iw0, n) in &runs {
@@ -626,7 +622,7 @@ fn tile_fn_dwc(
     p: &LayerPlan,
     v: &VariantPlan,
     name: &str,
-    shape: &DwcColShape,
+    shape: &dwc::ColShape,
     outline: bool,
 ) -> TokenStream {
     let l = &p.layer;
@@ -642,8 +638,8 @@ fn tile_fn_dwc(
     let cb = DWC_BLOCK;
     let r = shape.pixels;
     let taps = kh_n * kw_n;
-    let xspan = dwc_input_span(shape);
-    let (xlen, olen) = (dwc_input_len(p), p.output[0] * ow * cb);
+    let xspan = dwc::input_span(shape);
+    let (xlen, olen) = (dwc::input_len(p), p.output[0] * ow * cb);
     let row_at = linear(&[("oh", l.stride[0]), ("kh", l.dilation[0])], 0);
     let ph_l = lit(l.padding[0]);
     let x_at = linear(&[("ih", w * cb), ("iw0", cb)], 0);
@@ -780,7 +776,7 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize, outline: bool) 
     let oc_bn = p.oc_bn;
     let wspan = kh_n * kw_n * oc_bn;
     let offsets: Vec<usize> = (0..r).collect();
-    let xspan = input_span(p, v, &offsets, 1);
+    let xspan = packed_oc::input_span(p, &offsets, 1);
     let ospan = output_span(p, v, &offsets, 1);
     let ohw = oh * ow;
     let gpv = p.gpv;
@@ -994,7 +990,7 @@ fn tile_fn_ow(
     let rl = p.row_len;
     let [oh, ow] = p.output;
     let oc_bn = p.oc_bn;
-    let xspan = input_span(p, v, offsets, rows);
+    let xspan = packed_ow::input_span(p, v, offsets, rows);
     let ospan = output_span(p, v, offsets, rows);
     let ohw = oh * ow;
     let xb = linear(&[("oh", l.stride[0] * rl), ("ow0", 1)], 0);
@@ -1094,13 +1090,13 @@ fn variant_module_direct(p: &LayerPlan, v: &VariantPlan, outline: bool) -> Token
     let (plane_l, block_l, taps_l) = (lit(h * w), lit(oh * ow), lit(taps));
     let bias_l = lit(p.bias_offset);
     let w_at = linear(&[("g", taps)], 0);
-    let row_tiles = if v.flat {
+    let row_tiles = if v.kind.is_flat() {
         Vec::new()
     } else {
-        direct_row_tiles(l, v.rows)
+        direct::row_tiles(l, v.rows)
     };
     let step_ih = v.rows * l.stride[0];
-    let mut shapes: Vec<DirectRowShape> = Vec::new();
+    let mut shapes: Vec<direct::RowShape> = Vec::new();
     let mut calls = Vec::new();
     let mut i = 0;
     while i < row_tiles.len() {
@@ -1135,7 +1131,7 @@ fn variant_module_direct(p: &LayerPlan, v: &VariantPlan, outline: bool) -> Token
         }
         i += n;
     }
-    let tiles: Vec<TokenStream> = if v.flat {
+    let tiles: Vec<TokenStream> = if v.kind.is_flat() {
         calls = vec![quote!(tile_flat(x, w, b, out);)];
         vec![tile_fn_flat(p, v, outline)]
     } else {
@@ -1319,7 +1315,7 @@ fn tile_fn_direct(
     p: &LayerPlan,
     v: &VariantPlan,
     k: usize,
-    shape: &DirectRowShape,
+    shape: &direct::RowShape,
     outline: bool,
 ) -> TokenStream {
     let l = &p.layer;
@@ -1365,7 +1361,7 @@ fn tile_fn_direct(
         pre.push(quote!(let #id = ::gspc_runtime::window::at::<#w_l, #spanw_l, #at>(xw);));
     }
     let mut col_blocks = Vec::new();
-    for cols in direct_col_tiles(v) {
+    for cols in direct::col_tiles(v) {
         let acc = |r: usize, j: usize| format_ident!("acc_r{}_v{}", r, j);
         let mut body = Vec::new();
         // Accumulators that get an FMA (those of rows over the padding only do not).
@@ -1538,7 +1534,7 @@ fn tile_fn_flat(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
         pre.push(quote!(let #id = #set;));
     }
     let mut col_blocks = Vec::new();
-    for cols in direct_col_tiles(v) {
+    for cols in direct::col_tiles(v) {
         let acc = |j: usize| format_ident!("acc_v{}", j);
         let mut body = Vec::new();
         let mut fed = std::collections::HashSet::new();
