@@ -22,7 +22,7 @@ mod builder;
 mod emit;
 pub mod error;
 pub mod import;
-pub mod plan;
+mod plan;
 pub mod spec;
 pub mod target;
 pub mod weights;
@@ -30,8 +30,8 @@ pub mod weights;
 pub use builder::{Builder, Output};
 pub use error::{Diagnostic, Error};
 pub use gspc_runtime::{Activation, Isa};
-pub use plan::{LayerPlan, Strategy, VariantPlan};
-pub use spec::{LayerSpec, Spec};
+pub use plan::{Kind, LayerPlan, VariantPlan};
+pub use spec::{LayerSpec, Spec, Strategy};
 pub use target::{Arch, Target};
 
 /// The version written into generated headers.

@@ -23,7 +23,7 @@ pub enum Strategy {
     /// ResNets).
     GspcOw,
     /// `gspc-dwc`: depthwise layers with channels on the vector axis, in blocks of
-    /// [`DWC_BLOCK`] channels.
+    /// 16 channels.
     GspcDwc,
 }
 
@@ -47,7 +47,7 @@ impl Strategy {
 }
 
 /// Channels per block of `gspc-dwc` (the runtime's transposes work on blocks of this many).
-pub const DWC_BLOCK: usize = gspc_runtime::dwc::CB;
+pub(crate) const DWC_BLOCK: usize = gspc_runtime::dwc::CB;
 
 /// The limits a spec must stay within. Each is checked with a message that names it.
 pub mod limits {
@@ -133,7 +133,7 @@ pub struct LayerSpec {
 impl LayerSpec {
     /// Whether `gspc-dwc` can compute the layer: depthwise (one input and one output
     /// channel per group) with a multiple of [`DWC_BLOCK`] channels.
-    pub fn dwc_applies(&self) -> bool {
+    pub(crate) fn dwc_applies(&self) -> bool {
         self.groups == self.in_channels
             && self.groups == self.out_channels
             && self.in_channels.is_multiple_of(DWC_BLOCK)

@@ -233,7 +233,7 @@ fn linear(terms: &[(&str, usize)], constant: usize) -> TokenStream {
 }
 
 /// The module of one variant: `run` and the tile functions.
-pub fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
+pub(crate) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
     match v.kind {
         Kind::Dwc => return variant_module_dwc(p, v, outline),
         Kind::Direct { .. } => return variant_module_direct(p, v, outline),

@@ -95,10 +95,10 @@ pub(super) fn check_bounds(p: &LayerPlan, v: &VariantPlan) -> Vec<String> {
 
 /// Widest output row of the direct `gspc-ow` kernel, which unrolls whole rows (wider rows
 /// keep the packed kernel and its loop over column tiles).
-pub const MAX_WIDTH: usize = 256;
+pub(crate) const MAX_WIDTH: usize = 256;
 
 /// Vector lanes of the direct `gspc-ow` kernel on an ISA (0: none there).
-pub fn lanes(isa: Isa) -> usize {
+pub(crate) fn lanes(isa: Isa) -> usize {
     match isa {
         Isa::Avx512 => 16,
         Isa::Avx2 => 8,
@@ -109,7 +109,7 @@ pub fn lanes(isa: Isa) -> usize {
 /// Tile of the direct kernel on an ISA: (vectors per row, output rows), at most. AVX-512:
 /// 4 x 2, the 9 weights of a 3x3 kernel in registers beside 8 accumulators (4 x 4 spilled
 /// on Zen 5); AVX2's 16 registers: 2 x 2.
-pub fn tile(isa: Isa) -> (usize, usize) {
+pub(crate) fn tile(isa: Isa) -> (usize, usize) {
     match isa {
         Isa::Avx512 => (4, 2),
         _ => (2, 2),
@@ -123,7 +123,7 @@ pub fn tile(isa: Isa) -> (usize, usize) {
 /// is read in place with masked loads at the row's ends (the zero padding), so the input is
 /// not packed. Rows narrower than a vector take one vector each, stored under a mask.
 /// Measured on Zen 5 (mobilenet_v1_dw shapes, both kernels in one run): see the README.
-pub fn applies(layer: &LayerSpec, isa: Isa, scalar: bool, oc_bn: usize) -> bool {
+pub(crate) fn applies(layer: &LayerSpec, isa: Isa, scalar: bool, oc_bn: usize) -> bool {
     let lanes = lanes(isa);
     let span = (layer.kernel[1] - 1) * layer.dilation[1];
     lanes > 0
@@ -140,7 +140,7 @@ pub fn applies(layer: &LayerSpec, isa: Isa, scalar: bool, oc_bn: usize) -> bool 
 }
 
 /// Largest plane (`H * W`) the flat direct kernel unrolls whole.
-pub const FLAT_MAX: usize = 256;
+pub(crate) const FLAT_MAX: usize = 256;
 
 /// Whether the direct kernel sees the plane as one row of `H * W` values (flat): depthwise
 /// (as [`applies`]) with stride 1 and "same" padding (output plane = input plane), so
@@ -149,7 +149,7 @@ pub const FLAT_MAX: usize = 256;
 /// values); a tap's lanes whose column falls outside the row are masked out of the FMA,
 /// rows above and below the plane load as zeros. Planes of one vector to
 /// [`FLAT_MAX`] values.
-pub fn flat(layer: &LayerSpec, isa: Isa, scalar: bool, oc_bn: usize) -> bool {
+pub(crate) fn flat(layer: &LayerSpec, isa: Isa, scalar: bool, oc_bn: usize) -> bool {
     let hw = layer.input[0] * layer.input[1];
     applies(layer, isa, scalar, oc_bn)
         && layer.stride == [1, 1]
@@ -159,7 +159,7 @@ pub fn flat(layer: &LayerSpec, isa: Isa, scalar: bool, oc_bn: usize) -> bool {
 
 /// One tile of output rows of the direct kernel and the input rows it reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RowTile {
+pub(crate) struct RowTile {
     /// First output row.
     pub oh0: usize,
     /// First input row read (0 if none is).
@@ -170,7 +170,7 @@ pub struct RowTile {
 
 /// What a row tile of the direct kernel computes, relative to its first rows.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RowShape {
+pub(crate) struct RowShape {
     /// Output rows.
     pub rows: usize,
     /// Input rows read, from `ih0`.
@@ -181,7 +181,7 @@ pub struct RowShape {
 }
 
 /// The row tiles of the direct kernel: `rows` output rows each (fewer in the last).
-pub fn row_tiles(layer: &LayerSpec, rows: usize) -> Vec<RowTile> {
+pub(crate) fn row_tiles(layer: &LayerSpec, rows: usize) -> Vec<RowTile> {
     let [oh, _] = layer.output();
     let h = layer.input[0] as isize;
     let (sh, ph, dh) = (
@@ -218,7 +218,7 @@ pub fn row_tiles(layer: &LayerSpec, rows: usize) -> Vec<RowTile> {
 }
 
 /// The column blocks of the direct kernel: per column tile, the first column of each vector.
-pub fn col_tiles(v: &VariantPlan) -> Vec<Vec<usize>> {
+pub(crate) fn col_tiles(v: &VariantPlan) -> Vec<Vec<usize>> {
     let mut tiles: Vec<Vec<usize>> = (0..v.full_tiles)
         .map(|t| (0..v.nvec).map(|i| t * v.reg_n + i * v.lanes).collect())
         .collect();

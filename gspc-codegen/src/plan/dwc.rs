@@ -63,7 +63,7 @@ pub(super) fn plan(layer: &LayerSpec, isa: Isa, scalar: bool, compact: bool) -> 
 /// One column tile of a `gspc-dwc` row: its pixels and the taps of each that read the
 /// input (taps over the left and right zero padding are left out at generation time).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ColTile {
+pub(crate) struct ColTile {
     /// First output column.
     pub ow0: usize,
     /// What the tile computes, relative to `ow0` (shared by tiles that compute alike).
@@ -72,7 +72,7 @@ pub struct ColTile {
 
 /// What a `gspc-dwc` column tile computes, relative to its first column.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ColShape {
+pub(crate) struct ColShape {
     /// Output pixels.
     pub pixels: usize,
     /// Input column of the tile's first loaded pixel, relative to `ow0 * SW - PW` (the
@@ -86,7 +86,7 @@ pub struct ColShape {
 }
 
 /// The column tiles of a `gspc-dwc` variant: full tiles of `reg_n` pixels, then the tail.
-pub fn col_tiles(l: &LayerSpec, v: &VariantPlan) -> Vec<ColTile> {
+pub(crate) fn col_tiles(l: &LayerSpec, v: &VariantPlan) -> Vec<ColTile> {
     let w = l.input[1] as isize;
     let (sw, pw, dw) = (
         l.stride[1] as isize,
@@ -132,7 +132,7 @@ pub fn col_tiles(l: &LayerSpec, v: &VariantPlan) -> Vec<ColTile> {
 /// Runs of output rows of a `gspc-dwc` layer that read the same kernel rows:
 /// `(first row, end row, first kernel row, end kernel row)`; kernel rows over the top and
 /// bottom zero padding are left out (rows over the padding only read none).
-pub fn row_runs(l: &LayerSpec) -> Vec<(usize, usize, usize, usize)> {
+pub(crate) fn row_runs(l: &LayerSpec) -> Vec<(usize, usize, usize, usize)> {
     let h = l.input[0] as isize;
     let (sh, ph, dh) = (
         l.stride[0] as isize,
@@ -157,13 +157,13 @@ pub fn row_runs(l: &LayerSpec) -> Vec<(usize, usize, usize, usize)> {
 }
 
 /// Input window of a `gspc-dwc` tile (one input row of it), in values.
-pub fn input_span(shape: &ColShape) -> usize {
+pub(crate) fn input_span(shape: &ColShape) -> usize {
     shape.span.max(1) * DWC_BLOCK
 }
 
 /// Values of the packed input of one `gspc-dwc` block, `[H][W][16]` without padding (the
 /// rest of the scratch holds its output pixels).
-pub fn input_len(p: &LayerPlan) -> usize {
+pub(crate) fn input_len(p: &LayerPlan) -> usize {
     p.layer.input[0] * p.layer.input[1] * DWC_BLOCK
 }
 

@@ -25,45 +25,45 @@
 //! where the tail tile would hold fewer than [`FMA_CHAINS`] accumulators the row is split
 //! into tiles of even width (as are `gspc-ow`'s vectors).
 
-pub mod direct;
-pub mod dwc;
-pub mod packed_oc;
-pub mod packed_ow;
+pub(crate) mod direct;
+pub(crate) mod dwc;
+pub(crate) mod packed_oc;
+pub(crate) mod packed_ow;
 
 use crate::error::Error;
 use crate::spec::LayerSpec;
-pub use crate::spec::{DWC_BLOCK, Strategy};
+pub(crate) use crate::spec::{DWC_BLOCK, Strategy};
 use crate::target::{Arch, Target};
 use gspc_runtime::Isa;
 
 /// Accumulator registers of one tile, at most (see `plan_layer`).
-pub const MAX_ACCUMULATORS: usize = 20;
+pub(crate) const MAX_ACCUMULATORS: usize = 20;
 
 /// Independent accumulators a tile needs to keep the FMA pipes busy: 2 pipes x 4 cycles of
 /// latency on Zen 4/5 and recent Intel cores.
-pub const FMA_CHAINS: usize = 8;
+pub(crate) const FMA_CHAINS: usize = 8;
 
 /// Unrolled multiply-adds (vector FMAs) in one tile function, at most.
-pub const MAX_TILE_FMAS: usize = 1024;
+pub(crate) const MAX_TILE_FMAS: usize = 1024;
 
 /// The kernel an ISA variant runs. The layer's [`Strategy`] gives its layouts; a `gspc-ow`
-/// layer's variants run [`Kind::Direct`] where [`direct::applies`], else [`Kind::PackedOw`].
+/// layer's variants run [`Kind::Direct`] where `direct::applies`, else [`Kind::PackedOw`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// `gspc-oc` (see [`packed_oc`]): a tile is `reg_n` output columns x `oc_bn` output
+    /// `gspc-oc` (see `packed_oc`): a tile is `reg_n` output columns x `oc_bn` output
     /// channels; one broadcast input value per column and tap.
     PackedOc,
-    /// `gspc-ow` over the packed input (see [`packed_ow`]): a tile is `oc_bn` output
+    /// `gspc-ow` over the packed input (see `packed_ow`): a tile is `oc_bn` output
     /// channels of one group x a few vectors of consecutive output columns; one input
     /// vector load per tap serves every channel of the tile.
     PackedOw,
-    /// `gspc-ow` computed straight from the NCHW input, without packing (see [`direct`]);
+    /// `gspc-ow` computed straight from the NCHW input, without packing (see `direct`);
     /// `flat`: over the plane as one row, columns are positions in the plane.
     Direct {
-        /// The plane as one row (see [`direct::flat`]).
+        /// The plane as one row (see `direct::flat`).
         flat: bool,
     },
-    /// `gspc-dwc` (see [`dwc`]): blocks of [`DWC_BLOCK`] channels packed as pixels; a tile
+    /// `gspc-dwc` (see `dwc`): blocks of `DWC_BLOCK` channels packed as pixels; a tile
     /// is a few output pixels of a row.
     Dwc,
 }
@@ -105,7 +105,7 @@ pub struct VariantPlan {
     /// vectors; the final vector may overlap the one before it, recomputing a few columns,
     /// so that no vector reads or writes past the row.
     pub last_offsets: Vec<usize>,
-    /// Kernel name (see [`kernel_name`]).
+    /// Kernel name (see `kernel_name`).
     pub kernel: String,
     /// The kernel this variant runs.
     pub kind: Kind,
@@ -168,7 +168,7 @@ pub struct LayerPlan {
     /// the packed input interleaves those groups' pixels, so one broadcast of `gpv`
     /// consecutive values (64 or 128 bits) feeds every lane its own group's input.
     pub gpv: usize,
-    /// Compact code: tiles of at most a quarter of [`MAX_TILE_FMAS`] multiply-adds and no
+    /// Compact code: tiles of at most a quarter of `MAX_TILE_FMAS` multiply-adds and no
     /// direct kernel (which unrolls whole rows or planes), so the layer's code does not
     /// grow with its plane; pinned by the spec or chosen by [`crate::plan`] for the largest
     /// layers of a model that would pass the generated-lines limit.
@@ -229,7 +229,7 @@ impl LayerPlan {
 /// `f32_gconv_g{G}c{CPG}k{KPG}_k{KH}x{KW}s{SH}x{SW}d{DH}x{DW}p{PH}x{PW}_{H}x{W}_{strategy}__{isa}`:
 /// data type, operation, groups and channels per group, kernel window, stride, dilation,
 /// padding, input size, strategy, then the ISA after a double underscore.
-pub fn kernel_name(l: &LayerSpec, strategy: Strategy, isa: Isa) -> String {
+pub(crate) fn kernel_name(l: &LayerSpec, strategy: Strategy, isa: Isa) -> String {
     format!(
         "f32_gconv_g{}c{}k{}_k{}x{}s{}x{}d{}x{}p{}x{}_{}x{}_{}__{}",
         l.groups,
@@ -281,7 +281,7 @@ fn primary_lanes(isas: &[Isa]) -> usize {
 
 /// A layout-level choice pinned by the spec (`strategy`, `oc_block`), if any.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Pin {
+pub(crate) struct Pin {
     /// Strategy, or the cost model's.
     pub strategy: Option<Strategy>,
     /// `oc_bn`, or the cost model's.
@@ -333,12 +333,16 @@ fn choose_strategy(layer: &LayerSpec, isas: &[Isa], oc_bn_oc: usize) -> Strategy
 }
 
 /// Plans one layer for the given ISA variants.
-pub fn plan_layer(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> Result<LayerPlan, Error> {
+pub(crate) fn plan_layer(
+    layer: &LayerSpec,
+    target: &Target,
+    isas: &[Isa],
+) -> Result<LayerPlan, Error> {
     plan_layer_pinned(layer, target, isas, Pin::of(layer))
 }
 
 /// [`plan_layer`] with the strategy and/or `oc_bn` pinned.
-pub fn plan_layer_pinned(
+pub(crate) fn plan_layer_pinned(
     layer: &LayerSpec,
     target: &Target,
     isas: &[Isa],
@@ -629,7 +633,12 @@ fn check_bounds_packed(p: &LayerPlan, v: &VariantPlan) -> Vec<String> {
 }
 
 /// Output window of one tile: `oc_bn` channel planes, up to the tile's last column.
-pub fn output_span(p: &LayerPlan, v: &VariantPlan, offsets: &[usize], out_rows: usize) -> usize {
+pub(crate) fn output_span(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    offsets: &[usize],
+    out_rows: usize,
+) -> usize {
     let [oh, ow] = p.output;
     let last = offsets.iter().copied().max().unwrap_or(0);
     let width = match v.kind {

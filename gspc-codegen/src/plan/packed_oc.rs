@@ -68,7 +68,7 @@ pub(super) fn plan(
 
 /// Input window of one tile for one channel: the span from its first to its last value in
 /// the packed input, for the tile's columns `offsets`.
-pub fn input_span(p: &LayerPlan, offsets: &[usize], out_rows: usize) -> usize {
+pub(crate) fn input_span(p: &LayerPlan, offsets: &[usize], out_rows: usize) -> usize {
     let l = &p.layer;
     let last = offsets.iter().copied().max().unwrap_or(0);
     let rows = ((out_rows - 1) * l.stride[0] + (l.kernel[0] - 1) * l.dilation[0]) * p.row_len;
