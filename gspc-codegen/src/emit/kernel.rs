@@ -252,20 +252,24 @@ pub(crate) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
     };
     let row_tail = oh % v.rows;
     let mut tiles = Vec::new();
+    // The block of a group: a tile argument only where a group has several.
+    let ob = (p.nocb() > 1).then(|| quote!(ob,));
     let calls = |suffix: &str| {
         let mut c = Vec::new();
-        if v.full_tiles > 0 {
-            let f = format_ident!("tile_full{}", suffix);
-            c.push(quote! {
+        let f = format_ident!("tile_full{}", suffix);
+        match v.full_tiles {
+            0 => {}
+            1 => c.push(quote!(#f(x, packed, block, g, #ob oh, 0);)),
+            _ => c.push(quote! {
                 for t in 0..#full_n {
-                    #f(x, packed, block, g, ob, oh, #ow0_full);
+                    #f(x, packed, block, g, #ob oh, #ow0_full);
                 }
-            });
+            }),
         }
         if !tail_offsets.is_empty() {
             let f = format_ident!("tile_last{}", suffix);
             let at = lit(v.last_ow0());
-            c.push(quote!(#f(x, packed, block, g, ob, oh, #at);));
+            c.push(quote!(#f(x, packed, block, g, #ob oh, #at);));
         }
         quote!(#(#c)*)
     };
@@ -281,12 +285,21 @@ pub(crate) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
         }
     }
     let main_calls = calls("");
-    let row_tiles = lit(oh / v.rows);
-    let oh_at = linear(&[("r", v.rows)], 0);
-    let row_loop = quote! {
-        for r in 0..#row_tiles {
-            let oh = #oh_at;
+    let row_loop = match oh / v.rows {
+        0 => quote!(),
+        1 => quote! {
+            let oh = 0;
             #main_calls
+        },
+        n => {
+            let row_tiles = lit(n);
+            let oh_at = linear(&[("r", v.rows)], 0);
+            quote! {
+                for r in 0..#row_tiles {
+                    let oh = #oh_at;
+                    #main_calls
+                }
+            }
         }
     };
     let row_tail_block = if row_tail > 0 {
@@ -313,24 +326,25 @@ pub(crate) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
         }
     );
     let run_doc = format!(" Runs layer `{}` with the {} variant.", l.name, v.isa);
+    let group = match p.nocb() {
+        1 => "u".to_string(),
+        n => format!("u / {n}"),
+    };
     let units_doc = format!(
-        " Computes output blocks `first..first + blocks.len()` of layer `{}` with the {} variant; block `u` is output channels `u * {} ..` of group `u / {}`.",
-        l.name,
-        v.isa,
-        p.oc_bn,
-        p.nocb()
+        " Computes output blocks `first..first + blocks.len()` of layer `{}` with the {} variant; block `u` is output channels `u * {} ..` of group `{group}`.",
+        l.name, v.isa, p.oc_bn
     );
     let block_l = lit(p.oc_bn * p.output[0] * p.output[1]);
     let unit_split = if p.nocb() == 1 {
-        quote!((unit, 0))
+        quote!(let g = unit;)
     } else {
-        quote!((unit / #nocb, unit % #nocb))
+        quote!(let (g, ob) = (unit / #nocb, unit % #nocb);)
     };
     let body = quote! {
         let mut packed_group = usize::MAX;
         for (i, block) in blocks.iter_mut().enumerate() {
             let unit = first + i;
-            let (g, ob) = #unit_split;
+            #unit_split
             if g != packed_group {
                 super::pack_input(input, scratch, g);
                 packed_group = g;
@@ -915,11 +929,23 @@ fn tile_wrapper(p: &LayerPlan, v: &VariantPlan, outline: bool, t: Tile) -> Token
     let (cpg, kpg, oc_bn) = (p.cpg(), p.kpg(), p.oc_bn);
     let plane = p.padded[0] * p.row_len * p.gpv;
     let wspan = l.kernel[0] * l.kernel[1] * oc_bn;
-    let wb = linear(&[("g", p.nocb() * cpg * wspan), ("ob", cpg * wspan)], 0);
-    let x_at = linear(&[("xb", 1), ("ci", plane)], 0);
-    let w_at = linear(&[("wb", 1), ("ci", wspan)], 0);
+    // `ob`, the block within the group, only where a group has several.
+    let ob = p.nocb() > 1;
+    let ob_coeff = |c: usize| if ob { c } else { 0 };
+    let wb = linear(
+        &[("g", p.nocb() * cpg * wspan), ("ob", ob_coeff(cpg * wspan))],
+        0,
+    );
+    // The loop over the group's input channels, only where it has several.
+    let ci = |c: usize| if cpg > 1 { c } else { 0 };
+    let x_at = linear(&[("xb", 1), ("ci", ci(plane))], 0);
+    let w_at = linear(&[("wb", 1), ("ci", ci(wspan))], 0);
     // `g` is the group, or the block of gpv groups.
-    let b_at = linear(&[("g", kpg * p.gpv), ("ob", oc_bn)], p.bias_offset);
+    let b_at = linear(
+        &[("g", kpg * p.gpv), ("ob", ob_coeff(oc_bn))],
+        p.bias_offset,
+    );
+    let ob_param = ob.then(|| quote!(ob: usize,));
     let o_at = linear(&[("oh", ow), ("ow0", 1)], 0);
     let (s_len, p_len, block_l) = (lit(p.scratch_len), lit(p.packed_len), lit(oc_bn * oh * ow));
     let (xspan_l, wspan_l, ospan_l, cpg_l, ocbn_l) =
@@ -934,6 +960,24 @@ fn tile_wrapper(p: &LayerPlan, v: &VariantPlan, outline: bool, t: Tile) -> Token
         ..
     } = t;
     let inline = inline_attr(outline);
+    let channel = quote! {
+        let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #s_len>(x, #x_at) else {
+            return;
+        };
+        let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #p_len>(p, #w_at) else {
+            return;
+        };
+        #(#body)*
+    };
+    let channels = if cpg > 1 {
+        quote! {
+            for ci in 0..#cpg_l {
+                #channel
+            }
+        }
+    } else {
+        channel
+    };
     quote! {
         #[doc = #doc]
         #tf
@@ -943,22 +987,14 @@ fn tile_wrapper(p: &LayerPlan, v: &VariantPlan, outline: bool, t: Tile) -> Token
             p: &[f32; #p_len],
             out: &mut [f32; #block_l],
             g: usize,
-            ob: usize,
+            #ob_param
             oh: usize,
             ow0: usize,
         ) {
             let xb = #xb;
             let wb = #wb;
             #(#init)*
-            for ci in 0..#cpg_l {
-                let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #s_len>(x, #x_at) else {
-                    return;
-                };
-                let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #p_len>(p, #w_at) else {
-                    return;
-                };
-                #(#body)*
-            }
+            #channels
             let Some(bw) = ::gspc_runtime::window::window::<#ocbn_l, #p_len>(p, #b_at) else {
                 return;
             };
@@ -1014,6 +1050,8 @@ fn tile_fn_ow(
     // Each input row of the window is loaded once and feeds every output row it reaches.
     let in_rows = (rows - 1) * l.stride[0] + (kh_n - 1) * l.dilation[0] + 1;
     for ir in 0..in_rows {
+        // A position of the row that two taps' vectors share is loaded once.
+        let mut loaded: HashMap<usize, proc_macro2::Ident> = HashMap::new();
         let uses: Vec<(usize, usize)> = (0..rows)
             .filter_map(|r| {
                 let d = ir.checked_sub(r * l.stride[0])?;
@@ -1027,9 +1065,15 @@ fn tile_fn_ow(
         for kw in 0..kw_n {
             let base = ir * rl + p.col_index(kw * l.dilation[1]);
             for (i, off) in offsets.iter().enumerate() {
-                let x = format_ident!("x_r{}_k{}_v{}", ir, kw, i);
-                let load = ops.load(&xw, xspan, base + off);
-                body.push(quote!(let #x = #load;));
+                let x = loaded
+                    .entry(base + off)
+                    .or_insert_with(|| {
+                        let x = format_ident!("x_r{}_k{}_v{}", ir, kw, i);
+                        let load = ops.load(&xw, xspan, base + off);
+                        body.push(quote!(let #x = #load;));
+                        x
+                    })
+                    .clone();
                 for &(r, kh) in &uses {
                     let tap = kh * kw_n + kw;
                     for c in 0..oc_bn {

@@ -411,7 +411,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<40>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the portable variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the portable variant; block `u` is output channels `u * 2 ..` of group `u`.
             pub fn run_units(
                 input: &[f32; super::INPUT_LEN],
                 packed: &[f32; super::PACKED_LEN],
@@ -422,18 +422,16 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
                     }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for r in 0..1 {
-                        let oh = r * 3;
-                        tile_last(x, packed, block, g, ob, oh, 0);
-                    }
+                    let oh = 0;
+                    tile_last(x, packed, block, g, oh, 0);
                     let oh = 3;
-                    tile_last_rows(x, packed, block, g, ob, oh, 0);
+                    tile_last_rows(x, packed, block, g, oh, 0);
                 }
             }
             /// Tile of 2 output channel(s) x 3 output row(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_r{row}_v{vector}`; per input channel a 3x3 window, unrolled: each input row's vectors loaded once for every output row they reach, one FMA with a broadcast weight per channel.
@@ -443,12 +441,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 40],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 7 + ow0;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_c0_r0_v0 = [0.0f32; 4];
                 let mut acc_c0_r0_v1 = [0.0f32; 4];
                 let mut acc_c0_r1_v0 = [0.0f32; 4];
@@ -480,15 +477,13 @@ pub mod tiny {
                     let x_r0_k0_v1 = ::gspc_runtime::window::at::<4, 35, 1>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[0], x_r0_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[1], x_r0_k0_v1);
-                    let x_r0_k1_v0 = ::gspc_runtime::window::at::<4, 35, 1>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k0_v1);
                     let x_r0_k1_v1 = ::gspc_runtime::window::at::<4, 35, 2>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[2], x_r0_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[3], x_r0_k1_v1);
-                    let x_r0_k2_v0 = ::gspc_runtime::window::at::<4, 35, 2>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k1_v1);
                     let x_r0_k2_v1 = ::gspc_runtime::window::at::<4, 35, 3>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[4], x_r0_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[5], x_r0_k2_v1);
@@ -502,21 +497,19 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[7], x_r1_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[0], x_r1_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[1], x_r1_k0_v1);
-                    let x_r1_k1_v0 = ::gspc_runtime::window::at::<4, 35, 8>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[2], x_r1_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[3], x_r1_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[2], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[3], x_r1_k0_v1);
                     let x_r1_k1_v1 = ::gspc_runtime::window::at::<4, 35, 9>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[8], x_r1_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[9], x_r1_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[2], x_r1_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[3], x_r1_k1_v1);
-                    let x_r1_k2_v0 = ::gspc_runtime::window::at::<4, 35, 9>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[4], x_r1_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[5], x_r1_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[4], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[5], x_r1_k1_v1);
                     let x_r1_k2_v1 = ::gspc_runtime::window::at::<4, 35, 10>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[10], x_r1_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[11], x_r1_k2_v1);
@@ -536,13 +529,12 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[7], x_r2_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[0], x_r2_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[1], x_r2_k0_v1);
-                    let x_r2_k1_v0 = ::gspc_runtime::window::at::<4, 35, 15>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[8], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[9], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[2], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[3], x_r2_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[8], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[9], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[2], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[3], x_r2_k0_v1);
                     let x_r2_k1_v1 = ::gspc_runtime::window::at::<4, 35, 16>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[14], x_r2_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[15], x_r2_k1_v1);
@@ -550,13 +542,12 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[9], x_r2_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[2], x_r2_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[3], x_r2_k1_v1);
-                    let x_r2_k2_v0 = ::gspc_runtime::window::at::<4, 35, 16>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[10], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[11], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[4], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[5], x_r2_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[10], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[11], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[4], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[5], x_r2_k1_v1);
                     let x_r2_k2_v1 = ::gspc_runtime::window::at::<4, 35, 17>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[16], x_r2_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[17], x_r2_k2_v1);
@@ -574,21 +565,19 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[13], x_r3_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[6], x_r3_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[7], x_r3_k0_v1);
-                    let x_r3_k1_v0 = ::gspc_runtime::window::at::<4, 35, 22>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[14], x_r3_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[15], x_r3_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[8], x_r3_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[9], x_r3_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[14], x_r3_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[15], x_r3_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[8], x_r3_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[9], x_r3_k0_v1);
                     let x_r3_k1_v1 = ::gspc_runtime::window::at::<4, 35, 23>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[14], x_r3_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[15], x_r3_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[8], x_r3_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[9], x_r3_k1_v1);
-                    let x_r3_k2_v0 = ::gspc_runtime::window::at::<4, 35, 23>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[16], x_r3_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[17], x_r3_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[10], x_r3_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[11], x_r3_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[16], x_r3_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[17], x_r3_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[10], x_r3_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[11], x_r3_k1_v1);
                     let x_r3_k2_v1 = ::gspc_runtime::window::at::<4, 35, 24>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[16], x_r3_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[17], x_r3_k2_v1);
@@ -600,23 +589,19 @@ pub mod tiny {
                     let x_r4_k0_v1 = ::gspc_runtime::window::at::<4, 35, 29>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[12], x_r4_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[13], x_r4_k0_v1);
-                    let x_r4_k1_v0 = ::gspc_runtime::window::at::<4, 35, 29>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[14], x_r4_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[15], x_r4_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[14], x_r4_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[15], x_r4_k0_v1);
                     let x_r4_k1_v1 = ::gspc_runtime::window::at::<4, 35, 30>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[14], x_r4_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[15], x_r4_k1_v1);
-                    let x_r4_k2_v0 = ::gspc_runtime::window::at::<4, 35, 30>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[16], x_r4_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[17], x_r4_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[16], x_r4_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[17], x_r4_k1_v1);
                     let x_r4_k2_v1 = ::gspc_runtime::window::at::<4, 35, 31>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[16], x_r4_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[17], x_r4_k2_v1);
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -693,12 +678,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 40],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 7 + ow0;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_c0_r0_v0 = [0.0f32; 4];
                 let mut acc_c0_r0_v1 = [0.0f32; 4];
                 let mut acc_c1_r0_v0 = [0.0f32; 4];
@@ -722,15 +706,13 @@ pub mod tiny {
                     let x_r0_k0_v1 = ::gspc_runtime::window::at::<4, 21, 1>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[0], x_r0_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[1], x_r0_k0_v1);
-                    let x_r0_k1_v0 = ::gspc_runtime::window::at::<4, 21, 1>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k0_v1);
                     let x_r0_k1_v1 = ::gspc_runtime::window::at::<4, 21, 2>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[2], x_r0_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[3], x_r0_k1_v1);
-                    let x_r0_k2_v0 = ::gspc_runtime::window::at::<4, 21, 2>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k1_v1);
                     let x_r0_k2_v1 = ::gspc_runtime::window::at::<4, 21, 3>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[4], x_r0_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[5], x_r0_k2_v1);
@@ -740,15 +722,13 @@ pub mod tiny {
                     let x_r1_k0_v1 = ::gspc_runtime::window::at::<4, 21, 8>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[6], x_r1_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[7], x_r1_k0_v1);
-                    let x_r1_k1_v0 = ::gspc_runtime::window::at::<4, 21, 8>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k0_v1);
                     let x_r1_k1_v1 = ::gspc_runtime::window::at::<4, 21, 9>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[8], x_r1_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[9], x_r1_k1_v1);
-                    let x_r1_k2_v0 = ::gspc_runtime::window::at::<4, 21, 9>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k1_v1);
                     let x_r1_k2_v1 = ::gspc_runtime::window::at::<4, 21, 10>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[10], x_r1_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[11], x_r1_k2_v1);
@@ -758,23 +738,19 @@ pub mod tiny {
                     let x_r2_k0_v1 = ::gspc_runtime::window::at::<4, 21, 15>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[12], x_r2_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[13], x_r2_k0_v1);
-                    let x_r2_k1_v0 = ::gspc_runtime::window::at::<4, 21, 15>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k0_v1);
                     let x_r2_k1_v1 = ::gspc_runtime::window::at::<4, 21, 16>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[14], x_r2_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[15], x_r2_k1_v1);
-                    let x_r2_k2_v0 = ::gspc_runtime::window::at::<4, 21, 16>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k1_v1);
                     let x_r2_k2_v1 = ::gspc_runtime::window::at::<4, 21, 17>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[16], x_r2_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[17], x_r2_k2_v1);
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -823,7 +799,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<40>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the avx2 variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the avx2 variant; block `u` is output channels `u * 2 ..` of group `u`.
             ///
             /// # Safety
             ///
@@ -839,18 +815,16 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
                     }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for r in 0..1 {
-                        let oh = r * 3;
-                        tile_last(x, packed, block, g, ob, oh, 0);
-                    }
+                    let oh = 0;
+                    tile_last(x, packed, block, g, oh, 0);
                     let oh = 3;
-                    tile_last_rows(x, packed, block, g, ob, oh, 0);
+                    tile_last_rows(x, packed, block, g, oh, 0);
                 }
             }
             /// Tile of 2 output channel(s) x 3 output row(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_r{row}_v{vector}`; per input channel a 3x3 window, unrolled: each input row's vectors loaded once for every output row they reach, one FMA with a broadcast weight per channel.
@@ -861,12 +835,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 40],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 7 + ow0;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_c0_r0_v0 = _mm_setzero_ps();
                 let mut acc_c0_r0_v1 = _mm_setzero_ps();
                 let mut acc_c0_r1_v0 = _mm_setzero_ps();
@@ -918,16 +891,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r0_v1,
                     );
-                    let x_r0_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 1>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k1_v0,
+                        x_r0_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k1_v0,
+                        x_r0_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r0_v0,
                     );
@@ -944,16 +914,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r0_v1,
                     );
-                    let x_r0_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 2>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k2_v0,
+                        x_r0_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k2_v0,
+                        x_r0_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r0_v0,
                     );
@@ -1016,26 +983,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r1_v1,
                     );
-                    let x_r1_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 8>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r1_v0,
                     );
@@ -1062,26 +1026,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r1_v1,
                     );
-                    let x_r1_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 9>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r1_v0,
                     );
@@ -1174,36 +1135,33 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r2_v1,
                     );
-                    let x_r2_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 15>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r2_v0,
                     );
@@ -1240,36 +1198,33 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r2_v1,
                     );
-                    let x_r2_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 16>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r2_v0,
                     );
@@ -1352,26 +1307,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[7]),
                         acc_c1_r2_v1,
                     );
-                    let x_r3_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 22>(xw),
-                    );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r2_v0,
                     );
@@ -1398,26 +1350,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[9]),
                         acc_c1_r2_v1,
                     );
-                    let x_r3_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 23>(xw),
-                    );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r2_v0,
                     );
@@ -1470,16 +1419,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[13]),
                         acc_c1_r2_v1,
                     );
-                    let x_r4_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 29>(xw),
-                    );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k1_v0,
+                        x_r4_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k1_v0,
+                        x_r4_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r2_v0,
                     );
@@ -1496,16 +1442,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[15]),
                         acc_c1_r2_v1,
                     );
-                    let x_r4_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 30>(xw),
-                    );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k2_v0,
+                        x_r4_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k2_v0,
+                        x_r4_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r2_v0,
                     );
@@ -1523,10 +1466,8 @@ pub mod tiny {
                         acc_c1_r2_v1,
                     );
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -1580,12 +1521,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 40],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 7 + ow0;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_c0_r0_v0 = _mm_setzero_ps();
                 let mut acc_c0_r0_v1 = _mm_setzero_ps();
                 let mut acc_c1_r0_v0 = _mm_setzero_ps();
@@ -1629,16 +1569,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r0_v1,
                     );
-                    let x_r0_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 21, 1>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k1_v0,
+                        x_r0_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k1_v0,
+                        x_r0_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r0_v0,
                     );
@@ -1655,16 +1592,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r0_v1,
                     );
-                    let x_r0_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 21, 2>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k2_v0,
+                        x_r0_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k2_v0,
+                        x_r0_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r0_v0,
                     );
@@ -1707,16 +1641,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[7]),
                         acc_c1_r0_v1,
                     );
-                    let x_r1_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 21, 8>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r0_v0,
                     );
@@ -1733,16 +1664,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[9]),
                         acc_c1_r0_v1,
                     );
-                    let x_r1_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 21, 9>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r0_v0,
                     );
@@ -1785,16 +1713,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[13]),
                         acc_c1_r0_v1,
                     );
-                    let x_r2_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 21, 15>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r0_v0,
                     );
@@ -1811,16 +1736,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[15]),
                         acc_c1_r0_v1,
                     );
-                    let x_r2_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 21, 16>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r0_v0,
                     );
@@ -1838,10 +1760,8 @@ pub mod tiny {
                         acc_c1_r0_v1,
                     );
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -1882,7 +1802,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<40>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the avx512 variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the avx512 variant; block `u` is output channels `u * 2 ..` of group `u`.
             ///
             /// # Safety
             ///
@@ -1898,16 +1818,14 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
                     }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for r in 0..1 {
-                        let oh = r * 4;
-                        tile_last(x, packed, block, g, ob, oh, 0);
-                    }
+                    let oh = 0;
+                    tile_last(x, packed, block, g, oh, 0);
                 }
             }
             /// Tile of 2 output channel(s) x 4 output row(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_r{row}_v{vector}`; per input channel a 3x3 window, unrolled: each input row's vectors loaded once for every output row they reach, one FMA with a broadcast weight per channel.
@@ -1918,12 +1836,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 40],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 7 + ow0;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_c0_r0_v0 = _mm_setzero_ps();
                 let mut acc_c0_r0_v1 = _mm_setzero_ps();
                 let mut acc_c0_r1_v0 = _mm_setzero_ps();
@@ -1979,16 +1896,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r0_v1,
                     );
-                    let x_r0_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 1>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k1_v0,
+                        x_r0_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k1_v0,
+                        x_r0_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r0_v0,
                     );
@@ -2005,16 +1919,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r0_v1,
                     );
-                    let x_r0_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 2>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k2_v0,
+                        x_r0_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k2_v0,
+                        x_r0_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r0_v0,
                     );
@@ -2077,26 +1988,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r1_v1,
                     );
-                    let x_r1_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 8>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r1_v0,
                     );
@@ -2123,26 +2031,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r1_v1,
                     );
-                    let x_r1_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 9>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r1_v0,
                     );
@@ -2235,36 +2140,33 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r2_v1,
                     );
-                    let x_r2_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 15>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r2_v0,
                     );
@@ -2301,36 +2203,33 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r2_v1,
                     );
-                    let x_r2_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 16>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r2_v0,
                     );
@@ -2433,36 +2332,33 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r3_v1,
                     );
-                    let x_r3_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 22>(xw),
-                    );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r2_v0,
                     );
                     acc_c0_r3_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r3_v0,
                     );
                     acc_c1_r3_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r3_v0,
                     );
@@ -2499,36 +2395,33 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r3_v1,
                     );
-                    let x_r3_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 23>(xw),
-                    );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r2_v0,
                     );
                     acc_c0_r3_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r3_v0,
                     );
                     acc_c1_r3_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r3_v0,
                     );
@@ -2611,26 +2504,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[7]),
                         acc_c1_r3_v1,
                     );
-                    let x_r4_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 29>(xw),
-                    );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k1_v0,
+                        x_r4_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k1_v0,
+                        x_r4_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r2_v0,
                     );
                     acc_c0_r3_v0 = _mm_fmadd_ps(
-                        x_r4_k1_v0,
+                        x_r4_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r3_v0,
                     );
                     acc_c1_r3_v0 = _mm_fmadd_ps(
-                        x_r4_k1_v0,
+                        x_r4_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r3_v0,
                     );
@@ -2657,26 +2547,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[9]),
                         acc_c1_r3_v1,
                     );
-                    let x_r4_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 30>(xw),
-                    );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k2_v0,
+                        x_r4_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k2_v0,
+                        x_r4_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r2_v0,
                     );
                     acc_c0_r3_v0 = _mm_fmadd_ps(
-                        x_r4_k2_v0,
+                        x_r4_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r3_v0,
                     );
                     acc_c1_r3_v0 = _mm_fmadd_ps(
-                        x_r4_k2_v0,
+                        x_r4_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r3_v0,
                     );
@@ -2729,16 +2616,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[13]),
                         acc_c1_r3_v1,
                     );
-                    let x_r5_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 36>(xw),
-                    );
                     acc_c0_r3_v0 = _mm_fmadd_ps(
-                        x_r5_k1_v0,
+                        x_r5_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r3_v0,
                     );
                     acc_c1_r3_v0 = _mm_fmadd_ps(
-                        x_r5_k1_v0,
+                        x_r5_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r3_v0,
                     );
@@ -2755,16 +2639,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[15]),
                         acc_c1_r3_v1,
                     );
-                    let x_r5_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 37>(xw),
-                    );
                     acc_c0_r3_v0 = _mm_fmadd_ps(
-                        x_r5_k2_v0,
+                        x_r5_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r3_v0,
                     );
                     acc_c1_r3_v0 = _mm_fmadd_ps(
-                        x_r5_k2_v0,
+                        x_r5_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r3_v0,
                     );
@@ -2782,10 +2663,8 @@ pub mod tiny {
                         acc_c1_r3_v1,
                     );
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -3227,7 +3106,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<12>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the portable variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the portable variant; block `u` is output channels `u * 2 ..` of group `u`.
             pub fn run_units(
                 input: &[f32; super::INPUT_LEN],
                 packed: &[f32; super::PACKED_LEN],
@@ -3238,7 +3117,7 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
@@ -3246,9 +3125,7 @@ pub mod tiny {
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for r in 0..2 {
                         let oh = r;
-                        for t in 0..1 {
-                            tile_full(x, packed, block, g, ob, oh, t * 3);
-                        }
+                        tile_full(x, packed, block, g, oh, 0);
                     }
                 }
             }
@@ -3259,12 +3136,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 12],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 14 + ow0 * 2;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_w0_v0 = [0.0f32; 2];
                 let mut acc_w1_v0 = [0.0f32; 2];
                 let mut acc_w2_v0 = [0.0f32; 2];
@@ -3318,10 +3194,8 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_w1_v0, xw[18], w_t8_v0);
                     ::gspc_runtime::fma_lanes(&mut acc_w2_v0, xw[20], w_t8_v0);
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -3373,7 +3247,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<12>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the avx2 variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the avx2 variant; block `u` is output channels `u * 2 ..` of group `u`.
             ///
             /// # Safety
             ///
@@ -3389,7 +3263,7 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
@@ -3397,9 +3271,7 @@ pub mod tiny {
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for r in 0..2 {
                         let oh = r;
-                        for t in 0..1 {
-                            tile_full(x, packed, block, g, ob, oh, t * 3);
-                        }
+                        tile_full(x, packed, block, g, oh, 0);
                     }
                 }
             }
@@ -3411,12 +3283,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 12],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 14 + ow0 * 2;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_w0_v0 = 0.0f32;
                 let mut acc_w0_v1 = 0.0f32;
                 let mut acc_w1_v0 = 0.0f32;
@@ -3509,10 +3380,8 @@ pub mod tiny {
                     acc_w2_v0 += xw[20] * w_t8_v0;
                     acc_w2_v1 += xw[20] * w_t8_v1;
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -3552,7 +3421,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<12>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the avx512 variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the avx512 variant; block `u` is output channels `u * 2 ..` of group `u`.
             ///
             /// # Safety
             ///
@@ -3568,7 +3437,7 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
@@ -3576,9 +3445,7 @@ pub mod tiny {
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for r in 0..2 {
                         let oh = r;
-                        for t in 0..1 {
-                            tile_full(x, packed, block, g, ob, oh, t * 3);
-                        }
+                        tile_full(x, packed, block, g, oh, 0);
                     }
                 }
             }
@@ -3590,12 +3457,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 12],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 14 + ow0 * 2;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_w0_v0 = 0.0f32;
                 let mut acc_w0_v1 = 0.0f32;
                 let mut acc_w1_v0 = 0.0f32;
@@ -3688,10 +3554,8 @@ pub mod tiny {
                     acc_w2_v0 += xw[20] * w_t8_v0;
                     acc_w2_v1 += xw[20] * w_t8_v1;
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
