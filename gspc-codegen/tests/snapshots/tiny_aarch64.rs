@@ -177,7 +177,7 @@ pub mod tiny {
             output: &mut [f32; OUTPUT_LEN],
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: NEON is part of the aarch64 baseline, the only target the neon variant is generated for
             unsafe { neon::run(input, packed, output, scratch) }
         }
         /// Output channels per work unit (one output-channel block of one group).
@@ -193,7 +193,7 @@ pub mod tiny {
             blocks: &mut [[f32; BLOCK_LEN]],
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: NEON is part of the aarch64 baseline, the only target the neon variant is generated for
             unsafe { neon::run_units(input, packed, first, blocks, scratch) }
         }
         /// [`run`] on up to `threads` threads (with gspc-runtime's `std` feature; one
@@ -345,7 +345,7 @@ pub mod tiny {
                 output,
                 scratch,
             )?;
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: NEON is part of the aarch64 baseline, the only target the neon variant is generated for
             unsafe { neon::run(input, packed, output, scratch) };
             Ok(())
         }
@@ -1243,7 +1243,7 @@ pub mod tiny {
             output: &mut [f32; OUTPUT_LEN],
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: NEON is part of the aarch64 baseline, the only target the neon variant is generated for
             unsafe { neon::run(input, packed, output, scratch) }
         }
         /// Output channels per work unit (one output-channel block of one group).
@@ -1259,7 +1259,7 @@ pub mod tiny {
             blocks: &mut [[f32; BLOCK_LEN]],
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: NEON is part of the aarch64 baseline, the only target the neon variant is generated for
             unsafe { neon::run_units(input, packed, first, blocks, scratch) }
         }
         /// [`run`] on up to `threads` threads (with gspc-runtime's `std` feature; one
@@ -1411,7 +1411,7 @@ pub mod tiny {
                 output,
                 scratch,
             )?;
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: NEON is part of the aarch64 baseline, the only target the neon variant is generated for
             unsafe { neon::run(input, packed, output, scratch) };
             Ok(())
         }

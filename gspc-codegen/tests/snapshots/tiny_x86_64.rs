@@ -183,12 +183,12 @@ pub mod tiny {
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
             if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX512 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                // SAFETY: `x86::level()` just above shows that the CPU runs avx512, the features this variant is compiled with
                 unsafe { avx512::run(input, packed, output, scratch) };
                 return;
             }
             if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX2 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                // SAFETY: `x86::level()` just above shows that the CPU runs avx2, the features this variant is compiled with
                 unsafe { avx2::run(input, packed, output, scratch) };
                 return;
             }
@@ -208,12 +208,12 @@ pub mod tiny {
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
             if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX512 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                // SAFETY: `x86::level()` just above shows that the CPU runs avx512, the features this variant is compiled with
                 unsafe { avx512::run_units(input, packed, first, blocks, scratch) };
                 return;
             }
             if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX2 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                // SAFETY: `x86::level()` just above shows that the CPU runs avx2, the features this variant is compiled with
                 unsafe { avx2::run_units(input, packed, first, blocks, scratch) };
                 return;
             }
@@ -373,7 +373,7 @@ pub mod tiny {
                     ::gspc_runtime::Error::Unsupported(::gspc_runtime::Isa::Avx2),
                 );
             }
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: `x86::level()` just above shows that the CPU runs avx2, the features this variant is compiled with
             unsafe { avx2::run(input, packed, output, scratch) };
             Ok(())
         }
@@ -395,7 +395,7 @@ pub mod tiny {
                     ::gspc_runtime::Error::Unsupported(::gspc_runtime::Isa::Avx512),
                 );
             }
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: `x86::level()` just above shows that the CPU runs avx512, the features this variant is compiled with
             unsafe { avx512::run(input, packed, output, scratch) };
             Ok(())
         }
@@ -2878,12 +2878,12 @@ pub mod tiny {
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
             if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX512 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                // SAFETY: `x86::level()` just above shows that the CPU runs avx512, the features this variant is compiled with
                 unsafe { avx512::run(input, packed, output, scratch) };
                 return;
             }
             if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX2 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                // SAFETY: `x86::level()` just above shows that the CPU runs avx2, the features this variant is compiled with
                 unsafe { avx2::run(input, packed, output, scratch) };
                 return;
             }
@@ -2903,12 +2903,12 @@ pub mod tiny {
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
             if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX512 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                // SAFETY: `x86::level()` just above shows that the CPU runs avx512, the features this variant is compiled with
                 unsafe { avx512::run_units(input, packed, first, blocks, scratch) };
                 return;
             }
             if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX2 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                // SAFETY: `x86::level()` just above shows that the CPU runs avx2, the features this variant is compiled with
                 unsafe { avx2::run_units(input, packed, first, blocks, scratch) };
                 return;
             }
@@ -3068,7 +3068,7 @@ pub mod tiny {
                     ::gspc_runtime::Error::Unsupported(::gspc_runtime::Isa::Avx2),
                 );
             }
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: `x86::level()` just above shows that the CPU runs avx2, the features this variant is compiled with
             unsafe { avx2::run(input, packed, output, scratch) };
             Ok(())
         }
@@ -3090,7 +3090,7 @@ pub mod tiny {
                     ::gspc_runtime::Error::Unsupported(::gspc_runtime::Isa::Avx512),
                 );
             }
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: `x86::level()` just above shows that the CPU runs avx512, the features this variant is compiled with
             unsafe { avx512::run(input, packed, output, scratch) };
             Ok(())
         }
