@@ -28,7 +28,7 @@ mod emit;
 pub mod error;
 #[cfg(feature = "import")]
 pub mod import;
-pub mod plan;
+mod plan;
 pub mod spec;
 pub mod target;
 pub mod weights;
@@ -36,8 +36,8 @@ pub mod weights;
 pub use builder::{Builder, Output};
 pub use error::{Diagnostic, Error, FileOp, Setting};
 pub use gspc_runtime::{Activation, Isa};
-pub use plan::{LayerPlan, Strategy, VariantPlan};
-pub use spec::{LayerSpec, Spec};
+pub use plan::{Kind, LayerPlan, VariantPlan};
+pub use spec::{LayerSpec, Spec, Strategy};
 pub use target::{Arch, Target};
 
 /// The version written into generated headers.

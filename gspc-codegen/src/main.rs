@@ -302,12 +302,12 @@ fn tiles(p: &gspc_codegen::LayerPlan) -> String {
                 String::new()
             };
             // Output rows per tile when more than one (`x2r`), and the direct gspc-ow kernel.
-            let rows = if v.rows > 1 || v.direct {
+            let rows = if v.rows > 1 || v.kind.is_direct() {
                 format!(" x{}r", v.rows)
             } else {
                 String::new()
             };
-            let direct = if v.direct { " direct" } else { "" };
+            let direct = if v.kind.is_direct() { " direct" } else { "" };
             format!(
                 "{} {}x{} r{}{}{}{}",
                 v.isa, v.lanes, v.nvec, v.reg_n, tail, rows, direct

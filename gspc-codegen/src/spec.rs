@@ -9,9 +9,45 @@
 //! `"relu"` or `"relu6"`; `"none"`), `count` (`1`).
 
 use crate::error::{Diagnostic, Error};
-use crate::plan::Strategy;
 use gspc_runtime::Activation;
 use serde_json::{Map, Value};
+
+/// How a layer is computed: the names a spec may pin in `"strategy"`, shown by `plan` and
+/// stored in the manifest. The planner maps each to its kernel kinds (`plan::Kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// `gspc-oc`: GSPC with output channels of one group on the vector axis.
+    GspcOc,
+    /// `gspc-ow`: output columns on the vector axis, for layers whose groups have fewer
+    /// output channels than a vector holds (depthwise, ResNeXt's 4 per group, many-group
+    /// ResNets).
+    GspcOw,
+    /// `gspc-dwc`: depthwise layers with channels on the vector axis, in blocks of
+    /// 16 channels.
+    GspcDwc,
+}
+
+impl Strategy {
+    /// Every strategy, in the order the spec's error message lists them.
+    const ALL: [Strategy; 3] = [Strategy::GspcOc, Strategy::GspcOw, Strategy::GspcDwc];
+
+    /// The name shown by `plan`, accepted in specs and stored in the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::GspcOc => "gspc-oc",
+            Strategy::GspcOw => "gspc-ow",
+            Strategy::GspcDwc => "gspc-dwc",
+        }
+    }
+
+    /// The strategy a spec names, if any.
+    fn from_name(name: &str) -> Option<Strategy> {
+        Strategy::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// Channels per block of `gspc-dwc` (the runtime's transposes work on blocks of this many).
+pub(crate) const DWC_BLOCK: usize = gspc_runtime::dwc::CB;
 
 /// The limits a spec must stay within. Each is checked with a message that names it.
 pub mod limits {
@@ -95,6 +131,14 @@ pub struct LayerSpec {
 }
 
 impl LayerSpec {
+    /// Whether `gspc-dwc` can compute the layer: depthwise (one input and one output
+    /// channel per group) with a multiple of [`DWC_BLOCK`] channels.
+    pub(crate) fn dwc_applies(&self) -> bool {
+        self.groups == self.in_channels
+            && self.groups == self.out_channels
+            && self.in_channels.is_multiple_of(DWC_BLOCK)
+    }
+
     /// `[OH, OW]`.
     pub fn output(&self) -> [usize; 2] {
         [0, 1].map(|i| {
@@ -564,11 +608,9 @@ impl Cx {
         };
         let strategy = match obj.get("strategy") {
             None => Some(None),
-            Some(v) => match v.as_str() {
-                Some("gspc-oc") => Some(Some(Strategy::GspcOc)),
-                Some("gspc-ow") => Some(Some(Strategy::GspcOw)),
-                Some("gspc-dwc") => Some(Some(Strategy::GspcDwc)),
-                _ => {
+            Some(v) => match v.as_str().and_then(Strategy::from_name) {
+                Some(s) => Some(Some(s)),
+                None => {
                     self.err(
                         &field("strategy"),
                         format!(
@@ -682,12 +724,12 @@ impl Cx {
             }
         }
         if l.strategy == Some(Strategy::GspcDwc) && ok {
-            if !crate::plan::dwc_applies(&l) {
+            if !l.dwc_applies() {
                 self.err(
                     &field("strategy"),
                     format!(
                         "\"gspc-dwc\" needs a depthwise layer (groups = in_channels = out_channels) with a multiple of {} channels; this one has {} -> {} channels in {} groups",
-                        crate::plan::DWC_BLOCK,
+                        DWC_BLOCK,
                         l.in_channels,
                         l.out_channels,
                         l.groups

@@ -301,7 +301,13 @@ fn every_unsafe_block_has_a_safety_comment() {
                 i + 1
             );
             blocks += 1;
-            let before = if i > 0 { lines[i - 1].trim_start() } else { "" };
+            // The comment may sit above the block's attributes (`#[allow(unused_unsafe)]`).
+            let before = lines[..i]
+                .iter()
+                .rev()
+                .map(|l| l.trim_start())
+                .find(|l| !l.starts_with("#["))
+                .unwrap_or("");
             assert!(
                 before.starts_with("// SAFETY: "),
                 "{triple}: line {}: unsafe block without a `// SAFETY:` comment on the line before:\n  {}\n  {}",

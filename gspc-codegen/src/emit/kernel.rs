@@ -2,9 +2,7 @@
 
 use super::{ident, lit};
 use crate::plan::{
-    DWC_BLOCK, DirectRowShape, DwcColShape, LayerPlan, Strategy, VariantPlan, direct_col_tiles,
-    direct_row_tiles, dwc_col_tiles, dwc_input_len, dwc_input_span, dwc_row_runs, input_span,
-    output_span,
+    DWC_BLOCK, Kind, LayerPlan, VariantPlan, direct, dwc, output_span, packed_oc, packed_ow,
 };
 use gspc_runtime::{Activation, Isa};
 use proc_macro2::TokenStream;
@@ -235,41 +233,43 @@ fn linear(terms: &[(&str, usize)], constant: usize) -> TokenStream {
 }
 
 /// The module of one variant: `run` and the tile functions.
-pub fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
-    if p.strategy == Strategy::GspcDwc {
-        return variant_module_dwc(p, v, outline);
-    }
-    if v.direct {
-        return variant_module_direct(p, v, outline);
+pub(crate) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
+    match v.kind {
+        Kind::Dwc => return variant_module_dwc(p, v, outline),
+        Kind::Direct { .. } => return variant_module_direct(p, v, outline),
+        Kind::PackedOc | Kind::PackedOw => {}
     }
     let l = &p.layer;
     let oh = p.output[0];
     let nocb = lit(p.nocb());
     let full_n = lit(v.full_tiles);
     let ow0_full = linear(&[("t", v.reg_n)], 0);
-    let full_offsets = v.full_offsets(p.strategy);
-    let tail_offsets = v.tail_offsets(p.strategy);
-    let tile = |name: &str, offsets: &[usize], rows: usize| match p.strategy {
-        Strategy::GspcOc => tile_fn(p, v, name, offsets.len(), outline),
-        Strategy::GspcOw => tile_fn_ow(p, v, name, offsets, rows, outline),
-        Strategy::GspcDwc => quote!(),
+    let full_offsets = v.full_offsets();
+    let tail_offsets = v.tail_offsets();
+    let tile = |name: &str, offsets: &[usize], rows: usize| match v.kind {
+        Kind::PackedOw => tile_fn_ow(p, v, name, offsets, rows, outline),
+        _ => tile_fn(p, v, name, offsets.len(), outline),
     };
     let row_tail = oh % v.rows;
     let mut tiles = Vec::new();
+    // The block of a group: a tile argument only where a group has several.
+    let ob = (p.nocb() > 1).then(|| quote!(ob,));
     let calls = |suffix: &str| {
         let mut c = Vec::new();
-        if v.full_tiles > 0 {
-            let f = format_ident!("tile_full{}", suffix);
-            c.push(quote! {
+        let f = format_ident!("tile_full{}", suffix);
+        match v.full_tiles {
+            0 => {}
+            1 => c.push(quote!(#f(x, packed, block, g, #ob oh, 0);)),
+            _ => c.push(quote! {
                 for t in 0..#full_n {
-                    #f(x, packed, block, g, ob, oh, #ow0_full);
+                    #f(x, packed, block, g, #ob oh, #ow0_full);
                 }
-            });
+            }),
         }
         if !tail_offsets.is_empty() {
             let f = format_ident!("tile_last{}", suffix);
             let at = lit(v.last_ow0());
-            c.push(quote!(#f(x, packed, block, g, ob, oh, #at);));
+            c.push(quote!(#f(x, packed, block, g, #ob oh, #at);));
         }
         quote!(#(#c)*)
     };
@@ -285,12 +285,21 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
         }
     }
     let main_calls = calls("");
-    let row_tiles = lit(oh / v.rows);
-    let oh_at = linear(&[("r", v.rows)], 0);
-    let row_loop = quote! {
-        for r in 0..#row_tiles {
-            let oh = #oh_at;
+    let row_loop = match oh / v.rows {
+        0 => quote!(),
+        1 => quote! {
+            let oh = 0;
             #main_calls
+        },
+        n => {
+            let row_tiles = lit(n);
+            let oh_at = linear(&[("r", v.rows)], 0);
+            quote! {
+                for r in 0..#row_tiles {
+                    let oh = #oh_at;
+                    #main_calls
+                }
+            }
         }
     };
     let row_tail_block = if row_tail > 0 {
@@ -317,24 +326,25 @@ pub fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
         }
     );
     let run_doc = format!(" Runs layer `{}` with the {} variant.", l.name, v.isa);
+    let group = match p.nocb() {
+        1 => "u".to_string(),
+        n => format!("u / {n}"),
+    };
     let units_doc = format!(
-        " Computes output blocks `first..first + blocks.len()` of layer `{}` with the {} variant; block `u` is output channels `u * {} ..` of group `u / {}`.",
-        l.name,
-        v.isa,
-        p.oc_bn,
-        p.nocb()
+        " Computes output blocks `first..first + blocks.len()` of layer `{}` with the {} variant; block `u` is output channels `u * {} ..` of group `{group}`.",
+        l.name, v.isa, p.oc_bn
     );
     let block_l = lit(p.oc_bn * p.output[0] * p.output[1]);
     let unit_split = if p.nocb() == 1 {
-        quote!((unit, 0))
+        quote!(let g = unit;)
     } else {
-        quote!((unit / #nocb, unit % #nocb))
+        quote!(let (g, ob) = (unit / #nocb, unit % #nocb);)
     };
     let body = quote! {
         let mut packed_group = usize::MAX;
         for (i, block) in blocks.iter_mut().enumerate() {
             let unit = first + i;
-            let (g, ob) = #unit_split;
+            #unit_split
             if g != packed_group {
                 super::pack_input(input, scratch, g);
                 packed_group = g;
@@ -486,7 +496,7 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
     let l = &p.layer;
     let [oh, ow] = p.output;
     let cb = DWC_BLOCK;
-    let (xlen, olen) = (dwc_input_len(p), oh * ow * cb);
+    let (xlen, olen) = (dwc::input_len(p), oh * ow * cb);
     let hw = l.input[0] * l.input[1];
     let (xlen_l, olen_l, block_l, pixels_l) = (lit(xlen), lit(olen), lit(olen), lit(oh * ow));
     let (hw_l, cb_l) = (lit(hw), lit(cb));
@@ -504,8 +514,8 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
         ),
     };
     // One tile function per column shape; runs of tiles of one shape become loops.
-    let col_tiles = dwc_col_tiles(l, v);
-    let mut shapes: Vec<DwcColShape> = Vec::new();
+    let col_tiles = dwc::col_tiles(l, v);
+    let mut shapes: Vec<dwc::ColShape> = Vec::new();
     let mut tiles = Vec::new();
     // (shape index, first tile's ow0, first tile's input column, tiles in the run)
     let mut runs: Vec<(usize, usize, usize, usize)> = Vec::new();
@@ -529,7 +539,7 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
         }
     }
     let mut rows = Vec::new();
-    for (a, b, k0, k1) in dwc_row_runs(l) {
+    for (a, b, k0, k1) in dwc::row_runs(l) {
         let (k0, k1) = (lit(k0), lit(k1));
         let mut calls = Vec::new();
         for &(k, ow0, iw0, n) in &runs {
@@ -626,7 +636,7 @@ fn tile_fn_dwc(
     p: &LayerPlan,
     v: &VariantPlan,
     name: &str,
-    shape: &DwcColShape,
+    shape: &dwc::ColShape,
     outline: bool,
 ) -> TokenStream {
     let l = &p.layer;
@@ -642,8 +652,8 @@ fn tile_fn_dwc(
     let cb = DWC_BLOCK;
     let r = shape.pixels;
     let taps = kh_n * kw_n;
-    let xspan = dwc_input_span(shape);
-    let (xlen, olen) = (dwc_input_len(p), p.output[0] * ow * cb);
+    let xspan = dwc::input_span(shape);
+    let (xlen, olen) = (dwc::input_len(p), p.output[0] * ow * cb);
     let row_at = linear(&[("oh", l.stride[0]), ("kh", l.dilation[0])], 0);
     let ph_l = lit(l.padding[0]);
     let x_at = linear(&[("ih", w * cb), ("iw0", cb)], 0);
@@ -780,7 +790,7 @@ fn tile_fn(p: &LayerPlan, v: &VariantPlan, name: &str, r: usize, outline: bool) 
     let oc_bn = p.oc_bn;
     let wspan = kh_n * kw_n * oc_bn;
     let offsets: Vec<usize> = (0..r).collect();
-    let xspan = input_span(p, v, &offsets, 1);
+    let xspan = packed_oc::input_span(p, &offsets, 1);
     let ospan = output_span(p, v, &offsets, 1);
     let ohw = oh * ow;
     let gpv = p.gpv;
@@ -919,11 +929,23 @@ fn tile_wrapper(p: &LayerPlan, v: &VariantPlan, outline: bool, t: Tile) -> Token
     let (cpg, kpg, oc_bn) = (p.cpg(), p.kpg(), p.oc_bn);
     let plane = p.padded[0] * p.row_len * p.gpv;
     let wspan = l.kernel[0] * l.kernel[1] * oc_bn;
-    let wb = linear(&[("g", p.nocb() * cpg * wspan), ("ob", cpg * wspan)], 0);
-    let x_at = linear(&[("xb", 1), ("ci", plane)], 0);
-    let w_at = linear(&[("wb", 1), ("ci", wspan)], 0);
+    // `ob`, the block within the group, only where a group has several.
+    let ob = p.nocb() > 1;
+    let ob_coeff = |c: usize| if ob { c } else { 0 };
+    let wb = linear(
+        &[("g", p.nocb() * cpg * wspan), ("ob", ob_coeff(cpg * wspan))],
+        0,
+    );
+    // The loop over the group's input channels, only where it has several.
+    let ci = |c: usize| if cpg > 1 { c } else { 0 };
+    let x_at = linear(&[("xb", 1), ("ci", ci(plane))], 0);
+    let w_at = linear(&[("wb", 1), ("ci", ci(wspan))], 0);
     // `g` is the group, or the block of gpv groups.
-    let b_at = linear(&[("g", kpg * p.gpv), ("ob", oc_bn)], p.bias_offset);
+    let b_at = linear(
+        &[("g", kpg * p.gpv), ("ob", ob_coeff(oc_bn))],
+        p.bias_offset,
+    );
+    let ob_param = ob.then(|| quote!(ob: usize,));
     let o_at = linear(&[("oh", ow), ("ow0", 1)], 0);
     let (s_len, p_len, block_l) = (lit(p.scratch_len), lit(p.packed_len), lit(oc_bn * oh * ow));
     let (xspan_l, wspan_l, ospan_l, cpg_l, ocbn_l) =
@@ -938,6 +960,24 @@ fn tile_wrapper(p: &LayerPlan, v: &VariantPlan, outline: bool, t: Tile) -> Token
         ..
     } = t;
     let inline = inline_attr(outline);
+    let channel = quote! {
+        let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #s_len>(x, #x_at) else {
+            return;
+        };
+        let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #p_len>(p, #w_at) else {
+            return;
+        };
+        #(#body)*
+    };
+    let channels = if cpg > 1 {
+        quote! {
+            for ci in 0..#cpg_l {
+                #channel
+            }
+        }
+    } else {
+        channel
+    };
     quote! {
         #[doc = #doc]
         #tf
@@ -947,22 +987,14 @@ fn tile_wrapper(p: &LayerPlan, v: &VariantPlan, outline: bool, t: Tile) -> Token
             p: &[f32; #p_len],
             out: &mut [f32; #block_l],
             g: usize,
-            ob: usize,
+            #ob_param
             oh: usize,
             ow0: usize,
         ) {
             let xb = #xb;
             let wb = #wb;
             #(#init)*
-            for ci in 0..#cpg_l {
-                let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #s_len>(x, #x_at) else {
-                    return;
-                };
-                let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #p_len>(p, #w_at) else {
-                    return;
-                };
-                #(#body)*
-            }
+            #channels
             let Some(bw) = ::gspc_runtime::window::window::<#ocbn_l, #p_len>(p, #b_at) else {
                 return;
             };
@@ -994,7 +1026,7 @@ fn tile_fn_ow(
     let rl = p.row_len;
     let [oh, ow] = p.output;
     let oc_bn = p.oc_bn;
-    let xspan = input_span(p, v, offsets, rows);
+    let xspan = packed_ow::input_span(p, v, offsets, rows);
     let ospan = output_span(p, v, offsets, rows);
     let ohw = oh * ow;
     let xb = linear(&[("oh", l.stride[0] * rl), ("ow0", 1)], 0);
@@ -1018,6 +1050,8 @@ fn tile_fn_ow(
     // Each input row of the window is loaded once and feeds every output row it reaches.
     let in_rows = (rows - 1) * l.stride[0] + (kh_n - 1) * l.dilation[0] + 1;
     for ir in 0..in_rows {
+        // A position of the row that two taps' vectors share is loaded once.
+        let mut loaded: HashMap<usize, proc_macro2::Ident> = HashMap::new();
         let uses: Vec<(usize, usize)> = (0..rows)
             .filter_map(|r| {
                 let d = ir.checked_sub(r * l.stride[0])?;
@@ -1031,9 +1065,15 @@ fn tile_fn_ow(
         for kw in 0..kw_n {
             let base = ir * rl + p.col_index(kw * l.dilation[1]);
             for (i, off) in offsets.iter().enumerate() {
-                let x = format_ident!("x_r{}_k{}_v{}", ir, kw, i);
-                let load = ops.load(&xw, xspan, base + off);
-                body.push(quote!(let #x = #load;));
+                let x = loaded
+                    .entry(base + off)
+                    .or_insert_with(|| {
+                        let x = format_ident!("x_r{}_k{}_v{}", ir, kw, i);
+                        let load = ops.load(&xw, xspan, base + off);
+                        body.push(quote!(let #x = #load;));
+                        x
+                    })
+                    .clone();
                 for &(r, kh) in &uses {
                     let tap = kh * kw_n + kw;
                     for c in 0..oc_bn {
@@ -1094,13 +1134,13 @@ fn variant_module_direct(p: &LayerPlan, v: &VariantPlan, outline: bool) -> Token
     let (plane_l, block_l, taps_l) = (lit(h * w), lit(oh * ow), lit(taps));
     let bias_l = lit(p.bias_offset);
     let w_at = linear(&[("g", taps)], 0);
-    let row_tiles = if v.flat {
+    let row_tiles = if v.kind.is_flat() {
         Vec::new()
     } else {
-        direct_row_tiles(l, v.rows)
+        direct::row_tiles(l, v.rows)
     };
     let step_ih = v.rows * l.stride[0];
-    let mut shapes: Vec<DirectRowShape> = Vec::new();
+    let mut shapes: Vec<direct::RowShape> = Vec::new();
     let mut calls = Vec::new();
     let mut i = 0;
     while i < row_tiles.len() {
@@ -1135,7 +1175,7 @@ fn variant_module_direct(p: &LayerPlan, v: &VariantPlan, outline: bool) -> Token
         }
         i += n;
     }
-    let tiles: Vec<TokenStream> = if v.flat {
+    let tiles: Vec<TokenStream> = if v.kind.is_flat() {
         calls = vec![quote!(tile_flat(x, w, b, out);)];
         vec![tile_fn_flat(p, v, outline)]
     } else {
@@ -1319,7 +1359,7 @@ fn tile_fn_direct(
     p: &LayerPlan,
     v: &VariantPlan,
     k: usize,
-    shape: &DirectRowShape,
+    shape: &direct::RowShape,
     outline: bool,
 ) -> TokenStream {
     let l = &p.layer;
@@ -1365,7 +1405,7 @@ fn tile_fn_direct(
         pre.push(quote!(let #id = ::gspc_runtime::window::at::<#w_l, #spanw_l, #at>(xw);));
     }
     let mut col_blocks = Vec::new();
-    for cols in direct_col_tiles(v) {
+    for cols in direct::col_tiles(v) {
         let acc = |r: usize, j: usize| format_ident!("acc_r{}_v{}", r, j);
         let mut body = Vec::new();
         // Accumulators that get an FMA (those of rows over the padding only do not).
@@ -1538,7 +1578,7 @@ fn tile_fn_flat(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
         pre.push(quote!(let #id = #set;));
     }
     let mut col_blocks = Vec::new();
-    for cols in direct_col_tiles(v) {
+    for cols in direct::col_tiles(v) {
         let acc = |j: usize| format_ident!("acc_v{}", j);
         let mut body = Vec::new();
         let mut fed = std::collections::HashSet::new();

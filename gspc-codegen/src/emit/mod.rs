@@ -483,20 +483,33 @@ fn guard(isa: Isa) -> Option<TokenStream> {
     Some(quote!(::gspc_runtime::x86::level() >= #level))
 }
 
-/// Calls one variant's `f` with `args`; the `unsafe` block gets its `// SAFETY:` line after
-/// formatting (see [`add_safety_comments`]).
-fn call_fn(isa: Isa, f: &str, args: &TokenStream) -> TokenStream {
+/// What makes a variant's `unsafe` call sound where it is emitted: the reason its
+/// `// SAFETY:` line gives ([`safety_reason`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Proof {
+    /// `x86::level()` was checked just above.
+    Level,
+    /// `ENTRY.variant_arrays` returned `Ok`, which it does only on a CPU with the ISA.
+    VariantArrays,
+    /// The build enables the ISA for the whole program (no portable fallback), or the ISA
+    /// is the target's baseline (NEON on aarch64).
+    Static,
+}
+
+/// Calls one variant's `f` with `args`; the `unsafe` block gets the `// SAFETY:` line of
+/// [`safety_reason`] for `proof` (see [`add_safety_comments`]).
+fn call_fn(isa: Isa, f: &str, args: &TokenStream, proof: Proof) -> TokenStream {
     let m = ident(isa.as_str());
     let f = ident(f);
     if isa != Isa::Portable {
-        quote!(unsafe { #m::#f(#args) })
+        let why = safety_reason(isa, proof);
+        // Where the build may enable the ISA statically, calling the variant is safe.
+        let allow = (proof != Proof::Level && guard(isa).is_some())
+            .then(|| quote!(#[allow(unused_unsafe)]));
+        quote!(gspc_safety!(#why); #allow unsafe { #m::#f(#args) })
     } else {
         quote!(#m::#f(#args))
     }
-}
-
-fn call(isa: Isa) -> TokenStream {
-    call_fn(isa, "run", &quote!(input, packed, output, scratch))
 }
 
 /// The body of a dispatching function: the best variant's `f(args)` the CPU runs.
@@ -506,20 +519,21 @@ fn dispatch_body(isas: &[Isa], arch: Arch, f: &str, args: TokenStream) -> TokenS
     ordered.reverse();
     if arch != Arch::X86_64 {
         // NEON is baseline where it is generated; otherwise portable.
-        return call_fn(ordered[0], f, &args);
+        return call_fn(ordered[0], f, &args, Proof::Static);
     }
     let mut branches = Vec::new();
     let last = ordered.len() - 1;
     for (i, isa) in ordered.iter().enumerate() {
         let g = guard(*isa);
-        let c = call_fn(*isa, f, &args);
+        let proof = if g.is_some() && i != last {
+            Proof::Level
+        } else {
+            Proof::Static
+        };
+        let c = call_fn(*isa, f, &args, proof);
         if i == last {
-            if g.is_some() {
-                // No portable fallback: the build enables this ISA statically.
-                branches.push(quote!(#[allow(unused_unsafe)] #c;));
-            } else {
-                branches.push(quote!(#c;));
-            }
+            // Without a portable fallback, the build enables this ISA statically.
+            branches.push(quote!(#c;));
         } else if let Some(supported) = g {
             branches.push(quote!(if #supported { #c; return; }));
         } else {
@@ -533,7 +547,12 @@ fn dispatch_body(isas: &[Isa], arch: Arch, f: &str, args: TokenStream) -> TokenS
 fn variant_slice(isa: Isa) -> TokenStream {
     let f = ident(&format!("run_{isa}_slice"));
     let isa_p = isa_path(isa);
-    let c = call(isa);
+    let c = call_fn(
+        isa,
+        "run",
+        &quote!(input, packed, output, scratch),
+        Proof::VariantArrays,
+    );
     let doc = format!(" The {isa} variant of [`run`] over slices; refuses when the CPU lacks it.");
     quote! {
         #[doc = #doc]
@@ -793,20 +812,45 @@ pub(crate) fn format_tokens(tokens: TokenStream) -> Result<String, Error> {
     Ok(add_safety_comments(&prettyplease::unparse(&file)))
 }
 
-/// Puts a `// SAFETY:` line above every `unsafe` block of the formatted code. The
-/// generator emits `unsafe` only to call a SIMD variant right after checking that the CPU
-/// runs it (or, without a portable fallback, where the build enables it statically).
+/// Why calling a SIMD variant of `isa` is sound at its call site, given what `proof` holds.
+fn safety_reason(isa: Isa, proof: Proof) -> String {
+    match (isa, proof) {
+        (Isa::Neon, _) => "NEON is part of the aarch64 baseline, the only target the neon variant is generated for".to_string(),
+        (_, Proof::Level) => format!("`x86::level()` just above shows that the CPU runs {isa}, the features this variant is compiled with"),
+        (_, Proof::VariantArrays) => format!("`variant_arrays` returned Ok only because this CPU runs {isa}, the features this variant is compiled with"),
+        (_, Proof::Static) => format!("the build enables {isa} for the whole program (no portable fallback is generated), so every CPU it runs on has it"),
+    }
+}
+
+/// Turns each `gspc_safety!("reason");` marker, emitted just before an `unsafe` block by
+/// [`call_fn`] with the reason that holds there, into a `// SAFETY: reason` line (comments do
+/// not survive `quote!`); the formatter may have spread a marker over several lines.
 fn add_safety_comments(code: &str) -> String {
     let mut out = String::with_capacity(code.len() + 1024);
+    let mut marker: Option<(String, String)> = None;
     for line in code.lines() {
-        if line.contains("unsafe {") {
-            let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
-            out.push_str(&indent);
-            out.push_str(
-                "// SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).\n",
-            );
+        let text = line.trim_start();
+        if marker.is_none() && text.starts_with("gspc_safety!(") {
+            let indent = line[..line.len() - text.len()].to_string();
+            marker = Some((indent, String::new()));
         }
-        out.push_str(line);
+        let Some((indent, mut joined)) = marker.take() else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        joined.push_str(text);
+        if !joined.ends_with(");") {
+            marker = Some((indent, joined));
+            continue;
+        }
+        let reason = joined
+            .split_once('"')
+            .and_then(|(_, rest)| rest.rsplit_once('"'))
+            .map_or("", |(reason, _)| reason);
+        out.push_str(&indent);
+        out.push_str("// SAFETY: ");
+        out.push_str(reason);
         out.push('\n');
     }
     out

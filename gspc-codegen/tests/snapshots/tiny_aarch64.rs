@@ -183,7 +183,7 @@ pub mod tiny {
             blocks: &mut [[f32; BLOCK_LEN]],
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: NEON is part of the aarch64 baseline, the only target the neon variant is generated for
             unsafe { neon::run_units(input, packed, first, blocks, scratch) }
         }
         /// The layer's entry points over its lengths, in gspc-runtime.
@@ -294,7 +294,7 @@ pub mod tiny {
                     output,
                     scratch,
                 )?;
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: NEON is part of the aarch64 baseline, the only target the neon variant is generated for
             unsafe { neon::run(input, packed, output, scratch) };
             Ok(())
         }
@@ -310,7 +310,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<40>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the portable variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the portable variant; block `u` is output channels `u * 2 ..` of group `u`.
             pub fn run_units(
                 input: &[f32; super::INPUT_LEN],
                 packed: &[f32; super::PACKED_LEN],
@@ -321,18 +321,16 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
                     }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for r in 0..1 {
-                        let oh = r * 3;
-                        tile_last(x, packed, block, g, ob, oh, 0);
-                    }
+                    let oh = 0;
+                    tile_last(x, packed, block, g, oh, 0);
                     let oh = 3;
-                    tile_last_rows(x, packed, block, g, ob, oh, 0);
+                    tile_last_rows(x, packed, block, g, oh, 0);
                 }
             }
             /// Tile of 2 output channel(s) x 3 output row(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_r{row}_v{vector}`; per input channel a 3x3 window, unrolled: each input row's vectors loaded once for every output row they reach, one FMA with a broadcast weight per channel.
@@ -342,12 +340,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 40],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 7 + ow0;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_c0_r0_v0 = [0.0f32; 4];
                 let mut acc_c0_r0_v1 = [0.0f32; 4];
                 let mut acc_c0_r1_v0 = [0.0f32; 4];
@@ -379,15 +376,13 @@ pub mod tiny {
                     let x_r0_k0_v1 = ::gspc_runtime::window::at::<4, 35, 1>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[0], x_r0_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[1], x_r0_k0_v1);
-                    let x_r0_k1_v0 = ::gspc_runtime::window::at::<4, 35, 1>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k0_v1);
                     let x_r0_k1_v1 = ::gspc_runtime::window::at::<4, 35, 2>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[2], x_r0_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[3], x_r0_k1_v1);
-                    let x_r0_k2_v0 = ::gspc_runtime::window::at::<4, 35, 2>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k1_v1);
                     let x_r0_k2_v1 = ::gspc_runtime::window::at::<4, 35, 3>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[4], x_r0_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[5], x_r0_k2_v1);
@@ -401,21 +396,19 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[7], x_r1_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[0], x_r1_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[1], x_r1_k0_v1);
-                    let x_r1_k1_v0 = ::gspc_runtime::window::at::<4, 35, 8>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[2], x_r1_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[3], x_r1_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[2], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[3], x_r1_k0_v1);
                     let x_r1_k1_v1 = ::gspc_runtime::window::at::<4, 35, 9>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[8], x_r1_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[9], x_r1_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[2], x_r1_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[3], x_r1_k1_v1);
-                    let x_r1_k2_v0 = ::gspc_runtime::window::at::<4, 35, 9>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[4], x_r1_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[5], x_r1_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[4], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[5], x_r1_k1_v1);
                     let x_r1_k2_v1 = ::gspc_runtime::window::at::<4, 35, 10>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[10], x_r1_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[11], x_r1_k2_v1);
@@ -435,13 +428,12 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[7], x_r2_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[0], x_r2_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[1], x_r2_k0_v1);
-                    let x_r2_k1_v0 = ::gspc_runtime::window::at::<4, 35, 15>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[8], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[9], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[2], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[3], x_r2_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[8], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[9], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[2], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[3], x_r2_k0_v1);
                     let x_r2_k1_v1 = ::gspc_runtime::window::at::<4, 35, 16>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[14], x_r2_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[15], x_r2_k1_v1);
@@ -449,13 +441,12 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[9], x_r2_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[2], x_r2_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[3], x_r2_k1_v1);
-                    let x_r2_k2_v0 = ::gspc_runtime::window::at::<4, 35, 16>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[10], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[11], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[4], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[5], x_r2_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[10], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[11], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[4], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[5], x_r2_k1_v1);
                     let x_r2_k2_v1 = ::gspc_runtime::window::at::<4, 35, 17>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[16], x_r2_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[17], x_r2_k2_v1);
@@ -473,21 +464,19 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[13], x_r3_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[6], x_r3_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[7], x_r3_k0_v1);
-                    let x_r3_k1_v0 = ::gspc_runtime::window::at::<4, 35, 22>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[14], x_r3_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[15], x_r3_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[8], x_r3_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[9], x_r3_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[14], x_r3_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[15], x_r3_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[8], x_r3_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[9], x_r3_k0_v1);
                     let x_r3_k1_v1 = ::gspc_runtime::window::at::<4, 35, 23>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[14], x_r3_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[15], x_r3_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[8], x_r3_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[9], x_r3_k1_v1);
-                    let x_r3_k2_v0 = ::gspc_runtime::window::at::<4, 35, 23>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[16], x_r3_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[17], x_r3_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[10], x_r3_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[11], x_r3_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[16], x_r3_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[17], x_r3_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[10], x_r3_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[11], x_r3_k1_v1);
                     let x_r3_k2_v1 = ::gspc_runtime::window::at::<4, 35, 24>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[16], x_r3_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[17], x_r3_k2_v1);
@@ -499,23 +488,19 @@ pub mod tiny {
                     let x_r4_k0_v1 = ::gspc_runtime::window::at::<4, 35, 29>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[12], x_r4_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[13], x_r4_k0_v1);
-                    let x_r4_k1_v0 = ::gspc_runtime::window::at::<4, 35, 29>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[14], x_r4_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[15], x_r4_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[14], x_r4_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[15], x_r4_k0_v1);
                     let x_r4_k1_v1 = ::gspc_runtime::window::at::<4, 35, 30>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[14], x_r4_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[15], x_r4_k1_v1);
-                    let x_r4_k2_v0 = ::gspc_runtime::window::at::<4, 35, 30>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[16], x_r4_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[17], x_r4_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[16], x_r4_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[17], x_r4_k1_v1);
                     let x_r4_k2_v1 = ::gspc_runtime::window::at::<4, 35, 31>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[16], x_r4_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[17], x_r4_k2_v1);
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -592,12 +577,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 40],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 7 + ow0;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_c0_r0_v0 = [0.0f32; 4];
                 let mut acc_c0_r0_v1 = [0.0f32; 4];
                 let mut acc_c1_r0_v0 = [0.0f32; 4];
@@ -621,15 +605,13 @@ pub mod tiny {
                     let x_r0_k0_v1 = ::gspc_runtime::window::at::<4, 21, 1>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[0], x_r0_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[1], x_r0_k0_v1);
-                    let x_r0_k1_v0 = ::gspc_runtime::window::at::<4, 21, 1>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k0_v1);
                     let x_r0_k1_v1 = ::gspc_runtime::window::at::<4, 21, 2>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[2], x_r0_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[3], x_r0_k1_v1);
-                    let x_r0_k2_v0 = ::gspc_runtime::window::at::<4, 21, 2>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k1_v1);
                     let x_r0_k2_v1 = ::gspc_runtime::window::at::<4, 21, 3>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[4], x_r0_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[5], x_r0_k2_v1);
@@ -639,15 +621,13 @@ pub mod tiny {
                     let x_r1_k0_v1 = ::gspc_runtime::window::at::<4, 21, 8>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[6], x_r1_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[7], x_r1_k0_v1);
-                    let x_r1_k1_v0 = ::gspc_runtime::window::at::<4, 21, 8>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k0_v1);
                     let x_r1_k1_v1 = ::gspc_runtime::window::at::<4, 21, 9>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[8], x_r1_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[9], x_r1_k1_v1);
-                    let x_r1_k2_v0 = ::gspc_runtime::window::at::<4, 21, 9>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k1_v1);
                     let x_r1_k2_v1 = ::gspc_runtime::window::at::<4, 21, 10>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[10], x_r1_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[11], x_r1_k2_v1);
@@ -657,23 +637,19 @@ pub mod tiny {
                     let x_r2_k0_v1 = ::gspc_runtime::window::at::<4, 21, 15>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[12], x_r2_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[13], x_r2_k0_v1);
-                    let x_r2_k1_v0 = ::gspc_runtime::window::at::<4, 21, 15>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k0_v1);
                     let x_r2_k1_v1 = ::gspc_runtime::window::at::<4, 21, 16>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[14], x_r2_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[15], x_r2_k1_v1);
-                    let x_r2_k2_v0 = ::gspc_runtime::window::at::<4, 21, 16>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k1_v1);
                     let x_r2_k2_v1 = ::gspc_runtime::window::at::<4, 21, 17>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[16], x_r2_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[17], x_r2_k2_v1);
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -722,7 +698,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<40>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the neon variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the neon variant; block `u` is output channels `u * 2 ..` of group `u`.
             ///
             /// # Safety
             ///
@@ -738,16 +714,14 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
                     }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for r in 0..1 {
-                        let oh = r * 4;
-                        tile_last(x, packed, block, g, ob, oh, 0);
-                    }
+                    let oh = 0;
+                    tile_last(x, packed, block, g, oh, 0);
                 }
             }
             /// Tile of 2 output channel(s) x 4 output row(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_r{row}_v{vector}`; per input channel a 3x3 window, unrolled: each input row's vectors loaded once for every output row they reach, one FMA with a broadcast weight per channel.
@@ -758,12 +732,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 40],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 7 + ow0;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_c0_r0_v0 = vdupq_n_f32(0.0);
                 let mut acc_c0_r0_v1 = vdupq_n_f32(0.0);
                 let mut acc_c0_r1_v0 = vdupq_n_f32(0.0);
@@ -803,21 +776,15 @@ pub mod tiny {
                     );
                     acc_c0_r0_v1 = vfmaq_n_f32(acc_c0_r0_v1, x_r0_k0_v1, wv[0]);
                     acc_c1_r0_v1 = vfmaq_n_f32(acc_c1_r0_v1, x_r0_k0_v1, wv[1]);
-                    let x_r0_k1_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 42, 1>(xw),
-                    );
-                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r0_k1_v0, wv[2]);
-                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r0_k1_v0, wv[3]);
+                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r0_k0_v1, wv[2]);
+                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r0_k0_v1, wv[3]);
                     let x_r0_k1_v1 = ::gspc_runtime::aarch64::load4(
                         ::gspc_runtime::window::at::<4, 42, 2>(xw),
                     );
                     acc_c0_r0_v1 = vfmaq_n_f32(acc_c0_r0_v1, x_r0_k1_v1, wv[2]);
                     acc_c1_r0_v1 = vfmaq_n_f32(acc_c1_r0_v1, x_r0_k1_v1, wv[3]);
-                    let x_r0_k2_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 42, 2>(xw),
-                    );
-                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r0_k2_v0, wv[4]);
-                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r0_k2_v0, wv[5]);
+                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r0_k1_v1, wv[4]);
+                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r0_k1_v1, wv[5]);
                     let x_r0_k2_v1 = ::gspc_runtime::aarch64::load4(
                         ::gspc_runtime::window::at::<4, 42, 3>(xw),
                     );
@@ -837,13 +804,10 @@ pub mod tiny {
                     acc_c1_r0_v1 = vfmaq_n_f32(acc_c1_r0_v1, x_r1_k0_v1, wv[7]);
                     acc_c0_r1_v1 = vfmaq_n_f32(acc_c0_r1_v1, x_r1_k0_v1, wv[0]);
                     acc_c1_r1_v1 = vfmaq_n_f32(acc_c1_r1_v1, x_r1_k0_v1, wv[1]);
-                    let x_r1_k1_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 42, 8>(xw),
-                    );
-                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r1_k1_v0, wv[8]);
-                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r1_k1_v0, wv[9]);
-                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r1_k1_v0, wv[2]);
-                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r1_k1_v0, wv[3]);
+                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r1_k0_v1, wv[8]);
+                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r1_k0_v1, wv[9]);
+                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r1_k0_v1, wv[2]);
+                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r1_k0_v1, wv[3]);
                     let x_r1_k1_v1 = ::gspc_runtime::aarch64::load4(
                         ::gspc_runtime::window::at::<4, 42, 9>(xw),
                     );
@@ -851,13 +815,10 @@ pub mod tiny {
                     acc_c1_r0_v1 = vfmaq_n_f32(acc_c1_r0_v1, x_r1_k1_v1, wv[9]);
                     acc_c0_r1_v1 = vfmaq_n_f32(acc_c0_r1_v1, x_r1_k1_v1, wv[2]);
                     acc_c1_r1_v1 = vfmaq_n_f32(acc_c1_r1_v1, x_r1_k1_v1, wv[3]);
-                    let x_r1_k2_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 42, 9>(xw),
-                    );
-                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r1_k2_v0, wv[10]);
-                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r1_k2_v0, wv[11]);
-                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r1_k2_v0, wv[4]);
-                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r1_k2_v0, wv[5]);
+                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r1_k1_v1, wv[10]);
+                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r1_k1_v1, wv[11]);
+                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r1_k1_v1, wv[4]);
+                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r1_k1_v1, wv[5]);
                     let x_r1_k2_v1 = ::gspc_runtime::aarch64::load4(
                         ::gspc_runtime::window::at::<4, 42, 10>(xw),
                     );
@@ -883,15 +844,12 @@ pub mod tiny {
                     acc_c1_r1_v1 = vfmaq_n_f32(acc_c1_r1_v1, x_r2_k0_v1, wv[7]);
                     acc_c0_r2_v1 = vfmaq_n_f32(acc_c0_r2_v1, x_r2_k0_v1, wv[0]);
                     acc_c1_r2_v1 = vfmaq_n_f32(acc_c1_r2_v1, x_r2_k0_v1, wv[1]);
-                    let x_r2_k1_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 42, 15>(xw),
-                    );
-                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r2_k1_v0, wv[14]);
-                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r2_k1_v0, wv[15]);
-                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r2_k1_v0, wv[8]);
-                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r2_k1_v0, wv[9]);
-                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r2_k1_v0, wv[2]);
-                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r2_k1_v0, wv[3]);
+                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r2_k0_v1, wv[14]);
+                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r2_k0_v1, wv[15]);
+                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r2_k0_v1, wv[8]);
+                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r2_k0_v1, wv[9]);
+                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r2_k0_v1, wv[2]);
+                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r2_k0_v1, wv[3]);
                     let x_r2_k1_v1 = ::gspc_runtime::aarch64::load4(
                         ::gspc_runtime::window::at::<4, 42, 16>(xw),
                     );
@@ -901,15 +859,12 @@ pub mod tiny {
                     acc_c1_r1_v1 = vfmaq_n_f32(acc_c1_r1_v1, x_r2_k1_v1, wv[9]);
                     acc_c0_r2_v1 = vfmaq_n_f32(acc_c0_r2_v1, x_r2_k1_v1, wv[2]);
                     acc_c1_r2_v1 = vfmaq_n_f32(acc_c1_r2_v1, x_r2_k1_v1, wv[3]);
-                    let x_r2_k2_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 42, 16>(xw),
-                    );
-                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r2_k2_v0, wv[16]);
-                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r2_k2_v0, wv[17]);
-                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r2_k2_v0, wv[10]);
-                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r2_k2_v0, wv[11]);
-                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r2_k2_v0, wv[4]);
-                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r2_k2_v0, wv[5]);
+                    acc_c0_r0_v0 = vfmaq_n_f32(acc_c0_r0_v0, x_r2_k1_v1, wv[16]);
+                    acc_c1_r0_v0 = vfmaq_n_f32(acc_c1_r0_v0, x_r2_k1_v1, wv[17]);
+                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r2_k1_v1, wv[10]);
+                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r2_k1_v1, wv[11]);
+                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r2_k1_v1, wv[4]);
+                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r2_k1_v1, wv[5]);
                     let x_r2_k2_v1 = ::gspc_runtime::aarch64::load4(
                         ::gspc_runtime::window::at::<4, 42, 17>(xw),
                     );
@@ -937,15 +892,12 @@ pub mod tiny {
                     acc_c1_r2_v1 = vfmaq_n_f32(acc_c1_r2_v1, x_r3_k0_v1, wv[7]);
                     acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r3_k0_v1, wv[0]);
                     acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r3_k0_v1, wv[1]);
-                    let x_r3_k1_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 42, 22>(xw),
-                    );
-                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r3_k1_v0, wv[14]);
-                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r3_k1_v0, wv[15]);
-                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r3_k1_v0, wv[8]);
-                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r3_k1_v0, wv[9]);
-                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r3_k1_v0, wv[2]);
-                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r3_k1_v0, wv[3]);
+                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r3_k0_v1, wv[14]);
+                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r3_k0_v1, wv[15]);
+                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r3_k0_v1, wv[8]);
+                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r3_k0_v1, wv[9]);
+                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r3_k0_v1, wv[2]);
+                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r3_k0_v1, wv[3]);
                     let x_r3_k1_v1 = ::gspc_runtime::aarch64::load4(
                         ::gspc_runtime::window::at::<4, 42, 23>(xw),
                     );
@@ -955,15 +907,12 @@ pub mod tiny {
                     acc_c1_r2_v1 = vfmaq_n_f32(acc_c1_r2_v1, x_r3_k1_v1, wv[9]);
                     acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r3_k1_v1, wv[2]);
                     acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r3_k1_v1, wv[3]);
-                    let x_r3_k2_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 42, 23>(xw),
-                    );
-                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r3_k2_v0, wv[16]);
-                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r3_k2_v0, wv[17]);
-                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r3_k2_v0, wv[10]);
-                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r3_k2_v0, wv[11]);
-                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r3_k2_v0, wv[4]);
-                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r3_k2_v0, wv[5]);
+                    acc_c0_r1_v0 = vfmaq_n_f32(acc_c0_r1_v0, x_r3_k1_v1, wv[16]);
+                    acc_c1_r1_v0 = vfmaq_n_f32(acc_c1_r1_v0, x_r3_k1_v1, wv[17]);
+                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r3_k1_v1, wv[10]);
+                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r3_k1_v1, wv[11]);
+                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r3_k1_v1, wv[4]);
+                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r3_k1_v1, wv[5]);
                     let x_r3_k2_v1 = ::gspc_runtime::aarch64::load4(
                         ::gspc_runtime::window::at::<4, 42, 24>(xw),
                     );
@@ -987,13 +936,10 @@ pub mod tiny {
                     acc_c1_r2_v1 = vfmaq_n_f32(acc_c1_r2_v1, x_r4_k0_v1, wv[13]);
                     acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r4_k0_v1, wv[6]);
                     acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r4_k0_v1, wv[7]);
-                    let x_r4_k1_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 42, 29>(xw),
-                    );
-                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r4_k1_v0, wv[14]);
-                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r4_k1_v0, wv[15]);
-                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r4_k1_v0, wv[8]);
-                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r4_k1_v0, wv[9]);
+                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r4_k0_v1, wv[14]);
+                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r4_k0_v1, wv[15]);
+                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r4_k0_v1, wv[8]);
+                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r4_k0_v1, wv[9]);
                     let x_r4_k1_v1 = ::gspc_runtime::aarch64::load4(
                         ::gspc_runtime::window::at::<4, 42, 30>(xw),
                     );
@@ -1001,13 +947,10 @@ pub mod tiny {
                     acc_c1_r2_v1 = vfmaq_n_f32(acc_c1_r2_v1, x_r4_k1_v1, wv[15]);
                     acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r4_k1_v1, wv[8]);
                     acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r4_k1_v1, wv[9]);
-                    let x_r4_k2_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 42, 30>(xw),
-                    );
-                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r4_k2_v0, wv[16]);
-                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r4_k2_v0, wv[17]);
-                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r4_k2_v0, wv[10]);
-                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r4_k2_v0, wv[11]);
+                    acc_c0_r2_v0 = vfmaq_n_f32(acc_c0_r2_v0, x_r4_k1_v1, wv[16]);
+                    acc_c1_r2_v0 = vfmaq_n_f32(acc_c1_r2_v0, x_r4_k1_v1, wv[17]);
+                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r4_k1_v1, wv[10]);
+                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r4_k1_v1, wv[11]);
                     let x_r4_k2_v1 = ::gspc_runtime::aarch64::load4(
                         ::gspc_runtime::window::at::<4, 42, 31>(xw),
                     );
@@ -1025,31 +968,23 @@ pub mod tiny {
                     );
                     acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r5_k0_v1, wv[12]);
                     acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r5_k0_v1, wv[13]);
-                    let x_r5_k1_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 42, 36>(xw),
-                    );
-                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r5_k1_v0, wv[14]);
-                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r5_k1_v0, wv[15]);
+                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r5_k0_v1, wv[14]);
+                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r5_k0_v1, wv[15]);
                     let x_r5_k1_v1 = ::gspc_runtime::aarch64::load4(
                         ::gspc_runtime::window::at::<4, 42, 37>(xw),
                     );
                     acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r5_k1_v1, wv[14]);
                     acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r5_k1_v1, wv[15]);
-                    let x_r5_k2_v0 = ::gspc_runtime::aarch64::load4(
-                        ::gspc_runtime::window::at::<4, 42, 37>(xw),
-                    );
-                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r5_k2_v0, wv[16]);
-                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r5_k2_v0, wv[17]);
+                    acc_c0_r3_v0 = vfmaq_n_f32(acc_c0_r3_v0, x_r5_k1_v1, wv[16]);
+                    acc_c1_r3_v0 = vfmaq_n_f32(acc_c1_r3_v0, x_r5_k1_v1, wv[17]);
                     let x_r5_k2_v1 = ::gspc_runtime::aarch64::load4(
                         ::gspc_runtime::window::at::<4, 42, 38>(xw),
                     );
                     acc_c0_r3_v1 = vfmaq_n_f32(acc_c0_r3_v1, x_r5_k2_v1, wv[16]);
                     acc_c1_r3_v1 = vfmaq_n_f32(acc_c1_r3_v1, x_r5_k2_v1, wv[17]);
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -1263,7 +1198,7 @@ pub mod tiny {
             blocks: &mut [[f32; BLOCK_LEN]],
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: NEON is part of the aarch64 baseline, the only target the neon variant is generated for
             unsafe { neon::run_units(input, packed, first, blocks, scratch) }
         }
         /// The layer's entry points over its lengths, in gspc-runtime.
@@ -1374,7 +1309,7 @@ pub mod tiny {
                     output,
                     scratch,
                 )?;
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: NEON is part of the aarch64 baseline, the only target the neon variant is generated for
             unsafe { neon::run(input, packed, output, scratch) };
             Ok(())
         }
@@ -1390,7 +1325,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<12>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the portable variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the portable variant; block `u` is output channels `u * 2 ..` of group `u`.
             pub fn run_units(
                 input: &[f32; super::INPUT_LEN],
                 packed: &[f32; super::PACKED_LEN],
@@ -1401,7 +1336,7 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
@@ -1409,9 +1344,7 @@ pub mod tiny {
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for r in 0..2 {
                         let oh = r;
-                        for t in 0..1 {
-                            tile_full(x, packed, block, g, ob, oh, t * 3);
-                        }
+                        tile_full(x, packed, block, g, oh, 0);
                     }
                 }
             }
@@ -1422,12 +1355,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 12],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 14 + ow0 * 2;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_w0_v0 = [0.0f32; 2];
                 let mut acc_w1_v0 = [0.0f32; 2];
                 let mut acc_w2_v0 = [0.0f32; 2];
@@ -1481,10 +1413,8 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_w1_v0, xw[18], w_t8_v0);
                     ::gspc_runtime::fma_lanes(&mut acc_w2_v0, xw[20], w_t8_v0);
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -1536,7 +1466,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<12>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the neon variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the neon variant; block `u` is output channels `u * 2 ..` of group `u`.
             ///
             /// # Safety
             ///
@@ -1552,7 +1482,7 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
@@ -1560,9 +1490,7 @@ pub mod tiny {
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for r in 0..2 {
                         let oh = r;
-                        for t in 0..1 {
-                            tile_full(x, packed, block, g, ob, oh, t * 3);
-                        }
+                        tile_full(x, packed, block, g, oh, 0);
                     }
                 }
             }
@@ -1574,12 +1502,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 12],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 14 + ow0 * 2;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_w0_v0 = 0.0f32;
                 let mut acc_w0_v1 = 0.0f32;
                 let mut acc_w1_v0 = 0.0f32;
@@ -1672,10 +1599,8 @@ pub mod tiny {
                     acc_w2_v0 += xw[20] * w_t8_v0;
                     acc_w2_v1 += xw[20] * w_t8_v1;
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<

@@ -285,7 +285,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<40>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the portable variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the portable variant; block `u` is output channels `u * 2 ..` of group `u`.
             pub fn run_units(
                 input: &[f32; super::INPUT_LEN],
                 packed: &[f32; super::PACKED_LEN],
@@ -296,7 +296,7 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
@@ -304,7 +304,7 @@ pub mod tiny {
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for r in 0..4 {
                         let oh = r;
-                        tile_last(x, packed, block, g, ob, oh, 0);
+                        tile_last(x, packed, block, g, oh, 0);
                     }
                 }
             }
@@ -315,12 +315,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 40],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 7 + ow0;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_c0_r0_v0 = [0.0f32; 4];
                 let mut acc_c0_r0_v1 = [0.0f32; 4];
                 let mut acc_c1_r0_v0 = [0.0f32; 4];
@@ -344,15 +343,13 @@ pub mod tiny {
                     let x_r0_k0_v1 = ::gspc_runtime::window::at::<4, 21, 1>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[0], x_r0_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[1], x_r0_k0_v1);
-                    let x_r0_k1_v0 = ::gspc_runtime::window::at::<4, 21, 1>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k0_v1);
                     let x_r0_k1_v1 = ::gspc_runtime::window::at::<4, 21, 2>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[2], x_r0_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[3], x_r0_k1_v1);
-                    let x_r0_k2_v0 = ::gspc_runtime::window::at::<4, 21, 2>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k1_v1);
                     let x_r0_k2_v1 = ::gspc_runtime::window::at::<4, 21, 3>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[4], x_r0_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[5], x_r0_k2_v1);
@@ -362,15 +359,13 @@ pub mod tiny {
                     let x_r1_k0_v1 = ::gspc_runtime::window::at::<4, 21, 8>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[6], x_r1_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[7], x_r1_k0_v1);
-                    let x_r1_k1_v0 = ::gspc_runtime::window::at::<4, 21, 8>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k0_v1);
                     let x_r1_k1_v1 = ::gspc_runtime::window::at::<4, 21, 9>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[8], x_r1_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[9], x_r1_k1_v1);
-                    let x_r1_k2_v0 = ::gspc_runtime::window::at::<4, 21, 9>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k1_v1);
                     let x_r1_k2_v1 = ::gspc_runtime::window::at::<4, 21, 10>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[10], x_r1_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[11], x_r1_k2_v1);
@@ -380,23 +375,19 @@ pub mod tiny {
                     let x_r2_k0_v1 = ::gspc_runtime::window::at::<4, 21, 15>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[12], x_r2_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[13], x_r2_k0_v1);
-                    let x_r2_k1_v0 = ::gspc_runtime::window::at::<4, 21, 15>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k0_v1);
                     let x_r2_k1_v1 = ::gspc_runtime::window::at::<4, 21, 16>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[14], x_r2_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[15], x_r2_k1_v1);
-                    let x_r2_k2_v0 = ::gspc_runtime::window::at::<4, 21, 16>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k1_v1);
                     let x_r2_k2_v1 = ::gspc_runtime::window::at::<4, 21, 17>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[16], x_r2_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[17], x_r2_k2_v1);
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -684,7 +675,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<12>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the portable variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the portable variant; block `u` is output channels `u * 2 ..` of group `u`.
             pub fn run_units(
                 input: &[f32; super::INPUT_LEN],
                 packed: &[f32; super::PACKED_LEN],
@@ -695,7 +686,7 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
@@ -703,9 +694,7 @@ pub mod tiny {
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for r in 0..2 {
                         let oh = r;
-                        for t in 0..1 {
-                            tile_full(x, packed, block, g, ob, oh, t * 3);
-                        }
+                        tile_full(x, packed, block, g, oh, 0);
                     }
                 }
             }
@@ -716,12 +705,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 12],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 14 + ow0 * 2;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_w0_v0 = [0.0f32; 2];
                 let mut acc_w1_v0 = [0.0f32; 2];
                 let mut acc_w2_v0 = [0.0f32; 2];
@@ -775,10 +763,8 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_w1_v0, xw[18], w_t8_v0);
                     ::gspc_runtime::fma_lanes(&mut acc_w2_v0, xw[20], w_t8_v0);
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<

@@ -189,12 +189,12 @@ pub mod tiny {
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
             if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX512 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                // SAFETY: `x86::level()` just above shows that the CPU runs avx512, the features this variant is compiled with
                 unsafe { avx512::run_units(input, packed, first, blocks, scratch) };
                 return;
             }
             if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX2 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                // SAFETY: `x86::level()` just above shows that the CPU runs avx2, the features this variant is compiled with
                 unsafe { avx2::run_units(input, packed, first, blocks, scratch) };
                 return;
             }
@@ -308,8 +308,8 @@ pub mod tiny {
                     output,
                     scratch,
                 )?;
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
-            unsafe { avx2::run(input, packed, output, scratch) };
+            // SAFETY: `variant_arrays` returned Ok only because this CPU runs avx2, the features this variant is compiled with
+            #[allow(unused_unsafe)] unsafe { avx2::run(input, packed, output, scratch) };
             Ok(())
         }
         /// The avx512 variant of [`run`] over slices; refuses when the CPU lacks it.
@@ -327,7 +327,8 @@ pub mod tiny {
                     output,
                     scratch,
                 )?;
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: `variant_arrays` returned Ok only because this CPU runs avx512, the features this variant is compiled with
+            #[allow(unused_unsafe)]
             unsafe { avx512::run(input, packed, output, scratch) };
             Ok(())
         }
@@ -343,7 +344,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<40>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the portable variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the portable variant; block `u` is output channels `u * 2 ..` of group `u`.
             pub fn run_units(
                 input: &[f32; super::INPUT_LEN],
                 packed: &[f32; super::PACKED_LEN],
@@ -354,18 +355,16 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
                     }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for r in 0..1 {
-                        let oh = r * 3;
-                        tile_last(x, packed, block, g, ob, oh, 0);
-                    }
+                    let oh = 0;
+                    tile_last(x, packed, block, g, oh, 0);
                     let oh = 3;
-                    tile_last_rows(x, packed, block, g, ob, oh, 0);
+                    tile_last_rows(x, packed, block, g, oh, 0);
                 }
             }
             /// Tile of 2 output channel(s) x 3 output row(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_r{row}_v{vector}`; per input channel a 3x3 window, unrolled: each input row's vectors loaded once for every output row they reach, one FMA with a broadcast weight per channel.
@@ -375,12 +374,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 40],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 7 + ow0;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_c0_r0_v0 = [0.0f32; 4];
                 let mut acc_c0_r0_v1 = [0.0f32; 4];
                 let mut acc_c0_r1_v0 = [0.0f32; 4];
@@ -412,15 +410,13 @@ pub mod tiny {
                     let x_r0_k0_v1 = ::gspc_runtime::window::at::<4, 35, 1>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[0], x_r0_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[1], x_r0_k0_v1);
-                    let x_r0_k1_v0 = ::gspc_runtime::window::at::<4, 35, 1>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k0_v1);
                     let x_r0_k1_v1 = ::gspc_runtime::window::at::<4, 35, 2>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[2], x_r0_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[3], x_r0_k1_v1);
-                    let x_r0_k2_v0 = ::gspc_runtime::window::at::<4, 35, 2>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k1_v1);
                     let x_r0_k2_v1 = ::gspc_runtime::window::at::<4, 35, 3>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[4], x_r0_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[5], x_r0_k2_v1);
@@ -434,21 +430,19 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[7], x_r1_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[0], x_r1_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[1], x_r1_k0_v1);
-                    let x_r1_k1_v0 = ::gspc_runtime::window::at::<4, 35, 8>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[2], x_r1_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[3], x_r1_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[2], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[3], x_r1_k0_v1);
                     let x_r1_k1_v1 = ::gspc_runtime::window::at::<4, 35, 9>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[8], x_r1_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[9], x_r1_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[2], x_r1_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[3], x_r1_k1_v1);
-                    let x_r1_k2_v0 = ::gspc_runtime::window::at::<4, 35, 9>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[4], x_r1_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[5], x_r1_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[4], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[5], x_r1_k1_v1);
                     let x_r1_k2_v1 = ::gspc_runtime::window::at::<4, 35, 10>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[10], x_r1_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[11], x_r1_k2_v1);
@@ -468,13 +462,12 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[7], x_r2_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[0], x_r2_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[1], x_r2_k0_v1);
-                    let x_r2_k1_v0 = ::gspc_runtime::window::at::<4, 35, 15>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[8], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[9], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[2], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[3], x_r2_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[8], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[9], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[2], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[3], x_r2_k0_v1);
                     let x_r2_k1_v1 = ::gspc_runtime::window::at::<4, 35, 16>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[14], x_r2_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[15], x_r2_k1_v1);
@@ -482,13 +475,12 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[9], x_r2_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[2], x_r2_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[3], x_r2_k1_v1);
-                    let x_r2_k2_v0 = ::gspc_runtime::window::at::<4, 35, 16>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[10], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[11], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[4], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[5], x_r2_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[10], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[11], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[4], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[5], x_r2_k1_v1);
                     let x_r2_k2_v1 = ::gspc_runtime::window::at::<4, 35, 17>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[16], x_r2_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[17], x_r2_k2_v1);
@@ -506,21 +498,19 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[13], x_r3_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[6], x_r3_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[7], x_r3_k0_v1);
-                    let x_r3_k1_v0 = ::gspc_runtime::window::at::<4, 35, 22>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[14], x_r3_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[15], x_r3_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[8], x_r3_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[9], x_r3_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[14], x_r3_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[15], x_r3_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[8], x_r3_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[9], x_r3_k0_v1);
                     let x_r3_k1_v1 = ::gspc_runtime::window::at::<4, 35, 23>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[14], x_r3_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[15], x_r3_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[8], x_r3_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[9], x_r3_k1_v1);
-                    let x_r3_k2_v0 = ::gspc_runtime::window::at::<4, 35, 23>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[16], x_r3_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[17], x_r3_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[10], x_r3_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[11], x_r3_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v0, wv[16], x_r3_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v0, wv[17], x_r3_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[10], x_r3_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[11], x_r3_k1_v1);
                     let x_r3_k2_v1 = ::gspc_runtime::window::at::<4, 35, 24>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r1_v1, wv[16], x_r3_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r1_v1, wv[17], x_r3_k2_v1);
@@ -532,23 +522,19 @@ pub mod tiny {
                     let x_r4_k0_v1 = ::gspc_runtime::window::at::<4, 35, 29>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[12], x_r4_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[13], x_r4_k0_v1);
-                    let x_r4_k1_v0 = ::gspc_runtime::window::at::<4, 35, 29>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[14], x_r4_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[15], x_r4_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[14], x_r4_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[15], x_r4_k0_v1);
                     let x_r4_k1_v1 = ::gspc_runtime::window::at::<4, 35, 30>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[14], x_r4_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[15], x_r4_k1_v1);
-                    let x_r4_k2_v0 = ::gspc_runtime::window::at::<4, 35, 30>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[16], x_r4_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[17], x_r4_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v0, wv[16], x_r4_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v0, wv[17], x_r4_k1_v1);
                     let x_r4_k2_v1 = ::gspc_runtime::window::at::<4, 35, 31>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r2_v1, wv[16], x_r4_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r2_v1, wv[17], x_r4_k2_v1);
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -625,12 +611,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 40],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 7 + ow0;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_c0_r0_v0 = [0.0f32; 4];
                 let mut acc_c0_r0_v1 = [0.0f32; 4];
                 let mut acc_c1_r0_v0 = [0.0f32; 4];
@@ -654,15 +639,13 @@ pub mod tiny {
                     let x_r0_k0_v1 = ::gspc_runtime::window::at::<4, 21, 1>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[0], x_r0_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[1], x_r0_k0_v1);
-                    let x_r0_k1_v0 = ::gspc_runtime::window::at::<4, 21, 1>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[2], x_r0_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[3], x_r0_k0_v1);
                     let x_r0_k1_v1 = ::gspc_runtime::window::at::<4, 21, 2>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[2], x_r0_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[3], x_r0_k1_v1);
-                    let x_r0_k2_v0 = ::gspc_runtime::window::at::<4, 21, 2>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[4], x_r0_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[5], x_r0_k1_v1);
                     let x_r0_k2_v1 = ::gspc_runtime::window::at::<4, 21, 3>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[4], x_r0_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[5], x_r0_k2_v1);
@@ -672,15 +655,13 @@ pub mod tiny {
                     let x_r1_k0_v1 = ::gspc_runtime::window::at::<4, 21, 8>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[6], x_r1_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[7], x_r1_k0_v1);
-                    let x_r1_k1_v0 = ::gspc_runtime::window::at::<4, 21, 8>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[8], x_r1_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[9], x_r1_k0_v1);
                     let x_r1_k1_v1 = ::gspc_runtime::window::at::<4, 21, 9>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[8], x_r1_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[9], x_r1_k1_v1);
-                    let x_r1_k2_v0 = ::gspc_runtime::window::at::<4, 21, 9>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[10], x_r1_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[11], x_r1_k1_v1);
                     let x_r1_k2_v1 = ::gspc_runtime::window::at::<4, 21, 10>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[10], x_r1_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[11], x_r1_k2_v1);
@@ -690,23 +671,19 @@ pub mod tiny {
                     let x_r2_k0_v1 = ::gspc_runtime::window::at::<4, 21, 15>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[12], x_r2_k0_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[13], x_r2_k0_v1);
-                    let x_r2_k1_v0 = ::gspc_runtime::window::at::<4, 21, 15>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k1_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k1_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[14], x_r2_k0_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[15], x_r2_k0_v1);
                     let x_r2_k1_v1 = ::gspc_runtime::window::at::<4, 21, 16>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[14], x_r2_k1_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[15], x_r2_k1_v1);
-                    let x_r2_k2_v0 = ::gspc_runtime::window::at::<4, 21, 16>(xw);
-                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k2_v0);
-                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k2_v0);
+                    ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v0, wv[16], x_r2_k1_v1);
+                    ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v0, wv[17], x_r2_k1_v1);
                     let x_r2_k2_v1 = ::gspc_runtime::window::at::<4, 21, 17>(xw);
                     ::gspc_runtime::fma_lanes(&mut acc_c0_r0_v1, wv[16], x_r2_k2_v1);
                     ::gspc_runtime::fma_lanes(&mut acc_c1_r0_v1, wv[17], x_r2_k2_v1);
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -755,7 +732,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<40>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the avx2 variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the avx2 variant; block `u` is output channels `u * 2 ..` of group `u`.
             ///
             /// # Safety
             ///
@@ -771,18 +748,16 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
                     }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for r in 0..1 {
-                        let oh = r * 3;
-                        tile_last(x, packed, block, g, ob, oh, 0);
-                    }
+                    let oh = 0;
+                    tile_last(x, packed, block, g, oh, 0);
                     let oh = 3;
-                    tile_last_rows(x, packed, block, g, ob, oh, 0);
+                    tile_last_rows(x, packed, block, g, oh, 0);
                 }
             }
             /// Tile of 2 output channel(s) x 3 output row(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_r{row}_v{vector}`; per input channel a 3x3 window, unrolled: each input row's vectors loaded once for every output row they reach, one FMA with a broadcast weight per channel.
@@ -793,12 +768,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 40],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 7 + ow0;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_c0_r0_v0 = _mm_setzero_ps();
                 let mut acc_c0_r0_v1 = _mm_setzero_ps();
                 let mut acc_c0_r1_v0 = _mm_setzero_ps();
@@ -850,16 +824,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r0_v1,
                     );
-                    let x_r0_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 1>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k1_v0,
+                        x_r0_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k1_v0,
+                        x_r0_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r0_v0,
                     );
@@ -876,16 +847,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r0_v1,
                     );
-                    let x_r0_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 2>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k2_v0,
+                        x_r0_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k2_v0,
+                        x_r0_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r0_v0,
                     );
@@ -948,26 +916,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r1_v1,
                     );
-                    let x_r1_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 8>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r1_v0,
                     );
@@ -994,26 +959,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r1_v1,
                     );
-                    let x_r1_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 9>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r1_v0,
                     );
@@ -1106,36 +1068,33 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r2_v1,
                     );
-                    let x_r2_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 15>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r2_v0,
                     );
@@ -1172,36 +1131,33 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r2_v1,
                     );
-                    let x_r2_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 16>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r2_v0,
                     );
@@ -1284,26 +1240,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[7]),
                         acc_c1_r2_v1,
                     );
-                    let x_r3_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 22>(xw),
-                    );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r2_v0,
                     );
@@ -1330,26 +1283,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[9]),
                         acc_c1_r2_v1,
                     );
-                    let x_r3_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 23>(xw),
-                    );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r2_v0,
                     );
@@ -1402,16 +1352,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[13]),
                         acc_c1_r2_v1,
                     );
-                    let x_r4_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 29>(xw),
-                    );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k1_v0,
+                        x_r4_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k1_v0,
+                        x_r4_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r2_v0,
                     );
@@ -1428,16 +1375,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[15]),
                         acc_c1_r2_v1,
                     );
-                    let x_r4_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 35, 30>(xw),
-                    );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k2_v0,
+                        x_r4_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k2_v0,
+                        x_r4_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r2_v0,
                     );
@@ -1455,10 +1399,8 @@ pub mod tiny {
                         acc_c1_r2_v1,
                     );
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -1512,12 +1454,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 40],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 7 + ow0;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_c0_r0_v0 = _mm_setzero_ps();
                 let mut acc_c0_r0_v1 = _mm_setzero_ps();
                 let mut acc_c1_r0_v0 = _mm_setzero_ps();
@@ -1561,16 +1502,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r0_v1,
                     );
-                    let x_r0_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 21, 1>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k1_v0,
+                        x_r0_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k1_v0,
+                        x_r0_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r0_v0,
                     );
@@ -1587,16 +1525,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r0_v1,
                     );
-                    let x_r0_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 21, 2>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k2_v0,
+                        x_r0_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k2_v0,
+                        x_r0_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r0_v0,
                     );
@@ -1639,16 +1574,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[7]),
                         acc_c1_r0_v1,
                     );
-                    let x_r1_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 21, 8>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r0_v0,
                     );
@@ -1665,16 +1597,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[9]),
                         acc_c1_r0_v1,
                     );
-                    let x_r1_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 21, 9>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r0_v0,
                     );
@@ -1717,16 +1646,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[13]),
                         acc_c1_r0_v1,
                     );
-                    let x_r2_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 21, 15>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r0_v0,
                     );
@@ -1743,16 +1669,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[15]),
                         acc_c1_r0_v1,
                     );
-                    let x_r2_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 21, 16>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r0_v0,
                     );
@@ -1770,10 +1693,8 @@ pub mod tiny {
                         acc_c1_r0_v1,
                     );
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -1814,7 +1735,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<40>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the avx512 variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `plain` with the avx512 variant; block `u` is output channels `u * 2 ..` of group `u`.
             ///
             /// # Safety
             ///
@@ -1830,16 +1751,14 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
                     }
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
-                    for r in 0..1 {
-                        let oh = r * 4;
-                        tile_last(x, packed, block, g, ob, oh, 0);
-                    }
+                    let oh = 0;
+                    tile_last(x, packed, block, g, oh, 0);
                 }
             }
             /// Tile of 2 output channel(s) x 4 output row(s) x 2 vector(s) of 4 output columns: accumulators `acc_c{channel}_r{row}_v{vector}`; per input channel a 3x3 window, unrolled: each input row's vectors loaded once for every output row they reach, one FMA with a broadcast weight per channel.
@@ -1850,12 +1769,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 40],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 7 + ow0;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_c0_r0_v0 = _mm_setzero_ps();
                 let mut acc_c0_r0_v1 = _mm_setzero_ps();
                 let mut acc_c0_r1_v0 = _mm_setzero_ps();
@@ -1911,16 +1829,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r0_v1,
                     );
-                    let x_r0_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 1>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k1_v0,
+                        x_r0_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k1_v0,
+                        x_r0_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r0_v0,
                     );
@@ -1937,16 +1852,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r0_v1,
                     );
-                    let x_r0_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 2>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k2_v0,
+                        x_r0_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r0_k2_v0,
+                        x_r0_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r0_v0,
                     );
@@ -2009,26 +1921,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r1_v1,
                     );
-                    let x_r1_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 8>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k1_v0,
+                        x_r1_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r1_v0,
                     );
@@ -2055,26 +1964,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r1_v1,
                     );
-                    let x_r1_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 9>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r1_k2_v0,
+                        x_r1_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r1_v0,
                     );
@@ -2167,36 +2073,33 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r2_v1,
                     );
-                    let x_r2_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 15>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k1_v0,
+                        x_r2_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r2_v0,
                     );
@@ -2233,36 +2136,33 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r2_v1,
                     );
-                    let x_r2_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 16>(xw),
-                    );
                     acc_c0_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r0_v0,
                     );
                     acc_c1_r0_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r0_v0,
                     );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r2_k2_v0,
+                        x_r2_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r2_v0,
                     );
@@ -2365,36 +2265,33 @@ pub mod tiny {
                         _mm_set1_ps(wv[1]),
                         acc_c1_r3_v1,
                     );
-                    let x_r3_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 22>(xw),
-                    );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r2_v0,
                     );
                     acc_c0_r3_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[2]),
                         acc_c0_r3_v0,
                     );
                     acc_c1_r3_v0 = _mm_fmadd_ps(
-                        x_r3_k1_v0,
+                        x_r3_k0_v1,
                         _mm_set1_ps(wv[3]),
                         acc_c1_r3_v0,
                     );
@@ -2431,36 +2328,33 @@ pub mod tiny {
                         _mm_set1_ps(wv[3]),
                         acc_c1_r3_v1,
                     );
-                    let x_r3_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 23>(xw),
-                    );
                     acc_c0_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r1_v0,
                     );
                     acc_c1_r1_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r1_v0,
                     );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r2_v0,
                     );
                     acc_c0_r3_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[4]),
                         acc_c0_r3_v0,
                     );
                     acc_c1_r3_v0 = _mm_fmadd_ps(
-                        x_r3_k2_v0,
+                        x_r3_k1_v1,
                         _mm_set1_ps(wv[5]),
                         acc_c1_r3_v0,
                     );
@@ -2543,26 +2437,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[7]),
                         acc_c1_r3_v1,
                     );
-                    let x_r4_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 29>(xw),
-                    );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k1_v0,
+                        x_r4_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k1_v0,
+                        x_r4_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r2_v0,
                     );
                     acc_c0_r3_v0 = _mm_fmadd_ps(
-                        x_r4_k1_v0,
+                        x_r4_k0_v1,
                         _mm_set1_ps(wv[8]),
                         acc_c0_r3_v0,
                     );
                     acc_c1_r3_v0 = _mm_fmadd_ps(
-                        x_r4_k1_v0,
+                        x_r4_k0_v1,
                         _mm_set1_ps(wv[9]),
                         acc_c1_r3_v0,
                     );
@@ -2589,26 +2480,23 @@ pub mod tiny {
                         _mm_set1_ps(wv[9]),
                         acc_c1_r3_v1,
                     );
-                    let x_r4_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 30>(xw),
-                    );
                     acc_c0_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k2_v0,
+                        x_r4_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r2_v0,
                     );
                     acc_c1_r2_v0 = _mm_fmadd_ps(
-                        x_r4_k2_v0,
+                        x_r4_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r2_v0,
                     );
                     acc_c0_r3_v0 = _mm_fmadd_ps(
-                        x_r4_k2_v0,
+                        x_r4_k1_v1,
                         _mm_set1_ps(wv[10]),
                         acc_c0_r3_v0,
                     );
                     acc_c1_r3_v0 = _mm_fmadd_ps(
-                        x_r4_k2_v0,
+                        x_r4_k1_v1,
                         _mm_set1_ps(wv[11]),
                         acc_c1_r3_v0,
                     );
@@ -2661,16 +2549,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[13]),
                         acc_c1_r3_v1,
                     );
-                    let x_r5_k1_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 36>(xw),
-                    );
                     acc_c0_r3_v0 = _mm_fmadd_ps(
-                        x_r5_k1_v0,
+                        x_r5_k0_v1,
                         _mm_set1_ps(wv[14]),
                         acc_c0_r3_v0,
                     );
                     acc_c1_r3_v0 = _mm_fmadd_ps(
-                        x_r5_k1_v0,
+                        x_r5_k0_v1,
                         _mm_set1_ps(wv[15]),
                         acc_c1_r3_v0,
                     );
@@ -2687,16 +2572,13 @@ pub mod tiny {
                         _mm_set1_ps(wv[15]),
                         acc_c1_r3_v1,
                     );
-                    let x_r5_k2_v0 = ::gspc_runtime::x86::load4(
-                        ::gspc_runtime::window::at::<4, 42, 37>(xw),
-                    );
                     acc_c0_r3_v0 = _mm_fmadd_ps(
-                        x_r5_k2_v0,
+                        x_r5_k1_v1,
                         _mm_set1_ps(wv[16]),
                         acc_c0_r3_v0,
                     );
                     acc_c1_r3_v0 = _mm_fmadd_ps(
-                        x_r5_k2_v0,
+                        x_r5_k1_v1,
                         _mm_set1_ps(wv[17]),
                         acc_c1_r3_v0,
                     );
@@ -2714,10 +2596,8 @@ pub mod tiny {
                         acc_c1_r3_v1,
                     );
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -2937,12 +2817,12 @@ pub mod tiny {
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
             if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX512 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                // SAFETY: `x86::level()` just above shows that the CPU runs avx512, the features this variant is compiled with
                 unsafe { avx512::run_units(input, packed, first, blocks, scratch) };
                 return;
             }
             if ::gspc_runtime::x86::level() >= ::gspc_runtime::x86::LEVEL_AVX2 {
-                // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+                // SAFETY: `x86::level()` just above shows that the CPU runs avx2, the features this variant is compiled with
                 unsafe { avx2::run_units(input, packed, first, blocks, scratch) };
                 return;
             }
@@ -3056,8 +2936,8 @@ pub mod tiny {
                     output,
                     scratch,
                 )?;
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
-            unsafe { avx2::run(input, packed, output, scratch) };
+            // SAFETY: `variant_arrays` returned Ok only because this CPU runs avx2, the features this variant is compiled with
+            #[allow(unused_unsafe)] unsafe { avx2::run(input, packed, output, scratch) };
             Ok(())
         }
         /// The avx512 variant of [`run`] over slices; refuses when the CPU lacks it.
@@ -3075,7 +2955,8 @@ pub mod tiny {
                     output,
                     scratch,
                 )?;
-            // SAFETY: this variant's instruction set is checked just above (x86::level) or is enabled for the whole build (NEON on aarch64, or no portable fallback generated).
+            // SAFETY: `variant_arrays` returned Ok only because this CPU runs avx512, the features this variant is compiled with
+            #[allow(unused_unsafe)]
             unsafe { avx512::run(input, packed, output, scratch) };
             Ok(())
         }
@@ -3091,7 +2972,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<12>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the portable variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the portable variant; block `u` is output channels `u * 2 ..` of group `u`.
             pub fn run_units(
                 input: &[f32; super::INPUT_LEN],
                 packed: &[f32; super::PACKED_LEN],
@@ -3102,7 +2983,7 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
@@ -3110,9 +2991,7 @@ pub mod tiny {
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for r in 0..2 {
                         let oh = r;
-                        for t in 0..1 {
-                            tile_full(x, packed, block, g, ob, oh, t * 3);
-                        }
+                        tile_full(x, packed, block, g, oh, 0);
                     }
                 }
             }
@@ -3123,12 +3002,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 12],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 14 + ow0 * 2;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_w0_v0 = [0.0f32; 2];
                 let mut acc_w1_v0 = [0.0f32; 2];
                 let mut acc_w2_v0 = [0.0f32; 2];
@@ -3182,10 +3060,8 @@ pub mod tiny {
                     ::gspc_runtime::fma_lanes(&mut acc_w1_v0, xw[18], w_t8_v0);
                     ::gspc_runtime::fma_lanes(&mut acc_w2_v0, xw[20], w_t8_v0);
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -3237,7 +3113,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<12>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the avx2 variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the avx2 variant; block `u` is output channels `u * 2 ..` of group `u`.
             ///
             /// # Safety
             ///
@@ -3253,7 +3129,7 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
@@ -3261,9 +3137,7 @@ pub mod tiny {
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for r in 0..2 {
                         let oh = r;
-                        for t in 0..1 {
-                            tile_full(x, packed, block, g, ob, oh, t * 3);
-                        }
+                        tile_full(x, packed, block, g, oh, 0);
                     }
                 }
             }
@@ -3275,12 +3149,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 12],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 14 + ow0 * 2;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_w0_v0 = 0.0f32;
                 let mut acc_w0_v1 = 0.0f32;
                 let mut acc_w1_v0 = 0.0f32;
@@ -3373,10 +3246,8 @@ pub mod tiny {
                     acc_w2_v0 += xw[20] * w_t8_v0;
                     acc_w2_v1 += xw[20] * w_t8_v1;
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<
@@ -3416,7 +3287,7 @@ pub mod tiny {
                 let (blocks, _) = output.as_chunks_mut::<12>();
                 run_units(input, packed, 0, blocks, scratch);
             }
-            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the avx512 variant; block `u` is output channels `u * 2 ..` of group `u / 1`.
+            /// Computes output blocks `first..first + blocks.len()` of layer `biased` with the avx512 variant; block `u` is output channels `u * 2 ..` of group `u`.
             ///
             /// # Safety
             ///
@@ -3432,7 +3303,7 @@ pub mod tiny {
                 let mut packed_group = usize::MAX;
                 for (i, block) in blocks.iter_mut().enumerate() {
                     let unit = first + i;
-                    let (g, ob) = (unit, 0);
+                    let g = unit;
                     if g != packed_group {
                         super::pack_input(input, scratch, g);
                         packed_group = g;
@@ -3440,9 +3311,7 @@ pub mod tiny {
                     let x: &[f32; super::SCRATCH_LEN] = scratch;
                     for r in 0..2 {
                         let oh = r;
-                        for t in 0..1 {
-                            tile_full(x, packed, block, g, ob, oh, t * 3);
-                        }
+                        tile_full(x, packed, block, g, oh, 0);
                     }
                 }
             }
@@ -3454,12 +3323,11 @@ pub mod tiny {
                 p: &[f32; 76],
                 out: &mut [f32; 12],
                 g: usize,
-                ob: usize,
                 oh: usize,
                 ow0: usize,
             ) {
                 let xb = oh * 14 + ow0 * 2;
-                let wb = g * 36 + ob * 36;
+                let wb = g * 36;
                 let mut acc_w0_v0 = 0.0f32;
                 let mut acc_w0_v1 = 0.0f32;
                 let mut acc_w1_v0 = 0.0f32;
@@ -3552,10 +3420,8 @@ pub mod tiny {
                     acc_w2_v0 += xw[20] * w_t8_v0;
                     acc_w2_v1 += xw[20] * w_t8_v1;
                 }
-                let Some(bw) = ::gspc_runtime::window::window::<
-                    2,
-                    76,
-                >(p, g * 2 + ob * 2 + 72) else {
+                let Some(bw) = ::gspc_runtime::window::window::<2, 76>(p, g * 2 + 72)
+                else {
                     return;
                 };
                 let Some(ow) = ::gspc_runtime::window::window_mut::<

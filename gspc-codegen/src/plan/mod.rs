@@ -1,0 +1,673 @@
+//! Planning: from a validated layer and a target, the strategy, the packed layouts and the
+//! register tile of every ISA variant. Pure arithmetic, no code.
+//!
+//! # Kernel kinds
+//!
+//! A spec's `strategy` (spec vocabulary, [`Strategy`]) fixes a layer's packed layouts; each
+//! ISA variant then runs one [`Kind`] of kernel, and each kind has its own module with its
+//! planning rules, bounds proof and line estimate:
+//!
+//! - [`packed_oc`]: `gspc-oc`, output channels on the vector axis;
+//! - [`packed_ow`]: `gspc-ow` over the packed input, output columns on the vector axis;
+//! - [`direct`]: `gspc-ow`'s x86 SIMD variants of depthwise layers, straight from the NCHW
+//!   input (flat: the plane as one row);
+//! - [`dwc`]: `gspc-dwc`, depthwise with channels on the vector axis.
+//!
+//! # Cost model
+//!
+//! `oc_bn` is the largest divisor of the channels per group up to 16 (8 on 32-bit and
+//! other targets): it fixes the packed layout, shared by every variant of a build. Each
+//! variant then takes the widest vector that divides `oc_bn` and the largest `reg_n` whose
+//! accumulators, weight vectors and a broadcast register fit the ISA's register file
+//! (AVX2: 16, AVX-512 and NEON: 32, portable: 16 registers of 4 lanes), at most the output
+//! width and at most 1024 unrolled multiply-adds per tile; among the sizes from two thirds
+//! of that maximum up, one that divides the output width is preferred (no tail tile), and
+//! where the tail tile would hold fewer than [`FMA_CHAINS`] accumulators the row is split
+//! into tiles of even width (as are `gspc-ow`'s vectors).
+
+pub(crate) mod direct;
+pub(crate) mod dwc;
+pub(crate) mod packed_oc;
+pub(crate) mod packed_ow;
+
+use crate::error::Error;
+use crate::spec::LayerSpec;
+pub(crate) use crate::spec::{DWC_BLOCK, Strategy};
+use crate::target::{Arch, Target};
+use gspc_runtime::Isa;
+
+/// Accumulator registers of one tile, at most (see `plan_layer`).
+pub(crate) const MAX_ACCUMULATORS: usize = 20;
+
+/// Independent accumulators a tile needs to keep the FMA pipes busy: 2 pipes x 4 cycles of
+/// latency on Zen 4/5 and recent Intel cores.
+pub(crate) const FMA_CHAINS: usize = 8;
+
+/// Unrolled multiply-adds (vector FMAs) in one tile function, at most.
+pub(crate) const MAX_TILE_FMAS: usize = 1024;
+
+/// The kernel an ISA variant runs. The layer's [`Strategy`] gives its layouts; a `gspc-ow`
+/// layer's variants run [`Kind::Direct`] where `direct::applies`, else [`Kind::PackedOw`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `gspc-oc` (see `packed_oc`): a tile is `reg_n` output columns x `oc_bn` output
+    /// channels; one broadcast input value per column and tap.
+    PackedOc,
+    /// `gspc-ow` over the packed input (see `packed_ow`): a tile is `oc_bn` output
+    /// channels of one group x a few vectors of consecutive output columns; one input
+    /// vector load per tap serves every channel of the tile.
+    PackedOw,
+    /// `gspc-ow` computed straight from the NCHW input, without packing (see `direct`);
+    /// `flat`: over the plane as one row, columns are positions in the plane.
+    Direct {
+        /// The plane as one row (see `direct::flat`).
+        flat: bool,
+    },
+    /// `gspc-dwc` (see `dwc`): blocks of `DWC_BLOCK` channels packed as pixels; a tile
+    /// is a few output pixels of a row.
+    Dwc,
+}
+
+impl Kind {
+    /// Whether this is the direct kernel.
+    pub fn is_direct(self) -> bool {
+        matches!(self, Kind::Direct { .. })
+    }
+
+    /// Whether this is the direct kernel over the plane as one row.
+    pub fn is_flat(self) -> bool {
+        self == Kind::Direct { flat: true }
+    }
+}
+
+/// The register tile of one ISA variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VariantPlan {
+    /// Instruction set.
+    pub isa: Isa,
+    /// f32 lanes per vector register (1 = scalar; for `portable`, the array length).
+    pub lanes: usize,
+    /// `gspc-oc`: vectors per output column (`oc_bn / lanes`); `gspc-ow`: vectors of
+    /// columns per full tile.
+    pub nvec: usize,
+    /// Output columns per full tile.
+    pub reg_n: usize,
+    /// Full tiles per output row.
+    pub full_tiles: usize,
+    /// Output columns of the last, shorter tile of a row (0 = none).
+    pub tail: usize,
+    /// First column of the last tile.
+    pub last_start: usize,
+    /// Output rows per tile (`gspc-ow`: each input row loaded once serves up to this many
+    /// output rows; `gspc-oc`: 1).
+    pub rows: usize,
+    /// `gspc-ow`: offsets (relative to the last tile's first column) of the last tile's
+    /// vectors; the final vector may overlap the one before it, recomputing a few columns,
+    /// so that no vector reads or writes past the row.
+    pub last_offsets: Vec<usize>,
+    /// Kernel name (see `kernel_name`).
+    pub kernel: String,
+    /// The kernel this variant runs.
+    pub kind: Kind,
+}
+
+impl VariantPlan {
+    /// First column of the last tile.
+    pub fn last_ow0(&self) -> usize {
+        self.last_start
+    }
+
+    /// Unit offsets of the full tile (columns for `gspc-oc` and `gspc-dwc`, vectors for
+    /// `gspc-ow`).
+    pub fn full_offsets(&self) -> Vec<usize> {
+        match self.kind {
+            Kind::PackedOc | Kind::Dwc => (0..self.reg_n).collect(),
+            Kind::PackedOw | Kind::Direct { .. } => {
+                (0..self.nvec).map(|v| v * self.lanes).collect()
+            }
+        }
+    }
+
+    /// Unit offsets of the last tile (empty: no last tile).
+    pub fn tail_offsets(&self) -> Vec<usize> {
+        match self.kind {
+            Kind::PackedOc | Kind::Dwc => (0..self.tail).collect(),
+            Kind::PackedOw | Kind::Direct { .. } => self.last_offsets.clone(),
+        }
+    }
+}
+
+/// Everything the emitter needs to know about one layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerPlan {
+    /// The layer.
+    pub layer: LayerSpec,
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Output channels per weight block (divides the channels per group): the vector
+    /// block for `gspc-oc`, the channels of a tile for `gspc-ow`.
+    pub oc_bn: usize,
+    /// `[OH, OW]`.
+    pub output: [usize; 2],
+    /// `[H + 2 PH, W + 2 PW]`.
+    pub padded: [usize; 2],
+    /// Length of a packed input row: `W + 2 PW`, rounded up to a multiple of the column
+    /// stride when rows are packed by column phase (`gspc-ow` with stride > 1).
+    pub row_len: usize,
+    /// Column phases of a packed input row (the column stride for `gspc-ow`, else 1).
+    pub phases: usize,
+    /// Offset of the bias in the packed weights (= number of packed weight values).
+    pub bias_offset: usize,
+    /// Packed weights and bias.
+    pub packed_len: usize,
+    /// Per-call scratch: the packed input of one group (packed just before its outputs are
+    /// computed, so it is still in cache).
+    pub scratch_len: usize,
+    /// `gspc-oc`: groups side by side in one vector block (1, 2 or 4). With `gpv > 1`,
+    /// lane `l` of a block is channel `l / gpv` of group `l % gpv` of the block's groups, and
+    /// the packed input interleaves those groups' pixels, so one broadcast of `gpv`
+    /// consecutive values (64 or 128 bits) feeds every lane its own group's input.
+    pub gpv: usize,
+    /// Compact code: tiles of at most a quarter of `MAX_TILE_FMAS` multiply-adds and no
+    /// direct kernel (which unrolls whole rows or planes), so the layer's code does not
+    /// grow with its plane; pinned by the spec or chosen by [`crate::plan`] for the largest
+    /// layers of a model that would pass the generated-lines limit.
+    pub compact: bool,
+    /// One entry per ISA variant, in the order given.
+    pub variants: Vec<VariantPlan>,
+}
+
+impl LayerPlan {
+    /// Channels per group.
+    pub fn cpg(&self) -> usize {
+        self.layer.in_per_group()
+    }
+    /// Output channels per group.
+    pub fn kpg(&self) -> usize {
+        self.layer.out_per_group()
+    }
+    /// Output-channel blocks per group, or per block of `gpv` groups (`gspc-dwc`: 1, its
+    /// blocks span groups).
+    pub fn nocb(&self) -> usize {
+        (self.kpg() * self.gpv / self.oc_bn).max(1)
+    }
+    /// Work units: output blocks of `oc_bn` channels (`BLOCK_LEN` values each).
+    pub fn units(&self) -> usize {
+        match self.strategy {
+            Strategy::GspcDwc => self.layer.out_channels / self.oc_bn,
+            _ => self.layer.groups / self.gpv * self.nocb(),
+        }
+    }
+    /// Values per column phase of a packed input row.
+    pub fn phase_len(&self) -> usize {
+        self.row_len / self.phases
+    }
+    /// Offset, within a packed input row, of padded column `col`.
+    pub fn col_index(&self, col: usize) -> usize {
+        (col % self.phases) * self.phase_len() + col / self.phases
+    }
+
+    /// Generated lines of code, estimated (for the size limit).
+    pub fn estimated_lines(&self) -> usize {
+        let per_variant = |v: &VariantPlan| {
+            // Formatted lines per statement: calls of intrinsics wrap over several lines.
+            let per = match v.isa {
+                Isa::Portable => 3,
+                _ => 5,
+            };
+            match v.kind {
+                Kind::PackedOc => packed_oc::estimated_lines(self, v, per),
+                Kind::PackedOw => packed_ow::estimated_lines(self, v, per),
+                Kind::Direct { .. } => direct::estimated_lines(self, v, per),
+                Kind::Dwc => dwc::estimated_lines(self, v, per),
+            }
+        };
+        self.variants.iter().map(per_variant).sum::<usize>() + 250
+    }
+}
+
+/// `f32_gconv_g{G}c{CPG}k{KPG}_k{KH}x{KW}s{SH}x{SW}d{DH}x{DW}p{PH}x{PW}_{H}x{W}_{strategy}__{isa}`:
+/// data type, operation, groups and channels per group, kernel window, stride, dilation,
+/// padding, input size, strategy, then the ISA after a double underscore.
+pub(crate) fn kernel_name(l: &LayerSpec, strategy: Strategy, isa: Isa) -> String {
+    format!(
+        "f32_gconv_g{}c{}k{}_k{}x{}s{}x{}d{}x{}p{}x{}_{}x{}_{}__{}",
+        l.groups,
+        l.in_per_group(),
+        l.out_per_group(),
+        l.kernel[0],
+        l.kernel[1],
+        l.stride[0],
+        l.stride[1],
+        l.dilation[0],
+        l.dilation[1],
+        l.padding[0],
+        l.padding[1],
+        l.input[0],
+        l.input[1],
+        strategy.as_str().replace('-', "_"),
+        isa
+    )
+}
+
+fn largest_divisor_at_most(n: usize, max: usize) -> usize {
+    (1..=max.min(n))
+        .rev()
+        .find(|d| n.is_multiple_of(*d))
+        .unwrap_or(1)
+}
+
+/// Vector widths (f32 lanes) of an ISA, widest first, and its vector register count.
+fn isa_shape(isa: Isa) -> (&'static [usize], usize) {
+    match isa {
+        Isa::Avx512 => (&[16, 8, 4, 1], 32),
+        Isa::Avx2 => (&[8, 4, 1], 16),
+        Isa::Neon => (&[4, 1], 32),
+        Isa::Portable => (&[8, 4, 1], 16),
+    }
+}
+
+/// The lanes of the target's best vector ISA (for the cost model).
+fn primary_lanes(isas: &[Isa]) -> usize {
+    isas.iter()
+        .map(|&i| match i {
+            Isa::Avx512 => 16,
+            Isa::Avx2 => 8,
+            Isa::Neon | Isa::Portable => 4,
+        })
+        .max()
+        .unwrap_or(4)
+}
+
+/// A layout-level choice pinned by the spec (`strategy`, `oc_block`), if any.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Pin {
+    /// Strategy, or the cost model's.
+    pub strategy: Option<Strategy>,
+    /// `oc_bn`, or the cost model's.
+    pub oc_block: Option<usize>,
+    /// Compact code (see [`LayerPlan::compact`]).
+    pub compact: bool,
+}
+
+impl Pin {
+    /// What the spec pins for `layer` (compact code only where it says `"compact": true`).
+    pub fn of(layer: &LayerSpec) -> Self {
+        Pin {
+            strategy: layer.strategy,
+            oc_block: layer.oc_block,
+            compact: layer.compact == Some(true),
+        }
+    }
+}
+
+/// The cost model: `gspc-oc` keeps `oc_bn` output channels in a vector, so its lane use is
+/// `oc_bn / lanes` of the best ISA; `gspc-ow` fills vectors with output columns, so its lane
+/// use is the fraction of computed columns that are real (the last vector of a row may
+/// overlap), with narrower vectors counted at their width, and a 10% charge for its extra
+/// input loads. The larger wins; `gspc-ow` needs at least 4 output columns.
+fn choose_strategy(layer: &LayerSpec, isas: &[Isa], oc_bn_oc: usize) -> Strategy {
+    let ow = layer.output()[1];
+    if ow < 4 {
+        return Strategy::GspcOc;
+    }
+    let l = primary_lanes(isas);
+    let used = |n: usize| {
+        // Lanes of the widest vector that a block of n channels fills.
+        [16, 8, 4, 1]
+            .into_iter()
+            .find(|w| *w <= l && n.is_multiple_of(*w))
+            .unwrap_or(1)
+    };
+    let eff_oc = used(oc_bn_oc) as f64 / l as f64;
+    let lw = [16, 8, 4]
+        .into_iter()
+        .find(|w| *w <= l && *w <= ow)
+        .unwrap_or(4);
+    let eff_ow = ow as f64 / (ow.div_ceil(lw) * lw) as f64 * lw as f64 / l as f64 * 0.9;
+    if eff_ow > eff_oc {
+        Strategy::GspcOw
+    } else {
+        Strategy::GspcOc
+    }
+}
+
+/// Plans one layer for the given ISA variants.
+pub(crate) fn plan_layer(
+    layer: &LayerSpec,
+    target: &Target,
+    isas: &[Isa],
+) -> Result<LayerPlan, Error> {
+    plan_layer_pinned(layer, target, isas, Pin::of(layer))
+}
+
+/// [`plan_layer`] with the strategy and/or `oc_bn` pinned.
+pub(crate) fn plan_layer_pinned(
+    layer: &LayerSpec,
+    target: &Target,
+    isas: &[Isa],
+    pin: Pin,
+) -> Result<LayerPlan, Error> {
+    let kpg = layer.out_per_group();
+    let max_oc_bn = match target.arch {
+        Arch::X86_64 | Arch::Aarch64 => 16,
+        Arch::Arm | Arch::Other => 8,
+    };
+    let oc_bn_oc = largest_divisor_at_most(kpg, max_oc_bn);
+    let strategy = pin.strategy.unwrap_or_else(|| {
+        // The direct gspc-ow kernel (AVX-512 or AVX2) needs no transposes and took about
+        // half to two thirds of the time of gspc-dwc on mobilenet_v1_dw's narrow rows (Zen 5,
+        // each ISA).
+        let direct = !pin.compact
+            && [Isa::Avx512, Isa::Avx2]
+                .iter()
+                .any(|i| isas.contains(i) && direct::applies(layer, *i, false, 1));
+        if target.arch == Arch::X86_64
+            && layer.dwc_applies()
+            && (dwc_large_kernel_pays(layer) || dwc_pays(layer) && !direct)
+        {
+            Strategy::GspcDwc
+        } else if groups_per_vector(layer, target, isas) > 1 && layer.output()[1] <= 8 {
+            // Groups side by side fill the vector; at 8 columns or fewer `gspc-ow` cannot
+            // (measured: wrn40_2_g16's 16x16 stride-2 layer, 6.0 -> 4.4 us).
+            Strategy::GspcOc
+        } else {
+            choose_strategy(layer, isas, oc_bn_oc)
+        }
+    });
+    // Narrow rows (OW <= 8) leave no more accumulators than FMAs in flight (2 pipes x 4
+    // cycles on Zen 4/5): two vectors of channels per column fill them (measured: 7x7
+    // layers went from 75% to 90-95% of peak on AVX-512; wrn40_2_g1's 8x8 layer 80 -> 68 us).
+    let oc_bn_oc =
+        if target.arch == Arch::X86_64 && layer.output()[1] <= 8 && kpg.is_multiple_of(32) {
+            32
+        } else {
+            oc_bn_oc
+        };
+    let gpv = if strategy == Strategy::GspcOc && pin.oc_block.is_none() {
+        groups_per_vector(layer, target, isas)
+    } else {
+        1
+    };
+    let oc_bn = pin.oc_block.unwrap_or(match strategy {
+        Strategy::GspcOc if gpv > 1 => kpg * gpv,
+        Strategy::GspcOc => oc_bn_oc,
+        Strategy::GspcOw => largest_divisor_at_most(kpg, 4),
+        Strategy::GspcDwc => DWC_BLOCK,
+    });
+    let output = layer.output();
+    let padded = layer.padded();
+    let phases = match strategy {
+        Strategy::GspcOw => layer.stride[1],
+        Strategy::GspcOc | Strategy::GspcDwc => 1,
+    };
+    let row_len = padded[1].div_ceil(phases) * phases;
+    let bias_offset = layer.weights_len();
+    let variants = isas
+        .iter()
+        .map(|&isa| match strategy {
+            Strategy::GspcOc => packed_oc::plan(layer, oc_bn, isa, scalar_fpu(target), pin.compact),
+            Strategy::GspcOw => packed_ow::plan(layer, oc_bn, isa, scalar_fpu(target), pin.compact),
+            Strategy::GspcDwc => dwc::plan(layer, isa, scalar_fpu(target), pin.compact),
+        })
+        .collect();
+    let scratch_len = match strategy {
+        // The packed input of one block, then its output pixels.
+        Strategy::GspcDwc => (layer.input[0] * layer.input[1] + output[0] * output[1]) * DWC_BLOCK,
+        _ => layer.in_per_group() * padded[0] * row_len * gpv,
+    };
+    let plan = LayerPlan {
+        layer: layer.clone(),
+        strategy,
+        oc_bn,
+        output,
+        padded,
+        row_len,
+        phases,
+        bias_offset,
+        packed_len: bias_offset + layer.out_channels,
+        scratch_len,
+        gpv,
+        compact: pin.compact,
+        variants,
+    };
+    check_bounds(&plan)?;
+    Ok(plan)
+}
+
+/// Groups side by side in a vector block for a `gspc-oc` layer: on x86-64 with AVX-512,
+/// layers with 4 or 8 output channels per group (which would fill a quarter or half of a
+/// 16-lane vector) get 4 or 2 groups per block, when the group count allows; 1 otherwise.
+/// Measured on Zen 5 (same layers, both layouts pinned): resnet34_g32's 14x14 layer 102.9 ->
+/// 37.0 us, its 28x28 stride-2 one 49.6 -> 32.8 us, wrn40_2_g16's 8x8 one 10.8 -> 6.8 us.
+/// `gspc-ow` stays ahead on rows of 16 columns and more (1.3-2.3x), so the cost model keeps
+/// choosing between them as before, and picks `gspc-oc` outright for rows of 8 or fewer.
+fn groups_per_vector(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> usize {
+    let kpg = layer.out_per_group();
+    let gpv = match kpg {
+        4 | 8 => 16 / kpg,
+        _ => return 1,
+    };
+    if target.arch == Arch::X86_64
+        && isas.contains(&Isa::Avx512)
+        && layer.groups.is_multiple_of(gpv)
+    {
+        gpv
+    } else {
+        1
+    }
+}
+
+/// Where the cost model picks `gspc-dwc` over the packed `gspc-ow` for a depthwise layer
+/// (x86-64, when no variant has the direct kernel):
+/// rows narrower than a 16-lane vector, which `gspc-ow` computes with 8- or 4-lane vectors.
+/// Measured on Zen 5 (mobilenet_v1_dw, both strategies pinned in one run): `gspc-dwc` took
+/// 0.5-0.7x the time of `gspc-ow` at 14 and 7 output columns, 1.0x at 28 with stride 2,
+/// 1.4-1.5x at 28 with stride 1 and at 56 and 112 (its transposes cost more than they save).
+fn dwc_pays(layer: &LayerSpec) -> bool {
+    layer.output()[1] < 16
+}
+
+/// Where `gspc-dwc` beats the direct `gspc-ow` kernel: 5x5 and larger kernels on small
+/// planes, whose taps it skips over the padding at generation time and whose transposes
+/// it amortizes over 25 to 49 taps. Measured on Zen 4 (layer-specs/efficient_dw.json, both
+/// strategies pinned, AVX-512 and AVX2, 2 rounds; see docs/depthwise.md): stride 1, 7x7
+/// kernels on 7x7 to 56x56 planes 0.23-0.85x the direct kernel's time, 5x5 kernels on 7x7
+/// and 14x14 planes 0.5-0.6x, but 1.0-1.3x on 28x28; stride 2, 7x7 outputs 0.8x, 14x14 and
+/// 28x28 outputs 1.0-1.5x (the transposes of the 4x larger input then dominate).
+fn dwc_large_kernel_pays(layer: &LayerSpec) -> bool {
+    let taps = layer.kernel[0] * layer.kernel[1];
+    let ow = layer.output()[1];
+    taps >= 25 && (ow <= 7 || layer.stride == [1, 1] && (taps >= 49 || ow <= 14))
+}
+
+/// Columns per full tile of a row of `ow` columns, at most `max_r`, a column taking
+/// `per_column` accumulator registers. Among the widths from two thirds of `max_r` up, one
+/// that divides `ow` is preferred (no tail tile); otherwise [`without_short_tail`].
+fn tile_columns(ow: usize, max_r: usize, per_column: usize) -> usize {
+    let lo = (2 * max_r).div_ceil(3).max(1);
+    let reg_n = (lo..=max_r)
+        .rev()
+        .find(|r| ow.is_multiple_of(*r))
+        .unwrap_or(max_r);
+    without_short_tail(ow, reg_n, per_column)
+}
+
+/// The width of a row's tiles (`total` units, in tiles of `width` and a last, shorter
+/// one), a unit taking `per_unit` accumulator registers: `width`, or, where the last tile
+/// would hold fewer than [`FMA_CHAINS`] accumulators and so run at the FMA latency, not
+/// its throughput, the even width that gives the same number of tiles a longer last one
+/// (AVX2's 14-column rows: 6 + 6 + 2 -> 5 + 5 + 4 columns; 28 columns of 4 channels:
+/// 3 + 1 -> 2 + 2 vectors).
+fn without_short_tail(total: usize, width: usize, per_unit: usize) -> usize {
+    let tiles = total.div_ceil(width);
+    let last = total - (tiles - 1) * width;
+    let even = total.div_ceil(tiles);
+    if last * per_unit < FMA_CHAINS && total - (tiles - 1) * even > last {
+        even
+    } else {
+        width
+    }
+}
+
+/// Whether the portable code runs on scalar floating-point registers only (Cortex-M and
+/// other targets without vector units): then each f32 lane of an accumulator takes one of
+/// about 32 registers (Cortex-M4F: s0-s31).
+fn scalar_fpu(target: &Target) -> bool {
+    matches!(target.arch, Arch::Arm | Arch::Other) && !target.has("neon")
+}
+
+/// Unrolled multiply-adds per tile function: [`MAX_TILE_FMAS`], or a quarter of it for
+/// compact code.
+fn tile_fmas(compact: bool) -> usize {
+    if compact {
+        MAX_TILE_FMAS / 4
+    } else {
+        MAX_TILE_FMAS
+    }
+}
+
+/// The generated kernels index fixed windows whose positions the generator computes; this
+/// proves, for the last tile of every kind, that each window lies inside its buffer. A
+/// failure is a generator bug, caught before any code is emitted.
+fn check_bounds(p: &LayerPlan) -> Result<(), Error> {
+    let l = &p.layer;
+    let mut problems = match p.strategy {
+        Strategy::GspcDwc => dwc::check_layout(p),
+        Strategy::GspcOc | Strategy::GspcOw => check_packed_layout(p),
+    };
+    for v in &p.variants {
+        problems.extend(match v.kind {
+            Kind::PackedOc | Kind::PackedOw => check_bounds_packed(p, v),
+            Kind::Direct { .. } => direct::check_bounds(p, v),
+            Kind::Dwc => dwc::check_bounds(p, v),
+        });
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Internal(format!(
+            "layer {}: {}",
+            l.name,
+            problems.join("; ")
+        )))
+    }
+}
+
+/// Bounds of the packed weights of `gspc-oc` and `gspc-ow`: the last block's weights before
+/// the bias.
+fn check_packed_layout(p: &LayerPlan) -> Vec<String> {
+    let l = &p.layer;
+    let (g, cpg) = (l.groups, p.cpg());
+    let window = l.kernel[0] * l.kernel[1] * p.oc_bn;
+    // The last block's weights: blocks are (group or block of gpv groups) x nocb.
+    let blocks = g / p.gpv * p.nocb();
+    let w_last = ((blocks - 1) * cpg + cpg - 1) * window + window;
+    let mut problems = Vec::new();
+    if w_last > p.bias_offset {
+        problems.push(format!(
+            "weights window ends at {w_last} > {}",
+            p.bias_offset
+        ));
+    }
+    problems
+}
+
+/// Bounds of a variant over the packed input ([`Kind::PackedOc`], [`Kind::PackedOw`]): the
+/// input and output windows of the last full and the last tile, in the last full and the
+/// last row tile, inside the scratch and the output block.
+fn check_bounds_packed(p: &LayerPlan, v: &VariantPlan) -> Vec<String> {
+    let l = &p.layer;
+    let hp = p.padded[0];
+    let [oh, ow] = p.output;
+    let cpg = p.cpg();
+    // Input columns per unit of `offsets` (columns, or `gspc-ow`'s values of a phase).
+    let col_step = match v.kind {
+        Kind::PackedOw => 1,
+        _ => l.stride[1],
+    };
+    let input_span = |offsets: &[usize], rows: usize| match v.kind {
+        Kind::PackedOw => packed_ow::input_span(p, v, offsets, rows),
+        _ => packed_oc::input_span(p, offsets, rows),
+    };
+    let mut problems = Vec::new();
+    let mut tiles = Vec::new();
+    if v.full_tiles > 0 {
+        tiles.push(((v.full_tiles - 1) * v.reg_n, v.full_offsets()));
+    }
+    let tail = v.tail_offsets();
+    if !tail.is_empty() {
+        tiles.push((v.last_ow0(), tail));
+    }
+    if tiles.is_empty() {
+        problems.push(format!("{}: no tiles", v.isa));
+    }
+    // Row tiles: full ones of `rows` rows, then the rest.
+    let mut row_tiles = vec![(oh / v.rows * v.rows - v.rows, v.rows)];
+    if oh % v.rows > 0 {
+        row_tiles.push((oh / v.rows * v.rows, oh % v.rows));
+    }
+    for (ow0, offsets) in tiles {
+        for &(oh0, rows) in &row_tiles {
+            let x_last =
+                ((cpg - 1) * hp * p.row_len + oh0 * l.stride[0] * p.row_len + ow0 * col_step)
+                    * p.gpv
+                    + input_span(&offsets, rows);
+            if x_last > p.scratch_len {
+                problems.push(format!(
+                    "{}: input window ends at {x_last} > {}",
+                    v.isa, p.scratch_len
+                ));
+            }
+            let o_last = oh0 * ow + ow0 + output_span(p, v, &offsets, rows);
+            if o_last > p.oc_bn * oh * ow {
+                problems.push(format!(
+                    "{}: output window ends at {o_last} > {}",
+                    v.isa,
+                    p.oc_bn * oh * ow
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Output window of one tile: `oc_bn` channel planes, up to the tile's last column.
+pub(crate) fn output_span(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    offsets: &[usize],
+    out_rows: usize,
+) -> usize {
+    let [oh, ow] = p.output;
+    let last = offsets.iter().copied().max().unwrap_or(0);
+    let width = match v.kind {
+        Kind::PackedOc | Kind::Dwc => 1,
+        Kind::PackedOw | Kind::Direct { .. } => v.lanes,
+    };
+    (p.oc_bn - 1) * oh * ow + (out_rows - 1) * ow + last + width
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tile_columns;
+
+    #[test]
+    fn rows_are_split_without_short_last_tiles() {
+        // A divisor of the width from two thirds of the maximum up wins.
+        assert_eq!(tile_columns(56, 6, 2), 4);
+        assert_eq!(tile_columns(56, 20, 1), 14);
+        assert_eq!(tile_columns(14, 20, 1), 14);
+        // AVX2's 14 columns of 2 vectors: 6 + 6 + 2 left 4 accumulators in the last tile.
+        assert_eq!(tile_columns(14, 6, 2), 5);
+        // 21 columns, up to 20: 20 + 1 -> 11 + 10.
+        assert_eq!(tile_columns(21, 20, 1), 11);
+        // 13 columns of 2 vectors: 6 + 6 + 1 -> 5 + 5 + 3.
+        assert_eq!(tile_columns(13, 6, 2), 5);
+        // A tail that already holds enough accumulators stays.
+        assert_eq!(tile_columns(50, 20, 1), 20);
+        // Nothing better exists: 7 columns of 4 vectors, at most 2 per tile.
+        assert_eq!(tile_columns(7, 2, 4), 2);
+        assert_eq!(tile_columns(1, 1, 1), 1);
+    }
+}
