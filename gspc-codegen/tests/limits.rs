@@ -1,7 +1,7 @@
 //! Every limit of `spec::limits`, tested from both sides: a spec just past it is refused
 //! with a message naming the field, the value and the limit; the largest spec of each kind
 //! that is accepted generates, for x86-64, aarch64 and thumbv7em, code that parses, within
-//! a bounded time (README "Limits" has the measured times).
+//! a bounded time (docs/benchmarks/2026-11-28-zen5.md, "Generation time", has them).
 
 use gspc_codegen::spec::{self, limits::*};
 use gspc_codegen::{Error, Options, Target, generate, plan};

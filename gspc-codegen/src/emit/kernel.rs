@@ -500,9 +500,8 @@ fn variant_module_dwc(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStr
     let hw = l.input[0] * l.input[1];
     let (xlen_l, olen_l, block_l, pixels_l) = (lit(xlen), lit(olen), lit(olen), lit(oh * ow));
     let (hw_l, cb_l) = (lit(hw), lit(cb));
-    // The AVX-512 variant transposes with AVX2 too: 8x8 transposes of ymm registers ran
-    // 1.3-2x faster than 16x16 ones of zmm registers on Zen 5 (measured on the
-    // mobilenet_v1_dw shapes).
+    // The AVX-512 variant transposes with AVX2 too: 8x8 transposes of ymm registers beat
+    // 16x16 ones of zmm registers (docs/benchmarks/2026-11-27-zen5.md).
     let (pack, unpack) = match v.isa {
         Isa::Avx512 | Isa::Avx2 => (
             quote!(::gspc_runtime::x86::dwc_pack_input_avx2),
@@ -1123,7 +1122,7 @@ fn tile_fn_ow(
     )
 }
 
-/// The module of a direct `gspc-ow` variant (AVX-512, one channel per group): `run`,
+/// The module of a direct `gspc-ow` variant (AVX-512 or AVX2, one channel per group): `run`,
 /// `run_units` (per channel, the row tiles in order) and one tile function per row-tile
 /// shape. The input is read in place: no packing, no scratch.
 fn variant_module_direct(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
@@ -1455,9 +1454,9 @@ fn tile_fn_direct(
                         {
                             // The even lanes from two columns on: the even lanes of the
                             // pair at `base - 2` shifted by one, the last lane the first
-                            // of a load (shared with the next vector's pair). Measured on
-                            // Zen 5: 56x56 -> 28x28 23.2 -> 19.5 us, 28x28 -> 14x14
-                            // 10.6 -> 8.6 us; slower on 7-column rows (14x14 -> 7x7: 6.1 -> 7.8).
+                            // of a load (shared with the next vector's pair). Faster from
+                            // 8 output columns on, slower on narrower rows
+                            // (docs/benchmarks/2026-11-28-zen5.md).
                             let lo = vals.load(base - 2, &mut body);
                             let hi = vals.load(base + 14, &mut body);
                             let evens = vals.value(
@@ -1595,9 +1594,8 @@ fn tile_fn_flat(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
                 let at0 = f0 as isize + row_off - pw;
                 for kw in 0..kw_n {
                     let o = kw as isize * dw;
-                    // Taps 0 and 1 are loads, the others shifts of two loads: the balance
-                    // of load and shuffle ports measured best on Zen 5 (14x14: 17.8 -> 14.7
-                    // us against shifts for every tap but the first).
+                    // Taps 0 and 1 are loads, the others shifts of two loads: the best
+                    // balance of load and shuffle ports (docs/benchmarks/2026-11-28-zen5.md).
                     let tap = if o <= 1 || lanes == 8 {
                         vals.load(at0 + o, &mut body)
                     } else if o == lanes {

@@ -8,8 +8,9 @@
 mod kernel;
 
 use crate::error::Error;
-use crate::plan::{LayerPlan, Strategy};
+use crate::plan::LayerPlan;
 use crate::spec::Spec;
+use crate::spec::Strategy;
 use crate::target::Arch;
 use gspc_runtime::{Activation, Isa};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
@@ -46,7 +47,6 @@ fn is_snake_case(s: &str) -> bool {
     !s.chars().any(|c| c.is_ascii_uppercase())
 }
 
-/// The module of one model.
 /// Where a model's baked weights are: the file included next to the generated source, its
 /// length in bytes, the byte offset of every layer's part, and where they came from.
 pub(crate) struct Baked<'a> {
@@ -56,6 +56,7 @@ pub(crate) struct Baked<'a> {
     pub source: &'a str,
 }
 
+/// The module of one model.
 pub(crate) fn model_module(
     spec: &Spec,
     plans: &[LayerPlan],
@@ -688,8 +689,8 @@ fn pack_input_fn(p: &LayerPlan) -> TokenStream {
             }
         }
         // Rows of 32 columns or more: the runtime's SIMD deinterleave; shorter ones: a
-        // loop the compiler sees whole (measured faster below 32 columns on Zen 5, where
-        // masked AVX-512 loads and stores were slower still).
+        // loop the compiler sees whole, faster below 32 columns than either the
+        // deinterleave or masked AVX-512 loads and stores (docs/benchmarks/2026-11-27-zen5.md).
         if w >= 32 {
             quote! {
                 let (lo, hi) = dst.split_at_mut(#split);

@@ -141,7 +141,7 @@ const REDUCE: &[&str] = &[
     "ReduceLogSum",
 ];
 
-/// Every operator the importer infers output shapes of (for messages and the README).
+/// Every operator the importer infers output shapes of (for messages and docs/import.md).
 pub fn supported_ops() -> Vec<&'static str> {
     let mut v: Vec<&str> = SAME_SHAPE.to_vec();
     v.extend_from_slice(BROADCAST);

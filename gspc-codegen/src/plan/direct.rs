@@ -107,8 +107,8 @@ pub(crate) fn lanes(isa: Isa) -> usize {
 }
 
 /// Tile of the direct kernel on an ISA: (vectors per row, output rows), at most. AVX-512:
-/// 4 x 2, the 9 weights of a 3x3 kernel in registers beside 8 accumulators (4 x 4 spilled
-/// on Zen 5); AVX2's 16 registers: 2 x 2.
+/// 4 x 2, the 9 weights of a 3x3 kernel in registers beside 8 accumulators (4 x 4 spilled:
+/// docs/benchmarks/2026-11-28-zen5.md); AVX2's 16 registers: 2 x 2.
 pub(crate) fn tile(isa: Isa) -> (usize, usize) {
     match isa {
         Isa::Avx512 => (4, 2),
@@ -122,7 +122,7 @@ pub(crate) fn tile(isa: Isa) -> (usize, usize) {
 /// shifts of two loads) or 2 (each tap the even or odd lanes of two loads). Each input row
 /// is read in place with masked loads at the row's ends (the zero padding), so the input is
 /// not packed. Rows narrower than a vector take one vector each, stored under a mask.
-/// Measured on Zen 5 (mobilenet_v1_dw shapes, both kernels in one run): see the README.
+/// Measurements: docs/benchmarks/2026-11-28-zen5.md ("The direct kernel").
 pub(crate) fn applies(layer: &LayerSpec, isa: Isa, scalar: bool, oc_bn: usize) -> bool {
     let lanes = lanes(isa);
     let span = (layer.kernel[1] - 1) * layer.dilation[1];

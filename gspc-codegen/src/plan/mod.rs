@@ -355,9 +355,8 @@ pub(crate) fn plan_layer_pinned(
     };
     let oc_bn_oc = largest_divisor_at_most(kpg, max_oc_bn);
     let strategy = pin.strategy.unwrap_or_else(|| {
-        // The direct gspc-ow kernel (AVX-512 or AVX2) needs no transposes and took about
-        // half to two thirds of the time of gspc-dwc on mobilenet_v1_dw's narrow rows (Zen 5,
-        // each ISA).
+        // The direct gspc-ow kernel (AVX-512 or AVX2) needs no transposes and beats
+        // gspc-dwc on narrow depthwise rows (docs/benchmarks/2026-11-28-zen5.md).
         let direct = !pin.compact
             && [Isa::Avx512, Isa::Avx2]
                 .iter()
@@ -369,15 +368,15 @@ pub(crate) fn plan_layer_pinned(
             Strategy::GspcDwc
         } else if groups_per_vector(layer, target, isas) > 1 && layer.output()[1] <= 8 {
             // Groups side by side fill the vector; at 8 columns or fewer `gspc-ow` cannot
-            // (measured: wrn40_2_g16's 16x16 stride-2 layer, 6.0 -> 4.4 us).
+            // (docs/benchmarks/2026-11-28-zen5.md, "Groups side by side").
             Strategy::GspcOc
         } else {
             choose_strategy(layer, isas, oc_bn_oc)
         }
     });
-    // Narrow rows (OW <= 8) leave no more accumulators than FMAs in flight (2 pipes x 4
-    // cycles on Zen 4/5): two vectors of channels per column fill them (measured: 7x7
-    // layers went from 75% to 90-95% of peak on AVX-512; wrn40_2_g1's 8x8 layer 80 -> 68 us).
+    // Narrow rows (OW <= 8) leave no more accumulators than FMAs in flight
+    // (`FMA_CHAINS`): two vectors of channels per column fill them
+    // (docs/benchmarks/2026-11-27-zen5.md, "`oc_bn` 32 on narrow rows").
     let oc_bn_oc =
         if target.arch == Arch::X86_64 && layer.output()[1] <= 8 && kpg.is_multiple_of(32) {
             32
@@ -438,9 +437,9 @@ pub(crate) fn plan_layer_pinned(
 /// Groups side by side in a vector block for a `gspc-oc` layer: on x86-64 with AVX-512,
 /// layers with 4 or 8 output channels per group (which would fill a quarter or half of a
 /// 16-lane vector) get 4 or 2 groups per block, when the group count allows; 1 otherwise.
-/// Measured on Zen 5 (same layers, both layouts pinned): resnet34_g32's 14x14 layer 102.9 ->
-/// 37.0 us, its 28x28 stride-2 one 49.6 -> 32.8 us, wrn40_2_g16's 8x8 one 10.8 -> 6.8 us.
-/// `gspc-ow` stays ahead on rows of 16 columns and more (1.3-2.3x), so the cost model keeps
+/// Faster than one group per block wherever it applies (docs/benchmarks/2026-11-28-zen5.md,
+/// "Groups side by side"). `gspc-ow` stays ahead on rows of 16 columns and more, so the cost
+/// model keeps
 /// choosing between them as before, and picks `gspc-oc` outright for rows of 8 or fewer.
 fn groups_per_vector(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> usize {
     let kpg = layer.out_per_group();
@@ -461,20 +460,17 @@ fn groups_per_vector(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> usize 
 /// Where the cost model picks `gspc-dwc` over the packed `gspc-ow` for a depthwise layer
 /// (x86-64, when no variant has the direct kernel):
 /// rows narrower than a 16-lane vector, which `gspc-ow` computes with 8- or 4-lane vectors.
-/// Measured on Zen 5 (mobilenet_v1_dw, both strategies pinned in one run): `gspc-dwc` took
-/// 0.5-0.7x the time of `gspc-ow` at 14 and 7 output columns, 1.0x at 28 with stride 2,
-/// 1.4-1.5x at 28 with stride 1 and at 56 and 112 (its transposes cost more than they save).
+/// Its transposes pay off there and cost more than they save on wider rows
+/// (docs/benchmarks/2026-11-27-zen5.md).
 fn dwc_pays(layer: &LayerSpec) -> bool {
     layer.output()[1] < 16
 }
 
 /// Where `gspc-dwc` beats the direct `gspc-ow` kernel: 5x5 and larger kernels on small
 /// planes, whose taps it skips over the padding at generation time and whose transposes
-/// it amortizes over 25 to 49 taps. Measured on Zen 4 (layer-specs/efficient_dw.json, both
-/// strategies pinned, AVX-512 and AVX2, 2 rounds; see docs/depthwise.md): stride 1, 7x7
-/// kernels on 7x7 to 56x56 planes 0.23-0.85x the direct kernel's time, 5x5 kernels on 7x7
-/// and 14x14 planes 0.5-0.6x, but 1.0-1.3x on 28x28; stride 2, 7x7 outputs 0.8x, 14x14 and
-/// 28x28 outputs 1.0-1.5x (the transposes of the 4x larger input then dominate).
+/// it amortizes over 25 to 49 taps. On wider 5x5 planes and at stride 2 beyond 7 output
+/// columns the transposes dominate and the direct kernel stays ahead (docs/depthwise.md,
+/// "Which kernel where").
 fn dwc_large_kernel_pays(layer: &LayerSpec) -> bool {
     let taps = layer.kernel[0] * layer.kernel[1];
     let ow = layer.output()[1];

@@ -44,8 +44,8 @@ pub(super) fn plan(
     };
     let nvec = oc_bn / lanes;
     // Accumulators + one weight register per vector + a broadcast + a spare; on
-    // 32-register ISAs at most 20 accumulators: 28 spilled on Zen 5 (measured: 56x56
-    // layers ran at half the speed of 14x14 ones with 28, at the same speed with 14-20).
+    // 32-register ISAs at most 20 accumulators: 28 spilled
+    // (docs/benchmarks/2026-11-27-zen5.md, "Accumulators per tile").
     let budget = (regs.saturating_sub(acc_regs_per_col + 2) / acc_regs_per_col)
         .min(MAX_ACCUMULATORS / acc_regs_per_col);
     let code_cap = tile_fmas(compact) / (nvec * kh * kw);
