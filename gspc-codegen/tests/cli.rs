@@ -4,8 +4,14 @@
 //! Every command runs in the crate directory, so spec paths such as
 //! `tests/bad-specs/groups.json` appear in messages exactly as written here.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
+
+use assert_cmd::Command;
+use assert_cmd::assert::Assert;
+use assert_cmd::cargo::CommandCargoExt;
+use predicates::prelude::*;
 use std::time::{Duration, SystemTime};
 
 const GOOD: &str = "../layer-specs/resnet34_g8.json";
@@ -17,39 +23,24 @@ fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// What one run of the binary did.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+/// `gspc-codegen args`, run in the crate directory to its end (assert_cmd's command: its
+/// failures show the exit code, stdout and stderr).
+fn gspc<S: AsRef<OsStr>>(args: &[S]) -> Assert {
+    Command::cargo_bin("gspc-codegen")
+        .expect("the gspc-codegen binary")
+        .current_dir(crate_dir())
+        .args(args)
+        .assert()
 }
 
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit code {}\n--- stdout\n{}--- stderr\n{}---",
-            self.code, self.stdout, self.stderr
-        )
-    }
+/// What a run printed on stdout.
+fn stdout(r: &Assert) -> &str {
+    std::str::from_utf8(&r.get_output().stdout).expect("UTF-8 stdout")
 }
 
-fn command() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_gspc-codegen"));
-    c.current_dir(crate_dir());
-    c
-}
-
-fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
-    let out: Output = command().args(args).output().expect("runs gspc-codegen");
-    Run {
-        code: out
-            .status
-            .code()
-            .unwrap_or_else(|| panic!("killed by a signal: {:?}", out.status)),
-        stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
-        stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
-    }
+/// What a run printed on stderr.
+fn stderr(r: &Assert) -> &str {
+    std::str::from_utf8(&r.get_output().stderr).expect("UTF-8 stderr")
 }
 
 /// A fresh temporary directory (tempfile's), removed on drop.
@@ -101,29 +92,19 @@ fn problems(lines: &[&str]) -> String {
 
 #[test]
 fn check_accepts_a_good_spec() {
-    let r = run(&["check", GOOD]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(
-        r.stdout,
-        format!("{GOOD}: ok, model resnet34_g8 with 7 layer(s)\n"),
-        "{r:?}"
-    );
-    assert_eq!(r.stderr, "", "{r:?}");
+    gspc(&["check", GOOD])
+        .code(0)
+        .stdout(format!("{GOOD}: ok, model resnet34_g8 with 7 layer(s)\n"))
+        .stderr("");
 }
 
 #[test]
 fn check_accepts_several_good_specs() {
     let other = "../layer-specs/mobilenet_v1_dw.json";
     let n = layer_names(other).len();
-    let r = run(&["check", GOOD, other]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(
-        r.stdout,
-        format!(
-            "{GOOD}: ok, model resnet34_g8 with 7 layer(s)\n{other}: ok, model mobilenet_v1_dw with {n} layer(s)\n"
-        ),
-        "{r:?}"
-    );
+    gspc(&["check", GOOD, other]).code(0).stdout(format!(
+        "{GOOD}: ok, model resnet34_g8 with 7 layer(s)\n{other}: ok, model mobilenet_v1_dw with {n} layer(s)\n"
+    ));
 }
 
 /// Every file in `tests/bad-specs/` and the exact messages `check` prints for it.
@@ -195,10 +176,11 @@ const BAD_SPECS: &[(&str, &[&str])] = &[
 #[test]
 fn check_lists_every_problem_of_each_bad_spec() {
     for (file, lines) in BAD_SPECS {
-        let r = run(&["check", file]);
-        assert_eq!(r.code, 2, "{file}: {r:?}");
-        assert_eq!(r.stdout, "", "{file}: {r:?}");
-        assert_eq!(r.stderr, problems(lines), "{file}");
+        gspc(&["check", file])
+            .append_context("spec", *file)
+            .code(2)
+            .stdout("")
+            .stderr(problems(lines));
     }
 }
 
@@ -223,75 +205,67 @@ fn every_file_in_bad_specs_is_listed_and_refused() {
 
 #[test]
 fn check_lists_the_problems_of_every_file_together() {
-    let r = run(&[
+    gspc(&[
         "check",
         "tests/bad-specs/groups.json",
         GOOD,
         "tests/bad-specs/malformed.json",
         "tests/bad-specs/missing_field.json",
-    ]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(
-        r.stderr,
-        problems(&[
-            "tests/bad-specs/groups.json: layers[0].groups: 3 does not divide in_channels = 64",
-            "tests/bad-specs/groups.json: layers[0].groups: 3 does not divide out_channels = 64",
-            "tests/bad-specs/malformed.json:2:13: malformed JSON: expected value",
-            "tests/bad-specs/missing_field.json: layers[0]: missing field \"stride\"",
-        ])
-    );
+    ])
+    .code(2)
+    .stderr(problems(&[
+        "tests/bad-specs/groups.json: layers[0].groups: 3 does not divide in_channels = 64",
+        "tests/bad-specs/groups.json: layers[0].groups: 3 does not divide out_channels = 64",
+        "tests/bad-specs/malformed.json:2:13: malformed JSON: expected value",
+        "tests/bad-specs/missing_field.json: layers[0]: missing field \"stride\"",
+    ]));
 }
 
 #[test]
 fn a_missing_spec_file_is_bad_input() {
     for cmd in ["check", "plan"] {
-        let r = run(&[cmd, "tests/no-such-spec.json"]);
-        assert_eq!(r.code, 2, "{cmd}: {r:?}");
+        let r = gspc(&[cmd, "tests/no-such-spec.json"])
+            .append_context("command", cmd)
+            .code(2);
         assert!(
-            r.stderr
-                .starts_with("tests/no-such-spec.json: cannot read the spec: "),
-            "{cmd}: {r:?}"
+            stderr(&r).starts_with("tests/no-such-spec.json: cannot read the spec: "),
+            "{cmd}: {r}"
         );
-        assert_eq!(r.stderr.lines().count(), 1, "{cmd}: {r:?}");
+        assert_eq!(stderr(&r).lines().count(), 1, "{cmd}: {r}");
     }
     let out = TempDir::new("missing");
-    let r = run(&[
+    gspc(&[
         "generate",
         "tests/no-such-spec.json",
         "--out",
         &out.arg("o"),
-    ]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(
-        r.stderr
-            .starts_with("tests/no-such-spec.json: cannot read the spec: "),
-        "{r:?}"
-    );
+    ])
+    .code(2)
+    .stderr(predicate::str::starts_with(
+        "tests/no-such-spec.json: cannot read the spec: ",
+    ));
     assert!(!out.join("o").exists(), "nothing is written on an error");
 
     // A missing file among bad ones: still bad input, every problem listed.
-    let r = run(&[
+    let r = gspc(&[
         "check",
         "tests/no-such-spec.json",
         "tests/bad-specs/groups.json",
-    ]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(r.stderr.lines().count(), 4, "{r:?}");
-    assert!(r.stderr.ends_with("gspc-codegen: 3 problems\n"), "{r:?}");
+    ])
+    .code(2);
+    assert_eq!(stderr(&r).lines().count(), 4, "{r}");
+    assert!(stderr(&r).ends_with("gspc-codegen: 3 problems\n"), "{r}");
 }
 
 #[test]
 fn a_directory_given_as_spec_is_bad_input() {
     let dir = TempDir::new("dir-spec");
-    let r = run(&["check", &dir.0.path().display().to_string()]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(
-        r.stderr.starts_with(&format!(
+    gspc(&["check", &dir.0.path().display().to_string()])
+        .code(2)
+        .stderr(predicate::str::starts_with(format!(
             "{}: cannot read the spec: ",
             dir.0.path().display()
-        )),
-        "{r:?}"
-    );
+        )));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -301,9 +275,9 @@ fn a_directory_given_as_spec_is_bad_input() {
 fn generate_writes_the_model_file_and_one_line_per_layer() {
     let out = TempDir::new("generate");
     let dir = out.arg("kernels");
-    let r = run(&["generate", GOOD, "--out", &dir, "--target", X86_64]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(r.stderr, "", "{r:?}");
+    let r = gspc(&["generate", GOOD, "--out", &dir, "--target", X86_64])
+        .code(0)
+        .stderr("");
 
     let file = out.join("kernels/resnet34_g8.rs");
     let code = std::fs::read_to_string(&file).expect("generate wrote <model>.rs");
@@ -317,8 +291,8 @@ fn generate_writes_the_model_file_and_one_line_per_layer() {
     );
 
     let names = layer_names(GOOD);
-    let lines: Vec<&str> = r.stdout.lines().collect();
-    assert_eq!(lines.len(), names.len() + 1, "{r:?}");
+    let lines: Vec<&str> = stdout(&r).lines().collect();
+    assert_eq!(lines.len(), names.len() + 1, "{r}");
     for (line, name) in lines.iter().zip(&names) {
         // `resnet34_g8::s1_c64_56  gspc-oc  28.9 MFLOP  portable 8x1 r4 | ...  3240 lines`
         assert!(
@@ -336,7 +310,7 @@ fn generate_writes_the_model_file_and_one_line_per_layer() {
     assert_eq!(
         lines[names.len()],
         format!("wrote {}", file.display()),
-        "{r:?}"
+        "{r}"
     );
 }
 
@@ -345,8 +319,7 @@ fn generating_twice_leaves_the_file_untouched() {
     let out = TempDir::new("twice");
     let dir = out.arg("o");
     let args = ["generate", GOOD, "--out", &dir, "--target", X86_64];
-    let r = run(&args);
-    assert_eq!(r.code, 0, "{r:?}");
+    let r = gspc(&args).code(0);
     let file = out.join("o/resnet34_g8.rs");
     let before = std::fs::read(&file).expect("written");
 
@@ -358,9 +331,8 @@ fn generating_twice_leaves_the_file_untouched() {
         .and_then(|f| f.set_modified(old))
         .expect("set the modification time");
 
-    let again = run(&args);
-    assert_eq!(again.code, 0, "{again:?}");
-    assert_eq!(again.stdout, r.stdout, "the same lines both times");
+    // The same lines both times.
+    gspc(&args).code(0).stdout(stdout(&r).to_string());
     let meta = std::fs::metadata(&file).expect("still there");
     assert_eq!(
         meta.modified().expect("mtime"),
@@ -375,27 +347,26 @@ fn generate_rewrites_a_stale_file() {
     let out = TempDir::new("stale");
     let dir = out.arg("o");
     let args = ["generate", GOOD, "--out", &dir, "--target", X86_64];
-    assert_eq!(run(&args).code, 0);
+    gspc(&args).code(0);
     let file = out.join("o/resnet34_g8.rs");
     let fresh = std::fs::read(&file).expect("written");
     std::fs::write(&file, "// stale\n").expect("overwrite");
-    let r = run(&args);
-    assert_eq!(r.code, 0, "{r:?}");
+    gspc(&args).code(0);
     assert_eq!(std::fs::read(&file).expect("rewritten"), fresh);
 }
 
 #[test]
 fn generate_for_aarch64_emits_neon_and_no_x86_code() {
     let out = TempDir::new("aarch64");
-    let r = run(&[
+    let r = gspc(&[
         "generate",
         GOOD,
         "--out",
         &out.arg("o"),
         "--target",
         AARCH64,
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
+    ])
+    .code(0);
     let code = std::fs::read_to_string(out.join("o/resnet34_g8.rs")).expect("written");
     assert!(code.contains("pub mod neon"));
     assert!(code.contains("pub mod portable"));
@@ -408,7 +379,7 @@ fn generate_for_aarch64_emits_neon_and_no_x86_code() {
         "{}",
         code.lines().take(3).collect::<Vec<_>>().join("\n")
     );
-    for line in r.stdout.lines().filter(|l| !l.starts_with("wrote ")) {
+    for line in stdout(&r).lines().filter(|l| !l.starts_with("wrote ")) {
         assert!(
             line.contains("portable ") && line.contains(" | neon ") && !line.contains("avx"),
             "{line:?}"
@@ -419,15 +390,15 @@ fn generate_for_aarch64_emits_neon_and_no_x86_code() {
 #[test]
 fn generate_for_thumbv7em_emits_only_portable_code() {
     let out = TempDir::new("thumb");
-    let r = run(&[
+    let r = gspc(&[
         "generate",
         GOOD,
         "--out",
         &out.arg("o"),
         "--target",
         THUMBV7EM,
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
+    ])
+    .code(0);
     let code = std::fs::read_to_string(out.join("o/resnet34_g8.rs")).expect("written");
     assert!(code.contains("pub mod portable"));
     for absent in [
@@ -447,7 +418,7 @@ fn generate_for_thumbv7em_emits_only_portable_code() {
         "{}",
         code.lines().take(3).collect::<Vec<_>>().join("\n")
     );
-    for line in r.stdout.lines().filter(|l| !l.starts_with("wrote ")) {
+    for line in stdout(&r).lines().filter(|l| !l.starts_with("wrote ")) {
         assert!(
             line.contains("  portable ") && !line.contains(" | "),
             "{line:?}"
@@ -467,17 +438,13 @@ fn regenerate(code: &str, dir: &Path, model: &str) -> String {
         "exec \"$GSPC_CODEGEN\" {}",
         line.replace("<DIR>", &dir_word)
     );
-    let out = Command::new("bash")
+    Command::new("bash")
         .args(["-c", &script])
-        .env("GSPC_CODEGEN", env!("CARGO_BIN_EXE_gspc-codegen"))
+        .env("GSPC_CODEGEN", assert_cmd::cargo::cargo_bin("gspc-codegen"))
         .current_dir(crate_dir())
-        .output()
-        .expect("runs bash");
-    assert!(
-        out.status.success(),
-        "`gspc-codegen {line}`: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .assert()
+        .append_context("regenerate", format!("gspc-codegen {line}"))
+        .success();
     std::fs::read_to_string(dir.join(format!("{model}.rs"))).expect("written")
 }
 
@@ -487,8 +454,7 @@ fn the_regenerate_line_of_the_header_reproduces_the_file() {
     // the library's generate_str gives the same code as the binary.
     let spec = "tests/specs/tiny.json";
     let out = TempDir::new("regenerate");
-    let r = run(&["generate", spec, "--out", &out.arg("a"), "--target", X86_64]);
-    assert_eq!(r.code, 0, "{r:?}");
+    gspc(&["generate", spec, "--out", &out.arg("a"), "--target", X86_64]).code(0);
     let first = std::fs::read_to_string(out.join("a/tiny.rs")).expect("written");
     let second = regenerate(&first, &out.join("b"), "tiny");
     assert!(first == second, "the Regenerate line gives other code");
@@ -512,7 +478,7 @@ fn the_regenerate_line_quotes_paths_and_keeps_weights_and_options() {
         std::fs::copy(crate_dir().join(TINY), &spec).expect("copy the spec");
         let w = sub.join("tiny.safetensors");
         std::fs::write(&w, tiny_weights(|_| {})).expect("write");
-        let r = run(&[
+        gspc(&[
             "generate".as_ref(),
             spec.as_os_str(),
             "--weights".as_ref(),
@@ -522,8 +488,9 @@ fn the_regenerate_line_quotes_paths_and_keeps_weights_and_options() {
             "--target".as_ref(),
             X86_64.as_ref(),
             "--outline-tiles".as_ref(),
-        ]);
-        assert_eq!(r.code, 0, "{name:?}: {r:?}");
+        ])
+        .append_context("directory", format!("{name:?}"))
+        .code(0);
         let first = std::fs::read_to_string(dir.join("a/tiny.rs")).expect("written");
         let header = first.lines().nth(2).expect("three header lines");
         assert!(
@@ -544,7 +511,7 @@ fn the_regenerate_line_quotes_paths_and_keeps_weights_and_options() {
 #[test]
 fn an_isa_the_target_cannot_run_is_refused() {
     let out = TempDir::new("isa");
-    let r = run(&[
+    gspc(&[
         "generate",
         GOOD,
         "--out",
@@ -553,75 +520,72 @@ fn an_isa_the_target_cannot_run_is_refused() {
         AARCH64,
         "--isa",
         "avx2",
-    ]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(
-        r.stderr,
-        "--isa: avx2 does not run on target aarch64-unknown-linux-gnu (its variants: portable, neon)\n"
-    );
-    assert_eq!(r.stdout, "");
+    ])
+    .code(2)
+    .stderr(
+        "--isa: avx2 does not run on target aarch64-unknown-linux-gnu (its variants: portable, neon)\n",
+    )
+    .stdout("");
     assert!(!out.join("o").exists(), "nothing is written on an error");
 
-    let r = run(&[
+    gspc(&[
         "plan",
         GOOD,
         "--target",
         THUMBV7EM,
         "--isa",
         "portable,neon",
-    ]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(
-        r.stderr
-            .starts_with("--isa: neon does not run on target thumbv7em-none-eabihf"),
-        "{r:?}"
-    );
+    ])
+    .code(2)
+    .stderr(predicate::str::starts_with(
+        "--isa: neon does not run on target thumbv7em-none-eabihf",
+    ));
 }
 
 #[test]
 fn an_unknown_isa_is_refused() {
     for list in ["bogus", "avx2,", ""] {
-        let r = run(&["plan", GOOD, "--target", X86_64, "--isa", list]);
-        assert_eq!(r.code, 2, "--isa {list:?}: {r:?}");
-        assert!(r.stderr.starts_with("--isa: "), "--isa {list:?}: {r:?}");
-        assert!(
-            r.stderr
-                .contains("is not one of portable, avx2, avx512, neon"),
-            "--isa {list:?}: {r:?}"
-        );
+        gspc(&["plan", GOOD, "--target", X86_64, "--isa", list])
+            .append_context("--isa", format!("{list:?}"))
+            .code(2)
+            .stderr(
+                predicate::str::starts_with("--isa: ").and(predicate::str::contains(
+                    "is not one of portable, avx2, avx512, neon",
+                )),
+            );
     }
 }
 
 #[test]
 fn a_bogus_target_is_refused() {
     let out = TempDir::new("target");
-    let r = run(&[
+    gspc(&[
         "generate",
         GOOD,
         "--out",
         &out.arg("o"),
         "--target",
         "nonsense",
-    ]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(
-        r.stderr,
-        "--target: \"nonsense\" is not a target triple (e.g. x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, thumbv7em-none-eabihf)\n"
+    ])
+    .code(2)
+    .stderr(
+        "--target: \"nonsense\" is not a target triple (e.g. x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, thumbv7em-none-eabihf)\n",
     );
     assert!(!out.join("o").exists(), "nothing is written on an error");
-    let r = run(&["plan", GOOD, "--target", "nonsense"]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.starts_with("--target: \"nonsense\""), "{r:?}");
+    gspc(&["plan", GOOD, "--target", "nonsense"])
+        .code(2)
+        .stderr(predicate::str::starts_with("--target: \"nonsense\""));
 }
 
 #[test]
 fn generate_refuses_bad_specs_and_writes_nothing() {
     for (file, lines) in BAD_SPECS {
         let out = TempDir::new("bad");
-        let r = run(&["generate", file, "--out", &out.arg("o"), "--target", X86_64]);
-        assert_eq!(r.code, 2, "{file}: {r:?}");
-        assert_eq!(r.stdout, "", "{file}: {r:?}");
-        assert_eq!(r.stderr, problems(lines), "{file}");
+        gspc(&["generate", file, "--out", &out.arg("o"), "--target", X86_64])
+            .append_context("spec", *file)
+            .code(2)
+            .stdout("")
+            .stderr(problems(lines));
         assert!(
             !out.join("o").exists(),
             "{file}: an output directory was made"
@@ -638,14 +602,11 @@ fn two_specs_with_the_same_model_name_are_refused() {
     let (a, b) = (dir.arg("a.json"), dir.arg("b.json"));
     std::fs::write(&a, &good).expect("write");
     std::fs::write(&b, &good).expect("write");
-    let r = run(&["generate", &a, &b, "--out", &dir.arg("o")]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(
-        r.stderr,
-        format!(
+    gspc(&["generate", &a, &b, "--out", &dir.arg("o")])
+        .code(2)
+        .stderr(format!(
             "{b}: model: \"resnet34_g8\" is also the model name in {a}; model names must be unique in one build\n"
-        )
-    );
+        ));
     assert!(!dir.join("o").exists(), "nothing is written on an error");
 }
 
@@ -656,17 +617,19 @@ fn check_refuses_two_specs_with_the_same_model_name() {
     let (a, b) = (dir.arg("a.json"), dir.arg("b.json"));
     std::fs::write(&a, &good).expect("write");
     std::fs::write(&b, &good).expect("write");
-    let r = run(&["check", &a, &b]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains(&a) && r.stderr.contains(&b), "{r:?}");
+    gspc(&["check", &a, &b])
+        .code(2)
+        .stderr(predicate::str::contains(a.as_str()).and(predicate::str::contains(b.as_str())));
 }
 
 #[test]
 fn a_too_large_input_is_not_blamed_on_zero_padding() {
-    let r = run(&["check", "tests/bad-specs/huge_buffer.json"]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains(": layers[0].input: "), "{r:?}");
-    assert!(!r.stderr.contains(": layers[0].padding: "), "{r:?}");
+    gspc(&["check", "tests/bad-specs/huge_buffer.json"])
+        .code(2)
+        .stderr(
+            predicate::str::contains(": layers[0].input: ")
+                .and(predicate::str::contains(": layers[0].padding: ").not()),
+        );
 }
 
 #[test]
@@ -674,13 +637,11 @@ fn an_output_path_that_is_a_file_is_an_error_other_than_bad_input() {
     let dir = TempDir::new("out-file");
     let out = dir.arg("not-a-dir");
     std::fs::write(&out, "x").expect("write");
-    let r = run(&["generate", GOOD, "--out", &out, "--target", X86_64]);
-    assert_eq!(r.code, 1, "{r:?}");
-    assert!(
-        r.stderr
-            .starts_with(&format!("{out}: cannot create the output directory: ")),
-        "{r:?}"
-    );
+    gspc(&["generate", GOOD, "--out", &out, "--target", X86_64])
+        .code(1)
+        .stderr(predicate::str::starts_with(format!(
+            "{out}: cannot create the output directory: "
+        )));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -688,10 +649,8 @@ fn an_output_path_that_is_a_file_is_an_error_other_than_bad_input() {
 
 #[test]
 fn plan_prints_a_table_per_model() {
-    let r = run(&["plan", GOOD, "--target", X86_64]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(r.stderr, "", "{r:?}");
-    let lines: Vec<&str> = r.stdout.lines().collect();
+    let r = gspc(&["plan", GOOD, "--target", X86_64]).code(0).stderr("");
+    let lines: Vec<&str> = stdout(&r).lines().collect();
     assert_eq!(
         lines[0],
         format!("model resnet34_g8 (resnet34_g8.rs), target {X86_64}")
@@ -723,7 +682,7 @@ fn plan_prints_a_table_per_model() {
     let target = gspc_codegen::Target::from_triple(X86_64).expect("known");
     let g = gspc_codegen::generate_str(GOOD, &text, &gspc_codegen::Options::for_target(target))
         .expect("generates");
-    assert_eq!(lines.len(), 2 + g.plans.len() + 8, "{r:?}");
+    assert_eq!(lines.len(), 2 + g.plans.len() + 8, "{r}");
     for (i, (p, n)) in g.plans.iter().zip(&g.layer_lines).enumerate() {
         let row: Vec<&str> = lines[2 + i].split_whitespace().collect();
         assert_eq!(row[0], p.layer.name, "{:?}", lines[2 + i]);
@@ -791,15 +750,17 @@ fn plan_prints_a_table_per_model() {
 
 #[test]
 fn plan_reports_bad_specs_like_check() {
-    let r = run(&["plan", "tests/bad-specs/groups.json", "--target", X86_64]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(r.stdout, "", "{r:?}");
-    assert_eq!(r.stderr, problems(BAD_SPECS[1].1));
+    gspc(&["plan", "tests/bad-specs/groups.json", "--target", X86_64])
+        .code(2)
+        .stdout("")
+        .stderr(problems(BAD_SPECS[1].1));
 }
 
 #[test]
 fn a_closed_stdout_does_not_panic() {
-    let mut child = command()
+    let mut child = std::process::Command::cargo_bin("gspc-codegen")
+        .expect("the gspc-codegen binary")
+        .current_dir(crate_dir())
         .args(["plan", GOOD, "--target", X86_64])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -842,17 +803,17 @@ fn help_of_each_subcommand_names_its_arguments() {
     ];
     for (cmd, wanted) in cases {
         for help in [vec![cmd, "--help"], vec!["help", cmd]] {
-            let r = run(&help);
-            assert_eq!(r.code, 0, "{help:?}: {r:?}");
+            let r = gspc(&help)
+                .append_context("args", format!("{help:?}"))
+                .code(0);
             for w in wanted {
-                assert!(r.stdout.contains(w), "{help:?}: no {w:?} in {r:?}");
+                assert!(stdout(&r).contains(w), "{help:?}: no {w:?} in {r}");
             }
         }
     }
-    let r = run(&["--help"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    let r = gspc(&["--help"]).code(0);
     for cmd in ["generate", "check", "plan"] {
-        assert!(r.stdout.contains(&format!("  {cmd} ")), "{cmd}: {r:?}");
+        assert!(stdout(&r).contains(&format!("  {cmd} ")), "{cmd}: {r}");
     }
     for code in [
         "Exit codes:",
@@ -860,14 +821,11 @@ fn help_of_each_subcommand_names_its_arguments() {
         "  1  an output file",
         "  2  bad input",
     ] {
-        assert!(r.stdout.contains(code), "{code}: {r:?}");
+        assert!(stdout(&r).contains(code), "{code}: {r}");
     }
-    let r = run(&["--version"]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(
-        r.stdout,
-        format!("gspc-codegen {}\n", gspc_codegen::VERSION)
-    );
+    gspc(&["--version"])
+        .code(0)
+        .stdout(format!("gspc-codegen {}\n", gspc_codegen::VERSION));
 }
 
 #[test]
@@ -879,10 +837,11 @@ fn usage_errors_are_bad_input() {
         vec!["frobnicate"],
         vec!["check", GOOD, "--bogus"],
     ] {
-        let r = run(&args);
-        assert_eq!(r.code, 2, "{args:?}: {r:?}");
-        assert_eq!(r.stdout, "", "{args:?}: {r:?}");
-        assert!(r.stderr.contains("Usage: gspc-codegen"), "{args:?}: {r:?}");
+        gspc(&args)
+            .append_context("args", format!("{args:?}"))
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains("Usage: gspc-codegen"));
     }
 }
 
@@ -920,7 +879,7 @@ fn generate_with_weights_bakes_them() {
     let w = dir.join("tiny.safetensors");
     std::fs::write(&w, tiny_weights(|_| {})).expect("write");
     let out = dir.arg("out");
-    let r = run(&[
+    let r = gspc(&[
         "generate",
         TINY,
         "--weights",
@@ -929,17 +888,17 @@ fn generate_with_weights_bakes_them() {
         &out,
         "--target",
         X86_64,
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
+    ])
+    .code(0);
     let bin = dir.join("out/tiny.weights.bin");
     let bytes = std::fs::read(&bin).expect("the weights file is written");
     assert!(
-        r.stdout.ends_with(&format!(
+        stdout(&r).ends_with(&format!(
             "wrote {} ({} bytes of packed weights)\n",
             bin.display(),
             bytes.len()
         )),
-        "{r:?}"
+        "{r}"
     );
     // Each layer's part is 64-byte aligned: plain (72 weights + 4 bias) at 0, biased at 320.
     assert_eq!(bytes.len(), 640);
@@ -971,48 +930,40 @@ fn generate_reports_bad_weights_by_tensor() {
     )
     .expect("write");
     let ws = w.display().to_string();
-    let r = run(&["generate", TINY, "--weights", &ws, "--out", &dir.arg("o")]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(
-        r.stderr,
-        problems(&[
+    gspc(&["generate", TINY, "--weights", &ws, "--out", &dir.arg("o")])
+        .code(2)
+        .stderr(problems(&[
             &format!("{ws}: plain.weight: shape [4, 4, 3, 3], expected [4, 2, 3, 3]"),
             &format!("{ws}: biased.weight: value NaN at flat index 5 is not finite"),
             &format!("{ws}: biased.bias: missing: expected a float32 tensor of shape [4]"),
             &format!(
                 "{ws}: extra.weight: matches no layer of model \"tiny\" ({TINY}): tensors are named <layer>.weight and <layer>.bias"
             ),
-        ])
-    );
+        ]));
     assert!(!dir.join("o").exists(), "nothing is written on an error");
 
     // A truncated file, a missing one, and one weights file for two specs.
     let full = tiny_weights(|_| {});
     std::fs::write(&w, &full[..full.len() - 10]).expect("write");
-    let r = run(&["generate", TINY, "--weights", &ws, "--out", &dir.arg("o")]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(
-        r.stderr.starts_with(&format!(
+    gspc(&["generate", TINY, "--weights", &ws, "--out", &dir.arg("o")])
+        .code(2)
+        .stderr(predicate::str::starts_with(format!(
             "{ws}: not a valid safetensors file (truncated or corrupt?): "
-        )),
-        "{r:?}"
-    );
+        )));
     let missing = dir.arg("missing.safetensors");
-    let r = run(&[
+    gspc(&[
         "generate",
         TINY,
         "--weights",
         &missing,
         "--out",
         &dir.arg("o"),
-    ]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(
-        r.stderr
-            .starts_with(&format!("{missing}: cannot read the weights: ")),
-        "{r:?}"
-    );
-    let r = run(&[
+    ])
+    .code(2)
+    .stderr(predicate::str::starts_with(format!(
+        "{missing}: cannot read the weights: "
+    )));
+    gspc(&[
         "generate",
         TINY,
         GOOD,
@@ -1020,12 +971,9 @@ fn generate_reports_bad_weights_by_tensor() {
         &ws,
         "--out",
         &dir.arg("o"),
-    ]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(
-        r.stderr,
-        "--weights: 1 weights file(s) for 2 spec(s); give one per spec, in the same order\n"
-    );
+    ])
+    .code(2)
+    .stderr("--weights: 1 weights file(s) for 2 spec(s); give one per spec, in the same order\n");
 }
 
 #[test]
@@ -1044,14 +992,12 @@ fn generate_reads_npy_directories() {
     put("plain.weight", &[4, 2, 3, 3], 72);
     put("biased.weight", &[4, 2, 3, 3], 72);
     let ws = w.display().to_string();
-    let r = run(&["generate", TINY, "--weights", &ws, "--out", &dir.arg("o")]);
-    assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(
-        r.stderr,
-        format!("{ws}: biased.bias: missing: expected a float32 tensor of shape [4]\n")
-    );
+    gspc(&["generate", TINY, "--weights", &ws, "--out", &dir.arg("o")])
+        .code(2)
+        .stderr(format!(
+            "{ws}: biased.bias: missing: expected a float32 tensor of shape [4]\n"
+        ));
     put("biased.bias", &[4], 4);
-    let r = run(&["generate", TINY, "--weights", &ws, "--out", &dir.arg("o")]);
-    assert_eq!(r.code, 0, "{r:?}");
+    gspc(&["generate", TINY, "--weights", &ws, "--out", &dir.arg("o")]).code(0);
     assert!(dir.join("o/tiny.weights.bin").exists());
 }

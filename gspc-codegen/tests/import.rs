@@ -3,6 +3,7 @@
 //! cases, the exact error messages, robustness against damaged bytes, and the
 //! `gspc-codegen import` command.
 
+use assert_cmd::assert::Assert;
 use gspc_codegen::import::onnx::{
     AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
     StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor,
@@ -10,9 +11,9 @@ use gspc_codegen::import::onnx::{
 };
 use gspc_codegen::import::{self, ImportOptions, Imported};
 use gspc_codegen::{Activation, Error, LayerSpec};
+use predicates::prelude::*;
 use prost::Message;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 // ---------------------------------------------------------------------------------------
 // helpers
@@ -1357,33 +1358,14 @@ fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit code {}\n--- stdout\n{}--- stderr\n{}---",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_gspc-codegen"))
+/// `gspc-codegen args`, run in the crate directory to its end (assert_cmd's command: its
+/// failures show the exit code, stdout and stderr).
+fn gspc<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Assert {
+    assert_cmd::Command::cargo_bin("gspc-codegen")
+        .expect("the gspc-codegen binary")
         .current_dir(crate_dir())
         .args(args)
-        .output()
-        .expect("runs gspc-codegen");
-    Run {
-        code: out.status.code().expect("exit code"),
-        stdout: String::from_utf8(out.stdout).expect("UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("UTF-8"),
-    }
+        .assert()
 }
 
 /// A fresh temporary directory (tempfile's), removed on drop.
@@ -1408,13 +1390,9 @@ const SMALL_NET: &str = "../tests/onnx/fixtures/small_net.onnx";
 fn cli_import_writes_the_spec_and_the_weights() {
     let dir = TempDir::new("ok");
     let (spec, weights) = (dir.arg("net.json"), dir.arg("net.safetensors"));
-    let r = cli(&["import", SMALL_NET, "--out", &spec, "--weights", &weights]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(r.stderr, "", "{r:?}");
+    let r = gspc(&["import", SMALL_NET, "--out", &spec, "--weights", &weights]);
     let i = import_fixture("small_net.onnx", &Default::default()).expect("imports");
-    assert_eq!(
-        r.stdout,
-        format!(
+    r.code(0).stderr("").stdout(format!(
             "small_net::block1_conv_0  graph.node[0] \"/block1/conv.0\" (Conv) + graph.node[1] \"/block1/relu\" (Relu): 8x12x10 -> 16x12x10, groups 2, kernel 3x3, stride 1x1, padding 1x1, dilation 1x1, bias, relu\n\
              small_net::conv_2  graph.node[2] \"Conv_2\" (Conv) + graph.node[3] \"Clip_3\" (Clip): 16x12x10 -> 16x6x5, groups 16, kernel 3x3, stride 2x2, padding 1x1, dilation 1x1, bias, relu6\n\
              small_net::stage2_expand  graph.node[4] \"stage2/expand\" (Conv): 16x6x5 -> 32x6x5, groups 4, kernel 1x1, stride 1x1, padding 0x0, dilation 1x1\n\
@@ -1423,21 +1401,19 @@ fn cli_import_writes_the_spec_and_the_weights() {
              note: 3 Relu/Clip node(s) fused into the layer before them (the layer's output is theirs; do not run them separately)\n\
              wrote {spec} (5 layer(s))\n\
              wrote {weights} (8 tensors, {} bytes)\n",
-            i.weights.len()
-        )
-    );
+        i.weights.len()
+    ));
     assert_eq!(std::fs::read_to_string(&spec).expect("spec"), i.spec_json);
     assert_eq!(std::fs::read(&weights).expect("weights"), i.weights);
     // The spec is one `check` accepts.
-    let c = cli(&["check", &spec]);
-    assert_eq!(c.code, 0, "{c:?}");
+    gspc(&["check", &spec]).code(0);
 }
 
 #[test]
 fn cli_import_writes_weights_only_when_asked() {
     let dir = TempDir::new("noweights");
     let spec = dir.arg("s.json");
-    let r = cli(&[
+    gspc(&[
         "import",
         SMALL_NET,
         "--out",
@@ -1445,12 +1421,12 @@ fn cli_import_writes_weights_only_when_asked() {
         "--model",
         "net",
         "--all-convs",
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.starts_with("net::block1_conv_0  "), "{r:?}");
-    assert!(
-        r.stdout.ends_with(&format!("wrote {spec} (5 layer(s))\n")),
-        "{r:?}"
+    ])
+    .code(0)
+    .stdout(
+        predicate::str::starts_with("net::block1_conv_0  ").and(predicate::str::ends_with(
+            format!("wrote {spec} (5 layer(s))\n"),
+        )),
     );
     assert_eq!(std::fs::read_dir(dir.0.path()).expect("dir").count(), 1);
 }
@@ -1491,10 +1467,11 @@ fn cli_import_errors_exit_2_and_write_nothing() {
             "--weights".to_string(),
             dir.arg("w"),
         ]);
-        let r = cli(&a);
-        assert_eq!(r.code, 2, "{a:?}: {r:?}");
-        assert_eq!(r.stdout, "", "{a:?}: {r:?}");
-        assert_eq!(r.stderr, stderr, "{a:?}");
+        gspc(&a)
+            .append_context("args", format!("{a:?}"))
+            .code(2)
+            .stdout("")
+            .stderr(stderr);
         assert_eq!(
             std::fs::read_dir(dir.0.path()).expect("dir").count(),
             0,
@@ -1502,21 +1479,18 @@ fn cli_import_errors_exit_2_and_write_nothing() {
         );
     }
     // The dynamic fixture with its shape set imports.
-    let r = cli(&[
+    gspc(&[
         "import",
         &format!("{fixtures}/dynamic_shape.onnx"),
         "--input-shape",
         "x=1x3x20x16",
         "--out",
         &spec,
-    ]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(
-        r.stdout,
-        format!(
-            "dynamic_shape::conv  graph.node[0] \"conv\" (Conv): 3x20x16 -> 6x20x16, groups 3, kernel 3x3, stride 1x1, padding 1x1, dilation 1x1\nwrote {spec} (1 layer(s))\n"
-        )
-    );
+    ])
+    .code(0)
+    .stdout(format!(
+        "dynamic_shape::conv  graph.node[0] \"conv\" (Conv): 3x20x16 -> 6x20x16, groups 3, kernel 3x3, stride 1x1, padding 1x1, dilation 1x1\nwrote {spec} (1 layer(s))\n"
+    ));
 }
 
 #[test]

@@ -10,9 +10,9 @@ use gspc_codegen::import::onnx::{
 };
 use gspc_codegen::import::{self, ImportOptions, Imported, InMemory};
 use gspc_codegen::{Activation, Builder, Error, LayerSpec, Target};
+use predicates::prelude::*;
 use prost::Message;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 // ---------------------------------------------------------------------------------------
 // helpers
@@ -392,7 +392,9 @@ fn hostile_external_data_is_refused_naming_the_tensor_and_the_file() {
             )]
         );
         // A FIFO is not opened (reading it would wait for a writer).
-        let made = Command::new("mkfifo").arg(dir.path("fifo")).status();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path("fifo"))
+            .status();
         if made.is_ok_and(|s| s.success()) {
             let got = messages(import_in(&dir, &one_external_conv(&[("location", "fifo")])));
             assert_eq!(
@@ -706,17 +708,14 @@ fn what_cannot_be_folded_is_noted_with_why() {
 // ---------------------------------------------------------------------------------------
 // the command and the builder
 
-fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gspc-codegen"))
+/// `gspc-codegen args`, run in the crate directory to its end (assert_cmd's command: its
+/// failures show the exit code, stdout and stderr).
+fn gspc<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> assert_cmd::assert::Assert {
+    assert_cmd::Command::cargo_bin("gspc-codegen")
+        .expect("the gspc-codegen binary")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(args)
-        .output()
-        .expect("runs gspc-codegen");
-    (
-        out.status.code().expect("exit code"),
-        String::from_utf8(out.stdout).expect("UTF-8"),
-        String::from_utf8(out.stderr).expect("UTF-8"),
-    )
+        .assert()
 }
 
 #[test]
@@ -724,23 +723,20 @@ fn cli_import_reads_external_data_next_to_the_model() {
     let dir = TempDir::new("cli");
     let spec = dir.path("ext.json");
     let weights = dir.path("ext.safetensors");
-    let (code, stdout, stderr) = cli(&[
+    gspc(&[
         "import".as_ref(),
         "tests/fixtures/ext_net.onnx".as_ref(),
         "--out".as_ref(),
         spec.as_os_str(),
         "--weights".as_ref(),
         weights.as_os_str(),
-    ]);
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(
-        stdout.contains("ext_net::c1  graph.node[0] \"/c1/Conv\" (Conv) + graph.node[1] \"/bn1/BN\" (BatchNormalization) + graph.node[2] \"/relu/Relu\" (Relu): 8x10x9 -> 16x10x9, groups 2, kernel 3x3, stride 1x1, padding 1x1, dilation 1x1, bias, relu\n"),
-        "{stdout}"
-    );
-    assert!(
-        stdout
-            .contains("note: read external data from \"ext_net.onnx.data\" (next to the model)\n"),
-        "{stdout}"
+    ])
+    .code(0)
+    .stdout(
+        predicate::str::contains("ext_net::c1  graph.node[0] \"/c1/Conv\" (Conv) + graph.node[1] \"/bn1/BN\" (BatchNormalization) + graph.node[2] \"/relu/Relu\" (Relu): 8x10x9 -> 16x10x9, groups 2, kernel 3x3, stride 1x1, padding 1x1, dilation 1x1, bias, relu\n")
+            .and(predicate::str::contains(
+                "note: read external data from \"ext_net.onnx.data\" (next to the model)\n",
+            )),
     );
     let inline = import::import(
         "ext_net_inline.onnx",
@@ -753,20 +749,17 @@ fn cli_import_reads_external_data_next_to_the_model() {
     let bad = dir.path("bad.onnx");
     std::fs::write(&bad, one_external_conv(&[("location", "../etc/passwd")])).expect("write");
     let spec2 = dir.path("bad.json");
-    let (code, stdout, stderr) = cli(&[
+    gspc(&[
         "import".as_ref(),
         bad.as_os_str(),
         "--out".as_ref(),
         spec2.as_os_str(),
-    ]);
-    assert_eq!(code, 2, "{stdout}{stderr}");
-    assert_eq!(
-        stderr,
-        format!(
-            "{}: graph.initializer[0]: tensor \"w\": external data \"../etc/passwd\": the location has a \"..\" component; external data must be in the model's directory or below it\n",
-            bad.display()
-        )
-    );
+    ])
+    .code(2)
+    .stderr(format!(
+        "{}: graph.initializer[0]: tensor \"w\": external data \"../etc/passwd\": the location has a \"..\" component; external data must be in the model's directory or below it\n",
+        bad.display()
+    ));
     assert!(!spec2.exists());
 }
 
