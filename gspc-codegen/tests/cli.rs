@@ -4,13 +4,14 @@
 //! Every command runs in the crate directory, so spec paths such as
 //! `tests/bad-specs/groups.json` appear in messages exactly as written here.
 
-use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Stdio;
 
-use assert_cmd::Command;
 use assert_cmd::assert::Assert;
 use assert_cmd::cargo::CommandCargoExt;
+use common::{TempDir, crate_dir, gspc};
 use predicates::prelude::*;
 use std::time::{Duration, SystemTime};
 
@@ -18,20 +19,6 @@ const GOOD: &str = "../layer-specs/resnet34_g8.json";
 const X86_64: &str = "x86_64-unknown-linux-gnu";
 const AARCH64: &str = "aarch64-unknown-linux-gnu";
 const THUMBV7EM: &str = "thumbv7em-none-eabihf";
-
-fn crate_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `gspc-codegen args`, run in the crate directory to its end (assert_cmd's command: its
-/// failures show the exit code, stdout and stderr).
-fn gspc<S: AsRef<OsStr>>(args: &[S]) -> Assert {
-    Command::cargo_bin("gspc-codegen")
-        .expect("the gspc-codegen binary")
-        .current_dir(crate_dir())
-        .args(args)
-        .assert()
-}
 
 /// What a run printed on stdout.
 fn stdout(r: &Assert) -> &str {
@@ -41,28 +28,6 @@ fn stdout(r: &Assert) -> &str {
 /// What a run printed on stderr.
 fn stderr(r: &Assert) -> &str {
     std::str::from_utf8(&r.get_output().stderr).expect("UTF-8 stderr")
-}
-
-/// A fresh temporary directory (tempfile's), removed on drop.
-struct TempDir(tempfile::TempDir);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("gspc-cli-{name}-"))
-            .tempdir()
-            .expect("create a temporary directory");
-        TempDir(dir)
-    }
-
-    fn join(&self, p: &str) -> PathBuf {
-        self.0.path().join(p)
-    }
-
-    /// `p` under the directory, as a string argument.
-    fn arg(&self, p: &str) -> String {
-        self.join(p).display().to_string()
-    }
 }
 
 /// The layer names of a spec, through the library (the binary must agree with it).
@@ -244,7 +209,7 @@ fn a_missing_spec_file_is_bad_input() {
     .stderr(predicate::str::starts_with(
         "tests/no-such-spec.json: cannot read the spec: ",
     ));
-    assert!(!out.join("o").exists(), "nothing is written on an error");
+    assert!(!out.path("o").exists(), "nothing is written on an error");
 
     // A missing file among bad ones: still bad input, every problem listed.
     let r = gspc(&[
@@ -279,7 +244,7 @@ fn generate_writes_the_model_file_and_one_line_per_layer() {
         .code(0)
         .stderr("");
 
-    let file = out.join("kernels/resnet34_g8.rs");
+    let file = out.path("kernels/resnet34_g8.rs");
     let code = std::fs::read_to_string(&file).expect("generate wrote <model>.rs");
     assert!(
         code.starts_with(&format!(
@@ -320,7 +285,7 @@ fn generating_twice_leaves_the_file_untouched() {
     let dir = out.arg("o");
     let args = ["generate", GOOD, "--out", &dir, "--target", X86_64];
     let r = gspc(&args).code(0);
-    let file = out.join("o/resnet34_g8.rs");
+    let file = out.path("o/resnet34_g8.rs");
     let before = std::fs::read(&file).expect("written");
 
     // Back-date the file: a rewrite, however fast, would give it a new modification time.
@@ -348,7 +313,7 @@ fn generate_rewrites_a_stale_file() {
     let dir = out.arg("o");
     let args = ["generate", GOOD, "--out", &dir, "--target", X86_64];
     gspc(&args).code(0);
-    let file = out.join("o/resnet34_g8.rs");
+    let file = out.path("o/resnet34_g8.rs");
     let fresh = std::fs::read(&file).expect("written");
     std::fs::write(&file, "// stale\n").expect("overwrite");
     gspc(&args).code(0);
@@ -367,7 +332,7 @@ fn generate_for_aarch64_emits_neon_and_no_x86_code() {
         AARCH64,
     ])
     .code(0);
-    let code = std::fs::read_to_string(out.join("o/resnet34_g8.rs")).expect("written");
+    let code = std::fs::read_to_string(out.path("o/resnet34_g8.rs")).expect("written");
     assert!(code.contains("pub mod neon"));
     assert!(code.contains("pub mod portable"));
     assert!(!code.contains("avx2"), "aarch64 code mentions avx2");
@@ -399,7 +364,7 @@ fn generate_for_thumbv7em_emits_only_portable_code() {
         THUMBV7EM,
     ])
     .code(0);
-    let code = std::fs::read_to_string(out.join("o/resnet34_g8.rs")).expect("written");
+    let code = std::fs::read_to_string(out.path("o/resnet34_g8.rs")).expect("written");
     assert!(code.contains("pub mod portable"));
     for absent in [
         "pub mod neon",
@@ -438,7 +403,7 @@ fn regenerate(code: &str, dir: &Path, model: &str) -> String {
         "exec \"$GSPC_CODEGEN\" {}",
         line.replace("<DIR>", &dir_word)
     );
-    Command::new("bash")
+    assert_cmd::Command::new("bash")
         .args(["-c", &script])
         .env("GSPC_CODEGEN", assert_cmd::cargo::cargo_bin("gspc-codegen"))
         .current_dir(crate_dir())
@@ -455,8 +420,8 @@ fn the_regenerate_line_of_the_header_reproduces_the_file() {
     let spec = "tests/specs/tiny.json";
     let out = TempDir::new("regenerate");
     gspc(&["generate", spec, "--out", &out.arg("a"), "--target", X86_64]).code(0);
-    let first = std::fs::read_to_string(out.join("a/tiny.rs")).expect("written");
-    let second = regenerate(&first, &out.join("b"), "tiny");
+    let first = std::fs::read_to_string(out.path("a/tiny.rs")).expect("written");
+    let second = regenerate(&first, &out.path("b"), "tiny");
     assert!(first == second, "the Regenerate line gives other code");
 
     let text = std::fs::read_to_string(crate_dir().join(spec)).expect("read");
@@ -472,7 +437,7 @@ fn the_regenerate_line_quotes_paths_and_keeps_weights_and_options() {
     // the weights baked and tiles outlined: the line still reproduces the file.
     for name in ["with space", "it's $HOME; `x`", "tab\there"] {
         let dir = TempDir::new("regen-quoted");
-        let sub = dir.join(name);
+        let sub = dir.path(name);
         std::fs::create_dir_all(&sub).expect("mkdir");
         let spec = sub.join("tiny.json");
         std::fs::copy(crate_dir().join(TINY), &spec).expect("copy the spec");
@@ -484,26 +449,26 @@ fn the_regenerate_line_quotes_paths_and_keeps_weights_and_options() {
             "--weights".as_ref(),
             w.as_os_str(),
             "--out".as_ref(),
-            dir.join("a").as_os_str(),
+            dir.path("a").as_os_str(),
             "--target".as_ref(),
             X86_64.as_ref(),
             "--outline-tiles".as_ref(),
         ])
         .append_context("directory", format!("{name:?}"))
         .code(0);
-        let first = std::fs::read_to_string(dir.join("a/tiny.rs")).expect("written");
+        let first = std::fs::read_to_string(dir.path("a/tiny.rs")).expect("written");
         let header = first.lines().nth(2).expect("three header lines");
         assert!(
             header.contains(" --weights ") && header.ends_with(" --outline-tiles"),
             "{header}"
         );
         syn::parse_file(&first).expect("the header stays a comment");
-        let second = regenerate(&first, &dir.join("b"), "tiny");
+        let second = regenerate(&first, &dir.path("b"), "tiny");
         assert!(
             first == second,
             "{name:?}: the Regenerate line gives other code"
         );
-        let bin = |d: &str| std::fs::read(dir.join(d).join("tiny.weights.bin")).expect("read");
+        let bin = |d: &str| std::fs::read(dir.path(d).join("tiny.weights.bin")).expect("read");
         assert_eq!(bin("a"), bin("b"), "{name:?}: other weights");
     }
 }
@@ -526,7 +491,7 @@ fn an_isa_the_target_cannot_run_is_refused() {
         "--isa: avx2 does not run on target aarch64-unknown-linux-gnu (its variants: portable, neon)\n",
     )
     .stdout("");
-    assert!(!out.join("o").exists(), "nothing is written on an error");
+    assert!(!out.path("o").exists(), "nothing is written on an error");
 
     gspc(&[
         "plan",
@@ -571,7 +536,7 @@ fn a_bogus_target_is_refused() {
     .stderr(
         "--target: \"nonsense\" is not a target triple (e.g. x86_64-unknown-linux-gnu, aarch64-unknown-linux-gnu, thumbv7em-none-eabihf)\n",
     );
-    assert!(!out.join("o").exists(), "nothing is written on an error");
+    assert!(!out.path("o").exists(), "nothing is written on an error");
     gspc(&["plan", GOOD, "--target", "nonsense"])
         .code(2)
         .stderr(predicate::str::starts_with("--target: \"nonsense\""));
@@ -587,7 +552,7 @@ fn generate_refuses_bad_specs_and_writes_nothing() {
             .stdout("")
             .stderr(problems(lines));
         assert!(
-            !out.join("o").exists(),
+            !out.path("o").exists(),
             "{file}: an output directory was made"
         );
     }
@@ -607,7 +572,7 @@ fn two_specs_with_the_same_model_name_are_refused() {
         .stderr(format!(
             "{b}: model: \"resnet34_g8\" is also the model name in {a}; model names must be unique in one build\n"
         ));
-    assert!(!dir.join("o").exists(), "nothing is written on an error");
+    assert!(!dir.path("o").exists(), "nothing is written on an error");
 }
 
 #[test]
@@ -876,7 +841,7 @@ fn tiny_weights(edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>)) -> 
 #[test]
 fn generate_with_weights_bakes_them() {
     let dir = TempDir::new("baked");
-    let w = dir.join("tiny.safetensors");
+    let w = dir.path("tiny.safetensors");
     std::fs::write(&w, tiny_weights(|_| {})).expect("write");
     let out = dir.arg("out");
     let r = gspc(&[
@@ -890,7 +855,7 @@ fn generate_with_weights_bakes_them() {
         X86_64,
     ])
     .code(0);
-    let bin = dir.join("out/tiny.weights.bin");
+    let bin = dir.path("out/tiny.weights.bin");
     let bytes = std::fs::read(&bin).expect("the weights file is written");
     assert!(
         stdout(&r).ends_with(&format!(
@@ -907,7 +872,7 @@ fn generate_with_weights_bakes_them() {
     assert_eq!(f(72), 0.0, "plain has no bias");
     assert_eq!(f(80), -1.0);
     assert_eq!((f(80 + 72), f(80 + 75)), (1.0, 4.0), "biased's bias");
-    let code = std::fs::read_to_string(dir.join("out/tiny.rs")).expect("read");
+    let code = std::fs::read_to_string(dir.path("out/tiny.rs")).expect("read");
     assert!(code.contains("include_bytes!(\"tiny.weights.bin\")"));
     let dense: String = code.split_whitespace().collect();
     assert!(dense.contains("f32s::<640,PACKED_LEN,>(&super::WEIGHTS,320)"));
@@ -917,7 +882,7 @@ fn generate_with_weights_bakes_them() {
 #[test]
 fn generate_reports_bad_weights_by_tensor() {
     let dir = TempDir::new("bad-weights");
-    let w = dir.join("w.safetensors");
+    let w = dir.path("w.safetensors");
     std::fs::write(
         &w,
         tiny_weights(|t| {
@@ -940,7 +905,7 @@ fn generate_reports_bad_weights_by_tensor() {
                 "{ws}: extra.weight: matches no layer of model \"tiny\" ({TINY}): tensors are named <layer>.weight and <layer>.bias"
             ),
         ]));
-    assert!(!dir.join("o").exists(), "nothing is written on an error");
+    assert!(!dir.path("o").exists(), "nothing is written on an error");
 
     // A truncated file, a missing one, and one weights file for two specs.
     let full = tiny_weights(|_| {});
@@ -979,7 +944,7 @@ fn generate_reports_bad_weights_by_tensor() {
 #[test]
 fn generate_reads_npy_directories() {
     let dir = TempDir::new("npy");
-    let w = dir.join("w");
+    let w = dir.path("w");
     std::fs::create_dir_all(&w).expect("mkdir");
     let put = |name: &str, shape: &[usize], n: usize| {
         let data = vec![0.25f32; n];
@@ -999,5 +964,5 @@ fn generate_reads_npy_directories() {
         ));
     put("biased.bias", &[4], 4);
     gspc(&["generate", TINY, "--weights", &ws, "--out", &dir.arg("o")]).code(0);
-    assert!(dir.join("o/tiny.weights.bin").exists());
+    assert!(dir.path("o/tiny.weights.bin").exists());
 }

@@ -3,45 +3,26 @@
 //! cases, the exact error messages, robustness against damaged bytes, and the
 //! `gspc-codegen import` command.
 
-use assert_cmd::assert::Assert;
+mod common;
+
+use common::*;
 use gspc_codegen::import::onnx::{
-    AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor,
+    AttributeProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
     ValueInfoProto, attribute_type, data_type,
 };
 use gspc_codegen::import::{self, ImportOptions, Imported};
 use gspc_codegen::{Activation, Error, LayerSpec};
 use predicates::prelude::*;
 use prost::Message;
-use std::path::{Path, PathBuf};
 
 // ---------------------------------------------------------------------------------------
 // helpers
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/onnx/fixtures")
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(fixtures().join(name)).expect("read the fixture")
-}
+/// The fixtures of this file, made by `scripts/make_onnx_fixtures.py`.
+const FIXTURES: &str = "../tests/onnx/fixtures";
 
 fn import_fixture(name: &str, options: &ImportOptions) -> Result<Imported, Error> {
-    import::import(name, &fixture(name), options)
-}
-
-fn messages(r: Result<Imported, Error>) -> Vec<String> {
-    match r {
-        Ok(i) => panic!("expected an error, imported {:?}", i.spec_json),
-        Err(e) => e.messages(),
-    }
-}
-
-fn all_convs() -> ImportOptions {
-    ImportOptions {
-        all_convs: true,
-        ..Default::default()
-    }
+    import::import(name, &fixture(FIXTURES, name), options)
 }
 
 /// A layer spec written out: name, in, out, groups, kernel, stride, padding, dilation,
@@ -79,59 +60,6 @@ fn layer(
     }
 }
 
-fn attr_int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.to_string(),
-        r#type: attribute_type::INT,
-        i: Some(v),
-        ..Default::default()
-    }
-}
-
-fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: name.to_string(),
-        r#type: attribute_type::INTS,
-        ints: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn attr_float(name: &str, v: f32) -> AttributeProto {
-    AttributeProto {
-        name: name.to_string(),
-        r#type: attribute_type::FLOAT,
-        f: Some(v),
-        ..Default::default()
-    }
-}
-
-fn attr_str(name: &str, v: &str) -> AttributeProto {
-    AttributeProto {
-        name: name.to_string(),
-        r#type: attribute_type::STRING,
-        s: Some(v.as_bytes().to_vec()),
-        ..Default::default()
-    }
-}
-
-fn node(
-    op: &str,
-    name: &str,
-    inputs: &[&str],
-    outputs: &[&str],
-    attribute: Vec<AttributeProto>,
-) -> NodeProto {
-    NodeProto {
-        op_type: op.to_string(),
-        name: name.to_string(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
-        attribute,
-        ..Default::default()
-    }
-}
-
 /// A Conv node with explicit pads (`[p, p, p, p]`), stride 1.
 fn conv(name: &str, x: &str, w: &str, b: Option<&str>, y: &str, group: i64, pad: i64) -> NodeProto {
     let mut inputs = vec![x, w];
@@ -153,93 +81,17 @@ fn init(name: &str, dims: &[i64]) -> TensorProto {
     let data: Vec<f32> = (0..n)
         .map(|i| ((i * 7 + 3) % 11) as f32 * 0.25 - 1.0)
         .collect();
-    TensorProto {
-        name: name.to_string(),
-        dims: dims.to_vec(),
-        data_type: data_type::FLOAT,
-        raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ..Default::default()
-    }
+    tensor(name, dims, &data)
 }
 
+/// A one-dimensional int64 constant.
 fn init_i64(name: &str, data: &[i64]) -> TensorProto {
-    TensorProto {
-        name: name.to_string(),
-        dims: vec![data.len() as i64],
-        data_type: data_type::INT64,
-        int64_data: data.to_vec(),
-        ..Default::default()
-    }
+    ints(name, &[data.len() as i64], data)
 }
 
+/// A float scalar (no dims), in `float_data`.
 fn scalar(name: &str, v: f32) -> TensorProto {
-    TensorProto {
-        name: name.to_string(),
-        data_type: data_type::FLOAT,
-        float_data: vec![v],
-        ..Default::default()
-    }
-}
-
-/// A value of float tensors with these dims (a number, or a name for a symbolic one).
-fn value(name: &str, dims: &[&str]) -> ValueInfoProto {
-    ValueInfoProto {
-        name: name.to_string(),
-        r#type: Some(TypeProto {
-            tensor_type: Some(TypeProtoTensor {
-                elem_type: data_type::FLOAT,
-                shape: Some(TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|d| match d.parse::<i64>() {
-                            Ok(v) => Dimension {
-                                dim_value: Some(v),
-                                ..Default::default()
-                            },
-                            Err(_) => Dimension {
-                                dim_param: Some(d.to_string()),
-                                ..Default::default()
-                            },
-                        })
-                        .collect(),
-                }),
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn model(
-    nodes: Vec<NodeProto>,
-    initializer: Vec<TensorProto>,
-    inputs: Vec<ValueInfoProto>,
-    outputs: &[&str],
-    opset: i64,
-) -> Vec<u8> {
-    ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: opset,
-        }],
-        graph: Some(GraphProto {
-            name: "g".to_string(),
-            node: nodes,
-            initializer,
-            input: inputs,
-            output: outputs
-                .iter()
-                .map(|o| ValueInfoProto {
-                    name: o.to_string(),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-    .encode_to_vec()
+    floats(name, &[], &[v])
 }
 
 fn run_import(bytes: &[u8], options: &ImportOptions) -> Result<Imported, Error> {
@@ -389,7 +241,7 @@ fn small_net_imports_every_grouped_conv_with_bias_and_fused_activations() {
 
 #[test]
 fn small_net_weights_are_the_initializers() {
-    let bytes = fixture("small_net.onnx");
+    let bytes = fixture(FIXTURES, "small_net.onnx");
     let i = import::import("small_net.onnx", &bytes, &Default::default()).expect("imports");
     let model = ModelProto::decode(bytes.as_slice()).expect("decodes");
     let graph = model.graph.expect("graph");
@@ -506,7 +358,8 @@ fn an_unsupported_op_in_front_of_a_conv_is_named() {
 
 #[test]
 fn value_info_gives_the_shapes_the_importer_does_not_infer() {
-    let mut m = ModelProto::decode(fixture("unsupported_op.onnx").as_slice()).expect("decodes");
+    let mut m =
+        ModelProto::decode(fixture(FIXTURES, "unsupported_op.onnx").as_slice()).expect("decodes");
     let g = m.graph.as_mut().expect("graph");
     g.value_info.push(value("up_out", &["1", "4", "10", "10"]));
     let i = run_import(&m.encode_to_vec(), &Default::default()).expect("imports");
@@ -654,7 +507,7 @@ fn clip_bounds_as_inputs_and_as_attributes() {
             clip(&["y", "zero", "m"]),
         ],
         vec![init("w", &[4, 2, 3, 3]), scalar("zero", 0.0)],
-        vec![value("x", &["1", "4", "8", "8"]), value("m", &[])],
+        vec![value("x", &["1", "4", "8", "8"]), value::<i64>("m", &[])],
         &["z"],
         13,
     );
@@ -775,7 +628,7 @@ fn identifier_rules() {
 
 #[test]
 fn the_model_name_comes_from_the_file_or_the_option() {
-    let bytes = fixture("small_net.onnx");
+    let bytes = fixture(FIXTURES, "small_net.onnx");
     let name = |file: &str, model: Option<&str>| {
         let options = ImportOptions {
             model: model.map(str::to_string),
@@ -1262,7 +1115,8 @@ fn bytes_that_are_not_a_model_are_refused() {
             "t.onnx: not an ONNX model: the protobuf does not decode (failed to decode Protobuf message: buffer underflow)"
         ]
     );
-    let mut m = ModelProto::decode(fixture("small_net.onnx").as_slice()).expect("decodes");
+    let mut m =
+        ModelProto::decode(fixture(FIXTURES, "small_net.onnx").as_slice()).expect("decodes");
     m.opset_import.clear();
     assert_eq!(
         messages(run_import(&m.encode_to_vec(), &Default::default())),
@@ -1272,24 +1126,9 @@ fn bytes_that_are_not_a_model_are_refused() {
     );
 }
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[test]
 fn damaged_models_give_errors_not_panics() {
-    let good = fixture("shapes_net.onnx");
+    let good = fixture(FIXTURES, "shapes_net.onnx");
     let mut outcomes = [0usize; 2];
     // Every truncation of the model (each a valid protobuf prefix or not).
     for n in (0..good.len()).step_by(7) {
@@ -1353,36 +1192,6 @@ fn hostile_sizes_are_refused_before_allocating() {
 
 // ---------------------------------------------------------------------------------------
 // the command
-
-fn crate_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `gspc-codegen args`, run in the crate directory to its end (assert_cmd's command: its
-/// failures show the exit code, stdout and stderr).
-fn gspc<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Assert {
-    assert_cmd::Command::cargo_bin("gspc-codegen")
-        .expect("the gspc-codegen binary")
-        .current_dir(crate_dir())
-        .args(args)
-        .assert()
-}
-
-/// A fresh temporary directory (tempfile's), removed on drop.
-struct TempDir(tempfile::TempDir);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("gspc-import-{name}-"))
-            .tempdir()
-            .expect("create a temporary directory");
-        TempDir(dir)
-    }
-    fn arg(&self, p: &str) -> String {
-        self.0.path().join(p).display().to_string()
-    }
-}
 
 const SMALL_NET: &str = "../tests/onnx/fixtures/small_net.onnx";
 
@@ -1776,13 +1585,13 @@ fn shape_arithmetic_is_folded() {
 #[test]
 fn conv_input_shapes_match_onnx_runtime() {
     // conv_inputs.json: every Conv's input as ONNX Runtime ran the model (by node name).
-    let text = String::from_utf8(fixture("conv_inputs.json")).expect("UTF-8");
+    let text = String::from_utf8(fixture(FIXTURES, "conv_inputs.json")).expect("UTF-8");
     let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     let models = json["models"].as_object().expect("models");
     assert_eq!(models.len(), 2);
     for (file, convs) in models {
         let i = import_fixture(file, &all_convs()).expect("imports");
-        let bytes = fixture(file);
+        let bytes = fixture(FIXTURES, file);
         let graph = ModelProto::decode(bytes.as_slice())
             .expect("decodes")
             .graph
@@ -1981,7 +1790,7 @@ fn mutated_models_give_errors_not_panics() {
     ];
     let models: Vec<ModelProto> = files
         .iter()
-        .map(|f| ModelProto::decode(fixture(f).as_slice()).expect("decodes"))
+        .map(|f| ModelProto::decode(fixture(FIXTURES, f).as_slice()).expect("decodes"))
         .collect();
     let mut rng = Rng(0x0ddba11);
     let mut outcomes = [0usize; 2];
@@ -2101,20 +1910,13 @@ fn direct_conv(l: &LayerSpec, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f3
     y
 }
 
-fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
 #[test]
 fn the_imported_layers_reproduce_onnx_runtime_on_small_net() {
     // small_net is a chain: running the imported layers one after the other (weights from
     // the imported safetensors, fused activations) must give ONNX Runtime's output.
     let i = import_fixture("small_net.onnx", &Default::default()).expect("imports");
     let st = safetensors::SafeTensors::deserialize(&i.weights).expect("safetensors");
-    let mut x = f32s(&fixture("small_net.input.bin"));
+    let mut x = f32s(&fixture(FIXTURES, "small_net.input.bin"));
     for (l, info) in i.spec.layers.iter().zip(&i.layers) {
         assert_eq!(x.len(), l.input_len(), "{}", l.name);
         let w = f32s(st.tensor(&info.weight_key).expect("weights").data());
@@ -2124,7 +1926,7 @@ fn the_imported_layers_reproduce_onnx_runtime_on_small_net() {
             .map(|k| f32s(st.tensor(k).expect("bias").data()));
         x = direct_conv(l, &x, &w, b.as_deref());
     }
-    let want = f32s(&fixture("small_net.output.bin"));
+    let want = f32s(&fixture(FIXTURES, "small_net.output.bin"));
     assert_eq!(x.len(), want.len());
     assert!(want.iter().filter(|v| v.abs() > 0.01).count() > want.len() / 2);
     for (k, (got, want)) in x.iter().zip(&want).enumerate() {

@@ -3,106 +3,31 @@
 //! messages), BatchNormalization and constant Mul/Add folding checked against ONNX
 //! Runtime, and `Builder::onnx`.
 
-use gspc_codegen::import::onnx::{
-    AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor,
-    ValueInfoProto, attribute_type, data_type,
-};
+mod common;
+
+use common::*;
+use gspc_codegen::import::onnx::{ModelProto, NodeProto};
 use gspc_codegen::import::{self, ImportOptions, Imported, InMemory};
 use gspc_codegen::{Activation, Builder, Error, LayerSpec, Target};
 use predicates::prelude::*;
 use prost::Message;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 // ---------------------------------------------------------------------------------------
 // helpers
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(fixtures().join(name)).expect("read the fixture")
-}
-
-fn messages(r: Result<Imported, Error>) -> Vec<String> {
-    match r {
-        Ok(i) => panic!("expected an error, imported {:?}", i.spec_json),
-        Err(e) => e.messages(),
-    }
-}
-
-fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-fn le(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-/// A fresh temporary directory (tempfile's), removed on drop.
-struct TempDir(tempfile::TempDir);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("gspc-import-ext-{name}-"))
-            .tempdir()
-            .expect("create a temporary directory");
-        TempDir(dir)
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.0.path().join(p)
-    }
-}
-
-fn attr_int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.to_string(),
-        r#type: attribute_type::INT,
-        i: Some(v),
-        ..Default::default()
-    }
-}
-
-fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: name.to_string(),
-        r#type: attribute_type::INTS,
-        ints: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
-    NodeProto {
-        op_type: op.to_string(),
-        name: name.to_string(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
-}
+/// The fixtures of this file, made by `scripts/make_import_fixtures.py`.
+const FIXTURES: &str = "tests/fixtures";
 
 /// A grouped Conv, stride 1, pads 1.
 fn conv(name: &str, inputs: &[&str], y: &str, group: i64) -> NodeProto {
-    let mut n = node("Conv", name, inputs, &[y]);
-    n.attribute = vec![attr_int("group", group), attr_ints("pads", &[1; 4])];
-    n
-}
-
-fn tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
-    TensorProto {
-        name: name.to_string(),
-        dims: dims.to_vec(),
-        data_type: data_type::FLOAT,
-        raw_data: le(values),
-        ..Default::default()
-    }
+    node(
+        "Conv",
+        name,
+        inputs,
+        &[y],
+        vec![attr_int("group", group), attr_ints("pads", &[1; 4])],
+    )
 }
 
 /// Seeded values.
@@ -112,87 +37,19 @@ fn values(n: usize, seed: usize) -> Vec<f32> {
         .collect()
 }
 
-/// A tensor whose data is elsewhere: the `external_data` entries as given.
-fn external(name: &str, dims: &[i64], entries: &[(&str, &str)]) -> TensorProto {
-    TensorProto {
-        name: name.to_string(),
-        dims: dims.to_vec(),
-        data_type: data_type::FLOAT,
-        data_location: 1,
-        external_data: entries
-            .iter()
-            .map(|(k, v)| StringStringEntryProto {
-                key: k.to_string(),
-                value: v.to_string(),
-            })
-            .collect(),
-        ..Default::default()
-    }
-}
-
-fn value(name: &str, dims: &[i64]) -> ValueInfoProto {
-    ValueInfoProto {
-        name: name.to_string(),
-        r#type: Some(TypeProto {
-            tensor_type: Some(TypeProtoTensor {
-                elem_type: data_type::FLOAT,
-                shape: Some(TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|&v| Dimension {
-                            dim_value: Some(v),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn model(
-    nodes: Vec<NodeProto>,
-    initializer: Vec<TensorProto>,
-    input: Vec<ValueInfoProto>,
-    outputs: &[&str],
-) -> Vec<u8> {
-    ModelProto {
-        ir_version: 8,
-        graph: Some(GraphProto {
-            node: nodes,
-            name: "g".to_string(),
-            initializer,
-            input,
-            output: outputs
-                .iter()
-                .map(|o| ValueInfoProto {
-                    name: o.to_string(),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }),
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 17,
-        }],
-        ..Default::default()
-    }
-    .encode_to_vec()
-}
-
 // ---------------------------------------------------------------------------------------
 // external data
 
 #[test]
 fn external_data_imports_as_the_same_model_inline() {
-    let ext = import::import_file(&fixtures().join("ext_net.onnx"), &Default::default())
-        .expect("imports");
+    let ext = import::import_file(
+        &fixtures(FIXTURES).join("ext_net.onnx"),
+        &Default::default(),
+    )
+    .expect("imports");
     let inline = import::import(
         "ext_net_inline.onnx",
-        &fixture("ext_net_inline.onnx"),
+        &fixture(FIXTURES, "ext_net_inline.onnx"),
         &Default::default(),
     )
     .expect("imports");
@@ -216,11 +73,14 @@ fn external_data_imports_as_the_same_model_inline() {
     assert_eq!(ext.spec.layers[0].activation, Activation::Relu);
     assert_eq!(ext.layers[0].output, "r1");
     // From bytes only, the data is refused once per file, naming the first tensor.
-    let file = fixtures().join("ext_net.onnx").display().to_string();
+    let file = fixtures(FIXTURES)
+        .join("ext_net.onnx")
+        .display()
+        .to_string();
     assert_eq!(
         messages(import::import(
             &file,
-            &fixture("ext_net.onnx"),
+            &fixture(FIXTURES, "ext_net.onnx"),
             &Default::default()
         )),
         [format!(
@@ -239,6 +99,7 @@ fn one_external_conv(entries: &[(&str, &str)]) -> Vec<u8> {
         vec![external("w", &[4, 1, 2, 2], entries)],
         vec![value("x", &[1, 4, 5, 5])],
         &["y"],
+        17,
     )
 }
 
@@ -429,7 +290,7 @@ fn overlapping_external_tensors_cannot_read_a_file_many_times() {
         nodes.push(c);
         inits.push(external(&w, &[4, 1, 2, 2], &entries));
     }
-    let bytes = model(nodes, inits, vec![value("x0", &[1, 4, 9, 9])], &["x3"]);
+    let bytes = model(nodes, inits, vec![value("x0", &[1, 4, 9, 9])], &["x3"], 17);
     let file = dir.path("m.onnx").display().to_string();
     assert_eq!(
         messages(import_in(&dir, &bytes)),
@@ -468,7 +329,7 @@ fn reference(l: &LayerSpec, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32>
 fn batchnorm_mul_and_add_fold_into_the_conv_as_onnx_runtime_computes_them() {
     let i = import::import(
         "fold_net.onnx",
-        &fixture("fold_net.onnx"),
+        &fixture(FIXTURES, "fold_net.onnx"),
         &Default::default(),
     )
     .expect("imports");
@@ -512,8 +373,8 @@ fn batchnorm_mul_and_add_fold_into_the_conv_as_onnx_runtime_computes_them() {
             .bias_key
             .as_ref()
             .map(|k| f32s(st.tensor(k).expect("bias").data()));
-        let got = reference(l, &f32s(&fixture(x)), &w, bias.as_deref());
-        let want = f32s(&fixture(want));
+        let got = reference(l, &f32s(&fixture(FIXTURES, x)), &w, bias.as_deref());
+        let want = f32s(&fixture(FIXTURES, want));
         assert_eq!(got.len(), want.len(), "{}", l.name);
         assert!(want.iter().filter(|v| v.abs() > 0.01).count() > want.len() / 3);
         for (k, (g, e)) in got.iter().zip(&want).enumerate() {
@@ -547,11 +408,18 @@ fn conv_then(then: Vec<NodeProto>, outputs: &[&str]) -> Vec<u8> {
         ],
         vec![value("x", &[1, 4, 6, 6])],
         outputs,
+        17,
     )
 }
 
 fn bn(name: &str, x: &str, y: &str) -> NodeProto {
-    node("BatchNormalization", name, &[x, "s", "t", "m", "v"], &[y])
+    node(
+        "BatchNormalization",
+        name,
+        &[x, "s", "t", "m", "v"],
+        &[y],
+        vec![],
+    )
 }
 
 #[test]
@@ -559,7 +427,7 @@ fn folding_computes_in_f64_from_the_definition() {
     let bytes = conv_then(
         vec![
             bn("bn", "y", "z"),
-            node("Mul", "mul", &["one", "z"], &["out"]),
+            node("Mul", "mul", &["one", "z"], &["out"], vec![]),
         ],
         &["out"],
     );
@@ -601,7 +469,10 @@ fn what_cannot_be_folded_is_noted_with_why() {
     };
     // Two readers.
     let (i, n) = note(
-        vec![bn("bn", "y", "z"), node("Relu", "r", &["y"], &["r"])],
+        vec![
+            bn("bn", "y", "z"),
+            node("Relu", "r", &["y"], &["r"], vec![]),
+        ],
         &["z", "r"],
     );
     assert!(i.layers[0].folded.is_empty());
@@ -666,7 +537,10 @@ fn what_cannot_be_folded_is_noted_with_why() {
         i.notes
     );
     // A constant Mul along the width ([4] broadcasts over W, not the channels).
-    let (i, n) = note(vec![node("Mul", "mul", &["y", "k4flat"], &["z"])], &["z"]);
+    let (i, n) = note(
+        vec![node("Mul", "mul", &["y", "k4flat"], &["z"], vec![])],
+        &["z"],
+    );
     assert!(i.layers[0].folded.is_empty());
     assert_eq!(
         n,
@@ -675,12 +549,18 @@ fn what_cannot_be_folded_is_noted_with_why() {
         ]
     );
     // An Add of two activations (a residual) is no candidate: no note.
-    let (i, n) = note(vec![node("Add", "res", &["y", "x"], &["z"])], &["z"]);
+    let (i, n) = note(
+        vec![node("Add", "res", &["y", "x"], &["z"], vec![])],
+        &["z"],
+    );
     assert!(i.layers[0].folded.is_empty() && n.is_empty());
     assert_eq!(i.layers[0].output, "y");
     // A BatchNormalization after the fused activation.
     let (i, n) = note(
-        vec![node("Relu", "r", &["y"], &["r"]), bn("bn", "r", "z")],
+        vec![
+            node("Relu", "r", &["y"], &["r"], vec![]),
+            bn("bn", "r", "z"),
+        ],
         &["z"],
     );
     assert_eq!(i.spec.layers[0].activation, Activation::Relu);
@@ -694,9 +574,9 @@ fn what_cannot_be_folded_is_noted_with_why() {
     // past it.
     let (i, _) = note(
         vec![
-            node("Mul", "ok", &["y", "k4"], &["z"]),
-            node("Mul", "flat", &["z", "k4flat"], &["z2"]),
-            node("Relu", "r", &["z2"], &["r"]),
+            node("Mul", "ok", &["y", "k4"], &["z"], vec![]),
+            node("Mul", "flat", &["z", "k4flat"], &["z2"], vec![]),
+            node("Relu", "r", &["z2"], &["r"], vec![]),
         ],
         &["r"],
     );
@@ -707,16 +587,6 @@ fn what_cannot_be_folded_is_noted_with_why() {
 
 // ---------------------------------------------------------------------------------------
 // the command and the builder
-
-/// `gspc-codegen args`, run in the crate directory to its end (assert_cmd's command: its
-/// failures show the exit code, stdout and stderr).
-fn gspc<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> assert_cmd::assert::Assert {
-    assert_cmd::Command::cargo_bin("gspc-codegen")
-        .expect("the gspc-codegen binary")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .assert()
-}
 
 #[test]
 fn cli_import_reads_external_data_next_to_the_model() {
@@ -740,7 +610,7 @@ fn cli_import_reads_external_data_next_to_the_model() {
     );
     let inline = import::import(
         "ext_net_inline.onnx",
-        &fixture("ext_net_inline.onnx"),
+        &fixture(FIXTURES, "ext_net_inline.onnx"),
         &Default::default(),
     )
     .expect("imports");
@@ -766,7 +636,7 @@ fn cli_import_reads_external_data_next_to_the_model() {
 #[test]
 fn builder_onnx_imports_bakes_and_generates_in_one_step() {
     let out = TempDir::new("builder");
-    let model = fixtures().join("ext_net.onnx");
+    let model = fixtures(FIXTURES).join("ext_net.onnx");
     let options = ImportOptions {
         all_convs: true,
         input_shapes: vec![("x".to_string(), vec![1, 8, 10, 9])],
@@ -782,7 +652,7 @@ fn builder_onnx_imports_bakes_and_generates_in_one_step() {
     assert_eq!(output.files, [out.path("ext.rs")]);
     assert_eq!(
         output.inputs,
-        [model.clone(), fixtures().join("ext_net.onnx.data")]
+        [model.clone(), fixtures(FIXTURES).join("ext_net.onnx.data")]
     );
     assert_eq!(output.imported.len(), 1);
     let imported = &output.imported[0];
@@ -885,7 +755,7 @@ fn large_external_tensors_are_read_only_for_the_convs_imported() {
     let mut pw = conv("pw", &["y", "w1"], "z", 1);
     pw.attribute = vec![attr_int("group", 1)];
     let bytes = model(
-        vec![node("Identity", "id", &["w"], &["w_id"]), dw, pw],
+        vec![node("Identity", "id", &["w"], &["w_id"], vec![]), dw, pw],
         vec![
             external(
                 "w",
@@ -900,6 +770,7 @@ fn large_external_tensors_are_read_only_for_the_convs_imported() {
         ],
         vec![value("x", &[1, 512, 8, 8])],
         &["z"],
+        17,
     );
     /// Counts the bytes read.
     struct Counting(InMemory, u64);

@@ -3,25 +3,18 @@
 //! every Conv's input shape as ONNX Runtime runs them, and small models built here check
 //! the rules' edge cases and their error messages.
 
+mod common;
+
+use common::*;
 use gspc_codegen::Error;
 use gspc_codegen::import::onnx::{
-    AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto, attribute_type, data_type,
+    AttributeProto, ModelProto, NodeProto, TensorProto, attribute_type, data_type,
 };
-use gspc_codegen::import::{self, ImportOptions, Imported};
+use gspc_codegen::import::{self, Imported};
 use prost::Message;
-use std::path::{Path, PathBuf};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/shapes")
-}
-
-fn all_convs() -> ImportOptions {
-    ImportOptions {
-        all_convs: true,
-        ..Default::default()
-    }
-}
+/// The fixtures of this file, made by `scripts/make_shape_fixtures.py`.
+const FIXTURES: &str = "tests/fixtures/shapes";
 
 /// The input shape `[1, C, H, W]` of every imported layer, by its ONNX node's name.
 fn conv_inputs(file: &str, bytes: &[u8], i: &Imported) -> Vec<(String, Vec<u64>)> {
@@ -49,12 +42,13 @@ fn conv_inputs(file: &str, bytes: &[u8], i: &Imported) -> Vec<(String, Vec<u64>)
 
 #[test]
 fn every_fixture_imports_with_the_conv_input_shapes_onnx_runtime_runs() {
-    let text = std::fs::read_to_string(fixtures().join("expected.json")).expect("expected.json");
+    let text =
+        std::fs::read_to_string(fixtures(FIXTURES).join("expected.json")).expect("expected.json");
     let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     let models = json["models"].as_object().expect("models");
     assert_eq!(models.len(), 11);
     for (file, convs) in models {
-        let bytes = std::fs::read(fixtures().join(file)).expect("read the fixture");
+        let bytes = std::fs::read(fixtures(FIXTURES).join(file)).expect("read the fixture");
         let i = import::import(file, &bytes, &all_convs())
             .unwrap_or_else(|e| panic!("{file}: {}", e.messages().join("\n")));
         let got = conv_inputs(file, &bytes, &i);
@@ -81,96 +75,13 @@ fn every_fixture_imports_with_the_conv_input_shapes_onnx_runtime_runs() {
 // ---------------------------------------------------------------------------------------
 // models built here
 
-fn attr(name: &str, r#type: i32) -> AttributeProto {
-    AttributeProto {
-        name: name.to_string(),
-        r#type,
-        ..Default::default()
-    }
-}
-
-fn attr_int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        i: Some(v),
-        ..attr(name, attribute_type::INT)
-    }
-}
-
-fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto {
-        ints: v.to_vec(),
-        ..attr(name, attribute_type::INTS)
-    }
-}
-
-fn attr_floats(name: &str, v: &[f32]) -> AttributeProto {
-    AttributeProto {
-        floats: v.to_vec(),
-        ..attr(name, attribute_type::FLOATS)
-    }
-}
-
-fn attr_str(name: &str, v: &str) -> AttributeProto {
-    AttributeProto {
-        s: Some(v.as_bytes().to_vec()),
-        ..attr(name, attribute_type::STRING)
-    }
-}
-
+/// A node named after its first output (`n_<output>`).
 fn node(op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>) -> NodeProto {
-    NodeProto {
-        op_type: op.to_string(),
-        name: outputs
-            .first()
-            .map(|o| format!("n_{o}"))
-            .unwrap_or_default(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
-        attribute,
-        ..Default::default()
-    }
-}
-
-fn ints(name: &str, dims: &[i64], data: &[i64]) -> TensorProto {
-    TensorProto {
-        name: name.to_string(),
-        dims: dims.to_vec(),
-        data_type: data_type::INT64,
-        int64_data: data.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn floats(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
-    TensorProto {
-        name: name.to_string(),
-        dims: dims.to_vec(),
-        data_type: data_type::FLOAT,
-        float_data: data.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn input(name: &str, dims: &[i64]) -> ValueInfoProto {
-    ValueInfoProto {
-        name: name.to_string(),
-        r#type: Some(TypeProto {
-            tensor_type: Some(TypeProtoTensor {
-                elem_type: data_type::FLOAT,
-                shape: Some(TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|&v| Dimension {
-                            dim_value: Some(v),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    let name = outputs
+        .first()
+        .map(|o| format!("n_{o}"))
+        .unwrap_or_default();
+    common::node(op, &name, inputs, outputs, attribute)
 }
 
 /// `nodes` from graph input `x` (`x_dims`) to the value `v`, then a depthwise 1x1 Conv
@@ -188,35 +99,14 @@ fn probe_model(
         &[channels, 1, 1, 1],
         &vec![1.0; channels as usize],
     ));
-    nodes.push(NodeProto {
-        name: "probe".to_string(),
-        ..node(
-            "Conv",
-            &["v", "probe_w"],
-            &["y"],
-            vec![attr_int("group", channels)],
-        )
-    });
-    ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: opset,
-        }],
-        graph: Some(GraphProto {
-            name: "g".to_string(),
-            node: nodes,
-            initializer: inits,
-            input: vec![input("x", x_dims)],
-            output: vec![ValueInfoProto {
-                name: "y".to_string(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-    .encode_to_vec()
+    nodes.push(common::node(
+        "Conv",
+        "probe",
+        &["v", "probe_w"],
+        &["y"],
+        vec![attr_int("group", channels)],
+    ));
+    model(nodes, inits, vec![value("x", x_dims)], &["y"], opset)
 }
 
 fn run(bytes: &[u8]) -> Result<Imported, Error> {
@@ -704,22 +594,6 @@ fn range_size_and_constant_of_shape_fold() {
 // ---------------------------------------------------------------------------------------
 // robustness
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 const EDGE_INTS: [i64; 10] = [i64::MIN, -9, -2, -1, 0, 1, 2, 3, 64, i64::MAX];
 const EDGE_FLOATS: [f32; 8] = [0.0, -1.0, 0.5, 1.5, 3.0, 1.0e30, f32::NAN, f32::INFINITY];
 const OPS: [&str; 16] = [
@@ -821,7 +695,8 @@ fn mutate(m: &mut ModelProto, rng: &mut Rng) {
 
 #[test]
 fn mutated_shape_fixtures_give_errors_not_panics() {
-    let text = std::fs::read_to_string(fixtures().join("expected.json")).expect("expected.json");
+    let text =
+        std::fs::read_to_string(fixtures(FIXTURES).join("expected.json")).expect("expected.json");
     let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     let files: Vec<String> = json["models"]
         .as_object()
@@ -832,7 +707,7 @@ fn mutated_shape_fixtures_give_errors_not_panics() {
     let models: Vec<ModelProto> = files
         .iter()
         .map(|f| {
-            let bytes = std::fs::read(fixtures().join(f)).expect("read the fixture");
+            let bytes = std::fs::read(fixtures(FIXTURES).join(f)).expect("read the fixture");
             ModelProto::decode(bytes.as_slice()).expect("decodes")
         })
         .collect();
