@@ -1,17 +1,18 @@
 //! Snapshots of the code generated for `tests/specs/tiny.json` on three fixed targets, and
 //! checks of the generated code that hold whatever the snapshot says.
 //!
-//! The emitter changes often: after an intended change, refresh the snapshots with
+//! The snapshots are insta's (`tests/snapshots/*.snap`: a short header, then the generated
+//! Rust code). The emitter changes often: after an intended change, refresh them with
 //!
 //! ```text
-//! UPDATE_SNAPSHOTS=1 cargo test -p gspc-codegen --test snapshot
+//! INSTA_UPDATE=always cargo test -p gspc-codegen --test snapshot
 //! ```
 //!
-//! and review the diff of `tests/snapshots/` like any other change.
+//! (or `cargo insta review`, where cargo-insta is installed) and review the diff of
+//! `tests/snapshots/` like any other change.
 
 use gspc_codegen::{Generated, Options, Target, generate_str};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The name the spec is given in messages and in the generated header: fixed, so the
 /// snapshot does not depend on where the repository is checked out.
@@ -34,83 +35,33 @@ fn generate(triple: &str) -> Generated {
         .unwrap_or_else(|e| panic!("{SPEC_NAME} for {triple}:\n{e}"))
 }
 
-/// Compares `actual` with the stored snapshot, or rewrites the snapshot when
-/// `UPDATE_SNAPSHOTS=1`.
-fn check_snapshot(name: &str, actual: &str) {
-    let path: PathBuf = crate_dir().join("tests/snapshots").join(name);
-    // Not through print!, which the test harness captures: updating should be visible.
-    let mut stderr = std::io::stderr();
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
-        let old = std::fs::read_to_string(&path).ok();
-        if old.as_deref() == Some(actual) {
-            let _ = writeln!(stderr, "snapshot {} is up to date", path.display());
-        } else {
-            std::fs::create_dir_all(path.parent().expect("has a parent"))
-                .expect("create tests/snapshots");
-            std::fs::write(&path, actual)
-                .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-            let _ = writeln!(
-                stderr,
-                "UPDATE_SNAPSHOTS=1: rewrote snapshot {}",
-                path.display()
-            );
-        }
-        return;
-    }
-    let expected = match std::fs::read_to_string(&path) {
-        // A checkout that turned line endings into CRLF is still the same snapshot.
-        Ok(s) => s.replace("\r\n", "\n"),
-        Err(e) => panic!(
-            "cannot read the snapshot {}: {e}\n\
-             create it with: UPDATE_SNAPSHOTS=1 cargo test -p gspc-codegen --test snapshot",
-            path.display()
-        ),
-    };
-    if expected == actual {
-        return;
-    }
-    let (exp, act): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-    let Some(first) = (0..exp.len().max(act.len())).find(|&i| exp.get(i) != act.get(i)) else {
-        panic!(
-            "the generated code differs from the snapshot {} only in the newline at the end of the file \
-             (snapshot ends with a newline: {}, generated: {})\n\
-             if the change is intended, run: UPDATE_SNAPSHOTS=1 cargo test -p gspc-codegen --test snapshot",
-            path.display(),
-            expected.ends_with('\n'),
-            actual.ends_with('\n'),
-        );
-    };
-    let show = |l: Option<&&str>| match l {
-        Some(s) => format!("{s:?}"),
-        None => "(end of file)".to_string(),
-    };
-    panic!(
-        "the generated code differs from the snapshot {} at line {}:\n  \
-         snapshot:  {}\n  generated: {}\n\
-         ({} lines in the snapshot, {} generated)\n\
-         if the change is intended, run: UPDATE_SNAPSHOTS=1 cargo test -p gspc-codegen --test snapshot",
-        path.display(),
-        first + 1,
-        show(exp.get(first)),
-        show(act.get(first)),
-        exp.len(),
-        act.len(),
+/// Compares the code generated for `triple` with insta's snapshot
+/// `tests/snapshots/<name>.snap` (a short header, then the code as generated), and checks
+/// what insta's comparison leaves out: the file ends with exactly one newline.
+fn check_snapshot(name: &str, triple: &str) {
+    let code = generate(triple).code;
+    assert!(
+        code.ends_with('\n') && !code.ends_with("\n\n"),
+        "{triple}: the generated file does not end with exactly one newline"
     );
+    insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!(name, code);
+    });
 }
 
 #[test]
 fn snapshot_x86_64() {
-    check_snapshot("tiny_x86_64.rs", &generate(X86_64).code);
+    check_snapshot("tiny_x86_64", X86_64);
 }
 
 #[test]
 fn snapshot_aarch64() {
-    check_snapshot("tiny_aarch64.rs", &generate(AARCH64).code);
+    check_snapshot("tiny_aarch64", AARCH64);
 }
 
 #[test]
 fn snapshot_thumbv7em() {
-    check_snapshot("tiny_thumbv7em.rs", &generate(THUMBV7EM).code);
+    check_snapshot("tiny_thumbv7em", THUMBV7EM);
 }
 
 #[test]
