@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 ///
 /// In a build script (when `OUT_DIR` is set) it reads the target from Cargo's
 /// `CARGO_CFG_TARGET_*` variables, prints `cargo:rerun-if-changed` for every spec, weights
-/// file, ONNX model and external data file it reads, and writes into `OUT_DIR` unless told
+/// file, ONNX model and external data file it reads (but those inside `OUT_DIR`, which the
+/// build script wrote itself), and writes into `OUT_DIR` unless told
 /// otherwise. Files are rewritten only when their contents change. Every problem of every
 /// spec and model is collected before it fails.
 #[derive(Clone, Debug, Default)]
@@ -166,9 +167,10 @@ impl Builder {
         };
         options.isas()?;
 
+        let cargo_out = std::env::var_os("OUT_DIR").map(PathBuf::from);
         let mut inputs: Vec<PathBuf> = Vec::new();
         let mut input = |path: PathBuf| {
-            if metadata {
+            if metadata && watched(&path, cargo_out.as_deref()) {
                 println!("cargo:rerun-if-changed={}", path.display());
             }
             inputs.push(path);
@@ -363,4 +365,32 @@ fn write_if_changed(path: &Path, contents: &[u8]) -> Result<(), Error> {
     }
     std::fs::write(path, contents)
         .map_err(|e| Error::io(path.display().to_string(), FileOp::Write, e))
+}
+
+/// Whether a build script should watch `path` with `cargo:rerun-if-changed`: not when it
+/// lies in cargo's `OUT_DIR`. Such a file is the build script's own output (a spec or
+/// weights it wrote before calling the builder), newer than the script's start on every
+/// run, so watching it would make cargo rerun the script, and rebuild every generated
+/// kernel, on every build.
+fn watched(path: &Path, cargo_out: Option<&Path>) -> bool {
+    !cargo_out.is_some_and(|out| path.starts_with(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::watched;
+    use std::path::Path;
+
+    #[test]
+    fn files_in_out_dir_are_not_watched() {
+        let out = Path::new("/build/target/debug/build/x-1234/out");
+        assert!(!watched(&out.join("random_layers_0.json"), Some(out)));
+        assert!(!watched(&out.join("sub/w.safetensors"), Some(out)));
+        assert!(watched(Path::new("specs/model.json"), Some(out)));
+        assert!(watched(
+            Path::new("/build/target/debug/build/x-1234/outside.json"),
+            Some(out)
+        ));
+        assert!(watched(&out.join("random_layers_0.json"), None));
+    }
 }
