@@ -42,22 +42,17 @@ thread_local! {
 static WARM_ROUND: AtomicUsize = AtomicUsize::new(0);
 static WARM_THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Allocations during 500 splits into `parts` parts, after warm-up calls into `threads`
-/// parts until `threads` threads have each run one (or 10 s have passed): the warm-up may
-/// set up the process-wide pool and thread handles, and std allocates in a new thread as it
-/// starts, which may be after the first calls (until a worker has run a part, the caller
-/// runs them all; a worker that gets no part in the measured calls must have started
-/// before them, which under QEMU can take a while).
-fn allocations(parts: usize, threads: usize) -> usize {
+/// Splits into `threads` parts until `threads` threads have each run one (or 10 s have
+/// passed): the warm-up may set up the process-wide pool and thread handles, and std
+/// allocates in a new thread as it starts, which may be after the first calls (until a
+/// worker has run a part, the caller runs them all; a worker that gets no part in the
+/// measured calls must have started before them, which under QEMU can take a while).
+fn warm_up(threads: usize) {
     let mut blocks = [[0.0f32; 4]; 64];
     let mut scratch = [0.0f32; 8 * 2];
     let round = WARM_ROUND.fetch_add(1, Ordering::SeqCst) + 1;
     WARM_THREADS.store(0, Ordering::SeqCst);
-    let f = |first: usize, part: &mut [[f32; 4]], piece: &mut [f32; 2]| {
-        for (i, b) in part.iter_mut().enumerate() {
-            b[0] = (first + i) as f32;
-        }
-        piece[0] += 1.0;
+    let f = |_: usize, _: &mut [[f32; 4]], _: &mut [f32; 2]| {
         ROUND.with(|r| {
             if r.get() != round {
                 r.set(round);
@@ -73,6 +68,19 @@ fn allocations(parts: usize, threads: usize) -> usize {
         }
         std::thread::yield_now();
     }
+}
+
+/// Allocations during 500 splits into `parts` parts, after [`warm_up`] for `threads`.
+fn allocations(parts: usize, threads: usize) -> usize {
+    let mut blocks = [[0.0f32; 4]; 64];
+    let mut scratch = [0.0f32; 8 * 2];
+    let f = |first: usize, part: &mut [[f32; 4]], piece: &mut [f32; 2]| {
+        for (i, b) in part.iter_mut().enumerate() {
+            b[0] = (first + i) as f32;
+        }
+        piece[0] += 1.0;
+    };
+    warm_up(threads);
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     for _ in 0..500 {
         split::<4, 2>(&mut blocks, &mut scratch, parts, &f).unwrap();
@@ -100,7 +108,9 @@ fn splits_allocate_nothing_per_call() {
 }
 
 /// Allocations during 100 calls of every entry point of a tiny layer (input 4, packed 2,
-/// output 8 in blocks of 2, scratch 2) and of a weight packing, after one warm-up call.
+/// output 8 in blocks of 2, scratch 2) and of a weight packing, after [`warm_up`] and one
+/// call of each (a single warm-up call left a pool worker that had not yet run a part to
+/// start, and allocate, during the measured calls under qemu-aarch64).
 fn entry_allocations(threads: usize) -> usize {
     use gspc_runtime::entry::{Entry, WeightLayout, pack_weights_slice};
     fn run_units(i: &[f32; 4], p: &[f32; 2], first: usize, b: &mut [[f32; 2]], _: &mut [f32; 2]) {
@@ -144,6 +154,7 @@ fn entry_allocations(threads: usize) -> usize {
             .unwrap();
         pack_weights_slice(pack, &[1.0, 2.0], Some(&[3.0, 4.0]), &mut packed_out).unwrap();
     };
+    warm_up(threads);
     calls();
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     for _ in 0..100 {
