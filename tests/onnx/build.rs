@@ -64,11 +64,44 @@ fn main() {
     real_fixtures(&out);
 }
 
-/// Imports and generates every fixture of [`REAL`]; writes `real.rs`.
+/// Imports and generates every fixture of [`REAL`] that `GSPC_REAL_FIXTURES` keeps; writes
+/// `real.rs`.
+///
+/// `GSPC_REAL_FIXTURES` (unset: every fixture) is a comma-separated list of fixture names or
+/// name endings, such as `dx` for the `torch.export` fixtures only (CI's emulated steps use
+/// it: both exporters give the same layers, and compiling them twice for a target under
+/// QEMU costs minutes). A fixture left out is reported as such by the test; an item that
+/// matches no fixture fails the build.
 fn real_fixtures(out: &Path) {
+    println!("cargo:rerun-if-env-changed=GSPC_REAL_FIXTURES");
+    let keep: Option<Vec<String>> = std::env::var("GSPC_REAL_FIXTURES")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let kept = |name: &str, item: &str| name == item || name.ends_with(&format!("_{item}"));
+    if let Some(items) = &keep {
+        for item in items {
+            if !REAL.iter().any(|(name, _)| kept(name, item)) {
+                fail(&format!(
+                    "GSPC_REAL_FIXTURES: {item:?} is neither the name nor the ending of a fixture of {REAL_DIR}"
+                ));
+            }
+        }
+    }
     let mut includes = String::new();
     let mut entries = String::new();
     for &(name, pending) in REAL {
+        if let Some(items) = &keep
+            && !items.iter().any(|item| kept(name, item))
+        {
+            let why = format!("left out by GSPC_REAL_FIXTURES={}", items.join(","));
+            writeln!(
+                entries,
+                "Fixture {{ name: {name:?}, pending: Some({why:?}), model: Err({why:?}) }},"
+            )
+            .unwrap();
+            continue;
+        }
         let result = real_fixture(name, out);
         let result = match result {
             Ok((file, layers)) => {
