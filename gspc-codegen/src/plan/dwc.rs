@@ -12,18 +12,13 @@
 //! tile writes `[OH * OW][16]` into the scratch, transposed back to 16 NCHW planes once
 //! per block.
 
-use super::{
-    DWC_BLOCK, Kind, LayerPlan, MAX_ACCUMULATORS, Strategy, VariantPlan, kernel_name, tile_columns,
-    tile_fmas,
-};
+use super::{ColumnTiles, DWC_BLOCK, Kind, LayerPlan, MAX_ACCUMULATORS, Strategy, VariantPlan};
 use crate::spec::LayerSpec;
 use gspc_runtime::Isa;
 
 /// The tile of a `gspc-dwc` variant: `lanes`-wide vectors, `16 / lanes` per pixel,
 /// `reg_n` pixels per tile.
 pub(super) fn plan(layer: &LayerSpec, isa: Isa, scalar: bool, compact: bool) -> VariantPlan {
-    let [kh, kw] = layer.kernel;
-    let ow = layer.output()[1];
     let (lanes, regs): (usize, usize) = match isa {
         Isa::Avx512 => (16, 32),
         Isa::Avx2 => (8, 16),
@@ -42,22 +37,18 @@ pub(super) fn plan(layer: &LayerSpec, isa: Isa, scalar: bool, compact: bool) -> 
     let budget = (regs.saturating_sub(nvec + 2) / per_pixel)
         .min(MAX_ACCUMULATORS / per_pixel)
         .max(1);
-    let code_cap = tile_fmas(compact) / (nvec * kh * kw);
-    let max_r = budget.min(code_cap).min(ow).max(1);
-    let reg_n = tile_columns(ow, max_r, per_pixel);
-    VariantPlan {
+    ColumnTiles {
+        layer,
         isa,
         lanes,
         nvec,
-        reg_n,
-        full_tiles: ow / reg_n,
-        tail: ow % reg_n,
-        last_start: ow / reg_n * reg_n,
-        rows: 1,
-        last_offsets: Vec::new(),
-        kernel: kernel_name(layer, Strategy::GspcDwc, isa),
+        budget,
+        per_column: per_pixel,
+        compact,
+        strategy: Strategy::GspcDwc,
         kind: Kind::Dwc,
     }
+    .plan()
 }
 
 /// One column tile of a `gspc-dwc` row: its pixels and the taps of each that read the

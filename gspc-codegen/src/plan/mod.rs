@@ -477,6 +477,46 @@ fn dwc_large_kernel_pays(layer: &LayerSpec) -> bool {
     taps >= 25 && (ow <= 7 || layer.stride == [1, 1] && (taps >= 49 || ow <= 14))
 }
 
+/// A variant whose tile is `reg_n` output columns of one row (`gspc-oc` and `gspc-dwc`):
+/// `reg_n` from the register `budget` in columns, the code cap (`nvec` vectors per column
+/// over the whole kernel window) and the row's width, then the row's full tiles and tail.
+pub(super) struct ColumnTiles<'a> {
+    pub layer: &'a LayerSpec,
+    pub isa: Isa,
+    pub lanes: usize,
+    pub nvec: usize,
+    /// Columns the register file holds.
+    pub budget: usize,
+    /// Accumulator registers one column takes.
+    pub per_column: usize,
+    pub compact: bool,
+    pub strategy: Strategy,
+    pub kind: Kind,
+}
+
+impl ColumnTiles<'_> {
+    pub(super) fn plan(self) -> VariantPlan {
+        let [kh, kw] = self.layer.kernel;
+        let ow = self.layer.output()[1];
+        let code_cap = tile_fmas(self.compact) / (self.nvec * kh * kw);
+        let max_r = self.budget.min(code_cap).min(ow).max(1);
+        let reg_n = tile_columns(ow, max_r, self.per_column);
+        VariantPlan {
+            isa: self.isa,
+            lanes: self.lanes,
+            nvec: self.nvec,
+            reg_n,
+            full_tiles: ow / reg_n,
+            tail: ow % reg_n,
+            last_start: ow / reg_n * reg_n,
+            rows: 1,
+            last_offsets: Vec::new(),
+            kernel: kernel_name(self.layer, self.strategy, self.isa),
+            kind: self.kind,
+        }
+    }
+}
+
 /// Columns per full tile of a row of `ow` columns, at most `max_r`, a column taking
 /// `per_column` accumulator registers. Among the widths from two thirds of `max_r` up, one
 /// that divides `ow` is preferred (no tail tile); otherwise [`without_short_tail`].

@@ -10,10 +10,7 @@
 //!   vector load per kernel tap and vector, one broadcast per output column, one FMA per
 //!   accumulator. Bias, activation and the unpack to NCHW are fused into the store.
 
-use super::{
-    Kind, LayerPlan, MAX_ACCUMULATORS, Strategy, VariantPlan, isa_shape, kernel_name, tile_columns,
-    tile_fmas,
-};
+use super::{ColumnTiles, Kind, LayerPlan, MAX_ACCUMULATORS, Strategy, VariantPlan, isa_shape};
 use crate::spec::LayerSpec;
 use gspc_runtime::Isa;
 
@@ -26,8 +23,6 @@ pub(super) fn plan(
     scalar: bool,
     compact: bool,
 ) -> VariantPlan {
-    let [kh, kw] = layer.kernel;
-    let ow = layer.output()[1];
     let (widths, regs) = isa_shape(isa);
     let regs = if scalar { 32 } else { regs };
     let (lanes, acc_regs_per_col) = match isa {
@@ -48,22 +43,18 @@ pub(super) fn plan(
     // (docs/benchmarks/2026-11-27-zen5.md, "Accumulators per tile").
     let budget = (regs.saturating_sub(acc_regs_per_col + 2) / acc_regs_per_col)
         .min(MAX_ACCUMULATORS / acc_regs_per_col);
-    let code_cap = tile_fmas(compact) / (nvec * kh * kw);
-    let max_r = budget.min(code_cap).min(ow).max(1);
-    let reg_n = tile_columns(ow, max_r, acc_regs_per_col);
-    VariantPlan {
+    ColumnTiles {
+        layer,
         isa,
         lanes,
         nvec,
-        reg_n,
-        full_tiles: ow / reg_n,
-        tail: ow % reg_n,
-        last_start: ow / reg_n * reg_n,
-        rows: 1,
-        last_offsets: Vec::new(),
-        kernel: kernel_name(layer, Strategy::GspcOc, isa),
+        budget,
+        per_column: acc_regs_per_col,
+        compact,
+        strategy: Strategy::GspcOc,
         kind: Kind::PackedOc,
     }
+    .plan()
 }
 
 /// Input window of one tile for one channel: the span from its first to its last value in
