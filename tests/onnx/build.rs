@@ -97,7 +97,7 @@ fn real_fixtures(out: &Path) {
             let why = format!("left out by GSPC_REAL_FIXTURES={}", items.join(","));
             writeln!(
                 entries,
-                "Fixture {{ name: {name:?}, pending: Some({why:?}), model: Err({why:?}) }},"
+                "Fixture {{ name: {name:?}, pending: None, left_out: Some({why:?}), model: Err(\"not imported\") }},"
             )
             .unwrap();
             continue;
@@ -119,7 +119,7 @@ fn real_fixtures(out: &Path) {
         };
         writeln!(
             entries,
-            "Fixture {{ name: {name:?}, pending: {pending}, model: {result} }},"
+            "Fixture {{ name: {name:?}, pending: {pending}, left_out: None, model: {result} }},"
         )
         .unwrap();
     }

@@ -22,6 +22,8 @@ pub struct Fixture {
     pub name: &'static str,
     /// `Some(why)` when the importer is not expected to take it yet (build.rs's list).
     pub pending: Option<&'static str>,
+    /// `Some(why)` when `GSPC_REAL_FIXTURES` leaves it out: not imported, not checked.
+    pub left_out: Option<&'static str>,
     /// The generated model, or the import or generation error.
     pub model: Result<Model, &'static str>,
 }

@@ -170,15 +170,16 @@ fn every_imported_layer_matches_onnx_runtime_inside_the_model() {
     for Fixture {
         name,
         pending,
+        left_out,
         model,
     } in FIXTURES
     {
+        if let Some(why) = left_out {
+            eprintln!("{name}: {why}");
+            continue;
+        }
         let model = match (model, pending) {
             (Ok(m), _) => m,
-            (Err(e), Some(why)) if e == why => {
-                eprintln!("{name}: {why}");
-                continue;
-            }
             (Err(e), Some(why)) => {
                 eprintln!("{name}: pending ({why}), not imported: {}", first_line(e));
                 continue;
