@@ -1,5 +1,5 @@
 //! `cargo bench --bench layers -- [--model NAME]... [--threads N] [--repeat R] [--warmup W]
-//! [--isa ISA] [--peak FILE] [--json FILE] [--sequential]`
+//! [--isa ISA] [--avx512-rate full|half] [--peak FILE] [--json FILE] [--sequential]`
 //!
 //! Times every layer of the compiled-in models (the root build's specs; `GSPC_SPECS` picks
 //! others): median microseconds after warm-up, GFLOP/s (`2 * K * C/G * KH * KW * OH * OW /
@@ -13,6 +13,10 @@
 //! `median_us`, `gflops`). `--sequential` runs the N parts of `--threads N` one after
 //! another on one thread (`run_split` in a 1-thread pool): the work of the split without
 //! the threads, to tell the cost of splitting from that of running in parallel.
+//! `--avx512-rate half` makes the dispatcher act as on a CPU whose 512-bit FMAs run at the
+//! FLOP rate of 256-bit ones (Zen 4), `full` as on one where they run at twice it (Zen 5);
+//! by default it measures this CPU (`gspc_runtime::x86::avx512_full_rate`). The `isa`
+//! column shows the variant the dispatcher ran.
 
 use clap::builder::RangedU64ValueParser;
 use clap::{CommandFactory, Parser};
@@ -38,6 +42,9 @@ struct Args {
     /// Time this variant instead of the dispatching run: portable, avx2, avx512 or neon.
     #[arg(long, value_name = "ISA")]
     isa: Option<String>,
+    /// Dispatch as on a CPU whose AVX-512 FMAs run at full or half rate (default: measured).
+    #[arg(long, value_name = "RATE", value_parser = ["full", "half"])]
+    avx512_rate: Option<String>,
     /// The peak FLOP/s JSON (default: target/compare/peak.json, else the peers').
     #[arg(long, value_name = "FILE")]
     peak: Option<String>,
@@ -90,6 +97,8 @@ struct Timed {
     flops: u64,
     median_us: f64,
     min_us: f64,
+    /// The variant timed (`--isa`, else the one the dispatcher ran).
+    isa: String,
 }
 
 impl Timed {
@@ -193,8 +202,18 @@ fn main() {
             ));
         }
     }
+    if let Some(rate) = &args.avx512_rate {
+        gspc::runtime::x86::set_avx512_full_rate(Some(rate == "full"));
+    }
+    let rate = match (&args.avx512_rate, gspc::runtime::x86::avx512_full_rate()) {
+        (Some(r), _) => format!("{r} (set)"),
+        (None, full) if Isa::Avx512.is_supported() => {
+            format!("{} (measured)", if full { "full" } else { "half" })
+        }
+        (None, _) => "n/a".to_string(),
+    };
     println!(
-        "# gspc {} threads={} repeat={} warmup={} isa={} peak={}",
+        "# gspc {} threads={} repeat={} warmup={} isa={} avx512_rate={rate} peak={}",
         env!("CARGO_PKG_VERSION"),
         args.threads,
         args.repeat,
@@ -226,9 +245,10 @@ fn main() {
             .iter()
             .map(|t| {
                 format!(
-                    "  {{\"model\": \"{}\", \"name\": \"{}\", \"threads\": {}, \"count\": {}, \"flops\": {}, \"median_us\": {:.3}, \"min_us\": {:.3}, \"gflops\": {:.3}}}",
+                    "  {{\"model\": \"{}\", \"name\": \"{}\", \"isa\": \"{}\", \"threads\": {}, \"count\": {}, \"flops\": {}, \"median_us\": {:.3}, \"min_us\": {:.3}, \"gflops\": {:.3}}}",
                     t.model,
                     t.name,
+                    t.isa,
                     args.threads,
                     t.count,
                     t.flops,
@@ -251,8 +271,8 @@ fn run_models(models: &[&gspc::runtime::Model], args: &Args, peak: Option<f64>) 
     let mut all = Vec::new();
     for m in models {
         println!(
-            "\n{:<28} {:>4} {:>8} {:>10} {:>10} {:>7} {:>6}",
-            m.name, "cnt", "MFLOP", "median us", "min us", "GF/s", "%peak"
+            "\n{:<28} {:>4} {:>8} {:>10} {:>10} {:>7} {:>6} {:>8}",
+            m.name, "cnt", "MFLOP", "median us", "min us", "GF/s", "%peak", "isa"
         );
         let (mut tot_us, mut tot_flops) = (0.0, 0u64);
         for layer in m.layers {
@@ -274,15 +294,20 @@ fn run_models(models: &[&gspc::runtime::Model], args: &Args, peak: Option<f64>) 
             let (median_us, min_us) = time_layer(layer, run, args);
             let flops = layer.info.flops();
             let gf = flops as f64 / median_us / 1e3;
+            let isa = args
+                .isa
+                .clone()
+                .unwrap_or_else(|| (layer.dispatched_isa)().as_str().to_string());
             println!(
-                "{:<28} {:>4} {:>8.1} {:>10.1} {:>10.1} {:>7.1} {:>6}",
+                "{:<28} {:>4} {:>8.1} {:>10.1} {:>10.1} {:>7.1} {:>6} {:>8}",
                 layer.info.name,
                 layer.info.count,
                 flops as f64 / 1e6,
                 median_us,
                 min_us,
                 gf,
-                peak.map_or("-".to_string(), |p| format!("{:.0}%", 100.0 * gf / p))
+                peak.map_or("-".to_string(), |p| format!("{:.0}%", 100.0 * gf / p)),
+                isa
             );
             tot_us += median_us * layer.info.count as f64;
             tot_flops += flops * layer.info.count as u64;
@@ -293,6 +318,7 @@ fn run_models(models: &[&gspc::runtime::Model], args: &Args, peak: Option<f64>) 
                 flops,
                 median_us,
                 min_us,
+                isa,
             });
         }
         let gf = tot_flops as f64 / tot_us / 1e3;

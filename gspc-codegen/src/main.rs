@@ -316,6 +316,11 @@ fn tiles(p: &gspc_codegen::LayerPlan) -> String {
         .collect::<Vec<_>>()
         .join(" | ")
         + if p.compact { " (compact)" } else { "" }
+        + if p.avx2_at_half_rate {
+            " (avx2 where AVX-512 is half rate)"
+        } else {
+            ""
+        }
 }
 
 fn print_plan(g: &gspc_codegen::Generated, options: &Options) {

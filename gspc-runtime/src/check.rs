@@ -14,6 +14,9 @@ pub struct Checked {
     pub ran: Vec<Isa>,
     /// Variants skipped because this CPU lacks their instruction set.
     pub skipped: Vec<Isa>,
+    /// With AVX-512 set to half rate (`x86::set_avx512_full_rate`), the dispatcher ran the
+    /// AVX2 variant instead of the AVX-512 one (only checked on a CPU with AVX-512).
+    pub avx2_at_half_rate: bool,
 }
 
 /// Runs every variant of `layer` (and the dispatching `run`, and `run_parallel` on 2 and
@@ -57,6 +60,7 @@ pub fn check_layer(layer: &Layer, seed: u64) -> Result<Checked, String> {
         }
     }
     run("run, dispatching", layer.run)?;
+    checked.avx2_at_half_rate = check_dispatch(layer, &run)?;
     // The parallel entry points: split in exactly 2 and 3 parts, and run_parallel on 2
     // threads (which may use one for a small layer); scratch for each part.
     let split = |what: &str, f: crate::ParallelFn, parts: usize| -> Result<(), String> {
@@ -71,6 +75,57 @@ pub fn check_layer(layer: &Layer, seed: u64) -> Result<Checked, String> {
     split("run_split", layer.run_split, 3)?;
     split("run_parallel", layer.run_parallel, 2)?;
     Ok(checked)
+}
+
+/// Serializes [`check_dispatch`]'s changes of the process-wide AVX-512 rate.
+static RATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The dispatcher's choice: `dispatched_isa()` names a variant of the layer that this CPU
+/// runs; on a CPU with AVX-512, for a layer with AVX2 and AVX-512 variants, `run` once more
+/// with AVX-512 set to full rate (which must dispatch to AVX-512) and to half rate (AVX-512
+/// or AVX2, as the plan says), then the rate is set back. Returns whether the half-rate
+/// dispatch chose AVX2.
+fn check_dispatch(
+    layer: &Layer,
+    run: &dyn Fn(&str, RunFn) -> Result<bool, String>,
+) -> Result<bool, String> {
+    let name = layer.info.name;
+    let has = |isa: Isa| layer.variants.iter().any(|v| v.isa == isa);
+    let isa = (layer.dispatched_isa)();
+    if !isa.is_supported() || !has(isa) {
+        return Err(format!(
+            "{name}: dispatched_isa() is {isa}, not a variant that this CPU runs"
+        ));
+    }
+    if !(Isa::Avx512.is_supported() && has(Isa::Avx512) && has(Isa::Avx2)) {
+        return Ok(false);
+    }
+    let _serial = RATE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let measured = crate::x86::avx512_full_rate();
+    let both = || -> Result<bool, String> {
+        let mut avx2 = false;
+        for full in [true, false] {
+            crate::x86::set_avx512_full_rate(Some(full));
+            let isa = (layer.dispatched_isa)();
+            let rate = if full { "full" } else { "half" };
+            let allowed = if full {
+                isa == Isa::Avx512
+            } else {
+                matches!(isa, Isa::Avx512 | Isa::Avx2)
+            };
+            if !allowed {
+                return Err(format!(
+                    "{name}: with AVX-512 at {rate} rate dispatched_isa() is {isa}"
+                ));
+            }
+            run(&format!("run, AVX-512 at {rate} rate: {isa}"), layer.run)?;
+            avx2 |= !full && isa == Isa::Avx2;
+        }
+        Ok(avx2)
+    };
+    let result = both();
+    crate::x86::set_avx512_full_rate(Some(measured));
+    result
 }
 
 /// The random data [`check_layer`] uses: input, then weights, then a bias, drawn in that

@@ -260,6 +260,8 @@ pub struct Layer {
     pub run_parallel: ParallelFn,
     /// Runs the best variant split into exactly N parts (tests, tuning).
     pub run_split: ParallelFn,
+    /// The variant `run` runs on this CPU (the layer's `dispatched_isa`).
+    pub dispatched_isa: fn() -> Isa,
     /// Every variant compiled in, best last.
     pub variants: &'static [Variant],
     /// The packed weights baked in at generation time (`packed_len` values), when the

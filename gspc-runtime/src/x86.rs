@@ -37,6 +37,165 @@ pub fn level() -> u8 {
     }
 }
 
+/// Whether this CPU runs 512-bit FMAs at twice the FLOP rate of 256-bit ones: Zen 5 with
+/// its full-width datapath and Intel cores with two 512-bit FMA units do; Zen 4 (each
+/// 512-bit operation is two 256-bit halves) and Intel cores with one 512-bit unit run both
+/// widths at the same FLOP rate, where a layer whose 16-lane vectors waste lanes that
+/// 8-lane ones would not is faster with its AVX2 variant (docs/design.md, "AVX-512 at half
+/// rate"). The dispatcher of such a layer asks this before it runs AVX-512.
+///
+/// With the `std` feature it is measured once, at the first call, on a CPU with AVX-512F:
+/// the best of 7 interleaved timings of 12 000 independent 512-bit FMAs against as many
+/// 256-bit ones (about 60 us in all); full rate when the 512-bit ones take less than 1.5
+/// times as long. [`set_avx512_full_rate`] overrides it. Without `std` (no timer) it is
+/// `true`: a firmware build that enables AVX-512 statically chose it.
+#[inline]
+pub fn avx512_full_rate() -> bool {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    {
+        use core::sync::atomic::Ordering;
+        match RATE.load(Ordering::Relaxed) {
+            RATE_FULL => true,
+            RATE_HALF => false,
+            _ => {
+                let full = level() >= LEVEL_AVX512 && rate::measure_full();
+                // A concurrent `set_avx512_full_rate` wins over the measurement.
+                let value = if full { RATE_FULL } else { RATE_HALF };
+                let _ = RATE.compare_exchange(
+                    RATE_UNKNOWN,
+                    value,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                RATE.load(Ordering::Relaxed) == RATE_FULL
+            }
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
+    {
+        true
+    }
+}
+
+/// Sets what [`avx512_full_rate`] answers from now on (`None`: measure again at the next
+/// call), for a CPU the measurement misjudges, and for tests and benchmarks that run both
+/// choices. Without `std` it has no effect.
+pub fn set_avx512_full_rate(full: Option<bool>) {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    {
+        let value = match full {
+            Some(true) => RATE_FULL,
+            Some(false) => RATE_HALF,
+            None => RATE_UNKNOWN,
+        };
+        RATE.store(value, core::sync::atomic::Ordering::Relaxed);
+    }
+    #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
+    let _ = full;
+}
+
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+const RATE_UNKNOWN: u8 = 0;
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+const RATE_FULL: u8 = 1;
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+const RATE_HALF: u8 = 2;
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+static RATE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(RATE_UNKNOWN);
+
+/// The FMA rate measurement of [`avx512_full_rate`]. The loops are written in assembly so
+/// that what is timed is the same instructions in every build profile: 12 independent
+/// accumulators (more than the 2 pipes x 4 cycles of latency of any AVX-512 core keep in
+/// flight) on zeros (no denormals), 1000 iterations.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+mod rate {
+    use std::time::Instant;
+
+    const ITERATIONS: u64 = 1000;
+    const ROUNDS: usize = 7;
+
+    /// Whether 512-bit FMAs run at the instruction rate of 256-bit ones (twice the FLOPs).
+    /// Only called on a CPU with AVX-512F.
+    pub(super) fn measure_full() -> bool {
+        // The first round of each only wakes the units up (some cores power the upper
+        // lanes on demand); the best of the others counts.
+        let (mut t256, mut t512) = (f64::INFINITY, f64::INFINITY);
+        for round in 0..=ROUNDS {
+            let a = time(fma256);
+            let b = time(fma512);
+            if round > 0 {
+                t256 = t256.min(a);
+                t512 = t512.min(b);
+            }
+        }
+        t512 < 1.5 * t256
+    }
+
+    fn time(f: fn(u64)) -> f64 {
+        let start = Instant::now();
+        f(ITERATIONS);
+        start.elapsed().as_secs_f64()
+    }
+
+    fn fma256(n: u64) {
+        // SAFETY: only called (through `measure_full`) when `level()` reported AVX-512F,
+        // which implies AVX2 and FMA; the asm touches only the registers it declares.
+        unsafe {
+            core::arch::asm!(
+                "vxorps ymm0, ymm0, ymm0", "vxorps ymm1, ymm1, ymm1", "vxorps ymm2, ymm2, ymm2",
+                "vxorps ymm3, ymm3, ymm3", "vxorps ymm4, ymm4, ymm4", "vxorps ymm5, ymm5, ymm5",
+                "vxorps ymm6, ymm6, ymm6", "vxorps ymm7, ymm7, ymm7", "vxorps ymm8, ymm8, ymm8",
+                "vxorps ymm9, ymm9, ymm9", "vxorps ymm10, ymm10, ymm10", "vxorps ymm11, ymm11, ymm11",
+                "vxorps ymm12, ymm12, ymm12", "vxorps ymm13, ymm13, ymm13",
+                "2:",
+                "vfmadd231ps ymm0, ymm12, ymm13", "vfmadd231ps ymm1, ymm12, ymm13",
+                "vfmadd231ps ymm2, ymm12, ymm13", "vfmadd231ps ymm3, ymm12, ymm13",
+                "vfmadd231ps ymm4, ymm12, ymm13", "vfmadd231ps ymm5, ymm12, ymm13",
+                "vfmadd231ps ymm6, ymm12, ymm13", "vfmadd231ps ymm7, ymm12, ymm13",
+                "vfmadd231ps ymm8, ymm12, ymm13", "vfmadd231ps ymm9, ymm12, ymm13",
+                "vfmadd231ps ymm10, ymm12, ymm13", "vfmadd231ps ymm11, ymm12, ymm13",
+                "dec {n}",
+                "jnz 2b",
+                "vzeroupper",
+                n = inout(reg) n => _,
+                out("ymm0") _, out("ymm1") _, out("ymm2") _, out("ymm3") _, out("ymm4") _,
+                out("ymm5") _, out("ymm6") _, out("ymm7") _, out("ymm8") _, out("ymm9") _,
+                out("ymm10") _, out("ymm11") _, out("ymm12") _, out("ymm13") _,
+                options(nostack, nomem),
+            );
+        }
+    }
+
+    fn fma512(n: u64) {
+        // SAFETY: only called (through `measure_full`) when `level()` reported AVX-512F;
+        // the asm touches only the registers it declares.
+        unsafe {
+            core::arch::asm!(
+                "vpxord zmm0, zmm0, zmm0", "vpxord zmm1, zmm1, zmm1", "vpxord zmm2, zmm2, zmm2",
+                "vpxord zmm3, zmm3, zmm3", "vpxord zmm4, zmm4, zmm4", "vpxord zmm5, zmm5, zmm5",
+                "vpxord zmm6, zmm6, zmm6", "vpxord zmm7, zmm7, zmm7", "vpxord zmm8, zmm8, zmm8",
+                "vpxord zmm9, zmm9, zmm9", "vpxord zmm10, zmm10, zmm10", "vpxord zmm11, zmm11, zmm11",
+                "vpxord zmm12, zmm12, zmm12", "vpxord zmm13, zmm13, zmm13",
+                "2:",
+                "vfmadd231ps zmm0, zmm12, zmm13", "vfmadd231ps zmm1, zmm12, zmm13",
+                "vfmadd231ps zmm2, zmm12, zmm13", "vfmadd231ps zmm3, zmm12, zmm13",
+                "vfmadd231ps zmm4, zmm12, zmm13", "vfmadd231ps zmm5, zmm12, zmm13",
+                "vfmadd231ps zmm6, zmm12, zmm13", "vfmadd231ps zmm7, zmm12, zmm13",
+                "vfmadd231ps zmm8, zmm12, zmm13", "vfmadd231ps zmm9, zmm12, zmm13",
+                "vfmadd231ps zmm10, zmm12, zmm13", "vfmadd231ps zmm11, zmm12, zmm13",
+                "dec {n}",
+                "jnz 2b",
+                "vzeroupper",
+                n = inout(reg) n => _,
+                out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _, out("zmm4") _,
+                out("zmm5") _, out("zmm6") _, out("zmm7") _, out("zmm8") _, out("zmm9") _,
+                out("zmm10") _, out("zmm11") _, out("zmm12") _, out("zmm13") _,
+                options(nostack, nomem),
+            );
+        }
+    }
+}
+
 /// What the build enables statically (`-C target-feature` / `target-cpu`).
 #[inline]
 pub const fn static_level() -> u8 {
@@ -766,5 +925,29 @@ mod simd {
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64", feature = "std"))]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn avx512_rate_is_measured_once_and_can_be_set() {
+        if level() < LEVEL_AVX512 {
+            assert!(!avx512_full_rate(), "no AVX-512F: never full rate");
+            return;
+        }
+        let measured = avx512_full_rate();
+        assert_eq!(avx512_full_rate(), measured, "cached");
+        set_avx512_full_rate(Some(!measured));
+        assert_eq!(avx512_full_rate(), !measured);
+        set_avx512_full_rate(None);
+        // Measured again; the two timings agree on a machine that is not preempted for a
+        // whole round of each, which 7 rounds make likely but not certain: only print.
+        eprintln!(
+            "AVX-512 full rate: {} (before: {measured})",
+            avx512_full_rate()
+        );
     }
 }

@@ -229,6 +229,7 @@ fn layer_module(
         "run_units",
         quote!(input, packed, first, blocks, scratch),
     );
+    let dispatched_isa = dispatched_isa_body(&isas, arch, p.avx2_at_half_rate);
     let block_l = u(p.oc_bn * oh * ow);
     let units_l = u(p.units());
     let pack_input = match p.strategy {
@@ -341,6 +342,7 @@ fn layer_module(
                 run: run_slice,
                 run_parallel: run_parallel_slice,
                 run_split: run_split_slice,
+                dispatched_isa,
                 variants: &[#(#variant_entries),*],
                 baked: #baked_entry,
             };
@@ -380,6 +382,13 @@ fn layer_module(
             /// Work units: `GROUPS * OUT_CHANNELS / GROUPS / OC_BN`; [`run_parallel`] splits
             /// them among threads.
             pub const UNITS: usize = #units_l;
+
+            /// The variant [`run`] runs on this CPU: the best one it supports, decided at run
+            /// time on x86-64 (docs/design.md, "Dispatch").
+            #[inline]
+            pub fn dispatched_isa() -> ::gspc_runtime::Isa {
+                #dispatched_isa
+            }
 
             /// Computes output blocks `first..first + blocks.len()` with the best variant.
             fn run_units(
@@ -488,8 +497,9 @@ fn guard(isa: Isa) -> Option<TokenStream> {
 /// `// SAFETY:` line gives ([`safety_reason`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Proof {
-    /// `x86::level()` was checked just above.
-    Level,
+    /// `dispatched_isa()` returned the ISA, which it does only after `x86::level()` showed
+    /// that the CPU runs it.
+    Dispatched,
     /// `ENTRY.variant_arrays` returned `Ok`, which it does only on a CPU with the ISA.
     VariantArrays,
     /// The build enables the ISA for the whole program (no portable fallback), or the ISA
@@ -505,7 +515,7 @@ fn call_fn(isa: Isa, f: &str, args: &TokenStream, proof: Proof) -> TokenStream {
     if isa != Isa::Portable {
         let why = safety_reason(isa, proof);
         // Where the build may enable the ISA statically, calling the variant is safe.
-        let allow = (proof != Proof::Level && guard(isa).is_some())
+        let allow = (proof != Proof::Dispatched && guard(isa).is_some())
             .then(|| quote!(#[allow(unused_unsafe)]));
         quote!(gspc_safety!(#why); #allow unsafe { #m::#f(#args) })
     } else {
@@ -513,35 +523,67 @@ fn call_fn(isa: Isa, f: &str, args: &TokenStream, proof: Proof) -> TokenStream {
     }
 }
 
-/// The body of a dispatching function: the best variant's `f(args)` the CPU runs.
-fn dispatch_body(isas: &[Isa], arch: Arch, f: &str, args: TokenStream) -> TokenStream {
+/// The variants in dispatch order, best first, each with the run-time condition under which
+/// it runs (`None`: the last, which runs where no other does).
+fn dispatch_order(isas: &[Isa], avx2_at_half_rate: bool) -> Vec<(Isa, Option<TokenStream>)> {
     let mut ordered: Vec<Isa> = isas.to_vec();
     ordered.sort();
     ordered.reverse();
+    let last = ordered.len() - 1;
+    ordered
+        .iter()
+        .enumerate()
+        .map(|(i, &isa)| {
+            let condition = guard(isa).filter(|_| i != last).map(|g| {
+                if isa == Isa::Avx512 && avx2_at_half_rate && isas.contains(&Isa::Avx2) {
+                    quote!(#g && ::gspc_runtime::x86::avx512_full_rate())
+                } else {
+                    g
+                }
+            });
+            (isa, condition)
+        })
+        .collect()
+}
+
+/// The body of `dispatched_isa`: the best variant the CPU runs, where the layer's
+/// dispatcher decides at run time (x86-64); with `avx2_at_half_rate` (see
+/// `LayerPlan::avx2_at_half_rate`) AVX-512 only where `x86::avx512_full_rate()`.
+fn dispatched_isa_body(isas: &[Isa], arch: Arch, avx2_at_half_rate: bool) -> TokenStream {
+    let order = dispatch_order(isas, avx2_at_half_rate);
     if arch != Arch::X86_64 {
         // NEON is baseline where it is generated; otherwise portable.
-        return call_fn(ordered[0], f, &args, Proof::Static);
+        let best = isa_path(order[0].0);
+        return quote!(#best);
     }
-    let mut branches = Vec::new();
-    let last = ordered.len() - 1;
-    for (i, isa) in ordered.iter().enumerate() {
-        let g = guard(*isa);
-        let proof = if g.is_some() && i != last {
-            Proof::Level
-        } else {
-            Proof::Static
-        };
-        let c = call_fn(*isa, f, &args, proof);
-        if i == last {
-            // Without a portable fallback, the build enables this ISA statically.
-            branches.push(quote!(#c;));
-        } else if let Some(supported) = g {
-            branches.push(quote!(if #supported { #c; return; }));
-        } else {
-            branches.push(quote!(#c; return;));
+    let branches = order.iter().map(|(isa, condition)| {
+        let p = isa_path(*isa);
+        match condition {
+            Some(c) => quote!(if #c { return #p; }),
+            None => quote!(#p),
         }
-    }
+    });
     quote!(#(#branches)*)
+}
+
+/// The body of a dispatching function: `f(args)` of the variant `dispatched_isa()` names.
+fn dispatch_body(isas: &[Isa], arch: Arch, f: &str, args: TokenStream) -> TokenStream {
+    let order = dispatch_order(isas, false);
+    if arch != Arch::X86_64 {
+        return call_fn(order[0].0, f, &args, Proof::Static);
+    }
+    let arms = order.iter().map(|(isa, condition)| {
+        if condition.is_some() {
+            let c = call_fn(*isa, f, &args, Proof::Dispatched);
+            let p = isa_path(*isa);
+            quote!(#p => { #c })
+        } else {
+            // The last: without a portable fallback, the build enables it statically.
+            let c = call_fn(*isa, f, &args, Proof::Static);
+            quote!(_ => { #c })
+        }
+    });
+    quote!(match dispatched_isa() { #(#arms)* })
 }
 
 /// `run_<isa>_slice`: one variant over slices, refusing when the CPU lacks its ISA.
@@ -817,7 +859,7 @@ pub(crate) fn format_tokens(tokens: TokenStream) -> Result<String, Error> {
 fn safety_reason(isa: Isa, proof: Proof) -> String {
     match (isa, proof) {
         (Isa::Neon, _) => "NEON is part of the aarch64 baseline, the only target the neon variant is generated for".to_string(),
-        (_, Proof::Level) => format!("`x86::level()` just above shows that the CPU runs {isa}, the features this variant is compiled with"),
+        (_, Proof::Dispatched) => format!("`dispatched_isa()` returns {isa} only where `x86::level()` shows that the CPU runs it, the features this variant is compiled with"),
         (_, Proof::VariantArrays) => format!("`variant_arrays` returned Ok only because this CPU runs {isa}, the features this variant is compiled with"),
         (_, Proof::Static) => format!("the build enables {isa} for the whole program (no portable fallback is generated), so every CPU it runs on has it"),
     }

@@ -173,6 +173,10 @@ pub struct LayerPlan {
     /// grow with its plane; pinned by the spec or chosen by [`crate::plan`] for the largest
     /// layers of a model that would pass the generated-lines limit.
     pub compact: bool,
+    /// On a CPU whose 512-bit FMAs run at the FLOP rate of 256-bit ones (Zen 4; see
+    /// `gspc_runtime::x86::avx512_full_rate`), the dispatcher runs the AVX2 variant instead
+    /// of the AVX-512 one (see [`avx2_at_half_rate`]).
+    pub avx2_at_half_rate: bool,
     /// One entry per ISA variant, in the order given.
     pub variants: Vec<VariantPlan>,
 }
@@ -402,7 +406,7 @@ pub(crate) fn plan_layer_pinned(
     };
     let row_len = padded[1].div_ceil(phases) * phases;
     let bias_offset = layer.weights_len();
-    let variants = isas
+    let variants: Vec<VariantPlan> = isas
         .iter()
         .map(|&isa| match strategy {
             Strategy::GspcOc => packed_oc::plan(layer, oc_bn, isa, scalar_fpu(target), pin.compact),
@@ -428,10 +432,48 @@ pub(crate) fn plan_layer_pinned(
         scratch_len,
         gpv,
         compact: pin.compact,
+        avx2_at_half_rate: avx2_at_half_rate(layer, &variants),
         variants,
     };
     check_bounds(&plan)?;
     Ok(plan)
+}
+
+/// Whether the AVX2 variant beats the AVX-512 one where 512-bit FMAs run at half rate
+/// (the same FLOPs per cycle as 256-bit ones: Zen 4). There a 16-lane vector costs what two
+/// 8-lane ones cost, so AVX-512 gains only from its 32 registers, and loses where its
+/// vectors waste lanes that 8-lane ones would not. Measured on Zen 4 (docs/depthwise.md,
+/// "Part 3"): the flat direct kernel with 5x5 and 7x7 kernels takes 1.2-2x AVX2's time with
+/// AVX-512 (7x7 and 14x14 planes: masked taps over 49 or 196 values), and rows of 7 columns
+/// at stride 2 1.1x (one 16-lane vector per row against one of 8); with the same lane use
+/// (rows of 14 columns and more) AVX-512 ties or wins (rows of 28 and 56 columns: 0.7-0.95x
+/// AVX2's time), as do `gspc-oc` and `gspc-dwc`, whose channel blocks fill both. So: the
+/// flat direct kernel with 25 taps or more, and `gspc-ow` rows where AVX2 uses at least
+/// 1.25x the share of its lanes that AVX-512 uses. (3x3 flat layers were not measured on
+/// Zen 4 apart: they keep AVX-512, with which their suites beat the peers there.) On Zen 5,
+/// where these layers take 0.68-0.88x AVX2's time with AVX-512, the dispatcher keeps
+/// AVX-512 (docs/benchmarks/2026-12-06-zen5.md).
+fn avx2_at_half_rate(layer: &LayerSpec, variants: &[VariantPlan]) -> bool {
+    let find = |isa| variants.iter().find(|v| v.isa == isa);
+    let (Some(wide), Some(narrow)) = (find(Isa::Avx512), find(Isa::Avx2)) else {
+        return false;
+    };
+    let [oh, ow] = layer.output();
+    // The share of the lanes a variant issues over a row (over the plane: flat) that hold
+    // real output columns.
+    let lane_use = |v: &VariantPlan| {
+        let cols = if v.kind.is_flat() { oh * ow } else { ow };
+        let vectors = v.full_tiles * v.full_offsets().len() + v.tail_offsets().len();
+        cols as f64 / (vectors * v.lanes) as f64
+    };
+    match wide.kind {
+        Kind::Direct { flat: true } if layer.kernel[0] * layer.kernel[1] >= 25 => true,
+        Kind::Direct { .. } | Kind::PackedOw => {
+            matches!(narrow.kind, Kind::Direct { .. } | Kind::PackedOw)
+                && lane_use(narrow) >= 1.25 * lane_use(wide)
+        }
+        Kind::PackedOc | Kind::Dwc => false,
+    }
 }
 
 /// Groups side by side in a vector block for a `gspc-oc` layer: on x86-64 with AVX-512,
@@ -686,7 +728,62 @@ pub(crate) fn output_span(
 
 #[cfg(test)]
 mod tests {
-    use super::tile_columns;
+    use super::{Isa, LayerSpec, Strategy, Target, plan_layer, tile_columns};
+    use gspc_runtime::Activation;
+
+    fn depthwise(c: usize, k: usize, stride: usize, hw: usize) -> LayerSpec {
+        LayerSpec {
+            name: "l".into(),
+            in_channels: c,
+            out_channels: c,
+            groups: c,
+            kernel: [k, k],
+            stride: [stride, stride],
+            padding: [k / 2, k / 2],
+            dilation: [1, 1],
+            input: [hw, hw],
+            bias: false,
+            activation: Activation::None,
+            count: 1,
+            strategy: None,
+            oc_block: None,
+            compact: None,
+        }
+    }
+
+    #[test]
+    fn avx2_runs_at_half_rate_only_where_avx512_wastes_lanes() {
+        let x86 = Target::from_triple("x86_64-unknown-linux-gnu").unwrap();
+        let all = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+        let half =
+            |l: &LayerSpec, isas: &[Isa]| plan_layer(l, &x86, isas).unwrap().avx2_at_half_rate;
+        // Flat direct kernel, 5x5 on 14x14, 120 channels (not blocks of 16: no gspc-dwc).
+        assert!(half(&depthwise(120, 5, 1, 14), &all));
+        // Rows of 7 columns at stride 2: one 16-lane vector against one of 8.
+        assert!(half(&depthwise(24, 3, 2, 14), &all));
+        // Flat 3x3 (not measured apart on Zen 4) and rows of 28 columns keep AVX-512.
+        assert!(!half(&depthwise(120, 3, 1, 14), &all));
+        assert!(!half(&depthwise(24, 3, 1, 28), &all));
+        // gspc-dwc (5x5 on 7x7, 96 channels) and gspc-oc fill both vector widths.
+        let dwc = depthwise(96, 5, 1, 7);
+        assert_eq!(
+            plan_layer(&dwc, &x86, &all).unwrap().strategy,
+            Strategy::GspcDwc
+        );
+        assert!(!half(&dwc, &all));
+        let mut grouped = depthwise(64, 3, 1, 7);
+        grouped.groups = 4;
+        assert!(!half(&grouped, &all));
+        // Only with both variants.
+        assert!(!half(
+            &depthwise(120, 5, 1, 14),
+            &[Isa::Portable, Isa::Avx512]
+        ));
+        assert!(!half(
+            &depthwise(120, 5, 1, 14),
+            &[Isa::Avx2, Isa::Portable]
+        ));
+    }
 
     #[test]
     fn rows_are_split_without_short_last_tiles() {

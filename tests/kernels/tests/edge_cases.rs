@@ -17,7 +17,17 @@ fn edge_case_layers_match_the_reference() {
         "expected the edge-case spec's layers, got {}",
         all.len()
     );
-    if let Err(e) = check::enforce_required(&check::required_from_env(), &all) {
+    let required = check::required_from_env();
+    if let Err(e) = check::enforce_required(&required, &all) {
         panic!("{e}");
+    }
+    // The spec has layers whose AVX2 variant the dispatcher prefers where AVX-512 runs at
+    // half rate (plan::avx2_at_half_rate): with AVX-512 required, one of them must have run
+    // so.
+    if required.iter().any(|r| r == "avx512") {
+        assert!(
+            all.iter().any(|c| c.avx2_at_half_rate),
+            "no edge-case layer dispatched to AVX2 with AVX-512 set to half rate"
+        );
     }
 }
