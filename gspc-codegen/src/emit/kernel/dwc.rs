@@ -1,0 +1,312 @@
+//! Emission of kind [`Kind::Dwc`](crate::plan::Kind::Dwc), strategy `gspc-dwc`: blocks of
+//! `DWC_BLOCK` (16) channels packed as pixels, transposed back after; one tile function per
+//! column shape (the taps of its pixels that fall inside the input), called in runs of
+//! tiles of one shape per run of output rows with the same kernel rows inside the input.
+
+use super::ops::Ops;
+use super::{ModuleParts, inline_attr, linear, tail_doc, target_feature, variant_module_shell};
+use crate::emit::lit;
+use crate::plan::{DWC_BLOCK, LayerPlan, VariantPlan, dwc};
+use gspc_runtime::Isa;
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+/// The module of one `gspc-dwc` variant: `run`, `run_units` (pack a block of 16 channels,
+/// compute its output pixels row by row, transpose them back) and the tile functions.
+///
+/// The packed input has no padding: every tap over the zero padding is left out at
+/// generation time (kernel rows by the range each run of output rows loops over, kernel
+/// columns by the column tile's shape), so padding costs neither FMAs nor packing.
+pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
+    let l = &p.layer;
+    let [oh, ow] = p.output;
+    let cb = DWC_BLOCK;
+    let (xlen, olen) = (dwc::input_len(p), oh * ow * cb);
+    let hw = l.input[0] * l.input[1];
+    let (xlen_l, olen_l, block_l, pixels_l) = (lit(xlen), lit(olen), lit(olen), lit(oh * ow));
+    let (hw_l, cb_l) = (lit(hw), lit(cb));
+    // The AVX-512 variant transposes with AVX2 too: 8x8 transposes of ymm registers beat
+    // 16x16 ones of zmm registers (docs/benchmarks/2026-11-27-zen5.md).
+    let (pack, unpack) = match v.isa {
+        Isa::Avx512 | Isa::Avx2 => (
+            quote!(::gspc_runtime::x86::dwc_pack_input_avx2),
+            quote!(::gspc_runtime::x86::dwc_unpack_output_avx2),
+        ),
+        Isa::Neon | Isa::Portable => (
+            quote!(::gspc_runtime::dwc::pack_input),
+            quote!(::gspc_runtime::dwc::unpack_output),
+        ),
+    };
+    let (tiles, runs) = column_tiles(p, v, outline);
+    let rows = row_loops(p, v, &runs);
+    let doc = format!(
+        " `{}`: {} lanes x {} vector(s) per pixel of 16 channels, {} full tile(s) of {} pixel(s) per row{}; {} tile shape(s), taps over the padding left out.",
+        v.kernel,
+        v.lanes,
+        v.nvec,
+        v.full_tiles,
+        v.reg_n,
+        tail_doc(v),
+        tiles.len()
+    );
+    let units_doc = format!(
+        " Computes output blocks `first..first + blocks.len()` of layer `{}` with the {} variant; block `u` is channels `u * 16 .. u * 16 + 16`.",
+        l.name, v.isa
+    );
+    let consts = quote! {
+    /// Values of the packed input of one block of 16 channels, `[H * W][16]`.
+    const XLEN: usize = #xlen_l;
+    /// Values of the output pixels of one block, `[OH * OW][16]`.
+    const OLEN: usize = #olen_l;
+    /// The input plane as one row of pixels, without padding.
+    const GEOMETRY: ::gspc_runtime::dwc::Geometry = ::gspc_runtime::dwc::Geometry {
+        h: 1,
+        w: #hw_l,
+        ph: 0,
+        pw: 0,
+        hp: 1,
+        wp: #hw_l,
+    };
+    };
+    let body = quote! {
+    let Some((xs, rest)) = scratch.split_first_chunk_mut::<XLEN>() else {
+        return;
+    };
+    let Some(out) = rest.first_chunk_mut::<OLEN>() else {
+        return;
+    };
+    for (i, block) in blocks.iter_mut().enumerate() {
+        let cb = first + i;
+        #pack(input, cb * #cb_l, &GEOMETRY, xs);
+        let x: &[f32; XLEN] = xs;
+        #(#rows)*
+        #unpack(out, #pixels_l, block);
+    }
+    };
+    variant_module_shell(
+        p,
+        v,
+        ModuleParts {
+            doc,
+            units_doc,
+            block_l,
+            consts,
+            scratch: quote!(scratch),
+            body,
+            items: tiles,
+        },
+    )
+}
+
+/// A run of column tiles of one shape: (shape index, first tile's `ow0`, first tile's input
+/// column, tiles in the run).
+type Run = (usize, usize, usize, usize);
+
+/// The tile functions of a `gspc-dwc` variant, one per column shape, and the runs of
+/// consecutive column tiles of one shape (each a loop in a row).
+fn column_tiles(p: &LayerPlan, v: &VariantPlan, outline: bool) -> (Vec<TokenStream>, Vec<Run>) {
+    let l = &p.layer;
+    let col_tiles = dwc::col_tiles(l, v);
+    let mut shapes: Vec<dwc::ColShape> = Vec::new();
+    let mut tiles = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
+    for t in &col_tiles {
+        let k = match shapes.iter().position(|s| *s == t.shape) {
+            Some(k) => k,
+            None => {
+                shapes.push(t.shape.clone());
+                let name = format!("tile_{}", shapes.len() - 1);
+                tiles.push(tile_fn(p, v, &name, &t.shape, outline));
+                shapes.len() - 1
+            }
+        };
+        // Input column of the tile's first loaded pixel (never left of the row).
+        let iw0 = (t.ow0 * l.stride[1] + t.shape.first).saturating_sub(l.padding[1]);
+        match runs.last_mut() {
+            Some(r) if r.0 == k && r.1 + r.3 * v.reg_n == t.ow0 && !t.shape.taps.is_empty() => {
+                r.3 += 1
+            }
+            _ => runs.push((k, t.ow0, iw0, 1)),
+        }
+    }
+    (tiles, runs)
+}
+
+/// Per run of output rows with the same kernel rows inside the input, the loop over those
+/// rows calling every column run's tiles.
+fn row_loops(p: &LayerPlan, v: &VariantPlan, runs: &[Run]) -> Vec<TokenStream> {
+    let l = &p.layer;
+    let mut rows = Vec::new();
+    for (a, b, k0, k1) in dwc::row_runs(l) {
+        let (k0, k1) = (lit(k0), lit(k1));
+        let mut calls = Vec::new();
+        for &(k, ow0, iw0, n) in runs {
+            let f = format_ident!("tile_{}", k);
+            if n == 1 {
+                let (ow0, iw0) = (lit(ow0), lit(iw0));
+                calls.push(quote!(#f(x, packed, out, cb, oh, #ow0, #iw0, #k0, #k1);));
+            } else {
+                let n = lit(n);
+                let ow0 = linear(&[("t", v.reg_n)], ow0);
+                let iw0 = linear(&[("t", v.reg_n * l.stride[1])], iw0);
+                calls.push(quote! {
+                    for t in 0..#n {
+                        #f(x, packed, out, cb, oh, #ow0, #iw0, #k0, #k1);
+                    }
+                });
+            }
+        }
+        let (a, b) = (lit(a), lit(b));
+        rows.push(quote! {
+            for oh in #a..#b {
+                #(#calls)*
+            }
+        });
+    }
+    rows
+}
+
+/// One `gspc-dwc` tile function: the pixels of `shape`, 16 channels each. Kernel rows
+/// `kh0..kh1` run in a loop (one input row window and one weight row each); within a row
+/// each input pixel is loaded once and feeds every tap of the shape that reads it.
+fn tile_fn(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    name: &str,
+    shape: &dwc::ColShape,
+    outline: bool,
+) -> TokenStream {
+    let l = &p.layer;
+    let ops = Ops::of(v);
+    let tf = target_feature(v.isa);
+    let name = format_ident!("{}", name);
+    let [kh_n, kw_n] = l.kernel;
+    let [_, ow] = p.output;
+    let [_, w] = l.input;
+    let cb = DWC_BLOCK;
+    let r = shape.pixels;
+    let taps = kh_n * kw_n;
+    let xspan = dwc::input_span(shape);
+    let (xlen, olen) = (dwc::input_len(p), p.output[0] * ow * cb);
+    let row_at = linear(&[("oh", l.stride[0]), ("kh", l.dilation[0])], 0);
+    let ph_l = lit(l.padding[0]);
+    let x_at = linear(&[("ih", w * cb), ("iw0", cb)], 0);
+    let w_at = linear(&[("cb", taps * cb), ("kh", kw_n * cb)], 0);
+    let b_at = linear(&[("cb", cb)], p.bias_offset);
+    let o_at = linear(&[("oh", ow * cb), ("ow0", cb)], 0);
+    let (xspan_l, wspan_l, ospan_l, cb_l) = (lit(xspan), lit(kw_n * cb), lit(r * cb), lit(cb));
+    let (xlen_l, olen_l, plen_l) = (lit(xlen), lit(olen), lit(p.packed_len));
+    let acc = |j: usize, vv: usize| {
+        let id = format_ident!("acc_p{}_v{}", j, vv);
+        quote!(#id)
+    };
+    let zero = ops.zero();
+    let mut init = Vec::new();
+    for j in 0..r {
+        // A pixel whose taps all fall on the padding keeps its zero (its output is the bias).
+        let used = shape.taps.iter().any(|t| t.0 == j);
+        for vv in 0..v.nvec {
+            let a = acc(j, vv);
+            init.push(if used {
+                quote!(let mut #a = #zero;)
+            } else {
+                quote!(let #a = #zero;)
+            });
+        }
+    }
+    let (xw, wv, bw) = (quote!(xw), quote!(wv), quote!(bw));
+    let mut body = Vec::new();
+    // The weight vectors of the kernel columns that some tap uses.
+    for kw in 0..kw_n {
+        if !shape.taps.iter().any(|t| t.1 == kw) {
+            continue;
+        }
+        for vv in 0..v.nvec {
+            let wid = format_ident!("w_k{}_v{}", kw, vv);
+            let load = ops.load(&wv, kw_n * cb, kw * cb + vv * v.lanes);
+            body.push(quote!(let #wid = #load;));
+        }
+    }
+    // Each input pixel once, then every tap that reads it.
+    for c in 0..shape.span {
+        let users: Vec<&(usize, usize, usize)> = shape.taps.iter().filter(|t| t.2 == c).collect();
+        if users.is_empty() {
+            continue;
+        }
+        for vv in 0..v.nvec {
+            let xid = format_ident!("x_c{}_v{}", c, vv);
+            let load = ops.load(&xw, xspan, c * cb + vv * v.lanes);
+            body.push(quote!(let #xid = #load;));
+            for &&(j, kw, _) in &users {
+                let wid = format_ident!("w_k{}_v{}", kw, vv);
+                body.push(ops.fma_vv(&acc(j, vv), &quote!(#xid), &quote!(#wid)));
+            }
+        }
+    }
+    let kernel_rows = if shape.taps.is_empty() {
+        // Pixels over the padding only: the bias.
+        quote!(let _ = (x, iw0, kh0, kh1);)
+    } else {
+        quote! {
+            for kh in kh0..kh1 {
+                let Some(ih) = (#row_at).checked_sub(#ph_l) else {
+                    return;
+                };
+                let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #xlen_l>(x, #x_at) else {
+                    return;
+                };
+                let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #plen_l>(p, #w_at) else {
+                    return;
+                };
+                #(#body)*
+            }
+        }
+    };
+    let n = lit(v.lanes);
+    let mut epilogue = Vec::new();
+    for j in 0..r {
+        for vv in 0..v.nvec {
+            let bias = ops.load(&bw, cb, vv * v.lanes);
+            let fin = ops.finish(&acc(j, vv), bias, l.activation);
+            let at = lit(j * cb + vv * v.lanes);
+            epilogue.push(quote! {
+                *::gspc_runtime::window::at_mut::<#n, #ospan_l, #at>(ow) = #fin;
+            });
+        }
+    }
+    let inline = inline_attr(outline);
+    let doc = format!(
+        " Tile of {r} output pixel(s) x 16 channels: accumulators `acc_p{{pixel}}_v{{vector}}`, {r} x {} vector(s) of {} lane(s); kernel rows `kh0..kh1` in a loop, {} of the {} taps of a kernel row inside the input, unrolled.",
+        v.nvec,
+        v.lanes,
+        shape.taps.len(),
+        r * kw_n
+    );
+    quote! {
+        #[doc = #doc]
+        #tf
+        #inline
+        #[allow(clippy::too_many_arguments)]
+        fn #name(
+            x: &[f32; #xlen_l],
+            p: &[f32; #plen_l],
+            out: &mut [f32; #olen_l],
+            cb: usize,
+            oh: usize,
+            ow0: usize,
+            iw0: usize,
+            kh0: usize,
+            kh1: usize,
+        ) {
+            let Some(bw) = ::gspc_runtime::window::window::<#cb_l, #plen_l>(p, #b_at) else {
+                return;
+            };
+            let Some(ow) = ::gspc_runtime::window::window_mut::<#ospan_l, #olen_l>(out, #o_at) else {
+                return;
+            };
+            #(#init)*
+            #kernel_rows
+            #(#epilogue)*
+        }
+    }
+}

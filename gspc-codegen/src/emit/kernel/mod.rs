@@ -1,0 +1,190 @@
+//! One ISA variant of a layer: its `run` and its tile functions (the micro-kernels).
+//!
+//! Each kernel kind ([`Kind`]) owns its emission in a module of its own, as it owns its
+//! planning in `plan`: [`packed_oc`] (`gspc-oc`), [`packed_ow`] (`gspc-ow` over the packed
+//! input), both through the shared [`packed`] module and tile shell, [`direct`] (`gspc-ow`
+//! read in place, flat or by rows) and [`dwc`] (`gspc-dwc`). Every kind emits its vector
+//! code through the one ISA abstraction [`ops::Ops`]. Here: the dispatch from a variant's
+//! kind to its emitter and what every kind's module shares (the variant module's shell
+//! and `run`, `#[target_feature]`, `# Safety` docs, intrinsics `use`, inline attributes,
+//! index expressions).
+
+mod direct;
+mod dwc;
+mod ops;
+mod packed;
+mod packed_oc;
+mod packed_ow;
+
+use super::{ident, lit};
+use crate::plan::{Kind, LayerPlan, VariantPlan};
+use gspc_runtime::Isa;
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// The module of one variant: `run`, `run_units` and the tile functions, by the variant's
+/// kernel kind.
+pub(crate) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
+    match v.kind {
+        Kind::PackedOc => packed_oc::variant_module(p, v, outline),
+        Kind::PackedOw => packed_ow::variant_module(p, v, outline),
+        Kind::Direct { flat } => direct::variant_module(p, v, flat, outline),
+        Kind::Dwc => dwc::variant_module(p, v, outline),
+    }
+}
+
+/// `#[target_feature]` of a variant's functions, if any.
+fn target_feature(isa: Isa) -> TokenStream {
+    match isa {
+        Isa::Avx2 => quote!(#[target_feature(enable = "avx2,fma")]),
+        Isa::Avx512 => quote!(#[target_feature(enable = "avx512f,avx2,fma")]),
+        Isa::Neon => quote!(#[target_feature(enable = "neon")]),
+        Isa::Portable => quote!(),
+    }
+}
+
+/// `a * x + b * y + c`, leaving out zero terms and unit factors.
+fn linear(terms: &[(&str, usize)], constant: usize) -> TokenStream {
+    let mut parts: Vec<TokenStream> = Vec::new();
+    for &(name, coeff) in terms {
+        let id = ident(name);
+        match coeff {
+            0 => {}
+            1 => parts.push(quote!(#id)),
+            c => {
+                let c = lit(c);
+                parts.push(quote!(#id * #c));
+            }
+        }
+    }
+    if constant > 0 || parts.is_empty() {
+        let c = lit(constant);
+        parts.push(quote!(#c));
+    }
+    quote!(#(#parts)+*)
+}
+
+/// `#[inline]` of a tile function, or `#[inline(never)]` to keep tiles out of line (for
+/// `scripts/mca.py`).
+fn inline_attr(outline: bool) -> TokenStream {
+    if outline {
+        quote!(#[inline(never)])
+    } else {
+        quote!(#[inline])
+    }
+}
+
+/// The ` and a tail tile of N` of a variant's module doc, if it has a tail tile.
+fn tail_doc(v: &VariantPlan) -> String {
+    if v.tail > 0 {
+        format!(" and a tail tile of {}", v.tail)
+    } else {
+        String::new()
+    }
+}
+
+/// What differs between the modules of the variant kinds.
+struct ModuleParts {
+    doc: String,
+    units_doc: String,
+    block_l: proc_macro2::Literal,
+    /// Module-level constants.
+    consts: TokenStream,
+    /// The name of `run_units`'s scratch parameter (`_scratch` where unused).
+    scratch: TokenStream,
+    /// `run_units`'s body, over `input`, `packed`, `first`, `blocks` and the scratch.
+    body: TokenStream,
+    /// Tile functions.
+    items: Vec<TokenStream>,
+}
+
+/// The module of one variant of layer `p`: `run`, `run_units` and the tile functions.
+fn variant_module_shell(p: &LayerPlan, v: &VariantPlan, m: ModuleParts) -> TokenStream {
+    let module = ident(v.isa.as_str());
+    let (tf, safety, uses) = (target_feature(v.isa), safety_doc(v.isa), arch_uses(v));
+    let ModuleParts {
+        doc,
+        units_doc,
+        block_l,
+        consts,
+        scratch,
+        body,
+        items,
+    } = m;
+    let run_doc = format!(" Runs layer `{}` with the {} variant.", p.layer.name, v.isa);
+    let run_fn = variant_run_fn(v, &run_doc, &block_l);
+    quote! {
+        #[doc = #doc]
+        pub mod #module {
+            #uses
+
+            #consts
+
+            #run_fn
+
+            #[doc = #units_doc]
+            #safety
+            #tf
+            pub fn run_units(
+                input: &[f32; super::INPUT_LEN],
+                packed: &[f32; super::PACKED_LEN],
+                first: usize,
+                blocks: &mut [[f32; #block_l]],
+                #scratch: &mut [f32; super::SCRATCH_LEN],
+            ) {
+                #body
+            }
+
+            #(#items)*
+        }
+    }
+}
+
+/// A variant's `run`: every output block through its `run_units`.
+fn variant_run_fn(v: &VariantPlan, doc: &str, block_l: &proc_macro2::Literal) -> TokenStream {
+    let (tf, safety) = (target_feature(v.isa), safety_doc(v.isa));
+    quote! {
+        #[doc = #doc]
+        #safety
+        #tf
+        pub fn run(
+            input: &[f32; super::INPUT_LEN],
+            packed: &[f32; super::PACKED_LEN],
+            output: &mut [f32; super::OUTPUT_LEN],
+            scratch: &mut [f32; super::SCRATCH_LEN],
+        ) {
+            let (blocks, _) = output.as_chunks_mut::<#block_l>();
+            run_units(input, packed, 0, blocks, scratch);
+        }
+    }
+}
+
+/// `# Safety` doc lines of a variant's functions.
+fn safety_doc(isa: Isa) -> TokenStream {
+    match isa {
+        Isa::Avx2 => {
+            quote!(#[doc = ""] #[doc = " # Safety"] #[doc = ""] #[doc = " The CPU must support AVX2 and FMA."])
+        }
+        Isa::Avx512 => {
+            quote!(#[doc = ""] #[doc = " # Safety"] #[doc = ""] #[doc = " The CPU must support AVX-512F, AVX2 and FMA."])
+        }
+        Isa::Neon => {
+            quote!(#[doc = ""] #[doc = " # Safety"] #[doc = ""] #[doc = " The CPU must support NEON (baseline on aarch64)."])
+        }
+        Isa::Portable => quote!(),
+    }
+}
+
+/// The `use` of a variant's intrinsics.
+fn arch_uses(v: &VariantPlan) -> TokenStream {
+    match v.isa {
+        _ if v.lanes == 1 => quote!(),
+        Isa::Avx2 | Isa::Avx512 => quote!(
+            use ::core::arch::x86_64::*;
+        ),
+        Isa::Neon => quote!(
+            use ::core::arch::aarch64::*;
+        ),
+        Isa::Portable => quote!(),
+    }
+}

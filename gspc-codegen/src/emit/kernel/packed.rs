@@ -1,0 +1,247 @@
+//! What the two packed kinds, [`Kind::PackedOc`](crate::plan::Kind::PackedOc) (see
+//! [`super::packed_oc`]) and [`Kind::PackedOw`](crate::plan::Kind::PackedOw) (see
+//! [`super::packed_ow`]), emit alike: the variant module, whose `run_units` packs each
+//! group's input into the scratch and calls the tiles of every output row, and the shell of
+//! a tile function around a kind's unrolled body.
+
+use super::{ModuleParts, inline_attr, linear, tail_doc, target_feature, variant_module_shell};
+use crate::emit::lit;
+use crate::plan::{LayerPlan, VariantPlan};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+/// The module of one packed variant: `run`, `run_units` (per output block, the group's
+/// input packed once, then the row tiles in order) and the tile functions, each in the
+/// shell of [`tile_wrapper`] around the kind's `tile(column offsets, output rows)`.
+pub(super) fn variant_module(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    outline: bool,
+    tile: impl Fn(&[usize], usize) -> Tile,
+) -> TokenStream {
+    let l = &p.layer;
+    let oh = p.output[0];
+    let nocb = lit(p.nocb());
+    let full_n = lit(v.full_tiles);
+    let ow0_full = linear(&[("t", v.reg_n)], 0);
+    let full_offsets = v.full_offsets();
+    let tail_offsets = v.tail_offsets();
+    let row_tail = oh % v.rows;
+    let mut tiles = Vec::new();
+    // The block of a group: a tile argument only where a group has several.
+    let ob = (p.nocb() > 1).then(|| quote!(ob,));
+    let calls = |suffix: &str| {
+        let mut c = Vec::new();
+        let f = format_ident!("tile_full{}", suffix);
+        match v.full_tiles {
+            0 => {}
+            1 => c.push(quote!(#f(x, packed, block, g, #ob oh, 0);)),
+            _ => c.push(quote! {
+                for t in 0..#full_n {
+                    #f(x, packed, block, g, #ob oh, #ow0_full);
+                }
+            }),
+        }
+        if !tail_offsets.is_empty() {
+            let f = format_ident!("tile_last{}", suffix);
+            let at = lit(v.last_ow0());
+            c.push(quote!(#f(x, packed, block, g, #ob oh, #at);));
+        }
+        quote!(#(#c)*)
+    };
+    for (suffix, rows) in [("", v.rows), ("_rows", row_tail)] {
+        if rows == 0 {
+            continue;
+        }
+        if v.full_tiles > 0 {
+            let name = format_ident!("tile_full{}", suffix);
+            tiles.push(tile_wrapper(p, v, outline, name, tile(&full_offsets, rows)));
+        }
+        if !tail_offsets.is_empty() {
+            let name = format_ident!("tile_last{}", suffix);
+            tiles.push(tile_wrapper(p, v, outline, name, tile(&tail_offsets, rows)));
+        }
+    }
+    let main_calls = calls("");
+    let row_loop = match oh / v.rows {
+        0 => quote!(),
+        1 => quote! {
+            let oh = 0;
+            #main_calls
+        },
+        n => {
+            let row_tiles = lit(n);
+            let oh_at = linear(&[("r", v.rows)], 0);
+            quote! {
+                for r in 0..#row_tiles {
+                    let oh = #oh_at;
+                    #main_calls
+                }
+            }
+        }
+    };
+    let row_tail_block = if row_tail > 0 {
+        let tail_calls = calls("_rows");
+        let at = lit(oh / v.rows * v.rows);
+        quote! {
+            let oh = #at;
+            #tail_calls
+        }
+    } else {
+        quote!()
+    };
+    let doc = format!(
+        " `{}`: {} lanes x {} vector(s), {} full tile(s) of {} column(s) per row{}.",
+        v.kernel,
+        v.lanes,
+        v.nvec,
+        v.full_tiles,
+        v.reg_n,
+        tail_doc(v)
+    );
+    let group = match p.nocb() {
+        1 => "u".to_string(),
+        n => format!("u / {n}"),
+    };
+    let units_doc = format!(
+        " Computes output blocks `first..first + blocks.len()` of layer `{}` with the {} variant; block `u` is output channels `u * {} ..` of group `{group}`.",
+        l.name, v.isa, p.oc_bn
+    );
+    let block_l = lit(p.oc_bn * p.output[0] * p.output[1]);
+    let unit_split = if p.nocb() == 1 {
+        quote!(let g = unit;)
+    } else {
+        quote!(let (g, ob) = (unit / #nocb, unit % #nocb);)
+    };
+    let body = quote! {
+        let mut packed_group = usize::MAX;
+        for (i, block) in blocks.iter_mut().enumerate() {
+            let unit = first + i;
+            #unit_split
+            if g != packed_group {
+                super::pack_input(input, scratch, g);
+                packed_group = g;
+            }
+            let x: &[f32; super::SCRATCH_LEN] = scratch;
+            #row_loop
+            #row_tail_block
+        }
+    };
+    variant_module_shell(
+        p,
+        v,
+        ModuleParts {
+            doc,
+            units_doc,
+            block_l,
+            consts: quote!(),
+            scratch: quote!(scratch),
+            body,
+            items: tiles,
+        },
+    )
+}
+
+/// The parts in which the two packed kinds' tile functions differ.
+pub(super) struct Tile {
+    pub(super) doc: String,
+    /// First input value of the tile in the packed input plane of channel 0.
+    pub(super) xb: TokenStream,
+    pub(super) xspan: usize,
+    pub(super) ospan: usize,
+    pub(super) init: Vec<TokenStream>,
+    pub(super) body: Vec<TokenStream>,
+    pub(super) epilogue: Vec<TokenStream>,
+}
+
+/// The tile function `name`: per input channel of the group, a checked window of the packed input
+/// (`xw`) and of the packed weights (`wv`) around the unrolled `body`; then the bias
+/// (`bw`) and output (`ow`) windows around the `epilogue`.
+fn tile_wrapper(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    outline: bool,
+    name: proc_macro2::Ident,
+    t: Tile,
+) -> TokenStream {
+    let l = &p.layer;
+    let tf = target_feature(v.isa);
+    let [oh, ow] = p.output;
+    let (cpg, kpg, oc_bn) = (p.cpg(), p.kpg(), p.oc_bn);
+    let plane = p.padded[0] * p.row_len * p.gpv;
+    let wspan = l.kernel[0] * l.kernel[1] * oc_bn;
+    // `ob`, the block within the group, only where a group has several.
+    let ob = p.nocb() > 1;
+    let ob_coeff = |c: usize| if ob { c } else { 0 };
+    let wb = linear(
+        &[("g", p.nocb() * cpg * wspan), ("ob", ob_coeff(cpg * wspan))],
+        0,
+    );
+    // The loop over the group's input channels, only where it has several.
+    let ci = |c: usize| if cpg > 1 { c } else { 0 };
+    let x_at = linear(&[("xb", 1), ("ci", ci(plane))], 0);
+    let w_at = linear(&[("wb", 1), ("ci", ci(wspan))], 0);
+    // `g` is the group, or the block of gpv groups.
+    let b_at = linear(
+        &[("g", kpg * p.gpv), ("ob", ob_coeff(oc_bn))],
+        p.bias_offset,
+    );
+    let ob_param = ob.then(|| quote!(ob: usize,));
+    let o_at = linear(&[("oh", ow), ("ow0", 1)], 0);
+    let (s_len, p_len, block_l) = (lit(p.scratch_len), lit(p.packed_len), lit(oc_bn * oh * ow));
+    let (xspan_l, wspan_l, ospan_l, cpg_l, ocbn_l) =
+        (lit(t.xspan), lit(wspan), lit(t.ospan), lit(cpg), lit(oc_bn));
+    let Tile {
+        doc,
+        xb,
+        init,
+        body,
+        epilogue,
+        ..
+    } = t;
+    let inline = inline_attr(outline);
+    let channel = quote! {
+        let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #s_len>(x, #x_at) else {
+            return;
+        };
+        let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #p_len>(p, #w_at) else {
+            return;
+        };
+        #(#body)*
+    };
+    let channels = if cpg > 1 {
+        quote! {
+            for ci in 0..#cpg_l {
+                #channel
+            }
+        }
+    } else {
+        channel
+    };
+    quote! {
+        #[doc = #doc]
+        #tf
+        #inline
+        fn #name(
+            x: &[f32; #s_len],
+            p: &[f32; #p_len],
+            out: &mut [f32; #block_l],
+            g: usize,
+            #ob_param
+            oh: usize,
+            ow0: usize,
+        ) {
+            let xb = #xb;
+            let wb = #wb;
+            #(#init)*
+            #channels
+            let Some(bw) = ::gspc_runtime::window::window::<#ocbn_l, #p_len>(p, #b_at) else {
+                return;
+            };
+            let Some(ow) = ::gspc_runtime::window::window_mut::<#ospan_l, #block_l>(out, #o_at) else {
+                return;
+            };
+            #(#epilogue)*
+        }
+    }
+}
