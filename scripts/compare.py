@@ -4,13 +4,17 @@ paper's figure (speedup over the best peer against the number of groups) as SVG.
 
 Usage (from the repository root):
   scripts/compare.py [--specs layer-specs/*.json] [--threads 1,2] [--repeat 30]
-                     [--out target/compare] [--peers-python PATH] [--skip-peers]
+                     [--rounds 3] [--peak FILE] [--out target/compare]
+                     [--peers-python PATH] [--skip-peers]
 
-It runs, for every thread count: this CPU's peak (../shared/peers/peak/run.sh), then
-`cargo bench --bench layers` over every compiled-in model, then the peer benchmark
-(../shared/peers/peers.py: ONNX Runtime, PyTorch NCHW and channels_last, LiteRT/XNNPACK)
-on every spec. Ratios are best peer time / gspc time (> 1: gspc is faster), medians of
-the same machine in the same run. Writes report.md, results.json and groups.svg to --out.
+It measures this CPU's peak (../shared/peers/peak/run.sh; --peak FILE reuses one), then
+runs --rounds interleaved rounds: in each, for every thread count, `cargo bench --bench
+layers` over every compiled-in model and the peer benchmark (../shared/peers/peers.py:
+ONNX Runtime, PyTorch NCHW and channels_last, LiteRT/XNNPACK) on every spec. Each side's
+time per layer is its best round (of the per-round medians); the report gives gspc's
+worst round too (the spread). Ratios are best peer time / gspc time (> 1: gspc is
+faster). The summary gives per model and thread count the model's ratio next to its worst
+layer's. Writes report.md, results.json and groups.svg to --out.
 The peers' virtualenv comes from ../shared/peers/setup.sh (PEERS_VENV); --peers-python
 points at its python.
 """
@@ -22,7 +26,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEERS = os.path.join(os.path.dirname(ROOT), "shared", "peers")
+# The peer benchmark: ../shared/peers beside the repository, or GSPC_PEERS_DIR.
+PEERS = os.environ.get("GSPC_PEERS_DIR") or os.path.join(os.path.dirname(ROOT), "shared", "peers")
 PEER_NAMES = ["ort", "torch", "torch_cl", "tflite"]
 
 
@@ -48,6 +53,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "target", "compare"))
     ap.add_argument("--peers-python", default=default_peers_python())
     ap.add_argument("--skip-peers", action="store_true", help="reuse the peers' JSON in --out")
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds; best round per side")
+    ap.add_argument("--peak", help="this CPU's peak JSON (../shared/peers/peak/run.sh --json) instead of measuring it")
     args = ap.parse_args()
     # Absolute: the peak and peer programs run from their own directories.
     args.out = os.path.abspath(args.out)
@@ -59,11 +66,21 @@ def main():
             spec = json.load(f)
         specs[spec["model"]] = (path, spec)
 
+    if args.rounds < 1:
+        sys.exit("--rounds must be at least 1")
     peak_json = os.path.join(args.out, "peak.json")
-    sh([os.path.join(PEERS, "peak", "run.sh"), "--json", peak_json],
-       env=dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "peak")))
-    with open(peak_json) as f:
-        peak = json.load(f)
+    if args.peak:
+        with open(args.peak) as src, open(peak_json, "w") as dst:
+            dst.write(src.read())
+    else:
+        sh([os.path.join(PEERS, "peak", "run.sh"), "--json", peak_json],
+           env=dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "peak")))
+    try:
+        with open(peak_json) as f:
+            peak = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"{args.peak or peak_json}: not a peak JSON ({e}); measure it again with "
+                 "../shared/peers/peak/run.sh --json FILE on an otherwise idle machine")
 
     env = dict(os.environ, GSPC_SPECS=":".join(os.path.relpath(p, ROOT) for p, _ in specs.values()))
     # Build the benchmark once and run that binary: edits made while this runs cannot
@@ -78,37 +95,48 @@ def main():
             bench_exe = msg["executable"]
     if not bench_exe:
         sys.exit("could not find the built benchmark executable")
+    # Per round, thread count and model: gspc's and the peers' per-layer medians.
+    ours_rounds = {t: [] for t in threads}
+    theirs_rounds = {(m, t): [] for m in specs for t in threads}
+    for rnd in range(args.rounds):
+        for t in threads:
+            gspc_json = os.path.join(args.out, f"gspc_t{t}_r{rnd}.json")
+            sh([bench_exe, "--threads", str(t), "--repeat", str(args.repeat),
+                "--peak", peak_json, "--json", gspc_json], cwd=ROOT, stdout=subprocess.DEVNULL)
+            with open(gspc_json) as f:
+                ours_rounds[t].append({(r["model"], r["name"]): r for r in json.load(f)})
+            for model, (path, spec) in specs.items():
+                peers_json = os.path.join(args.out, f"peers_{model}_t{t}_r{rnd}.json")
+                if not args.skip_peers:
+                    if not args.peers_python:
+                        sys.exit("no peers virtualenv: run ../shared/peers/setup.sh or pass --peers-python")
+                    sh([args.peers_python, os.path.join(PEERS, "peers.py"), path, "--threads", str(t),
+                        "--repeat", str(args.repeat), "--peak", peak_json, "--json", peers_json],
+                       stdout=subprocess.DEVNULL)
+                with open(peers_json) as f:
+                    theirs_rounds[(model, t)].append(json.load(f))
     results = {}
     for t in threads:
-        gspc_json = os.path.join(args.out, f"gspc_t{t}.json")
-        sh([bench_exe, "--threads", str(t), "--repeat", str(args.repeat),
-            "--peak", peak_json, "--json", gspc_json], cwd=ROOT, stdout=subprocess.DEVNULL)
-        with open(gspc_json) as f:
-            ours = {(r["model"], r["name"]): r for r in json.load(f)}
         for model, (path, spec) in specs.items():
-            peers_json = os.path.join(args.out, f"peers_{model}_t{t}.json")
-            if not args.skip_peers:
-                if not args.peers_python:
-                    sys.exit("no peers virtualenv: run ../shared/peers/setup.sh or pass --peers-python")
-                sh([args.peers_python, os.path.join(PEERS, "peers.py"), path, "--threads", str(t),
-                    "--repeat", str(args.repeat), "--peak", peak_json, "--json", peers_json],
-                   stdout=subprocess.DEVNULL)
-            with open(peers_json) as f:
-                theirs = json.load(f)
+            rounds = theirs_rounds[(model, t)]
             rows = []
             for i, layer in enumerate(spec["layers"]):
-                mine = ours.get((model, layer["name"]))
+                mine = [o[(model, layer["name"])]["median_us"] for o in ours_rounds[t]
+                        if (model, layer["name"]) in o]
                 peer_us = {}
-                for pn, entries in theirs["results"].items():
-                    e = entries[i]
-                    if "us" in e and e.get("ok", True):
-                        peer_us[pn] = e["us"]
+                for theirs in rounds:
+                    for pn, entries in theirs["results"].items():
+                        e = entries[i]
+                        if "us" in e and e.get("ok", True):
+                            peer_us[pn] = min(peer_us.get(pn, e["us"]), e["us"])
                 best = min(peer_us, key=peer_us.get) if peer_us else None
                 rows.append({"name": layer["name"], "count": layer.get("count", 1),
-                             "flops": theirs["layers"][i]["flops"],
-                             "gspc_us": mine["median_us"] if mine else None,
+                             "flops": rounds[0]["layers"][i]["flops"],
+                             "gspc_us": min(mine) if mine else None,
+                             "gspc_worst_us": max(mine) if mine else None,
                              "peers_us": peer_us, "best_peer": best})
-            results[(model, t)] = {"rows": rows, "versions": theirs.get("versions", {})}
+            results[(model, t)] = {"rows": rows, "versions": rounds[0].get("versions", {}),
+                                   "rounds": args.rounds}
 
     report = render(results, specs, threads, peak)
     with open(os.path.join(args.out, "report.md"), "w") as f:
@@ -140,9 +168,12 @@ def render(results, specs, threads, peak):
     out.append(f"Peers: {'; '.join(f'{k}: {v}' for k, v in versions.items())}\n")
     out.append("Peak of this CPU (fp32 FMA, GFLOP/s): " + ", ".join(
         f"{k}={v:.0f}" for k, v in peak.items() if k.startswith("fma_")) + "\n")
-    out.append("Speedup = best peer's model time / gspc's model time (totals weighted by `count`).\n")
-    out.append("| model | threads | gspc us | GFLOP/s | % peak | best peer | peer us | speedup |")
-    out.append("|---|---|---|---|---|---|---|---|")
+    rounds = next(iter(results.values()))["rounds"] if results else 1
+    out.append(f"Each side's time per layer: its best of {rounds} interleaved round(s) (medians).\n")
+    out.append("Speedup = best peer's model time / gspc's model time (totals weighted by `count`); "
+               "worst layer = the layer with the lowest best-peer / gspc ratio.\n")
+    out.append("| model | threads | gspc us | GFLOP/s | % peak | best peer | peer us | speedup | worst layer |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
     for model in specs:
         for t in threads:
             rows = results[(model, t)]["rows"]
@@ -152,19 +183,22 @@ def render(results, specs, threads, peak):
                 out.append(f"| {model} | {t} | n/a | | | | | |")
                 continue
             gf = flops / ours / 1e3
+            ratios = [(r["peers_us"][r["best_peer"]] / r["gspc_us"], r["name"]) for r in rows
+                      if r["gspc_us"] and r["best_peer"]]
+            worst = min(ratios) if ratios else (float("nan"), "-")
             out.append(f"| {model} | {t} | {ours:.0f} | {gf:.1f} | {100 * gf / pk:.0f}% | {best} | "
-                       f"{peer[best]:.0f} | {peer[best] / ours:.2f}x |")
+                       f"{peer[best]:.0f} | {peer[best] / ours:.2f}x | {worst[0]:.2f}x {worst[1]} |")
     out.append("")
     for model in specs:
         for t in threads:
             rows = results[(model, t)]["rows"]
             out.append(f"\n### {model}, {t} thread(s)\n")
-            out.append("| layer | cnt | MFLOP | gspc us | " + " | ".join(f"{p} us" for p in PEER_NAMES) + " | speedup vs best |")
+            out.append("| layer | cnt | MFLOP | gspc us (worst round) | " + " | ".join(f"{p} us" for p in PEER_NAMES) + " | speedup vs best |")
             out.append("|---|---|---|---|" + "---|" * len(PEER_NAMES) + "---|")
             for r in rows:
                 cells = [f"{r['peers_us'][p]:.1f}" if p in r["peers_us"] else "-" for p in PEER_NAMES]
                 sp = (r["peers_us"][r["best_peer"]] / r["gspc_us"]) if r["gspc_us"] and r["best_peer"] else float("nan")
-                ours = f"{r['gspc_us']:.1f}" if r["gspc_us"] else "-"
+                ours = f"{r['gspc_us']:.1f} ({r['gspc_worst_us']:.1f})" if r["gspc_us"] else "-"
                 out.append(f"| {r['name']} | {r['count']} | {r['flops'] / 1e6:.1f} | {ours} | "
                            + " | ".join(cells) + f" | {sp:.2f}x |")
     return "\n".join(out) + "\n"
