@@ -180,100 +180,18 @@ fn tile_fn(
     let ops = Ops::of(v);
     let tf = target_feature(v.isa);
     let name = format_ident!("{}", name);
-    let [kh_n, kw_n] = l.kernel;
-    let [_, ow] = p.output;
-    let [_, w] = l.input;
+    let kw_n = l.kernel[1];
+    let ow = p.output[1];
     let cb = DWC_BLOCK;
     let r = shape.pixels;
-    let taps = kh_n * kw_n;
-    let xspan = dwc::input_span(shape);
     let (xlen, olen) = (dwc::input_len(p), p.output[0] * ow * cb);
-    let row_at = linear(&[("oh", l.stride[0]), ("kh", l.dilation[0])], 0);
-    let ph_l = lit(l.padding[0]);
-    let x_at = linear(&[("ih", w * cb), ("iw0", cb)], 0);
-    let w_at = linear(&[("cb", taps * cb), ("kh", kw_n * cb)], 0);
     let b_at = linear(&[("cb", cb)], p.bias_offset);
     let o_at = linear(&[("oh", ow * cb), ("ow0", cb)], 0);
-    let (xspan_l, wspan_l, ospan_l, cb_l) = (lit(xspan), lit(kw_n * cb), lit(r * cb), lit(cb));
+    let (ospan_l, cb_l) = (lit(r * cb), lit(cb));
     let (xlen_l, olen_l, plen_l) = (lit(xlen), lit(olen), lit(p.packed_len));
-    let acc = |j: usize, vv: usize| {
-        let id = format_ident!("acc_p{}_v{}", j, vv);
-        quote!(#id)
-    };
-    let zero = ops.zero();
-    let mut init = Vec::new();
-    for j in 0..r {
-        // A pixel whose taps all fall on the padding keeps its zero (its output is the bias).
-        let used = shape.taps.iter().any(|t| t.0 == j);
-        for vv in 0..v.nvec {
-            let a = acc(j, vv);
-            init.push(if used {
-                quote!(let mut #a = #zero;)
-            } else {
-                quote!(let #a = #zero;)
-            });
-        }
-    }
-    let (xw, wv, bw) = (quote!(xw), quote!(wv), quote!(bw));
-    let mut body = Vec::new();
-    // The weight vectors of the kernel columns that some tap uses.
-    for kw in 0..kw_n {
-        if !shape.taps.iter().any(|t| t.1 == kw) {
-            continue;
-        }
-        for vv in 0..v.nvec {
-            let wid = format_ident!("w_k{}_v{}", kw, vv);
-            let load = ops.load(&wv, kw_n * cb, kw * cb + vv * v.lanes);
-            body.push(quote!(let #wid = #load;));
-        }
-    }
-    // Each input pixel once, then every tap that reads it.
-    for c in 0..shape.span {
-        let users: Vec<&(usize, usize, usize)> = shape.taps.iter().filter(|t| t.2 == c).collect();
-        if users.is_empty() {
-            continue;
-        }
-        for vv in 0..v.nvec {
-            let xid = format_ident!("x_c{}_v{}", c, vv);
-            let load = ops.load(&xw, xspan, c * cb + vv * v.lanes);
-            body.push(quote!(let #xid = #load;));
-            for &&(j, kw, _) in &users {
-                let wid = format_ident!("w_k{}_v{}", kw, vv);
-                body.push(ops.fma_vv(&acc(j, vv), &quote!(#xid), &quote!(#wid)));
-            }
-        }
-    }
-    let kernel_rows = if shape.taps.is_empty() {
-        // Pixels over the padding only: the bias.
-        quote!(let _ = (x, iw0, kh0, kh1);)
-    } else {
-        quote! {
-            for kh in kh0..kh1 {
-                let Some(ih) = (#row_at).checked_sub(#ph_l) else {
-                    return;
-                };
-                let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #xlen_l>(x, #x_at) else {
-                    return;
-                };
-                let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #plen_l>(p, #w_at) else {
-                    return;
-                };
-                #(#body)*
-            }
-        }
-    };
-    let n = lit(v.lanes);
-    let mut epilogue = Vec::new();
-    for j in 0..r {
-        for vv in 0..v.nvec {
-            let bias = ops.load(&bw, cb, vv * v.lanes);
-            let fin = ops.finish(&acc(j, vv), bias, l.activation);
-            let at = lit(j * cb + vv * v.lanes);
-            epilogue.push(quote! {
-                *::gspc_runtime::window::at_mut::<#n, #ospan_l, #at>(ow) = #fin;
-            });
-        }
-    }
+    let init = tile_init(v, shape, &ops);
+    let kernel_rows = tile_kernel_rows(p, v, shape, &ops);
+    let epilogue = tile_epilogue(p, v, shape, &ops);
     let inline = inline_attr(outline);
     let doc = format!(
         " Tile of {r} output pixel(s) x 16 channels: accumulators `acc_p{{pixel}}_v{{vector}}`, {r} x {} vector(s) of {} lane(s); kernel rows `kh0..kh1` in a loop, {} of the {} taps of a kernel row inside the input, unrolled.",
@@ -309,4 +227,136 @@ fn tile_fn(
             #(#epilogue)*
         }
     }
+}
+
+/// The accumulator of vector `vv` of a tile's pixel `j`.
+fn acc(j: usize, vv: usize) -> TokenStream {
+    let id = format_ident!("acc_p{}_v{}", j, vv);
+    quote!(#id)
+}
+
+/// A tile's accumulators, zeroed; those of a pixel no tap reads are not `mut`.
+fn tile_init(v: &VariantPlan, shape: &dwc::ColShape, ops: &Ops) -> Vec<TokenStream> {
+    let zero = ops.zero();
+    let mut init = Vec::new();
+    for j in 0..shape.pixels {
+        // A pixel whose taps all fall on the padding keeps its zero (its output is the bias).
+        let used = shape.taps.iter().any(|t| t.0 == j);
+        for vv in 0..v.nvec {
+            let a = acc(j, vv);
+            init.push(if used {
+                quote!(let mut #a = #zero;)
+            } else {
+                quote!(let #a = #zero;)
+            });
+        }
+    }
+    init
+}
+
+/// A tile's loop over kernel rows `kh0..kh1`: the row's input and weight windows (`xw`,
+/// `wv`) around [`tile_row_body`]; with no tap inside the input, only the bias remains.
+fn tile_kernel_rows(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    shape: &dwc::ColShape,
+    ops: &Ops,
+) -> TokenStream {
+    if shape.taps.is_empty() {
+        // Pixels over the padding only: the bias.
+        return quote!(let _ = (x, iw0, kh0, kh1););
+    }
+    let l = &p.layer;
+    let [kh_n, kw_n] = l.kernel;
+    let cb = DWC_BLOCK;
+    let taps = kh_n * kw_n;
+    let row_at = linear(&[("oh", l.stride[0]), ("kh", l.dilation[0])], 0);
+    let ph_l = lit(l.padding[0]);
+    let x_at = linear(&[("ih", l.input[1] * cb), ("iw0", cb)], 0);
+    let w_at = linear(&[("cb", taps * cb), ("kh", kw_n * cb)], 0);
+    let (xspan_l, wspan_l) = (lit(dwc::input_span(shape)), lit(kw_n * cb));
+    let (xlen_l, plen_l) = (lit(dwc::input_len(p)), lit(p.packed_len));
+    let body = tile_row_body(p, v, shape, ops);
+    quote! {
+        for kh in kh0..kh1 {
+            let Some(ih) = (#row_at).checked_sub(#ph_l) else {
+                return;
+            };
+            let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #xlen_l>(x, #x_at) else {
+                return;
+            };
+            let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #plen_l>(p, #w_at) else {
+                return;
+            };
+            #(#body)*
+        }
+    }
+}
+
+/// One kernel row of a tile, unrolled: the weight vectors of the kernel columns some tap
+/// uses, then each input pixel loaded once and multiplied into every tap that reads it.
+fn tile_row_body(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    shape: &dwc::ColShape,
+    ops: &Ops,
+) -> Vec<TokenStream> {
+    let kw_n = p.layer.kernel[1];
+    let cb = DWC_BLOCK;
+    let xspan = dwc::input_span(shape);
+    let (xw, wv) = (quote!(xw), quote!(wv));
+    let mut body = Vec::new();
+    // The weight vectors of the kernel columns that some tap uses.
+    for kw in 0..kw_n {
+        if !shape.taps.iter().any(|t| t.1 == kw) {
+            continue;
+        }
+        for vv in 0..v.nvec {
+            let wid = format_ident!("w_k{}_v{}", kw, vv);
+            let load = ops.load(&wv, kw_n * cb, kw * cb + vv * v.lanes);
+            body.push(quote!(let #wid = #load;));
+        }
+    }
+    // Each input pixel once, then every tap that reads it.
+    for c in 0..shape.span {
+        let users: Vec<&(usize, usize, usize)> = shape.taps.iter().filter(|t| t.2 == c).collect();
+        if users.is_empty() {
+            continue;
+        }
+        for vv in 0..v.nvec {
+            let xid = format_ident!("x_c{}_v{}", c, vv);
+            let load = ops.load(&xw, xspan, c * cb + vv * v.lanes);
+            body.push(quote!(let #xid = #load;));
+            for &&(j, kw, _) in &users {
+                let wid = format_ident!("w_k{}_v{}", kw, vv);
+                body.push(ops.fma_vv(&acc(j, vv), &quote!(#xid), &quote!(#wid)));
+            }
+        }
+    }
+    body
+}
+
+/// A tile's output: each accumulator plus the bias (`bw`), activated, stored into the
+/// output window `ow`.
+fn tile_epilogue(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    shape: &dwc::ColShape,
+    ops: &Ops,
+) -> Vec<TokenStream> {
+    let cb = DWC_BLOCK;
+    let bw = quote!(bw);
+    let (n, ospan_l) = (lit(v.lanes), lit(shape.pixels * cb));
+    let mut epilogue = Vec::new();
+    for j in 0..shape.pixels {
+        for vv in 0..v.nvec {
+            let bias = ops.load(&bw, cb, vv * v.lanes);
+            let fin = ops.finish(&acc(j, vv), bias, p.layer.activation);
+            let at = lit(j * cb + vv * v.lanes);
+            epilogue.push(quote! {
+                *::gspc_runtime::window::at_mut::<#n, #ospan_l, #at>(ow) = #fin;
+            });
+        }
+    }
+    epilogue
 }

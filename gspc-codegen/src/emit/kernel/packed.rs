@@ -20,76 +20,9 @@ pub(super) fn variant_module(
     tile: impl Fn(&[usize], usize) -> Tile,
 ) -> TokenStream {
     let l = &p.layer;
-    let oh = p.output[0];
     let nocb = lit(p.nocb());
-    let full_n = lit(v.full_tiles);
-    let ow0_full = linear(&[("t", v.reg_n)], 0);
-    let full_offsets = v.full_offsets();
-    let tail_offsets = v.tail_offsets();
-    let row_tail = oh % v.rows;
-    let mut tiles = Vec::new();
-    // The block of a group: a tile argument only where a group has several.
-    let ob = (p.nocb() > 1).then(|| quote!(ob,));
-    let calls = |suffix: &str| {
-        let mut c = Vec::new();
-        let f = format_ident!("tile_full{}", suffix);
-        match v.full_tiles {
-            0 => {}
-            1 => c.push(quote!(#f(x, packed, block, g, #ob oh, 0);)),
-            _ => c.push(quote! {
-                for t in 0..#full_n {
-                    #f(x, packed, block, g, #ob oh, #ow0_full);
-                }
-            }),
-        }
-        if !tail_offsets.is_empty() {
-            let f = format_ident!("tile_last{}", suffix);
-            let at = lit(v.last_ow0());
-            c.push(quote!(#f(x, packed, block, g, #ob oh, #at);));
-        }
-        quote!(#(#c)*)
-    };
-    for (suffix, rows) in [("", v.rows), ("_rows", row_tail)] {
-        if rows == 0 {
-            continue;
-        }
-        if v.full_tiles > 0 {
-            let name = format_ident!("tile_full{}", suffix);
-            tiles.push(tile_wrapper(p, v, outline, name, tile(&full_offsets, rows)));
-        }
-        if !tail_offsets.is_empty() {
-            let name = format_ident!("tile_last{}", suffix);
-            tiles.push(tile_wrapper(p, v, outline, name, tile(&tail_offsets, rows)));
-        }
-    }
-    let main_calls = calls("");
-    let row_loop = match oh / v.rows {
-        0 => quote!(),
-        1 => quote! {
-            let oh = 0;
-            #main_calls
-        },
-        n => {
-            let row_tiles = lit(n);
-            let oh_at = linear(&[("r", v.rows)], 0);
-            quote! {
-                for r in 0..#row_tiles {
-                    let oh = #oh_at;
-                    #main_calls
-                }
-            }
-        }
-    };
-    let row_tail_block = if row_tail > 0 {
-        let tail_calls = calls("_rows");
-        let at = lit(oh / v.rows * v.rows);
-        quote! {
-            let oh = #at;
-            #tail_calls
-        }
-    } else {
-        quote!()
-    };
+    let tiles = tile_fns(p, v, outline, tile);
+    let row_tiles = row_tiles(p, v);
     let doc = format!(
         " `{}`: {} lanes x {} vector(s), {} full tile(s) of {} column(s) per row{}.",
         v.kernel,
@@ -123,8 +56,7 @@ pub(super) fn variant_module(
                 packed_group = g;
             }
             let x: &[f32; super::SCRATCH_LEN] = scratch;
-            #row_loop
-            #row_tail_block
+            #row_tiles
         }
     };
     variant_module_shell(
@@ -140,6 +72,100 @@ pub(super) fn variant_module(
             items: tiles,
         },
     )
+}
+
+/// The tile functions: `tile_full` (a full tile of `reg_n` columns) and `tile_last` (the
+/// row's last columns), each of `rows` output rows, and, where the output rows leave a
+/// remainder, `tile_full_rows` and `tile_last_rows` of the remaining rows.
+fn tile_fns(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    outline: bool,
+    tile: impl Fn(&[usize], usize) -> Tile,
+) -> Vec<TokenStream> {
+    let full_offsets = v.full_offsets();
+    let tail_offsets = v.tail_offsets();
+    let row_tail = p.output[0] % v.rows;
+    let mut tiles = Vec::new();
+    for (suffix, rows) in [("", v.rows), ("_rows", row_tail)] {
+        if rows == 0 {
+            continue;
+        }
+        if v.full_tiles > 0 {
+            let name = format_ident!("tile_full{}", suffix);
+            tiles.push(tile_wrapper(p, v, outline, name, tile(&full_offsets, rows)));
+        }
+        if !tail_offsets.is_empty() {
+            let name = format_ident!("tile_last{}", suffix);
+            tiles.push(tile_wrapper(p, v, outline, name, tile(&tail_offsets, rows)));
+        }
+    }
+    tiles
+}
+
+/// The tile calls of every output row of a block: the rows in steps of `rows` (in a loop
+/// where there are several steps), then the remaining rows with the `_rows` tiles.
+fn row_tiles(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
+    let oh = p.output[0];
+    let row_tail = oh % v.rows;
+    let main_calls = tile_calls(p, v, "");
+    let row_loop = match oh / v.rows {
+        0 => quote!(),
+        1 => quote! {
+            let oh = 0;
+            #main_calls
+        },
+        n => {
+            let row_tiles = lit(n);
+            let oh_at = linear(&[("r", v.rows)], 0);
+            quote! {
+                for r in 0..#row_tiles {
+                    let oh = #oh_at;
+                    #main_calls
+                }
+            }
+        }
+    };
+    let row_tail_block = if row_tail > 0 {
+        let tail_calls = tile_calls(p, v, "_rows");
+        let at = lit(oh / v.rows * v.rows);
+        quote! {
+            let oh = #at;
+            #tail_calls
+        }
+    } else {
+        quote!()
+    };
+    quote! {
+        #row_loop
+        #row_tail_block
+    }
+}
+
+/// The tile calls of one step of output rows from `oh`: the full tiles (in a loop where
+/// there are several), then the last; `suffix` names the tiles (`""` or `"_rows"`).
+fn tile_calls(p: &LayerPlan, v: &VariantPlan, suffix: &str) -> TokenStream {
+    let full_n = lit(v.full_tiles);
+    let ow0_full = linear(&[("t", v.reg_n)], 0);
+    // The block of a group: a tile argument only where a group has several.
+    let ob = (p.nocb() > 1).then(|| quote!(ob,));
+    let mut c = Vec::new();
+    let f = format_ident!("tile_full{}", suffix);
+    match v.full_tiles {
+        0 => {}
+        1 => c.push(quote!(#f(x, packed, block, g, #ob oh, 0);)),
+        _ => c.push(quote! {
+            for t in 0..#full_n {
+                #f(x, packed, block, g, #ob oh, #ow0_full);
+            }
+        }),
+    }
+    if !v.tail_offsets().is_empty() {
+        let f = format_ident!("tile_last{}", suffix);
+        let at = lit(v.last_ow0());
+        c.push(quote!(#f(x, packed, block, g, #ob oh, #at);));
+    }
+    quote!(#(#c)*)
 }
 
 /// The parts in which the two packed kinds' tile functions differ.
@@ -168,7 +194,6 @@ fn tile_wrapper(
     let tf = target_feature(v.isa);
     let [oh, ow] = p.output;
     let (cpg, kpg, oc_bn) = (p.cpg(), p.kpg(), p.oc_bn);
-    let plane = p.padded[0] * p.row_len * p.gpv;
     let wspan = l.kernel[0] * l.kernel[1] * oc_bn;
     // `ob`, the block within the group, only where a group has several.
     let ob = p.nocb() > 1;
@@ -177,10 +202,6 @@ fn tile_wrapper(
         &[("g", p.nocb() * cpg * wspan), ("ob", ob_coeff(cpg * wspan))],
         0,
     );
-    // The loop over the group's input channels, only where it has several.
-    let ci = |c: usize| if cpg > 1 { c } else { 0 };
-    let x_at = linear(&[("xb", 1), ("ci", ci(plane))], 0);
-    let w_at = linear(&[("wb", 1), ("ci", ci(wspan))], 0);
     // `g` is the group, or the block of gpv groups.
     let b_at = linear(
         &[("g", kpg * p.gpv), ("ob", ob_coeff(oc_bn))],
@@ -189,35 +210,16 @@ fn tile_wrapper(
     let ob_param = ob.then(|| quote!(ob: usize,));
     let o_at = linear(&[("oh", ow), ("ow0", 1)], 0);
     let (s_len, p_len, block_l) = (lit(p.scratch_len), lit(p.packed_len), lit(oc_bn * oh * ow));
-    let (xspan_l, wspan_l, ospan_l, cpg_l, ocbn_l) =
-        (lit(t.xspan), lit(wspan), lit(t.ospan), lit(cpg), lit(oc_bn));
+    let (ospan_l, ocbn_l) = (lit(t.ospan), lit(oc_bn));
+    let channels = channel_loop(p, t.xspan, &t.body);
     let Tile {
         doc,
         xb,
         init,
-        body,
         epilogue,
         ..
     } = t;
     let inline = inline_attr(outline);
-    let channel = quote! {
-        let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #s_len>(x, #x_at) else {
-            return;
-        };
-        let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #p_len>(p, #w_at) else {
-            return;
-        };
-        #(#body)*
-    };
-    let channels = if cpg > 1 {
-        quote! {
-            for ci in 0..#cpg_l {
-                #channel
-            }
-        }
-    } else {
-        channel
-    };
     quote! {
         #[doc = #doc]
         #tf
@@ -243,5 +245,39 @@ fn tile_wrapper(
             };
             #(#epilogue)*
         }
+    }
+}
+
+/// A tile's loop over the group's input channels (none with one): the channel's checked
+/// windows of the packed input (`xw`, `xspan` values) and of the packed weights (`wv`)
+/// around the unrolled `body`.
+fn channel_loop(p: &LayerPlan, xspan: usize, body: &[TokenStream]) -> TokenStream {
+    let l = &p.layer;
+    let cpg = p.cpg();
+    let plane = p.padded[0] * p.row_len * p.gpv;
+    let wspan = l.kernel[0] * l.kernel[1] * p.oc_bn;
+    // The loop over the group's input channels, only where it has several.
+    let ci = |c: usize| if cpg > 1 { c } else { 0 };
+    let x_at = linear(&[("xb", 1), ("ci", ci(plane))], 0);
+    let w_at = linear(&[("wb", 1), ("ci", ci(wspan))], 0);
+    let (s_len, p_len) = (lit(p.scratch_len), lit(p.packed_len));
+    let (xspan_l, wspan_l, cpg_l) = (lit(xspan), lit(wspan), lit(cpg));
+    let channel = quote! {
+        let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #s_len>(x, #x_at) else {
+            return;
+        };
+        let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #p_len>(p, #w_at) else {
+            return;
+        };
+        #(#body)*
+    };
+    if cpg > 1 {
+        quote! {
+            for ci in 0..#cpg_l {
+                #channel
+            }
+        }
+    } else {
+        channel
     }
 }

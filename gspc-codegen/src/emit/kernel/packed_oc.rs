@@ -21,13 +21,10 @@ fn tile(p: &LayerPlan, v: &VariantPlan, r: usize) -> Tile {
     let l = &p.layer;
     let ops = Ops::of(v);
     let [kh_n, kw_n] = l.kernel;
-    let [oh, ow] = p.output;
     let oc_bn = p.oc_bn;
-    let wspan = kh_n * kw_n * oc_bn;
     let offsets: Vec<usize> = (0..r).collect();
     let xspan = packed_oc::input_span(p, &offsets, 1);
     let ospan = output_span(p, v, &offsets, 1);
-    let ohw = oh * ow;
     let gpv = p.gpv;
     let xb = linear(
         &[
@@ -37,10 +34,6 @@ fn tile(p: &LayerPlan, v: &VariantPlan, r: usize) -> Tile {
         0,
     );
 
-    let acc = |j: usize, vv: usize| {
-        let id = format_ident!("acc_w{}_v{}", j, vv);
-        quote!(#id)
-    };
     let zero = ops.zero();
     let mut init = Vec::new();
     for j in 0..r {
@@ -49,7 +42,45 @@ fn tile(p: &LayerPlan, v: &VariantPlan, r: usize) -> Tile {
             init.push(quote!(let mut #a = #zero;));
         }
     }
+    let body = tile_body(p, v, r, xspan, &ops);
+    let epilogue = tile_epilogue(p, v, r, &ops);
 
+    let doc = format!(
+        " Tile of {r} output column(s) x {oc_bn} output channel(s): accumulators `acc_w{{column}}_v{{vector}}`, {} x {} vector(s) of {} lane(s); per input channel a {kh_n}x{kw_n} window, unrolled.",
+        r, v.nvec, v.lanes
+    );
+    Tile {
+        doc,
+        xb,
+        xspan,
+        ospan,
+        init,
+        body,
+        epilogue,
+    }
+}
+
+/// The accumulator of vector `vv` of a tile's output column `j`.
+fn acc(j: usize, vv: usize) -> TokenStream {
+    let id = format_ident!("acc_w{}_v{}", j, vv);
+    quote!(#id)
+}
+
+/// A tile's unrolled taps: per tap its weight vectors (from `wv`), then per output column
+/// one FMA with the broadcast input value from `xw` (`xspan` values), or with the input of
+/// the block's `gpv` groups side by side.
+fn tile_body(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    r: usize,
+    xspan: usize,
+    ops: &Ops,
+) -> Vec<TokenStream> {
+    let l = &p.layer;
+    let [kh_n, kw_n] = l.kernel;
+    let oc_bn = p.oc_bn;
+    let wspan = kh_n * kw_n * oc_bn;
+    let gpv = p.gpv;
     let wv = quote!(wv);
     let mut body = Vec::new();
     for kh in 0..kh_n {
@@ -82,7 +113,15 @@ fn tile(p: &LayerPlan, v: &VariantPlan, r: usize) -> Tile {
             }
         }
     }
+    body
+}
 
+/// A tile's output: each accumulator plus the bias (`bw`), activated, stored per channel
+/// into the output window `ow` (channel `c` of column `j` at `c * OH * OW + j`).
+fn tile_epilogue(p: &LayerPlan, v: &VariantPlan, r: usize, ops: &Ops) -> Vec<TokenStream> {
+    let [oh, ow] = p.output;
+    let ohw = oh * ow;
+    let (oc_bn, gpv) = (p.oc_bn, p.gpv);
     let bw = quote!(bw);
     let mut epilogue = Vec::new();
     for j in 0..r {
@@ -95,7 +134,7 @@ fn tile(p: &LayerPlan, v: &VariantPlan, r: usize) -> Tile {
             } else {
                 ops.load(&bw, oc_bn, vv * v.lanes)
             };
-            let fin = ops.finish(&a, bias, l.activation);
+            let fin = ops.finish(&a, bias, p.layer.activation);
             epilogue.push(quote!(let #o = #fin;));
             if ops.is_scalar() {
                 let oi = lit(vv * ohw + j);
@@ -119,18 +158,5 @@ fn tile(p: &LayerPlan, v: &VariantPlan, r: usize) -> Tile {
             }
         }
     }
-
-    let doc = format!(
-        " Tile of {r} output column(s) x {oc_bn} output channel(s): accumulators `acc_w{{column}}_v{{vector}}`, {} x {} vector(s) of {} lane(s); per input channel a {kh_n}x{kw_n} window, unrolled.",
-        r, v.nvec, v.lanes
-    );
-    Tile {
-        doc,
-        xb,
-        xspan,
-        ospan,
-        init,
-        body,
-        epilogue,
-    }
+    epilogue
 }

@@ -23,18 +23,11 @@ fn tile(p: &LayerPlan, v: &VariantPlan, offsets: &[usize], rows: usize) -> Tile 
     let l = &p.layer;
     let ops = Ops::of(v);
     let [kh_n, kw_n] = l.kernel;
-    let rl = p.row_len;
-    let [oh, ow] = p.output;
     let oc_bn = p.oc_bn;
     let xspan = packed_ow::input_span(p, v, offsets, rows);
     let ospan = output_span(p, v, offsets, rows);
-    let ohw = oh * ow;
-    let xb = linear(&[("oh", l.stride[0] * rl), ("ow0", 1)], 0);
+    let xb = linear(&[("oh", l.stride[0] * p.row_len), ("ow0", 1)], 0);
 
-    let acc = |c: usize, r: usize, i: usize| {
-        let id = format_ident!("acc_c{}_r{}_v{}", c, r, i);
-        quote!(#id)
-    };
     let zero = ops.zero();
     let mut init = Vec::new();
     for c in 0..oc_bn {
@@ -45,6 +38,45 @@ fn tile(p: &LayerPlan, v: &VariantPlan, offsets: &[usize], rows: usize) -> Tile 
             }
         }
     }
+    let body = tile_body(p, offsets, rows, xspan, &ops);
+    let epilogue = tile_epilogue(p, v, offsets, rows, ospan, &ops);
+
+    let doc = format!(
+        " Tile of {oc_bn} output channel(s) x {rows} output row(s) x {} vector(s) of {} output columns: accumulators `acc_c{{channel}}_r{{row}}_v{{vector}}`; per input channel a {kh_n}x{kw_n} window, unrolled: each input row's vectors loaded once for every output row they reach, one FMA with a broadcast weight per channel.",
+        offsets.len(),
+        v.lanes
+    );
+    Tile {
+        doc,
+        xb,
+        xspan,
+        ospan,
+        init,
+        body,
+        epilogue,
+    }
+}
+
+/// The accumulator of output channel `c`, output row `r` and column vector `i` of a tile.
+fn acc(c: usize, r: usize, i: usize) -> TokenStream {
+    let id = format_ident!("acc_c{}_r{}_v{}", c, r, i);
+    quote!(#id)
+}
+
+/// A tile's unrolled window: each input row's vectors (from `xw`, `xspan` values) loaded
+/// once, each feeding one FMA with a broadcast weight (from `wv`) per output row it reaches
+/// and channel.
+fn tile_body(
+    p: &LayerPlan,
+    offsets: &[usize],
+    rows: usize,
+    xspan: usize,
+    ops: &Ops,
+) -> Vec<TokenStream> {
+    let l = &p.layer;
+    let [kh_n, kw_n] = l.kernel;
+    let rl = p.row_len;
+    let oc_bn = p.oc_bn;
     let xw = quote!(xw);
     let mut body = Vec::new();
     // Each input row of the window is loaded once and feeds every output row it reaches.
@@ -84,15 +116,30 @@ fn tile(p: &LayerPlan, v: &VariantPlan, offsets: &[usize], rows: usize) -> Tile 
             }
         }
     }
+    body
+}
+
+/// A tile's output: each accumulator plus its channel's bias (`bw`), activated, stored into
+/// the output window `ow` (`ospan` values).
+fn tile_epilogue(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    offsets: &[usize],
+    rows: usize,
+    ospan: usize,
+    ops: &Ops,
+) -> Vec<TokenStream> {
+    let [oh, ow] = p.output;
+    let ohw = oh * ow;
     let mut epilogue = Vec::new();
     let n = lit(v.lanes);
     let ospan_l = lit(ospan);
-    for c in 0..oc_bn {
+    for c in 0..p.oc_bn {
         let ci = lit(c);
         for r in 0..rows {
             for (i, off) in offsets.iter().enumerate() {
                 let a = acc(c, r, i);
-                let fin = ops.finish(&a, ops.splat(quote!(bw[#ci])), l.activation);
+                let fin = ops.finish(&a, ops.splat(quote!(bw[#ci])), p.layer.activation);
                 let at = lit(c * ohw + r * ow + off);
                 epilogue.push(quote! {
                     *::gspc_runtime::window::at_mut::<#n, #ospan_l, #at>(ow) = #fin;
@@ -100,19 +147,5 @@ fn tile(p: &LayerPlan, v: &VariantPlan, offsets: &[usize], rows: usize) -> Tile 
             }
         }
     }
-
-    let doc = format!(
-        " Tile of {oc_bn} output channel(s) x {rows} output row(s) x {} vector(s) of {} output columns: accumulators `acc_c{{channel}}_r{{row}}_v{{vector}}`; per input channel a {kh_n}x{kw_n} window, unrolled: each input row's vectors loaded once for every output row they reach, one FMA with a broadcast weight per channel.",
-        offsets.len(),
-        v.lanes
-    );
-    Tile {
-        doc,
-        xb,
-        xspan,
-        ospan,
-        init,
-        body,
-        epilogue,
-    }
+    epilogue
 }

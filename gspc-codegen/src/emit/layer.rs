@@ -1,0 +1,431 @@
+//! One layer's module: its shape and manifest entry, the weight packing, the input packing
+//! ([`super::pack_input`]), the dispatch and entry points, and one module per ISA variant
+//! ([`super::kernel`]). Each section is emitted by its own function, in the module's order.
+
+use super::dispatch::{Proof, call_fn, dispatch_body, dispatched_isa_body};
+use super::{activation_path, ident, is_snake_case, isa_path, kernel, lit, pack_input};
+use crate::plan::LayerPlan;
+use crate::spec::Strategy;
+use crate::target::Arch;
+use gspc_runtime::Isa;
+use proc_macro2::{Literal, TokenStream};
+use quote::quote;
+
+/// One layer's module; `baked` = (length of the model's weight file, this layer's offset).
+pub(super) fn layer_module(
+    p: &LayerPlan,
+    arch: Arch,
+    outline_tiles: bool,
+    baked: Option<(usize, usize)>,
+) -> TokenStream {
+    let l = &p.layer;
+    let name = ident(&l.name);
+    let allow = if is_snake_case(&l.name) {
+        quote!()
+    } else {
+        quote!(#[allow(non_snake_case)])
+    };
+    let doc = layer_doc(p);
+    let (baked_items, baked_entry) = baked_items(baked);
+    let shape = shape_items(p);
+    let manifest = manifest_item(p, baked_entry);
+    let weights = weight_items(p);
+    let pack_input = pack_input::pack_input(p);
+    let dispatch = dispatch_items(p, arch);
+    let entry_points = entry_points();
+    let variant_slices = p.variants.iter().map(|v| variant_slice(v.isa));
+    let variants = p
+        .variants
+        .iter()
+        .map(|v| kernel::variant_module(p, v, outline_tiles));
+    quote! {
+        #[doc = #doc]
+        #allow
+        pub mod #name {
+            #shape
+            #manifest
+
+            #baked_items
+
+            #weights
+
+            #pack_input
+
+            #dispatch
+
+            #entry_points
+
+            #(#variant_slices)*
+
+            #(#variants)*
+        }
+    }
+}
+
+/// The layer module's doc: the layer's shape and the plan's strategy, block and padding.
+fn layer_doc(p: &LayerPlan) -> String {
+    let l = &p.layer;
+    let name_str = &l.name;
+    let [kh, kw] = l.kernel;
+    let [oh, ow] = p.output;
+    let hp = p.padded[0];
+    let wp = p.row_len;
+    let strategy = p.strategy.as_str();
+    format!(
+        " Layer `{name_str}`: {} -> {} channels in {} group(s), {kh}x{kw} kernel, stride {:?}, padding {:?}, dilation {:?}, input {}x{}, output {oh}x{ow}, activation {}; strategy `{strategy}`, oc_bn {}, padded input {hp}x{wp}.",
+        l.in_channels,
+        l.out_channels,
+        l.groups,
+        l.stride,
+        l.padding,
+        l.dilation,
+        l.input[0],
+        l.input[1],
+        l.activation.as_str(),
+        p.oc_bn,
+    )
+}
+
+/// The layer's shape: the channel and length constants, `FLOPS` and `INFO`.
+fn shape_items(p: &LayerPlan) -> TokenStream {
+    let l = &p.layer;
+    let name_str = &l.name;
+    let u = lit;
+    let (c, k, g) = (u(l.in_channels), u(l.out_channels), u(l.groups));
+    let (input_len, output_len, weights_len) =
+        (u(l.input_len()), u(l.output_len()), u(l.weights_len()));
+    let (packed_len, scratch_len) = (u(p.packed_len), u(p.scratch_len));
+    let flops = Literal::u64_unsuffixed(l.flops());
+    let pair = |a: [usize; 2]| {
+        let (x, y) = (u(a[0]), u(a[1]));
+        quote!([#x, #y])
+    };
+    let (kernel, stride, padding, dilation, input, output) = (
+        pair(l.kernel),
+        pair(l.stride),
+        pair(l.padding),
+        pair(l.dilation),
+        pair(l.input),
+        pair(p.output),
+    );
+    let bias = l.bias;
+    let act = activation_path(l.activation);
+    let count = u(l.count);
+    quote! {
+        /// Input channels.
+        pub const IN_CHANNELS: usize = #c;
+        /// Output channels.
+        pub const OUT_CHANNELS: usize = #k;
+        /// Groups.
+        pub const GROUPS: usize = #g;
+        /// NCHW input length: `IN_CHANNELS * H * W`.
+        pub const INPUT_LEN: usize = #input_len;
+        /// NCHW output length: `OUT_CHANNELS * OH * OW`.
+        pub const OUTPUT_LEN: usize = #output_len;
+        /// OIHW weights length: `OUT_CHANNELS * IN_CHANNELS / GROUPS * KH * KW`.
+        pub const WEIGHTS_LEN: usize = #weights_len;
+        /// Packed weights and bias.
+        pub const PACKED_LEN: usize = #packed_len;
+        /// Per-call workspace (the padded, packed input of one group).
+        pub const SCRATCH_LEN: usize = #scratch_len;
+        /// FLOPs of one run (a multiply-add counts 2).
+        pub const FLOPS: u64 = #flops;
+        /// The layer's shape.
+        pub const INFO: ::gspc_runtime::LayerInfo = ::gspc_runtime::LayerInfo {
+            name: #name_str,
+            in_channels: #c,
+            out_channels: #k,
+            groups: #g,
+            kernel: #kernel,
+            stride: #stride,
+            padding: #padding,
+            dilation: #dilation,
+            input: #input,
+            output: #output,
+            bias: #bias,
+            activation: #act,
+            count: #count,
+        };
+    }
+}
+
+/// The manifest entry `LAYER`: the shape, the slice entry points, one entry per variant and
+/// the baked weights (`baked_entry`, from [`baked_items`]).
+fn manifest_item(p: &LayerPlan, baked_entry: TokenStream) -> TokenStream {
+    let strategy = p.strategy.as_str();
+    let variant_entries = p.variants.iter().map(|v| {
+        let isa = isa_path(v.isa);
+        let kname = &v.kernel;
+        let f = ident(&format!("run_{}_slice", v.isa));
+        quote!(::gspc_runtime::Variant { isa: #isa, kernel: #kname, run: #f })
+    });
+    quote! {
+        /// The layer's manifest entry.
+        pub const LAYER: ::gspc_runtime::Layer = ::gspc_runtime::Layer {
+            info: INFO,
+            strategy: #strategy,
+            input_len: INPUT_LEN,
+            output_len: OUTPUT_LEN,
+            weights_len: WEIGHTS_LEN,
+            packed_len: PACKED_LEN,
+            scratch_len: SCRATCH_LEN,
+            pack_weights: pack_weights_slice,
+            run: run_slice,
+            run_parallel: run_parallel_slice,
+            run_split: run_split_slice,
+            dispatched_isa,
+            variants: &[#(#variant_entries),*],
+            baked: #baked_entry,
+        };
+    }
+}
+
+/// With baked weights (`baked` = (length of the model's weight file, this layer's offset)):
+/// `PACKED` and `run_baked`, and the manifest's `baked` field; without, nothing and `None`.
+fn baked_items(baked: Option<(usize, usize)>) -> (TokenStream, TokenStream) {
+    let Some((len, offset)) = baked else {
+        return (quote!(), quote!(None));
+    };
+    let (len, offset) = (lit(len), lit(offset));
+    let items = quote! {
+        /// The layer's weights and bias, packed at generation time and baked into
+        /// the binary (read-only memory): pass them to [`run`], or call
+        /// [`run_baked`].
+        pub static PACKED: &[f32; PACKED_LEN] =
+            ::gspc_runtime::baked::f32s::<#len, PACKED_LEN>(&super::WEIGHTS, #offset);
+
+        /// [`run`] with the baked weights [`PACKED`].
+        pub fn run_baked(
+            input: &[f32; INPUT_LEN],
+            output: &mut [f32; OUTPUT_LEN],
+            scratch: &mut [f32; SCRATCH_LEN],
+        ) {
+            run(input, PACKED, output, scratch)
+        }
+    };
+    (items, quote!(Some(PACKED)))
+}
+
+/// `WEIGHT_LAYOUT` and `pack_weights`, whose doc gives the packed layout.
+fn weight_items(p: &LayerPlan) -> TokenStream {
+    let pack_doc = packed_layout_doc(p);
+    let weight_layout = weight_layout(p);
+    quote! {
+        /// Where the kernels read each weight and bias (see [`pack_weights`]).
+        pub const WEIGHT_LAYOUT: ::gspc_runtime::entry::WeightLayout = #weight_layout;
+
+        /// Packs OIHW weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
+        /// optional bias (zero without one) into the layout the kernels read:
+        #[doc = #pack_doc]
+        pub fn pack_weights(
+            weights: &[f32; WEIGHTS_LEN],
+            bias: Option<&[f32; OUT_CHANNELS]>,
+            packed: &mut [f32; PACKED_LEN],
+        ) {
+            WEIGHT_LAYOUT.pack(weights, bias.map(|b| b.as_slice()), packed)
+        }
+    }
+}
+
+/// The last line of `pack_weights`' doc: the packed layout.
+fn packed_layout_doc(p: &LayerPlan) -> &'static str {
+    if p.gpv > 1 {
+        return " `[GROUPS / GPV][CPG][KH][KW][OC_BN]` with lane `l` channel `l / GPV` of group `l % GPV` of the block, then the bias in the same lane order.";
+    }
+    match p.strategy {
+        Strategy::GspcDwc => {
+            " `[OUT_CHANNELS / 16][KH][KW][16]` (16 channels side by side), then the bias."
+        }
+        _ => " `[GROUPS][KPG / OC_BN][CPG][KH][KW][OC_BN]`, then the bias.",
+    }
+}
+
+/// The value of `WEIGHT_LAYOUT`: [`crate::weights::layout`] as a runtime `WeightLayout`.
+fn weight_layout(p: &LayerPlan) -> TokenStream {
+    let w = crate::weights::layout(p);
+    let u = lit;
+    let (kpg, cpg, oc_bn, nocb, taps, gpv, bias_offset, dwc) = (
+        u(w.kpg),
+        u(w.cpg),
+        u(w.oc_bn),
+        u(w.nocb),
+        u(w.taps),
+        u(w.gpv),
+        u(w.bias_offset),
+        w.dwc,
+    );
+    quote! {
+        ::gspc_runtime::entry::WeightLayout {
+            kpg: #kpg,
+            cpg: #cpg,
+            oc_bn: #oc_bn,
+            nocb: #nocb,
+            taps: #taps,
+            gpv: #gpv,
+            bias_offset: #bias_offset,
+            dwc: #dwc,
+        }
+    }
+}
+
+/// `run` and what it dispatches through: the work-unit constants, `dispatched_isa`,
+/// `run_units` (the best variant's) and `ENTRY`, the runtime's entry points over the
+/// layer's lengths.
+fn dispatch_items(p: &LayerPlan, arch: Arch) -> TokenStream {
+    let [oh, ow] = p.output;
+    let isas: Vec<Isa> = p.variants.iter().map(|v| v.isa).collect();
+    let dispatch_units = dispatch_body(
+        &isas,
+        arch,
+        "run_units",
+        quote!(input, packed, first, blocks, scratch),
+    );
+    let dispatched_isa = dispatched_isa_body(&isas, arch, p.avx2_at_half_rate);
+    let block_l = lit(p.oc_bn * oh * ow);
+    let units_l = lit(p.units());
+    quote! {
+        /// Runs the layer: `output = act(conv(input, weights) + bias)`, NCHW, with the
+        /// best variant this CPU supports. Allocates nothing; `scratch` may hold
+        /// anything on entry.
+        pub fn run(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            output: &mut [f32; OUTPUT_LEN],
+            scratch: &mut [f32; SCRATCH_LEN],
+        ) {
+            ENTRY.run(input, packed, output, scratch)
+        }
+
+        /// Output channels per work unit (one output-channel block of one group).
+        pub const BLOCK_LEN: usize = #block_l;
+        /// Work units: `GROUPS * OUT_CHANNELS / GROUPS / OC_BN`; [`run_parallel`] splits
+        /// them among threads.
+        pub const UNITS: usize = #units_l;
+
+        /// The variant [`run`] runs on this CPU: the best one it supports, decided at run
+        /// time on x86-64 (docs/design.md, "Dispatch").
+        #[inline]
+        pub fn dispatched_isa() -> ::gspc_runtime::Isa {
+            #dispatched_isa
+        }
+
+        /// Computes output blocks `first..first + blocks.len()` with the best variant.
+        fn run_units(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            first: usize,
+            blocks: &mut [[f32; BLOCK_LEN]],
+            scratch: &mut [f32; SCRATCH_LEN],
+        ) {
+            #dispatch_units
+        }
+
+        /// The layer's entry points over its lengths, in gspc-runtime.
+        const ENTRY: ::gspc_runtime::entry::Entry<
+            INPUT_LEN,
+            PACKED_LEN,
+            OUTPUT_LEN,
+            SCRATCH_LEN,
+            BLOCK_LEN,
+        > = ::gspc_runtime::entry::Entry { flops: FLOPS, run_units };
+    }
+}
+
+/// The entry points besides `run`, all through `ENTRY`: `run_parallel` and `run_split`, and
+/// the forms over slices the manifest holds (`pack_weights_slice`, `run_slice`,
+/// `run_parallel_slice`, `run_split_slice`).
+fn entry_points() -> TokenStream {
+    quote! {
+        /// [`run`] on up to `threads` threads, fewer when the layer is small; `scratch`
+        /// holds `threads * SCRATCH_LEN` values: see
+        /// [`gspc_runtime::entry::Entry::run_parallel`].
+        pub fn run_parallel(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            output: &mut [f32; OUTPUT_LEN],
+            scratch: &mut [f32],
+            threads: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            ENTRY.run_parallel(input, packed, output, scratch, threads)
+        }
+
+        /// [`run_parallel`] split into exactly `parts` parts: for tests and tuning.
+        pub fn run_split(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            output: &mut [f32; OUTPUT_LEN],
+            scratch: &mut [f32],
+            parts: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            ENTRY.run_split(input, packed, output, scratch, parts)
+        }
+
+        /// [`pack_weights`] over slices, checking their lengths.
+        pub fn pack_weights_slice(
+            weights: &[f32],
+            bias: Option<&[f32]>,
+            packed: &mut [f32],
+        ) -> Result<(), ::gspc_runtime::Error> {
+            ::gspc_runtime::entry::pack_weights_slice(pack_weights, weights, bias, packed)
+        }
+
+        /// [`run`] over slices, checking their lengths.
+        pub fn run_slice(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+        ) -> Result<(), ::gspc_runtime::Error> {
+            ENTRY.run_slice(input, packed, output, scratch)
+        }
+
+        /// [`run_parallel`] over slices, checking their lengths.
+        pub fn run_parallel_slice(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+            threads: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            ENTRY.run_parallel_slice(input, packed, output, scratch, threads)
+        }
+
+        /// [`run_split`] over slices, checking their lengths.
+        pub fn run_split_slice(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+            parts: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            ENTRY.run_split_slice(input, packed, output, scratch, parts)
+        }
+    }
+}
+
+/// `run_<isa>_slice`: one variant over slices, refusing when the CPU lacks its ISA.
+fn variant_slice(isa: Isa) -> TokenStream {
+    let f = ident(&format!("run_{isa}_slice"));
+    let isa_p = isa_path(isa);
+    let c = call_fn(
+        isa,
+        "run",
+        &quote!(input, packed, output, scratch),
+        Proof::VariantArrays,
+    );
+    let doc = format!(" The {isa} variant of [`run`] over slices; refuses when the CPU lacks it.");
+    quote! {
+        #[doc = #doc]
+        pub fn #f(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let (input, packed, output, scratch) =
+                ENTRY.variant_arrays(#isa_p, input, packed, output, scratch)?;
+            #c;
+            Ok(())
+        }
+    }
+}
