@@ -375,3 +375,135 @@ mod tests {
         }
     }
 }
+
+/// The entry points every generated layer module has, written once here: `run`,
+/// `run_parallel`, `run_split`, their `*_slice` forms over slices, and
+/// `pack_weights_slice`. The generated module invokes it once
+/// (`::gspc_runtime::layer_entry_points!();`) and supplies what it uses: the constants
+/// `INPUT_LEN`, `PACKED_LEN`, `OUTPUT_LEN` and `SCRATCH_LEN`, the layer's [`Entry`] `ENTRY`
+/// and its `pack_weights`.
+#[macro_export]
+macro_rules! layer_entry_points {
+    () => {
+        /// Runs the layer: `output = act(conv(input, weights) + bias)`, NCHW, with the
+        /// best variant this CPU supports. Allocates nothing; `scratch` may hold
+        /// anything on entry.
+        pub fn run(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            output: &mut [f32; OUTPUT_LEN],
+            scratch: &mut [f32; SCRATCH_LEN],
+        ) {
+            ENTRY.run(input, packed, output, scratch)
+        }
+
+        /// [`run`] on up to `threads` threads, fewer when the layer is small; `scratch`
+        /// holds `threads * SCRATCH_LEN` values: see
+        /// [`gspc_runtime::entry::Entry::run_parallel`].
+        pub fn run_parallel(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            output: &mut [f32; OUTPUT_LEN],
+            scratch: &mut [f32],
+            threads: usize,
+        ) -> Result<(), $crate::Error> {
+            ENTRY.run_parallel(input, packed, output, scratch, threads)
+        }
+
+        /// [`run_parallel`] split into exactly `parts` parts: for tests and tuning.
+        pub fn run_split(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            output: &mut [f32; OUTPUT_LEN],
+            scratch: &mut [f32],
+            parts: usize,
+        ) -> Result<(), $crate::Error> {
+            ENTRY.run_split(input, packed, output, scratch, parts)
+        }
+
+        /// [`pack_weights`] over slices, checking their lengths.
+        pub fn pack_weights_slice(
+            weights: &[f32],
+            bias: Option<&[f32]>,
+            packed: &mut [f32],
+        ) -> Result<(), $crate::Error> {
+            $crate::entry::pack_weights_slice(pack_weights, weights, bias, packed)
+        }
+
+        /// [`run`] over slices, checking their lengths.
+        pub fn run_slice(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+        ) -> Result<(), $crate::Error> {
+            ENTRY.run_slice(input, packed, output, scratch)
+        }
+
+        /// [`run_parallel`] over slices, checking their lengths.
+        pub fn run_parallel_slice(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+            threads: usize,
+        ) -> Result<(), $crate::Error> {
+            ENTRY.run_parallel_slice(input, packed, output, scratch, threads)
+        }
+
+        /// [`run_split`] over slices, checking their lengths.
+        pub fn run_split_slice(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+            parts: usize,
+        ) -> Result<(), $crate::Error> {
+            ENTRY.run_split_slice(input, packed, output, scratch, parts)
+        }
+    };
+}
+
+/// `run_<isa>_slice` of a generated layer module: the variant in module `$module` (whose
+/// `run` takes the layer's arrays) over slices, refusing with [`crate::Error::Unsupported`]
+/// where the CPU lacks its instruction set (through `ENTRY.variant_arrays`). The `simd`
+/// form is for SIMD variants, whose `run` is compiled with their target features.
+#[macro_export]
+macro_rules! variant_slice {
+    ($(#[$doc:meta])* $name:ident, $isa:ident, $module:ident) => {
+        $(#[$doc])*
+        pub fn $name(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+        ) -> Result<(), $crate::Error> {
+            let (input, packed, output, scratch) =
+                ENTRY.variant_arrays($crate::Isa::$isa, input, packed, output, scratch)?;
+            $module::run(input, packed, output, scratch);
+            Ok(())
+        }
+    };
+    ($(#[$doc:meta])* $name:ident, $isa:ident, $module:ident, simd) => {
+        $(#[$doc])*
+        pub fn $name(
+            input: &[f32],
+            packed: &[f32],
+            output: &mut [f32],
+            scratch: &mut [f32],
+        ) -> Result<(), $crate::Error> {
+            let (input, packed, output, scratch) =
+                ENTRY.variant_arrays($crate::Isa::$isa, input, packed, output, scratch)?;
+            // SAFETY: `variant_arrays` returned Ok, which it does only where
+            // `Isa::is_supported` says this CPU runs the variant's instruction set
+            // (detected at run time on x86-64; NEON is the aarch64 baseline), the features
+            // `$module::run` is compiled with. (Where the build enables them statically the
+            // call needs no `unsafe`.)
+            #[allow(unused_unsafe)]
+            unsafe {
+                $module::run(input, packed, output, scratch)
+            };
+            Ok(())
+        }
+    };
+}

@@ -553,6 +553,30 @@ mod simd {
         }
     }
 
+    /// Stores `R` (1 to 16) vectors as 16 rows of `R` values: lane `l` of `cols[j]` goes to
+    /// `out[l * stride + j]`. A `gspc-oc` tile's accumulators hold 16 output channels (lanes)
+    /// of one output column each; this writes them to the channels' NCHW planes (`stride`
+    /// values apart) with one transpose and 16 stores of `R` lanes, where storing lane by
+    /// lane took `16 R` scalar stores (docs/benchmarks/2026-12-06-zen5.md). Writes nothing
+    /// when `out` is shorter than `15 * stride + R` (the generator's bounds check rules that
+    /// out).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn store_rows16<const R: usize>(cols: [__m512; R], out: &mut [f32], stride: usize) {
+        const { assert!(R >= 1 && R <= 16, "store_rows16: 1 to 16 columns") };
+        if 15 * stride + R > out.len() {
+            return;
+        }
+        let mut r = [_mm512_setzero_ps(); 16];
+        r[..R].copy_from_slice(&cols);
+        transpose16(&mut r);
+        for (l, v) in r.iter().enumerate() {
+            // SAFETY: the R lanes written end at l * stride + R <= 15 * stride + R <=
+            // out.len() (checked above); the masked-off lanes are not written.
+            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(l * stride), mask16(R), *v) };
+        }
+    }
+
     /// The first `n` (at most 16) lanes.
     #[inline]
     fn mask16(n: usize) -> __mmask16 {
@@ -855,6 +879,53 @@ mod simd {
                     assert!(p.is_nan());
                 }
             }
+        }
+
+        #[test]
+        fn rows_stored_from_columns_are_the_transpose() {
+            if !std::is_x86_feature_detected!("avx512f") {
+                return;
+            }
+            fn check<const R: usize>() {
+                let stride = R + 3;
+                let cols: [[f32; 16]; R] =
+                    core::array::from_fn(|j| core::array::from_fn(|l| (100 * l + j) as f32));
+                let mut out = vec![f32::NAN; 15 * stride + R];
+                // SAFETY: AVX-512F is detected by the caller.
+                unsafe {
+                    let v: [__m512; R] =
+                        core::array::from_fn(|j| _mm512_loadu_ps(cols[j].as_ptr()));
+                    store_rows16::<R>(v, &mut out, stride);
+                }
+                for (i, o) in out.iter().enumerate() {
+                    let (l, j) = (i / stride, i % stride);
+                    if j < R {
+                        assert_eq!(*o, (100 * l + j) as f32, "R {R}: row {l} column {j}");
+                    } else {
+                        assert!(o.is_nan(), "R {R}: wrote past the row at {i}");
+                    }
+                }
+                // Too short: nothing written.
+                let mut short = vec![f32::NAN; 15 * stride + R - 1];
+                // SAFETY: as above.
+                unsafe {
+                    let v: [__m512; R] =
+                        core::array::from_fn(|j| _mm512_loadu_ps(cols[j].as_ptr()));
+                    store_rows16::<R>(v, &mut short, stride);
+                }
+                assert!(short.iter().all(|o| o.is_nan()));
+            }
+            check::<1>();
+            check::<2>();
+            check::<3>();
+            check::<4>();
+            check::<5>();
+            check::<7>();
+            check::<8>();
+            check::<13>();
+            check::<14>();
+            check::<15>();
+            check::<16>();
         }
 
         #[test]

@@ -22,12 +22,10 @@ fn guard(isa: Isa) -> Option<TokenStream> {
 /// What makes a variant's `unsafe` call sound where it is emitted: the reason its
 /// `// SAFETY:` line gives ([`safety_reason`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Proof {
+enum Proof {
     /// `dispatched_isa()` returned the ISA, which it does only after `x86::level()` showed
     /// that the CPU runs it.
     Dispatched,
-    /// `ENTRY.variant_arrays` returned `Ok`, which it does only on a CPU with the ISA.
-    VariantArrays,
     /// The build enables the ISA for the whole program (no portable fallback), or the ISA
     /// is the target's baseline (NEON on aarch64).
     Static,
@@ -35,7 +33,7 @@ pub(super) enum Proof {
 
 /// Calls one variant's `f` with `args`; the `unsafe` block gets the `// SAFETY:` line of
 /// [`safety_reason`] for `proof` (see [`super::add_safety_comments`]).
-pub(super) fn call_fn(isa: Isa, f: &str, args: &TokenStream, proof: Proof) -> TokenStream {
+fn call_fn(isa: Isa, f: &str, args: &TokenStream, proof: Proof) -> TokenStream {
     let m = ident(isa.as_str());
     let f = ident(f);
     if isa != Isa::Portable {
@@ -121,7 +119,6 @@ fn safety_reason(isa: Isa, proof: Proof) -> String {
     match (isa, proof) {
         (Isa::Neon, _) => "NEON is part of the aarch64 baseline, the only target the neon variant is generated for".to_string(),
         (_, Proof::Dispatched) => format!("`dispatched_isa()` returns {isa} only where `x86::level()` shows that the CPU runs it, the features this variant is compiled with"),
-        (_, Proof::VariantArrays) => format!("`variant_arrays` returned Ok only because this CPU runs {isa}, the features this variant is compiled with"),
         (_, Proof::Static) => format!("the build enables {isa} for the whole program (no portable fallback is generated), so every CPU it runs on has it"),
     }
 }

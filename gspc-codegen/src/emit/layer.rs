@@ -2,7 +2,7 @@
 //! ([`super::pack_input`]), the dispatch and entry points, and one module per ISA variant
 //! ([`super::kernel`]). Each section is emitted by its own function, in the module's order.
 
-use super::dispatch::{Proof, call_fn, dispatch_body, dispatched_isa_body};
+use super::dispatch::{dispatch_body, dispatched_isa_body};
 use super::{activation_path, ident, is_snake_case, isa_path, kernel, lit, pack_input};
 use crate::plan::LayerPlan;
 use crate::spec::Strategy;
@@ -284,18 +284,6 @@ fn dispatch_items(p: &LayerPlan, arch: Arch) -> TokenStream {
     let block_l = lit(p.oc_bn * oh * ow);
     let units_l = lit(p.units());
     quote! {
-        /// Runs the layer: `output = act(conv(input, weights) + bias)`, NCHW, with the
-        /// best variant this CPU supports. Allocates nothing; `scratch` may hold
-        /// anything on entry.
-        pub fn run(
-            input: &[f32; INPUT_LEN],
-            packed: &[f32; PACKED_LEN],
-            output: &mut [f32; OUTPUT_LEN],
-            scratch: &mut [f32; SCRATCH_LEN],
-        ) {
-            ENTRY.run(input, packed, output, scratch)
-        }
-
         /// Output channels per work unit (one output-channel block of one group).
         pub const BLOCK_LEN: usize = #block_l;
         /// Work units: `GROUPS * OUT_CHANNELS / GROUPS / OC_BN`; [`run_parallel`] splits
@@ -331,101 +319,25 @@ fn dispatch_items(p: &LayerPlan, arch: Arch) -> TokenStream {
     }
 }
 
-/// The entry points besides `run`, all through `ENTRY`: `run_parallel` and `run_split`, and
-/// the forms over slices the manifest holds (`pack_weights_slice`, `run_slice`,
-/// `run_parallel_slice`, `run_split_slice`).
+/// The entry points, all through `ENTRY`: `run`, `run_parallel` and `run_split`, and the
+/// forms over slices the manifest holds (`pack_weights_slice`, `run_slice`,
+/// `run_parallel_slice`, `run_split_slice`), written once in gspc-runtime's
+/// `layer_entry_points!`.
 fn entry_points() -> TokenStream {
     quote! {
-        /// [`run`] on up to `threads` threads, fewer when the layer is small; `scratch`
-        /// holds `threads * SCRATCH_LEN` values: see
-        /// [`gspc_runtime::entry::Entry::run_parallel`].
-        pub fn run_parallel(
-            input: &[f32; INPUT_LEN],
-            packed: &[f32; PACKED_LEN],
-            output: &mut [f32; OUTPUT_LEN],
-            scratch: &mut [f32],
-            threads: usize,
-        ) -> Result<(), ::gspc_runtime::Error> {
-            ENTRY.run_parallel(input, packed, output, scratch, threads)
-        }
-
-        /// [`run_parallel`] split into exactly `parts` parts: for tests and tuning.
-        pub fn run_split(
-            input: &[f32; INPUT_LEN],
-            packed: &[f32; PACKED_LEN],
-            output: &mut [f32; OUTPUT_LEN],
-            scratch: &mut [f32],
-            parts: usize,
-        ) -> Result<(), ::gspc_runtime::Error> {
-            ENTRY.run_split(input, packed, output, scratch, parts)
-        }
-
-        /// [`pack_weights`] over slices, checking their lengths.
-        pub fn pack_weights_slice(
-            weights: &[f32],
-            bias: Option<&[f32]>,
-            packed: &mut [f32],
-        ) -> Result<(), ::gspc_runtime::Error> {
-            ::gspc_runtime::entry::pack_weights_slice(pack_weights, weights, bias, packed)
-        }
-
-        /// [`run`] over slices, checking their lengths.
-        pub fn run_slice(
-            input: &[f32],
-            packed: &[f32],
-            output: &mut [f32],
-            scratch: &mut [f32],
-        ) -> Result<(), ::gspc_runtime::Error> {
-            ENTRY.run_slice(input, packed, output, scratch)
-        }
-
-        /// [`run_parallel`] over slices, checking their lengths.
-        pub fn run_parallel_slice(
-            input: &[f32],
-            packed: &[f32],
-            output: &mut [f32],
-            scratch: &mut [f32],
-            threads: usize,
-        ) -> Result<(), ::gspc_runtime::Error> {
-            ENTRY.run_parallel_slice(input, packed, output, scratch, threads)
-        }
-
-        /// [`run_split`] over slices, checking their lengths.
-        pub fn run_split_slice(
-            input: &[f32],
-            packed: &[f32],
-            output: &mut [f32],
-            scratch: &mut [f32],
-            parts: usize,
-        ) -> Result<(), ::gspc_runtime::Error> {
-            ENTRY.run_split_slice(input, packed, output, scratch, parts)
-        }
+        ::gspc_runtime::layer_entry_points!();
     }
 }
 
-/// `run_<isa>_slice`: one variant over slices, refusing when the CPU lacks its ISA.
+/// `run_<isa>_slice`: one variant over slices, refusing when the CPU lacks its ISA (gspc-runtime's
+/// `variant_slice!`, whose `simd` form carries the SAFETY argument).
 fn variant_slice(isa: Isa) -> TokenStream {
     let f = ident(&format!("run_{isa}_slice"));
-    let isa_p = isa_path(isa);
-    let c = call_fn(
-        isa,
-        "run",
-        &quote!(input, packed, output, scratch),
-        Proof::VariantArrays,
-    );
+    let (variant, module) = (ident(&format!("{isa:?}")), ident(isa.as_str()));
     let doc = format!(" The {isa} variant of [`run`] over slices; refuses when the CPU lacks it.");
-    quote! {
-        #[doc = #doc]
-        pub fn #f(
-            input: &[f32],
-            packed: &[f32],
-            output: &mut [f32],
-            scratch: &mut [f32],
-        ) -> Result<(), ::gspc_runtime::Error> {
-            let (input, packed, output, scratch) =
-                ENTRY.variant_arrays(#isa_p, input, packed, output, scratch)?;
-            #c;
-            Ok(())
-        }
+    if isa == Isa::Portable {
+        quote!(::gspc_runtime::variant_slice!(#[doc = #doc] #f, #variant, #module);)
+    } else {
+        quote!(::gspc_runtime::variant_slice!(#[doc = #doc] #f, #variant, #module, simd);)
     }
 }

@@ -259,9 +259,19 @@ impl Ops {
         if self.is_scalar() {
             return quote!(#act_path.apply(#acc + #bias));
         }
-        let [add, _, _, set1] = self.arithmetic();
-        let v = self.clamp(quote!(#add(#acc, #bias)), act, quote!(#set1(0.0)));
+        let v = self.finish_vector(acc, bias, act);
         let store = self.helper("store");
         quote!(#store(#v))
+    }
+
+    /// `act(acc + bias)` of a SIMD vector, left in a register.
+    pub(super) fn finish_vector(
+        &self,
+        acc: &TokenStream,
+        bias: TokenStream,
+        act: Activation,
+    ) -> TokenStream {
+        let [add, _, _, set1] = self.arithmetic();
+        self.clamp(quote!(#add(#acc, #bias)), act, quote!(#set1(0.0)))
     }
 }

@@ -8,6 +8,7 @@ use super::ops::Ops;
 use super::packed::{self, Tile};
 use crate::emit::lit;
 use crate::plan::{LayerPlan, VariantPlan, output_span, packed_oc};
+use gspc_runtime::Isa;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
@@ -124,6 +125,30 @@ fn tile_epilogue(p: &LayerPlan, v: &VariantPlan, r: usize, ops: &Ops) -> Vec<Tok
     let (oc_bn, gpv) = (p.oc_bn, p.gpv);
     let bw = quote!(bw);
     let mut epilogue = Vec::new();
+    if v.isa == Isa::Avx512 && v.lanes == 16 && gpv == 1 {
+        // Each vector's 16 channels of the r columns, transposed in registers into the
+        // channels' rows (x86::store_rows16, up to 16 columns at a time): 16 stores of r
+        // lanes instead of 16 r scalar ones.
+        let ohw_l = lit(ohw);
+        for vv in 0..v.nvec {
+            let bias = ops.load(&bw, oc_bn, vv * v.lanes);
+            let mut outs = Vec::new();
+            for j in 0..r {
+                let o = format_ident!("o_w{}_v{}", j, vv);
+                let fin = ops.finish_vector(&acc(j, vv), bias.clone(), p.layer.activation);
+                epilogue.push(quote!(let #o = #fin;));
+                outs.push(o);
+            }
+            // At most 16 columns per transpose.
+            for (k, chunk) in outs.chunks(16).enumerate() {
+                let (n, base) = (lit(chunk.len()), lit(vv * v.lanes * ohw + 16 * k));
+                epilogue.push(quote! {
+                    ::gspc_runtime::x86::store_rows16::<#n>([#(#chunk),*], &mut ow[#base..], #ohw_l);
+                });
+            }
+        }
+        return epilogue;
+    }
     for j in 0..r {
         for vv in 0..v.nvec {
             let a = acc(j, vv);
