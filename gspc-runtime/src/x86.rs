@@ -560,6 +560,10 @@ mod simd {
     /// lane took `16 R` scalar stores (docs/benchmarks/2026-12-06-zen5.md). Writes nothing
     /// when `out` is shorter than `15 * stride + R` (the generator's bounds check rules that
     /// out).
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
     #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn store_rows16<const R: usize>(cols: [__m512; R], out: &mut [f32], stride: usize) {
