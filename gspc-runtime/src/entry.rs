@@ -267,115 +267,6 @@ impl WeightLayout {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The order as the generator wrote it before this module: one loop per channel, input
-    /// channel and tap, with the index of each layout spelled out.
-    fn pack_spelled_out(l: &WeightLayout, out_channels: usize, packed: &mut [f32]) {
-        let bias = |k: usize| 1000.0 + k as f32;
-        for k in 0..out_channels {
-            let (g, kk) = (k / l.kpg, k % l.kpg);
-            let (block, lane) = if l.gpv > 1 {
-                (g / l.gpv, kk * l.gpv + g % l.gpv)
-            } else {
-                (g * l.nocb + kk / l.oc_bn, kk % l.oc_bn)
-            };
-            for ci in 0..l.cpg {
-                for t in 0..l.taps {
-                    let at = if l.dwc {
-                        ((k / l.oc_bn) * l.taps + t) * l.oc_bn + k % l.oc_bn
-                    } else {
-                        ((block * l.cpg + ci) * l.taps + t) * l.oc_bn + lane
-                    };
-                    packed[at] = ((k * l.cpg + ci) * l.taps + t) as f32;
-                }
-            }
-            let at = if l.dwc { k } else { block * l.oc_bn + lane };
-            packed[l.bias_offset + at] = bias(k);
-        }
-    }
-
-    #[test]
-    fn pack_follows_every_layout() {
-        // (layout, groups): one block per group, several blocks, groups side by side,
-        // depthwise.
-        let layouts = [
-            (
-                WeightLayout {
-                    kpg: 8,
-                    cpg: 8,
-                    oc_bn: 4,
-                    nocb: 2,
-                    taps: 9,
-                    gpv: 1,
-                    bias_offset: 0,
-                    dwc: false,
-                },
-                2,
-            ),
-            (
-                WeightLayout {
-                    kpg: 1,
-                    cpg: 1,
-                    oc_bn: 1,
-                    nocb: 1,
-                    taps: 9,
-                    gpv: 1,
-                    bias_offset: 0,
-                    dwc: false,
-                },
-                5,
-            ),
-            (
-                WeightLayout {
-                    kpg: 4,
-                    cpg: 4,
-                    oc_bn: 16,
-                    nocb: 1,
-                    taps: 9,
-                    gpv: 4,
-                    bias_offset: 0,
-                    dwc: false,
-                },
-                8,
-            ),
-            (
-                WeightLayout {
-                    kpg: 1,
-                    cpg: 1,
-                    oc_bn: 16,
-                    nocb: 1,
-                    taps: 9,
-                    gpv: 1,
-                    bias_offset: 0,
-                    dwc: true,
-                },
-                32,
-            ),
-        ];
-        for (mut l, groups) in layouts {
-            let k = l.kpg * groups;
-            let weights: [f32; 4096] = core::array::from_fn(|i| i as f32);
-            let bias: [f32; 64] = core::array::from_fn(|k| 1000.0 + k as f32);
-            let len = k * l.cpg * l.taps;
-            l.bias_offset = len.next_multiple_of(16);
-            let (mut want, mut got) = ([f32::NAN; 4096], [f32::NAN; 4096]);
-            pack_spelled_out(&l, k, &mut want);
-            l.pack(&weights[..len], Some(&bias[..k]), &mut got);
-            assert_eq!(want.map(f32::to_bits), got.map(f32::to_bits), "{l:?}");
-            l.pack(&weights[..len], None, &mut got);
-            // Without a bias every channel's bias is zero (each layout puts the bias of
-            // the k channels in the k values from bias_offset).
-            let zero = got[l.bias_offset..l.bias_offset + k]
-                .iter()
-                .all(|&b| b == 0.0);
-            assert!(zero, "{l:?}");
-        }
-    }
-}
-
 /// The entry points every generated layer module has, written once here: `run`,
 /// `run_parallel`, `run_split`, their `*_slice` forms over slices, and
 /// `pack_weights_slice`. The generated module invokes it once
@@ -506,4 +397,113 @@ macro_rules! variant_slice {
             Ok(())
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The order as the generator wrote it before this module: one loop per channel, input
+    /// channel and tap, with the index of each layout spelled out.
+    fn pack_spelled_out(l: &WeightLayout, out_channels: usize, packed: &mut [f32]) {
+        let bias = |k: usize| 1000.0 + k as f32;
+        for k in 0..out_channels {
+            let (g, kk) = (k / l.kpg, k % l.kpg);
+            let (block, lane) = if l.gpv > 1 {
+                (g / l.gpv, kk * l.gpv + g % l.gpv)
+            } else {
+                (g * l.nocb + kk / l.oc_bn, kk % l.oc_bn)
+            };
+            for ci in 0..l.cpg {
+                for t in 0..l.taps {
+                    let at = if l.dwc {
+                        ((k / l.oc_bn) * l.taps + t) * l.oc_bn + k % l.oc_bn
+                    } else {
+                        ((block * l.cpg + ci) * l.taps + t) * l.oc_bn + lane
+                    };
+                    packed[at] = ((k * l.cpg + ci) * l.taps + t) as f32;
+                }
+            }
+            let at = if l.dwc { k } else { block * l.oc_bn + lane };
+            packed[l.bias_offset + at] = bias(k);
+        }
+    }
+
+    #[test]
+    fn pack_follows_every_layout() {
+        // (layout, groups): one block per group, several blocks, groups side by side,
+        // depthwise.
+        let layouts = [
+            (
+                WeightLayout {
+                    kpg: 8,
+                    cpg: 8,
+                    oc_bn: 4,
+                    nocb: 2,
+                    taps: 9,
+                    gpv: 1,
+                    bias_offset: 0,
+                    dwc: false,
+                },
+                2,
+            ),
+            (
+                WeightLayout {
+                    kpg: 1,
+                    cpg: 1,
+                    oc_bn: 1,
+                    nocb: 1,
+                    taps: 9,
+                    gpv: 1,
+                    bias_offset: 0,
+                    dwc: false,
+                },
+                5,
+            ),
+            (
+                WeightLayout {
+                    kpg: 4,
+                    cpg: 4,
+                    oc_bn: 16,
+                    nocb: 1,
+                    taps: 9,
+                    gpv: 4,
+                    bias_offset: 0,
+                    dwc: false,
+                },
+                8,
+            ),
+            (
+                WeightLayout {
+                    kpg: 1,
+                    cpg: 1,
+                    oc_bn: 16,
+                    nocb: 1,
+                    taps: 9,
+                    gpv: 1,
+                    bias_offset: 0,
+                    dwc: true,
+                },
+                32,
+            ),
+        ];
+        for (mut l, groups) in layouts {
+            let k = l.kpg * groups;
+            let weights: [f32; 4096] = core::array::from_fn(|i| i as f32);
+            let bias: [f32; 64] = core::array::from_fn(|k| 1000.0 + k as f32);
+            let len = k * l.cpg * l.taps;
+            l.bias_offset = len.next_multiple_of(16);
+            let (mut want, mut got) = ([f32::NAN; 4096], [f32::NAN; 4096]);
+            pack_spelled_out(&l, k, &mut want);
+            l.pack(&weights[..len], Some(&bias[..k]), &mut got);
+            assert_eq!(want.map(f32::to_bits), got.map(f32::to_bits), "{l:?}");
+            l.pack(&weights[..len], None, &mut got);
+            // Without a bias every channel's bias is zero (each layout puts the bias of
+            // the k channels in the k values from bias_offset).
+            let zero = got[l.bias_offset..l.bias_offset + k]
+                .iter()
+                .all(|&b| b == 0.0);
+            assert!(zero, "{l:?}");
+        }
+    }
 }
