@@ -7,9 +7,10 @@
 //! - inside [`in_pool`] (build it around a whole inference), on that pool: the calling
 //!   thread runs part 0 itself and worker `i` always runs part `i`, so each thread keeps the
 //!   same input channels and scratch piece in its own cache from layer to layer. Between
-//!   layers the workers spin for [`SPIN`], then yield for [`YIELD`], and only then sleep, so
-//!   that a worker of a running inference is awake when the next layer starts (a sleeping
-//!   vCPU takes up to milliseconds to wake on a virtual machine);
+//!   layers the workers spin for `pool::SPIN` (300 us), then yield for `pool::YIELD`
+//!   (2 ms), and only then sleep, so that a worker of a running inference is awake when
+//!   the next layer starts (a sleeping vCPU takes up to milliseconds to wake on a virtual
+//!   machine);
 //! - outside any [`in_pool`], on a process-wide pool of `available_parallelism()` threads
 //!   made on first use, when no other thread is using it at that moment; otherwise the parts
 //!   run one after another on the calling thread;
