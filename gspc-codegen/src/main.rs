@@ -307,7 +307,11 @@ fn tiles(p: &gspc_codegen::LayerPlan) -> String {
             } else {
                 String::new()
             };
-            let direct = if v.kind.is_direct() { " direct" } else { "" };
+            let direct = match v.kind {
+                _ if v.kind.is_direct() => " direct",
+                gspc_codegen::Kind::InPlaceOc => " in-place",
+                _ => "",
+            };
             format!(
                 "{} {}x{} r{}{}{}{}",
                 v.isa, v.lanes, v.nvec, v.reg_n, tail, rows, direct

@@ -2,7 +2,7 @@
 //! the scratch as the zero-padded planes the kernels of `gspc-oc` and `gspc-ow` read.
 
 use super::lit;
-use crate::plan::LayerPlan;
+use crate::plan::{Kind, LayerPlan};
 use crate::spec::Strategy;
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -10,6 +10,10 @@ use quote::quote;
 /// The layer's `pack_input`: none for `gspc-dwc` (its variants pack the input through the
 /// runtime), the grouped form with `gpv` groups side by side, else the planes of one group.
 pub(super) fn pack_input(p: &LayerPlan) -> TokenStream {
+    // No variant packs: every one reads the input in place.
+    if p.variants.iter().all(|v| v.kind == Kind::InPlaceOc) {
+        return quote!();
+    }
     match p.strategy {
         Strategy::GspcDwc => quote!(),
         _ if p.gpv > 1 => pack_input_grouped_fn(p),

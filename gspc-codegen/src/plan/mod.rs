@@ -11,7 +11,8 @@
 //! - [`packed_ow`]: `gspc-ow` over the packed input, output columns on the vector axis;
 //! - [`direct`]: `gspc-ow`'s x86 SIMD variants of depthwise layers, straight from the NCHW
 //!   input (flat: the plane as one row);
-//! - [`dwc`]: `gspc-dwc`, depthwise with channels on the vector axis.
+//! - [`dwc`]: `gspc-dwc`, depthwise with channels on the vector axis;
+//! - [`inplace_oc`]: `gspc-oc`'s AVX-512 tiles reading the input in place (no packing).
 //!
 //! # Cost model
 //!
@@ -27,6 +28,7 @@
 
 pub(crate) mod direct;
 pub(crate) mod dwc;
+pub(crate) mod inplace_oc;
 pub(crate) mod packed_oc;
 pub(crate) mod packed_ow;
 
@@ -53,6 +55,9 @@ pub enum Kind {
     /// `gspc-oc` (see `packed_oc`): a tile is `reg_n` output columns x `oc_bn` output
     /// channels; one broadcast input value per column and tap.
     PackedOc,
+    /// `gspc-oc`'s tiles over the NCHW input read in place, the taps over the padding left
+    /// out at generation time (see `inplace_oc`).
+    InPlaceOc,
     /// `gspc-ow` over the packed input (see `packed_ow`): a tile is `oc_bn` output
     /// channels of one group x a few vectors of consecutive output columns; one input
     /// vector load per tap serves every channel of the tile.
@@ -121,7 +126,7 @@ impl VariantPlan {
     /// `gspc-ow`).
     pub fn full_offsets(&self) -> Vec<usize> {
         match self.kind {
-            Kind::PackedOc | Kind::Dwc => (0..self.reg_n).collect(),
+            Kind::PackedOc | Kind::InPlaceOc | Kind::Dwc => (0..self.reg_n).collect(),
             Kind::PackedOw | Kind::Direct { .. } => {
                 (0..self.nvec).map(|v| v * self.lanes).collect()
             }
@@ -131,7 +136,7 @@ impl VariantPlan {
     /// Unit offsets of the last tile (empty: no last tile).
     pub fn tail_offsets(&self) -> Vec<usize> {
         match self.kind {
-            Kind::PackedOc | Kind::Dwc => (0..self.tail).collect(),
+            Kind::PackedOc | Kind::InPlaceOc | Kind::Dwc => (0..self.tail).collect(),
             Kind::PackedOw | Kind::Direct { .. } => self.last_offsets.clone(),
         }
     }
@@ -221,6 +226,7 @@ impl LayerPlan {
             };
             match v.kind {
                 Kind::PackedOc => packed_oc::estimated_lines(self, v, per),
+                Kind::InPlaceOc => inplace_oc::estimated_lines(self, v, per),
                 Kind::PackedOw => packed_ow::estimated_lines(self, v, per),
                 Kind::Direct { .. } => direct::estimated_lines(self, v, per),
                 Kind::Dwc => dwc::estimated_lines(self, v, per),
@@ -414,6 +420,15 @@ pub(crate) fn plan_layer_pinned(
             Strategy::GspcDwc => dwc::plan(layer, isa, scalar_fpu(target), pin.compact),
         })
         .collect();
+    let variants: Vec<VariantPlan> = variants
+        .into_iter()
+        .map(|mut v| {
+            if strategy == Strategy::GspcOc && inplace_oc::applies(layer, &v, gpv, pin.compact) {
+                v.kind = Kind::InPlaceOc;
+            }
+            v
+        })
+        .collect();
     let scratch_len = match strategy {
         // The packed input of one block, then its output pixels.
         Strategy::GspcDwc => (layer.input[0] * layer.input[1] + output[0] * output[1]) * DWC_BLOCK,
@@ -472,7 +487,7 @@ fn avx2_at_half_rate(layer: &LayerSpec, variants: &[VariantPlan]) -> bool {
             matches!(narrow.kind, Kind::Direct { .. } | Kind::PackedOw)
                 && lane_use(narrow) >= 1.25 * lane_use(wide)
         }
-        Kind::PackedOc | Kind::Dwc => false,
+        Kind::PackedOc | Kind::InPlaceOc | Kind::Dwc => false,
     }
 }
 
@@ -617,6 +632,7 @@ fn check_bounds(p: &LayerPlan) -> Result<(), Error> {
     for v in &p.variants {
         problems.extend(match v.kind {
             Kind::PackedOc | Kind::PackedOw => check_bounds_packed(p, v),
+            Kind::InPlaceOc => inplace_oc::check_bounds(p, v),
             Kind::Direct { .. } => direct::check_bounds(p, v),
             Kind::Dwc => dwc::check_bounds(p, v),
         });
@@ -720,7 +736,7 @@ pub(crate) fn output_span(
     let [oh, ow] = p.output;
     let last = offsets.iter().copied().max().unwrap_or(0);
     let width = match v.kind {
-        Kind::PackedOc | Kind::Dwc => 1,
+        Kind::PackedOc | Kind::InPlaceOc | Kind::Dwc => 1,
         Kind::PackedOw | Kind::Direct { .. } => v.lanes,
     };
     (p.oc_bn - 1) * oh * ow + (out_rows - 1) * ow + last + width

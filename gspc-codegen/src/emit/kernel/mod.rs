@@ -3,7 +3,8 @@
 //! Each kernel kind ([`Kind`]) owns its emission in a module of its own, as it owns its
 //! planning in `plan`: [`packed_oc`] (`gspc-oc`), [`packed_ow`] (`gspc-ow` over the packed
 //! input), both through the shared [`packed`] module and tile shell, [`direct`] (`gspc-ow`
-//! read in place, flat or by rows) and [`dwc`] (`gspc-dwc`). Every kind emits its vector
+//! read in place, flat or by rows), [`inplace_oc`] (`gspc-oc` read in place) and [`dwc`]
+//! (`gspc-dwc`). Every kind emits its vector
 //! code through the one ISA abstraction [`ops::Ops`]. Here: the dispatch from a variant's
 //! kind to its emitter and what every kind's module shares (the variant module's shell
 //! and `run`, `#[target_feature]`, `# Safety` docs, intrinsics `use`, inline attributes,
@@ -11,6 +12,7 @@
 
 mod direct;
 mod dwc;
+mod inplace_oc;
 mod ops;
 mod packed;
 mod packed_oc;
@@ -27,6 +29,7 @@ use quote::quote;
 pub(crate) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
     match v.kind {
         Kind::PackedOc => packed_oc::variant_module(p, v, outline),
+        Kind::InPlaceOc => inplace_oc::variant_module(p, v, outline),
         Kind::PackedOw => packed_ow::variant_module(p, v, outline),
         Kind::Direct { flat } => direct::variant_module(p, v, flat, outline),
         Kind::Dwc => dwc::variant_module(p, v, outline),

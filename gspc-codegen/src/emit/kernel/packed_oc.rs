@@ -62,7 +62,7 @@ fn tile(p: &LayerPlan, v: &VariantPlan, r: usize) -> Tile {
 }
 
 /// The accumulator of vector `vv` of a tile's output column `j`.
-fn acc(j: usize, vv: usize) -> TokenStream {
+pub(super) fn acc(j: usize, vv: usize) -> TokenStream {
     let id = format_ident!("acc_w{}_v{}", j, vv);
     quote!(#id)
 }
@@ -119,7 +119,12 @@ fn tile_body(
 
 /// A tile's output: each accumulator plus the bias (`bw`), activated, stored per channel
 /// into the output window `ow` (channel `c` of column `j` at `c * OH * OW + j`).
-fn tile_epilogue(p: &LayerPlan, v: &VariantPlan, r: usize, ops: &Ops) -> Vec<TokenStream> {
+pub(super) fn tile_epilogue(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    r: usize,
+    ops: &Ops,
+) -> Vec<TokenStream> {
     let [oh, ow] = p.output;
     let ohw = oh * ow;
     let (oc_bn, gpv) = (p.oc_bn, p.gpv);
