@@ -5,6 +5,7 @@
 //! over the zero padding left out; `run_units` calls them row by row, packing nothing.
 
 use super::ops::Ops;
+use super::packed;
 use super::packed_oc::{acc, tile_epilogue};
 use super::{ModuleParts, inline_attr, linear, target_feature, variant_module_shell};
 use crate::emit::lit;
@@ -213,12 +214,8 @@ fn tile_fn(
         taps.taps.len()
     );
     let (tf, inline) = (target_feature(v.isa), inline_attr(outline));
-    let (p_len, block_l, ospan_l, ocbn_l) = (
-        lit(p.packed_len),
-        lit(oc_bn * oh_n * ow_n),
-        lit(ospan),
-        lit(oc_bn),
-    );
+    let (p_len, block_l) = (lit(p.packed_len), lit(oc_bn * oh_n * ow_n));
+    let store = packed::bias_and_output(p, b_at, ospan, o_at, &epilogue);
     let ob_param = ob.then(|| quote!(ob: usize,));
     // The input is not read where every tap falls on the padding.
     let x = if taps.taps.is_empty() {
@@ -249,13 +246,7 @@ fn tile_fn(
             #start
             #(#init)*
             #channels
-            let Some(bw) = ::gspc_runtime::window::window::<#ocbn_l, #p_len>(p, #b_at) else {
-                return;
-            };
-            let Some(ow) = ::gspc_runtime::window::window_mut::<#ospan_l, #block_l>(out, #o_at) else {
-                return;
-            };
-            #(#epilogue)*
+            #store
         }
     }
 }

@@ -210,15 +210,9 @@ fn tile_wrapper(
     let ob_param = ob.then(|| quote!(ob: usize,));
     let o_at = linear(&[("oh", ow), ("ow0", 1)], 0);
     let (s_len, p_len, block_l) = (lit(p.scratch_len), lit(p.packed_len), lit(oc_bn * oh * ow));
-    let (ospan_l, ocbn_l) = (lit(t.ospan), lit(oc_bn));
     let channels = channel_loop(p, t.xspan, &t.body);
-    let Tile {
-        doc,
-        xb,
-        init,
-        epilogue,
-        ..
-    } = t;
+    let store = bias_and_output(p, b_at, t.ospan, o_at, &t.epilogue);
+    let Tile { doc, xb, init, .. } = t;
     let inline = inline_attr(outline);
     quote! {
         #[doc = #doc]
@@ -237,14 +231,32 @@ fn tile_wrapper(
             let wb = #wb;
             #(#init)*
             #channels
-            let Some(bw) = ::gspc_runtime::window::window::<#ocbn_l, #p_len>(p, #b_at) else {
-                return;
-            };
-            let Some(ow) = ::gspc_runtime::window::window_mut::<#ospan_l, #block_l>(out, #o_at) else {
-                return;
-            };
-            #(#epilogue)*
+            #store
         }
+    }
+}
+
+/// The end of a tile function: the checked windows of the bias (`bw`, `oc_bn` values at
+/// `b_at` of the packed weights) and of the output block (`ow`, `ospan` values at `o_at`)
+/// around the tile's `epilogue`.
+pub(super) fn bias_and_output(
+    p: &LayerPlan,
+    b_at: TokenStream,
+    ospan: usize,
+    o_at: TokenStream,
+    epilogue: &[TokenStream],
+) -> TokenStream {
+    let [oh, ow] = p.output;
+    let (p_len, block_l) = (lit(p.packed_len), lit(p.oc_bn * oh * ow));
+    let (ospan_l, ocbn_l) = (lit(ospan), lit(p.oc_bn));
+    quote! {
+        let Some(bw) = ::gspc_runtime::window::window::<#ocbn_l, #p_len>(p, #b_at) else {
+            return;
+        };
+        let Some(ow) = ::gspc_runtime::window::window_mut::<#ospan_l, #block_l>(out, #o_at) else {
+            return;
+        };
+        #(#epilogue)*
     }
 }
 
