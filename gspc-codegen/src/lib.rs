@@ -1,7 +1,7 @@
 //! gspc-codegen: JSON layer specs in, shape-specialized grouped-convolution kernels (GSPC)
 //! out, as formatted Rust.
 //!
-//! The pipeline, one module per stage: [`spec`] (parse and validate) -> [`plan`] (strategy,
+//! The pipeline, one module per stage: [`spec`] (parse and validate) -> `plan` (strategy,
 //! packed layouts, register tiles per ISA) -> `emit` (tokens, formatted code). [`generate`]
 //! is the pure core: it reads no files and no environment. [`Builder`] serves build
 //! scripts in the style of prost-build; the `gspc-codegen` binary is a thin CLI.

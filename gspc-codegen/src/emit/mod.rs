@@ -162,7 +162,7 @@ pub(crate) fn format_tokens(tokens: TokenStream) -> Result<String, Error> {
 }
 
 /// Turns each `gspc_safety!("reason");` marker, emitted just before an `unsafe` block by
-/// [`dispatch::call_fn`] with the reason that holds there, into a `// SAFETY: reason` line
+/// `dispatch::call_fn` with the reason that holds there, into a `// SAFETY: reason` line
 /// (comments do not survive `quote!`); the formatter may have spread a marker over several
 /// lines.
 fn add_safety_comments(code: &str) -> String {

@@ -175,12 +175,12 @@ pub struct LayerPlan {
     pub gpv: usize,
     /// Compact code: tiles of at most a quarter of `MAX_TILE_FMAS` multiply-adds and no
     /// direct kernel (which unrolls whole rows or planes), so the layer's code does not
-    /// grow with its plane; pinned by the spec or chosen by [`crate::plan`] for the largest
+    /// grow with its plane; pinned by the spec or chosen by [`crate::plan()`] for the largest
     /// layers of a model that would pass the generated-lines limit.
     pub compact: bool,
     /// On a CPU whose 512-bit FMAs run at the FLOP rate of 256-bit ones (Zen 4; see
     /// `gspc_runtime::x86::avx512_full_rate`), the dispatcher runs the AVX2 variant instead
-    /// of the AVX-512 one (see [`avx2_at_half_rate`]).
+    /// of the AVX-512 one (see `plan::avx2_at_half_rate` and docs/design.md, "Dispatch").
     pub avx2_at_half_rate: bool,
     /// One entry per ISA variant, in the order given.
     pub variants: Vec<VariantPlan>,
