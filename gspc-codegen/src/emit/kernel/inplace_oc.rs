@@ -9,7 +9,7 @@ use super::packed;
 use super::packed_oc::{acc, tile_epilogue};
 use super::{ModuleParts, inline_attr, linear, target_feature, variant_module_shell};
 use crate::emit::lit;
-use crate::plan::inplace_oc::{self, RowClass, TilePos};
+use crate::plan::inplace_oc::{self, RowClass, TilePos, TileTaps};
 use crate::plan::{LayerPlan, VariantPlan, output_span};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -102,105 +102,22 @@ fn tile_fn(
 ) -> TokenStream {
     let l = &p.layer;
     let ops = Ops::of(v);
-    let [h, w] = l.input;
     let [oh_n, ow_n] = p.output;
-    let (cpg, kpg, oc_bn) = (p.cpg(), p.kpg(), p.oc_bn);
-    let kw_n = l.kernel[1];
-    let wspan = l.kernel[0] * kw_n * oc_bn;
     let taps = inplace_oc::tile_taps(l, class, pos);
-    // The tile's first input value: `oh * SH * W + min` (>= 0 for every row of the class:
-    // `inplace_oc::check_bounds`).
-    let step = l.stride[0] * w;
-    let xb = if taps.min >= 0 {
-        linear(&[("oh", step)], taps.min as usize)
-    } else {
-        let (s, back) = (lit(step), lit(taps.min.unsigned_abs()));
-        quote!(oh * #s - #back)
-    };
     let ob = p.nocb() > 1;
     let ob_coeff = |c: usize| if ob { c } else { 0 };
-    let ci = |c: usize| if cpg > 1 { c } else { 0 };
-    let wb = linear(
-        &[("g", p.nocb() * cpg * wspan), ("ob", ob_coeff(cpg * wspan))],
-        0,
-    );
-    let x_at = linear(&[("g", cpg * h * w), ("ci", ci(h * w)), ("xb", 1)], 0);
-    let w_at = linear(&[("wb", 1), ("ci", ci(wspan))], 0);
-    let b_at = linear(&[("g", kpg), ("ob", ob_coeff(oc_bn))], p.bias_offset);
+    let b_at = linear(&[("g", p.kpg()), ("ob", ob_coeff(p.oc_bn))], p.bias_offset);
     let o_at = linear(&[("oh", ow_n)], pos.ow0);
     let offsets: Vec<usize> = (0..pos.cols).collect();
     let ospan = output_span(p, v, &offsets, 1);
-
-    let zero = ops.zero();
-    let mut init = Vec::new();
-    for j in 0..pos.cols {
-        // A column whose taps all fall on the padding keeps its zero (no `mut`).
-        let summed = taps.taps.iter().any(|t| t.col == j);
-        for vv in 0..v.nvec {
-            let a = acc(j, vv);
-            init.push(if summed {
-                quote!(let mut #a = #zero;)
-            } else {
-                quote!(let #a = #zero;)
-            });
-        }
-    }
-    let mut body = Vec::new();
-    for &kh in &class.kh {
-        for kw in 0..kw_n {
-            let here: Vec<_> = taps
-                .taps
-                .iter()
-                .filter(|t| t.kh == kh && t.kw == kw)
-                .collect();
-            if here.is_empty() {
-                continue;
-            }
-            let tap = kh * kw_n + kw;
-            for vv in 0..v.nvec {
-                let wt = format_ident!("w_t{}_v{}", tap, vv);
-                let load = ops.load(&quote!(wv), wspan, tap * oc_bn + vv * v.lanes);
-                body.push(quote!(let #wt = #load;));
-            }
-            for t in here {
-                let xi = lit(t.at);
-                for vv in 0..v.nvec {
-                    let wt = format_ident!("w_t{}_v{}", tap, vv);
-                    body.push(ops.fma(&acc(t.col, vv), quote!(xw[#xi]), &quote!(#wt)));
-                }
-            }
-        }
-    }
+    let init = accumulators(v, pos, &taps, &ops);
     let epilogue = tile_epilogue(p, v, pos.cols, &ops);
-    let channel = {
-        let (span, x_len, p_len, wspan_l) = (
-            lit(taps.span),
-            quote!(super::INPUT_LEN),
-            lit(p.packed_len),
-            lit(wspan),
-        );
-        quote! {
-            let Some(xw) = ::gspc_runtime::window::window::<#span, { #x_len }>(x, #x_at) else {
-                return;
-            };
-            let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #p_len>(p, #w_at) else {
-                return;
-            };
-            #(#body)*
-        }
-    };
-    let channels = if taps.taps.is_empty() {
+    let store = packed::bias_and_output(p, b_at, ospan, o_at, &epilogue);
+    let (start, channels) = if taps.taps.is_empty() {
         // Every tap of these rows falls on the padding: the output is the bias.
-        quote!()
-    } else if cpg > 1 {
-        let cpg_l = lit(cpg);
-        quote! {
-            for ci in 0..#cpg_l {
-                #channel
-            }
-        }
+        (quote!(), quote!())
     } else {
-        channel
+        channel_loop(p, v, class, &taps, &ops)
     };
     let doc = format!(
         " Output rows {}..{} (kernel rows {:?} inside the input), columns {}..{}: {} accumulators of {} lane(s), {} taps inside the input per input channel.",
@@ -214,22 +131,13 @@ fn tile_fn(
         taps.taps.len()
     );
     let (tf, inline) = (target_feature(v.isa), inline_attr(outline));
-    let (p_len, block_l) = (lit(p.packed_len), lit(oc_bn * oh_n * ow_n));
-    let store = packed::bias_and_output(p, b_at, ospan, o_at, &epilogue);
+    let (p_len, block_l) = (lit(p.packed_len), lit(p.oc_bn * oh_n * ow_n));
     let ob_param = ob.then(|| quote!(ob: usize,));
     // The input is not read where every tap falls on the padding.
     let x = if taps.taps.is_empty() {
         quote!(_x)
     } else {
         quote!(x)
-    };
-    let start = if taps.taps.is_empty() {
-        quote!()
-    } else {
-        quote! {
-            let xb = #xb;
-            let wb = #wb;
-        }
     };
     quote! {
         #[doc = #doc]
@@ -249,4 +157,122 @@ fn tile_fn(
             #store
         }
     }
+}
+
+/// The tile's accumulators, zero; a column whose taps all fall on the padding keeps its
+/// zero (no `mut`).
+fn accumulators(v: &VariantPlan, pos: TilePos, taps: &TileTaps, ops: &Ops) -> Vec<TokenStream> {
+    let zero = ops.zero();
+    let mut init = Vec::new();
+    for j in 0..pos.cols {
+        let summed = taps.taps.iter().any(|t| t.col == j);
+        for vv in 0..v.nvec {
+            let a = acc(j, vv);
+            init.push(if summed {
+                quote!(let mut #a = #zero;)
+            } else {
+                quote!(let #a = #zero;)
+            });
+        }
+    }
+    init
+}
+
+/// The tile's first input value and weight (`xb`, `wb`), and its loop over the group's
+/// input channels: per channel the checked windows of its input plane (`xw`) and of its
+/// packed weights (`wv`) around the unrolled taps.
+fn channel_loop(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    class: &RowClass,
+    taps: &TileTaps,
+    ops: &Ops,
+) -> (TokenStream, TokenStream) {
+    let l = &p.layer;
+    let [h, w] = l.input;
+    let cpg = p.cpg();
+    let wspan = l.kernel[0] * l.kernel[1] * p.oc_bn;
+    // The tile's first input value: `oh * SH * W + min` (>= 0 for every row of the class:
+    // `inplace_oc::check_bounds`).
+    let step = l.stride[0] * w;
+    let xb = if taps.min >= 0 {
+        linear(&[("oh", step)], taps.min as usize)
+    } else {
+        let (s, back) = (lit(step), lit(taps.min.unsigned_abs()));
+        quote!(oh * #s - #back)
+    };
+    let ob_coeff = |c: usize| if p.nocb() > 1 { c } else { 0 };
+    let ci = |c: usize| if cpg > 1 { c } else { 0 };
+    let wb = linear(
+        &[("g", p.nocb() * cpg * wspan), ("ob", ob_coeff(cpg * wspan))],
+        0,
+    );
+    let x_at = linear(&[("g", cpg * h * w), ("ci", ci(h * w)), ("xb", 1)], 0);
+    let w_at = linear(&[("wb", 1), ("ci", ci(wspan))], 0);
+    let body = tap_body(p, v, class, taps, ops);
+    let (span, p_len, wspan_l) = (lit(taps.span), lit(p.packed_len), lit(wspan));
+    let channel = quote! {
+        let Some(xw) = ::gspc_runtime::window::window::<#span, { super::INPUT_LEN }>(x, #x_at) else {
+            return;
+        };
+        let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #p_len>(p, #w_at) else {
+            return;
+        };
+        #(#body)*
+    };
+    let channels = if cpg > 1 {
+        let cpg_l = lit(cpg);
+        quote! {
+            for ci in 0..#cpg_l {
+                #channel
+            }
+        }
+    } else {
+        channel
+    };
+    let start = quote! {
+        let xb = #xb;
+        let wb = #wb;
+    };
+    (start, channels)
+}
+
+/// The unrolled taps of one input channel: per kernel tap with any column inside the
+/// input, its weight vectors, then one FMA per such column and vector.
+fn tap_body(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    class: &RowClass,
+    taps: &TileTaps,
+    ops: &Ops,
+) -> Vec<TokenStream> {
+    let kw_n = p.layer.kernel[1];
+    let wspan = p.layer.kernel[0] * kw_n * p.oc_bn;
+    let mut body = Vec::new();
+    for &kh in &class.kh {
+        for kw in 0..kw_n {
+            let here: Vec<_> = taps
+                .taps
+                .iter()
+                .filter(|t| t.kh == kh && t.kw == kw)
+                .collect();
+            if here.is_empty() {
+                continue;
+            }
+            let tap = kh * kw_n + kw;
+            for vv in 0..v.nvec {
+                let wt = format_ident!("w_t{}_v{}", tap, vv);
+                let load = ops.load(&quote!(wv), wspan, tap * p.oc_bn + vv * v.lanes);
+                body.push(quote!(let #wt = #load;));
+            }
+            for t in here {
+                let xi = lit(t.at);
+                for vv in 0..v.nvec {
+                    let wt = format_ident!("w_t{}_v{}", tap, vv);
+                    body.push(ops.fma(&acc(t.col, vv), quote!(xw[#xi]), &quote!(#wt)));
+                }
+            }
+        }
+    }
+    body
 }
