@@ -9,12 +9,14 @@
 //! - [`reference`](mod@reference): an obviously-correct naive grouped convolution (f64
 //!   accumulation) and a comparison that names the coordinates of the first mismatch;
 //! - [`entry`]: the shape-independent entry points of a generated layer (`*_slice`,
-//!   `run_parallel`, `run_split`) as generics over its lengths, and [`entry::WeightLayout`],
-//!   the packed-weight order;
+//!   `run_parallel`, `run_split`) as generics over its lengths, the macros that write a
+//!   layer module's public entry points ([`layer_entry_points!`], [`variant_slice!`]), and
+//!   [`entry::WeightLayout`], the packed-weight order;
 //! - [`window`]: bounds-checked-once views into fixed-size arrays, which let the generated
 //!   micro-kernels use literal indices with no per-access bounds checks;
 //! - [`x86`] and [`aarch64`]: the few SIMD load/store helpers that need `unsafe`, and CPU
-//!   feature detection for the x86-64 dispatcher;
+//!   feature detection for the x86-64 dispatcher (with [`x86::avx512_full_rate`], whether
+//!   this CPU runs AVX-512 at twice AVX2's FLOP rate);
 //! - [`baked`]: the view of weights packed at generation time and baked into the binary;
 //! - [`rng`]: a tiny deterministic generator for test and benchmark data;
 //! - `check` (with `std`): runs a generated layer's variants against the reference.
