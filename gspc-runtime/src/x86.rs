@@ -41,8 +41,7 @@ pub fn level() -> u8 {
 /// its full-width datapath and Intel cores with two 512-bit FMA units do; Zen 4 (each
 /// 512-bit operation is two 256-bit halves) and Intel cores with one 512-bit unit run both
 /// widths at the same FLOP rate, where a layer whose 16-lane vectors waste lanes that
-/// 8-lane ones would not is faster with its AVX2 variant (docs/design.md, "AVX-512 at half
-/// rate"). The dispatcher of such a layer asks this before it runs AVX-512.
+/// 8-lane ones would not is faster with its AVX2 variant (docs/design.md, "Dispatch"). The dispatcher of such a layer asks this before it runs AVX-512.
 ///
 /// With the `std` feature it is measured once, at the first call, on a CPU with AVX-512F:
 /// the best of 7 interleaved timings of 12 000 independent 512-bit FMAs against as many

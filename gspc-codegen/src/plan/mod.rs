@@ -415,18 +415,15 @@ pub(crate) fn plan_layer_pinned(
     let variants: Vec<VariantPlan> = isas
         .iter()
         .map(|&isa| match strategy {
-            Strategy::GspcOc => packed_oc::plan(layer, oc_bn, isa, scalar_fpu(target), pin.compact),
+            Strategy::GspcOc => {
+                let mut v = packed_oc::plan(layer, oc_bn, isa, scalar_fpu(target), pin.compact);
+                if inplace_oc::applies(layer, &v, gpv, pin.compact) {
+                    v.kind = Kind::InPlaceOc;
+                }
+                v
+            }
             Strategy::GspcOw => packed_ow::plan(layer, oc_bn, isa, scalar_fpu(target), pin.compact),
             Strategy::GspcDwc => dwc::plan(layer, isa, scalar_fpu(target), pin.compact),
-        })
-        .collect();
-    let variants: Vec<VariantPlan> = variants
-        .into_iter()
-        .map(|mut v| {
-            if strategy == Strategy::GspcOc && inplace_oc::applies(layer, &v, gpv, pin.compact) {
-                v.kind = Kind::InPlaceOc;
-            }
-            v
         })
         .collect();
     let scratch_len = match strategy {
@@ -466,7 +463,7 @@ pub(crate) fn plan_layer_pinned(
 /// flat direct kernel with 25 taps or more, and `gspc-ow` rows where AVX2 uses at least
 /// 1.25x the share of its lanes that AVX-512 uses. (3x3 flat layers were not measured on
 /// Zen 4 apart: they keep AVX-512, with which their suites beat the peers there.) On Zen 5,
-/// where these layers take 0.68-0.88x AVX2's time with AVX-512, the dispatcher keeps
+/// where these layers take 0.75-0.88x AVX2's time with AVX-512, the dispatcher keeps
 /// AVX-512 (docs/benchmarks/2026-12-06-zen5.md).
 fn avx2_at_half_rate(layer: &LayerSpec, variants: &[VariantPlan]) -> bool {
     let find = |isa| variants.iter().find(|v| v.isa == isa);

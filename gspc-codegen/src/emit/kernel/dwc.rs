@@ -4,7 +4,10 @@
 //! tiles of one shape per run of output rows with the same kernel rows inside the input.
 
 use super::ops::Ops;
-use super::{ModuleParts, inline_attr, linear, tail_doc, target_feature, variant_module_shell};
+use super::{
+    ModuleParts, inline_attr, linear, tail_doc, target_feature, variant_module_shell,
+    zeroed_accumulators,
+};
 use crate::emit::lit;
 use crate::plan::{DWC_BLOCK, LayerPlan, VariantPlan, dwc};
 use gspc_runtime::Isa;
@@ -237,21 +240,9 @@ fn acc(j: usize, vv: usize) -> TokenStream {
 
 /// A tile's accumulators, zeroed; those of a pixel no tap reads are not `mut`.
 fn tile_init(v: &VariantPlan, shape: &dwc::ColShape, ops: &Ops) -> Vec<TokenStream> {
-    let zero = ops.zero();
-    let mut init = Vec::new();
-    for j in 0..shape.pixels {
-        // A pixel whose taps all fall on the padding keeps its zero (its output is the bias).
-        let used = shape.taps.iter().any(|t| t.0 == j);
-        for vv in 0..v.nvec {
-            let a = acc(j, vv);
-            init.push(if used {
-                quote!(let mut #a = #zero;)
-            } else {
-                quote!(let #a = #zero;)
-            });
-        }
-    }
-    init
+    zeroed_accumulators(ops, shape.pixels, v.nvec, acc, |j| {
+        shape.taps.iter().any(|t| t.0 == j)
+    })
 }
 
 /// A tile's loop over kernel rows `kh0..kh1`: the row's input and weight windows (`xw`,

@@ -7,7 +7,9 @@
 use super::ops::Ops;
 use super::packed;
 use super::packed_oc::{acc, tile_epilogue};
-use super::{ModuleParts, inline_attr, linear, target_feature, variant_module_shell};
+use super::{
+    ModuleParts, inline_attr, linear, target_feature, variant_module_shell, zeroed_accumulators,
+};
 use crate::emit::lit;
 use crate::plan::inplace_oc::{self, RowClass, TilePos, TileTaps};
 use crate::plan::{LayerPlan, VariantPlan, output_span};
@@ -44,12 +46,7 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
             }
         });
     }
-    let nocb = lit(p.nocb());
-    let unit_split = if p.nocb() == 1 {
-        quote!(let g = unit;)
-    } else {
-        quote!(let (g, ob) = (unit / #nocb, unit % #nocb);)
-    };
+    let unit_split = packed::unit_split(p);
     let body = quote! {
         for (i, block) in blocks.iter_mut().enumerate() {
             let unit = first + i;
@@ -110,7 +107,9 @@ fn tile_fn(
     let o_at = linear(&[("oh", ow_n)], pos.ow0);
     let offsets: Vec<usize> = (0..pos.cols).collect();
     let ospan = output_span(p, v, &offsets, 1);
-    let init = accumulators(v, pos, &taps, &ops);
+    let init = zeroed_accumulators(&ops, pos.cols, v.nvec, acc, |j| {
+        taps.taps.iter().any(|t| t.col == j)
+    });
     let epilogue = tile_epilogue(p, v, pos.cols, &ops);
     let store = packed::bias_and_output(p, b_at, ospan, o_at, &epilogue);
     let (start, channels) = if taps.taps.is_empty() {
@@ -157,25 +156,6 @@ fn tile_fn(
             #store
         }
     }
-}
-
-/// The tile's accumulators, zero; a column whose taps all fall on the padding keeps its
-/// zero (no `mut`).
-fn accumulators(v: &VariantPlan, pos: TilePos, taps: &TileTaps, ops: &Ops) -> Vec<TokenStream> {
-    let zero = ops.zero();
-    let mut init = Vec::new();
-    for j in 0..pos.cols {
-        let summed = taps.taps.iter().any(|t| t.col == j);
-        for vv in 0..v.nvec {
-            let a = acc(j, vv);
-            init.push(if summed {
-                quote!(let mut #a = #zero;)
-            } else {
-                quote!(let #a = #zero;)
-            });
-        }
-    }
-    init
 }
 
 /// The tile's first input value and weight (`xb`, `wb`), and its loop over the group's

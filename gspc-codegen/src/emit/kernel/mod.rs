@@ -36,6 +36,32 @@ pub(crate) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
     }
 }
 
+/// A tile's accumulators `acc(j, vv)`, zeroed, for `cols` columns (or pixels) x `nvec`
+/// vectors; those of a column no tap reaches (`summed(j)` false: every tap falls on the
+/// padding, so its output is the bias) are not `mut`.
+fn zeroed_accumulators(
+    ops: &ops::Ops,
+    cols: usize,
+    nvec: usize,
+    acc: impl Fn(usize, usize) -> TokenStream,
+    summed: impl Fn(usize) -> bool,
+) -> Vec<TokenStream> {
+    let zero = ops.zero();
+    let mut init = Vec::new();
+    for j in 0..cols {
+        let summed = summed(j);
+        for vv in 0..nvec {
+            let a = acc(j, vv);
+            init.push(if summed {
+                quote!(let mut #a = #zero;)
+            } else {
+                quote!(let #a = #zero;)
+            });
+        }
+    }
+    init
+}
+
 /// `#[target_feature]` of a variant's functions, if any.
 fn target_feature(isa: Isa) -> TokenStream {
     match isa {

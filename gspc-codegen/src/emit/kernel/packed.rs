@@ -20,7 +20,6 @@ pub(super) fn variant_module(
     tile: impl Fn(&[usize], usize) -> Tile,
 ) -> TokenStream {
     let l = &p.layer;
-    let nocb = lit(p.nocb());
     let tiles = tile_fns(p, v, outline, tile);
     let row_tiles = row_tiles(p, v);
     let doc = format!(
@@ -41,11 +40,7 @@ pub(super) fn variant_module(
         l.name, v.isa, p.oc_bn
     );
     let block_l = lit(p.oc_bn * p.output[0] * p.output[1]);
-    let unit_split = if p.nocb() == 1 {
-        quote!(let g = unit;)
-    } else {
-        quote!(let (g, ob) = (unit / #nocb, unit % #nocb);)
-    };
+    let unit_split = unit_split(p);
     let body = quote! {
         let mut packed_group = usize::MAX;
         for (i, block) in blocks.iter_mut().enumerate() {
@@ -72,6 +67,17 @@ pub(super) fn variant_module(
             items: tiles,
         },
     )
+}
+
+/// `run_units`' group `g` (and block `ob` within it, where a group has several) of output
+/// block `unit`.
+pub(super) fn unit_split(p: &LayerPlan) -> TokenStream {
+    if p.nocb() == 1 {
+        quote!(let g = unit;)
+    } else {
+        let nocb = lit(p.nocb());
+        quote!(let (g, ob) = (unit / #nocb, unit % #nocb);)
+    }
 }
 
 /// The tile functions: `tile_full` (a full tile of `reg_n` columns) and `tile_last` (the
