@@ -1,7 +1,8 @@
 //! Compiles the layer specs into kernels: every `layer-specs/*.json`, or the files named in
 //! `GSPC_SPECS` (paths separated by `:`, relative to this directory). `GSPC_ISAS` (e.g.
 //! `portable,avx2`) restricts the ISA variants; the default is every variant the target
-//! runs.
+//! runs. `GSPC_TUNING=FILE` takes tuned plans from a `gspc-codegen tune` database
+//! (`GSPC_CPU` and `GSPC_TUNING_THREADS` choose its records; see docs/tuning.md).
 
 use std::path::PathBuf;
 
@@ -41,6 +42,9 @@ fn main() {
             }
             Err(e) => fail(&format!("GSPC_ISAS: {e}")),
         }
+    }
+    if let Err(e) = builder.tuning_from_env() {
+        fail(&e.to_string());
     }
     if let Err(e) = builder.generate() {
         fail(&e.to_string());

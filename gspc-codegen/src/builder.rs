@@ -30,6 +30,7 @@ pub struct Builder {
     cargo_metadata: Option<bool>,
     index: Option<String>,
     outline_tiles: bool,
+    tuning: Option<crate::tuning::Source>,
     /// ONNX models to import, with their options.
     #[cfg(feature = "import")]
     onnx: Vec<(PathBuf, ImportOptions)>,
@@ -44,6 +45,9 @@ pub struct Output {
     pub files: Vec<PathBuf>,
     /// The index file, if one was asked for.
     pub index: Option<PathBuf>,
+    /// Notes for the user: tuning records left out, and why (printed as `cargo:warning`
+    /// in a build script).
+    pub notes: Vec<String>,
     /// What each ONNX model imported, in the order given (its spec and weights are also
     /// written next to the generated source, as `<model>.json` and `<model>.safetensors`).
     /// With the `import` feature.
@@ -126,6 +130,51 @@ impl Builder {
         self
     }
 
+    /// Plans from a tuning database (see [`crate::tuning`]): records of this generator
+    /// version and target, for the CPU `cpu` (default: this machine's when the code is for
+    /// it, else the database's only CPU for the target) at `threads` threads. In a build
+    /// script, [`Builder::tuning_from_env`] reads `GSPC_TUNING` instead.
+    pub fn tuning(
+        &mut self,
+        file: impl AsRef<Path>,
+        cpu: Option<&str>,
+        threads: usize,
+    ) -> &mut Self {
+        self.tuning = Some(crate::tuning::Source {
+            file: file.as_ref().to_path_buf(),
+            cpu: cpu.map(String::from),
+            threads,
+        });
+        self
+    }
+
+    /// [`Builder::tuning`] from the environment, for build scripts: `GSPC_TUNING=FILE`,
+    /// `GSPC_CPU=NAME` (optional) and `GSPC_TUNING_THREADS=N` (default 1); prints the
+    /// `cargo:rerun-if-env-changed` lines. Nothing when `GSPC_TUNING` is unset or empty.
+    pub fn tuning_from_env(&mut self) -> Result<&mut Self, Error> {
+        for v in ["GSPC_TUNING", "GSPC_CPU", "GSPC_TUNING_THREADS"] {
+            println!("cargo:rerun-if-env-changed={v}");
+        }
+        let Some(file) = std::env::var_os("GSPC_TUNING").filter(|f| !f.is_empty()) else {
+            return Ok(self);
+        };
+        let threads = match std::env::var("GSPC_TUNING_THREADS") {
+            Err(_) => 1,
+            Ok(t) => match t.parse::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(Error::option_value(
+                        Setting::Tune,
+                        format!("GSPC_TUNING_THREADS={t}"),
+                        "not a thread count (1 or more)",
+                    ));
+                }
+            },
+        };
+        let cpu = std::env::var("GSPC_CPU").ok().filter(|c| !c.is_empty());
+        Ok(self.tuning(PathBuf::from(file), cpu.as_deref(), threads))
+    }
+
     /// Whether to print `cargo:rerun-if-changed` lines (default: when `OUT_DIR` is set).
     pub fn cargo_metadata(&mut self, on: bool) -> &mut Self {
         self.cargo_metadata = Some(on);
@@ -160,10 +209,21 @@ impl Builder {
             .clone()
             .or_else(Target::from_cargo_env)
             .unwrap_or_else(Target::host);
+        let tuning = match &self.tuning {
+            None => None,
+            Some(src) => Some(src.load(&target)?),
+        };
+        let notes = tuning.as_ref().map_or(Vec::new(), |t| t.notes.clone());
+        if metadata {
+            for n in &notes {
+                println!("cargo:warning=gspc: {n}");
+            }
+        }
         let options = Options {
             target,
             isas: self.isas.clone(),
             outline_tiles: self.outline_tiles,
+            tuning,
         };
         options.isas()?;
 
@@ -175,7 +235,13 @@ impl Builder {
             }
             inputs.push(path);
         };
-        for path in self.specs.iter().chain(self.weights.iter().map(|(_, p)| p)) {
+        let tuning_file = self.tuning.iter().map(|t| &t.file);
+        for path in self
+            .specs
+            .iter()
+            .chain(self.weights.iter().map(|(_, p)| p))
+            .chain(tuning_file)
+        {
             input(path.clone());
         }
         let specs = if self.specs.is_empty() && self.has_onnx() {
@@ -237,6 +303,7 @@ impl Builder {
             generated,
             files,
             index,
+            notes,
             #[cfg(feature = "import")]
             imported,
             inputs,

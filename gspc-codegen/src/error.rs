@@ -54,6 +54,10 @@ pub enum FileOp {
     Write,
     /// Making an output path absolute (for the index's `include!`).
     ResolveOutput,
+    /// Reading a tuning database.
+    ReadTuning,
+    /// Running a tool (cargo, a tuning batch, its runner).
+    Run,
 }
 
 impl FileOp {
@@ -61,7 +65,11 @@ impl FileOp {
     pub fn is_input(self) -> bool {
         matches!(
             self,
-            FileOp::ReadSpec | FileOp::ReadWeights | FileOp::ReadWeightsDir | FileOp::ReadModel
+            FileOp::ReadSpec
+                | FileOp::ReadWeights
+                | FileOp::ReadWeightsDir
+                | FileOp::ReadModel
+                | FileOp::ReadTuning
         )
     }
 
@@ -74,6 +82,8 @@ impl FileOp {
             FileOp::CreateOutputDir => "cannot create the output directory",
             FileOp::Write => "cannot write",
             FileOp::ResolveOutput => "cannot make the path absolute",
+            FileOp::ReadTuning => "cannot read the tuning database",
+            FileOp::Run => "cannot run",
         }
     }
 }
@@ -97,6 +107,10 @@ pub enum Setting {
     InputShape,
     /// The model name of an import.
     ModelName,
+    /// The CPU whose tuning records to use.
+    Cpu,
+    /// A tuning setting (budget, runner, threads, layers).
+    Tune,
 }
 
 impl Setting {
@@ -110,6 +124,8 @@ impl Setting {
             Setting::OutDir => "output directory",
             Setting::InputShape => "input shape",
             Setting::ModelName => "model name",
+            Setting::Cpu => "CPU",
+            Setting::Tune => "tuning",
         }
     }
 }

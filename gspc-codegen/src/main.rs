@@ -45,6 +45,8 @@ enum Command {
         weights: Vec<PathBuf>,
         #[command(flatten)]
         target: TargetArgs,
+        #[command(flatten)]
+        tuning: TuningArgs,
     },
     /// Validate specs only: exit 0 when every spec is valid, 2 with every problem listed.
     Check {
@@ -60,7 +62,14 @@ enum Command {
         specs: Vec<PathBuf>,
         #[command(flatten)]
         target: TargetArgs,
+        #[command(flatten)]
+        tuning: TuningArgs,
     },
+    /// Tune on the device: build every candidate plan of every layer shape, check each
+    /// against the reference on the device, time the correct ones, and append the results
+    /// to a tuning database (resumes from it). Prints progress, then the tuned against
+    /// cost-model table. Use the database with generate/plan --tuning, or GSPC_TUNING.
+    Tune(TuneArgs),
     /// Import an ONNX model: write a layer spec with its grouped convolutions (every Conv
     /// with --all-convs; a BatchNormalization or per-channel constant Mul/Add after one
     /// folded in, a Relu or Clip fused) and, with --weights, their weights; print one line
@@ -86,6 +95,82 @@ enum Command {
         #[arg(long = "model", value_name = "NAME")]
         model_name: Option<String>,
     },
+}
+
+/// Plans from a tuning database.
+#[derive(Args)]
+struct TuningArgs {
+    /// A tuning database (written by `tune`): layers that pin nothing take the fastest
+    /// correct plan it has for their shape on this CPU.
+    #[arg(long, value_name = "FILE")]
+    tuning: Option<PathBuf>,
+    /// The CPU whose records to use, as `tune` recorded it (default: this machine's when
+    /// the code is for it, else the database's only CPU for the target).
+    #[arg(long, value_name = "NAME", requires = "tuning")]
+    cpu: Option<String>,
+    /// The thread count whose records to use.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "tuning",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    tuning_threads: u32,
+}
+
+impl TuningArgs {
+    fn source(&self) -> Option<gspc_codegen::tuning::Source> {
+        self.tuning.as_ref().map(|f| gspc_codegen::tuning::Source {
+            file: f.clone(),
+            cpu: self.cpu.clone(),
+            threads: self.tuning_threads as usize,
+        })
+    }
+}
+
+/// `tune`'s arguments.
+#[derive(Args)]
+struct TuneArgs {
+    /// Layer spec files (JSON).
+    #[arg(required = true, value_name = "SPEC")]
+    specs: Vec<PathBuf>,
+    /// The tuning database (JSON lines; created if missing, appended to).
+    #[arg(long, value_name = "FILE")]
+    db: PathBuf,
+    /// Target triple of the device (default: this machine).
+    #[arg(long, value_name = "TRIPLE")]
+    target: Option<String>,
+    /// ISA variants to build, comma-separated (default: every variant the target runs;
+    /// only the one the device dispatches to is timed, so naming it saves build time).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    isa: Option<Vec<String>>,
+    /// A command that runs a program on the device: it gets the program's path and
+    /// arguments, as Cargo's target runner does (e.g. 'qemu-aarch64 -L
+    /// /usr/aarch64-linux-gnu', or scripts/ssh-runner.sh HOST). Needed when the target is
+    /// not this machine.
+    #[arg(long, value_name = "CMD")]
+    runner: Option<String>,
+    /// Thread counts to time, comma-separated.
+    #[arg(long, value_name = "N", value_delimiter = ',', default_value = "1",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Vec<u32>,
+    /// Time to spend at most, e.g. 20m, 1h30m, 90s (the layers with the most FLOPs go
+    /// first; run again to go on).
+    #[arg(long, value_name = "DURATION", value_parser = gspc_codegen::tune::parse_duration)]
+    budget: Option<std::time::Duration>,
+    /// Tune only these layers (LAYER or MODEL.LAYER; repeatable or comma-separated).
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    layers: Vec<String>,
+    /// The CPU name the records carry (default: what the device reports).
+    #[arg(long, value_name = "NAME")]
+    cpu: Option<String>,
+    /// Where the tuning batches are built.
+    #[arg(long, value_name = "DIR", default_value = "target/gspc-tune")]
+    work: PathBuf,
+    /// gspc-runtime's source directory, which the batches build against (default: the one
+    /// this gspc-codegen was built from).
+    #[arg(long, value_name = "DIR")]
+    runtime: Option<PathBuf>,
+    /// Timed rounds per candidate (the median is recorded, with the spread).
+    #[arg(long, value_name = "N", default_value_t = 7,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    rounds: u32,
 }
 
 #[derive(Args)]
@@ -122,6 +207,7 @@ impl TargetArgs {
             target,
             isas,
             outline_tiles: self.outline_tiles,
+            tuning: None,
         };
         options.isas()?;
         Ok(options)
@@ -177,6 +263,7 @@ fn flag(setting: Setting) -> &'static str {
         Setting::InputShape => "--input-shape",
         Setting::ModelName => "--model",
         Setting::Specs => "SPEC",
+        Setting::Cpu => "--cpu",
         _ => setting.as_str(),
     }
 }
@@ -188,6 +275,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             out,
             weights,
             target,
+            tuning,
         } => {
             let options = target.options()?;
             if !weights.is_empty() && weights.len() != specs.len() {
@@ -215,14 +303,21 @@ fn run(cli: Cli) -> Result<(), Error> {
             if let Some(isas) = options.isas {
                 b.isas(isas);
             }
+            if let Some(t) = tuning.source() {
+                b.tuning(&t.file, t.cpu.as_deref(), t.threads);
+            }
             let output = b.generate()?;
+            for n in &output.notes {
+                eprintln!("note: {n}");
+            }
             for (g, file) in output.generated.iter().zip(&output.files) {
                 for (p, lines) in g.plans.iter().zip(&g.layer_lines) {
                     say!(
-                        "{}::{}  {}  {:.3} MFLOP  {}  {} lines",
+                        "{}::{}  {} ({})  {:.3} MFLOP  {}  {} lines",
                         g.model,
                         p.layer.name,
                         p.strategy.as_str(),
+                        p.chosen.as_str(),
                         p.layer.flops() as f64 / 1e6,
                         tiles(p),
                         lines
@@ -265,8 +360,20 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Plan { specs, target } => {
-            let options = target.options()?;
+        Command::Tune(args) => tune(args),
+        Command::Plan {
+            specs,
+            target,
+            tuning,
+        } => {
+            let mut options = target.options()?;
+            if let Some(src) = tuning.source() {
+                let t = src.load(&options.target)?;
+                for n in &t.notes {
+                    eprintln!("note: {n}");
+                }
+                options.tuning = Some(t);
+            }
             let mut errors = Vec::new();
             for path in &specs {
                 let file = path.display().to_string();
@@ -335,9 +442,10 @@ fn print_plan(g: &gspc_codegen::Generated, options: &Options) {
         options.target.triple.as_deref().unwrap_or("host")
     );
     say!(
-        "{:<28} {:<8} {:>5} {:>9} {:>11} {:>11} {:>6}  variants (lanes x vectors, columns per tile)",
+        "{:<28} {:<8} {:<6} {:>5} {:>9} {:>11} {:>11} {:>6}  variants (lanes x vectors, columns per tile)",
         "layer",
         "strategy",
+        "by",
         "oc_bn",
         "MFLOP",
         "packed B",
@@ -347,9 +455,10 @@ fn print_plan(g: &gspc_codegen::Generated, options: &Options) {
     let (mut flops, mut lines) = (0u64, 0usize);
     for (p, l) in g.plans.iter().zip(&g.layer_lines) {
         say!(
-            "{:<28} {:<8} {:>5} {:>9.3} {:>11} {:>11} {:>6}  {}",
+            "{:<28} {:<8} {:<6} {:>5} {:>9.3} {:>11} {:>11} {:>6}  {}",
             p.layer.name,
             p.strategy.as_str(),
+            p.chosen.as_str(),
             p.oc_bn,
             p.layer.flops() as f64 / 1e6,
             p.packed_len * 4,
@@ -416,6 +525,68 @@ fn print_memory(g: &gspc_codegen::Generated) {
         g.code.len(),
         g.code.lines().count()
     );
+}
+
+/// `gspc-codegen tune`: tunes, then prints the tuned against cost-model table.
+fn tune(a: TuneArgs) -> Result<(), Error> {
+    use gspc_codegen::tune;
+    let isas = match &a.isa {
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .map(|s| parse_isa(s.trim()))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let runtime = match a.runtime.clone().or_else(tune::default_runtime_dir) {
+        Some(r) => r,
+        None => {
+            return Err(Error::option(
+                Setting::Tune,
+                "gspc-runtime's source directory is not where this gspc-codegen was built from: give --runtime DIR",
+            ));
+        }
+    };
+    let threads: Vec<usize> = a.threads.iter().map(|t| *t as usize).collect();
+    let opts = tune::TuneOptions {
+        specs: a.specs,
+        db: a.db,
+        target: a.target,
+        isas,
+        runner: a.runner,
+        threads: threads.clone(),
+        budget: a.budget,
+        layers: a.layers,
+        cpu: a.cpu,
+        work: a.work,
+        runtime,
+        rounds: a.rounds as usize,
+        batch_lines: 150_000,
+    };
+    let summary = tune::tune(&opts, &mut |line| eprintln!("tune: {line}"))?;
+    eprintln!(
+        "tune: {} record(s) appended to {}, {} candidate(s) wrong{}",
+        summary.records,
+        opts.db.display(),
+        summary.wrong,
+        if summary.left > 0 {
+            format!(", {} layer shape(s) left for the next run", summary.left)
+        } else {
+            String::new()
+        }
+    );
+    let specs = gspc_codegen::read_specs(&opts.specs)?;
+    let db = gspc_codegen::tuning::Database::read(&opts.db)?;
+    for t in threads {
+        let key = gspc_codegen::tuning::Key {
+            target: summary.target.clone(),
+            cpu: summary.cpu.clone(),
+            threads: t,
+        };
+        let tuning = gspc_codegen::tuning::Tuning::from_database(&db, key);
+        say!("{}", tune::report(&specs, &tuning));
+    }
+    Ok(())
 }
 
 /// `gspc-codegen import`: the spec (and weights) of an ONNX model's convolutions.

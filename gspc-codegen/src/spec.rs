@@ -41,7 +41,7 @@ impl Strategy {
     }
 
     /// The strategy a spec names, if any.
-    fn from_name(name: &str) -> Option<Strategy> {
+    pub(crate) fn from_name(name: &str) -> Option<Strategy> {
         Strategy::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }

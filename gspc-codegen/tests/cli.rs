@@ -628,6 +628,7 @@ fn plan_prints_a_table_per_model() {
     for column in [
         "layer",
         "strategy",
+        "by",
         "oc_bn",
         "MFLOP",
         "packed B",
@@ -652,28 +653,29 @@ fn plan_prints_a_table_per_model() {
         let row: Vec<&str> = lines[2 + i].split_whitespace().collect();
         assert_eq!(row[0], p.layer.name, "{:?}", lines[2 + i]);
         assert_eq!(row[1], p.strategy.as_str(), "{:?}", lines[2 + i]);
-        assert_eq!(row[2], p.oc_bn.to_string(), "oc_bn: {:?}", lines[2 + i]);
+        assert_eq!(row[2], p.chosen.as_str(), "by: {:?}", lines[2 + i]);
+        assert_eq!(row[3], p.oc_bn.to_string(), "oc_bn: {:?}", lines[2 + i]);
         assert_eq!(
-            row[3],
+            row[4],
             format!("{:.3}", p.layer.flops() as f64 / 1e6),
             "MFLOP: {:?}",
             lines[2 + i]
         );
         assert_eq!(
-            row[4],
+            row[5],
             (p.packed_len * 4).to_string(),
             "packed B: {:?}",
             lines[2 + i]
         );
         assert_eq!(
-            row[5],
+            row[6],
             (p.scratch_len * 4).to_string(),
             "scratch B: {:?}",
             lines[2 + i]
         );
-        assert_eq!(row[6], n.to_string(), "lines: {:?}", lines[2 + i]);
+        assert_eq!(row[7], n.to_string(), "lines: {:?}", lines[2 + i]);
         for isa in ["portable", "avx2", "avx512"] {
-            assert!(row[7..].contains(&isa), "{isa}: {:?}", lines[2 + i]);
+            assert!(row[8..].contains(&isa), "{isa}: {:?}", lines[2 + i]);
         }
     }
     let total = lines[2 + g.plans.len()];

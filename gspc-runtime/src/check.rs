@@ -29,12 +29,21 @@ pub struct Checked {
 pub fn check_layer(layer: &Layer, seed: u64) -> Result<Checked, String> {
     let info = &layer.info;
     let data = SeededData::new(seed, layer.input_len, layer.weights_len, info.out_channels);
+    let expected = data.expected(layer)?;
+    check_layer_on(layer, &data, &expected)
+}
+
+/// [`check_layer`] on given data and the reference's output for it
+/// ([`SeededData::expected`]): for several layers of one shape (tuning candidates), which
+/// share the reference's run.
+pub fn check_layer_on(
+    layer: &Layer,
+    data: &SeededData,
+    expected: &[f32],
+) -> Result<Checked, String> {
+    let info = &layer.info;
     let (input, weights) = (&data.input, &data.weights);
     let bias = info.bias.then_some(&data.bias[..]);
-
-    let mut expected = vec![0.0f32; layer.output_len];
-    reference::conv2d(info, input, weights, bias, &mut expected)
-        .map_err(|e| format!("{}: reference: {e}", info.name))?;
     let mut packed = vec![0.0f32; layer.packed_len];
     (layer.pack_weights)(weights, bias, &mut packed)
         .map_err(|e| format!("{}: pack_weights: {e}", info.name))?;
@@ -154,6 +163,17 @@ impl SeededData {
         rng.fill(&mut d.weights);
         rng.fill(&mut d.bias);
         d
+    }
+
+    /// The reference's output of `layer` on this data (with the bias where the layer has
+    /// one).
+    pub fn expected(&self, layer: &Layer) -> Result<Vec<f32>, String> {
+        let info = &layer.info;
+        let bias = info.bias.then_some(&self.bias[..]);
+        let mut expected = vec![0.0f32; layer.output_len];
+        reference::conv2d(info, &self.input, &self.weights, bias, &mut expected)
+            .map_err(|e| format!("{}: reference: {e}", info.name))?;
+        Ok(expected)
     }
 }
 

@@ -33,6 +33,8 @@ pub mod pack;
 pub mod parallel;
 pub mod reference;
 pub mod rng;
+#[cfg(feature = "std")]
+pub mod tune;
 pub mod window;
 pub mod x86;
 

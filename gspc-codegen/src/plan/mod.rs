@@ -184,6 +184,31 @@ pub struct LayerPlan {
     pub avx2_at_half_rate: bool,
     /// One entry per ISA variant, in the order given.
     pub variants: Vec<VariantPlan>,
+    /// What chose this plan.
+    pub chosen: Chosen,
+}
+
+/// What chose a layer's plan (shown by `plan`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Chosen {
+    /// The cost model.
+    #[default]
+    Model,
+    /// The spec's pins (`"strategy"`, `"oc_block"`, `"compact"`).
+    Spec,
+    /// A tuning database (`Options::tuning`).
+    Tuned,
+}
+
+impl Chosen {
+    /// `model`, `spec` or `tuned`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Chosen::Model => "model",
+            Chosen::Spec => "spec",
+            Chosen::Tuned => "tuned",
+        }
+    }
 }
 
 impl LayerPlan {
@@ -342,6 +367,7 @@ fn choose_strategy(layer: &LayerSpec, isas: &[Isa], oc_bn_oc: usize) -> Strategy
     }
 }
 
+#[cfg(test)]
 /// Plans one layer for the given ISA variants.
 pub(crate) fn plan_layer(
     layer: &LayerSpec,
@@ -446,6 +472,7 @@ pub(crate) fn plan_layer_pinned(
         compact: pin.compact,
         avx2_at_half_rate: avx2_at_half_rate(layer, &variants),
         variants,
+        chosen: Chosen::Model,
     };
     check_bounds(&plan)?;
     Ok(plan)

@@ -1,0 +1,903 @@
+//! `gspc-codegen tune`: times the candidate plans of every layer on the device the code is
+//! for, and records them in a tuning database ([`crate::tuning`]).
+//!
+//! For each layer shape of the specs (layers that pin a plan themselves are left alone):
+//! - **Candidates** ([`candidates`]): the cost model's own plan, then every strategy that
+//!   applies with the cost model's `oc_block` and with each power-of-two `oc_block` the
+//!   spec rules allow (at most 32, at most 16 for `gspc-ow`, none for `gspc-dwc`), then the
+//!   cost model's plan in compact code. A candidate the spec rules or the plan's bound
+//!   checks refuse is never built; candidates that plan to the same code are built once
+//!   (the first in this order stands for them).
+//! - **Batches**: shapes in order of their share of the models' FLOPs (count included), the
+//!   most first, several shapes per program up to a line budget, so that one compilation
+//!   serves many candidates. Each program (`gspc_runtime::tune::main`) checks every
+//!   candidate against the reference on the device, then times the correct ones in
+//!   interleaved rounds.
+//! - **Records**: one JSON line per candidate and thread count, appended as it arrives; a
+//!   run that stops resumes where it stopped (what the database has for this version,
+//!   target and CPU is not run again).
+
+use crate::error::{Error, FileOp, Setting};
+use crate::spec::{LayerSpec, Spec};
+use crate::target::Target;
+use crate::tuning::{Candidate, Database, Record, Status, signature};
+use crate::{Isa, LayerPlan, Options};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What to tune, where, and how.
+#[derive(Clone, Debug)]
+pub struct TuneOptions {
+    /// Spec files.
+    pub specs: Vec<PathBuf>,
+    /// The database (created if missing, appended to).
+    pub db: PathBuf,
+    /// Target triple (default: this machine).
+    pub target: Option<String>,
+    /// ISA variants to build (default: the target's).
+    pub isas: Option<Vec<Isa>>,
+    /// Command prefix that runs a batch on the device (it gets the program's path and
+    /// arguments, as Cargo's `target.<triple>.runner` does); none: run it here.
+    pub runner: Option<String>,
+    /// Thread counts to time.
+    pub threads: Vec<usize>,
+    /// Time to spend, at most (a batch that starts in time runs to its end).
+    pub budget: Option<Duration>,
+    /// Only these layers (`layer` or `model.layer`).
+    pub layers: Vec<String>,
+    /// The CPU name for the records (default: what the device says).
+    pub cpu: Option<String>,
+    /// The directory the batches are built in.
+    pub work: PathBuf,
+    /// gspc-runtime's source directory (the batches depend on it).
+    pub runtime: PathBuf,
+    /// Timing rounds per candidate.
+    pub rounds: usize,
+    /// Generated lines per batch, at most (one shape at least).
+    pub batch_lines: usize,
+}
+
+/// gspc-runtime's source directory in the tree this generator was built from, if it is
+/// still there.
+pub fn default_runtime_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gspc-runtime");
+    dir.join("Cargo.toml").is_file().then_some(dir)
+}
+
+/// One layer shape to tune: the first layer with it, and every layer that shares it.
+#[derive(Clone, Debug)]
+struct Shape {
+    signature: String,
+    /// The first layer with this shape (its name `model.layer`).
+    layer: LayerSpec,
+    name: String,
+    /// FLOPs of every layer with this shape, times their counts.
+    weight: u64,
+    /// The candidates to build and time (deduplicated), with their plans.
+    candidates: Vec<(Candidate, LayerPlan)>,
+}
+
+/// Every candidate plan of `layer` that the spec rules and the bound checks accept, the
+/// cost model's first, each distinct plan once (see the module docs for the space).
+pub fn candidates(layer: &LayerSpec, options: &Options) -> Vec<(Candidate, LayerPlan)> {
+    let kpg = layer.out_per_group();
+    let mut space = vec![Candidate::model()];
+    let strategy = |s: &str, b: Option<usize>| Candidate {
+        strategy: Some(s.to_string()),
+        oc_block: b,
+        compact: false,
+    };
+    let blocks = |max: usize| {
+        [1, 2, 4, 8, 16, 32]
+            .into_iter()
+            .filter(move |b| *b <= max && kpg.is_multiple_of(*b))
+    };
+    space.push(strategy("gspc-oc", None));
+    space.extend(blocks(32).map(|b| strategy("gspc-oc", Some(b))));
+    space.push(strategy("gspc-ow", None));
+    space.extend(blocks(16).map(|b| strategy("gspc-ow", Some(b))));
+    space.push(strategy("gspc-dwc", None));
+    space.push(Candidate {
+        compact: true,
+        ..Candidate::model()
+    });
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for c in space {
+        let mut l = c.apply(layer);
+        l.name = "c".to_string();
+        // The spec rules (oc_block and strategy against the shape), then the plan's.
+        let text = layer_spec_text("candidate", std::slice::from_ref(&l));
+        let Ok(spec) = crate::spec::parse("candidate", &text) else {
+            continue;
+        };
+        let Ok(mut plans) = crate::plan(&spec, options) else {
+            continue;
+        };
+        let plan = plans.remove(0);
+        if seen.insert(fingerprint(&plan)) {
+            out.push((c, plan));
+        }
+    }
+    out
+}
+
+/// What makes two plans the same code.
+fn fingerprint(p: &LayerPlan) -> String {
+    format!(
+        "{:?} {} {} {} {:?}",
+        p.strategy, p.oc_bn, p.gpv, p.compact, p.variants
+    )
+}
+
+/// A spec file's text for `layers` (model `model`), with each layer's pins.
+fn layer_spec_text(model: &str, layers: &[LayerSpec]) -> String {
+    use serde_json::{Value, json};
+    let layers: Vec<Value> = layers
+        .iter()
+        .map(|l| {
+            let mut v = json!({
+                "name": l.name,
+                "in_channels": l.in_channels,
+                "out_channels": l.out_channels,
+                "groups": l.groups,
+                "kernel": l.kernel,
+                "stride": l.stride,
+                "padding": l.padding,
+                "dilation": l.dilation,
+                "input": l.input,
+                "bias": l.bias,
+                "activation": l.activation.as_str(),
+            });
+            if let Some(s) = l.strategy {
+                v["strategy"] = json!(s.as_str());
+            }
+            if let Some(b) = l.oc_block {
+                v["oc_block"] = json!(b);
+            }
+            if let Some(c) = l.compact {
+                v["compact"] = json!(c);
+            }
+            v
+        })
+        .collect();
+    serde_json::to_string_pretty(&json!({"model": model, "layers": layers})).unwrap_or_default()
+}
+
+/// The shapes of `specs` to tune, the most FLOPs first.
+fn shapes(specs: &[Spec], options: &Options, only: &[String]) -> Result<Vec<Shape>, Error> {
+    let mut by_sig: BTreeMap<String, Shape> = BTreeMap::new();
+    let mut matched = BTreeSet::new();
+    for s in specs {
+        for l in &s.layers {
+            let name = format!("{}.{}", s.model, l.name);
+            if !only.is_empty() {
+                match only.iter().find(|o| **o == l.name || **o == name) {
+                    Some(o) => {
+                        matched.insert(o.clone());
+                    }
+                    None => continue,
+                }
+            }
+            if l.strategy.is_some() || l.oc_block.is_some() || l.compact.is_some() {
+                continue;
+            }
+            let sig = signature(l);
+            let weight = l.flops() * l.count as u64;
+            by_sig
+                .entry(sig.clone())
+                .and_modify(|sh| sh.weight += weight)
+                .or_insert_with(|| Shape {
+                    signature: sig,
+                    layer: l.clone(),
+                    name,
+                    weight,
+                    candidates: Vec::new(),
+                });
+        }
+    }
+    if let Some(missing) = only.iter().find(|o| !matched.contains(*o)) {
+        return Err(Error::option_value(
+            Setting::Tune,
+            format!("--layers {missing}"),
+            "no layer of the specs has this name (give LAYER or MODEL.LAYER)",
+        ));
+    }
+    let mut shapes: Vec<Shape> = by_sig.into_values().collect();
+    for sh in &mut shapes {
+        sh.candidates = candidates(&sh.layer, options);
+    }
+    shapes.sort_by(|a, b| b.weight.cmp(&a.weight).then(a.name.cmp(&b.name)));
+    Ok(shapes)
+}
+
+/// What a tuning run did.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    /// Records appended.
+    pub records: usize,
+    /// Candidates found wrong.
+    pub wrong: usize,
+    /// Shapes left for a later run (the budget was spent).
+    pub left: usize,
+    /// The CPU the records name.
+    pub cpu: String,
+    /// The target triple.
+    pub target: String,
+}
+
+/// Tunes: builds and runs every batch not yet in the database, appending records;
+/// `progress` gets one line per event (batch built, candidate measured).
+pub fn tune(opts: &TuneOptions, progress: &mut dyn FnMut(&str)) -> Result<Summary, Error> {
+    let start = Instant::now();
+    let specs = crate::read_specs(&opts.specs)?;
+    let target = match &opts.target {
+        Some(t) => Target::from_triple(t)?,
+        None => Target::host(),
+    };
+    let host = crate::tuning::host_triple();
+    let triple = match (&opts.target, &host) {
+        (Some(t), _) => t.clone(),
+        (None, Some(h)) => h.clone(),
+        (None, None) => {
+            return Err(Error::option(
+                Setting::Target,
+                "this machine's target triple is unknown (rustc -vV did not tell it); give it",
+            ));
+        }
+    };
+    let native = host.as_deref() == Some(triple.as_str());
+    if opts.runner.is_none() && !native {
+        return Err(Error::option_value(
+            Setting::Tune,
+            format!("--target {triple}"),
+            "is not this machine: give --runner, a command that runs a program on the device (e.g. 'qemu-aarch64 -L /usr/aarch64-linux-gnu', or scripts/ssh-runner.sh HOST)",
+        ));
+    }
+    let options = Options {
+        target: target.clone(),
+        isas: opts.isas.clone(),
+        outline_tiles: false,
+        tuning: None,
+    };
+    options.isas()?;
+    let shapes = shapes(&specs, &options, &opts.layers)?;
+    let project = Project::new(opts, &triple, native)?;
+
+    // The CPU, as the device names it.
+    let cpu = match &opts.cpu {
+        Some(c) => c.clone(),
+        None => {
+            progress("probing the device (building the runtime)...");
+            project.build(&[], &options)?;
+            let mut cpu = None;
+            project.run(&["probe".to_string()], &mut |line| {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+                    && let Some(c) = v["cpu"].as_str()
+                {
+                    cpu = Some(c.to_string());
+                }
+            })?;
+            cpu.ok_or_else(|| Error::Internal("the probe printed no CPU line".to_string()))?
+        }
+    };
+    progress(&format!("device CPU: {cpu:?}, target {triple}"));
+
+    let db = Database::read_or_empty(&opts.db)?;
+    let done = Done::of(&db, &triple, &cpu, &opts.threads);
+    let todo: Vec<Shape> = shapes
+        .into_iter()
+        .filter_map(|mut sh| {
+            sh.candidates.retain(|(c, _)| !done.has(&sh.signature, c));
+            (!sh.candidates.is_empty()).then_some(sh)
+        })
+        .collect();
+    let total: usize = todo.iter().map(|s| s.candidates.len()).sum();
+    progress(&format!(
+        "{} layer shape(s), {total} candidate(s) to run ({} record(s) already in {})",
+        todo.len(),
+        db.records.len(),
+        opts.db.display()
+    ));
+    let batches = batches(&todo, opts.batch_lines);
+    let mut summary = Summary {
+        cpu: cpu.clone(),
+        target: triple.clone(),
+        ..Summary::default()
+    };
+    let mut appender = Appender::open(&opts.db)?;
+    let mut finished = 0usize;
+    for (bi, batch) in batches.iter().enumerate() {
+        if let Some(b) = opts.budget
+            && start.elapsed() >= b
+        {
+            summary.left = batches[bi..].iter().map(|b| b.len()).sum();
+            progress(&format!(
+                "budget of {} spent: {} layer shape(s) left; run the same command again to go on",
+                show_duration(b),
+                summary.left
+            ));
+            break;
+        }
+        let shapes: Vec<&Shape> = batch.iter().map(|&i| &todo[i]).collect();
+        let n: usize = shapes.iter().map(|s| s.candidates.len()).sum();
+        progress(&format!(
+            "batch {}/{}: {} shape(s), {n} candidate(s): building...",
+            bi + 1,
+            batches.len(),
+            shapes.len()
+        ));
+        let t = Instant::now();
+        project.build(&shapes, &options)?;
+        progress(&format!(
+            "batch {}/{}: built in {:.0} s",
+            bi + 1,
+            batches.len(),
+            t.elapsed().as_secs_f64()
+        ));
+        let threads: Vec<String> = opts.threads.iter().map(|t| t.to_string()).collect();
+        let args = [
+            "--threads".to_string(),
+            threads.join(","),
+            "--rounds".to_string(),
+            opts.rounds.to_string(),
+        ];
+        let mut best: BTreeMap<usize, (f64, String, Option<f64>)> = BTreeMap::new();
+        let mut failure = None;
+        project.run(&args, &mut |line| {
+            let Some((si, r)) = record_of(line, &shapes, &triple, &cpu) else {
+                return;
+            };
+            if let Err(e) = appender.append(&r) {
+                failure.get_or_insert(e);
+            }
+            summary.records += 1;
+            // Candidates done: counted at their first thread count (or when wrong).
+            if r.status == Status::Wrong || r.threads == opts.threads[0] {
+                finished += 1;
+            }
+            let sh = shapes[si];
+            match r.time_ns() {
+                None => {
+                    summary.wrong += 1;
+                    progress(&format!(
+                        "  {}: candidate {} computed wrong values, never chosen: {}",
+                        sh.name,
+                        r.candidate.label(),
+                        r.detail.as_deref().unwrap_or("")
+                    ));
+                }
+                Some(t) if r.threads == opts.threads[0] => {
+                    let e = best
+                        .entry(si)
+                        .or_insert((f64::INFINITY, String::new(), None));
+                    if r.candidate.is_model() {
+                        e.2 = Some(t);
+                    }
+                    if t < e.0 {
+                        (e.0, e.1) = (t, r.candidate.label());
+                    }
+                    let eta = eta(start, finished, total.saturating_sub(finished));
+                    progress(&format!(
+                        "  [{}/{}] {} ({}): {} {:.1} us; best so far {} {:.1} us{}; ETA {eta}",
+                        finished.min(total),
+                        total,
+                        sh.name,
+                        sh.signature,
+                        r.candidate.label(),
+                        t / 1e3,
+                        e.1,
+                        e.0 / 1e3,
+                        e.2.map_or(String::new(), |m| format!(" (model {:.1} us)", m / 1e3)),
+                    ));
+                }
+                Some(_) => {}
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+    }
+    Ok(summary)
+}
+
+/// "3m20s" for an estimate of the time left.
+fn eta(start: Instant, done: usize, left: usize) -> String {
+    if done == 0 {
+        return "unknown".to_string();
+    }
+    let per = start.elapsed().as_secs_f64() / done as f64;
+    show_duration(Duration::from_secs_f64(per * left as f64))
+}
+
+/// A duration as `1h02m`, `3m20s` or `45s`.
+pub fn show_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Parses `--budget`: `90s`, `20m`, `1h`, `1h30m` (a plain number is minutes).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(m) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(m * 60));
+    }
+    let mut secs = 0u64;
+    let mut num = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(format!("{text:?}: {c:?} is not a unit (h, m, s)")),
+        };
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("{text:?}: a number must come before {c:?}"))?;
+        secs = n
+            .checked_mul(unit)
+            .and_then(|v| secs.checked_add(v))
+            .ok_or_else(|| format!("{text:?}: too long"))?;
+        num.clear();
+    }
+    if !num.is_empty() || secs == 0 {
+        return Err(format!("{text:?} is not a duration (e.g. 90s, 20m, 1h30m)"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Groups shapes into batches of at most `max_lines` estimated lines (one shape at least).
+fn batches(shapes: &[Shape], max_lines: usize) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut lines = 0;
+    for (i, sh) in shapes.iter().enumerate() {
+        let n: usize = sh.candidates.iter().map(|(_, p)| p.estimated_lines()).sum();
+        match out.last_mut() {
+            Some(b) if lines + n <= max_lines => {
+                b.push(i);
+                lines += n;
+            }
+            _ => {
+                out.push(vec![i]);
+                lines = n;
+            }
+        }
+    }
+    out
+}
+
+/// What the database already has for this version, target and CPU.
+struct Done {
+    /// (signature, candidate) -> thread counts timed.
+    timed: BTreeMap<(String, Candidate), BTreeSet<usize>>,
+    /// (signature, candidate) found wrong.
+    wrong: BTreeSet<(String, Candidate)>,
+    threads: Vec<usize>,
+}
+
+impl Done {
+    fn of(db: &Database, target: &str, cpu: &str, threads: &[usize]) -> Done {
+        let mut d = Done {
+            timed: BTreeMap::new(),
+            wrong: BTreeSet::new(),
+            threads: threads.to_vec(),
+        };
+        for r in db
+            .records
+            .iter()
+            .filter(|r| r.gspc == crate::VERSION && r.target == target && r.cpu == cpu)
+        {
+            let k = (r.signature.clone(), r.candidate.clone());
+            match r.status {
+                Status::Ok => {
+                    d.timed.entry(k).or_default().insert(r.threads);
+                }
+                Status::Wrong => {
+                    d.wrong.insert(k);
+                }
+            }
+        }
+        d
+    }
+
+    /// Whether nothing is left to run for this candidate.
+    fn has(&self, sig: &str, c: &Candidate) -> bool {
+        let k = (sig.to_string(), c.clone());
+        self.wrong.contains(&k)
+            || self
+                .timed
+                .get(&k)
+                .is_some_and(|t| self.threads.iter().all(|n| t.contains(n)))
+    }
+}
+
+/// The shape and candidate a batch line names (`"model":"t3","layer":"c2"`).
+fn locate(v: &serde_json::Value, shapes: &[&Shape]) -> Option<(usize, usize)> {
+    let si: usize = v["model"].as_str()?.strip_prefix('t')?.parse().ok()?;
+    let ci: usize = v["layer"].as_str()?.strip_prefix('c')?.parse().ok()?;
+    (si < shapes.len() && ci < shapes[si].candidates.len()).then_some((si, ci))
+}
+
+/// The shape index and record of one result line of a batch (`None` for the CPU line and
+/// anything else).
+fn record_of(line: &str, shapes: &[&Shape], target: &str, cpu: &str) -> Option<(usize, Record)> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let (si, ci) = locate(&v, shapes)?;
+    let sh = shapes[si];
+    let (cand, _) = &sh.candidates[ci];
+    let status = match v["status"].as_str()? {
+        "ok" => Status::Ok,
+        "wrong" => Status::Wrong,
+        _ => return None,
+    };
+    Some((
+        si,
+        Record {
+            gspc: crate::VERSION.to_string(),
+            target: target.to_string(),
+            cpu: cpu.to_string(),
+            signature: sh.signature.clone(),
+            threads: v["threads"].as_u64().unwrap_or(0) as usize,
+            layer: sh.name.clone(),
+            candidate: cand.clone(),
+            model_choice: cand.is_model(),
+            status,
+            isa: v["isa"].as_str().map(String::from),
+            median_ns: v["median_ns"].as_f64(),
+            min_ns: v["min_ns"].as_f64(),
+            max_ns: v["max_ns"].as_f64(),
+            samples: v["samples"].as_u64().map(|n| n as usize),
+            detail: v["detail"].as_str().map(String::from),
+        },
+    ))
+}
+
+/// Appends records to the database, a flushed line each.
+struct Appender {
+    file: std::fs::File,
+    path: String,
+}
+
+impl Appender {
+    fn open(path: &Path) -> Result<Appender, Error> {
+        let shown = path.display().to_string();
+        // A database whose last line was cut off: start on a new line.
+        let needs_newline = std::fs::read(path)
+            .ok()
+            .is_some_and(|b| b.last().is_some_and(|c| *c != b'\n'));
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(shown.clone(), FileOp::Write, e))?;
+        if needs_newline {
+            file.write_all(b"\n")
+                .map_err(|e| Error::io(shown.clone(), FileOp::Write, e))?;
+        }
+        Ok(Appender { file, path: shown })
+    }
+
+    fn append(&mut self, r: &Record) -> Result<(), Error> {
+        let line = serde_json::to_string(r)
+            .map_err(|e| Error::Internal(format!("a tuning record: {e}")))?;
+        self.file
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| self.file.flush())
+            .map_err(|e| Error::io(self.path.clone(), FileOp::Write, e))
+    }
+}
+
+/// The Cargo project batches are built in.
+struct Project {
+    dir: PathBuf,
+    triple: String,
+    native: bool,
+    runner: Vec<String>,
+}
+
+impl Project {
+    fn new(opts: &TuneOptions, triple: &str, native: bool) -> Result<Project, Error> {
+        let work = std::path::absolute(&opts.work)
+            .map_err(|e| Error::io(opts.work.display().to_string(), FileOp::ResolveOutput, e))?;
+        let dir = work.join(triple);
+        let mkdir = |d: &Path| {
+            std::fs::create_dir_all(d)
+                .map_err(|e| Error::io(d.display().to_string(), FileOp::CreateOutputDir, e))
+        };
+        mkdir(&dir.join("src/kernels"))?;
+        mkdir(&dir.join("specs"))?;
+        let runtime = std::path::absolute(&opts.runtime)
+            .map_err(|e| Error::io(opts.runtime.display().to_string(), FileOp::ResolveOutput, e))?;
+        if !runtime.join("Cargo.toml").is_file() {
+            return Err(Error::option_value(
+                Setting::Tune,
+                format!("--runtime {}", runtime.display()),
+                "is not gspc-runtime's source directory (no Cargo.toml there)",
+            ));
+        }
+        let manifest = format!(
+            "# @generated by gspc-codegen tune: one tuning batch at a time.\n\
+             [package]\nname = \"gspc-tune-batch\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
+             [dependencies]\ngspc-runtime = {{ path = {:?}, features = [\"std\"] }}\n\n\
+             # Its own workspace, wherever the work directory is.\n[workspace]\n\n\
+             [profile.release]\ncodegen-units = 16\n",
+            runtime.display().to_string()
+        );
+        write(&dir.join("Cargo.toml"), &manifest)?;
+        write(
+            &dir.join("src/main.rs"),
+            "// @generated by gspc-codegen tune.\n\
+             mod kernels {\n    include!(\"kernels/models.rs\");\n}\n\n\
+             fn main() -> std::process::ExitCode {\n    gspc_runtime::tune::main(kernels::MODELS)\n}\n",
+        )?;
+        let runner = opts
+            .runner
+            .as_deref()
+            .map(|r| r.split_whitespace().map(String::from).collect())
+            .unwrap_or_default();
+        Ok(Project {
+            dir,
+            triple: triple.to_string(),
+            native,
+            runner,
+        })
+    }
+
+    /// Generates the batch's kernels (one model `t<i>` per shape, one layer `c<j>` per
+    /// candidate) and builds it.
+    fn build(&self, shapes: &[&Shape], options: &Options) -> Result<(), Error> {
+        let specs_dir = self.dir.join("specs");
+        let kernels = self.dir.join("src/kernels");
+        for d in [&specs_dir, &kernels] {
+            if let Ok(entries) = std::fs::read_dir(d) {
+                for e in entries.flatten() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let mut b = crate::Builder::new();
+        for (i, sh) in shapes.iter().enumerate() {
+            let layers: Vec<LayerSpec> = sh
+                .candidates
+                .iter()
+                .enumerate()
+                .map(|(j, (c, _))| LayerSpec {
+                    name: format!("c{j}"),
+                    ..c.apply(&sh.layer)
+                })
+                .collect();
+            let path = specs_dir.join(format!("t{i}.json"));
+            write(&path, &layer_spec_text(&format!("t{i}"), &layers))?;
+            b.spec(path);
+        }
+        b.out_dir(&kernels)
+            .index("models.rs")
+            .target(options.target.clone())
+            .cargo_metadata(false);
+        if let Some(isas) = &options.isas {
+            b.isas(isas.clone());
+        }
+        if shapes.is_empty() {
+            write(
+                &kernels.join("models.rs"),
+                "#[allow(dead_code)]\npub const MODELS: &[::gspc_runtime::Model] = &[];\n",
+            )?;
+        } else {
+            b.generate()?;
+        }
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.current_dir(&self.dir)
+            .args(["build", "--release", "--quiet"])
+            .env("CARGO_TARGET_DIR", self.dir.join("target"));
+        if !self.native {
+            cmd.args(["--target", &self.triple]);
+        }
+        let out = cmd
+            .output()
+            .map_err(|e| Error::io("cargo", FileOp::Run, e))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = err.lines().rev().take(30).collect();
+            return Err(Error::option(
+                Setting::Tune,
+                format!(
+                    "building the tuning batch in {} failed (is the target installed, with its linker?):\n{}",
+                    self.dir.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The built program.
+    fn binary(&self) -> PathBuf {
+        let mut p = self.dir.join("target");
+        if !self.native {
+            p.push(&self.triple);
+        }
+        p.join("release/gspc-tune-batch")
+    }
+
+    /// Runs the batch (through the runner), each line of its output to `line`.
+    fn run(&self, args: &[String], line: &mut dyn FnMut(&str)) -> Result<(), Error> {
+        let bin = self.binary();
+        let mut cmd = match self.runner.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        let shown = match self.runner.is_empty() {
+            true => bin.display().to_string(),
+            false => format!("{} {}", self.runner.join(" "), bin.display()),
+        };
+        let mut child = cmd
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| Error::io(shown.clone(), FileOp::Run, e))?;
+        if let Some(out) = child.stdout.take() {
+            for l in std::io::BufReader::new(out).lines() {
+                match l {
+                    Ok(l) => line(&l),
+                    Err(e) => return Err(Error::io(shown, FileOp::Run, e)),
+                }
+            }
+        }
+        let status = child
+            .wait()
+            .map_err(|e| Error::io(shown.clone(), FileOp::Run, e))?;
+        if !status.success() {
+            return Err(Error::option(
+                Setting::Tune,
+                format!(
+                    "the tuning batch {shown} failed ({status}); the records it printed before are kept"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|e| Error::io(path.display().to_string(), FileOp::Write, e))
+}
+
+/// One layer of the tuning report.
+#[derive(Clone, Debug)]
+pub struct ReportRow {
+    /// `model.layer`.
+    pub layer: String,
+    /// Count in the model.
+    pub count: usize,
+    /// The cost model's plan's time, ns (when timed).
+    pub model_ns: Option<f64>,
+    /// The tuned plan's time, ns (when tuned).
+    pub tuned_ns: Option<f64>,
+    /// The winning candidate.
+    pub winner: Option<Candidate>,
+}
+
+/// The report of what the database says for the layers of `specs`: per layer and per model,
+/// the cost model's time, the tuned time, the winner, and how far the cost model was off.
+pub fn report(specs: &[Spec], tuning: &crate::tuning::Tuning) -> String {
+    let mut s = format!(
+        "tuned against cost model, {} at {} thread(s), target {}\n",
+        tuning.key.cpu, tuning.key.threads, tuning.key.target
+    );
+    for spec in specs {
+        s.push_str(&format!(
+            "\nmodel {}\n{:<34} {:>5} {:>12} {:>12} {:>7}  winner\n",
+            spec.model, "layer", "count", "model us", "tuned us", "model/tuned"
+        ));
+        let (mut m_sum, mut t_sum, mut all) = (0.0, 0.0, true);
+        for l in &spec.layers {
+            let name = format!("{}.{}", spec.model, l.name);
+            let pinned = l.strategy.is_some() || l.oc_block.is_some() || l.compact.is_some();
+            match tuning.choice(l).filter(|_| !pinned) {
+                Some(t) => {
+                    let m = t.model_ns.unwrap_or(f64::NAN);
+                    m_sum += m * l.count as f64;
+                    t_sum += t.time_ns * l.count as f64;
+                    all &= t.model_ns.is_some();
+                    s.push_str(&format!(
+                        "{:<34} {:>5} {:>12.1} {:>12.1} {:>7.3}x  {}\n",
+                        name,
+                        l.count,
+                        m / 1e3,
+                        t.time_ns / 1e3,
+                        m / t.time_ns,
+                        t.candidate.label()
+                    ));
+                }
+                None => {
+                    all = false;
+                    let why = if pinned {
+                        "pinned by the spec"
+                    } else {
+                        "not tuned"
+                    };
+                    s.push_str(&format!("{name:<34} {:>5}  {why}\n", l.count));
+                }
+            }
+        }
+        if all && t_sum > 0.0 {
+            s.push_str(&format!(
+                "{:<34} {:>5} {:>12.1} {:>12.1} {:>7.3}x\n",
+                "total (x count)",
+                "",
+                m_sum / 1e3,
+                t_sum / 1e3,
+                m_sum / t_sum
+            ));
+        } else {
+            s.push_str("total: not every layer is tuned\n");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(json: &str) -> LayerSpec {
+        let text = format!("{{\"model\": \"m\", \"layers\": [{json}]}}");
+        crate::spec::parse("t.json", &text)
+            .unwrap()
+            .layers
+            .remove(0)
+    }
+
+    #[test]
+    fn candidates_start_with_the_model_and_are_distinct() {
+        let options = Options::for_target(Target::from_triple("x86_64-unknown-linux-gnu").unwrap());
+        let l = layer(
+            r#"{"name": "a", "in_channels": 64, "out_channels": 64, "groups": 8,
+                "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "input": [28, 28]}"#,
+        );
+        let c = candidates(&l, &options);
+        assert!(c[0].0.is_model());
+        let prints: BTreeSet<String> = c.iter().map(|(_, p)| fingerprint(p)).collect();
+        assert_eq!(prints.len(), c.len());
+        let labels: Vec<String> = c.iter().map(|(c, _)| c.label()).collect();
+        // kpg 8: gspc-oc with 1..8 channels per block and gspc-ow with 1..8; no gspc-dwc.
+        assert!(labels.contains(&"gspc-oc oc4".to_string()), "{labels:?}");
+        assert!(labels.contains(&"gspc-ow oc8".to_string()), "{labels:?}");
+        assert!(
+            !labels
+                .iter()
+                .any(|l| l.contains("dwc") || l.contains("oc16")),
+            "{labels:?}"
+        );
+        assert!(labels.contains(&"compact".to_string()), "{labels:?}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("20").unwrap(), Duration::from_secs(1200));
+        for bad in ["", "1x", "m", "0s", "5m3"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(show_duration(Duration::from_secs(200)), "3m20s");
+    }
+}

@@ -1,0 +1,377 @@
+//! The device side of `gspc-codegen tune` (with the `std` feature): a tuning batch is a
+//! program whose `main` calls [`main`] with its generated models. Every model of a batch is
+//! one layer shape and every layer of it one candidate plan of that shape. Each candidate
+//! is first checked against the reference ([`crate::check::check_layer`]); one that
+//! computes wrong values is reported as such and never timed. The rest are timed in
+//! interleaved rounds (every candidate of a model once per round, so that a slow moment of
+//! a shared machine falls on all of them), and one JSON line per candidate and thread count
+//! goes to standard output for the tuner to record:
+//!
+//! ```text
+//! {"cpu":"AMD EPYC (family 26, model 2)"}
+//! {"model":"t0","layer":"c1","threads":1,"status":"ok","isa":"avx512","median_ns":41250.0,"min_ns":40811.0,"max_ns":43002.0,"samples":7}
+//! {"model":"t0","layer":"c2","threads":1,"status":"wrong","detail":"c2 (run): ..."}
+//! ```
+//!
+//! Arguments: `probe` (print the CPU line only), else `--threads LIST` (comma-separated,
+//! default 1), `--rounds N` (default 7), `--sample-ms MS` (the least time one sample takes,
+//! default 2; short layers run several times per sample).
+
+use crate::check::SeededData;
+use crate::{Layer, Model};
+use std::format;
+use std::string::{String, ToString};
+use std::time::Instant;
+use std::vec;
+use std::vec::Vec;
+
+/// How a batch runs: from its arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Print the CPU line only.
+    pub probe: bool,
+    /// Thread counts, each timed in turn.
+    pub threads: Vec<usize>,
+    /// Interleaved rounds: samples per candidate.
+    pub rounds: usize,
+    /// The least time of one sample, in milliseconds.
+    pub sample_ms: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            probe: false,
+            threads: vec![1],
+            rounds: 7,
+            sample_ms: 2.0,
+        }
+    }
+}
+
+impl Settings {
+    /// Parses a batch's arguments (without the program name).
+    pub fn parse(args: &[String]) -> Result<Settings, String> {
+        let mut s = Settings::default();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = |name: &str| {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{name}: a value is needed"))
+            };
+            match a.as_str() {
+                "probe" => s.probe = true,
+                "--threads" => {
+                    let v = value("--threads")?;
+                    s.threads = v
+                        .split(',')
+                        .map(|t| match t.parse::<usize>() {
+                            Ok(n) if (1..=1024).contains(&n) => Ok(n),
+                            _ => Err(format!("--threads {v}: {t:?} is not a count in 1..=1024")),
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
+                "--rounds" => {
+                    let v = value("--rounds")?;
+                    s.rounds = match v.parse::<usize>() {
+                        Ok(n) if (1..=1000).contains(&n) => n,
+                        _ => return Err(format!("--rounds {v}: not a count in 1..=1000")),
+                    };
+                }
+                "--sample-ms" => {
+                    let v = value("--sample-ms")?;
+                    s.sample_ms = match v.parse::<f64>() {
+                        Ok(x) if x.is_finite() && (0.0..=10_000.0).contains(&x) => x,
+                        _ => return Err(format!("--sample-ms {v}: not a time in 0..=10000 ms")),
+                    };
+                }
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// A tuning batch's `main`: parses the arguments, prints the CPU line, then checks and
+/// times every layer of `models`. Exit code 0 when it ran (wrong candidates included: they
+/// are results), 2 for bad arguments.
+pub fn main(models: &[Model]) -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let settings = match Settings::parse(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            std::eprintln!("gspc tuning batch: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    run(models, &settings, &mut |line| {
+        use std::io::Write;
+        // The tuner reads the lines as they come: flush each one.
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    });
+    std::process::ExitCode::SUCCESS
+}
+
+/// [`main`]'s work, printing each JSON line through `emit`.
+pub fn run(models: &[Model], settings: &Settings, emit: &mut dyn FnMut(&str)) {
+    emit(&format!("{{\"cpu\":{}}}", json_string(&cpu_name())));
+    if settings.probe {
+        return;
+    }
+    for model in models {
+        let mut ok: Vec<Candidate> = Vec::new();
+        // One shape per model: its data and the reference's output serve every candidate.
+        let mut shared: Option<(SeededData, Vec<f32>)> = None;
+        for layer in model.layers {
+            let data = match &shared {
+                Some((d, e)) if d.input.len() == layer.input_len && e.len() == layer.output_len => {
+                    Ok((d, e))
+                }
+                _ => {
+                    let seed = crate::check::seed_for(model.name, "");
+                    let d = SeededData::new(
+                        seed,
+                        layer.input_len,
+                        layer.weights_len,
+                        layer.info.out_channels,
+                    );
+                    d.expected(layer).map(|e| {
+                        let (d, e) = shared.insert((d, e));
+                        (&*d, &*e)
+                    })
+                }
+            };
+            match data.and_then(|(d, e)| Candidate::checked(layer, d, e)) {
+                Ok(c) => ok.push(c),
+                Err(detail) => emit(&format!(
+                    "{{\"model\":{},\"layer\":{},\"status\":\"wrong\",\"detail\":{}}}",
+                    json_string(model.name),
+                    json_string(layer.info.name),
+                    json_string(&detail)
+                )),
+            }
+        }
+        for &threads in &settings.threads {
+            let samples = time_interleaved(&mut ok, threads, settings);
+            for (c, mut s) in ok.iter().zip(samples) {
+                s.sort_by(f64::total_cmp);
+                let isa = (c.layer.dispatched_isa)();
+                emit(&format!(
+                    "{{\"model\":{},\"layer\":{},\"threads\":{threads},\"status\":\"ok\",\"isa\":\"{isa}\",\"median_ns\":{:.1},\"min_ns\":{:.1},\"max_ns\":{:.1},\"samples\":{}}}",
+                    json_string(model.name),
+                    json_string(c.layer.info.name),
+                    s[s.len() / 2],
+                    s[0],
+                    s[s.len() - 1],
+                    s.len()
+                ));
+            }
+        }
+    }
+}
+
+/// Times every candidate of one model on `threads` threads: a warm-up and calibration run
+/// each, then `rounds` rounds of one sample per candidate. Returns the samples (ns per run)
+/// of each candidate.
+fn time_interleaved(cands: &mut [Candidate], threads: usize, s: &Settings) -> Vec<Vec<f64>> {
+    crate::parallel::in_pool(threads, || {
+        let reps: Vec<usize> = cands
+            .iter_mut()
+            .map(|c| {
+                c.call(threads);
+                let t = Instant::now();
+                c.call(threads);
+                let once = t.elapsed().as_secs_f64() * 1e3;
+                ((s.sample_ms / once.max(1e-6)).ceil() as usize).clamp(1, 100_000)
+            })
+            .collect();
+        let mut samples = vec![Vec::with_capacity(s.rounds); cands.len()];
+        for _ in 0..s.rounds {
+            for (i, c) in cands.iter_mut().enumerate() {
+                let t = Instant::now();
+                for _ in 0..reps[i] {
+                    c.call(threads);
+                }
+                samples[i].push(t.elapsed().as_secs_f64() * 1e9 / reps[i] as f64);
+            }
+        }
+        samples
+    })
+}
+
+/// One candidate that passed its check, with its buffers.
+struct Candidate {
+    layer: &'static Layer,
+    input: Vec<f32>,
+    packed: Vec<f32>,
+    output: Vec<f32>,
+    scratch: Vec<f32>,
+}
+
+impl Candidate {
+    /// Checks `layer` against the reference's output `expected` on `data`
+    /// ([`crate::check::check_layer_on`]: every variant this CPU runs, the dispatcher, the
+    /// split entry points), then sets up its buffers.
+    fn checked(
+        layer: &'static Layer,
+        data: &SeededData,
+        expected: &[f32],
+    ) -> Result<Candidate, String> {
+        crate::check::check_layer_on(layer, data, expected)?;
+        let mut packed = vec![0.0f32; layer.packed_len];
+        let bias = layer.info.bias.then_some(&data.bias[..]);
+        (layer.pack_weights)(&data.weights, bias, &mut packed)
+            .map_err(|e| format!("{}: pack_weights: {e}", layer.info.name))?;
+        Ok(Candidate {
+            layer,
+            input: data.input.clone(),
+            packed,
+            output: vec![0.0; layer.output_len],
+            scratch: Vec::new(),
+        })
+    }
+
+    /// One run on up to `threads` threads (`run` for one), as an application calls it.
+    fn call(&mut self, threads: usize) {
+        let need = self.layer.scratch_len * threads;
+        if self.scratch.len() < need {
+            self.scratch.resize(need, 0.0);
+        }
+        let l = self.layer;
+        let r = if threads == 1 {
+            (l.run)(
+                core::hint::black_box(&self.input),
+                &self.packed,
+                &mut self.output,
+                &mut self.scratch,
+            )
+        } else {
+            (l.run_parallel)(
+                core::hint::black_box(&self.input),
+                &self.packed,
+                &mut self.output,
+                &mut self.scratch,
+                threads,
+            )
+        };
+        // The lengths were checked by `checked`: a run cannot fail here.
+        debug_assert!(r.is_ok());
+        core::hint::black_box(&mut self.output);
+    }
+}
+
+/// This CPU, as tuning records name it: `/proc/cpuinfo`'s model name, with the family and
+/// model numbers on x86 (a VM may show only "AMD EPYC" for several generations), or on ARM
+/// the core from its part number (and the board's model line where the kernel gives one);
+/// `unknown` where there is no `/proc/cpuinfo`.
+pub fn cpu_name() -> String {
+    match std::fs::read_to_string("/proc/cpuinfo") {
+        Ok(text) => cpu_name_from(&text),
+        Err(_) => "unknown".to_string(),
+    }
+}
+
+/// [`cpu_name`] from the text of `/proc/cpuinfo`.
+pub fn cpu_name_from(cpuinfo: &str) -> String {
+    let field = |key: &str| {
+        cpuinfo.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == key).then(|| v.trim().to_string())
+        })
+    };
+    if let Some(name) = field("model name").filter(|n| !n.is_empty()) {
+        return match (field("cpu family"), field("model")) {
+            (Some(f), Some(m)) => format!("{name} (family {f}, model {m})"),
+            _ => name,
+        };
+    }
+    if let Some(part) = field("CPU part") {
+        let core = match part.as_str() {
+            "0xd03" => "Cortex-A53".to_string(),
+            "0xd04" => "Cortex-A35".to_string(),
+            "0xd05" => "Cortex-A55".to_string(),
+            "0xd07" => "Cortex-A57".to_string(),
+            "0xd08" => "Cortex-A72".to_string(),
+            "0xd09" => "Cortex-A73".to_string(),
+            "0xd0a" => "Cortex-A75".to_string(),
+            "0xd0b" => "Cortex-A76".to_string(),
+            "0xd0c" => "Neoverse-N1".to_string(),
+            "0xd40" => "Neoverse-V1".to_string(),
+            "0xd41" => "Cortex-A78".to_string(),
+            "0xd4f" => "Neoverse-V2".to_string(),
+            _ => format!(
+                "ARM implementer {} part {part}",
+                field("CPU implementer").unwrap_or_default()
+            ),
+        };
+        return match field("Model") {
+            Some(board) => format!("{core} ({board})"),
+            None => core,
+        };
+    }
+    "unknown".to_string()
+}
+
+/// `s` as a JSON string literal.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_and_refuse() {
+        let args = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let s = Settings::parse(&args("--threads 1,2 --rounds 3 --sample-ms 0.5")).unwrap();
+        assert_eq!((s.threads, s.rounds, s.sample_ms), (vec![1, 2], 3, 0.5));
+        assert!(Settings::parse(&args("probe")).unwrap().probe);
+        for bad in [
+            "--threads 0",
+            "--threads x",
+            "--rounds",
+            "--sample-ms nan",
+            "-x",
+        ] {
+            assert!(Settings::parse(&args(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cpu_names() {
+        let zen = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n";
+        assert_eq!(cpu_name_from(zen), "AMD EPYC (family 26, model 2)");
+        let pi4 = "processor\t: 0\nBogoMIPS\t: 108.00\nCPU implementer\t: 0x41\nCPU part\t: 0xd08\n\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n";
+        assert_eq!(
+            cpu_name_from(pi4),
+            "Cortex-A72 (Raspberry Pi 4 Model B Rev 1.4)"
+        );
+        assert_eq!(
+            cpu_name_from("CPU implementer : 0x61\nCPU part : 0x022\n"),
+            "ARM implementer 0x61 part 0x022"
+        );
+        assert_eq!(cpu_name_from(""), "unknown");
+    }
+
+    #[test]
+    fn json_strings_escape() {
+        assert_eq!(json_string("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+    }
+}
