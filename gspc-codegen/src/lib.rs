@@ -133,7 +133,7 @@ pub fn plan(spec: &Spec, options: &Options) -> Result<Vec<LayerPlan>, Error> {
         .iter()
         .map(|l| {
             let own = plan::Pin::of(l);
-            if l.strategy.is_some() || l.oc_block.is_some() || l.compact.is_some() {
+            if l.pins_plan() {
                 return (own, Chosen::Spec);
             }
             match options.tuning.as_ref().and_then(|t| t.choice(l)) {

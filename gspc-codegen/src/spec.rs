@@ -128,9 +128,22 @@ pub struct LayerSpec {
     /// unrolled multiply-adds and no whole-row unrolling; `Some(false)`, never; `None`, only
     /// where the model would otherwise pass the generated-lines limit.
     pub compact: Option<bool>,
+    /// Direct kernels pinned by the spec (`"direct"`): `Some(false)`, the input is always
+    /// packed (no direct `gspc-ow` kernel, no in-place `gspc-oc`); `Some(true)` or `None`,
+    /// a direct kernel wherever one applies.
+    pub direct: Option<bool>,
 }
 
 impl LayerSpec {
+    /// Whether the spec pins any part of the plan (`strategy`, `oc_block`, `compact`,
+    /// `direct`): then neither the cost model nor a tuning database chooses it.
+    pub fn pins_plan(&self) -> bool {
+        self.strategy.is_some()
+            || self.oc_block.is_some()
+            || self.compact.is_some()
+            || self.direct.is_some()
+    }
+
     /// Whether `gspc-dwc` can compute the layer: depthwise (one input and one output
     /// channel per group) with a multiple of [`DWC_BLOCK`] channels.
     pub(crate) fn dwc_applies(&self) -> bool {
@@ -196,6 +209,7 @@ const LAYER_FIELDS: &[&str] = &[
     "strategy",
     "oc_block",
     "compact",
+    "direct",
 ];
 
 /// Rust's strict, reserved and edition-2024 keywords: not usable as module names.
@@ -626,6 +640,10 @@ impl Cx {
             None => Some(None),
             Some(v) => self.boolean(&field("compact"), v).map(Some),
         };
+        let direct = match obj.get("direct") {
+            None => Some(None),
+            Some(v) => self.boolean(&field("direct"), v).map(Some),
+        };
         let oc_block = match obj.get("oc_block") {
             None => Some(None),
             Some(v) => self
@@ -651,6 +669,7 @@ impl Cx {
             strategy: strategy?,
             oc_block: oc_block?,
             compact: compact?,
+            direct: direct?,
         };
         // Consistency rules, once every field is in range.
         let mut ok = true;

@@ -88,7 +88,7 @@ pub fn candidates(layer: &LayerSpec, options: &Options) -> Vec<(Candidate, Layer
     let strategy = |s: &str, b: Option<usize>| Candidate {
         strategy: Some(s.to_string()),
         oc_block: b,
-        compact: false,
+        ..Candidate::model()
     };
     let blocks = |max: usize| {
         [1, 2, 4, 8, 16, 32]
@@ -100,6 +100,15 @@ pub fn candidates(layer: &LayerSpec, options: &Options) -> Vec<(Candidate, Layer
     space.push(strategy("gspc-ow", None));
     space.extend(blocks(16).map(|b| strategy("gspc-ow", Some(b))));
     space.push(strategy("gspc-dwc", None));
+    // Each with its input packed (no direct or in-place kernel), where that differs.
+    let packed: Vec<Candidate> = space
+        .iter()
+        .map(|c| Candidate {
+            direct: Some(false),
+            ..c.clone()
+        })
+        .collect();
+    space.extend(packed);
     space.push(Candidate {
         compact: true,
         ..Candidate::model()
@@ -161,6 +170,9 @@ fn layer_spec_text(model: &str, layers: &[LayerSpec]) -> String {
             if let Some(c) = l.compact {
                 v["compact"] = json!(c);
             }
+            if let Some(d) = l.direct {
+                v["direct"] = json!(d);
+            }
             v
         })
         .collect();
@@ -182,7 +194,7 @@ fn shapes(specs: &[Spec], options: &Options, only: &[String]) -> Result<Vec<Shap
                     None => continue,
                 }
             }
-            if l.strategy.is_some() || l.oc_block.is_some() || l.compact.is_some() {
+            if l.pins_plan() {
                 continue;
             }
             let sig = signature(l);
@@ -810,7 +822,7 @@ pub fn report(specs: &[Spec], tuning: &crate::tuning::Tuning) -> String {
         let (mut m_sum, mut t_sum, mut all) = (0.0, 0.0, true);
         for l in &spec.layers {
             let name = format!("{}.{}", spec.model, l.name);
-            let pinned = l.strategy.is_some() || l.oc_block.is_some() || l.compact.is_some();
+            let pinned = l.pins_plan();
             match tuning.choice(l).filter(|_| !pinned) {
                 Some(t) => {
                     let m = t.model_ns.unwrap_or(f64::NAN);

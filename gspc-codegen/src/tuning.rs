@@ -56,6 +56,10 @@ pub struct Candidate {
     /// Compact code.
     #[serde(default)]
     pub compact: bool,
+    /// `Some(false)`: the input always packed (`"direct": false`); `None`: the cost
+    /// model's choice of direct kernels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct: Option<bool>,
 }
 
 impl Candidate {
@@ -86,6 +90,9 @@ impl Candidate {
         if self.compact {
             parts.push("compact".to_string());
         }
+        if self.direct == Some(false) {
+            parts.push("packed".to_string());
+        }
         if parts.is_empty() {
             "model".to_string()
         } else {
@@ -99,6 +106,7 @@ impl Candidate {
             strategy: self.strategy(),
             oc_block: self.oc_block,
             compact: self.compact.then_some(true),
+            direct: self.direct,
             ..layer.clone()
         }
     }
@@ -501,7 +509,7 @@ mod tests {
         Candidate {
             strategy: Some("gspc-oc".to_string()),
             oc_block: Some(b),
-            compact: false,
+            ..Candidate::model()
         }
     }
 

@@ -57,6 +57,7 @@ fn layer(
         strategy: None,
         oc_block: None,
         compact: None,
+        direct: None,
     }
 }
 

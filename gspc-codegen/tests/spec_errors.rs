@@ -128,6 +128,10 @@ fn zero_sizes_and_wrong_types_are_refused() {
         "t.json: layers[0].compact: expected true or false, got \"yes\"",
     );
     assert_one(
+        &layer(", \"direct\": 0"),
+        "t.json: layers[0].direct: expected true or false, got 0",
+    );
+    assert_one(
         r#"{"model": "m", "layers": []}"#,
         "t.json: layers: a model needs at least one layer, got []",
     );

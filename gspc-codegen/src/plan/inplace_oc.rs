@@ -227,6 +227,7 @@ mod tests {
             strategy: None,
             oc_block: None,
             compact: None,
+            direct: None,
         }
     }
 

@@ -323,6 +323,9 @@ pub(crate) struct Pin {
     pub oc_block: Option<usize>,
     /// Compact code (see [`LayerPlan::compact`]).
     pub compact: bool,
+    /// The input always packed: no direct `gspc-ow` kernel, no in-place `gspc-oc`
+    /// (`"direct": false`).
+    pub pack_input: bool,
 }
 
 impl Pin {
@@ -332,6 +335,7 @@ impl Pin {
             strategy: layer.strategy,
             oc_block: layer.oc_block,
             compact: layer.compact == Some(true),
+            pack_input: layer.direct == Some(false),
         }
     }
 }
@@ -394,6 +398,7 @@ pub(crate) fn plan_layer_pinned(
         // The direct gspc-ow kernel (AVX-512 or AVX2) needs no transposes and beats
         // gspc-dwc on narrow depthwise rows (docs/benchmarks/2026-11-28-zen5.md).
         let direct = !pin.compact
+            && !pin.pack_input
             && [Isa::Avx512, Isa::Avx2]
                 .iter()
                 .any(|i| isas.contains(i) && direct::applies(layer, *i, false, 1));
@@ -443,12 +448,19 @@ pub(crate) fn plan_layer_pinned(
         .map(|&isa| match strategy {
             Strategy::GspcOc => {
                 let mut v = packed_oc::plan(layer, oc_bn, isa, scalar_fpu(target), pin.compact);
-                if inplace_oc::applies(layer, &v, gpv, pin.compact) {
+                if !pin.pack_input && inplace_oc::applies(layer, &v, gpv, pin.compact) {
                     v.kind = Kind::InPlaceOc;
                 }
                 v
             }
-            Strategy::GspcOw => packed_ow::plan(layer, oc_bn, isa, scalar_fpu(target), pin.compact),
+            Strategy::GspcOw => packed_ow::plan(
+                layer,
+                oc_bn,
+                isa,
+                scalar_fpu(target),
+                pin.compact,
+                pin.pack_input,
+            ),
             Strategy::GspcDwc => dwc::plan(layer, isa, scalar_fpu(target), pin.compact),
         })
         .collect();
@@ -788,6 +800,7 @@ mod tests {
             strategy: None,
             oc_block: None,
             compact: None,
+            direct: None,
         }
     }
 

@@ -24,11 +24,14 @@ pub(super) fn plan(
     isa: Isa,
     scalar: bool,
     compact: bool,
+    pack_input: bool,
 ) -> VariantPlan {
     let [kh, kw] = layer.kernel;
-    // The flat direct kernel sees the whole output plane as one row (it unrolls the
-    // plane, so compact code does without it).
-    let flat = !compact && direct::flat(layer, isa, scalar, oc_bn);
+    // The direct kernel unrolls whole rows or the plane, so compact code does without it,
+    // as does a plan that packs the input (`"direct": false`).
+    let no_direct = compact || pack_input;
+    // The flat direct kernel sees the whole output plane as one row.
+    let flat = !no_direct && direct::flat(layer, isa, scalar, oc_bn);
     let ow = if flat {
         layer.output()[0] * layer.output()[1]
     } else {
@@ -45,7 +48,7 @@ pub(super) fn plan(
     // Rows narrower than 16 columns that the flat kernel does not take: the direct kernel
     // with one 16-lane vector per row, its last lanes unused (stored under a mask).
     let dl = direct::lanes(isa);
-    let narrow = !compact && !flat && ow < dl && direct::applies(layer, isa, scalar, oc_bn);
+    let narrow = !no_direct && !flat && ow < dl && direct::applies(layer, isa, scalar, oc_bn);
     let lanes = if narrow || flat { dl } else { lanes };
     let acc_per_vec = match isa {
         Isa::Portable if scalar => lanes,
@@ -70,7 +73,7 @@ pub(super) fn plan(
     // The direct kernel (depthwise, AVX-512 or AVX2): tiles of `direct_tile`; flat, a
     // row twice as long; narrow, one vector per row and twice the rows.
     let direct =
-        flat || narrow || (!compact && lanes == dl && direct::applies(layer, isa, scalar, oc_bn));
+        flat || narrow || (!no_direct && lanes == dl && direct::applies(layer, isa, scalar, oc_bn));
     let (dv, dr) = direct::tile(isa);
     let (nvec, rows) = if flat {
         (vectors.min(2 * dv), 1)
