@@ -195,14 +195,7 @@ impl TargetArgs {
             Some(t) => Target::from_triple(t)?,
             None => Target::host(),
         };
-        let isas = match &self.isa {
-            None => None,
-            Some(list) => Some(
-                list.iter()
-                    .map(|s| parse_isa(s.trim()))
-                    .collect::<Result<Vec<_>, _>>()?,
-            ),
-        };
+        let isas = parse_isas(self.isa.as_deref())?;
         let options = Options {
             target,
             isas,
@@ -212,6 +205,12 @@ impl TargetArgs {
         options.isas()?;
         Ok(options)
     }
+}
+
+/// `--isa`'s list, each name checked.
+fn parse_isas(list: Option<&[String]>) -> Result<Option<Vec<gspc_codegen::Isa>>, Error> {
+    list.map(|l| l.iter().map(|s| parse_isa(s.trim())).collect())
+        .transpose()
 }
 
 /// The exit codes, as `--help` shows them; [`exit_code`] maps errors to them.
@@ -530,14 +529,7 @@ fn print_memory(g: &gspc_codegen::Generated) {
 /// `gspc-codegen tune`: tunes, then prints the tuned against cost-model table.
 fn tune(a: TuneArgs) -> Result<(), Error> {
     use gspc_codegen::tune;
-    let isas = match &a.isa {
-        None => None,
-        Some(list) => Some(
-            list.iter()
-                .map(|s| parse_isa(s.trim()))
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-    };
+    let isas = parse_isas(a.isa.as_deref())?;
     let runtime = match a.runtime.clone().or_else(tune::default_runtime_dir) {
         Some(r) => r,
         None => {

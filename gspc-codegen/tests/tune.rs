@@ -139,22 +139,25 @@ fn tune_natively_resume_and_generate_from_the_database() {
         (by("grouped"), by("dw"), by("pinned")),
         ("tuned".into(), "tuned".into(), "spec".into())
     );
-    let gen_dir = dir.path("gen");
-    let r = gspc(&[
-        "generate",
-        path(&spec),
-        "--out",
-        path(&gen_dir),
-        "--isa",
-        "portable",
-        "--tuning",
-        path(&db),
-        "--tuning-threads",
-        "2",
-    ])
-    .success();
-    assert!(out(&r).0.contains("small::dw  "), "{}", out(&r).0);
-    let code = std::fs::read_to_string(gen_dir.join("small.rs")).unwrap();
+    // generate with the records of 2 threads: the same code twice, the database named.
+    let generate = |dest: &Path| {
+        let r = gspc(&[
+            "generate",
+            path(&spec),
+            "--out",
+            path(dest),
+            "--isa",
+            "portable",
+            "--tuning",
+            path(&db),
+            "--tuning-threads",
+            "2",
+        ])
+        .success();
+        assert!(out(&r).0.contains("small::dw  gspc-"), "{}", out(&r).0);
+        std::fs::read_to_string(dest.join("small.rs")).unwrap()
+    };
+    let code = generate(&dir.path("gen"));
     let regen = code
         .lines()
         .find(|l| l.starts_with("// Regenerate:"))
@@ -165,25 +168,7 @@ fn tune_natively_resume_and_generate_from_the_database() {
             && regen.contains("--tuning-threads 2"),
         "{regen}"
     );
-    // The same spec and database give the same code.
-    let again = dir.path("gen2");
-    gspc(&[
-        "generate",
-        path(&spec),
-        "--out",
-        path(&again),
-        "--isa",
-        "portable",
-        "--tuning",
-        path(&db),
-        "--tuning-threads",
-        "2",
-    ])
-    .success();
-    assert_eq!(
-        code,
-        std::fs::read_to_string(again.join("small.rs")).unwrap()
-    );
+    assert_eq!(code, generate(&dir.path("gen2")));
 
     // Records of another CPU are left out with a note; the cost model plans.
     let r = gspc(&[

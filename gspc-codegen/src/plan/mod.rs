@@ -266,20 +266,8 @@ impl LayerPlan {
 /// padding, input size, strategy, then the ISA after a double underscore.
 pub(crate) fn kernel_name(l: &LayerSpec, strategy: Strategy, isa: Isa) -> String {
     format!(
-        "f32_gconv_g{}c{}k{}_k{}x{}s{}x{}d{}x{}p{}x{}_{}x{}_{}__{}",
-        l.groups,
-        l.in_per_group(),
-        l.out_per_group(),
-        l.kernel[0],
-        l.kernel[1],
-        l.stride[0],
-        l.stride[1],
-        l.dilation[0],
-        l.dilation[1],
-        l.padding[0],
-        l.padding[1],
-        l.input[0],
-        l.input[1],
+        "f32_gconv_{}_{}__{}",
+        crate::tuning::signature(l),
         strategy.as_str().replace('-', "_"),
         isa
     )
