@@ -56,7 +56,7 @@ pub fn check_layer_on(
             Err(Error::Unsupported(_)) => return Ok(false),
             Err(e) => return Err(format!("{} ({what}): {e}", info.name)),
         }
-        reference::compare(info, &expected, &output)
+        reference::compare(info, expected, &output)
             .map_err(|m| format!("{} ({what}): {m}", info.name))?;
         Ok(true)
     };
@@ -77,7 +77,7 @@ pub fn check_layer_on(
         let mut scratch = vec![f32::NAN; layer.scratch_len * parts];
         f(input, &packed, &mut output, &mut scratch, parts)
             .map_err(|e| format!("{} ({what}, {parts}): {e}", info.name))?;
-        reference::compare(info, &expected, &output)
+        reference::compare(info, expected, &output)
             .map_err(|m| format!("{} ({what}, {parts}): {m}", info.name))
     };
     split("run_split", layer.run_split, 2)?;
