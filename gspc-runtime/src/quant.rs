@@ -341,11 +341,11 @@ impl fmt::Display for QuantError {
             } => match mode {
                 Requantization::Fixed => write!(
                     f,
-                    "output channel {channel}: the multiplier input_scale * weight_scale / output_scale = {value:e} needs a shift outside [{MIN_SHIFT}, {MAX_SHIFT}] (it must be in about [2^-32, 2^30)) for \"fixed\" requantization"
+                    "output channel {channel}: the multiplier input_scale * weight_scale / output_scale = {value:.4e} needs a shift outside [{MIN_SHIFT}, {MAX_SHIFT}] (it must be in about [2^-32, 2^30)) for \"fixed\" requantization"
                 ),
                 Requantization::Fp32 => write!(
                     f,
-                    "output channel {channel}: the scale input_scale * weight_scale / output_scale = {value:e} is zero or infinite in f32"
+                    "output channel {channel}: the scale input_scale * weight_scale / output_scale = {value:.4e} is zero or infinite in f32"
                 ),
             },
             QuantError::Channels { expected, actual } => write!(
