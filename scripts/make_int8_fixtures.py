@@ -13,7 +13,10 @@ scale that spreads the outputs over the int8 range), then runs:
 - ``ort``: an ONNX model of one ``QLinearConv`` (group, pads, strides, per-channel
   ``w_scale``, int32 bias) followed by an int8 ``Clip`` to the activation's range (relu:
   ``[zero_point, 127]``; relu6: ``[zero_point, zero_point + round(6 / scale)]``, TFLite's
-  formula); ONNX Runtime's CPU provider, all graph optimizations;
+  formula); ONNX Runtime's CPU provider, all graph optimizations, one thread;
+- ``ort_qdq``: the same layer in the QDQ format ONNX Runtime's ``quantize_static`` writes
+  (``DequantizeLinear`` on input, per-channel weights and bias, a float ``Conv``, ``Relu``
+  or ``Clip(0, 6)``, ``QuantizeLinear``), which ONNX Runtime fuses;
 - ``litert_auto``, ``litert_builtin``, ``litert_ref``: a ``.tflite`` model of one
   ``DEPTHWISE_CONV_2D`` or ``CONV_2D`` (grouped: filter ``[O, KH, KW, I / groups]``) with
   the activation fused, written directly with the flatbuffer schema that ai-edge-litert
@@ -192,6 +195,59 @@ def run_ort(c):
     return sess.run(None, {"x": c["x"]})[0]
 
 
+def run_ort_qdq(c):
+    """The same layer as ONNX Runtime's quantization tools write it (QDQ format):
+    DequantizeLinear on input, per-channel weights and int32 bias, a float Conv, Relu or
+    Clip(0, 6), QuantizeLinear. ONNX Runtime fuses what it can into QLinearConv."""
+    cout = c["out_channels"]
+    k = c["kernel"][0]
+    oh, ow = c["output"]
+    bias_scales = [float(np.float32(c["input_scale"]) * np.float32(s)) for s in c["weight_scales"]]
+    inits = [
+        helper.make_tensor("x_scale", TensorProto.FLOAT, [], [c["input_scale"]]),
+        helper.make_tensor("x_zp", TensorProto.INT8, [], [c["input_zero_point"]]),
+        helper.make_tensor("w", TensorProto.INT8, list(c["w"].shape), c["w"].flatten().tolist()),
+        helper.make_tensor("w_scale", TensorProto.FLOAT, [cout], c["weight_scales"]),
+        helper.make_tensor("w_zp", TensorProto.INT8, [cout], [0] * cout),
+        helper.make_tensor("b", TensorProto.INT32, [cout], c["bias"].tolist()),
+        helper.make_tensor("b_scale", TensorProto.FLOAT, [cout], bias_scales),
+        helper.make_tensor("b_zp", TensorProto.INT32, [cout], [0] * cout),
+        helper.make_tensor("y_scale", TensorProto.FLOAT, [], [c["output_scale"]]),
+        helper.make_tensor("y_zp", TensorProto.INT8, [], [c["output_zero_point"]]),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["x", "x_scale", "x_zp"], ["xf"]),
+        helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zp"], ["wf"], axis=0),
+        helper.make_node("DequantizeLinear", ["b", "b_scale", "b_zp"], ["bf"], axis=0),
+        helper.make_node("Conv", ["xf", "wf", "bf"], ["conv"], group=c["groups"],
+                         kernel_shape=[k, k], pads=[1, 1, 1, 1], strides=c["stride"]),
+    ]
+    act = c["activation"]
+    if act == "relu":
+        nodes.append(helper.make_node("Relu", ["conv"], ["act"]))
+    elif act == "relu6":
+        inits.append(helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]))
+        inits.append(helper.make_tensor("six", TensorProto.FLOAT, [], [6.0]))
+        nodes.append(helper.make_node("Clip", ["conv", "zero", "six"], ["act"]))
+    last = "conv" if act == "none" else "act"
+    nodes.append(helper.make_node("QuantizeLinear", [last, "y_scale", "y_zp"], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        c["name"] + "_qdq",
+        [helper.make_tensor_value_info("x", TensorProto.INT8, list(c["x"].shape))],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [1, cout, oh, ow])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": c["x"]})[0]
+
+
 def tflite_model(c):
     depthwise = c["groups"] == c["in_channels"] == c["out_channels"]
     cout = c["out_channels"]
@@ -288,7 +344,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     for case in CASES:
         c = make_case(*case)
-        peers = {"ort": run_ort(c)}
+        peers = {"ort": run_ort(c), "ort_qdq": run_ort_qdq(c)}
         for key, res in [("litert_auto", OpResolverType.AUTO),
                          ("litert_builtin", OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES),
                          ("litert_ref", OpResolverType.BUILTIN_REF)]:

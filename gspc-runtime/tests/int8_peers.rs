@@ -4,7 +4,8 @@
 //! activation. Within 1 of every peer on every value in both modes, and bit for bit where
 //! the peer uses the same requantization:
 //!
-//! - `fp32` = ONNX Runtime's `QLinearConv` (MLAS) and LiteRT's default resolver (XNNPACK);
+//! - `fp32` = ONNX Runtime's `QLinearConv` (MLAS), the same layer in ONNX Runtime's QDQ
+//!   format (which it fuses), and LiteRT's default resolver (XNNPACK);
 //! - `fixed` = LiteRT's reference kernels and its optimized built-in kernels (no delegate).
 //!
 //! The `*_ties` fixtures have power-of-two multipliers, so that about a quarter of the
@@ -123,7 +124,7 @@ fn compare(ours: &[i64], peer: &[i64]) -> (usize, usize, i64) {
 fn the_reference_agrees_with_onnx_runtime_and_litert() {
     let files = fixtures();
     assert!(files.len() >= 6, "{} fixtures", files.len());
-    let peers = ["ort", "litert_auto", "litert_builtin", "litert_ref"];
+    let peers = ["ort", "ort_qdq", "litert_auto", "litert_builtin", "litert_ref"];
     // (mode, peer) -> (values, differing, max difference), over all fixtures.
     let mut totals = std::collections::BTreeMap::new();
     for (name, d) in &files {
@@ -152,6 +153,7 @@ fn the_reference_agrees_with_onnx_runtime_and_litert() {
     let exact = |mode: &'static str, peer: &'static str| totals[&(mode, peer)].1 == 0;
     // Which mode matches which peer bit for bit (measured, see the module comment).
     assert!(exact("fp32", "ort"), "fp32 vs ONNX Runtime");
+    assert!(exact("fp32", "ort_qdq"), "fp32 vs ONNX Runtime's QDQ model");
     assert!(exact("fp32", "litert_auto"), "fp32 vs LiteRT with XNNPACK");
     assert!(
         exact("fixed", "litert_ref"),
