@@ -146,7 +146,8 @@ impl FixedMultiplier {
     /// The real value `multiplier * 2^(shift - 31)`.
     pub fn to_real(self) -> f64 {
         let mut r = self.multiplier as f64;
-        let mut e = self.shift - 31;
+        // Beyond +-1100 the result is 0 or infinite anyway (fields set by hand).
+        let mut e = self.shift.clamp(-1100, 1100) - 31;
         while e > 0 {
             r *= 2.0;
             e -= 1;
@@ -182,12 +183,19 @@ impl FixedMultiplier {
     }
 }
 
-/// `v` rounded to nearest, ties to even, for `|v| <= 2^22` (adding and subtracting
-/// 1.5 * 2^23 leaves no fraction bits, and IEEE addition rounds ties to even).
+/// `v` rounded to nearest, ties to even (core has no `round_ties_even`): below 2^23 in
+/// magnitude, adding and subtracting 2^23 leaves no fraction bits, and IEEE addition rounds
+/// ties to even; from 2^23 on every f32 is a whole number.
 #[inline(always)]
-fn round_ties_even_small(v: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
-    (v + MAGIC) - MAGIC
+fn round_ties_even(v: f32) -> f32 {
+    const TWO_23: f32 = 8_388_608.0;
+    if v.abs() >= TWO_23 {
+        v
+    } else if v >= 0.0 {
+        (v + TWO_23) - TWO_23
+    } else {
+        (v - TWO_23) + TWO_23
+    }
 }
 
 /// The fp32 requantization: `clamp(round_ties_even(f32(acc) * scale) + zero_point, min,
@@ -197,9 +205,9 @@ fn round_ties_even_small(v: f32) -> f32 {
 #[inline(always)]
 pub fn requantize_fp32(acc: i32, scale: f32, zero_point: i32, min: i32, max: i32) -> i32 {
     let v = acc as f32 * scale;
-    let lo = (min - zero_point) as f32;
-    let hi = (max - zero_point) as f32;
-    // No NaN: acc is finite and scale finite and positive (an infinite product clamps).
+    let lo = min.saturating_sub(zero_point) as f32;
+    let hi = max.saturating_sub(zero_point) as f32;
+    // An infinite product clamps (a NaN scale gives NaN, which `as` turns into 0).
     let v = if v < lo {
         lo
     } else if v > hi {
@@ -207,7 +215,7 @@ pub fn requantize_fp32(acc: i32, scale: f32, zero_point: i32, min: i32, max: i32
     } else {
         v
     };
-    round_ties_even_small(v) as i32 + zero_point
+    (round_ties_even(v) as i32).saturating_add(zero_point)
 }
 
 /// The fixed requantization: `clamp(m.apply(acc) + zero_point, min, max)` (the addition
@@ -540,7 +548,8 @@ pub fn conv2d(
         info,
         |k| bias.map_or(0, |b| b[k]),
         |acc: &mut i32, i, j| {
-            *acc = acc.wrapping_add((input[i] as i32 - izp) * weights[j] as i32);
+            let x = (input[i] as i32).wrapping_sub(izp);
+            *acc = acc.wrapping_add(x.wrapping_mul(weights[j] as i32));
         },
         |k, o, acc| {
             output[o] = requant.channels[k].requantize(

@@ -124,7 +124,13 @@ fn compare(ours: &[i64], peer: &[i64]) -> (usize, usize, i64) {
 fn the_reference_agrees_with_onnx_runtime_and_litert() {
     let files = fixtures();
     assert!(files.len() >= 6, "{} fixtures", files.len());
-    let peers = ["ort", "ort_qdq", "litert_auto", "litert_builtin", "litert_ref"];
+    let peers = [
+        "ort",
+        "ort_qdq",
+        "litert_auto",
+        "litert_builtin",
+        "litert_ref",
+    ];
     // (mode, peer) -> (values, differing, max difference), over all fixtures.
     let mut totals = std::collections::BTreeMap::new();
     for (name, d) in &files {

@@ -606,3 +606,40 @@ fn channel_scales_compute_the_multiplier_as_the_peers_do() {
         Ok(ChannelScale::Fp32(i * w / o))
     );
 }
+
+#[test]
+fn extreme_arguments_do_not_panic() {
+    let wide = |acc, scale| requantize_fp32(acc, scale, 0, i32::MIN, i32::MAX);
+    // (2^23 + 3) / 2 = 4194305.5 (exact in f32, whose step is 0.5 there) -> 4194306 (even);
+    // -4194305.5 -> -4194306; (2^24 + 6) / 2 = 2^23 + 3, a whole number already.
+    assert_eq!(wide((1 << 23) + 3, 0.5), 4_194_306);
+    assert_eq!(wide(-(1 << 23) - 3, 0.5), -4_194_306);
+    assert_eq!(wide((1 << 24) + 6, 0.5), (1 << 23) + 3);
+    assert_eq!(wide(i32::MAX, 1.0), i32::MAX);
+    // Bounds and zero points far outside int8 saturate instead of overflowing.
+    assert_eq!(
+        requantize_fp32(5, 1.0, i32::MAX, i32::MIN, i32::MAX),
+        i32::MAX
+    );
+    assert_eq!(
+        requantize_fixed(5, fixed(P30, 0), i32::MAX, i32::MIN, i32::MAX),
+        i32::MAX
+    );
+    // Hand-set fields outside the ranges from_real makes.
+    for shift in [i32::MIN, -40, 31, 40, i32::MAX] {
+        let _ = fixed(i32::MAX, shift).apply(i32::MIN);
+        let _ = fixed(i32::MAX, shift).to_real();
+    }
+    // A zero point outside int8 in a hand-made Requant.
+    let l = info([1, 1], 1, 1, 0, [1, 2]);
+    let ch = [ChannelScale::Fp32(1.0)];
+    let r = gspc_runtime::quant::Requant {
+        input_zero_point: i32::MIN,
+        output_zero_point: 0,
+        min: -128,
+        max: 127,
+        channels: &ch,
+    };
+    let mut out = [0i8; 2];
+    conv2d(&l, &r, &[1, -1], &[127], Some(&[i32::MAX]), &mut out).expect("lengths");
+}
