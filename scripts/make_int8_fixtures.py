@@ -152,11 +152,10 @@ def make_case(name, cin, cout, groups, k, stride, hw, act, seed, ties):
     )
 
 
-def run_ort(c):
-    cout, cpg = c["w"].shape[:2]
-    k = c["kernel"][0]
-    oh, ow = c["output"]
-    inits = [
+def _ort_common_inits(c):
+    """Initializers both ONNX forms share: the scales and zero points, weights and bias."""
+    cout = c["out_channels"]
+    return [
         helper.make_tensor("x_scale", TensorProto.FLOAT, [], [c["input_scale"]]),
         helper.make_tensor("x_zp", TensorProto.INT8, [], [c["input_zero_point"]]),
         helper.make_tensor("w", TensorProto.INT8, list(c["w"].shape), c["w"].flatten().tolist()),
@@ -165,24 +164,18 @@ def run_ort(c):
         helper.make_tensor("y_scale", TensorProto.FLOAT, [], [c["output_scale"]]),
         helper.make_tensor("y_zp", TensorProto.INT8, [], [c["output_zero_point"]]),
         helper.make_tensor("b", TensorProto.INT32, [cout], c["bias"].tolist()),
-        helper.make_tensor("lo", TensorProto.INT8, [], [c["activation_range"][0]]),
-        helper.make_tensor("hi", TensorProto.INT8, [], [c["activation_range"][1]]),
     ]
-    conv = helper.make_node(
-        "QLinearConv",
-        ["x", "x_scale", "x_zp", "w", "w_scale", "w_zp", "y_scale", "y_zp", "b"],
-        ["conv"],
-        group=c["groups"],
-        kernel_shape=[k, k],
-        pads=[1, 1, 1, 1],
-        strides=c["stride"],
-    )
-    clip = helper.make_node("Clip", ["conv", "lo", "hi"], ["y"])
+
+
+def _ort_run(c, name, nodes, inits):
+    """One graph x (int8 NCHW) -> nodes -> y (int8 NCHW), run on ONNX Runtime's CPU
+    provider with every graph optimization, one thread."""
+    oh, ow = c["output"]
     graph = helper.make_graph(
-        [conv, clip],
-        c["name"],
+        nodes,
+        name,
         [helper.make_tensor_value_info("x", TensorProto.INT8, list(c["x"].shape))],
-        [helper.make_tensor_value_info("y", TensorProto.INT8, [1, cout, oh, ow])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [1, c["out_channels"], oh, ow])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -195,32 +188,44 @@ def run_ort(c):
     return sess.run(None, {"x": c["x"]})[0]
 
 
+def _conv_attrs(c):
+    k = c["kernel"][0]
+    return dict(group=c["groups"], kernel_shape=[k, k], pads=[1, 1, 1, 1], strides=c["stride"])
+
+
+def run_ort(c):
+    """QLinearConv, then an int8 Clip to the activation's range."""
+    inits = _ort_common_inits(c) + [
+        helper.make_tensor("lo", TensorProto.INT8, [], [c["activation_range"][0]]),
+        helper.make_tensor("hi", TensorProto.INT8, [], [c["activation_range"][1]]),
+    ]
+    nodes = [
+        helper.make_node(
+            "QLinearConv",
+            ["x", "x_scale", "x_zp", "w", "w_scale", "w_zp", "y_scale", "y_zp", "b"],
+            ["conv"],
+            **_conv_attrs(c),
+        ),
+        helper.make_node("Clip", ["conv", "lo", "hi"], ["y"]),
+    ]
+    return _ort_run(c, c["name"], nodes, inits)
+
+
 def run_ort_qdq(c):
     """The same layer as ONNX Runtime's quantization tools write it (QDQ format):
     DequantizeLinear on input, per-channel weights and int32 bias, a float Conv, Relu or
     Clip(0, 6), QuantizeLinear. ONNX Runtime fuses what it can into QLinearConv."""
     cout = c["out_channels"]
-    k = c["kernel"][0]
-    oh, ow = c["output"]
     bias_scales = [float(np.float32(c["input_scale"]) * np.float32(s)) for s in c["weight_scales"]]
-    inits = [
-        helper.make_tensor("x_scale", TensorProto.FLOAT, [], [c["input_scale"]]),
-        helper.make_tensor("x_zp", TensorProto.INT8, [], [c["input_zero_point"]]),
-        helper.make_tensor("w", TensorProto.INT8, list(c["w"].shape), c["w"].flatten().tolist()),
-        helper.make_tensor("w_scale", TensorProto.FLOAT, [cout], c["weight_scales"]),
-        helper.make_tensor("w_zp", TensorProto.INT8, [cout], [0] * cout),
-        helper.make_tensor("b", TensorProto.INT32, [cout], c["bias"].tolist()),
+    inits = _ort_common_inits(c) + [
         helper.make_tensor("b_scale", TensorProto.FLOAT, [cout], bias_scales),
         helper.make_tensor("b_zp", TensorProto.INT32, [cout], [0] * cout),
-        helper.make_tensor("y_scale", TensorProto.FLOAT, [], [c["output_scale"]]),
-        helper.make_tensor("y_zp", TensorProto.INT8, [], [c["output_zero_point"]]),
     ]
     nodes = [
         helper.make_node("DequantizeLinear", ["x", "x_scale", "x_zp"], ["xf"]),
         helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zp"], ["wf"], axis=0),
         helper.make_node("DequantizeLinear", ["b", "b_scale", "b_zp"], ["bf"], axis=0),
-        helper.make_node("Conv", ["xf", "wf", "bf"], ["conv"], group=c["groups"],
-                         kernel_shape=[k, k], pads=[1, 1, 1, 1], strides=c["stride"]),
+        helper.make_node("Conv", ["xf", "wf", "bf"], ["conv"], **_conv_attrs(c)),
     ]
     act = c["activation"]
     if act == "relu":
@@ -231,21 +236,7 @@ def run_ort_qdq(c):
         nodes.append(helper.make_node("Clip", ["conv", "zero", "six"], ["act"]))
     last = "conv" if act == "none" else "act"
     nodes.append(helper.make_node("QuantizeLinear", [last, "y_scale", "y_zp"], ["y"]))
-    graph = helper.make_graph(
-        nodes,
-        c["name"] + "_qdq",
-        [helper.make_tensor_value_info("x", TensorProto.INT8, list(c["x"].shape))],
-        [helper.make_tensor_value_info("y", TensorProto.INT8, [1, cout, oh, ow])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"x": c["x"]})[0]
+    return _ort_run(c, c["name"] + "_qdq", nodes, inits)
 
 
 def tflite_model(c):
