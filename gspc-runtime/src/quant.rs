@@ -36,7 +36,8 @@ pub const Q_MAX: i32 = i8::MAX as i32;
 /// multipliers that would need more to zero; they are refused here).
 pub const MIN_SHIFT: i32 = -31;
 /// The largest shift of a [`FixedMultiplier`]: a left shift by 30 at most (TFLite's and
-/// CMSIS-NN's `x * (1 << left_shift)` is an int32 product, so `1 << 31` is out).
+/// CMSIS-NN's `x * (1 << left_shift)` is an int32 product, so `1 << 31` is out; CMSIS-NN's
+/// `arm_nn_requantize` documents its shift range as -31 to 30).
 pub const MAX_SHIFT: i32 = 30;
 
 /// The largest reduction length `(in_channels / groups) * KH * KW` of an int8 layer:
