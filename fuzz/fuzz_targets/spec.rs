@@ -2,8 +2,8 @@
 //! AVX-512), aarch64 (portable, NEON) and thumbv7em (portable) -> `syn::parse_file`.
 //!
 //! Invariants: no input panics; an accepted spec either generates code that parses or is
-//! refused for its size (the generated-lines limit) with an `Invalid` error, never an
-//! `Internal` one.
+//! refused for its size (the generated-lines limit) or for an int8 layer (not generated
+//! yet, issue 13) with an `Invalid` error, never an `Internal` one.
 //!
 //! Fuzz-only cap: a spec whose plan estimates more than `FUZZ_MAX_LINES` generated lines
 //! is planned but not emitted here (see fuzz/README.md): near the 400 000-line limit one
@@ -37,7 +37,9 @@ fuzz_target!(|data: &[u8]| {
         let options = Options::for_target(target);
         let lines = match plan(&s, &options) {
             Ok(plans) => plans.iter().map(|p| p.estimated_lines()).sum::<usize>(),
-            Err(Error::Invalid(_)) => continue, // over the generated-lines limit
+            // Over the generated-lines limit, or an int8 layer (refused until its kernels
+            // exist, issue 13).
+            Err(Error::Invalid(_)) => continue,
             Err(e) => panic!("planning an accepted spec failed: {e}"),
         };
         if lines > FUZZ_MAX_LINES {

@@ -40,7 +40,7 @@ pub use builder::{Builder, Output};
 pub use error::{Diagnostic, Error, FileOp, Setting};
 pub use gspc_runtime::{Activation, Isa};
 pub use plan::{Chosen, Kind, LayerPlan, VariantPlan};
-pub use spec::{LayerSpec, Spec, Strategy};
+pub use spec::{Dtype, LayerSpec, Quantization, Spec, Strategy};
 pub use target::{Arch, Target};
 
 /// The version written into generated headers.
@@ -125,6 +125,7 @@ fn count_module_lines(code: &str, name: &str) -> usize {
 
 /// Plans every layer of a validated spec.
 pub fn plan(spec: &Spec, options: &Options) -> Result<Vec<LayerPlan>, Error> {
+    refuse_int8(spec)?;
     let isas = options.isas()?;
     // What each layer's plan comes from: the spec's pins, else a tuned plan, else the cost
     // model.
@@ -194,6 +195,31 @@ pub fn plan(spec: &Spec, options: &Options) -> Result<Vec<LayerPlan>, Error> {
         }]));
     }
     Ok(plans)
+}
+
+/// Until the int8 kernels exist (issue 13), every int8 layer is refused by name: the spec
+/// fields and the integer reference (`gspc_runtime::quant`) are in place, and generating
+/// f32 code for such a layer would silently compute something else.
+fn refuse_int8(spec: &Spec) -> Result<(), Error> {
+    let diags: Vec<Diagnostic> = spec
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.dtype() == spec::Dtype::Int8)
+        .map(|(i, l)| Diagnostic {
+            file: spec.file.clone(),
+            path: format!("layers[{i}].dtype"),
+            message: format!(
+                "layer \"{}\" is int8: int8 kernels are not generated yet (issue 13); the spec and the reference are in place",
+                l.name
+            ),
+        })
+        .collect();
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(diags))
+    }
 }
 
 /// Generates the kernels of one validated spec. Pure: reads no files, no environment.

@@ -6,10 +6,18 @@
 //!    "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "input": [56, 56]}]}
 //! ```
 //! Optional per layer: `dilation` (`[1, 1]`), `bias` (`false`), `activation` (`"none"`,
-//! `"relu"` or `"relu6"`; `"none"`), `count` (`1`).
+//! `"relu"` or `"relu6"`; `"none"`), `count` (`1`), `dtype` (`"f32"` or `"int8"`; `"f32"`)
+//! and, with `"int8"` only, `quantization` (docs/quantization.md):
+//!
+//! ```json
+//! "dtype": "int8", "quantization": {"requantization": "fixed",
+//!   "input_scale": 0.02, "input_zero_point": -3, "output_scale": 0.05,
+//!   "output_zero_point": 7, "weight_scales": [0.004, 0.0031]}
+//! ```
 
 use crate::error::{Diagnostic, Error};
 use gspc_runtime::Activation;
+use gspc_runtime::quant::{self, ChannelScale, QuantParams, Requantization};
 use serde_json::{Map, Value};
 
 /// How a layer is computed: the names a spec may pin in `"strategy"`, shown by `plan` and
@@ -93,6 +101,62 @@ pub struct Spec {
     pub layers: Vec<LayerSpec>,
 }
 
+/// A layer's element type (a spec's `"dtype"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dtype {
+    /// f32 input, weights, bias and output.
+    F32,
+    /// int8 input, weights and output, int32 bias, with [`Quantization`] parameters.
+    Int8,
+}
+
+impl Dtype {
+    /// The spelling used in specs (`"f32"`, `"int8"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dtype::F32 => "f32",
+            Dtype::Int8 => "int8",
+        }
+    }
+}
+
+/// The quantization parameters of an int8 layer (TFLite's int8 spec), validated: scales
+/// finite and positive in f32, zero points in `[-128, 127]`, one weight scale per output
+/// channel, every channel's multiplier representable in the requantization mode.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quantization {
+    /// How accumulators are scaled to the output.
+    pub requantization: Requantization,
+    /// Input scale.
+    pub input_scale: f32,
+    /// Input zero point.
+    pub input_zero_point: i32,
+    /// Output scale.
+    pub output_scale: f32,
+    /// Output zero point.
+    pub output_zero_point: i32,
+    /// One weight scale per output channel (a single number in the spec is repeated).
+    pub weight_scales: Vec<f32>,
+}
+
+// Every scale is finite (validated), so `==` is an equivalence.
+impl Eq for Quantization {}
+
+impl Quantization {
+    /// The parameters as the runtime takes them ([`QuantParams::derive`] gives each
+    /// channel's requantization and the activation's clamp).
+    pub fn params(&self) -> QuantParams<'_> {
+        QuantParams {
+            mode: self.requantization,
+            input_scale: self.input_scale,
+            input_zero_point: self.input_zero_point,
+            output_scale: self.output_scale,
+            output_zero_point: self.output_zero_point,
+            weight_scales: &self.weight_scales,
+        }
+    }
+}
+
 /// A validated layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerSpec {
@@ -132,9 +196,19 @@ pub struct LayerSpec {
     /// packed (no direct `gspc-ow` kernel, no in-place `gspc-oc`); `Some(true)` or `None`,
     /// a direct kernel wherever one applies.
     pub direct: Option<bool>,
+    /// The quantization parameters of an int8 layer (`"dtype": "int8"`); `None` for f32.
+    pub quantization: Option<Quantization>,
 }
 
 impl LayerSpec {
+    /// The element type: [`Dtype::Int8`] when the layer has quantization parameters.
+    pub fn dtype(&self) -> Dtype {
+        match self.quantization {
+            Some(_) => Dtype::Int8,
+            None => Dtype::F32,
+        }
+    }
+
     /// Whether the spec pins any part of the plan (`strategy`, `oc_block`, `compact`,
     /// `direct`): then neither the cost model nor a tuning database chooses it.
     pub fn pins_plan(&self) -> bool {
@@ -210,6 +284,16 @@ const LAYER_FIELDS: &[&str] = &[
     "oc_block",
     "compact",
     "direct",
+    "dtype",
+    "quantization",
+];
+const QUANT_FIELDS: &[&str] = &[
+    "requantization",
+    "input_scale",
+    "input_zero_point",
+    "output_scale",
+    "output_zero_point",
+    "weight_scales",
 ];
 
 /// Rust's strict, reserved and edition-2024 keywords: not usable as module names.
@@ -563,6 +647,184 @@ impl Cx {
         Some([a?, b?])
     }
 
+    /// A JSON number as an f32 scale: finite and above 0, also after rounding to f32.
+    fn scale(&mut self, path: &str, v: &Value) -> Option<f32> {
+        let Some(x) = v.as_f64() else {
+            self.err(path, format!("expected a number above 0, got {}", show(v)));
+            return None;
+        };
+        let f = x as f32;
+        if x <= 0.0 {
+            self.err(
+                path,
+                format!("{} is not above 0; scales are positive", show(v)),
+            );
+            None
+        } else if f == 0.0 || f.is_infinite() {
+            self.err(
+                path,
+                format!(
+                    "{} is {} in f32 (scales are f32, as in TFLite and ONNX); it must be a finite number above 0",
+                    show(v),
+                    if f == 0.0 { "0" } else { "infinite" }
+                ),
+            );
+            None
+        } else {
+            Some(f)
+        }
+    }
+
+    /// A zero point: a whole number in `[-128, 127]`.
+    fn zero_point(&mut self, path: &str, v: &Value) -> Option<i32> {
+        match v.as_i64() {
+            Some(n) if (-128..=127).contains(&n) => Some(n as i32),
+            Some(n) => {
+                self.err(
+                    path,
+                    format!("{n} is outside the int8 range [-128, 127] of a zero point"),
+                );
+                None
+            }
+            None => {
+                self.err(
+                    path,
+                    format!("expected a whole number from -128 to 127, got {}", show(v)),
+                );
+                None
+            }
+        }
+    }
+
+    /// The `quantization` object of an int8 layer (field by field; the multipliers are
+    /// checked by [`Cx::quantization_fits`] once the layer's shape is valid).
+    fn quantization(
+        &mut self,
+        path: &str,
+        v: &Value,
+        out_channels: Option<usize>,
+    ) -> Option<Quantization> {
+        let Some(obj) = v.as_object() else {
+            self.err(
+                path,
+                format!(
+                    "expected an object {{\"requantization\", \"input_scale\", \"input_zero_point\", \"output_scale\", \"output_zero_point\", \"weight_scales\"}}, got {}",
+                    show(v)
+                ),
+            );
+            return None;
+        };
+        self.unknown_fields(path, obj, QUANT_FIELDS);
+        let field = |name: &str| format!("{path}.{name}");
+        let get = |cx: &mut Cx, name: &str| -> Option<&Value> {
+            let got = obj.get(name);
+            if got.is_none() {
+                cx.err(path, format!("missing field \"{name}\""));
+            }
+            got
+        };
+        let requantization = get(self, "requantization").and_then(|v| match v.as_str() {
+            Some("fixed") => Some(Requantization::Fixed),
+            Some("fp32") => Some(Requantization::Fp32),
+            _ => {
+                self.err(
+                    &field("requantization"),
+                    format!("{} is not one of \"fixed\", \"fp32\"", show(v)),
+                );
+                None
+            }
+        });
+        let input_scale =
+            get(self, "input_scale").and_then(|v| self.scale(&field("input_scale"), v));
+        let input_zero_point = get(self, "input_zero_point")
+            .and_then(|v| self.zero_point(&field("input_zero_point"), v));
+        let output_scale =
+            get(self, "output_scale").and_then(|v| self.scale(&field("output_scale"), v));
+        let output_zero_point = get(self, "output_zero_point")
+            .and_then(|v| self.zero_point(&field("output_zero_point"), v));
+        let weight_scales = get(self, "weight_scales").and_then(|v| {
+            let path = field("weight_scales");
+            match v {
+                Value::Array(items) => {
+                    if let Some(k) = out_channels
+                        && items.len() != k
+                    {
+                        self.err(
+                            &path,
+                            format!(
+                                "{} weight scales for out_channels = {k}; give one per output channel, or one number for all",
+                                items.len()
+                            ),
+                        );
+                        return None;
+                    }
+                    let scales: Vec<Option<f32>> = items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| self.scale(&format!("{path}[{i}]"), s))
+                        .collect();
+                    scales.into_iter().collect::<Option<Vec<f32>>>()
+                }
+                v => {
+                    let s = self.scale(&path, v)?;
+                    Some(vec![s; out_channels?])
+                }
+            }
+        });
+        Some(Quantization {
+            requantization: requantization?,
+            input_scale: input_scale?,
+            input_zero_point: input_zero_point?,
+            output_scale: output_scale?,
+            output_zero_point: output_zero_point?,
+            weight_scales: weight_scales?,
+        })
+    }
+
+    /// The rules of an int8 layer that need its shape: the reduction is short enough for an
+    /// int32 accumulator, and every channel's multiplier is representable in the mode.
+    fn quantization_fits(&mut self, path: &str, l: &LayerSpec, q: &Quantization) -> bool {
+        let mut ok = true;
+        let reduction = l.in_per_group() * l.kernel[0] * l.kernel[1];
+        if reduction > quant::MAX_REDUCTION {
+            self.err(
+                &format!("{path}.kernel"),
+                format!(
+                    "an int8 layer's (in_channels / groups) * KH * KW = {reduction} is above the limit of {}, which keeps its int32 accumulator from overflowing ({} * 255 * 128 < 2^31)",
+                    quant::MAX_REDUCTION,
+                    quant::MAX_REDUCTION
+                ),
+            );
+            ok = false;
+        }
+        let bad: Vec<(usize, quant::QuantError)> = q
+            .weight_scales
+            .iter()
+            .enumerate()
+            .filter_map(|(k, &ws)| {
+                ChannelScale::new(q.requantization, q.input_scale, ws, q.output_scale, k)
+                    .err()
+                    .map(|e| (k, e))
+            })
+            .collect();
+        if let Some((k, e)) = bad.first() {
+            let more = match bad.len() {
+                1 => String::new(),
+                n => format!(" ({n} of the {} channels are out of range)", l.out_channels),
+            };
+            // One scale for every channel (as a single number gives) is blamed as a whole.
+            let uniform = q.weight_scales.iter().all(|&s| s == q.weight_scales[0]);
+            let at = if uniform {
+                format!("{path}.quantization.weight_scales")
+            } else {
+                format!("{path}.quantization.weight_scales[{k}]")
+            };
+            self.err(&at, format!("{e}{more}"));
+            ok = false;
+        }
+        ok
+    }
+
     fn layer(&mut self, path: &str, v: &Value) -> Option<LayerSpec> {
         let Some(obj) = v.as_object() else {
             self.err(path, format!("expected a layer object, got {}", show(v)));
@@ -650,6 +912,40 @@ impl Cx {
                 .int(&field("oc_block"), v, 1, MAX_OC_BLOCK, "oc_block")
                 .map(Some),
         };
+        let dtype = match obj.get("dtype") {
+            None => Some(Dtype::F32),
+            Some(v) => match v.as_str() {
+                Some("f32") => Some(Dtype::F32),
+                Some("int8") => Some(Dtype::Int8),
+                _ => {
+                    self.err(
+                        &field("dtype"),
+                        format!("{} is not one of \"f32\", \"int8\"", show(v)),
+                    );
+                    None
+                }
+            },
+        };
+        let quantization = match (dtype, obj.get("quantization")) {
+            (Some(Dtype::Int8), None) => {
+                self.err(
+                    path,
+                    "missing field \"quantization\" (an int8 layer needs its scales and zero points)",
+                );
+                None
+            }
+            (Some(Dtype::Int8), Some(v)) => self
+                .quantization(&field("quantization"), v, out_channels)
+                .map(Some),
+            (Some(Dtype::F32), Some(_)) => {
+                self.err(
+                    &field("quantization"),
+                    "quantization parameters are for \"dtype\": \"int8\" layers; this one is f32",
+                );
+                None
+            }
+            (_, _) => Some(None),
+        };
         if self.diags.len() > before {
             return None;
         }
@@ -670,6 +966,7 @@ impl Cx {
             oc_block: oc_block?,
             compact: compact?,
             direct: direct?,
+            quantization: quantization?,
         };
         // Consistency rules, once every field is in range.
         let mut ok = true;
@@ -763,6 +1060,9 @@ impl Cx {
                 );
                 ok = false;
             }
+        }
+        if let Some(q) = &l.quantization {
+            ok &= self.quantization_fits(path, &l, q);
         }
         if !ok {
             return None;

@@ -246,6 +246,14 @@ pub struct Summary {
 pub fn tune(opts: &TuneOptions, progress: &mut dyn FnMut(&str)) -> Result<Summary, Error> {
     let start = Instant::now();
     let specs = crate::read_specs(&opts.specs)?;
+    // int8 layers have no kernels to tune yet (issue 13): refused, not tuned as f32.
+    let int8: Vec<Error> = specs
+        .iter()
+        .filter_map(|s| crate::refuse_int8(s).err())
+        .collect();
+    if !int8.is_empty() {
+        return Err(Error::combine(int8));
+    }
     let target = match &opts.target {
         Some(t) => Target::from_triple(t)?,
         None => Target::host(),

@@ -136,6 +136,17 @@ const BAD_SPECS: &[(&str, &[&str])] = &[
             "tests/bad-specs/many_problems.json: layers[2]: missing field \"stride\"",
         ],
     ),
+    (
+        "tests/bad-specs/int8.json",
+        &[
+            "tests/bad-specs/int8.json: layers[0].quantization.input_scale: -0.1 is not above 0; scales are positive",
+            "tests/bad-specs/int8.json: layers[0].quantization.input_zero_point: 200 is outside the int8 range [-128, 127] of a zero point",
+            "tests/bad-specs/int8.json: layers[0].quantization.weight_scales: 2 weight scales for out_channels = 8; give one per output channel, or one number for all",
+            "tests/bad-specs/int8.json: layers[1].quantization.weight_scales: output channel 0: the multiplier input_scale * weight_scale / output_scale = 1.0000e-11 needs a shift outside [-31, 30] (it must be in about [2^-32, 2^30)) for \"fixed\" requantization (8 of the 8 channels are out of range)",
+            "tests/bad-specs/int8.json: layers[2]: missing field \"quantization\" (an int8 layer needs its scales and zero points)",
+            "tests/bad-specs/int8.json: layers[3].quantization: quantization parameters are for \"dtype\": \"int8\" layers; this one is f32",
+        ],
+    ),
 ];
 
 #[test]

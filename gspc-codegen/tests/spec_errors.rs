@@ -343,3 +343,244 @@ fn pinned_strategy_and_oc_block_are_checked() {
     assert_eq!(g.plans[0].strategy, gspc_codegen::Strategy::GspcOw);
     assert_eq!(g.plans[0].oc_bn, 2);
 }
+
+/// `, "dtype": "int8", "quantization": {...}` with `fields` (the default ones when empty).
+fn int8(fields: &str) -> String {
+    let q = if fields.is_empty() {
+        r#""requantization": "fixed", "input_scale": 0.02, "input_zero_point": -3, "output_scale": 0.05, "output_zero_point": 7, "weight_scales": 0.004"#
+    } else {
+        fields
+    };
+    layer(&format!(", \"dtype\": \"int8\", \"quantization\": {{{q}}}"))
+}
+
+/// The default int8 layer with quantization field `name` set to `value`.
+fn int8_with(name: &str, value: &str) -> String {
+    let good = int8("");
+    let start = good.find(&format!("\"{name}\":")).expect("field exists");
+    let rest = &good[start..];
+    let end = rest.find(", \"").or_else(|| rest.find('}')).expect("end");
+    format!("{}\"{name}\": {value}{}", &good[..start], &rest[end..])
+}
+
+#[test]
+fn an_int8_layer_is_parsed_with_its_quantization() {
+    let s = spec::parse("t.json", &int8("")).expect("valid");
+    let l = &s.layers[0];
+    assert_eq!(l.dtype(), gspc_codegen::Dtype::Int8);
+    let q = l.quantization.as_ref().expect("int8");
+    assert_eq!(q.requantization.as_str(), "fixed");
+    assert_eq!((q.input_scale, q.input_zero_point), (0.02, -3));
+    assert_eq!((q.output_scale, q.output_zero_point), (0.05, 7));
+    // One number applies to every output channel.
+    assert_eq!(q.weight_scales, vec![0.004; 8]);
+    let per_channel =
+        int8_with("weight_scales", "[1, 2, 3, 4, 5, 6, 7, 8]").replace("\"fixed\"", "\"fp32\"");
+    let s = spec::parse("t.json", &per_channel).expect("valid");
+    let q = s.layers[0].quantization.as_ref().expect("int8");
+    assert_eq!(q.weight_scales, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+    assert_eq!(q.requantization.as_str(), "fp32");
+    // An f32 layer, explicitly or by default, has none.
+    let s = spec::parse("t.json", &layer(", \"dtype\": \"f32\"")).expect("valid");
+    assert_eq!(s.layers[0].dtype(), gspc_codegen::Dtype::F32);
+    assert_eq!(
+        s.layers[0],
+        spec::parse("t.json", &layer("")).expect("valid").layers[0]
+    );
+}
+
+#[test]
+fn dtype_and_quantization_must_agree() {
+    assert_one(
+        &layer(", \"dtype\": \"int4\""),
+        "t.json: layers[0].dtype: \"int4\" is not one of \"f32\", \"int8\"",
+    );
+    assert_one(
+        &layer(", \"dtype\": \"int8\""),
+        "t.json: layers[0]: missing field \"quantization\" (an int8 layer needs its scales and zero points)",
+    );
+    let f32_with_q = int8("").replace("\"dtype\": \"int8\"", "\"dtype\": \"f32\"");
+    assert_one(
+        &f32_with_q,
+        "t.json: layers[0].quantization: quantization parameters are for \"dtype\": \"int8\" layers; this one is f32",
+    );
+    let default_with_q = int8("").replace("\"dtype\": \"int8\", ", "");
+    assert_one(
+        &default_with_q,
+        "t.json: layers[0].quantization: quantization parameters are for \"dtype\": \"int8\" layers; this one is f32",
+    );
+    assert_one(
+        &layer(", \"dtype\": \"int8\", \"quantization\": 1"),
+        "t.json: layers[0].quantization: expected an object {\"requantization\", \"input_scale\", \"input_zero_point\", \"output_scale\", \"output_zero_point\", \"weight_scales\"}, got 1",
+    );
+}
+
+#[test]
+fn quantization_fields_are_each_checked() {
+    assert_one(
+        &int8_with("requantization", "\"float\""),
+        "t.json: layers[0].quantization.requantization: \"float\" is not one of \"fixed\", \"fp32\"",
+    );
+    assert_one(
+        &int8(
+            r#""requantization": "fixed", "input_scale": 0.02, "input_zero_point": -3, "output_scale": 0.05, "output_zero_point": 7, "weight_scale": 0.004"#,
+        ),
+        "t.json: layers[0].quantization.weight_scale: unknown field (did you mean \"weight_scales\"?)",
+    );
+    assert_one(
+        &int8(
+            r#""requantization": "fixed", "input_scale": 0.02, "input_zero_point": -3, "output_scale": 0.05, "output_zero_point": 7, "weight_scale": 0.004"#,
+        ),
+        "t.json: layers[0].quantization: missing field \"weight_scales\"",
+    );
+    // Scales: finite and above 0, also in f32.
+    assert_one(
+        &int8_with("input_scale", "0"),
+        "t.json: layers[0].quantization.input_scale: 0 is not above 0; scales are positive",
+    );
+    assert_one(
+        &int8_with("output_scale", "-0.5"),
+        "t.json: layers[0].quantization.output_scale: -0.5 is not above 0; scales are positive",
+    );
+    // (serde_json reads 1e-60 as 1.0000000000000001e-60.)
+    let m = messages(&int8_with("input_scale", "1e-60"));
+    assert!(
+        m.len() == 1
+            && m[0].starts_with("t.json: layers[0].quantization.input_scale: 1")
+            && m[0].ends_with("e-60 is 0 in f32 (scales are f32, as in TFLite and ONNX); it must be a finite number above 0"),
+        "{m:#?}"
+    );
+    assert_one(
+        &int8_with("output_scale", "1e40"),
+        "t.json: layers[0].quantization.output_scale: 1e+40 is infinite in f32 (scales are f32, as in TFLite and ONNX); it must be a finite number above 0",
+    );
+    assert_one(
+        &int8_with("input_scale", "\"0.1\""),
+        "t.json: layers[0].quantization.input_scale: expected a number above 0, got \"0.1\"",
+    );
+    // Zero points: whole numbers in [-128, 127].
+    assert_one(
+        &int8_with("input_zero_point", "128"),
+        "t.json: layers[0].quantization.input_zero_point: 128 is outside the int8 range [-128, 127] of a zero point",
+    );
+    assert_one(
+        &int8_with("output_zero_point", "-129"),
+        "t.json: layers[0].quantization.output_zero_point: -129 is outside the int8 range [-128, 127] of a zero point",
+    );
+    assert_one(
+        &int8_with("output_zero_point", "1.5"),
+        "t.json: layers[0].quantization.output_zero_point: expected a whole number from -128 to 127, got 1.5",
+    );
+    // Weight scales: one per output channel (8), each a scale.
+    assert_one(
+        &int8_with("weight_scales", "[0.1, 0.2]"),
+        "t.json: layers[0].quantization.weight_scales: 2 weight scales for out_channels = 8; give one per output channel, or one number for all",
+    );
+    assert_one(
+        &int8_with("weight_scales", "[1, 1, 1, 0, 1, 1, 1, 1]"),
+        "t.json: layers[0].quantization.weight_scales[3]: 0 is not above 0; scales are positive",
+    );
+    // Every problem of the object at once.
+    let m = messages(&int8(
+        r#""requantization": 1, "input_scale": 0, "input_zero_point": 300, "output_scale": 0.05, "output_zero_point": 7"#,
+    ));
+    assert_eq!(m.len(), 4, "{m:#?}");
+}
+
+#[test]
+fn multipliers_must_be_representable_in_the_mode() {
+    // fixed: 0.02 * 1e-9 / 0.05 = 4e-10 is above 2^-32 = 2.3e-10 (shift -31): accepted.
+    spec::parse("t.json", &int8_with("weight_scales", "1e-9")).expect("valid");
+    // 2e-10 is below: a single scale is blamed as a whole, the count given.
+    assert_one(
+        &int8_with("weight_scales", "5e-10"),
+        "t.json: layers[0].quantization.weight_scales: output channel 0: the multiplier input_scale * weight_scale / output_scale = 2.0000e-10 needs a shift outside [-31, 30] (it must be in about [2^-32, 2^30)) for \"fixed\" requantization (8 of the 8 channels are out of range)",
+    );
+    // The high end: 0.02 * 1e8 / 0.05 = 4e7 < 2^30 is fine; 0.02 * 1e8 / 1e-3 = 2e9 is not.
+    spec::parse("t.json", &int8_with("weight_scales", "1e8")).expect("valid");
+    let high = int8_with("weight_scales", "[1, 1, 1, 1, 1, 1, 1, 1e8]")
+        .replace("\"output_scale\": 0.05", "\"output_scale\": 1e-3");
+    let m = messages(&high);
+    assert_eq!(m.len(), 1, "{m:#?}");
+    assert!(
+        m[0].starts_with("t.json: layers[0].quantization.weight_scales[7]: output channel 7: the multiplier input_scale * weight_scale / output_scale = 2.0000e9 needs"),
+        "{m:#?}"
+    );
+    // fp32 takes both, and refuses only what is zero or infinite in f32.
+    let fp32 = |t: String| t.replace("\"fixed\"", "\"fp32\"");
+    spec::parse("t.json", &fp32(int8_with("weight_scales", "5e-10"))).expect("valid");
+    spec::parse("t.json", &fp32(high)).expect("valid");
+    let underflow = fp32(int8_with("weight_scales", "1e-40"))
+        .replace("\"input_scale\": 0.02", "\"input_scale\": 1e-10");
+    assert_one(
+        &underflow,
+        "t.json: layers[0].quantization.weight_scales: output channel 0: the scale input_scale * weight_scale / output_scale = 2.0000e-49 is zero or infinite in f32 (8 of the 8 channels are out of range)",
+    );
+}
+
+#[test]
+fn an_int8_reduction_must_fit_an_int32_accumulator() {
+    // 8192 / 1 * 3 * 3 = 73728 > 65793.
+    let wide = r#"{"model": "m", "layers": [{"name": "l", "in_channels": 8192, "out_channels": 1, "groups": 1, "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "input": [4, 4], "dtype": "int8", "quantization": {"requantization": "fp32", "input_scale": 0.02, "input_zero_point": 0, "output_scale": 0.05, "output_zero_point": 0, "weight_scales": 0.01}}]}"#;
+    assert_one(
+        wide,
+        "t.json: layers[0].kernel: an int8 layer's (in_channels / groups) * KH * KW = 73728 is above the limit of 65793, which keeps its int32 accumulator from overflowing (65793 * 255 * 128 < 2^31)",
+    );
+    // As f32 it is fine.
+    let f32_layer = wide.replace(
+        r#", "dtype": "int8", "quantization": {"requantization": "fp32", "input_scale": 0.02, "input_zero_point": 0, "output_scale": 0.05, "output_zero_point": 0, "weight_scales": 0.01}"#,
+        "",
+    );
+    spec::parse("t.json", &f32_layer).expect("valid");
+}
+
+#[test]
+fn generation_refuses_int8_layers_by_name_for_now() {
+    let two = int8("").replace(
+        "}]}",
+        r#"}, {"name": "f", "in_channels": 8, "out_channels": 8, "groups": 8, "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "input": [8, 8]}]}"#,
+    );
+    let s = spec::parse("t.json", &two).expect("valid");
+    for triple in ["x86_64-unknown-linux-gnu", "thumbv7em-none-eabihf"] {
+        let options = Options::for_target(Target::from_triple(triple).unwrap());
+        for e in [
+            gspc_codegen::plan(&s, &options).unwrap_err(),
+            generate(&s, &options).unwrap_err(),
+        ] {
+            assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+            assert_eq!(
+                e.messages(),
+                [
+                    "t.json: layers[0].dtype: layer \"l\" is int8: int8 kernels are not generated yet (issue 13); the spec and the reference are in place"
+                ]
+            );
+        }
+    }
+}
+
+#[test]
+fn tune_refuses_int8_layers_too() {
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/specs/int8.json");
+    let opts = gspc_codegen::tune::TuneOptions {
+        specs: vec![spec],
+        db: "unused.jsonl".into(),
+        target: None,
+        isas: None,
+        runner: None,
+        threads: vec![1],
+        budget: None,
+        layers: Vec::new(),
+        cpu: None,
+        work: "unused".into(),
+        runtime: "unused".into(),
+        rounds: 1,
+        batch_lines: 1,
+    };
+    let e = gspc_codegen::tune::tune(&opts, &mut |_| {}).unwrap_err();
+    let m = e.messages();
+    assert_eq!(m.len(), 2, "{m:#?}");
+    assert!(
+        m[0].ends_with("tests/specs/int8.json: layers[0].dtype: layer \"dw_s1\" is int8: int8 kernels are not generated yet (issue 13); the spec and the reference are in place"),
+        "{m:#?}"
+    );
+}

@@ -8,6 +8,9 @@
 //!   a model without naming it;
 //! - [`reference`](mod@reference): an obviously-correct naive grouped convolution (f64
 //!   accumulation) and a comparison that names the coordinates of the first mismatch;
+//! - [`quant`]: int8 quantization (TFLite's spec): the parameters of a layer, the `fixed`
+//!   (int32 multiplier and shift) and `fp32` requantizations, and the int8 reference
+//!   convolution [`quant::conv2d`];
 //! - [`entry`]: the shape-independent entry points of a generated layer (`*_slice`,
 //!   `run_parallel`, `run_split`) as generics over its lengths, the macros that write a
 //!   layer module's public entry points ([`layer_entry_points!`], [`variant_slice!`]), and
@@ -31,6 +34,7 @@ pub mod dwc;
 pub mod entry;
 pub mod pack;
 pub mod parallel;
+pub mod quant;
 pub mod reference;
 pub mod rng;
 #[cfg(feature = "std")]
@@ -208,7 +212,7 @@ impl fmt::Display for Error {
                 buffer,
                 expected,
                 actual,
-            } => write!(f, "{buffer}: expected {expected} f32 values, got {actual}"),
+            } => write!(f, "{buffer}: expected {expected} values, got {actual}"),
             Error::Unsupported(isa) => write!(f, "this CPU does not support the {isa} variant"),
         }
     }

@@ -14,12 +14,29 @@ pub fn conv2d(
     bias: Option<&[f32]>,
     output: &mut [f32],
 ) -> Result<(), Error> {
-    check_len("input", info.input_len(), input.len())?;
-    check_len("weights", info.weights_len(), weights.len())?;
+    check_lengths(info, input.len(), weights.len(), bias.map(<[f32]>::len))?;
     check_len("output", info.output_len(), output.len())?;
-    if let Some(b) = bias {
-        check_len("bias", info.out_channels, b.len())?;
-    }
+    // Every index below is in bounds: the lengths were checked above.
+    direct(
+        info,
+        |k| bias.map_or(0.0, |b| b[k] as f64),
+        |sum: &mut f64, i, j| *sum += input[i] as f64 * weights[j] as f64,
+        |_, o, sum| output[o] = info.activation.apply(sum as f32),
+    );
+    Ok(())
+}
+
+/// The convolution's loop nest, straight from the definition, shared by the f32 and the
+/// int8 reference: for every output value `(k, oh, ow)` in NCHW order, `init(k)` starts
+/// the accumulator, `tap(acc, input_index, weight_index)` adds each tap that falls inside
+/// the input (input channel, then kernel row, then kernel column; taps in the padding are
+/// skipped), and `store(k, output_index, acc)` finishes it.
+pub(crate) fn direct<A>(
+    info: &LayerInfo,
+    init: impl Fn(usize) -> A,
+    tap: impl Fn(&mut A, usize, usize),
+    mut store: impl FnMut(usize, usize, A),
+) {
     let [h, w] = info.input;
     let [oh_n, ow_n] = info.output;
     let [kh_n, kw_n] = info.kernel;
@@ -29,10 +46,7 @@ pub fn conv2d(
         let g = k / kpg;
         for oh in 0..oh_n {
             for ow in 0..ow_n {
-                let mut sum = match bias {
-                    Some(b) => b[k] as f64,
-                    None => 0.0,
-                };
+                let mut acc = init(k);
                 for c in 0..cpg {
                     let ic = g * cpg + c;
                     for kh in 0..kh_n {
@@ -48,20 +62,36 @@ pub fn conv2d(
                             if iw < 0 || iw >= w as isize {
                                 continue;
                             }
-                            let x = input[(ic * h + ih as usize) * w + iw as usize];
-                            let wt = weights[((k * cpg + c) * kh_n + kh) * kw_n + kw];
-                            sum += x as f64 * wt as f64;
+                            tap(
+                                &mut acc,
+                                (ic * h + ih as usize) * w + iw as usize,
+                                ((k * cpg + c) * kh_n + kh) * kw_n + kw,
+                            );
                         }
                     }
                 }
-                output[(k * oh_n + oh) * ow_n + ow] = info.activation.apply(sum as f32);
+                store(k, (k * oh_n + oh) * ow_n + ow, acc);
             }
         }
+    }
+}
+
+/// Checks the input, weights and (given) bias lengths of a layer.
+pub(crate) fn check_lengths(
+    info: &LayerInfo,
+    input: usize,
+    weights: usize,
+    bias: Option<usize>,
+) -> Result<(), Error> {
+    check_len("input", info.input_len(), input)?;
+    check_len("weights", info.weights_len(), weights)?;
+    if let Some(b) = bias {
+        check_len("bias", info.out_channels, b)?;
     }
     Ok(())
 }
 
-fn check_len(buffer: &'static str, expected: usize, actual: usize) -> Result<(), Error> {
+pub(crate) fn check_len(buffer: &'static str, expected: usize, actual: usize) -> Result<(), Error> {
     if expected == actual {
         Ok(())
     } else {

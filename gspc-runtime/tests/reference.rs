@@ -201,7 +201,7 @@ fn a_wrong_buffer_length_names_the_buffer() {
 
     let e = conv2d(&l, &NINE[..8], &[1.0; 9], None, &mut out).unwrap_err();
     assert_eq!(e, len_error("input", 9, 8));
-    assert_eq!(e.to_string(), "input: expected 9 f32 values, got 8");
+    assert_eq!(e.to_string(), "input: expected 9 values, got 8");
 
     let e = conv2d(&l, &NINE, &[1.0; 10], None, &mut out).unwrap_err();
     assert_eq!(e, len_error("weights", 9, 10));
@@ -211,7 +211,7 @@ fn a_wrong_buffer_length_names_the_buffer() {
 
     let e = conv2d(&l, &NINE, &[1.0; 9], Some(&[1.0, 2.0]), &mut out).unwrap_err();
     assert_eq!(e, len_error("bias", 1, 2));
-    assert_eq!(e.to_string(), "bias: expected 1 f32 values, got 2");
+    assert_eq!(e.to_string(), "bias: expected 1 values, got 2");
 
     // Nothing was written on any of these errors.
     assert_eq!(out, [0.0; 9]);

@@ -228,6 +228,7 @@ mod tests {
             oc_block: None,
             compact: None,
             direct: None,
+            quantization: None,
         }
     }
 
