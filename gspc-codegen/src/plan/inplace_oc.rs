@@ -25,6 +25,15 @@ pub(crate) const MAX_POSITIONS: usize = 2;
 /// Row classes, at most.
 pub(crate) const MAX_ROW_CLASSES: usize = 3;
 
+/// Bytes of the weights of one output-channel block (`C/G x KH x KW x oc_bn` values), at
+/// most. Fitted by `gspc-codegen tune` on Zen 5 (docs/benchmarks/2026-12-06-zen5-tuning.md):
+/// the in-place kernel wins on every `gspc-oc` layer of `layer-specs/` up to 147 KiB per
+/// block (the packed input's copy took 4-30% of their time), and loses on the three
+/// larger ones, ResNet-34's dense 7x7 layers with 256 and 512 input channels (295 and
+/// 590 KiB: 1.10x, 1.16x and 1.01x the packed kernel's time), whose weights no longer fit
+/// the 1 MiB L2 beside the input.
+pub(crate) const MAX_BLOCK_WEIGHT_BYTES: usize = 256 * 1024;
+
 /// Output rows whose kernel rows inside the input are the same.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RowClass {
@@ -157,6 +166,8 @@ pub(crate) fn applies(layer: &LayerSpec, v: &VariantPlan, gpv: usize, compact: b
         && v.rows == 1
         && positions(v).len() <= MAX_POSITIONS
         && row_classes(layer).len() <= MAX_ROW_CLASSES
+        && layer.in_per_group() * layer.kernel[0] * layer.kernel[1] * v.nvec * v.lanes * 4
+            <= MAX_BLOCK_WEIGHT_BYTES
 }
 
 /// Generated lines of the variant, estimated: per tile function (row class x position)
