@@ -921,6 +921,31 @@ mod tests {
     }
 
     #[test]
+    fn shapes_go_by_flops_times_count_and_share_a_signature() {
+        let text = r#"{"model": "m", "layers": [
+            {"name": "small", "in_channels": 16, "out_channels": 16, "groups": 16,
+             "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "input": [8, 8]},
+            {"name": "big", "in_channels": 16, "out_channels": 16, "groups": 4,
+             "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "input": [8, 8]},
+            {"name": "small_again", "in_channels": 16, "out_channels": 16, "groups": 16,
+             "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "input": [8, 8],
+             "count": 9},
+            {"name": "pinned", "in_channels": 16, "out_channels": 16, "groups": 2,
+             "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "input": [8, 8],
+             "oc_block": 4}]}"#;
+        let spec = crate::spec::parse("t.json", text).unwrap();
+        let options = Options::for_target(Target::from_triple("x86_64-unknown-linux-gnu").unwrap());
+        let sh = shapes(std::slice::from_ref(&spec), &options, &[]).unwrap();
+        // Depthwise 18 432 FLOPs times 1 + 9 against grouped 73 728: depthwise first;
+        // the pinned layer is not tuned.
+        let names: Vec<&str> = sh.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["m.small", "m.big"]);
+        assert_eq!(sh[0].weight, 10 * spec.layers[0].flops());
+        let only = shapes(&[spec], &options, &["m.big".to_string()]).unwrap();
+        assert_eq!(only.len(), 1);
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));

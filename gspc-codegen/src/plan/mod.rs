@@ -549,13 +549,16 @@ fn dwc_pays(layer: &LayerSpec) -> bool {
 
 /// Where `gspc-dwc` beats the direct `gspc-ow` kernel: 5x5 and larger kernels on small
 /// planes, whose taps it skips over the padding at generation time and whose transposes
-/// it amortizes over 25 to 49 taps. On wider 5x5 planes and at stride 2 beyond 7 output
-/// columns the transposes dominate and the direct kernel stays ahead (docs/depthwise.md,
-/// "Which kernel where").
+/// it amortizes over 25 to 49 taps: outputs of up to 14 columns, and at stride 1 every
+/// 7x7 or larger kernel. On wider 5x5 planes and at stride 2 beyond 14 output columns the
+/// transposes dominate and the direct kernel stays ahead (docs/depthwise.md, "Which
+/// kernel where"). Stride 2 with 8 to 14 columns was added by tuning on Zen 5
+/// (MobileNetV3's 96ch 5x5 28x28: `gspc-dwc` at 0.90-0.93x the direct kernel's time in
+/// three runs; a tie on Zen 4, docs/benchmarks/2026-12-06-zen5-tuning.md).
 fn dwc_large_kernel_pays(layer: &LayerSpec) -> bool {
     let taps = layer.kernel[0] * layer.kernel[1];
     let ow = layer.output()[1];
-    taps >= 25 && (ow <= 7 || layer.stride == [1, 1] && (taps >= 49 || ow <= 14))
+    taps >= 25 && (ow <= 14 || layer.stride == [1, 1] && taps >= 49)
 }
 
 /// A variant whose tile is `reg_n` output columns of one row (`gspc-oc` and `gspc-dwc`):
