@@ -84,6 +84,8 @@ pub mod limits {
     pub const MAX_OC_BLOCK: usize = 32;
     /// `oc_block` with strategy `gspc-ow`.
     pub const MAX_OW_OC_BLOCK: usize = 16;
+    /// `accumulators` (accumulator registers of one tile, pinned by a spec).
+    pub const MAX_ACCUMULATORS: usize = 20;
     /// Estimated lines of generated code for one spec file.
     pub const MAX_GENERATED_LINES: usize = 400_000;
 }
@@ -196,6 +198,9 @@ pub struct LayerSpec {
     /// packed (no direct `gspc-ow` kernel, no in-place `gspc-oc`); `Some(true)` or `None`,
     /// a direct kernel wherever one applies.
     pub direct: Option<bool>,
+    /// Accumulator registers of one tile, at most, pinned by the spec (`"accumulators"`,
+    /// 1 to 20), or `None` for the cost model's (20 where the register file allows).
+    pub accumulators: Option<usize>,
     /// The quantization parameters of an int8 layer (`"dtype": "int8"`); `None` for f32.
     pub quantization: Option<Quantization>,
 }
@@ -216,6 +221,7 @@ impl LayerSpec {
             || self.oc_block.is_some()
             || self.compact.is_some()
             || self.direct.is_some()
+            || self.accumulators.is_some()
     }
 
     /// Whether `gspc-dwc` can compute the layer: depthwise (one input and one output
@@ -284,6 +290,7 @@ const LAYER_FIELDS: &[&str] = &[
     "oc_block",
     "compact",
     "direct",
+    "accumulators",
     "dtype",
     "quantization",
 ];
@@ -902,6 +909,18 @@ impl Cx {
             None => Some(None),
             Some(v) => self.boolean(&field("compact"), v).map(Some),
         };
+        let accumulators = match obj.get("accumulators") {
+            None => Some(None),
+            Some(v) => self
+                .int(
+                    &field("accumulators"),
+                    v,
+                    1,
+                    MAX_ACCUMULATORS,
+                    "accumulators",
+                )
+                .map(Some),
+        };
         let direct = match obj.get("direct") {
             None => Some(None),
             Some(v) => self.boolean(&field("direct"), v).map(Some),
@@ -966,6 +985,7 @@ impl Cx {
             oc_block: oc_block?,
             compact: compact?,
             direct: direct?,
+            accumulators: accumulators?,
             quantization: quantization?,
         };
         // Consistency rules, once every field is in range.

@@ -113,6 +113,19 @@ pub fn candidates(layer: &LayerSpec, options: &Options) -> Vec<(Candidate, Layer
         compact: true,
         ..Candidate::model()
     });
+    // Narrower tiles (fewer columns, or fewer vectors and rows) for the cost model's plan
+    // and each strategy's.
+    let narrow: Vec<Candidate> = [None, Some("gspc-oc"), Some("gspc-ow"), Some("gspc-dwc")]
+        .into_iter()
+        .flat_map(|s| {
+            [12, 8].map(|a| Candidate {
+                strategy: s.map(String::from),
+                accumulators: Some(a),
+                ..Candidate::model()
+            })
+        })
+        .collect();
+    space.extend(narrow);
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for c in space {
@@ -170,6 +183,9 @@ fn layer_spec_text(model: &str, layers: &[LayerSpec]) -> String {
             }
             if let Some(d) = l.direct {
                 v["direct"] = json!(d);
+            }
+            if let Some(a) = l.accumulators {
+                v["accumulators"] = json!(a);
             }
             v
         })
@@ -917,7 +933,19 @@ mod tests {
             .iter()
             .map(|(c, _)| c.label())
             .collect();
-        assert_eq!(labels, ["model", "gspc-oc", "gspc-dwc", "packed"]);
+        assert_eq!(
+            labels,
+            [
+                "model",
+                "gspc-oc",
+                "gspc-dwc",
+                "packed",
+                "gspc-oc acc12",
+                "gspc-oc acc8",
+                "gspc-dwc acc12",
+                "gspc-dwc acc8"
+            ]
+        );
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct Candidate {
     /// model's choice of direct kernels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direct: Option<bool>,
+    /// Accumulator registers of a tile, at most (`"accumulators"`): narrower tiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accumulators: Option<usize>,
 }
 
 impl Candidate {
@@ -93,6 +96,9 @@ impl Candidate {
         if self.direct == Some(false) {
             parts.push("packed".to_string());
         }
+        if let Some(a) = self.accumulators {
+            parts.push(format!("acc{a}"));
+        }
         if parts.is_empty() {
             "model".to_string()
         } else {
@@ -107,6 +113,7 @@ impl Candidate {
             oc_block: self.oc_block,
             compact: self.compact.then_some(true),
             direct: self.direct,
+            accumulators: self.accumulators,
             ..layer.clone()
         }
     }

@@ -58,6 +58,7 @@ fn layer(
         oc_block: None,
         compact: None,
         direct: None,
+        accumulators: None,
         quantization: None,
     }
 }

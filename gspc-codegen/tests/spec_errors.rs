@@ -128,6 +128,10 @@ fn zero_sizes_and_wrong_types_are_refused() {
         "t.json: layers[0].compact: expected true or false, got \"yes\"",
     );
     assert_one(
+        &layer(", \"accumulators\": 21"),
+        "t.json: layers[0].accumulators: 21 is above the limit of 20 for accumulators",
+    );
+    assert_one(
         &layer(", \"direct\": 0"),
         "t.json: layers[0].direct: expected true or false, got 0",
     );

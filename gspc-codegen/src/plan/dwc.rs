@@ -12,13 +12,13 @@
 //! tile writes `[OH * OW][16]` into the scratch, transposed back to 16 NCHW planes once
 //! per block.
 
-use super::{ColumnTiles, DWC_BLOCK, Kind, LayerPlan, MAX_ACCUMULATORS, Strategy, VariantPlan};
+use super::{ColumnTiles, DWC_BLOCK, Kind, LayerPlan, Pin, Strategy, VariantPlan};
 use crate::spec::LayerSpec;
 use gspc_runtime::Isa;
 
 /// The tile of a `gspc-dwc` variant: `lanes`-wide vectors, `16 / lanes` per pixel,
 /// `reg_n` pixels per tile.
-pub(super) fn plan(layer: &LayerSpec, isa: Isa, scalar: bool, compact: bool) -> VariantPlan {
+pub(super) fn plan(layer: &LayerSpec, isa: Isa, scalar: bool, pin: &Pin) -> VariantPlan {
     let (lanes, regs): (usize, usize) = match isa {
         Isa::Avx512 => (16, 32),
         Isa::Avx2 => (8, 16),
@@ -35,7 +35,7 @@ pub(super) fn plan(layer: &LayerSpec, isa: Isa, scalar: bool, compact: bool) -> 
         _ => nvec,
     };
     let budget = (regs.saturating_sub(nvec + 2) / per_pixel)
-        .min(MAX_ACCUMULATORS / per_pixel)
+        .min(pin.max_accumulators() / per_pixel)
         .max(1);
     ColumnTiles {
         layer,
@@ -44,7 +44,7 @@ pub(super) fn plan(layer: &LayerSpec, isa: Isa, scalar: bool, compact: bool) -> 
         nvec,
         budget,
         per_column: per_pixel,
-        compact,
+        compact: pin.compact,
         strategy: Strategy::GspcDwc,
         kind: Kind::Dwc,
     }

@@ -239,6 +239,7 @@ mod tests {
             oc_block: None,
             compact: None,
             direct: None,
+            accumulators: None,
             quantization: None,
         }
     }

@@ -39,7 +39,7 @@ use crate::target::{Arch, Target};
 use gspc_runtime::Isa;
 
 /// Accumulator registers of one tile, at most (see `plan_layer`).
-pub(crate) const MAX_ACCUMULATORS: usize = 20;
+pub(crate) const MAX_ACCUMULATORS: usize = crate::spec::limits::MAX_ACCUMULATORS;
 
 /// Independent accumulators a tile needs to keep the FMA pipes busy: 2 pipes x 4 cycles of
 /// latency on Zen 4/5 and recent Intel cores.
@@ -314,6 +314,10 @@ pub(crate) struct Pin {
     /// The input always packed: no direct `gspc-ow` kernel, no in-place `gspc-oc`
     /// (`"direct": false`).
     pub pack_input: bool,
+    /// Accumulator registers of one tile, at most (`"accumulators"`; default
+    /// [`MAX_ACCUMULATORS`]): fewer make narrower tiles (fewer columns, or for `gspc-ow`
+    /// fewer vectors and rows).
+    pub accumulators: Option<usize>,
 }
 
 impl Pin {
@@ -324,7 +328,15 @@ impl Pin {
             oc_block: layer.oc_block,
             compact: layer.compact == Some(true),
             pack_input: layer.direct == Some(false),
+            accumulators: layer.accumulators,
         }
+    }
+
+    /// Accumulator registers of one tile, at most.
+    pub fn max_accumulators(&self) -> usize {
+        self.accumulators
+            .unwrap_or(MAX_ACCUMULATORS)
+            .min(MAX_ACCUMULATORS)
     }
 }
 
@@ -435,21 +447,14 @@ pub(crate) fn plan_layer_pinned(
         .iter()
         .map(|&isa| match strategy {
             Strategy::GspcOc => {
-                let mut v = packed_oc::plan(layer, oc_bn, isa, scalar_fpu(target), pin.compact);
+                let mut v = packed_oc::plan(layer, oc_bn, isa, scalar_fpu(target), &pin);
                 if !pin.pack_input && inplace_oc::applies(layer, &v, gpv, pin.compact) {
                     v.kind = Kind::InPlaceOc;
                 }
                 v
             }
-            Strategy::GspcOw => packed_ow::plan(
-                layer,
-                oc_bn,
-                isa,
-                scalar_fpu(target),
-                pin.compact,
-                pin.pack_input,
-            ),
-            Strategy::GspcDwc => dwc::plan(layer, isa, scalar_fpu(target), pin.compact),
+            Strategy::GspcOw => packed_ow::plan(layer, oc_bn, isa, scalar_fpu(target), &pin),
+            Strategy::GspcDwc => dwc::plan(layer, isa, scalar_fpu(target), &pin),
         })
         .collect();
     let scratch_len = match strategy {
@@ -792,6 +797,7 @@ mod tests {
             oc_block: None,
             compact: None,
             direct: None,
+            accumulators: None,
             quantization: None,
         }
     }

@@ -10,7 +10,7 @@
 //!   vector load per kernel tap and vector, one broadcast per output column, one FMA per
 //!   accumulator. Bias, activation and the unpack to NCHW are fused into the store.
 
-use super::{ColumnTiles, Kind, LayerPlan, MAX_ACCUMULATORS, Strategy, VariantPlan, isa_shape};
+use super::{ColumnTiles, Kind, LayerPlan, Pin, Strategy, VariantPlan, isa_shape};
 use crate::spec::LayerSpec;
 use gspc_runtime::Isa;
 
@@ -21,7 +21,7 @@ pub(super) fn plan(
     oc_bn: usize,
     isa: Isa,
     scalar: bool,
-    compact: bool,
+    pin: &Pin,
 ) -> VariantPlan {
     let (widths, regs) = isa_shape(isa);
     let regs = if scalar { 32 } else { regs };
@@ -42,7 +42,8 @@ pub(super) fn plan(
     // 32-register ISAs at most 20 accumulators: 28 spilled
     // (docs/benchmarks/2026-11-27-zen5.md, "Accumulators per tile").
     let budget = (regs.saturating_sub(acc_regs_per_col + 2) / acc_regs_per_col)
-        .min(MAX_ACCUMULATORS / acc_regs_per_col);
+        .min(pin.max_accumulators() / acc_regs_per_col)
+        .max(1);
     ColumnTiles {
         layer,
         isa,
@@ -50,7 +51,7 @@ pub(super) fn plan(
         nvec,
         budget,
         per_column: acc_regs_per_col,
-        compact,
+        compact: pin.compact,
         strategy: Strategy::GspcOc,
         kind: Kind::PackedOc,
     }

@@ -9,8 +9,8 @@
 //! runs [`Kind::Direct`] instead, on the same packed weights.
 
 use super::{
-    Kind, LayerPlan, MAX_ACCUMULATORS, Strategy, VariantPlan, direct, isa_shape, kernel_name,
-    tile_fmas, without_short_tail,
+    Kind, LayerPlan, Pin, Strategy, VariantPlan, direct, isa_shape, kernel_name, tile_fmas,
+    without_short_tail,
 };
 use crate::spec::LayerSpec;
 use gspc_runtime::Isa;
@@ -23,9 +23,9 @@ pub(super) fn plan(
     oc_bn: usize,
     isa: Isa,
     scalar: bool,
-    compact: bool,
-    pack_input: bool,
+    pin: &Pin,
 ) -> VariantPlan {
+    let (compact, pack_input) = (pin.compact, pin.pack_input);
     let [kh, kw] = layer.kernel;
     // The direct kernel unrolls whole rows or the plane, so compact code does without it,
     // as does a plan that packs the input (`"direct": false`).
@@ -55,7 +55,9 @@ pub(super) fn plan(
         Isa::Portable => lanes.div_ceil(4),
         _ => 1,
     };
-    let budget = (regs.saturating_sub(acc_per_vec + 2) / acc_per_vec).min(MAX_ACCUMULATORS);
+    let budget = (regs.saturating_sub(acc_per_vec + 2) / acc_per_vec)
+        .min(pin.max_accumulators())
+        .max(1);
     let code_cap = tile_fmas(compact) / (oc_bn * kh * kw);
     let vectors = ow.div_ceil(lanes);
     let nvec = without_short_tail(
