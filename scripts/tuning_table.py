@@ -79,6 +79,8 @@ def label(c):
         parts.append("compact")
     if c.get("direct") is False:
         parts.append("packed")
+    if c.get("accumulators"):
+        parts.append(f"acc{c['accumulators']}")
     return " ".join(parts) or "model"
 
 def signature(l):
