@@ -118,15 +118,21 @@ fn tune_natively_resume_and_generate_from_the_database() {
 
     // plan and generate take the tuned plans; the pinned layer keeps the spec's.
     let spec = dir.path("small.json");
-    let r = gspc(&[
-        "plan",
-        path(&spec),
-        "--isa",
-        "portable",
-        "--tuning",
-        path(&db),
-    ])
-    .success();
+    let plan = |extra: &[&str]| {
+        let args = [
+            &[
+                "plan",
+                path(&spec),
+                "--isa",
+                "portable",
+                "--tuning",
+                path(&db),
+            ],
+            extra,
+        ];
+        gspc(&args.concat()).success()
+    };
+    let r = plan(&[]);
     let (stdout, _) = out(&r);
     let by = |layer: &str| {
         let row = stdout
@@ -171,17 +177,7 @@ fn tune_natively_resume_and_generate_from_the_database() {
     assert_eq!(code, generate(&dir.path("gen2")));
 
     // Records of another CPU are left out with a note; the cost model plans.
-    let r = gspc(&[
-        "plan",
-        path(&spec),
-        "--isa",
-        "portable",
-        "--tuning",
-        path(&db),
-        "--cpu",
-        "some other CPU",
-    ])
-    .success();
+    let r = plan(&["--cpu", "some other CPU"]);
     let (stdout, stderr) = out(&r);
     assert!(stderr.contains("left out: CPU"), "{stderr}");
     assert!(!stdout.contains("tuned"), "{stdout}");
