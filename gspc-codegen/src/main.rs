@@ -567,7 +567,6 @@ fn tune(a: TuneArgs) -> Result<(), Error> {
             String::new()
         }
     );
-    let specs = gspc_codegen::read_specs(&opts.specs)?;
     let db = gspc_codegen::tuning::Database::read(&opts.db)?;
     for t in threads {
         let key = gspc_codegen::tuning::Key {
@@ -576,7 +575,7 @@ fn tune(a: TuneArgs) -> Result<(), Error> {
             threads: t,
         };
         let tuning = gspc_codegen::tuning::Tuning::from_database(&db, key);
-        say!("{}", tune::report(&specs, &tuning));
+        say!("{}", tune::report(&summary.specs, &tuning));
     }
     Ok(())
 }

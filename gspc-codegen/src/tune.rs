@@ -253,6 +253,8 @@ pub struct Summary {
     pub cpu: String,
     /// The target triple.
     pub target: String,
+    /// The specs tuned (for the report).
+    pub specs: Vec<Spec>,
 }
 
 /// Tunes: builds and runs every batch not yet in the database, appending records;
@@ -272,18 +274,7 @@ pub fn tune(opts: &TuneOptions, progress: &mut dyn FnMut(&str)) -> Result<Summar
         Some(t) => Target::from_triple(t)?,
         None => Target::host(),
     };
-    let host = crate::tuning::host_triple();
-    let triple = match (&opts.target, &host) {
-        (Some(t), _) => t.clone(),
-        (None, Some(h)) => h.clone(),
-        (None, None) => {
-            return Err(Error::option(
-                Setting::Target,
-                "this machine's target triple is unknown (rustc -vV did not tell it); give it",
-            ));
-        }
-    };
-    let native = host.as_deref() == Some(triple.as_str());
+    let (triple, native) = crate::tuning::resolve_triple(opts.target.as_deref())?;
     if opts.runner.is_none() && !native {
         return Err(Error::option_value(
             Setting::Tune,
@@ -340,6 +331,7 @@ pub fn tune(opts: &TuneOptions, progress: &mut dyn FnMut(&str)) -> Result<Summar
     let mut summary = Summary {
         cpu: cpu.clone(),
         target: triple.clone(),
+        specs,
         ..Summary::default()
     };
     let mut appender = Appender::open(&opts.db)?;
@@ -463,7 +455,10 @@ pub fn show_duration(d: Duration) -> String {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if let Ok(m) = t.parse::<u64>() {
-        return Ok(Duration::from_secs(m * 60));
+        return m
+            .checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{text:?}: too long"));
     }
     let mut secs = 0u64;
     let mut num = String::new();
@@ -978,7 +973,7 @@ mod tests {
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("20").unwrap(), Duration::from_secs(1200));
-        for bad in ["", "1x", "m", "0s", "5m3"] {
+        for bad in ["", "1x", "m", "0s", "5m3", "307445734561825861"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(show_duration(Duration::from_secs(200)), "3m20s");

@@ -21,7 +21,7 @@
 use crate::error::{Diagnostic, Error, FileOp};
 use crate::spec::{LayerSpec, Strategy};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The shape signature of a layer: what makes two layers the same kernel problem, as the
 /// kernel names state it (`g{G}c{C/G}k{K/G}_k{KH}x{KW}s..d..p.._{H}x{W}`; bias and
@@ -325,12 +325,11 @@ impl Tuning {
                 db.file, key.target, key.cpu, key.threads
             ));
         }
-        let mut wrong: Vec<(&str, &Candidate)> = Vec::new();
-        for r in &matching {
-            if r.status == Status::Wrong {
-                wrong.push((&r.signature, &r.candidate));
-            }
-        }
+        let wrong: BTreeSet<(&str, &Candidate)> = matching
+            .iter()
+            .filter(|r| r.status == Status::Wrong)
+            .map(|r| (r.signature.as_str(), &r.candidate))
+            .collect();
         // The latest record of each (signature, candidate) counts (a re-run replaces).
         let mut latest: BTreeMap<(&str, &Candidate), f64> = BTreeMap::new();
         for r in &matching {
@@ -442,19 +441,8 @@ pub struct Source {
 impl Source {
     /// Reads the database and takes its choices for code compiled for `target`.
     pub fn load(&self, target: &crate::Target) -> Result<Tuning, Error> {
-        let host = host_triple();
-        let triple = match (&target.triple, &host) {
-            (Some(t), _) => t.clone(),
-            (None, Some(h)) => h.clone(),
-            (None, None) => {
-                return Err(Error::option(
-                    crate::error::Setting::Target,
-                    "the build host's target triple is unknown (rustc -vV did not tell it); give the target",
-                ));
-            }
-        };
+        let (triple, this_machine) = resolve_triple(target.triple.as_deref())?;
         let db = Database::read(&self.file)?;
-        let this_machine = host.as_deref() == Some(triple.as_str());
         let local = this_machine.then(gspc_runtime::tune::cpu_name);
         let (cpu, note) = choose_cpu(&db, &triple, self.cpu.as_deref(), local)?;
         let mut t = Tuning::from_database(
@@ -468,6 +456,24 @@ impl Source {
         t.notes.extend(note);
         Ok(t)
     }
+}
+
+/// The triple of a target (`None`: this machine's, see [`host_triple`]), and whether it is
+/// this machine's.
+pub fn resolve_triple(given: Option<&str>) -> Result<(String, bool), Error> {
+    let host = host_triple();
+    let triple = match (given, &host) {
+        (Some(t), _) => t.to_string(),
+        (None, Some(h)) => h.clone(),
+        (None, None) => {
+            return Err(Error::option(
+                crate::error::Setting::Target,
+                "this machine's target triple is unknown (rustc -vV did not tell it); give the target",
+            ));
+        }
+    };
+    let this_machine = host.as_deref() == Some(triple.as_str());
+    Ok((triple, this_machine))
 }
 
 /// The target triple of the machine this runs on: Cargo's `HOST` in a build script, else

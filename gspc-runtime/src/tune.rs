@@ -18,7 +18,7 @@
 //! default 2; short layers run several times per sample).
 
 use crate::check::SeededData;
-use crate::{Layer, Model};
+use crate::{Layer, LayerInfo, Model};
 use std::format;
 use std::string::{String, ToString};
 use std::time::Instant;
@@ -120,15 +120,20 @@ pub fn run(models: &[Model], settings: &Settings, emit: &mut dyn FnMut(&str)) {
     if settings.probe {
         return;
     }
+    let max_threads = settings.threads.iter().copied().max().unwrap_or(1);
     for model in models {
         let mut ok: Vec<Candidate> = Vec::new();
-        // One shape per model: its data and the reference's output serve every candidate.
-        let mut shared: Option<(SeededData, Vec<f32>)> = None;
+        // Candidates of one shape (a tuning batch's model) share its data and the
+        // reference's output: computed again only where the shape, bias or activation differ.
+        let mut shared: Option<(LayerInfo, SeededData, Vec<f32>)> = None;
         for layer in model.layers {
+            let shape = LayerInfo {
+                name: "",
+                count: 1,
+                ..layer.info
+            };
             let data = match &shared {
-                Some((d, e)) if d.input.len() == layer.input_len && e.len() == layer.output_len => {
-                    Ok((d, e))
-                }
+                Some((s, d, e)) if *s == shape => Ok((d, e)),
                 _ => {
                     let seed = crate::check::seed_for(model.name, "");
                     let d = SeededData::new(
@@ -138,12 +143,11 @@ pub fn run(models: &[Model], settings: &Settings, emit: &mut dyn FnMut(&str)) {
                         layer.info.out_channels,
                     );
                     d.expected(layer).map(|e| {
-                        let (d, e) = shared.insert((d, e));
+                        let (_, d, e) = shared.insert((shape, d, e));
                         (&*d, &*e)
                     })
                 }
             };
-            let max_threads = settings.threads.iter().copied().max().unwrap_or(1);
             match data.and_then(|(d, e)| Candidate::checked(layer, d, e, max_threads)) {
                 Ok(c) => ok.push(c),
                 Err(detail) => emit(&format!(
