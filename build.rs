@@ -29,7 +29,7 @@ fn main() {
         }
     };
     let mut builder = gspc_codegen::Builder::new();
-    builder.specs(&specs).index("models.rs");
+    builder.specs(&specs).index("models.rs").int8_twins(true);
     if let Ok(list) = std::env::var("GSPC_ISAS") {
         let isas: Result<Vec<_>, _> = list
             .split(',')

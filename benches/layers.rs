@@ -20,7 +20,8 @@
 
 use clap::builder::RangedU64ValueParser;
 use clap::{CommandFactory, Parser};
-use gspc::runtime::{Isa, Layer, RunFn, rng::Rng};
+use gspc::runtime::qlayer::{QLayer, QRunFn};
+use gspc::runtime::{Isa, Layer, LayerInfo, RunFn, rng::Rng};
 use std::time::Instant;
 
 /// Times every layer of the compiled-in models.
@@ -79,6 +80,18 @@ fn read_peak(path: &str, isa: &str, threads: usize) -> Option<f64> {
     rest[..end].parse().ok()
 }
 
+/// The int8 variant `--isa` names (where this CPU runs it), or `run`.
+fn pick_qrun(layer: &QLayer, isa: &Option<String>) -> Option<QRunFn> {
+    match isa {
+        None => Some(layer.run),
+        Some(want) => layer
+            .variants
+            .iter()
+            .find(|v| v.isa.as_str() == want && gspc::runtime::qlayer::supported(v.isa))
+            .map(|v| v.run),
+    }
+}
+
 fn pick_run(layer: &Layer, isa: &Option<String>) -> Option<RunFn> {
     match isa {
         None => Some(layer.run),
@@ -99,12 +112,24 @@ struct Timed {
     min_us: f64,
     /// The variant timed (`--isa`, else the one the dispatcher ran).
     isa: String,
+    /// An int8 layer (GOP/s, no % of the f32 peak).
+    int8: bool,
 }
 
 impl Timed {
     fn gflops(&self) -> f64 {
         self.flops as f64 / self.median_us / 1e3
     }
+}
+
+/// Median and minimum microseconds of `once` over `--repeat` runs after `--warmup`.
+fn time_runs(mut once: impl FnMut() -> f64, args: &Args) -> (f64, f64) {
+    for _ in 0..args.warmup {
+        once();
+    }
+    let mut times: Vec<f64> = (0..args.repeat).map(|_| once()).collect();
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], times[0])
 }
 
 fn time_layer(layer: &Layer, run: Option<RunFn>, args: &Args) -> (f64, f64) {
@@ -118,7 +143,7 @@ fn time_layer(layer: &Layer, run: Option<RunFn>, args: &Args) -> (f64, f64) {
     let mut output = vec![0.0f32; layer.output_len];
     let mut scratch = vec![0.0f32; layer.scratch_len * args.threads];
     let threads = args.threads;
-    let mut once = || {
+    let once = || {
         let t = Instant::now();
         match std::hint::black_box(run) {
             Some(run) => run(
@@ -146,12 +171,35 @@ fn time_layer(layer: &Layer, run: Option<RunFn>, args: &Args) -> (f64, f64) {
         std::hint::black_box(&mut output);
         t.elapsed().as_secs_f64() * 1e6
     };
-    for _ in 0..args.warmup {
-        once();
-    }
-    let mut times: Vec<f64> = (0..args.repeat).map(|_| once()).collect();
-    times.sort_by(f64::total_cmp);
-    (times[times.len() / 2], times[0])
+    time_runs(once, args)
+}
+
+/// [`time_layer`] for an int8 layer: `run` is a variant's, or `None` for `run_parallel`.
+fn time_qlayer(layer: &QLayer, run: Option<QRunFn>, args: &Args) -> (f64, f64) {
+    let data = gspc::runtime::check::SeededQData::new(
+        7,
+        layer.input_len,
+        layer.weights_len,
+        layer.info.out_channels,
+    );
+    let mut packed = vec![0i32; layer.packed_len];
+    (layer.pack_weights)(&data.weights, None, &mut packed).expect("lengths");
+    let mut output = vec![0i8; layer.output_len];
+    let mut scratch = vec![0i32; layer.scratch_len * args.threads];
+    let threads = args.threads;
+    let once = || {
+        let t = Instant::now();
+        let input = std::hint::black_box(&data.input);
+        let packed = std::hint::black_box(&packed);
+        match std::hint::black_box(run) {
+            Some(run) => run(input, packed, &mut output, &mut scratch),
+            None => (layer.run_parallel)(input, packed, &mut output, &mut scratch, threads),
+        }
+        .expect("lengths");
+        std::hint::black_box(&mut output);
+        t.elapsed().as_secs_f64() * 1e6
+    };
+    time_runs(once, args)
 }
 
 fn main() {
@@ -230,7 +278,9 @@ fn main() {
     let all = gspc::runtime::parallel::in_pool(pool, || run_models(&models, &args, peak));
     if let (Some(p), Some(t)) = (
         peak,
-        all.iter().max_by(|a, b| a.gflops().total_cmp(&b.gflops())),
+        all.iter()
+            .filter(|t| !t.int8)
+            .max_by(|a, b| a.gflops().total_cmp(&b.gflops())),
     ) && t.gflops() > 1.05 * p
     {
         eprintln!(
@@ -245,9 +295,10 @@ fn main() {
             .iter()
             .map(|t| {
                 format!(
-                    "  {{\"model\": \"{}\", \"name\": \"{}\", \"isa\": \"{}\", \"threads\": {}, \"count\": {}, \"flops\": {}, \"median_us\": {:.3}, \"min_us\": {:.3}, \"gflops\": {:.3}}}",
+                    "  {{\"model\": \"{}\", \"name\": \"{}\", \"dtype\": \"{}\", \"isa\": \"{}\", \"threads\": {}, \"count\": {}, \"flops\": {}, \"median_us\": {:.3}, \"min_us\": {:.3}, \"gflops\": {:.3}}}",
                     t.model,
                     t.name,
+                    if t.int8 { "int8" } else { "f32" },
                     t.isa,
                     args.threads,
                     t.count,
@@ -266,6 +317,62 @@ fn main() {
     }
 }
 
+/// What one layer's timing gives: its shape, median and minimum microseconds, the variant
+/// the dispatcher ran, and whether it is int8.
+type OneTimed = (LayerInfo, f64, f64, &'static str, bool);
+
+/// Times an f32 layer (`None`, with a line saying so, where `--isa` names no variant this
+/// CPU runs).
+fn time_one_f32(layer: &Layer, args: &Args) -> Option<OneTimed> {
+    let run = if args.threads > 1 {
+        None
+    } else if let Some(run) = pick_run(layer, &args.isa) {
+        Some(run)
+    } else {
+        println!(
+            "{:<28} (no runnable {} variant)",
+            layer.info.name,
+            args.isa.as_deref().unwrap_or("")
+        );
+        return None;
+    };
+    let (median, min) = time_layer(layer, run, args);
+    Some((
+        layer.info,
+        median,
+        min,
+        (layer.dispatched_isa)().as_str(),
+        false,
+    ))
+}
+
+/// [`time_one_f32`] for an int8 layer (not with `--sequential`, which int8 layers lack).
+fn time_one_int8(layer: &QLayer, args: &Args) -> Option<OneTimed> {
+    let run = if args.sequential {
+        println!("{:<28} (no --sequential for int8 layers)", layer.info.name);
+        return None;
+    } else if args.threads > 1 {
+        None
+    } else if let Some(run) = pick_qrun(layer, &args.isa) {
+        Some(run)
+    } else {
+        println!(
+            "{:<28} (no runnable {} variant)",
+            layer.info.name,
+            args.isa.as_deref().unwrap_or("")
+        );
+        return None;
+    };
+    let (median, min) = time_qlayer(layer, run, args);
+    Some((
+        layer.info,
+        median,
+        min,
+        (layer.dispatched_isa)().as_str(),
+        true,
+    ))
+}
+
 /// Times every layer of `models`, printing a table per model.
 fn run_models(models: &[&gspc::runtime::Model], args: &Args, peak: Option<f64>) -> Vec<Timed> {
     let mut all = Vec::new();
@@ -275,50 +382,50 @@ fn run_models(models: &[&gspc::runtime::Model], args: &Args, peak: Option<f64>) 
             m.name, "cnt", "MFLOP", "median us", "min us", "GF/s", "%peak", "isa"
         );
         let (mut tot_us, mut tot_flops) = (0.0, 0u64);
-        for layer in m.layers {
-            let run = if args.threads > 1 {
-                if args.isa.is_some() {
-                    usage("--isa is for --threads 1 (run_parallel always dispatches)");
-                }
-                None
-            } else if let Some(run) = pick_run(layer, &args.isa) {
-                Some(run)
-            } else {
-                println!(
-                    "{:<28} (no runnable {} variant)",
-                    layer.info.name,
-                    args.isa.as_deref().unwrap_or("")
-                );
+        let layers = m.layers.iter().map(Some).map(|l| (l, None));
+        let qlayers = m.qlayers.iter().map(|q| (None, Some(q)));
+        for (layer, qlayer) in layers.chain(qlayers) {
+            if args.threads > 1 && args.isa.is_some() {
+                usage("--isa is for --threads 1 (run_parallel always dispatches)");
+            }
+            let timed = match (layer, qlayer) {
+                (Some(layer), _) => time_one_f32(layer, args),
+                (None, Some(q)) => time_one_int8(q, args),
+                (None, None) => None,
+            };
+            let Some((info, median_us, min_us, dispatched, int8)) = timed else {
                 continue;
             };
-            let (median_us, min_us) = time_layer(layer, run, args);
-            let flops = layer.info.flops();
+            let flops = info.flops();
             let gf = flops as f64 / median_us / 1e3;
-            let isa = args
-                .isa
-                .clone()
-                .unwrap_or_else(|| (layer.dispatched_isa)().as_str().to_string());
+            let isa = args.isa.clone().unwrap_or_else(|| dispatched.to_string());
+            // The peak is the f32 FMA peak: no % of it for int8 layers.
+            let of_peak = match peak {
+                Some(p) if !int8 => format!("{:.0}%", 100.0 * gf / p),
+                _ => "-".to_string(),
+            };
             println!(
                 "{:<28} {:>4} {:>8.1} {:>10.1} {:>10.1} {:>7.1} {:>6} {:>8}",
-                layer.info.name,
-                layer.info.count,
+                info.name,
+                info.count,
                 flops as f64 / 1e6,
                 median_us,
                 min_us,
                 gf,
-                peak.map_or("-".to_string(), |p| format!("{:.0}%", 100.0 * gf / p)),
+                of_peak,
                 isa
             );
-            tot_us += median_us * layer.info.count as f64;
-            tot_flops += flops * layer.info.count as u64;
+            tot_us += median_us * info.count as f64;
+            tot_flops += flops * info.count as u64;
             all.push(Timed {
                 model: m.name,
-                name: layer.info.name,
-                count: layer.info.count,
+                name: info.name,
+                count: info.count,
                 flops,
                 median_us,
                 min_us,
                 isa,
+                int8,
             });
         }
         let gf = tot_flops as f64 / tot_us / 1e3;

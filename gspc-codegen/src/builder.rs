@@ -30,6 +30,7 @@ pub struct Builder {
     cargo_metadata: Option<bool>,
     index: Option<String>,
     outline_tiles: bool,
+    int8_twins: bool,
     tuning: Option<crate::tuning::Source>,
     /// ONNX models to import, with their options.
     #[cfg(feature = "import")]
@@ -188,6 +189,14 @@ impl Builder {
         self
     }
 
+    /// Also generates the int8 twin of every spec given without weights
+    /// ([`crate::Spec::int8_twin`]: `<model>_int8`, the same layers in int8), for
+    /// benchmarks and tests.
+    pub fn int8_twins(&mut self, on: bool) -> &mut Self {
+        self.int8_twins = on;
+        self
+    }
+
     /// Reads, validates and generates every spec, then writes the files.
     pub fn generate(&self) -> Result<Output, Error> {
         let in_build_script = std::env::var_os("OUT_DIR").is_some();
@@ -260,6 +269,13 @@ impl Builder {
             match result {
                 Ok(g) => generated.push(g),
                 Err(e) => errors.push(e),
+            }
+            let unbaked = !self.weights.iter().any(|(at, _)| *at == i);
+            if self.int8_twins && unbaked {
+                match generate(&s.int8_twin(), &options) {
+                    Ok(g) => generated.push(g),
+                    Err(e) => errors.push(e),
+                }
             }
         }
         #[cfg(feature = "import")]

@@ -125,7 +125,6 @@ fn count_module_lines(code: &str, name: &str) -> usize {
 
 /// Plans every layer of a validated spec.
 pub fn plan(spec: &Spec, options: &Options) -> Result<Vec<LayerPlan>, Error> {
-    refuse_int8(spec)?;
     let isas = options.isas()?;
     // What each layer's plan comes from: the spec's pins, else a tuned plan, else the cost
     // model.
@@ -136,6 +135,10 @@ pub fn plan(spec: &Spec, options: &Options) -> Result<Vec<LayerPlan>, Error> {
             let own = plan::Pin::of(l);
             if l.pins_plan() {
                 return (own, Chosen::Spec);
+            }
+            if l.dtype() == spec::Dtype::Int8 {
+                // Tuning records are f32 ones (the signature has no element type).
+                return (own, Chosen::Model);
             }
             match options.tuning.as_ref().and_then(|t| t.choice(l)) {
                 Some(t) => (plan::Pin::of(&t.candidate.apply(l)), Chosen::Tuned),
@@ -197,10 +200,10 @@ pub fn plan(spec: &Spec, options: &Options) -> Result<Vec<LayerPlan>, Error> {
     Ok(plans)
 }
 
-/// Until the int8 kernels exist (issue 13), every int8 layer is refused by name: the spec
-/// fields and the integer reference (`gspc_runtime::quant`) are in place, and generating
-/// f32 code for such a layer would silently compute something else.
-fn refuse_int8(spec: &Spec) -> Result<(), Error> {
+/// int8 layers are refused by name by `what` (`tune`, baked weights): `why` says what is
+/// missing. Their kernels are generated, but tuning records and baked weight files are
+/// f32 only so far (issue 13).
+pub(crate) fn refuse_int8(spec: &Spec, why: &str) -> Result<(), Error> {
     let diags: Vec<Diagnostic> = spec
         .layers
         .iter()
@@ -209,10 +212,7 @@ fn refuse_int8(spec: &Spec) -> Result<(), Error> {
         .map(|(i, l)| Diagnostic {
             file: spec.file.clone(),
             path: format!("layers[{i}].dtype"),
-            message: format!(
-                "layer \"{}\" is int8: int8 kernels are not generated yet (issue 13); the spec and the reference are in place",
-                l.name
-            ),
+            message: format!("layer \"{}\" is int8: {why}", l.name),
         })
         .collect();
     if diags.is_empty() {
@@ -259,7 +259,13 @@ pub(crate) fn generate_inner(
     let isas = options.isas()?;
     let file = match weights {
         None => None,
-        Some(w) => Some(bake(spec, &plans, w)?),
+        Some(w) => {
+            refuse_int8(
+                spec,
+                "int8 baked weights are not generated yet (issue 13); generate without --weights and pack them at run time",
+            )?;
+            Some(bake(spec, &plans, w)?)
+        }
     };
     let baked = file.as_ref().map(|(f, offsets)| emit::Baked {
         file_name: &f.file_name,

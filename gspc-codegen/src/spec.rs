@@ -103,6 +103,60 @@ pub struct Spec {
     pub layers: Vec<LayerSpec>,
 }
 
+impl Spec {
+    /// The int8 twin of a model, `<model>_int8`: the same layers as int8 with synthetic
+    /// quantization parameters and none of the f32 plan pins, for benchmarks and tests
+    /// (`Builder::int8_twins`). The parameters are those of `scripts/peers_int8.py`, so
+    /// both sides time the same layers: input scale 0.02, zero point -3; weight scales
+    /// 0.003 to 0.005 over the output channels; output scale `0.01 * sqrt(fan_in)` and zero
+    /// point 4, or after relu zero point -128, and after relu6 also scale 6 / 255 (the
+    /// output range is the activation, as quantizers make it); `fp32` requantization.
+    /// Layers that are int8 already keep their parameters.
+    pub fn int8_twin(&self) -> Spec {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let mut t = l.clone();
+                if t.quantization.is_some() {
+                    return t;
+                }
+                let k = l.out_channels;
+                let fan_in = (l.in_per_group() * l.kernel[0] * l.kernel[1]) as f64;
+                let output_scale = match l.activation {
+                    Activation::Relu6 => (6.0f64 / 255.0) as f32,
+                    _ => (0.01 * fan_in.sqrt()) as f32,
+                };
+                t.quantization = Some(Quantization {
+                    requantization: Requantization::Fp32,
+                    input_scale: 0.02,
+                    input_zero_point: -3,
+                    output_scale,
+                    output_zero_point: if l.activation == Activation::None {
+                        4
+                    } else {
+                        -128
+                    },
+                    weight_scales: (0..k)
+                        .map(|c| (0.004 * (0.75 + 0.5 * c as f64 / (k.max(2) - 1) as f64)) as f32)
+                        .collect(),
+                });
+                t.strategy = None;
+                t.oc_block = None;
+                t.compact = None;
+                t.direct = None;
+                t.accumulators = None;
+                t
+            })
+            .collect();
+        Spec {
+            file: self.file.clone(),
+            model: format!("{}_int8", self.model),
+            layers,
+        }
+    }
+}
+
 /// A layer's element type (a spec's `"dtype"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dtype {
@@ -1024,8 +1078,29 @@ impl Cx {
                 ok = false;
             }
         }
+        // An int8 depthwise layer's block spans groups (`plan::quant`): it divides the
+        // channels.
+        let int8_depthwise = l.quantization.is_some()
+            && l.in_per_group() == 1
+            && l.out_per_group() == 1
+            && l.strategy != Some(Strategy::GspcOc);
         if let Some(b) = l.oc_block
             && ok
+            && int8_depthwise
+            && !l.out_channels.is_multiple_of(b)
+        {
+            self.err(
+                &field("oc_block"),
+                format!(
+                    "{b} does not divide out_channels = {} (an int8 depthwise layer's block of channels)",
+                    l.out_channels
+                ),
+            );
+            ok = false;
+        }
+        if let Some(b) = l.oc_block
+            && ok
+            && !int8_depthwise
             && !l.out_per_group().is_multiple_of(b)
         {
             self.err(

@@ -265,7 +265,13 @@ pub fn tune(opts: &TuneOptions, progress: &mut dyn FnMut(&str)) -> Result<Summar
     // int8 layers have no kernels to tune yet (issue 13): refused, not tuned as f32.
     let int8: Vec<Error> = specs
         .iter()
-        .filter_map(|s| crate::refuse_int8(s).err())
+        .filter_map(|s| {
+            crate::refuse_int8(
+                s,
+                "int8 layers are not tuned yet (issue 13): tuning records are f32",
+            )
+            .err()
+        })
         .collect();
     if !int8.is_empty() {
         return Err(Error::combine(int8));

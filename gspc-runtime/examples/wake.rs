@@ -146,12 +146,17 @@ fn gspc_split(rounds: usize, gap: u64, work: f64) -> Row {
             let caller = thread::current().id();
             let started = std::sync::Mutex::new(None);
             let t0 = Instant::now();
-            gspc_runtime::parallel::split::<1, 1>(&mut blocks, &mut scratch, 2, &|first, _, _| {
-                if first == 1 {
-                    *started.lock().unwrap() = Some((Instant::now(), thread::current().id()));
-                }
-                spin_for(work);
-            })
+            gspc_runtime::parallel::split::<_, _, 1, 1>(
+                &mut blocks,
+                &mut scratch,
+                2,
+                &|first, _, _| {
+                    if first == 1 {
+                        *started.lock().unwrap() = Some((Instant::now(), thread::current().id()));
+                    }
+                    spin_for(work);
+                },
+            )
             .unwrap();
             row.totals.push(us(t0.elapsed()));
             let (t1, who) = started.lock().unwrap().take().unwrap();

@@ -30,4 +30,21 @@ mod simd {
         unsafe { vst1q_f32(out.as_mut_ptr(), v) };
         out
     }
+
+    /// Loads 4 int32 words.
+    #[inline(always)]
+    pub fn loadi4(a: &[i32; 4]) -> int32x4_t {
+        // SAFETY: `a` is 4 readable i32 values; vld1q_s32 has no alignment requirement
+        // beyond i32's; NEON is baseline on aarch64.
+        unsafe { vld1q_s32(a.as_ptr()) }
+    }
+
+    /// Stores 4 int32 lanes into an array.
+    #[inline(always)]
+    pub fn storei4(v: int32x4_t) -> [i32; 4] {
+        let mut out = [0i32; 4];
+        // SAFETY: `out` is 4 writable i32 values; NEON is baseline on aarch64.
+        unsafe { vst1q_s32(out.as_mut_ptr(), v) };
+        out
+    }
 }

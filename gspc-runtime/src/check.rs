@@ -1,6 +1,8 @@
 //! Checking generated layers against the reference (with the `std` feature): what the test
 //! suite runs on every layer, and what an application can run once on its own device.
 
+use crate::qlayer::QLayer;
+use crate::quant::ChannelScale;
 use crate::rng::Rng;
 use crate::{Error, Isa, Layer, RunFn, reference};
 use std::string::String;
@@ -273,6 +275,15 @@ pub fn check_models(models: &[&crate::Model]) -> Result<Vec<Checked>, String> {
                 }
             }
         }
+        for layer in model.qlayers {
+            match check_qlayer(layer, seed_for(model.name, layer.info.name)) {
+                Ok(c) => all.push(c),
+                Err(e) => failures.push(format!(
+                    "{}::{e} [int8, strategy {}]",
+                    model.name, layer.strategy
+                )),
+            }
+        }
     }
     if failures.is_empty() {
         Ok(all)
@@ -283,4 +294,131 @@ pub fn check_models(models: &[&crate::Model]) -> Result<Vec<Checked>, String> {
             failures.join("\n")
         ))
     }
+}
+
+/// The random data [`check_qlayer`] uses, from one seed: int8 input over the whole range,
+/// weights in [-127, 127] and an int32 bias, in that order. One layer in four of the seeds
+/// gets biases near the int32 limits, so that the wrapping accumulator is exercised.
+#[derive(Clone, Debug)]
+pub struct SeededQData {
+    /// NCHW input.
+    pub input: Vec<i8>,
+    /// OIHW weights.
+    pub weights: Vec<i8>,
+    /// Bias (`out_channels` values; used when the layer has one).
+    pub bias: Vec<i32>,
+}
+
+impl SeededQData {
+    /// The data for a layer with these lengths.
+    pub fn new(seed: u64, input_len: usize, weights_len: usize, out_channels: usize) -> Self {
+        let mut rng = Rng::new(seed);
+        let input = (0..input_len).map(|_| rng.next_u64() as u8 as i8).collect();
+        let weights = (0..weights_len)
+            .map(|_| (rng.next_u64() % 255) as i32 - 127)
+            .map(|w| w as i8)
+            .collect();
+        let wide = seed % 4 == 3;
+        let bias = (0..out_channels)
+            .map(|_| {
+                let r = rng.next_u64();
+                if wide {
+                    r as i32
+                } else {
+                    (r % (1 << 17)) as i32 - (1 << 16)
+                }
+            })
+            .collect();
+        SeededQData {
+            input,
+            weights,
+            bias,
+        }
+    }
+
+    /// The integer reference's output of `layer` on this data.
+    pub fn expected(&self, layer: &QLayer) -> Result<Vec<i8>, String> {
+        let info = &layer.info;
+        let mut channels = vec![ChannelScale::Fp32(0.0); info.out_channels];
+        let rq = layer
+            .quant
+            .derive(info.activation, &mut channels)
+            .map_err(|e| format!("{}: quantization: {e}", info.name))?;
+        let bias = info.bias.then_some(&self.bias[..]);
+        let mut expected = vec![0i8; layer.output_len];
+        crate::quant::conv2d(info, &rq, &self.input, &self.weights, bias, &mut expected)
+            .map_err(|e| format!("{}: reference: {e}", info.name))?;
+        Ok(expected)
+    }
+}
+
+/// The first output where `got` differs from `expected`, as `(oc, oh, ow)` with both
+/// values.
+fn q_mismatch(info: &crate::LayerInfo, expected: &[i8], got: &[i8]) -> Option<String> {
+    let plane = info.output[0] * info.output[1];
+    let i = (0..expected.len()).find(|&i| expected.get(i) != got.get(i))?;
+    let (k, at) = (i / plane, i % plane);
+    Some(format!(
+        "output (oc {k}, oh {}, ow {}) = {:?}, the reference gives {}",
+        at / info.output[1],
+        at % info.output[1],
+        got.get(i),
+        expected[i]
+    ))
+}
+
+/// The int8 twin of [`check_layer`]: every variant of `layer`, its dispatching `run` and
+/// `run_parallel` on 2 and 3 threads, on [`SeededQData`] of `seed`, against the integer
+/// reference ([`crate::quant::conv2d`]) bit for bit. Output and scratch start as garbage
+/// (output 0x55, scratch 0x5555_5555), so an output left unwritten or scratch read before
+/// it is written shows. Also checks that `pack_weights` refuses a weight of -128.
+pub fn check_qlayer(layer: &QLayer, seed: u64) -> Result<Checked, String> {
+    let info = &layer.info;
+    let data = SeededQData::new(seed, layer.input_len, layer.weights_len, info.out_channels);
+    let expected = data.expected(layer)?;
+    let bias = info.bias.then_some(&data.bias[..]);
+    let mut packed = vec![0i32; layer.packed_len];
+    (layer.pack_weights)(&data.weights, bias, &mut packed)
+        .map_err(|e| format!("{}: pack_weights: {e}", info.name))?;
+    let compare = |what: &str, out: &[i8]| match q_mismatch(info, &expected, out) {
+        Some(m) => Err(format!("{} ({what}): {m}", info.name)),
+        None => Ok(()),
+    };
+    let mut checked = Checked::default();
+    for v in layer.variants {
+        let mut output = vec![0x55i8; layer.output_len];
+        let mut scratch = vec![0x5555_5555i32; layer.scratch_len];
+        match (v.run)(&data.input, &packed, &mut output, &mut scratch) {
+            Ok(()) => {
+                compare(v.isa.as_str(), &output)?;
+                checked.ran.push(v.isa);
+            }
+            Err(Error::Unsupported(_)) => checked.skipped.push(v.isa),
+            Err(e) => return Err(format!("{} ({}): {e}", info.name, v.isa)),
+        }
+    }
+    let mut output = vec![0x55i8; layer.output_len];
+    let mut scratch = vec![0x5555_5555i32; layer.scratch_len];
+    (layer.run)(&data.input, &packed, &mut output, &mut scratch)
+        .map_err(|e| format!("{} (run): {e}", info.name))?;
+    compare("run", &output)?;
+    for threads in [2, 3] {
+        let mut output = vec![0x55i8; layer.output_len];
+        let mut scratch = vec![0x5555_5555i32; threads * layer.scratch_len];
+        (layer.run_parallel)(&data.input, &packed, &mut output, &mut scratch, threads)
+            .map_err(|e| format!("{} (run_parallel {threads}): {e}", info.name))?;
+        compare(&format!("run_parallel {threads}"), &output)?;
+    }
+    if !data.weights.is_empty() {
+        let mut bad = data.weights.clone();
+        let middle = bad.len() / 2;
+        bad[middle] = i8::MIN;
+        if (layer.pack_weights)(&bad, bias, &mut packed).is_ok() {
+            return Err(format!(
+                "{}: pack_weights accepted a weight of -128",
+                info.name
+            ));
+        }
+    }
+    Ok(checked)
 }

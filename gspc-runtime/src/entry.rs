@@ -85,7 +85,7 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
     ) -> Result<(), Error> {
         let run_units = self.run_units;
         let (blocks, _) = output.as_chunks_mut::<B>();
-        parallel::split::<B, S>(blocks, scratch, parts, &|first, blocks, scratch| {
+        parallel::split::<_, _, B, S>(blocks, scratch, parts, &|first, blocks, scratch| {
             run_units(input, packed, first, blocks, scratch)
         })
     }
@@ -130,9 +130,9 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
         scratch: &mut [f32],
         parts: usize,
     ) -> Result<(), Error> {
-        let input = as_array::<I>("input", input)?;
-        let packed = as_array::<P>("packed", packed)?;
-        let output = as_array_mut::<O>("output", output)?;
+        let input = as_array::<_, I>("input", input)?;
+        let packed = as_array::<_, P>("packed", packed)?;
+        let output = as_array_mut::<_, O>("output", output)?;
         self.run_split(input, packed, output, scratch, parts)
     }
 
@@ -147,10 +147,10 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
         scratch: &'a mut [f32],
     ) -> Result<Arrays<'a, I, P, O, S>, Error> {
         Ok((
-            as_array::<I>("input", input)?,
-            as_array::<P>("packed", packed)?,
-            as_array_mut::<O>("output", output)?,
-            as_array_mut::<S>("scratch", scratch)?,
+            as_array::<_, I>("input", input)?,
+            as_array::<_, P>("packed", packed)?,
+            as_array_mut::<_, O>("output", output)?,
+            as_array_mut::<_, S>("scratch", scratch)?,
         ))
     }
 
@@ -183,12 +183,12 @@ pub fn pack_weights_slice<const W: usize, const K: usize, const P: usize>(
     bias: Option<&[f32]>,
     packed: &mut [f32],
 ) -> Result<(), Error> {
-    let weights = as_array::<W>("weights", weights)?;
+    let weights = as_array::<_, W>("weights", weights)?;
     let bias = match bias {
-        Some(b) => Some(as_array::<K>("bias", b)?),
+        Some(b) => Some(as_array::<_, K>("bias", b)?),
         None => None,
     };
-    let packed = as_array_mut::<P>("packed", packed)?;
+    let packed = as_array_mut::<_, P>("packed", packed)?;
     pack_weights(weights, bias, packed);
     Ok(())
 }

@@ -34,6 +34,7 @@ pub mod dwc;
 pub mod entry;
 pub mod pack;
 pub mod parallel;
+pub mod qlayer;
 pub mod quant;
 pub mod reference;
 pub mod rng;
@@ -203,6 +204,11 @@ pub enum Error {
     },
     /// The CPU running this code lacks the instruction set of the requested variant.
     Unsupported(Isa),
+    /// An int8 weight is -128, outside the symmetric range [-127, 127] of the int8 spec.
+    WeightRange {
+        /// Its index in the OIHW weights.
+        index: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -214,6 +220,10 @@ impl fmt::Display for Error {
                 actual,
             } => write!(f, "{buffer}: expected {expected} values, got {actual}"),
             Error::Unsupported(isa) => write!(f, "this CPU does not support the {isa} variant"),
+            Error::WeightRange { index } => write!(
+                f,
+                "weights[{index}] = -128: int8 weights are symmetric, in [-127, 127]"
+            ),
         }
     }
 }
@@ -279,10 +289,10 @@ pub struct Layer {
 
 /// Converts a slice to a fixed-size array reference, naming the buffer on a length mismatch.
 #[inline]
-pub fn as_array<'a, const N: usize>(
+pub fn as_array<'a, T, const N: usize>(
     buffer: &'static str,
-    s: &'a [f32],
-) -> Result<&'a [f32; N], Error> {
+    s: &'a [T],
+) -> Result<&'a [T; N], Error> {
     s.try_into().map_err(|_| Error::BufferLength {
         buffer,
         expected: N,
@@ -292,10 +302,10 @@ pub fn as_array<'a, const N: usize>(
 
 /// Mutable twin of [`as_array`].
 #[inline]
-pub fn as_array_mut<'a, const N: usize>(
+pub fn as_array_mut<'a, T, const N: usize>(
     buffer: &'static str,
-    s: &'a mut [f32],
-) -> Result<&'a mut [f32; N], Error> {
+    s: &'a mut [T],
+) -> Result<&'a mut [T; N], Error> {
     let actual = s.len();
     s.try_into().map_err(|_| Error::BufferLength {
         buffer,
@@ -356,6 +366,8 @@ pub struct Model {
     pub name: &'static str,
     /// The spec file it was generated from.
     pub spec_file: &'static str,
-    /// Its layers, in spec order.
+    /// Its f32 layers, in spec order.
     pub layers: &'static [Layer],
+    /// Its int8 layers, in spec order.
+    pub qlayers: &'static [qlayer::QLayer],
 }

@@ -61,19 +61,19 @@ pub fn in_pool<R>(_threads: usize, f: impl FnOnce() -> R) -> R {
 }
 
 /// The work of one part: `(first unit, output blocks, scratch)`.
-pub type UnitsFn<'a, const B: usize, const S: usize> =
-    dyn Fn(usize, &mut [[f32; B]], &mut [f32; S]) + Sync + 'a;
+pub type UnitsFn<'a, T, U, const B: usize, const S: usize> =
+    dyn Fn(usize, &mut [[T; B]], &mut [U; S]) + Sync + 'a;
 
 /// Runs `f(first_unit, blocks, scratch)` on `threads` contiguous parts of `blocks` (part `p`
 /// is `blocks[len * p / threads..len * (p + 1) / threads]`), each part with its own
 /// `S`-value piece of `scratch` (part `p` the `p`-th). Fewer parts run when there are fewer
 /// blocks. `scratch` must hold `threads * S` values (for the parts that run). Which threads
 /// run the parts: see the module documentation.
-pub fn split<const B: usize, const S: usize>(
-    blocks: &mut [[f32; B]],
-    scratch: &mut [f32],
+pub fn split<T: Send, U: Send, const B: usize, const S: usize>(
+    blocks: &mut [[T; B]],
+    scratch: &mut [U],
     threads: usize,
-    f: &UnitsFn<'_, B, S>,
+    f: &UnitsFn<'_, T, U, B, S>,
 ) -> Result<(), Error> {
     let parts = threads.clamp(1, blocks.len().max(1));
     let actual = scratch.len();
@@ -141,7 +141,7 @@ mod tests {
         // Scratch piece p holds p (and one more piece than needed, which no part may get).
         let mut scratch: Vec<f32> = (0..(parts + 1) * S).map(|i| (i / S) as f32).collect();
         let seen = Mutex::new(Vec::new());
-        split::<B, S>(&mut blocks, &mut scratch, threads, &|first, part, piece| {
+        split::<_, _, B, S>(&mut blocks, &mut scratch, threads, &|first, part, piece| {
             for (i, b) in part.iter_mut().enumerate() {
                 b[0] += 1.0;
                 b[1] = (first + i) as f32;
@@ -227,12 +227,12 @@ mod tests {
             let mut scratch = vec![0.0f32; 8 * S];
             let mut total = 0.0;
             let mut seen = Vec::new();
-            split::<B, S>(&mut blocks, &mut scratch, 4, &|first, part, _| {
+            split::<_, _, B, S>(&mut blocks, &mut scratch, 4, &|first, part, _| {
                 for (i, b) in part.iter_mut().enumerate() {
                     // The inner split of each block's three values.
                     let mut inner = [[0.0f32; 1]; 3];
                     let mut s = [0.0f32; 3];
-                    split::<1, 1>(&mut inner, &mut s, 3, &|f, p, _| {
+                    split::<_, _, 1, 1>(&mut inner, &mut s, 3, &|f, p, _| {
                         p[0][0] = (first + i) as f32 * 10.0 + f as f32;
                     })
                     .unwrap();
@@ -254,7 +254,7 @@ mod tests {
         in_pool(2, || {
             let mut blocks = [[0.0f32; 1]; 2];
             let mut scratch = [0.0f32; 2];
-            split::<1, 1>(&mut blocks, &mut scratch, 2, &|_, _, _| {
+            split::<_, _, 1, 1>(&mut blocks, &mut scratch, 2, &|_, _, _| {
                 in_pool(2, || outer(()));
             })
             .unwrap();
@@ -275,7 +275,7 @@ mod tests {
         let mut scratch = vec![0.0f32; parts * S];
         let ran = Mutex::new(Vec::new());
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            split::<B, S>(&mut blocks, &mut scratch, parts, &|first, _, _| {
+            split::<_, _, B, S>(&mut blocks, &mut scratch, parts, &|first, _, _| {
                 ran.lock().unwrap().push(first);
                 if first == bad {
                     panic!("part {first} failed");
@@ -319,7 +319,7 @@ mod tests {
         let mut blocks = vec![[0.0f32; B]; 3];
         let mut scratch = vec![0.0f32; 2 * S];
         // 8 threads on 3 blocks: 3 parts, 3 pieces needed.
-        let err = split::<B, S>(&mut blocks, &mut scratch, 8, &|_, _, _| {}).unwrap_err();
+        let err = split::<_, _, B, S>(&mut blocks, &mut scratch, 8, &|_, _, _| {}).unwrap_err();
         assert_eq!(
             err,
             crate::Error::BufferLength {
@@ -329,7 +329,7 @@ mod tests {
             }
         );
         let mut scratch = vec![0.0f32; 3 * S];
-        split::<B, S>(&mut blocks, &mut scratch, 8, &|_, _, _| {}).unwrap();
+        split::<_, _, B, S>(&mut blocks, &mut scratch, 8, &|_, _, _| {}).unwrap();
     }
 
     #[test]
@@ -340,7 +340,7 @@ mod tests {
                 let mut blocks = vec![[0.0f32; B]; 5];
                 let mut scratch = vec![0.0f32; S];
                 let calls = Mutex::new(0);
-                split::<B, S>(&mut blocks, &mut scratch, 1, &|first, part, _| {
+                split::<_, _, B, S>(&mut blocks, &mut scratch, 1, &|first, part, _| {
                     assert_eq!((first, part.len()), (0, 5));
                     assert_eq!(std::thread::current().id(), me);
                     *calls.lock().unwrap() += 1;

@@ -195,6 +195,38 @@ mod rate {
     }
 }
 
+/// Whether this CPU has AVX-512BW and AVX-512 VNNI (with AVX-512F), which the int8
+/// AVX-512 variants use (`vpdpwssd`): detected once at run time with the `std` feature,
+/// otherwise what the build enables statically.
+#[inline]
+pub fn has_avx512_vnni() -> bool {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    {
+        use core::sync::atomic::{AtomicU8, Ordering};
+        static VNNI: AtomicU8 = AtomicU8::new(u8::MAX);
+        match VNNI.load(Ordering::Relaxed) {
+            0 => false,
+            1 => true,
+            _ => {
+                let has = level() >= LEVEL_AVX512
+                    && std::is_x86_feature_detected!("avx512bw")
+                    && std::is_x86_feature_detected!("avx512vnni");
+                VNNI.store(has as u8, Ordering::Relaxed);
+                has
+            }
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
+    {
+        cfg!(all(
+            target_arch = "x86_64",
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vnni"
+        ))
+    }
+}
+
 /// What the build enables statically (`-C target-feature` / `target-cpu`).
 #[inline]
 pub const fn static_level() -> u8 {
@@ -238,6 +270,130 @@ mod simd {
         // SAFETY: `out` is 4 writable f32 values; the store is unaligned; SSE is baseline.
         unsafe { _mm_storeu_ps(out.as_mut_ptr(), v) };
         out
+    }
+
+    /// Loads 4 int32 words.
+    #[inline(always)]
+    pub fn loadi4(a: &[i32; 4]) -> __m128i {
+        // SAFETY: `a` is 16 readable bytes; the load is unaligned; SSE2 is baseline on
+        // x86-64.
+        unsafe { _mm_loadu_si128(a.as_ptr().cast()) }
+    }
+
+    /// Stores 4 int32 lanes into an array.
+    #[inline(always)]
+    pub fn storei4(v: __m128i) -> [i32; 4] {
+        let mut out = [0i32; 4];
+        // SAFETY: `out` is 16 writable bytes; the store is unaligned; SSE2 is baseline.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), v) };
+        out
+    }
+
+    /// Loads 8 int32 words.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx")]
+    pub fn loadi8(a: &[i32; 8]) -> __m256i {
+        // SAFETY: `a` is 32 readable bytes; the load is unaligned; AVX is enabled.
+        unsafe { _mm256_loadu_si256(a.as_ptr().cast()) }
+    }
+
+    /// Stores 8 int32 lanes into an array.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx")]
+    pub fn storei8(v: __m256i) -> [i32; 8] {
+        let mut out = [0i32; 8];
+        // SAFETY: `out` is 32 writable bytes; the store is unaligned; AVX is enabled.
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), v) };
+        out
+    }
+
+    /// Loads 16 int32 words.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn loadi16(a: &[i32; 16]) -> __m512i {
+        // SAFETY: `a` is 64 readable bytes; the load is unaligned; AVX-512F is enabled.
+        unsafe { _mm512_loadu_si512(a.as_ptr().cast()) }
+    }
+
+    /// Stores 16 int32 lanes into an array.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn storei16(v: __m512i) -> [i32; 16] {
+        let mut out = [0i32; 16];
+        // SAFETY: `out` is 64 writable bytes; the store is unaligned; AVX-512F is enabled.
+        unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), v) };
+        out
+    }
+
+    /// `fp32` requantization of 4 int32 lanes into 4 int8 values (`gspc_runtime::quant`'s
+    /// `requantize_fp32` lane by lane): `acc * scale` in f32, clamped to `[lo, hi]` (the
+    /// activation's range less the zero point), rounded to nearest even (the default
+    /// MXCSR mode, which Rust never changes), plus `zp`.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where SSE2 is enabled (from the generated AVX2 and AVX-512 kernels).
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    pub fn requant4(acc: __m128i, scale: f32, lo: f32, hi: f32, zp: i32, out: &mut [i8; 4]) {
+        let v = _mm_mul_ps(_mm_cvtepi32_ps(acc), _mm_set1_ps(scale));
+        let v = _mm_min_ps(_mm_max_ps(v, _mm_set1_ps(lo)), _mm_set1_ps(hi));
+        let q = _mm_add_epi32(_mm_cvtps_epi32(v), _mm_set1_epi32(zp));
+        // In [-128, 127] already: the saturating packs keep every value.
+        let b = _mm_packs_epi16(_mm_packs_epi32(q, q), _mm_setzero_si128());
+        *out = _mm_cvtsi128_si32(b).to_le_bytes().map(|x| x as i8);
+    }
+
+    /// [`requant4`] of 8 lanes.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX2 is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub fn requant8(acc: __m256i, scale: f32, lo: f32, hi: f32, zp: i32, out: &mut [i8; 8]) {
+        let v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(scale));
+        let v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
+        let q = _mm256_add_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(zp));
+        // Per 128-bit half: lanes 0-3 as bytes 0-3 (saturating packs of in-range values).
+        let b = _mm256_packs_epi16(_mm256_packs_epi32(q, q), _mm256_setzero_si256());
+        let lo4 = _mm_cvtsi128_si32(_mm256_castsi256_si128(b));
+        let hi4 = _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(b));
+        let bytes = ((lo4 as u32 as u64) | ((hi4 as u32 as u64) << 32)).to_le_bytes();
+        *out = bytes.map(|x| x as i8);
+    }
+
+    /// [`requant4`] of 16 lanes.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn requant16(acc: __m512i, scale: f32, lo: f32, hi: f32, zp: i32, out: &mut [i8; 16]) {
+        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(scale));
+        let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
+        let q = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(zp));
+        // In [-128, 127] already: the truncating narrow keeps every value.
+        let b = _mm512_cvtepi32_epi8(q);
+        // SAFETY: `out` is 16 writable bytes; the store is unaligned; SSE2 is baseline.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), b) };
     }
 
     /// Loads 8 lanes.
@@ -825,8 +981,8 @@ mod simd {
             }
             let seq: [f32; 32] = core::array::from_fn(|i| i as f32);
             let (lo, hi) = (
-                crate::window::at::<16, 32, 0>(&seq),
-                crate::window::at::<16, 32, 16>(&seq),
+                crate::window::at::<_, 16, 32, 0>(&seq),
+                crate::window::at::<_, 16, 32, 16>(&seq),
             );
             // SAFETY: as above.
             let (e, o, s3) = unsafe {
@@ -861,8 +1017,8 @@ mod simd {
                 assert_eq!(*g, want8(at), "load8_clip at {at}");
             }
             let (lo8, hi8) = (
-                crate::window::at::<8, 32, 0>(&seq),
-                crate::window::at::<8, 32, 8>(&seq),
+                crate::window::at::<_, 8, 32, 0>(&seq),
+                crate::window::at::<_, 8, 32, 8>(&seq),
             );
             let mut part = [f32::NAN; 10];
             // SAFETY: as above.

@@ -62,7 +62,7 @@ fn warm_up(threads: usize) {
     };
     let start = std::time::Instant::now();
     loop {
-        split::<4, 2>(&mut blocks, &mut scratch, threads, &f).unwrap();
+        split::<_, _, 4, 2>(&mut blocks, &mut scratch, threads, &f).unwrap();
         if WARM_THREADS.load(Ordering::SeqCst) >= threads || start.elapsed().as_secs() >= 10 {
             break;
         }
@@ -83,7 +83,7 @@ fn allocations(parts: usize, threads: usize) -> usize {
     warm_up(threads);
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     for _ in 0..500 {
-        split::<4, 2>(&mut blocks, &mut scratch, parts, &f).unwrap();
+        split::<_, _, 4, 2>(&mut blocks, &mut scratch, parts, &f).unwrap();
     }
     let after = ALLOCATIONS.load(Ordering::SeqCst);
     assert!(blocks.iter().enumerate().all(|(i, b)| b[0] == i as f32));

@@ -61,6 +61,88 @@ fn main() {
     if let Err(e) = builder.index("models.rs").generate() {
         fail(&format!("kernel generation failed:\n{e}"));
     }
+
+    // int8: the specs in `tests/specs/int8/` and random int8 layers (the random layers'
+    // shapes with random quantization parameters), weights packed at run time.
+    let int8_dir = dir.join("int8");
+    println!("cargo:rerun-if-changed=../specs/int8");
+    let mut int8: Vec<PathBuf> = match std::fs::read_dir(&int8_dir) {
+        Ok(d) => d
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect(),
+        Err(e) => fail(&format!("tests/specs/int8: cannot list the directory: {e}")),
+    };
+    int8.sort();
+    for (k, text) in random_int8_specs(seed, count).iter().enumerate() {
+        let random = out.join(format!("random_int8_{k}.json"));
+        if let Err(e) = std::fs::write(&random, text) {
+            fail(&format!("{}: cannot write: {e}", random.display()));
+        }
+        int8.push(random);
+    }
+    let mut builder = gspc_codegen::Builder::new();
+    if let Err(e) = builder.specs(&int8).index("int8_models.rs").generate() {
+        fail(&format!("int8 kernel generation failed:\n{e}"));
+    }
+}
+
+/// The random layers of [`random_specs`] (from another seed) as int8 layers, models
+/// `random_int8_<k>`: `gspc-ow` pins dropped (int8 has no such kernel), random zero points
+/// over the whole int8 range, random scales with per-channel weight scales, and an output
+/// scale that puts typical outputs inside the int8 range (the multiplier about
+/// `1 / (300 sqrt(fan_in))`, from 0.1x to 10x that), either requantization.
+fn random_int8_specs(seed: u64, count: usize) -> Vec<String> {
+    let mut rng = Rng::new(seed ^ 0x1_8181);
+    let mut unit = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    random_specs(seed ^ 0x8, count)
+        .iter()
+        .map(|spec| {
+            let mut out = String::new();
+            for line in spec.lines() {
+                let Some(body) = line.strip_suffix("},").or_else(|| line.strip_suffix('}')) else {
+                    out.push_str(&line.replace("random_layers_", "random_int8_"));
+                    out.push('\n');
+                    continue;
+                };
+                if !body.trim_start().starts_with("{\"name\"") {
+                    out.push_str(&line.replace("random_layers_", "random_int8_"));
+                    out.push('\n');
+                    continue;
+                }
+                let body = body.replace(", \"strategy\": \"gspc-ow\"", "");
+                let field = |name: &str| -> Vec<usize> {
+                    let at = body.find(&format!("\"{name}\": ")).map_or(0, |i| i + name.len() + 4);
+                    body[at..]
+                        .split(|c: char| !c.is_ascii_digit())
+                        .filter(|t| !t.is_empty())
+                        .take(2)
+                        .filter_map(|t| t.parse().ok())
+                        .collect()
+                };
+                let (c, k, g) = (field("in_channels")[0], field("out_channels")[0], field("groups")[0]);
+                let kernel = field("kernel");
+                let fan_in = (c / g * kernel[0] * kernel[1]) as f64;
+                let input_scale = 0.005 + 0.05 * unit();
+                let weight_scale = 0.001 + 0.01 * unit();
+                let m = 10f64.powf(unit() * 2.0 - 1.0) / (300.0 * fan_in.sqrt());
+                let output_scale = input_scale * weight_scale / m;
+                let zp = |u: f64| (u * 255.0).floor() as i32 - 128;
+                let scales: Vec<String> = (0..k)
+                    .map(|_| format!("{:e}", weight_scale * (0.5 + unit())))
+                    .collect();
+                let mode = if unit() < 0.5 { "fixed" } else { "fp32" };
+                out.push_str(&format!(
+                    "{body}, \"dtype\": \"int8\", \"quantization\": {{\"requantization\": \"{mode}\", \"input_scale\": {input_scale:e}, \"input_zero_point\": {}, \"output_scale\": {output_scale:e}, \"output_zero_point\": {}, \"weight_scales\": [{}]}}}}{}\n",
+                    zp(unit()),
+                    zp(unit()),
+                    scales.join(", "),
+                    if line.ends_with("},") { "," } else { "" }
+                ));
+            }
+            out
+        })
+        .collect()
 }
 
 /// Writes the seeded weights of every layer of `spec`: a safetensors file for the random

@@ -9,8 +9,14 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 /// The level check that must pass before a variant runs (`None`: it always runs where it
-/// is generated).
-fn guard(isa: Isa) -> Option<TokenStream> {
+/// is generated); int8 AVX-512 variants also need AVX-512BW and VNNI
+/// (`qlayer::supported`).
+fn guard(isa: Isa, int8: bool) -> Option<TokenStream> {
+    if int8 && isa == Isa::Avx512 {
+        return Some(quote!(::gspc_runtime::qlayer::supported(
+            ::gspc_runtime::Isa::Avx512
+        )));
+    }
     let level = match isa {
         Isa::Portable | Isa::Neon => return None,
         Isa::Avx2 => quote!(::gspc_runtime::x86::LEVEL_AVX2),
@@ -39,7 +45,7 @@ fn call_fn(isa: Isa, f: &str, args: &TokenStream, proof: Proof) -> TokenStream {
     if isa != Isa::Portable {
         let why = safety_reason(isa, proof);
         // Where the build may enable the ISA statically, calling the variant is safe.
-        let allow = (proof != Proof::Dispatched && guard(isa).is_some())
+        let allow = (proof != Proof::Dispatched && guard(isa, false).is_some())
             .then(|| quote!(#[allow(unused_unsafe)]));
         quote!(gspc_safety!(#why); #allow unsafe { #m::#f(#args) })
     } else {
@@ -49,7 +55,11 @@ fn call_fn(isa: Isa, f: &str, args: &TokenStream, proof: Proof) -> TokenStream {
 
 /// The variants in dispatch order, best first, each with the run-time condition under which
 /// it runs (`None`: the last, which runs where no other does).
-fn dispatch_order(isas: &[Isa], avx2_at_half_rate: bool) -> Vec<(Isa, Option<TokenStream>)> {
+fn dispatch_order(
+    isas: &[Isa],
+    avx2_at_half_rate: bool,
+    int8: bool,
+) -> Vec<(Isa, Option<TokenStream>)> {
     let mut ordered: Vec<Isa> = isas.to_vec();
     ordered.sort();
     ordered.reverse();
@@ -58,7 +68,7 @@ fn dispatch_order(isas: &[Isa], avx2_at_half_rate: bool) -> Vec<(Isa, Option<Tok
         .iter()
         .enumerate()
         .map(|(i, &isa)| {
-            let condition = guard(isa).filter(|_| i != last).map(|g| {
+            let condition = guard(isa, int8).filter(|_| i != last).map(|g| {
                 if isa == Isa::Avx512 && avx2_at_half_rate && isas.contains(&Isa::Avx2) {
                     quote!(#g && ::gspc_runtime::x86::avx512_full_rate())
                 } else {
@@ -72,13 +82,15 @@ fn dispatch_order(isas: &[Isa], avx2_at_half_rate: bool) -> Vec<(Isa, Option<Tok
 
 /// The body of `dispatched_isa`: the best variant the CPU runs, where the layer's
 /// dispatcher decides at run time (x86-64); with `avx2_at_half_rate` (see
-/// `LayerPlan::avx2_at_half_rate`) AVX-512 only where `x86::avx512_full_rate()`.
+/// `LayerPlan::avx2_at_half_rate`) AVX-512 only where `x86::avx512_full_rate()`; `int8`:
+/// for an int8 layer.
 pub(super) fn dispatched_isa_body(
     isas: &[Isa],
     arch: Arch,
     avx2_at_half_rate: bool,
+    int8: bool,
 ) -> TokenStream {
-    let order = dispatch_order(isas, avx2_at_half_rate);
+    let order = dispatch_order(isas, avx2_at_half_rate, int8);
     if arch != Arch::X86_64 {
         // NEON is baseline where it is generated; otherwise portable.
         let best = isa_path(order[0].0);
@@ -95,8 +107,14 @@ pub(super) fn dispatched_isa_body(
 }
 
 /// The body of a dispatching function: `f(args)` of the variant `dispatched_isa()` names.
-pub(super) fn dispatch_body(isas: &[Isa], arch: Arch, f: &str, args: TokenStream) -> TokenStream {
-    let order = dispatch_order(isas, false);
+pub(super) fn dispatch_body(
+    isas: &[Isa],
+    arch: Arch,
+    f: &str,
+    args: TokenStream,
+    int8: bool,
+) -> TokenStream {
+    let order = dispatch_order(isas, false, int8);
     if arch != Arch::X86_64 {
         return call_fn(order[0].0, f, &args, Proof::Static);
     }
@@ -118,7 +136,7 @@ pub(super) fn dispatch_body(isas: &[Isa], arch: Arch, f: &str, args: TokenStream
 fn safety_reason(isa: Isa, proof: Proof) -> String {
     match (isa, proof) {
         (Isa::Neon, _) => "NEON is part of the aarch64 baseline, the only target the neon variant is generated for".to_string(),
-        (_, Proof::Dispatched) => format!("`dispatched_isa()` returns {isa} only where `x86::level()` shows that the CPU runs it, the features this variant is compiled with"),
+        (_, Proof::Dispatched) => format!("`dispatched_isa()` returns {isa} only where the CPU check (`x86::level()`; for int8 AVX-512 `qlayer::supported`) shows that the CPU runs it, the features this variant is compiled with"),
         (_, Proof::Static) => format!("the build enables {isa} for the whole program (no portable fallback is generated), so every CPU it runs on has it"),
     }
 }

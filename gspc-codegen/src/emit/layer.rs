@@ -87,7 +87,7 @@ fn layer_doc(p: &LayerPlan) -> String {
 }
 
 /// The layer's shape: the channel and length constants, `FLOPS` and `INFO`.
-fn shape_items(p: &LayerPlan) -> TokenStream {
+pub(super) fn shape_items(p: &LayerPlan) -> TokenStream {
     let l = &p.layer;
     let name_str = &l.name;
     let u = lit;
@@ -279,8 +279,9 @@ fn dispatch_items(p: &LayerPlan, arch: Arch) -> TokenStream {
         arch,
         "run_units",
         quote!(input, packed, first, blocks, scratch),
+        false,
     );
-    let dispatched_isa = dispatched_isa_body(&isas, arch, p.avx2_at_half_rate);
+    let dispatched_isa = dispatched_isa_body(&isas, arch, p.avx2_at_half_rate, false);
     let block_l = lit(p.oc_bn * oh * ow);
     let units_l = lit(p.units());
     quote! {

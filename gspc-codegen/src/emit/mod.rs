@@ -13,6 +13,7 @@ mod dispatch;
 mod kernel;
 mod layer;
 mod pack_input;
+mod quant;
 
 use crate::error::Error;
 use crate::plan::LayerPlan;
@@ -76,13 +77,23 @@ pub(crate) fn model_module(
     let layers: Vec<TokenStream> = plans
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            let part = baked.map(|b| (b.len, b.offsets[i]));
-            layer::layer_module(p, arch, outline_tiles, part)
+        .map(|(i, p)| match &p.quant {
+            Some(q) => quant::layer_module(p, q, arch),
+            None => {
+                let part = baked.map(|b| (b.len, b.offsets[i]));
+                layer::layer_module(p, arch, outline_tiles, part)
+            }
         })
         .collect();
     let weights_static = baked.map(weights_static);
-    let layer_names: Vec<Ident> = plans.iter().map(|p| ident(&p.layer.name)).collect();
+    let names = |int8: bool| -> Vec<Ident> {
+        plans
+            .iter()
+            .filter(|p| p.quant.is_some() == int8)
+            .map(|p| ident(&p.layer.name))
+            .collect()
+    };
+    let (layer_names, qlayer_names) = (names(false), names(true));
     let max = |f: fn(&LayerPlan) -> usize| lit(plans.iter().map(f).max().unwrap_or(0));
     let max_scratch = max(|p| p.scratch_len);
     let max_input = max(|p| p.layer.input_len());
@@ -119,13 +130,16 @@ pub(crate) fn model_module(
             pub const MAX_ACTIVATION_LEN: usize = #max_activation;
             /// The sum of the layers' `PACKED_LEN`.
             pub const TOTAL_PACKED_LEN: usize = #total_packed;
-            /// Every layer, in spec order.
+            /// Every f32 layer, in spec order.
             pub const LAYERS: &[::gspc_runtime::Layer] = &[#(#layer_names::LAYER),*];
+            /// Every int8 layer, in spec order.
+            pub const QLAYERS: &[::gspc_runtime::qlayer::QLayer] = &[#(#qlayer_names::LAYER),*];
             /// The model's manifest entry.
             pub const MODEL: ::gspc_runtime::Model = ::gspc_runtime::Model {
                 name: NAME,
                 spec_file: SPEC_FILE,
                 layers: LAYERS,
+                qlayers: QLAYERS,
             };
 
             #weights_static

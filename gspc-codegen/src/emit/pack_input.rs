@@ -57,10 +57,10 @@ fn pack_input_grouped_fn(p: &LayerPlan) -> TokenStream {
             for gi in 0..GPV {
                 for c in 0..C {
                     for h in 0..H {
-                        let Some(src) = ::gspc_runtime::window::window::<W, INPUT_LEN>(input, (((g * GPV + gi) * C + c) * H + h) * W) else {
+                        let Some(src) = ::gspc_runtime::window::window::<_, W, INPUT_LEN>(input, (((g * GPV + gi) * C + c) * H + h) * W) else {
                             return;
                         };
-                        let Some(dst) = ::gspc_runtime::window::window_mut::<{ W * GPV }, SCRATCH_LEN>(scratch, ((c * HP + PH + h) * WP + PW) * GPV) else {
+                        let Some(dst) = ::gspc_runtime::window::window_mut::<_, { W * GPV }, SCRATCH_LEN>(scratch, ((c * HP + PH + h) * WP + PW) * GPV) else {
                             return;
                         };
                         for (x, v) in src.iter().enumerate() {
@@ -98,10 +98,10 @@ fn pack_input_fn(p: &LayerPlan) -> TokenStream {
     let rows = quote! {
         #pad_rows
         for h in 0..H {
-            let Some(src) = ::gspc_runtime::window::window::<W, INPUT_LEN>(input, #src_at) else {
+            let Some(src) = ::gspc_runtime::window::window::<_, W, INPUT_LEN>(input, #src_at) else {
                 return;
             };
-            let Some(dst) = ::gspc_runtime::window::window_mut::<ROW, SCRATCH_LEN>(scratch, #dst_at) else {
+            let Some(dst) = ::gspc_runtime::window::window_mut::<_, ROW, SCRATCH_LEN>(scratch, #dst_at) else {
                 return;
             };
             #row
@@ -168,11 +168,11 @@ fn pad_rows(p: &LayerPlan, plane: Plane) -> TokenStream {
     let n = lit(ph * rl);
     let (top_at, bottom_at) = (plane.at(0), plane.at((ph + h) * rl));
     quote! {
-        let Some(top) = ::gspc_runtime::window::window_mut::<#n, SCRATCH_LEN>(scratch, #top_at) else {
+        let Some(top) = ::gspc_runtime::window::window_mut::<_, #n, SCRATCH_LEN>(scratch, #top_at) else {
             return;
         };
         *top = [0.0; #n];
-        let Some(bottom) = ::gspc_runtime::window::window_mut::<#n, SCRATCH_LEN>(scratch, #bottom_at) else {
+        let Some(bottom) = ::gspc_runtime::window::window_mut::<_, #n, SCRATCH_LEN>(scratch, #bottom_at) else {
             return;
         };
         *bottom = [0.0; #n];

@@ -31,6 +31,7 @@ pub(crate) mod dwc;
 pub(crate) mod inplace_oc;
 pub(crate) mod packed_oc;
 pub(crate) mod packed_ow;
+pub(crate) mod quant;
 
 use crate::error::Error;
 use crate::spec::LayerSpec;
@@ -186,6 +187,8 @@ pub struct LayerPlan {
     pub variants: Vec<VariantPlan>,
     /// What chose this plan.
     pub chosen: Chosen,
+    /// An int8 layer's layout and vector flavors (see [`quant`]); `None` for f32 layers.
+    pub quant: Option<quant::QPlan>,
 }
 
 /// What chose a layer's plan (shown by `plan`).
@@ -388,6 +391,9 @@ pub(crate) fn plan_layer_pinned(
     isas: &[Isa],
     pin: Pin,
 ) -> Result<LayerPlan, Error> {
+    if layer.dtype() == crate::spec::Dtype::Int8 {
+        return quant::plan_layer(layer, target, isas);
+    }
     let kpg = layer.out_per_group();
     let max_oc_bn = match target.arch {
         Arch::X86_64 | Arch::Aarch64 => 16,
@@ -478,6 +484,7 @@ pub(crate) fn plan_layer_pinned(
         avx2_at_half_rate: avx2_at_half_rate(layer, &variants),
         variants,
         chosen: Chosen::Model,
+        quant: None,
     };
     check_bounds(&plan)?;
     Ok(plan)

@@ -395,24 +395,24 @@ pub(super) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
 
 /// Disjoint parts of a layer's output blocks and scratch pieces, taken by index from
 /// several threads at once.
-pub(super) struct Parts<'a, const B: usize, const S: usize> {
-    blocks: *mut [f32; B],
+pub(super) struct Parts<'a, T, U, const B: usize, const S: usize> {
+    blocks: *mut [T; B],
     len: usize,
-    pieces: *mut [f32; S],
+    pieces: *mut [U; S],
     parts: usize,
-    _blocks: PhantomData<&'a mut [[f32; B]]>,
-    _pieces: PhantomData<&'a mut [[f32; S]]>,
+    _blocks: PhantomData<&'a mut [[T; B]]>,
+    _pieces: PhantomData<&'a mut [[U; S]]>,
 }
 
-// SAFETY: `Parts` is a `&mut` borrow of f32 buffers split into disjoint pieces, each handed
-// to one thread at most (the contract of `part`), like `split_at_mut` halves sent to
-// threads.
-unsafe impl<const B: usize, const S: usize> Sync for Parts<'_, B, S> {}
+// SAFETY: `Parts` is a `&mut` borrow of buffers of `Send` values split into disjoint
+// pieces, each handed to one thread at most (the contract of `part`), like `split_at_mut`
+// halves sent to threads.
+unsafe impl<T: Send, U: Send, const B: usize, const S: usize> Sync for Parts<'_, T, U, B, S> {}
 
-impl<'a, const B: usize, const S: usize> Parts<'a, B, S> {
+impl<'a, T, U, const B: usize, const S: usize> Parts<'a, T, U, B, S> {
     /// Part `p` of `pieces.len()` is `blocks[bound(len, p)..bound(len, p + 1)]` with
     /// `pieces[p]`.
-    pub(super) fn new(blocks: &'a mut [[f32; B]], pieces: &'a mut [[f32; S]]) -> Self {
+    pub(super) fn new(blocks: &'a mut [[T; B]], pieces: &'a mut [[U; S]]) -> Self {
         Parts {
             len: blocks.len(),
             blocks: blocks.as_mut_ptr(),
@@ -427,7 +427,7 @@ impl<'a, const B: usize, const S: usize> Parts<'a, B, S> {
     ///
     /// # Safety
     /// Each `p` may be taken at most once while `self` lives.
-    pub(super) unsafe fn part(&self, p: usize) -> (usize, &'a mut [[f32; B]], &'a mut [f32; S]) {
+    pub(super) unsafe fn part(&self, p: usize) -> (usize, &'a mut [[T; B]], &'a mut [U; S]) {
         assert!(p < self.parts, "part {p} of {}", self.parts);
         let (start, end) = (
             bound(self.len, p, self.parts),

@@ -31,6 +31,7 @@ fn a_planted_wrong_candidate_is_reported_wrong_and_not_timed() {
         name: "t0",
         spec_file: "planted",
         layers,
+        qlayers: &[],
     };
     let settings = Settings {
         rounds: 2,

@@ -48,10 +48,10 @@ pub(super) fn variant_module(
     let body = quote! {
     for (i, out) in blocks.iter_mut().enumerate() {
         let g = first + i;
-        let Some(x) = ::gspc_runtime::window::window::<#plane_l, { super::INPUT_LEN }>(input, g * #plane_l) else {
+        let Some(x) = ::gspc_runtime::window::window::<_, #plane_l, { super::INPUT_LEN }>(input, g * #plane_l) else {
             return;
         };
-        let Some(w) = ::gspc_runtime::window::window::<#taps_l, { super::PACKED_LEN }>(packed, #w_at) else {
+        let Some(w) = ::gspc_runtime::window::window::<_, #taps_l, { super::PACKED_LEN }>(packed, #w_at) else {
             return;
         };
         let Some(&b) = packed.get(#bias_l + g) else {
@@ -287,7 +287,7 @@ fn tile_fn(
     rels.dedup();
     for &rel in &rels {
         let (id, at) = (format_ident!("row{}", rel), lit(rel * w));
-        pre.push(quote!(let #id = ::gspc_runtime::window::at::<#w_l, #spanw_l, #at>(xw);));
+        pre.push(quote!(let #id = ::gspc_runtime::window::at::<_, #w_l, #spanw_l, #at>(xw);));
     }
     let col_blocks: Vec<TokenStream> = direct::col_tiles(v)
         .iter()
@@ -311,10 +311,10 @@ fn tile_fn(
             oh0: usize,
             ih0: usize,
         ) {
-            let Some(xw) = ::gspc_runtime::window::window::<#spanw_l, #plane_l>(x, ih0 * #w_l) else {
+            let Some(xw) = ::gspc_runtime::window::window::<_, #spanw_l, #plane_l>(x, ih0 * #w_l) else {
                 return;
             };
-            let Some(ov) = ::gspc_runtime::window::window_mut::<#rows_ow_l, #block_l>(out, oh0 * #ow_l) else {
+            let Some(ov) = ::gspc_runtime::window::window_mut::<_, #rows_ow_l, #block_l>(out, oh0 * #ow_l) else {
                 return;
             };
             let bias = #bias_set;
@@ -379,7 +379,7 @@ fn col_block(
             } else {
                 let (store, n) = (ops.helper("store"), lit(v.lanes));
                 body.push(quote! {
-                    *::gspc_runtime::window::at_mut::<#n, #rows_ow_l, #at>(ov) = #store(#val);
+                    *::gspc_runtime::window::at_mut::<_, #n, #rows_ow_l, #at>(ov) = #store(#val);
                 });
             }
         }
@@ -510,7 +510,7 @@ fn flat_col_block(p: &LayerPlan, v: &VariantPlan, ops: &Ops, cols: &[usize]) -> 
         let val = ops.activation(quote!(#a), l.activation);
         let (store, n) = (ops.helper("store"), lit(v.lanes));
         body.push(quote! {
-            *::gspc_runtime::window::at_mut::<#n, #hw_l, #at>(out) = #store(#val);
+            *::gspc_runtime::window::at_mut::<_, #n, #hw_l, #at>(out) = #store(#val);
         });
     }
     let init = accumulator_inits((0..cols.len()).map(acc), &fed);

@@ -219,10 +219,10 @@ fn tile_fn(
             kh0: usize,
             kh1: usize,
         ) {
-            let Some(bw) = ::gspc_runtime::window::window::<#cb_l, #plen_l>(p, #b_at) else {
+            let Some(bw) = ::gspc_runtime::window::window::<_, #cb_l, #plen_l>(p, #b_at) else {
                 return;
             };
-            let Some(ow) = ::gspc_runtime::window::window_mut::<#ospan_l, #olen_l>(out, #o_at) else {
+            let Some(ow) = ::gspc_runtime::window::window_mut::<_, #ospan_l, #olen_l>(out, #o_at) else {
                 return;
             };
             #(#init)*
@@ -273,10 +273,10 @@ fn tile_kernel_rows(
             let Some(ih) = (#row_at).checked_sub(#ph_l) else {
                 return;
             };
-            let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #xlen_l>(x, #x_at) else {
+            let Some(xw) = ::gspc_runtime::window::window::<_, #xspan_l, #xlen_l>(x, #x_at) else {
                 return;
             };
-            let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #plen_l>(p, #w_at) else {
+            let Some(wv) = ::gspc_runtime::window::window::<_, #wspan_l, #plen_l>(p, #w_at) else {
                 return;
             };
             #(#body)*
@@ -345,7 +345,7 @@ fn tile_epilogue(
             let fin = ops.finish(&acc(j, vv), bias, p.layer.activation);
             let at = lit(j * cb + vv * v.lanes);
             epilogue.push(quote! {
-                *::gspc_runtime::window::at_mut::<#n, #ospan_l, #at>(ow) = #fin;
+                *::gspc_runtime::window::at_mut::<_, #n, #ospan_l, #at>(ow) = #fin;
             });
         }
     }

@@ -192,10 +192,10 @@ fn channel_loop(
     let body = tap_body(p, v, class, taps, ops);
     let (span, p_len, wspan_l) = (lit(taps.span), lit(p.packed_len), lit(wspan));
     let channel = quote! {
-        let Some(xw) = ::gspc_runtime::window::window::<#span, { super::INPUT_LEN }>(x, #x_at) else {
+        let Some(xw) = ::gspc_runtime::window::window::<_, #span, { super::INPUT_LEN }>(x, #x_at) else {
             return;
         };
-        let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #p_len>(p, #w_at) else {
+        let Some(wv) = ::gspc_runtime::window::window::<_, #wspan_l, #p_len>(p, #w_at) else {
             return;
         };
         #(#body)*

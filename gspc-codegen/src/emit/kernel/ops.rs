@@ -83,13 +83,13 @@ impl Ops {
     pub(super) fn load(&self, src: &TokenStream, len: usize, at: usize) -> TokenStream {
         let (n, len_l, at_l) = (lit(self.lanes), lit(len), lit(at));
         if self.isa == Isa::Portable {
-            return quote!(::gspc_runtime::window::at::<#n, #len_l, #at_l>(#src));
+            return quote!(::gspc_runtime::window::at::<_, #n, #len_l, #at_l>(#src));
         }
         if self.is_scalar() {
             return quote!(#src[#at_l]);
         }
         let load = self.helper("load");
-        quote!(#load(::gspc_runtime::window::at::<#n, #len_l, #at_l>(#src)))
+        quote!(#load(::gspc_runtime::window::at::<_, #n, #len_l, #at_l>(#src)))
     }
 
     /// `acc += x * w` (fused on SIMD ISAs), `x` one value broadcast (`gspc-oc`).
@@ -130,7 +130,7 @@ impl Ops {
         gpv: usize,
     ) -> TokenStream {
         let (g, len_l, at_l) = (lit(gpv), lit(len), lit(at));
-        let window = quote!(::gspc_runtime::window::at::<#g, #len_l, #at_l>(#src));
+        let window = quote!(::gspc_runtime::window::at::<_, #g, #len_l, #at_l>(#src));
         match self.isa {
             Isa::Portable => window,
             Isa::Avx2 | Isa::Avx512 => {

@@ -256,10 +256,10 @@ pub(super) fn bias_and_output(
     let (p_len, block_l) = (lit(p.packed_len), lit(p.oc_bn * oh * ow));
     let (ospan_l, ocbn_l) = (lit(ospan), lit(p.oc_bn));
     quote! {
-        let Some(bw) = ::gspc_runtime::window::window::<#ocbn_l, #p_len>(p, #b_at) else {
+        let Some(bw) = ::gspc_runtime::window::window::<_, #ocbn_l, #p_len>(p, #b_at) else {
             return;
         };
-        let Some(ow) = ::gspc_runtime::window::window_mut::<#ospan_l, #block_l>(out, #o_at) else {
+        let Some(ow) = ::gspc_runtime::window::window_mut::<_, #ospan_l, #block_l>(out, #o_at) else {
             return;
         };
         #(#epilogue)*
@@ -281,10 +281,10 @@ fn channel_loop(p: &LayerPlan, xspan: usize, body: &[TokenStream]) -> TokenStrea
     let (s_len, p_len) = (lit(p.scratch_len), lit(p.packed_len));
     let (xspan_l, wspan_l, cpg_l) = (lit(xspan), lit(wspan), lit(cpg));
     let channel = quote! {
-        let Some(xw) = ::gspc_runtime::window::window::<#xspan_l, #s_len>(x, #x_at) else {
+        let Some(xw) = ::gspc_runtime::window::window::<_, #xspan_l, #s_len>(x, #x_at) else {
             return;
         };
-        let Some(wv) = ::gspc_runtime::window::window::<#wspan_l, #p_len>(p, #w_at) else {
+        let Some(wv) = ::gspc_runtime::window::window::<_, #wspan_l, #p_len>(p, #w_at) else {
             return;
         };
         #(#body)*

@@ -142,7 +142,7 @@ fn tile_epilogue(
                 let fin = ops.finish(&a, ops.splat(quote!(bw[#ci])), p.layer.activation);
                 let at = lit(c * ohw + r * ow + off);
                 epilogue.push(quote! {
-                    *::gspc_runtime::window::at_mut::<#n, #ospan_l, #at>(ow) = #fin;
+                    *::gspc_runtime::window::at_mut::<_, #n, #ospan_l, #at>(ow) = #fin;
                 });
             }
         }

@@ -1,0 +1,944 @@
+//! One int8 layer's module (docs/quantization.md, "Kernels"): its shape and quantization
+//! constants (the per-channel requantization derived here, at generation time), the
+//! manifest entry, the entry points and one module per ISA variant, whose tiles are
+//! unrolled over the tile's columns and vectors and loop over the taps.
+//!
+//! The packed layouts and their packing are `gspc_runtime::qlayer`'s; the plan is
+//! `plan::quant`'s.
+
+use super::dispatch::{dispatch_body, dispatched_isa_body};
+use super::layer::shape_items;
+use super::{ident, is_snake_case, isa_path, lit};
+use crate::plan::LayerPlan;
+use crate::plan::quant::{Flavor, QPlan, QVariant};
+use crate::target::Arch;
+use gspc_runtime::Isa;
+use gspc_runtime::quant::{ChannelScale, Requantization};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// An f32 as an exact constant expression.
+fn f32_expr(v: f32) -> TokenStream {
+    let bits = proc_macro2::Literal::u32_unsuffixed(v.to_bits());
+    quote!(f32::from_bits(#bits))
+}
+
+fn i32_lit(v: i32) -> proc_macro2::Literal {
+    proc_macro2::Literal::i32_unsuffixed(v)
+}
+
+/// The module of an int8 layer.
+pub(super) fn layer_module(p: &LayerPlan, q: &QPlan, arch: Arch) -> TokenStream {
+    let l = &p.layer;
+    let name = ident(&l.name);
+    let allow = if is_snake_case(&l.name) {
+        quote!()
+    } else {
+        quote!(#[allow(non_snake_case)])
+    };
+    let shape = shape_items(p);
+    let quant = quant_items(p);
+    let layout = layout_item(p, q);
+    let entry = entry_items(p, q, arch);
+    let fp32 = l
+        .quantization
+        .as_ref()
+        .is_some_and(|q| q.requantization == Requantization::Fp32);
+    let variants = p
+        .variants
+        .iter()
+        .zip(&q.variants)
+        .map(|(v, qv)| variant_module(p, q, v.isa, qv, fp32));
+    let doc = format!(
+        " int8 layer `{}`: {} -> {} channels in {} group(s), {}x{} kernel, stride {:?}, padding {:?}, dilation {:?}, input {}x{}, output {}x{}, activation {}, {} requantization; strategy `{}`, blocks of {} channels.",
+        l.name,
+        l.in_channels,
+        l.out_channels,
+        l.groups,
+        l.kernel[0],
+        l.kernel[1],
+        l.stride,
+        l.padding,
+        l.dilation,
+        l.input[0],
+        l.input[1],
+        p.output[0],
+        p.output[1],
+        l.activation.as_str(),
+        l.quantization
+            .as_ref()
+            .map_or("", |q| q.requantization.as_str()),
+        p.strategy.as_str(),
+        q.layout.block,
+    );
+    quote! {
+        #[doc = #doc]
+        #allow
+        pub mod #name {
+            #shape
+            #quant
+            #layout
+            #entry
+            #(#variants)*
+        }
+    }
+}
+
+/// `QUANT` (the spec's parameters), `CHANNELS` (each output channel's requantization,
+/// derived now as `QuantParams::derive` derives it) and `REQUANT`.
+fn quant_items(p: &LayerPlan) -> TokenStream {
+    let l = &p.layer;
+    let Some(q) = l.quantization.as_ref() else {
+        return quote!(compile_error!("int8 layer without quantization parameters"););
+    };
+    let params = q.params();
+    let mut channels = vec![ChannelScale::Fp32(0.0); l.out_channels];
+    let derived = params.derive(l.activation, &mut channels);
+    let Ok(rq) = derived else {
+        // The spec validator checked these parameters with the same rules.
+        return quote!(compile_error!("int8 layer with invalid quantization parameters"););
+    };
+    let mode = match q.requantization {
+        Requantization::Fixed => quote!(::gspc_runtime::quant::Requantization::Fixed),
+        Requantization::Fp32 => quote!(::gspc_runtime::quant::Requantization::Fp32),
+    };
+    let (in_scale, out_scale) = (f32_expr(q.input_scale), f32_expr(q.output_scale));
+    let (in_zp, out_zp) = (i32_lit(q.input_zero_point), i32_lit(q.output_zero_point));
+    let scales = q.weight_scales.iter().map(|&s| f32_expr(s));
+    let n_scales = lit(q.weight_scales.len());
+    let channel_items = rq.channels.iter().map(|c| match *c {
+        ChannelScale::Fixed(m) => {
+            let (mult, shift) = (i32_lit(m.multiplier), i32_lit(m.shift));
+            quote!(::gspc_runtime::quant::ChannelScale::Fixed(
+                ::gspc_runtime::quant::FixedMultiplier { multiplier: #mult, shift: #shift }
+            ))
+        }
+        ChannelScale::Fp32(s) => {
+            let s = f32_expr(s);
+            quote!(::gspc_runtime::quant::ChannelScale::Fp32(#s))
+        }
+    });
+    let (min, max) = (i32_lit(rq.min), i32_lit(rq.max));
+    // fp32 requantization in vectors: each channel's scale, and the clamp less the zero
+    // point in f32 (what `quant::requantize_fp32` computes).
+    let channel_scales = rq.channels.iter().map(|c| match *c {
+        ChannelScale::Fp32(s) => f32_expr(s),
+        ChannelScale::Fixed(_) => f32_expr(0.0),
+    });
+    let lo = f32_expr(rq.min.saturating_sub(rq.output_zero_point) as f32);
+    let hi = f32_expr(rq.max.saturating_sub(rq.output_zero_point) as f32);
+    quote! {
+        /// fp32 requantization in vectors: each output channel's scale (0 in `fixed`
+        /// mode, where the kernels requantize lane by lane).
+        pub const SCALES: [f32; OUT_CHANNELS] = [#(#channel_scales),*];
+        /// The activation's clamp less the output zero point, in f32.
+        const CLAMP: (f32, f32) = (#lo, #hi);
+        /// Per-output-channel weight scales.
+        pub const WEIGHT_SCALES: [f32; #n_scales] = [#(#scales),*];
+        /// The layer's quantization parameters, as the spec gives them.
+        pub const QUANT: ::gspc_runtime::quant::QuantParams<'static> =
+            ::gspc_runtime::quant::QuantParams {
+                mode: #mode,
+                input_scale: #in_scale,
+                input_zero_point: #in_zp,
+                output_scale: #out_scale,
+                output_zero_point: #out_zp,
+                weight_scales: &WEIGHT_SCALES,
+            };
+        /// Each output channel's requantization, derived from [`QUANT`] at generation time.
+        pub const CHANNELS: [::gspc_runtime::quant::ChannelScale; OUT_CHANNELS] =
+            [#(#channel_items),*];
+        /// The requantization of every output: zero points, the activation's clamp and
+        /// [`CHANNELS`].
+        pub const REQUANT: ::gspc_runtime::quant::Requant<'static> =
+            ::gspc_runtime::quant::Requant {
+                input_zero_point: #in_zp,
+                output_zero_point: #out_zp,
+                min: #min,
+                max: #max,
+                channels: &CHANNELS,
+            };
+    }
+}
+
+/// `LAYOUT`, the work-unit constants, and the compile-time check that the layout's lengths
+/// are the module's.
+fn layout_item(p: &LayerPlan, q: &QPlan) -> TokenStream {
+    let ql = &q.layout;
+    let u = lit;
+    let (groups, cpg, kpg, block, pairs) =
+        (u(ql.groups), u(ql.cpg), u(ql.kpg), u(ql.block), u(ql.pairs));
+    let pair = |a: [usize; 2]| {
+        let (x, y) = (u(a[0]), u(a[1]));
+        quote!([#x, #y])
+    };
+    let (kernel, stride, input, padding, dilation, padded) = (
+        pair(ql.kernel),
+        pair(ql.stride),
+        pair(ql.input),
+        pair(ql.padding),
+        pair(ql.dilation),
+        pair(ql.padded),
+    );
+    let zp = i32_lit(ql.input_zero_point);
+    let depthwise = ql.depthwise;
+    let block_len = u(ql.block * p.output[0] * p.output[1]);
+    let units = u(ql.units());
+    let bias_offset = u(ql.weight_words());
+    quote! {
+        /// The packed layouts (`gspc_runtime::qlayer`): int16 pairs in int32 words.
+        pub const LAYOUT: ::gspc_runtime::qlayer::QLayout = ::gspc_runtime::qlayer::QLayout {
+            depthwise: #depthwise,
+            groups: #groups,
+            cpg: #cpg,
+            kpg: #kpg,
+            kernel: #kernel,
+            stride: #stride,
+            block: #block,
+            pairs: #pairs,
+            input: #input,
+            padding: #padding,
+            dilation: #dilation,
+            padded: #padded,
+            input_zero_point: #zp,
+        };
+        const _: () = assert!(
+            LAYOUT.packed_len() == PACKED_LEN
+                && LAYOUT.input_words() == SCRATCH_LEN
+                && LAYOUT.units() == UNITS
+        );
+        /// Output values of one work unit (a block of output channels).
+        pub const BLOCK_LEN: usize = #block_len;
+        /// Work units: output-channel blocks.
+        pub const UNITS: usize = #units;
+        /// Offset of the bias in the packed weights.
+        const BIAS_OFFSET: usize = #bias_offset;
+    }
+}
+
+/// `pack_weights`, `dispatched_isa`, `run`, `run_parallel`, their slice forms, the
+/// variants' slice forms and `LAYER`.
+fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch) -> TokenStream {
+    let isas: Vec<Isa> = p.variants.iter().map(|v| v.isa).collect();
+    let depthwise = q.layout.depthwise;
+    let (units_args, scratch_param) = if depthwise {
+        (
+            quote!(input, packed, first, blocks, scratch),
+            quote!(scratch: &mut [i32; SCRATCH_LEN]),
+        )
+    } else {
+        (
+            quote!(packed, first, blocks, scratch),
+            quote!(scratch: &[i32; SCRATCH_LEN]),
+        )
+    };
+    let input_param = if depthwise {
+        quote!(input: &[i8; INPUT_LEN],)
+    } else {
+        quote!()
+    };
+    let dispatch_units = dispatch_body(&isas, arch, "run_units", units_args, true);
+    let dispatched = dispatched_isa_body(&isas, arch, false, true);
+    let (pack_first, run_call, parallel_body) = if depthwise {
+        (
+            quote!(),
+            quote!(run_units(input, packed, 0, blocks, scratch)),
+            quote! {
+                ::gspc_runtime::parallel::split::<i8, i32, BLOCK_LEN, SCRATCH_LEN>(
+                    blocks,
+                    scratch,
+                    threads,
+                    &|first, part, piece| run_units(input, packed, first, part, piece),
+                )
+            },
+        )
+    } else {
+        (
+            quote!(LAYOUT.pack_input_grouped(input, scratch);),
+            quote!(run_units(packed, 0, blocks, scratch)),
+            quote! {
+                let actual = scratch.len();
+                let Some(x) = scratch.first_chunk_mut::<SCRATCH_LEN>() else {
+                    return Err(::gspc_runtime::Error::BufferLength {
+                        buffer: "scratch",
+                        expected: SCRATCH_LEN,
+                        actual,
+                    });
+                };
+                LAYOUT.pack_input_grouped(input, x);
+                let x: &[i32; SCRATCH_LEN] = x;
+                // Every part reads the one packed input; the parts need no scratch.
+                let mut pieces = [(); 64];
+                ::gspc_runtime::parallel::split::<i8, (), BLOCK_LEN, 1>(
+                    blocks,
+                    &mut pieces,
+                    threads.min(64),
+                    &|first, part, _| run_units(packed, first, part, x),
+                )
+            },
+        )
+    };
+    let variant_slices = p.variants.iter().map(|v| variant_slice(v.isa));
+    let variant_entries = p.variants.iter().map(|v| {
+        let isa = isa_path(v.isa);
+        let kname = &v.kernel;
+        let f = ident(&format!("run_{}_slice", v.isa));
+        quote!(::gspc_runtime::qlayer::QVariant { isa: #isa, kernel: #kname, run: #f })
+    });
+    let strategy = p.strategy.as_str();
+    quote! {
+        /// Packs OIHW int8 weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
+        /// optional int32 bias (zero without one) into [`LAYOUT`]; refuses a weight of -128.
+        pub fn pack_weights(
+            weights: &[i8; WEIGHTS_LEN],
+            bias: Option<&[i32; OUT_CHANNELS]>,
+            packed: &mut [i32; PACKED_LEN],
+        ) -> Result<(), ::gspc_runtime::Error> {
+            LAYOUT.pack_weights(weights, bias.map(|b| b.as_slice()), packed)
+        }
+
+        /// [`pack_weights`] over slices, checking their lengths.
+        pub fn pack_weights_slice(
+            weights: &[i8],
+            bias: Option<&[i32]>,
+            packed: &mut [i32],
+        ) -> Result<(), ::gspc_runtime::Error> {
+            LAYOUT.pack_weights(weights, bias, packed)
+        }
+
+        /// The variant [`run`] runs on this CPU: the best one it supports.
+        #[inline]
+        pub fn dispatched_isa() -> ::gspc_runtime::Isa {
+            #dispatched
+        }
+
+        /// Computes output blocks `first..first + blocks.len()` with the best variant.
+        fn run_units(
+            #input_param
+            packed: &[i32; PACKED_LEN],
+            first: usize,
+            blocks: &mut [[i8; BLOCK_LEN]],
+            #scratch_param,
+        ) {
+            #dispatch_units
+        }
+
+        /// Runs the layer: int8 `output = requantize(conv(input - input_zero_point,
+        /// weights) + bias)`, NCHW, with the best variant this CPU supports. Allocates
+        /// nothing; `scratch` may hold anything on entry.
+        pub fn run(
+            input: &[i8; INPUT_LEN],
+            packed: &[i32; PACKED_LEN],
+            output: &mut [i8; OUTPUT_LEN],
+            scratch: &mut [i32; SCRATCH_LEN],
+        ) {
+            #pack_first
+            let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
+            #run_call
+        }
+
+        /// [`run`] on up to `threads` threads, fewer when the layer is small: the output
+        /// blocks are split into contiguous parts. `scratch` holds `threads * SCRATCH_LEN`
+        /// words.
+        pub fn run_parallel(
+            input: &[i8; INPUT_LEN],
+            packed: &[i32; PACKED_LEN],
+            output: &mut [i8; OUTPUT_LEN],
+            scratch: &mut [i32],
+            threads: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let threads = ::gspc_runtime::parallel::useful_threads(FLOPS, threads).max(1);
+            let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
+            #parallel_body
+        }
+
+        /// The buffers checked against the layer's lengths.
+        fn arrays<'a>(
+            input: &'a [i8],
+            packed: &'a [i32],
+            output: &'a mut [i8],
+            scratch: &'a mut [i32],
+        ) -> Result<
+            (
+                &'a [i8; INPUT_LEN],
+                &'a [i32; PACKED_LEN],
+                &'a mut [i8; OUTPUT_LEN],
+                &'a mut [i32; SCRATCH_LEN],
+            ),
+            ::gspc_runtime::Error,
+        > {
+            Ok((
+                ::gspc_runtime::as_array("input", input)?,
+                ::gspc_runtime::as_array("packed", packed)?,
+                ::gspc_runtime::as_array_mut("output", output)?,
+                ::gspc_runtime::as_array_mut("scratch", scratch)?,
+            ))
+        }
+
+        /// [`run`] over slices, checking their lengths.
+        pub fn run_slice(
+            input: &[i8],
+            packed: &[i32],
+            output: &mut [i8],
+            scratch: &mut [i32],
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let (input, packed, output, scratch) = arrays(input, packed, output, scratch)?;
+            run(input, packed, output, scratch);
+            Ok(())
+        }
+
+        /// [`run_parallel`] over slices, checking their lengths.
+        pub fn run_parallel_slice(
+            input: &[i8],
+            packed: &[i32],
+            output: &mut [i8],
+            scratch: &mut [i32],
+            threads: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let input = ::gspc_runtime::as_array("input", input)?;
+            let packed = ::gspc_runtime::as_array("packed", packed)?;
+            let output = ::gspc_runtime::as_array_mut("output", output)?;
+            run_parallel(input, packed, output, scratch, threads)
+        }
+
+        #(#variant_slices)*
+
+        /// The layer's manifest entry.
+        pub const LAYER: ::gspc_runtime::qlayer::QLayer = ::gspc_runtime::qlayer::QLayer {
+            info: INFO,
+            quant: QUANT,
+            strategy: #strategy,
+            input_len: INPUT_LEN,
+            output_len: OUTPUT_LEN,
+            weights_len: WEIGHTS_LEN,
+            packed_len: PACKED_LEN,
+            scratch_len: SCRATCH_LEN,
+            pack_weights: pack_weights_slice,
+            run: run_slice,
+            run_parallel: run_parallel_slice,
+            dispatched_isa,
+            variants: &[#(#variant_entries),*],
+            baked: None,
+        };
+    }
+}
+
+/// `run_<isa>_slice`: one variant over slices, refusing where the CPU lacks it.
+fn variant_slice(isa: Isa) -> TokenStream {
+    let f = ident(&format!("run_{isa}_slice"));
+    let m = ident(isa.as_str());
+    let p = isa_path(isa);
+    let doc = format!(" The {isa} variant of [`run`] over slices; refuses when the CPU lacks it.");
+    let call = quote!(#m::run(input, packed, output, scratch));
+    let call = if isa == Isa::Portable {
+        call
+    } else {
+        let why = format!(
+            "`qlayer::supported` just showed that this CPU runs the {isa} variant's instruction set, the features `{isa}::run` is compiled with"
+        );
+        quote! {
+            gspc_safety!(#why);
+            #[allow(unused_unsafe)]
+            unsafe { #call }
+        }
+    };
+    quote! {
+        #[doc = #doc]
+        pub fn #f(
+            input: &[i8],
+            packed: &[i32],
+            output: &mut [i8],
+            scratch: &mut [i32],
+        ) -> Result<(), ::gspc_runtime::Error> {
+            if !::gspc_runtime::qlayer::supported(#p) {
+                return Err(::gspc_runtime::Error::Unsupported(#p));
+            }
+            let (input, packed, output, scratch) = arrays(input, packed, output, scratch)?;
+            #call;
+            Ok(())
+        }
+    }
+}
+
+/// The vector operations of a flavor, as tokens.
+struct Ops {
+    flavor: Flavor,
+    lanes: usize,
+}
+
+impl Ops {
+    fn zero(&self) -> TokenStream {
+        let l = lit(self.lanes);
+        match self.flavor {
+            Flavor::Zmm => quote!(_mm512_setzero_si512()),
+            Flavor::Ymm => quote!(_mm256_setzero_si256()),
+            Flavor::Xmm => quote!(_mm_setzero_si128()),
+            Flavor::Neon => quote!((vdupq_n_s32(0), vdupq_n_s32(0))),
+            Flavor::Scalar => quote!([0i32; #l]),
+        }
+    }
+
+    /// A vector from `&[i32; lanes]`.
+    fn load(&self, src: TokenStream) -> TokenStream {
+        match self.flavor {
+            Flavor::Zmm => quote!(::gspc_runtime::x86::loadi16(#src)),
+            Flavor::Ymm => quote!(::gspc_runtime::x86::loadi8(#src)),
+            Flavor::Xmm => quote!(::gspc_runtime::x86::loadi4(#src)),
+            Flavor::Neon => quote!(::gspc_runtime::aarch64::loadi4(#src)),
+            Flavor::Scalar => quote!(*#src),
+        }
+    }
+
+    /// One word in every lane.
+    fn bcast(&self, word: TokenStream) -> TokenStream {
+        let l = lit(self.lanes);
+        match self.flavor {
+            Flavor::Zmm => quote!(_mm512_set1_epi32(#word)),
+            Flavor::Ymm => quote!(_mm256_set1_epi32(#word)),
+            Flavor::Xmm => quote!(_mm_set1_epi32(#word)),
+            Flavor::Neon => quote!(vdupq_n_s32(#word)),
+            Flavor::Scalar => quote!([#word; #l]),
+        }
+    }
+
+    /// `acc + x . w` per lane (two int16 products per word).
+    fn madd(&self, acc: &TokenStream, x: &TokenStream, w: &TokenStream) -> TokenStream {
+        match self.flavor {
+            Flavor::Zmm => quote!(_mm512_dpwssd_epi32(#acc, #x, #w)),
+            Flavor::Ymm => quote!(_mm256_add_epi32(#acc, _mm256_madd_epi16(#x, #w))),
+            Flavor::Xmm => quote!(_mm_add_epi32(#acc, _mm_madd_epi16(#x, #w))),
+            Flavor::Neon => quote!({
+                let xs = vreinterpretq_s16_s32(#x);
+                let ws = vreinterpretq_s16_s32(#w);
+                (
+                    vmlal_s16(#acc.0, vget_low_s16(xs), vget_low_s16(ws)),
+                    vmlal_high_s16(#acc.1, xs, ws),
+                )
+            }),
+            Flavor::Scalar => quote!(::gspc_runtime::qlayer::madd_lanes(#acc, &#x, &#w)),
+        }
+    }
+
+    /// The epilogue of accumulator `acc` of output channel `k` (global index expression)
+    /// into `dst` (`&mut [i8; lanes]`): bias `b`, requantization, store. With `fp32`
+    /// requantization on x86 in vectors, otherwise lane by lane.
+    fn store(&self, acc: &TokenStream, fp32: bool, k: &TokenStream) -> TokenStream {
+        let vector = |add: TokenStream, f: TokenStream| {
+            quote! {
+                let Some(&scale) = super::SCALES.get(#k) else {
+                    return;
+                };
+                #f(#add, scale, super::CLAMP.0, super::CLAMP.1, super::REQUANT.output_zero_point, dst);
+            }
+        };
+        let lanes = |v: TokenStream| quote!(::gspc_runtime::qlayer::store_cols(&super::REQUANT, #v, #k, b, dst););
+        match (self.flavor, fp32) {
+            (Flavor::Zmm, true) => vector(
+                quote!(_mm512_add_epi32(#acc, _mm512_set1_epi32(b))),
+                quote!(::gspc_runtime::x86::requant16),
+            ),
+            (Flavor::Ymm, true) => vector(
+                quote!(_mm256_add_epi32(#acc, _mm256_set1_epi32(b))),
+                quote!(::gspc_runtime::x86::requant8),
+            ),
+            (Flavor::Xmm, true) => vector(
+                quote!(_mm_add_epi32(#acc, _mm_set1_epi32(b))),
+                quote!(::gspc_runtime::x86::requant4),
+            ),
+            (Flavor::Zmm, false) => lanes(quote!(::gspc_runtime::x86::storei16(#acc))),
+            (Flavor::Ymm, false) => lanes(quote!(::gspc_runtime::x86::storei8(#acc))),
+            (Flavor::Xmm, false) => lanes(quote!(::gspc_runtime::x86::storei4(#acc))),
+            (Flavor::Neon, _) => {
+                lanes(quote!(::gspc_runtime::aarch64::storei4(vpaddq_s32(#acc.0, #acc.1))))
+            }
+            (Flavor::Scalar, _) => lanes(quote!(#acc)),
+        }
+    }
+}
+
+/// `#[target_feature]` of an int8 variant's functions.
+fn target_feature(isa: Isa) -> TokenStream {
+    match isa {
+        Isa::Avx2 => quote!(#[target_feature(enable = "avx2")]),
+        Isa::Avx512 => {
+            quote!(#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")])
+        }
+        Isa::Neon => quote!(#[target_feature(enable = "neon")]),
+        Isa::Portable => quote!(),
+    }
+}
+
+fn arch_uses(isa: Isa) -> TokenStream {
+    match isa {
+        Isa::Avx2 | Isa::Avx512 => quote!(
+            #[allow(unused_imports)]
+            use core::arch::x86_64::*;
+        ),
+        Isa::Neon => quote!(
+            #[allow(unused_imports)]
+            use core::arch::aarch64::*;
+        ),
+        Isa::Portable => quote!(),
+    }
+}
+
+/// One variant's module: `run`, `run_units` and its tiles (a full one and, where the row
+/// has a remainder, a last one).
+fn variant_module(p: &LayerPlan, q: &QPlan, isa: Isa, v: &QVariant, fp32: bool) -> TokenStream {
+    let lay = &q.layout;
+    let ops = Ops {
+        flavor: v.flavor,
+        lanes: v.lanes,
+    };
+    let module = ident(isa.as_str());
+    let tf = target_feature(isa);
+    let uses = arch_uses(isa);
+    let cols = v.nvec * v.lanes;
+    let full_offsets: Vec<usize> = (0..v.nvec).map(|i| i * v.lanes).collect();
+    let mut tiles = Vec::new();
+    if v.full_tiles > 0 {
+        tiles.push(tile_fn(
+            p,
+            q,
+            &ops,
+            &tf,
+            "tile_full",
+            &full_offsets,
+            v.channels,
+            fp32,
+        ));
+    }
+    let has_tail = !v.tail_starts.is_empty();
+    if has_tail {
+        tiles.push(tile_fn(
+            p,
+            q,
+            &ops,
+            &tf,
+            "tile_tail",
+            &v.tail_starts,
+            v.channels,
+            fp32,
+        ));
+    }
+    let (oh_l, full_l, cols_l) = (lit(p.output[0]), lit(v.full_tiles), lit(cols));
+    let full_call = if v.full_tiles > 0 {
+        quote! {
+            for t in 0..#full_l {
+                tile_full(x, packed, block, unit, kl, oh, t * #cols_l);
+            }
+        }
+    } else {
+        quote!()
+    };
+    let tail_call = if has_tail {
+        quote!(tile_tail(x, packed, block, unit, kl, oh, 0);)
+    } else {
+        quote!()
+    };
+    let passes = lit(lay.block / v.channels);
+    let tile_ch = lit(v.channels);
+    let loops = quote! {
+        for pass in 0..#passes {
+            let kl = pass * #tile_ch;
+            for oh in 0..#oh_l {
+                #full_call
+                #tail_call
+            }
+        }
+    };
+    let doc = format!(
+        " The {isa} variant: {} of {} int32 lanes (output columns); tiles of {} vector(s) x {} channel(s){}.",
+        match v.flavor {
+            Flavor::Zmm => "vpdpwssd over vectors",
+            Flavor::Ymm | Flavor::Xmm => "vpmaddwd over vectors",
+            Flavor::Neon => "smlal/smlal2 over vectors",
+            Flavor::Scalar => "int32 arrays",
+        },
+        v.lanes,
+        v.nvec,
+        v.channels,
+        if has_tail {
+            format!(", the last of each row at columns {:?}", v.tail_starts)
+        } else {
+            String::new()
+        }
+    );
+    let block_l = lit(lay.block);
+    let dw_loops = quote! {
+        for oh in 0..#oh_l {
+            #full_call
+            #tail_call
+        }
+    };
+    let (run_fn, units_fn) = if lay.depthwise {
+        (
+            quote! {
+                /// Runs the layer with this variant.
+                #tf
+                pub fn run(
+                    input: &[i8; super::INPUT_LEN],
+                    packed: &[i32; super::PACKED_LEN],
+                    output: &mut [i8; super::OUTPUT_LEN],
+                    scratch: &mut [i32; super::SCRATCH_LEN],
+                ) {
+                    let (blocks, _) = output.as_chunks_mut::<{ super::BLOCK_LEN }>();
+                    run_units(input, packed, 0, blocks, scratch);
+                }
+            },
+            quote! {
+                /// Output blocks `first..first + blocks.len()`: each channel packs its
+                /// input into `scratch`, then runs its tiles.
+                #tf
+                pub fn run_units(
+                    input: &[i8; super::INPUT_LEN],
+                    packed: &[i32; super::PACKED_LEN],
+                    first: usize,
+                    blocks: &mut [[i8; super::BLOCK_LEN]],
+                    scratch: &mut [i32; super::SCRATCH_LEN],
+                ) {
+                    for (i, block) in blocks.iter_mut().enumerate() {
+                        let unit = first + i;
+                        for kl in 0..#block_l {
+                            super::LAYOUT.pack_input_depthwise(input, unit * #block_l + kl, scratch);
+                            let x: &[i32; super::SCRATCH_LEN] = scratch;
+                            #dw_loops
+                        }
+                    }
+                }
+            },
+        )
+    } else {
+        (
+            quote! {
+                /// Runs the layer with this variant.
+                #tf
+                pub fn run(
+                    input: &[i8; super::INPUT_LEN],
+                    packed: &[i32; super::PACKED_LEN],
+                    output: &mut [i8; super::OUTPUT_LEN],
+                    scratch: &mut [i32; super::SCRATCH_LEN],
+                ) {
+                    super::LAYOUT.pack_input_grouped(input, scratch);
+                    let (blocks, _) = output.as_chunks_mut::<{ super::BLOCK_LEN }>();
+                    run_units(packed, 0, blocks, scratch);
+                }
+            },
+            quote! {
+                /// Output blocks `first..first + blocks.len()` over the packed input `x`.
+                #tf
+                pub fn run_units(
+                    packed: &[i32; super::PACKED_LEN],
+                    first: usize,
+                    blocks: &mut [[i8; super::BLOCK_LEN]],
+                    x: &[i32; super::SCRATCH_LEN],
+                ) {
+                    for (i, block) in blocks.iter_mut().enumerate() {
+                        let unit = first + i;
+                        #loops
+                    }
+                }
+            },
+        )
+    };
+    quote! {
+        #[doc = #doc]
+        pub mod #module {
+            #uses
+
+            #run_fn
+
+            #units_fn
+
+            #(#tiles)*
+        }
+    }
+}
+
+/// Word offset, within a packed row, of kernel column offset `off` (`off` padded columns
+/// to the right of the output column's first input column): phase `off % SW`, word
+/// `off / SW` further.
+fn phase_offset(lay: &gspc_runtime::qlayer::QLayout, off: usize) -> usize {
+    let s = lay.phases();
+    (off % s) * lay.phase_len() + off / s
+}
+
+/// A tile of `channels` output channels (from local channel `kl` of the unit's block) x
+/// vectors at columns `ow0 + offsets[i]` of output row `oh`.
+#[allow(clippy::too_many_arguments)]
+fn tile_fn(
+    p: &LayerPlan,
+    q: &QPlan,
+    ops: &Ops,
+    tf: &TokenStream,
+    name: &str,
+    offsets: &[usize],
+    channels: usize,
+    fp32: bool,
+) -> TokenStream {
+    let lay = &q.layout;
+    let lanes = ops.lanes;
+    let nvec = offsets.len();
+    let [kh, kw] = lay.kernel;
+    let sh = lay.stride[0];
+    let [dh, dw] = lay.dilation;
+    let hp = lay.padded[0];
+    let [oh_n, ow_n] = p.output;
+    let plane = oh_n * ow_n;
+    let pairs = lay.pairs;
+    let row_words = lay.phases() * lay.phase_len();
+    let u = lit;
+    let name = ident(name);
+    let acc = |k: usize, v: usize| ident(&format!("acc_{k}_{v}"));
+    let zero = ops.zero();
+    let init: Vec<TokenStream> = (0..channels)
+        .flat_map(|k| (0..nvec).map(move |v| (k, v)))
+        .map(|(k, v)| {
+            let a = acc(k, v);
+            quote!(let mut #a = #zero;)
+        })
+        .collect();
+    let lanes_l = u(lanes);
+    let max_off = offsets.iter().copied().max().unwrap_or(0);
+    let body = if lay.depthwise {
+        // Every tap unrolled: kernel row r, word q (kernel columns 2q and 2q + 1).
+        let taps: Vec<(usize, usize, usize)> = (0..kh)
+            .flat_map(|r| (0..pairs).map(move |qq| (r, qq)))
+            .map(|(r, qq)| (r, qq, r * dh * row_words + phase_offset(lay, 2 * qq * dw)))
+            .collect();
+        let span = taps.iter().map(|t| t.2).max().unwrap_or(0) + max_off + lanes;
+        let span_l = u(span);
+        let wlen = u(kh * pairs);
+        let mut fmas = Vec::new();
+        for &(r, qq, at) in &taps {
+            let wi = u(r * pairs + qq);
+            let b = ops.bcast(quote!(wc[#wi]));
+            fmas.push(quote!(let wb = #b;));
+            for (v, &off) in offsets.iter().enumerate() {
+                let a = acc(0, v);
+                let at_l = u(at + off);
+                let x =
+                    ops.load(quote!(::gspc_runtime::window::at::<_, #lanes_l, #span_l, #at_l>(xw)));
+                let m = ops.madd(&quote!(#a), &quote!(xv), &quote!(wb));
+                fmas.push(quote! {
+                    let xv = #x;
+                    #a = #m;
+                });
+            }
+        }
+        let (sh_l, rw_l, block_l) = (u(sh), u(row_words), u(lay.block));
+        quote! {
+            let c = unit * #block_l + kl;
+            let Some(xw) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, oh * #sh_l * #rw_l + ow0) else {
+                return;
+            };
+            let Some(wc) = ::gspc_runtime::window::window::<_, #wlen, { super::PACKED_LEN }>(p, c * #wlen) else {
+                return;
+            };
+            #(#fmas)*
+        }
+    } else {
+        // Per word p of input channels and kernel row r (loops), every kernel column s
+        // unrolled.
+        let cols: Vec<(usize, usize)> = (0..kw).map(|s| (s, phase_offset(lay, s * dw))).collect();
+        let span = cols.iter().map(|c| c.1).max().unwrap_or(0) + max_off + lanes;
+        let span_l = u(span);
+        let block = lay.block;
+        let wspan = (kw - 1) * block + channels;
+        let wspan_l = u(wspan);
+        let mut fmas = Vec::new();
+        for &(s, at) in &cols {
+            let mut loads = Vec::new();
+            for (v, &off) in offsets.iter().enumerate() {
+                let xv = ident(&format!("x_{v}"));
+                let at_l = u(at + off);
+                let x =
+                    ops.load(quote!(::gspc_runtime::window::at::<_, #lanes_l, #span_l, #at_l>(xw)));
+                loads.push(quote!(let #xv = #x;));
+            }
+            fmas.push(quote!(#(#loads)*));
+            for k in 0..channels {
+                let wi = u(s * block + k);
+                let b = ops.bcast(quote!(wv[#wi]));
+                fmas.push(quote!(let wb = #b;));
+                for v in 0..nvec {
+                    let a = acc(k, v);
+                    let xv = ident(&format!("x_{v}"));
+                    let m = ops.madd(&quote!(#a), &quote!(#xv), &quote!(wb));
+                    fmas.push(quote!(#a = #m;));
+                }
+            }
+        }
+        let (kh_l, kw_l, pairs_l, sh_l, dh_l, hp_l, rw_l, block_l) = (
+            u(kh),
+            u(kw),
+            u(pairs),
+            u(sh),
+            u(dh),
+            u(hp),
+            u(row_words),
+            u(block),
+        );
+        let nb = u(lay.kpg / block);
+        quote! {
+            let g = unit / #nb;
+            for pp in 0..#pairs_l {
+                for r in 0..#kh_l {
+                    let row = ((g * #pairs_l + pp) * #hp_l + oh * #sh_l + r * #dh_l) * #rw_l + ow0;
+                    let Some(xw) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, row) else {
+                        return;
+                    };
+                    let wrow = (((unit * #pairs_l + pp) * #kh_l + r) * #kw_l) * #block_l + kl;
+                    let Some(wv) = ::gspc_runtime::window::window::<_, #wspan_l, { super::PACKED_LEN }>(p, wrow) else {
+                        return;
+                    };
+                    #(#fmas)*
+                }
+            }
+        }
+    };
+    let (ow_l, plane_l, block_l) = (u(ow_n), u(plane), u(lay.block));
+    let stores: Vec<TokenStream> = (0..channels)
+        .flat_map(|k| (0..nvec).map(move |v| (k, v)))
+        .map(|(k, v)| {
+            let a = acc(k, v);
+            let (k_l, off) = (u(k), u(offsets[v]));
+            let store = ops.store(&quote!(#a), fp32, &quote!(kg));
+            quote! {
+                {
+                    let kg = unit * #block_l + kl + #k_l;
+                    let Some(&b) = p.get(super::BIAS_OFFSET + kg) else {
+                        return;
+                    };
+                    let at = (kl + #k_l) * #plane_l + oh * #ow_l + ow0 + #off;
+                    let Some(dst) = ::gspc_runtime::window::window_mut::<_, #lanes_l, { super::BLOCK_LEN }>(out, at) else {
+                        return;
+                    };
+                    #store
+                }
+            }
+        })
+        .collect();
+    let doc = format!(
+        " {channels} output channel(s) x {nvec} vector(s) of {lanes} columns at offsets {offsets:?}."
+    );
+    quote! {
+        #[doc = #doc]
+        #tf
+        #[inline]
+        #[allow(clippy::too_many_arguments)]
+        fn #name(
+            x: &[i32; super::SCRATCH_LEN],
+            p: &[i32; super::PACKED_LEN],
+            out: &mut [i8; super::BLOCK_LEN],
+            unit: usize,
+            kl: usize,
+            oh: usize,
+            ow0: usize,
+        ) {
+            #(#init)*
+            #body
+            #(#stores)*
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Planning of int8 layers (docs/quantization.md, "Kernels"): the packed layout
+//! ([`gspc_runtime::qlayer::QLayout`]: int16 pairs in int32 words, rows by column phase)
+//! and each ISA variant's vector flavor and tile.
+//!
+//! Output columns are on the vector axis and one weight word is broadcast to every lane:
+//! - depthwise layers (one input and one output channel per group) get `gspc-dwc`: a
+//!   tile is a few vectors of one channel's output row, each word the input of two
+//!   neighbouring kernel columns; a work unit is a block of up to 16 channels, which
+//!   packs its own input;
+//! - every other layer gets `gspc-oc`: a tile is a few vectors of several output
+//!   channels' rows, each word two input channels, each input vector shared by the tile's
+//!   channels; a work unit is a block of up to 16 (8 on 32-bit targets) channels of one
+//!   group; the input is packed once per run.
+//!
+//! A variant uses the vector width of its ISA (16, 8 or 4 int32 lanes) that does the most
+//! useful lanes per instruction over the output row (the last vector of a row may
+//! overlap the one before it), with the flavor of its ISA: `vpdpwssd` (AVX-512 VNNI),
+//! `vpmaddwd` (AVX2), `smlal`/`smlal2` (NEON), plain int32 arrays (portable, and rows
+//! narrower than 4 columns). The tile's vectors and channels fill the register file less
+//! the input and weight registers.
+
+use super::{Chosen, Kind, LayerPlan, VariantPlan};
+use crate::error::{Diagnostic, Error};
+use crate::spec::{LayerSpec, Strategy};
+use crate::target::{Arch, Target};
+use gspc_runtime::Isa;
+use gspc_runtime::qlayer::QLayout;
+
+/// How a variant holds a block of int32 accumulators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// `__m512i`, `vpdpwssd` (AVX-512 VNNI): 16 lanes.
+    Zmm,
+    /// `__m256i`, `vpmaddwd` + `vpaddd`: 8 lanes.
+    Ymm,
+    /// `__m128i`, `pmaddwd` + `paddd`: 4 lanes.
+    Xmm,
+    /// `int32x4_t` pairs, `smlal` + `smlal2` (the two halves of each word summed once, in
+    /// the epilogue): 4 lanes.
+    Neon,
+    /// `[i32; L]` arrays, plain Rust (the compiler may vectorize it).
+    Scalar,
+}
+
+impl Flavor {
+    /// int32 lanes of one vector (`Scalar`: none fixed; the block).
+    pub fn lanes(self) -> Option<usize> {
+        match self {
+            Flavor::Zmm => Some(16),
+            Flavor::Ymm => Some(8),
+            Flavor::Xmm | Flavor::Neon => Some(4),
+            Flavor::Scalar => None,
+        }
+    }
+
+    /// Vector registers of this flavor under `isa`.
+    fn registers(self, isa: Isa) -> usize {
+        match isa {
+            Isa::Avx512 | Isa::Neon => 32,
+            _ => 16,
+        }
+    }
+
+    /// Registers one accumulator takes (`Neon`: two, the halves of each word summed in
+    /// the epilogue).
+    fn per_accumulator(self) -> usize {
+        match self {
+            Flavor::Neon => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The tile of one variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QVariant {
+    /// Vector flavor.
+    pub flavor: Flavor,
+    /// int32 lanes (output columns) per vector.
+    pub lanes: usize,
+    /// Vectors per full tile.
+    pub nvec: usize,
+    /// Output channels per tile (divides the block; 1 for depthwise).
+    pub channels: usize,
+    /// Full tiles per output row (`nvec * lanes` columns each).
+    pub full_tiles: usize,
+    /// First columns of the last tile's vectors (absolute; empty: no last tile). The last
+    /// may overlap the one before it.
+    pub tail_starts: Vec<usize>,
+}
+
+/// The int8 specifics of a layer's plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QPlan {
+    /// The packed layout.
+    pub layout: QLayout,
+    /// Per variant, in the order of `LayerPlan::variants`.
+    pub variants: Vec<QVariant>,
+}
+
+fn invalid(layer: &LayerSpec, field: &str, message: String) -> Error {
+    Error::Invalid(vec![Diagnostic {
+        file: String::new(),
+        path: format!("{}.{field}", layer.name),
+        message,
+    }])
+}
+
+/// The vector widths of an ISA's int8 variant, widest first, with their flavors.
+fn widths(isa: Isa) -> &'static [(Flavor, usize)] {
+    match isa {
+        Isa::Avx512 => &[(Flavor::Zmm, 16), (Flavor::Ymm, 8), (Flavor::Xmm, 4)],
+        Isa::Avx2 => &[(Flavor::Ymm, 8), (Flavor::Xmm, 4)],
+        Isa::Neon => &[(Flavor::Neon, 4)],
+        Isa::Portable => &[(Flavor::Scalar, 8), (Flavor::Scalar, 4)],
+    }
+}
+
+/// The flavor and lanes for rows of `ow` columns: the most useful lanes per vector
+/// (`lanes * ow / (vectors * lanes)`), the wider on a tie; plain arrays of `ow` lanes on
+/// rows narrower than every vector.
+fn width(isa: Isa, ow: usize) -> (Flavor, usize) {
+    widths(isa)
+        .iter()
+        .filter(|(_, l)| *l <= ow)
+        .max_by_key(|(_, l)| (ow * l / ow.div_ceil(*l), *l))
+        .copied()
+        .unwrap_or((Flavor::Scalar, ow.max(1)))
+}
+
+/// The largest divisor of `n` up to `max` (at least 1).
+fn divisor_at_most(n: usize, max: usize) -> usize {
+    (1..=max.min(n).max(1))
+        .rev()
+        .find(|d| n.is_multiple_of(*d))
+        .unwrap_or(1)
+}
+
+/// One variant's tile: `block` channels per unit, rows of `ow` columns, at most
+/// `max_acc` accumulators.
+fn variant(isa: Isa, block: usize, ow: usize, depthwise: bool, max_acc: usize) -> QVariant {
+    let (flavor, lanes) = width(isa, ow);
+    let row_vectors = ow.div_ceil(lanes);
+    let per = flavor.per_accumulator();
+    // Accumulators, the tile's input vectors (grouped) or one (depthwise), a broadcast
+    // weight and a spare.
+    let free = flavor.registers(isa) - 2;
+    let fits = |ch: usize, nv: usize| {
+        let inputs = if depthwise { 1 } else { nv };
+        ch * nv <= max_acc && ch * nv * per + inputs <= free
+    };
+    let (channels, nvec) = if depthwise {
+        let nv = (1..=row_vectors.min(8))
+            .rev()
+            .find(|&nv| fits(1, nv))
+            .unwrap_or(1);
+        (1, nv)
+    } else {
+        let nv0 = row_vectors.min(4);
+        let ch = (1..=block)
+            .rev()
+            .find(|&c| block.is_multiple_of(c) && fits(c, nv0))
+            .unwrap_or(1);
+        let nv = (nv0..=row_vectors.min(8))
+            .rev()
+            .find(|&nv| fits(ch, nv))
+            .unwrap_or(nv0);
+        (ch, nv)
+    };
+    let cols = nvec * lanes;
+    let full_tiles = ow / cols;
+    let rem = ow - full_tiles * cols;
+    let tail_starts = if rem == 0 {
+        Vec::new()
+    } else {
+        let n = rem.div_ceil(lanes);
+        let first = full_tiles * cols;
+        let mut starts: Vec<usize> = (0..n - 1).map(|i| first + i * lanes).collect();
+        starts.push(ow - lanes.min(ow));
+        starts
+    };
+    QVariant {
+        flavor,
+        lanes,
+        nvec,
+        channels,
+        full_tiles,
+        tail_starts,
+    }
+}
+
+/// `i8_gconv_{signature}_{strategy}__{isa}`: as the f32 kernel names, with the element type.
+fn kernel_name(l: &LayerSpec, strategy: Strategy, isa: Isa) -> String {
+    format!(
+        "i8_gconv_{}_{}__{}",
+        crate::tuning::signature(l),
+        strategy.as_str().replace('-', "_"),
+        isa
+    )
+}
+
+/// Plans an int8 layer (validated, `dtype` int8) for the given variants. The spec's
+/// `strategy` may pin `gspc-oc` or `gspc-dwc` (where it applies), `oc_block` the block,
+/// and `accumulators` the tile; `gspc-ow` and `"direct"` have no int8 kernels and are
+/// refused.
+pub(crate) fn plan_layer(
+    layer: &LayerSpec,
+    target: &Target,
+    isas: &[Isa],
+) -> Result<LayerPlan, Error> {
+    let max_block = match target.arch {
+        Arch::X86_64 | Arch::Aarch64 => 16,
+        Arch::Arm | Arch::Other => 8,
+    };
+    let depthwise_shape = layer.in_per_group() == 1 && layer.out_per_group() == 1;
+    let strategy = match layer.strategy {
+        None if depthwise_shape => Strategy::GspcDwc,
+        None => Strategy::GspcOc,
+        Some(Strategy::GspcOw) => {
+            return Err(invalid(
+                layer,
+                "strategy",
+                "int8 layers have gspc-oc and gspc-dwc kernels, not gspc-ow".to_string(),
+            ));
+        }
+        Some(Strategy::GspcDwc) if !depthwise_shape => {
+            return Err(invalid(
+                layer,
+                "strategy",
+                "int8 gspc-dwc needs one input and one output channel per group".to_string(),
+            ));
+        }
+        Some(s) => s,
+    };
+    if layer.direct.is_some() {
+        return Err(invalid(
+            layer,
+            "direct",
+            "int8 layers always pack their input; \"direct\" applies to f32 layers only"
+                .to_string(),
+        ));
+    }
+    let depthwise = strategy == Strategy::GspcDwc;
+    // The channels a unit's block divides: all of them (depthwise) or a group's.
+    let channels = if depthwise {
+        layer.out_channels
+    } else {
+        layer.out_per_group()
+    };
+    let block = match layer.oc_block {
+        Some(b) if b >= 1 && channels.is_multiple_of(b) => b,
+        Some(b) => {
+            return Err(invalid(
+                layer,
+                "oc_block",
+                format!(
+                    "{b} does not divide the {channels} output channels {}",
+                    if depthwise {
+                        "of the layer"
+                    } else {
+                        "of a group"
+                    }
+                ),
+            ));
+        }
+        None => divisor_at_most(channels, max_block),
+    };
+    let [ph, pw] = layer.padding;
+    let [h, w] = layer.input;
+    let padded = [h + 2 * ph, w + 2 * pw];
+    let q = layer.quantization.as_ref().ok_or_else(|| {
+        invalid(
+            layer,
+            "quantization",
+            "an int8 layer needs its quantization parameters".to_string(),
+        )
+    })?;
+    let layout = QLayout {
+        depthwise,
+        groups: layer.groups,
+        cpg: layer.in_per_group(),
+        kpg: layer.out_per_group(),
+        kernel: layer.kernel,
+        stride: layer.stride,
+        block,
+        pairs: if depthwise {
+            layer.kernel[1].div_ceil(2)
+        } else {
+            layer.in_per_group().div_ceil(2)
+        },
+        input: layer.input,
+        padding: layer.padding,
+        dilation: layer.dilation,
+        padded,
+        input_zero_point: q.input_zero_point,
+    };
+    let output = layer.output();
+    let max_acc = layer
+        .accumulators
+        .unwrap_or(super::MAX_ACCUMULATORS)
+        .min(super::MAX_ACCUMULATORS);
+    let qvariants: Vec<QVariant> = isas
+        .iter()
+        .map(|&isa| variant(isa, block, output[1], depthwise, max_acc))
+        .collect();
+    let variants = isas
+        .iter()
+        .zip(&qvariants)
+        .map(|(&isa, v)| {
+            let cols = v.nvec * v.lanes;
+            let tail = output[1] - v.full_tiles * cols;
+            VariantPlan {
+                isa,
+                lanes: v.lanes,
+                nvec: v.nvec,
+                reg_n: cols,
+                full_tiles: v.full_tiles,
+                tail,
+                last_start: output[1] - tail,
+                rows: v.channels,
+                last_offsets: v.tail_starts.clone(),
+                kernel: kernel_name(layer, strategy, isa),
+                kind: if depthwise { Kind::Dwc } else { Kind::PackedOc },
+            }
+        })
+        .collect();
+    Ok(LayerPlan {
+        layer: layer.clone(),
+        strategy,
+        oc_bn: block,
+        output,
+        padded,
+        row_len: layout.phase_len() * layout.phases(),
+        phases: layout.phases(),
+        bias_offset: layout.weight_words(),
+        packed_len: layout.packed_len(),
+        scratch_len: layout.input_words(),
+        gpv: 1,
+        compact: true,
+        avx2_at_half_rate: false,
+        variants,
+        chosen: if layer.pins_plan() {
+            Chosen::Spec
+        } else {
+            Chosen::Model
+        },
+        quant: Some(QPlan {
+            layout,
+            variants: qvariants,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widths_use_the_most_lanes() {
+        assert_eq!(width(Isa::Avx512, 56), (Flavor::Zmm, 16));
+        assert_eq!(width(Isa::Avx512, 14), (Flavor::Ymm, 8));
+        assert_eq!(width(Isa::Avx512, 7), (Flavor::Xmm, 4));
+        assert_eq!(width(Isa::Avx2, 3), (Flavor::Scalar, 3));
+        assert_eq!(width(Isa::Neon, 7), (Flavor::Neon, 4));
+        assert_eq!(width(Isa::Portable, 112), (Flavor::Scalar, 8));
+    }
+
+    #[test]
+    fn tails_overlap_and_cover_the_row() {
+        for ow in 1..70 {
+            for isa in [Isa::Avx512, Isa::Avx2, Isa::Neon, Isa::Portable] {
+                for depthwise in [true, false] {
+                    let v = variant(isa, 8, ow, depthwise, 20);
+                    let cols = v.nvec * v.lanes;
+                    let mut covered = vec![false; ow];
+                    let mut starts: Vec<usize> = (0..v.full_tiles)
+                        .flat_map(|t| (0..v.nvec).map(move |i| t * cols + i * v.lanes))
+                        .collect();
+                    starts.extend(&v.tail_starts);
+                    for s in starts {
+                        assert!(s + v.lanes <= ow, "{isa} ow {ow}: {v:?}");
+                        covered[s..s + v.lanes].iter_mut().for_each(|c| *c = true);
+                    }
+                    assert!(covered.iter().all(|&c| c), "{isa} ow {ow}: {v:?}");
+                    assert!(v.channels * v.nvec <= 20 && 8 % v.channels == 0);
+                }
+            }
+        }
+    }
+}
