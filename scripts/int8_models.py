@@ -47,17 +47,24 @@ def bias_scales(c):
 
 
 # ------------------------------------------------------------------------------ ONNX
-def _ort_common_inits(c):
+def _act_type(uint8):
+    """The ONNX type of the activations and what is added to an int8 value to get it:
+    uint8 holds the same values shifted by 128 (ONNX Runtime's default on x86)."""
+    return (TensorProto.UINT8, 128) if uint8 else (TensorProto.INT8, 0)
+
+
+def _ort_common_inits(c, uint8):
     """Initializers both ONNX forms share: the scales and zero points, weights and bias."""
     cout = c["out_channels"]
+    atype, shift = _act_type(uint8)
     return [
         helper.make_tensor("x_scale", TensorProto.FLOAT, [], [c["input_scale"]]),
-        helper.make_tensor("x_zp", TensorProto.INT8, [], [c["input_zero_point"]]),
+        helper.make_tensor("x_zp", atype, [], [c["input_zero_point"] + shift]),
         helper.make_tensor("w", TensorProto.INT8, list(c["w"].shape), c["w"].tobytes(), raw=True),
         helper.make_tensor("w_scale", TensorProto.FLOAT, [cout], c["weight_scales"]),
         helper.make_tensor("w_zp", TensorProto.INT8, [cout], [0] * cout),
         helper.make_tensor("y_scale", TensorProto.FLOAT, [], [c["output_scale"]]),
-        helper.make_tensor("y_zp", TensorProto.INT8, [], [c["output_zero_point"]]),
+        helper.make_tensor("y_zp", atype, [], [c["output_zero_point"] + shift]),
         helper.make_tensor("b", TensorProto.INT32, [cout], c["bias"].tolist()),
     ]
 
@@ -68,14 +75,15 @@ def _conv_attrs(c):
                 strides=list(c["stride"]), dilations=list(c.get("dilation", [1, 1])))
 
 
-def _onnx_model(c, name, nodes, inits):
-    """One graph x (int8 NCHW) -> nodes -> y (int8 NCHW)."""
+def _onnx_model(c, name, nodes, inits, uint8):
+    """One graph x (int8 or uint8 NCHW) -> nodes -> y (the same type, NCHW)."""
     oh, ow = c["output"]
+    atype = _act_type(uint8)[0]
     graph = helper.make_graph(
         nodes,
         name,
-        [helper.make_tensor_value_info("x", TensorProto.INT8, list(c["x"].shape))],
-        [helper.make_tensor_value_info("y", TensorProto.INT8, [1, c["out_channels"], oh, ow])],
+        [helper.make_tensor_value_info("x", atype, list(c["x"].shape))],
+        [helper.make_tensor_value_info("y", atype, [1, c["out_channels"], oh, ow])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -84,10 +92,12 @@ def _onnx_model(c, name, nodes, inits):
     return model
 
 
-def qlinearconv_model(c):
-    """ONNX Runtime's QOperator form: QLinearConv, then an int8 Clip to the activation's
-    range unless that is the whole int8 range."""
-    inits = _ort_common_inits(c)
+def qlinearconv_model(c, uint8=False):
+    """ONNX Runtime's QOperator form: QLinearConv, then a Clip to the activation's range
+    unless that is the whole int8 range. `uint8`: activations as uint8 (the int8 values
+    plus 128, zero points too; the same arithmetic)."""
+    atype, shift = _act_type(uint8)
+    inits = _ort_common_inits(c, uint8)
     conv_out = "y" if tuple(c["activation_range"]) == FULL_RANGE else "conv"
     nodes = [
         helper.make_node(
@@ -99,20 +109,22 @@ def qlinearconv_model(c):
     ]
     if conv_out == "conv":
         inits += [
-            helper.make_tensor("lo", TensorProto.INT8, [], [c["activation_range"][0]]),
-            helper.make_tensor("hi", TensorProto.INT8, [], [c["activation_range"][1]]),
+            helper.make_tensor("lo", atype, [], [c["activation_range"][0] + shift]),
+            helper.make_tensor("hi", atype, [], [c["activation_range"][1] + shift]),
         ]
         nodes.append(helper.make_node("Clip", ["conv", "lo", "hi"], ["y"]))
-    return _onnx_model(c, c["name"], nodes, inits)
+    return _onnx_model(c, c["name"], nodes, inits, uint8)
 
 
-def qdq_model(c):
+def qdq_model(c, uint8=False):
     """The layer as ONNX Runtime's quantize_static writes it (QDQ format):
     DequantizeLinear on input, per-channel weights and int32 bias, a float Conv, Relu or
     Clip(0, 6) unless the output's quantization implies it, QuantizeLinear. ONNX Runtime
-    fuses what it can into QLinearConv when it creates the session."""
+    fuses what it can into QLinearConv when it creates the session (in 1.32 on x86 only
+    with `uint8` activations, its quantizer's default there; with int8 it runs the float
+    Conv between them)."""
     cout = c["out_channels"]
-    inits = _ort_common_inits(c) + [
+    inits = _ort_common_inits(c, uint8) + [
         helper.make_tensor("b_scale", TensorProto.FLOAT, [cout], bias_scales(c)),
         helper.make_tensor("b_zp", TensorProto.INT32, [cout], [0] * cout),
     ]
@@ -131,7 +143,7 @@ def qdq_model(c):
         nodes.append(helper.make_node("Clip", ["conv", "zero", "six"], ["act"]))
     last = "conv" if act == "none" else "act"
     nodes.append(helper.make_node("QuantizeLinear", [last, "y_scale", "y_zp"], ["y"]))
-    return _onnx_model(c, c["name"] + "_qdq", nodes, inits)
+    return _onnx_model(c, c["name"] + "_qdq", nodes, inits, uint8)
 
 
 def ort_session(model, threads=1):
