@@ -2,8 +2,9 @@
 """Int8 peer timings for gspc's layer specs: ONNX Runtime and LiteRT (XNNPACK) on quantized
 models of the same shapes (issue 13). The shared peer harness (../shared/peers/peers.py)
 times f32 only; this is its int8 counterpart, with the same timing, the same JSON schema
-(scripts/compare.py --int8 reads both) and its layer parsing, reference convolution and
-timer imported from it.
+(scripts/compare.py --int8 reads it) and its layer parsing, reference convolution and
+timer imported from it (../shared/peers beside the repository, or $GSPC_PEERS_DIR, as for
+compare.py).
 
 Usage (in the peers' virtualenv, e.g. /work/peers-venv/bin/python):
   scripts/peers_int8.py SPEC.json [SPEC.json ...] [--threads N] [--repeat R] [--warmup W]
