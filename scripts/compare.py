@@ -5,7 +5,7 @@ paper's figure (speedup over the best peer against the number of groups) as SVG.
 Usage (from the repository root):
   scripts/compare.py [--specs layer-specs/*.json] [--threads 1,2] [--repeat 30]
                      [--rounds 3] [--peak FILE] [--out target/compare]
-                     [--peers-python PATH] [--skip-peers]
+                     [--peers-python PATH] [--skip-peers] [--int8]
 
 It measures this CPU's peak (../shared/peers/peak/run.sh; --peak FILE reuses one), then
 runs --rounds interleaved rounds: in each, for every thread count, `cargo bench --bench
@@ -17,6 +17,13 @@ faster). The summary gives per model and thread count the model's ratio next to 
 layer's. Writes report.md, results.json and groups.svg to --out.
 The peers' virtualenv comes from ../shared/peers/setup.sh (PEERS_VENV); --peers-python
 points at its python.
+
+--int8 compares int8 instead: the peer benchmark is scripts/peers_int8.py (ONNX Runtime on
+the QDQ model, LiteRT/XNNPACK on the int8 .tflite; f32 specs turned into int8 layers of the
+same shapes) and gspc's side is the benchmark's `<suite>_int8` model of each suite (the
+same layers with "dtype": "int8"); a layer the benchmark lacks shows as n/a. Ratios and
+GOP/s (2 operations per multiply-accumulate) as for f32; % of peak is left out, as the peak
+is fp32's. Default --out: target/compare-int8.
 """
 import argparse
 import glob
@@ -29,6 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The peer benchmark: ../shared/peers beside the repository, or GSPC_PEERS_DIR.
 PEERS = os.environ.get("GSPC_PEERS_DIR") or os.path.join(os.path.dirname(ROOT), "shared", "peers")
 PEER_NAMES = ["ort", "torch", "torch_cl", "tflite"]
+INT8_PEER_NAMES = ["ort", "litert"]  # scripts/peers_int8.py's default peers
 
 
 def sh(cmd, **kw):
@@ -48,16 +56,18 @@ def default_peers_python():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--specs", nargs="*", default=sorted(glob.glob(os.path.join(ROOT, "layer-specs", "*.json"))))
+    ap.add_argument("--int8", action="store_true",
+                    help="int8: gspc's <suite>_int8 models against scripts/peers_int8.py")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--repeat", type=int, default=30)
-    ap.add_argument("--out", default=os.path.join(ROOT, "target", "compare"))
+    ap.add_argument("--out", help="default target/compare (--int8: target/compare-int8)")
     ap.add_argument("--peers-python", default=default_peers_python())
     ap.add_argument("--skip-peers", action="store_true", help="reuse the peers' JSON in --out")
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds; best round per side")
     ap.add_argument("--peak", help="this CPU's peak JSON (../shared/peers/peak/run.sh --json) instead of measuring it")
     args = ap.parse_args()
     # Absolute: the peak and peer programs run from their own directories.
-    args.out = os.path.abspath(args.out)
+    args.out = os.path.abspath(args.out or os.path.join(ROOT, "target", "compare-int8" if args.int8 else "compare"))
     os.makedirs(args.out, exist_ok=True)
     threads = [int(t) for t in args.threads.split(",")]
     specs = {}
@@ -110,19 +120,42 @@ def main():
                 if not args.skip_peers:
                     if not args.peers_python:
                         sys.exit("no peers virtualenv: run ../shared/peers/setup.sh or pass --peers-python")
-                    sh([args.peers_python, os.path.join(PEERS, "peers.py"), path, "--threads", str(t),
-                        "--repeat", str(args.repeat), "--peak", peak_json, "--json", peers_json],
-                       stdout=subprocess.DEVNULL)
+                    peers = ([os.path.join(ROOT, "scripts", "peers_int8.py")] if args.int8
+                             else [os.path.join(PEERS, "peers.py"), "--peak", peak_json])
+                    sh([args.peers_python] + peers + [path, "--threads", str(t), "--repeat",
+                       str(args.repeat), "--json", peers_json], stdout=subprocess.DEVNULL)
                 with open(peers_json) as f:
                     theirs_rounds[(model, t)].append(json.load(f))
+    results = tabulate(specs, threads, ours_rounds, theirs_rounds, args.int8)
+    report = render(results, specs, threads, peak)
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write(report)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({f"{m}@{t}": v for (m, t), v in results.items()}, f, indent=1)
+    svg = figure(results, threads)
+    with open(os.path.join(args.out, "groups.svg"), "w") as f:
+        f.write(svg)
+    print(report)
+
+
+def gspc_model(suite, int8):
+    """gspc's benchmark model for a suite: the suite's own, or with --int8 its int8 variant
+    (`<suite>_int8`; a suite whose name already ends in _int8 is its own)."""
+    return suite if not int8 or suite.endswith("_int8") else suite + "_int8"
+
+
+def tabulate(specs, threads, ours_rounds, theirs_rounds, int8):
+    """Per (model, threads): each layer's best gspc and peer times over the rounds.
+    ours_rounds[t]: per round {(gspc model, layer): bench row}; theirs_rounds[(model, t)]:
+    per round the peer JSON."""
     results = {}
     for t in threads:
         for model, (path, spec) in specs.items():
             rounds = theirs_rounds[(model, t)]
             rows = []
             for i, layer in enumerate(spec["layers"]):
-                mine = [o[(model, layer["name"])]["median_us"] for o in ours_rounds[t]
-                        if (model, layer["name"]) in o]
+                key = (gspc_model(model, int8), layer["name"])
+                mine = [o[key]["median_us"] for o in ours_rounds[t] if key in o]
                 peer_us = {}
                 for theirs in rounds:
                     for pn, entries in theirs["results"].items():
@@ -136,25 +169,17 @@ def main():
                              "gspc_worst_us": max(mine) if mine else None,
                              "peers_us": peer_us, "best_peer": best})
             results[(model, t)] = {"rows": rows, "versions": rounds[0].get("versions", {}),
-                                   "rounds": args.rounds}
-
-    report = render(results, specs, threads, peak)
-    with open(os.path.join(args.out, "report.md"), "w") as f:
-        f.write(report)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({f"{m}@{t}": v for (m, t), v in results.items()}, f, indent=1)
-    svg = figure(results, threads)
-    with open(os.path.join(args.out, "groups.svg"), "w") as f:
-        f.write(svg)
-    print(report)
+                                   "rounds": len(rounds), "int8": int8,
+                                   "peers": INT8_PEER_NAMES if int8 else PEER_NAMES}
+    return results
 
 
-def totals(rows):
+def totals(rows, peer_names):
     n = sum(r["count"] for r in rows)
     flops = sum(r["flops"] * r["count"] for r in rows)
     ours = sum(r["gspc_us"] * r["count"] for r in rows) if all(r["gspc_us"] for r in rows) else None
     peer = {}
-    for pn in PEER_NAMES:
+    for pn in peer_names:
         if all(pn in r["peers_us"] for r in rows):
             peer[pn] = sum(r["peers_us"][pn] * r["count"] for r in rows)
     best = min(peer, key=peer.get) if peer else None
@@ -163,22 +188,27 @@ def totals(rows):
 
 def render(results, specs, threads, peak):
     out = []
-    versions = next(iter(results.values()))["versions"] if results else {}
-    out.append("# gspc vs peers (same run)\n")
-    out.append(f"Peers: {'; '.join(f'{k}: {v}' for k, v in versions.items())}\n")
+    first = next(iter(results.values()), {"versions": {}, "rounds": 1, "int8": False, "peers": PEER_NAMES})
+    int8, names = first["int8"], first["peers"]
+    ops = "GOP/s" if int8 else "GFLOP/s"
+    out.append("# gspc int8 vs int8 peers (same run)\n" if int8 else "# gspc vs peers (same run)\n")
+    out.append(f"Peers: {'; '.join(f'{k}: {v}' for k, v in first['versions'].items())}\n")
     out.append("Peak of this CPU (fp32 FMA, GFLOP/s): " + ", ".join(
         f"{k}={v:.0f}" for k, v in peak.items() if k.startswith("fma_")) + "\n")
-    rounds = next(iter(results.values()))["rounds"] if results else 1
+    if int8:
+        out.append("int8: gspc's `<suite>_int8` models against scripts/peers_int8.py on the same shapes; "
+                   "GOP/s counts 2 operations per multiply-accumulate; % peak is not given (no int8 peak is measured).\n")
+    rounds = first["rounds"]
     out.append(f"Each side's time per layer: its best of {rounds} interleaved round(s) (medians).\n")
     out.append("Speedup = best peer's model time / gspc's model time (totals weighted by `count`); "
                "worst layer = the layer with the lowest best-peer / gspc ratio.\n")
-    out.append("| model | threads | gspc us | GFLOP/s | % peak | best peer | peer us | speedup | worst layer |")
+    out.append(f"| model | threads | gspc us | {ops} | % peak | best peer | peer us | speedup | worst layer |")
     out.append("|---|---|---|---|---|---|---|---|---|")
     for model in specs:
         for t in threads:
             rows = results[(model, t)]["rows"]
-            n, flops, ours, peer, best = totals(rows)
-            pk = peak.get(f"fma_avx512_{t}t_gflops")
+            n, flops, ours, peer, best = totals(rows, names)
+            pk = None if int8 else peak.get(f"fma_avx512_{t}t_gflops")
             if ours is None or best is None:
                 out.append(f"| {model} | {t} | n/a | | | | | |")
                 continue
@@ -186,17 +216,18 @@ def render(results, specs, threads, peak):
             ratios = [(r["peers_us"][r["best_peer"]] / r["gspc_us"], r["name"]) for r in rows
                       if r["gspc_us"] and r["best_peer"]]
             worst = min(ratios) if ratios else (float("nan"), "-")
-            out.append(f"| {model} | {t} | {ours:.0f} | {gf:.1f} | {100 * gf / pk:.0f}% | {best} | "
+            out.append(f"| {model} | {t} | {ours:.0f} | {gf:.1f} | {f'{100 * gf / pk:.0f}%' if pk else '-'} | {best} | "
                        f"{peer[best]:.0f} | {peer[best] / ours:.2f}x | {worst[0]:.2f}x {worst[1]} |")
     out.append("")
     for model in specs:
         for t in threads:
             rows = results[(model, t)]["rows"]
             out.append(f"\n### {model}, {t} thread(s)\n")
-            out.append("| layer | cnt | MFLOP | gspc us (worst round) | " + " | ".join(f"{p} us" for p in PEER_NAMES) + " | speedup vs best |")
-            out.append("|---|---|---|---|" + "---|" * len(PEER_NAMES) + "---|")
+            out.append(f"| layer | cnt | {'MOP' if int8 else 'MFLOP'} | gspc us (worst round) | "
+                       + " | ".join(f"{p} us" for p in names) + " | speedup vs best |")
+            out.append("|---|---|---|---|" + "---|" * len(names) + "---|")
             for r in rows:
-                cells = [f"{r['peers_us'][p]:.1f}" if p in r["peers_us"] else "-" for p in PEER_NAMES]
+                cells = [f"{r['peers_us'][p]:.1f}" if p in r["peers_us"] else "-" for p in names]
                 sp = (r["peers_us"][r["best_peer"]] / r["gspc_us"]) if r["gspc_us"] and r["best_peer"] else float("nan")
                 ours = f"{r['gspc_us']:.1f} ({r['gspc_worst_us']:.1f})" if r["gspc_us"] else "-"
                 out.append(f"| {r['name']} | {r['count']} | {r['flops'] / 1e6:.1f} | {ours} | "
@@ -213,7 +244,7 @@ def figure(results, threads):
             for i, g in enumerate(["1", "2", "4", "8", "16", "32", "N"]):
                 key = (f"{family}_g{g}", t)
                 if key in results:
-                    _, _, ours, peer, best = totals(results[key]["rows"])
+                    _, _, ours, peer, best = totals(results[key]["rows"], results[key]["peers"])
                     if ours and best:
                         pts.append((i, peer[best] / ours))
             if pts:
