@@ -8,10 +8,12 @@
 mod common;
 
 use common::{all_convs, layer_info};
+use gspc_codegen::import::onnx::{ModelProto, NodeProto, TensorProto};
 use gspc_codegen::import::{self, ImportOptions, Imported};
 use gspc_codegen::weights::{self, Weights};
 use gspc_codegen::{Activation, Dtype, LayerSpec};
 use gspc_runtime::quant::{self, ChannelScale, Requantization};
+use prost::Message;
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -376,4 +378,142 @@ fn mobilenet_v2_qdq_imports_when_given() {
         .count();
     assert_eq!(depthwise, 17);
     weights::from_safetensors("w.safetensors", &i.weights, &i.spec).expect("weights");
+}
+
+/// `name`'s model changed by `change`, imported with every conv.
+fn import_changed(
+    name: &str,
+    change: impl FnOnce(&mut ModelProto),
+) -> Result<Imported, gspc_codegen::Error> {
+    import_changed_with(name, &all_convs(), change)
+}
+
+fn import_changed_with(
+    name: &str,
+    options: &ImportOptions,
+    change: impl FnOnce(&mut ModelProto),
+) -> Result<Imported, gspc_codegen::Error> {
+    let bytes = std::fs::read(dir().join(format!("{name}.onnx"))).expect("fixture");
+    let mut m = ModelProto::decode(bytes.as_slice()).expect("decodes");
+    change(&mut m);
+    import::import(&format!("{name}.onnx"), &m.encode_to_vec(), options)
+}
+
+/// The initializer called `name`.
+fn init<'a>(m: &'a mut ModelProto, name: &str) -> &'a mut TensorProto {
+    m.graph
+        .as_mut()
+        .expect("graph")
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no initializer {name}"))
+}
+
+/// The node called `name`.
+fn node<'a>(m: &'a mut ModelProto, name: &str) -> &'a mut NodeProto {
+    m.graph
+        .as_mut()
+        .expect("graph")
+        .node
+        .iter_mut()
+        .find(|n| n.name == name)
+        .unwrap_or_else(|| panic!("no node {name}"))
+}
+
+fn refusal(r: Result<Imported, gspc_codegen::Error>) -> String {
+    match r {
+        Ok(i) => panic!("imported: {}", i.spec_json),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A float tensor's first value (`raw_data` or `float_data`), and a way to set it.
+fn first_f32(t: &mut TensorProto) -> &mut [u8] {
+    if t.raw_data.is_empty() {
+        t.raw_data = t.float_data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        t.float_data.clear();
+    }
+    &mut t.raw_data[..4]
+}
+
+#[test]
+fn every_rule_names_the_node() {
+    let scale = |value: f32| {
+        move |m: &mut ModelProto| {
+            first_f32(init(m, "dw.weight_scale")).copy_from_slice(&value.to_le_bytes());
+        }
+    };
+    assert_eq!(
+        refusal(import_changed("qnet_qdq", scale(-1.0))),
+        "qnet_qdq.onnx: graph.node[15] \"/dw/Conv\" (Conv): the weight scale -1 at index 0 is not valid: scales must be finite and above 0"
+    );
+    assert_eq!(
+        refusal(import_changed("qnet_qdq", scale(f32::NAN))),
+        "qnet_qdq.onnx: graph.node[15] \"/dw/Conv\" (Conv): the weight scale NaN at index 0 is not valid: scales must be finite and above 0"
+    );
+    assert_eq!(
+        refusal(import_changed("qnet_qop", |m| {
+            first_f32(init(m, "input_scale")).copy_from_slice(&0f32.to_le_bytes());
+        })),
+        "qnet_qop.onnx: graph.node[1] \"/stem/Conv_quant\" (QLinearConv): the input scale 0 is not valid: scales must be finite and above 0"
+    );
+    assert_eq!(
+        refusal(import_changed("qnet_qop", |m| {
+            init(m, "dw.weight_quantized").raw_data[5] = 0x80;
+        })),
+        "qnet_qop.onnx: graph.node[2] \"/dw/Conv_quant\" (QLinearConv): weight value -128 at flat index 5: gspc takes symmetric int8 weights with zero point 0 and values in [-127, 127] (TFLite's int8 spec)"
+    );
+    assert_eq!(
+        refusal(import_changed("qnet_qdq", |m| {
+            let first = first_f32(init(m, "grouped.bias_quantized_scale"));
+            let doubled = 2.0 * f32::from_le_bytes(first[..].try_into().unwrap());
+            first.copy_from_slice(&doubled.to_le_bytes());
+        })),
+        "qnet_qdq.onnx: graph.node[18] \"/grouped/Conv\" (Conv): the bias scale 0.000012456981 of output channel 0 is not input_scale * weight_scale = 0.0000062284903: gspc's int32 bias has that scale (TFLite's int8 spec)"
+    );
+    // A Conv with quantized weights that reads a float value, or writes one.
+    assert_eq!(
+        refusal(import_changed("qnet_qdq", |m| {
+            node(m, "/stem/Conv").input[0] = "input".to_string();
+        })),
+        "qnet_qdq.onnx: graph.node[12] \"/stem/Conv\" (Conv): its weights are quantized but its input \"input\" is float (no DequantizeLinear produces it): gspc's int8 layers read int8; quantize the activations too"
+    );
+    assert_eq!(
+        refusal(import_changed("qnet_qdq", |m| {
+            let g = m.graph.as_mut().expect("graph");
+            let mut out = g.output[0].clone();
+            out.name = "/dw5/Conv_output_0".to_string();
+            g.output.push(out);
+        })),
+        "qnet_qdq.onnx: graph.node[21] \"/dw5/Conv\" (Conv): its output \"/dw5/Conv_output_0\" is float: gspc's int8 layers write int8, so a single QuantizeLinear must read the Conv's output (after at most a Relu or Clip(0, 6))"
+    );
+    // Per-channel scales along another axis; a weight zero point of another type.
+    assert_eq!(
+        refusal(import_changed("qnet_qdq", |m| {
+            node(m, "dw.weight_DequantizeLinear").attribute[0].i = Some(1);
+        })),
+        "qnet_qdq.onnx: graph.node[15] \"/dw/Conv\" (Conv): the weights are quantized along axis 1; gspc takes one scale per output channel (axis 0)"
+    );
+}
+
+#[test]
+fn spec_rules_are_blamed_on_the_node() {
+    // An output scale so small that no "fixed" shift holds the multiplier (about 2^49).
+    let tiny = |m: &mut ModelProto| {
+        first_f32(init(m, "output_scale")).copy_from_slice(&1e-20f32.to_le_bytes());
+    };
+    let r = import_changed("qnet_qdq", tiny);
+    let options = ImportOptions {
+        all_convs: true,
+        requantization: Some(Requantization::Fixed),
+        ..Default::default()
+    };
+    let fixed = import_changed_with("qnet_qdq", &options, tiny);
+    // fp32 mode holds the large multiplier; fixed mode does not.
+    assert!(r.is_ok(), "{:?}", r.err().map(|e| e.to_string()));
+    assert_eq!(
+        refusal(fixed),
+        "qnet_qdq.onnx: graph.node[24] \"/head/Conv\" (Conv): quantization.weight_scales[0]: output channel 0: the multiplier input_scale * weight_scale / output_scale = 5.7340e14 needs a shift outside [-31, 30] (it must be in about [2^-32, 2^30)) for \"fixed\" requantization (8 of the 8 channels are out of range)"
+    );
 }

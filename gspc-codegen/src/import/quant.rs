@@ -219,20 +219,9 @@ impl<'m> Cx<'m> {
         let w_zeros = self.constant_input(node, 5, "weight zero point")?;
         let bias = match self.constant_input(node, 8, "bias")? {
             None => None,
-            Some(t) => {
-                let (dtype, v) = tensor::quantized(t).map_err(|e| format!("the bias: {e}"))?;
-                if dtype != data_type::INT32 {
-                    return Err(format!(
-                        "the bias is {}, expected INT32",
-                        data_type::name(dtype)
-                    ));
-                }
-                Some(v)
-            }
+            Some(t) => Some(int32_bias(t)?),
         };
-        let mut q = self.layer(x, y, input, output, w, &w_scales, w_zeros, bias)?;
-        q.bias_from_f32 = false;
-        Ok(q)
+        self.layer(x, y, input, output, w, &w_scales, w_zeros, bias)
     }
 
     /// Conv between DequantizeLinear and QuantizeLinear nodes.
@@ -302,13 +291,7 @@ impl<'m> Cx<'m> {
                     let t = self
                         .constant_input(bdq, 0, "bias")?
                         .ok_or("the bias's DequantizeLinear has no input")?;
-                    let (dtype, v) = tensor::quantized(t).map_err(|e| format!("the bias: {e}"))?;
-                    if dtype != data_type::INT32 {
-                        return Err(format!(
-                            "the bias is {}, expected INT32 (at scale input_scale * weight_scale)",
-                            data_type::name(dtype)
-                        ));
-                    }
+                    let v = int32_bias(t)?;
                     bias_scales = Some(self.scales(bdq, 1, "bias scale", false)?);
                     if let Some(zt) = self.constant_input(bdq, 2, "bias zero point")? {
                         let (_, z) = tensor::quantized(zt)
@@ -496,6 +479,18 @@ impl<'m> Cx<'m> {
             bias_from_f32: false,
         })
     }
+}
+
+/// An int32 bias's values.
+fn int32_bias(t: &TensorProto) -> Result<Vec<i32>, String> {
+    let (dtype, v) = tensor::quantized(t).map_err(|e| format!("the bias: {e}"))?;
+    if dtype != data_type::INT32 {
+        return Err(format!(
+            "the bias is {}, expected INT32 (at scale input_scale * weight_scale)",
+            data_type::name(dtype)
+        ));
+    }
+    Ok(v)
 }
 
 /// A float bias quantized as TFLite's converter does: `round(bias / (input_scale *
