@@ -633,6 +633,9 @@ fn import(
         if l.activation != gspc_codegen::Activation::None {
             extras.push(l.activation.as_str().to_string());
         }
+        if let Some(q) = &l.quantization {
+            extras.push(format!("int8 ({})", q.requantization.as_str()));
+        }
         let extras = if extras.is_empty() {
             String::new()
         } else {

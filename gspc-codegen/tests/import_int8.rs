@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{all_convs, layer_info};
+use common::{Rng, TempDir, all_convs, gspc, layer_info};
 use gspc_codegen::import::onnx::{ModelProto, NodeProto, TensorProto};
 use gspc_codegen::import::{self, ImportOptions, Imported};
 use gspc_codegen::weights::{self, Weights};
@@ -516,4 +516,111 @@ fn spec_rules_are_blamed_on_the_node() {
         refusal(fixed),
         "qnet_qdq.onnx: graph.node[24] \"/head/Conv\" (Conv): quantization.weight_scales[0]: output channel 0: the multiplier input_scale * weight_scale / output_scale = 5.7340e14 needs a shift outside [-31, 30] (it must be in about [2^-32, 2^30)) for \"fixed\" requantization (8 of the 8 channels are out of range)"
     );
+}
+
+#[test]
+fn cli_import_takes_the_requantization_mode() {
+    let dir = TempDir::new("int8");
+    let (spec, weights) = (dir.arg("q.json"), dir.arg("q.safetensors"));
+    let model = "tests/fixtures/int8_import/qnet_qdq.onnx";
+    let args = [
+        "import",
+        model,
+        "--all-convs",
+        "--requantization",
+        "fixed",
+        "--out",
+        &spec,
+        "--weights",
+        &weights,
+    ];
+    let out = gspc(&args).code(0).get_output().stdout.clone();
+    let out = String::from_utf8(out).expect("UTF-8");
+    assert!(
+        out.starts_with("qnet_qdq::stem  graph.node[12] \"/stem/Conv\" (Conv): 3x16x16 -> 12x8x8, groups 1, kernel 3x3, stride 2x2, padding 1x1, dilation 1x1, bias, int8 (fixed)\n"),
+        "{out}"
+    );
+    let options = ImportOptions {
+        all_convs: true,
+        requantization: Some(Requantization::Fixed),
+        ..Default::default()
+    };
+    let i = import_with("qnet_qdq", &options).expect("imports");
+    let written = std::fs::read_to_string(&spec).expect("spec");
+    assert_eq!(written, i.spec_json);
+    assert_eq!(std::fs::read(&weights).expect("weights"), i.weights);
+    gspc(&["check", &spec]).code(0);
+    gspc(&["import", model, "--requantization", "exact", "--out", &spec]).code(2);
+}
+
+/// Quantized fixtures changed at random (an initializer's byte, data type or dimension, a
+/// node's input or attribute): every import is refused with a model error or gives a spec
+/// that parses back the same and weights that fit it. No panic, no internal error.
+#[test]
+fn changed_quantized_models_are_refused_or_imported_consistently() {
+    let models: Vec<(String, ModelProto)> = ["qnet_qdq", "qnet_qop", "qnet_u8", "qnet_relu"]
+        .iter()
+        .map(|name| {
+            let bytes = std::fs::read(dir().join(format!("{name}.onnx"))).expect("fixture");
+            let m = ModelProto::decode(bytes.as_slice()).expect("decodes");
+            (format!("{name}.onnx"), m)
+        })
+        .collect();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut outcomes = [0usize; 2];
+    for _ in 0..3000 {
+        let (file, model) = &models[rng.below(models.len())];
+        let mut m = model.clone();
+        let g = m.graph.as_mut().expect("graph");
+        let names: Vec<String> = g
+            .node
+            .iter()
+            .flat_map(|n| n.output.iter().cloned())
+            .chain(g.initializer.iter().map(|t| t.name.clone()))
+            .collect();
+        let t = rng.below(g.initializer.len());
+        let t = &mut g.initializer[t];
+        match rng.below(5) {
+            0 if !t.raw_data.is_empty() => {
+                let i = rng.below(t.raw_data.len());
+                t.raw_data[i] = rng.next() as u8;
+            }
+            0 => t.float_data = vec![f32::from_bits(rng.next() as u32); t.float_data.len()],
+            1 => t.data_type = [1, 2, 3, 6, 7, 11][rng.below(6)],
+            2 if !t.dims.is_empty() => {
+                let i = rng.below(t.dims.len());
+                t.dims[i] = rng.below(20) as i64 - 2;
+            }
+            2 => t.dims.push(2),
+            3 => {
+                let n = rng.below(g.node.len());
+                let n = &mut g.node[n];
+                if !n.input.is_empty() {
+                    let i = rng.below(n.input.len());
+                    n.input[i] = names[rng.below(names.len())].clone();
+                }
+            }
+            _ => {
+                let n = rng.below(g.node.len());
+                if let Some(a) = g.node[n].attribute.first_mut() {
+                    a.i = Some(rng.below(5) as i64 - 1);
+                }
+            }
+        }
+        match import::import(file, &m.encode_to_vec(), &all_convs()) {
+            Ok(i) => {
+                outcomes[1] += 1;
+                let reparsed = gspc_codegen::spec::parse(file, &i.spec_json).expect("valid");
+                assert_eq!(reparsed, i.spec);
+                let w = weights::from_safetensors("w.safetensors", &i.weights, &i.spec)
+                    .unwrap_or_else(|e| panic!("{file}: imported weights do not fit: {e}"));
+                assert_eq!(w.layers.len(), i.spec.layers.len());
+            }
+            Err(e) => {
+                outcomes[0] += 1;
+                assert!(matches!(e, gspc_codegen::Error::Model(_)), "{e}");
+            }
+        }
+    }
+    assert!(outcomes[0] > 300 && outcomes[1] > 300, "{outcomes:?}");
 }
