@@ -31,9 +31,10 @@ Writes (seeded: torch.manual_seed and numpy's default_rng(7)):
   bad_u8w.onnx     weight_type=QUInt8 (uint8 weights)
   bad_zp5.onnx     per-tensor weights (per_channel=False) whose zero point is set to 5
   --mobilenet PATH torchvision's mobilenet_v2 (random weights, no download) quantized QDQ,
-                   to PATH: 3.5 MB, too large to commit; the test int8_mobilenet_v2 in
-                   gspc-codegen/tests/import_int8.rs imports it when GSPC_INT8_MOBILENET
-                   names it
+                   to PATH (3.9 MB), and ONNX Runtime's values as above next to it (PATH
+                   with .json): too large to commit; mobilenet_v2_qdq_imports_when_given
+                   in gspc-codegen/tests/import_int8.rs checks them when
+                   GSPC_INT8_MOBILENET=PATH is set
 """
 import argparse
 import json
@@ -248,6 +249,8 @@ def main():
             export(torchvision.models.mobilenet_v2(weights=None), (1, 3, 224, 224), f32)
             quantize(f32, args.mobilenet,
                      [rng.standard_normal((1, 3, 224, 224)).astype(np.float32) for _ in range(2)])
+        x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+        record(args.mobilenet, x, os.path.splitext(args.mobilenet)[0] + ".json")
 
 
 if __name__ == "__main__":

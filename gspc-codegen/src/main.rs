@@ -95,7 +95,7 @@ enum Command {
         #[arg(long = "model", value_name = "NAME")]
         model_name: Option<String>,
         /// How imported int8 layers requantize: fp32 (ONNX Runtime's and XNNPACK's
-        /// arithmetic, bit-exact with the model in ONNX Runtime; the default) or fixed
+        /// arithmetic; the default) or fixed
         /// (integer multiplier and shift: TFLite's reference kernels and CMSIS-NN, for
         /// microcontrollers without an FPU).
         #[arg(long, value_name = "MODE", value_parser = ["fp32", "fixed"])]

@@ -50,7 +50,7 @@ pub struct ImportOptions {
     /// The model name (a Rust identifier); `None`: the file's stem, made an identifier.
     pub model: Option<String>,
     /// The requantization of imported int8 layers; `None`: `"fp32"`, ONNX Runtime's
-    /// arithmetic (bit-exact with it).
+    /// arithmetic.
     pub requantization: Option<gspc_runtime::quant::Requantization>,
 }
 

@@ -582,7 +582,7 @@ impl Cx<'_> {
             mode.as_str(),
             match mode {
                 gspc_runtime::quant::Requantization::Fp32 =>
-                    " (ONNX Runtime's arithmetic: bit-exact with it; the \"fixed\" mode is TFLite's and CMSIS-NN's)",
+                    " (ONNX Runtime's and XNNPACK's arithmetic; \"fixed\" is TFLite's and CMSIS-NN's)",
                 gspc_runtime::quant::Requantization::Fixed =>
                     " (integer multiplier and shift, TFLite's and CMSIS-NN's arithmetic: ONNX Runtime's outputs may differ by 1)",
             }
