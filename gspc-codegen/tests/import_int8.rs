@@ -659,3 +659,31 @@ fn changed_quantized_models_are_refused_or_imported_consistently() {
     }
     assert!(outcomes[0] > 300 && outcomes[1] > 300, "{outcomes:?}");
 }
+
+#[test]
+fn the_regenerate_line_repeats_the_requantization_mode() {
+    // An f32 model (int8 ones do not generate yet): the option is part of the import step.
+    let out = tempfile::tempdir().expect("temp dir");
+    let options = ImportOptions {
+        requantization: Some(Requantization::Fixed),
+        ..Default::default()
+    };
+    let o = gspc_codegen::Builder::new()
+        .onnx_with(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/onnx/fixtures/small_net.onnx"),
+            options,
+        )
+        .out_dir(out.path())
+        .cargo_metadata(false)
+        .generate()
+        .expect("generates");
+    let code = &o.generated[0].code;
+    let line = code
+        .lines()
+        .find(|l| l.starts_with("// Regenerate: gspc-codegen import "))
+        .expect("a Regenerate line");
+    assert!(
+        line.contains(" --requantization fixed && gspc-codegen generate "),
+        "{line}"
+    );
+}
