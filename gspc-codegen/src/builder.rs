@@ -407,6 +407,9 @@ fn import_step(path: &Path, options: &ImportOptions, model: &str) -> ImportStep 
     if let Some(m) = &options.model {
         command.push_str(&format!(" --model {}", shell_word(m)));
     }
+    if let Some(r) = options.requantization {
+        command.push_str(&format!(" --requantization {}", r.as_str()));
+    }
     ImportStep {
         command,
         spec,

@@ -391,6 +391,25 @@ fn bake(
     let mut bytes = Vec::new();
     let mut offsets = Vec::with_capacity(plans.len());
     for (p, lw) in plans.iter().zip(&w.layers) {
+        let lw = match lw {
+            weights::Weights::F32(lw) if p.layer.dtype() == spec::Dtype::F32 => lw,
+            other => {
+                return Err(Error::Weights(vec![Diagnostic {
+                    file: w.file.clone(),
+                    path: format!("{}.weight", p.layer.name),
+                    message: match other.dtype() {
+                        spec::Dtype::Int8 => format!(
+                            "layer {:?}: int8 baked weights are not generated yet (issue 13)",
+                            p.layer.name
+                        ),
+                        spec::Dtype::F32 => format!(
+                            "layer {:?} is int8 but its weights are f32; check them with weights::check",
+                            p.layer.name
+                        ),
+                    },
+                }]));
+            }
+        };
         if lw.weights.len() != p.layer.weights_len()
             || lw
                 .bias

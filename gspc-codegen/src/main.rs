@@ -94,6 +94,12 @@ enum Command {
         /// The model name in the spec (default: the file name's stem, made an identifier).
         #[arg(long = "model", value_name = "NAME")]
         model_name: Option<String>,
+        /// How imported int8 layers requantize: fp32 (ONNX Runtime's and XNNPACK's
+        /// arithmetic; the default) or fixed
+        /// (integer multiplier and shift: TFLite's reference kernels and CMSIS-NN, for
+        /// microcontrollers without an FPU).
+        #[arg(long, value_name = "MODE", value_parser = ["fp32", "fixed"])]
+        requantization: Option<String>,
     },
 }
 
@@ -340,6 +346,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             all_convs,
             input_shape,
             model_name,
+            requantization,
         } => import(
             &model,
             &out,
@@ -347,6 +354,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             all_convs,
             &input_shape,
             model_name,
+            requantization.as_deref(),
         ),
         Command::Check { specs } => {
             for s in gspc_codegen::read_specs(&specs)? {
@@ -588,8 +596,10 @@ fn import(
     all_convs: bool,
     input_shapes: &[String],
     model_name: Option<String>,
+    requantization: Option<&str>,
 ) -> Result<(), Error> {
     use gspc_codegen::import;
+    use gspc_runtime::quant::Requantization;
     let options = import::ImportOptions {
         all_convs,
         input_shapes: input_shapes
@@ -597,6 +607,11 @@ fn import(
             .map(|s| import::parse_input_shape(s))
             .collect::<Result<_, _>>()?,
         model: model_name,
+        requantization: match requantization {
+            None => None,
+            Some("fixed") => Some(Requantization::Fixed),
+            Some(_) => Some(Requantization::Fp32),
+        },
     };
     let imported = import::import_file(model, &options)?;
     let write = |path: &std::path::Path, data: &[u8]| {
@@ -617,6 +632,9 @@ fn import(
         }
         if l.activation != gspc_codegen::Activation::None {
             extras.push(l.activation.as_str().to_string());
+        }
+        if let Some(q) = &l.quantization {
+            extras.push(format!("int8 ({})", q.requantization.as_str()));
         }
         let extras = if extras.is_empty() {
             String::new()

@@ -39,10 +39,13 @@ fn weights_that_do_not_fit_are_a_weights_error_naming_file_and_tensor() {
     let options = Options::for_target(Target::from_triple("x86_64-unknown-linux-gnu").unwrap());
     let short = ModelWeights {
         file: "w.safetensors".to_string(),
-        layers: vec![LayerWeights {
-            weights: vec![0.0; 3],
-            bias: None,
-        }],
+        layers: vec![
+            LayerWeights {
+                weights: vec![0.0; 3],
+                bias: None,
+            }
+            .into(),
+        ],
     };
     let e = generate_baked(&s, &short, &options).expect_err("one layer of two");
     assert!(matches!(e, Error::Weights(_)), "{e:?}");
@@ -57,9 +60,12 @@ fn weights_that_do_not_fit_are_a_weights_error_naming_file_and_tensor() {
         layers: s
             .layers
             .iter()
-            .map(|_| LayerWeights {
-                weights: vec![0.0; 3],
-                bias: None,
+            .map(|_| {
+                LayerWeights {
+                    weights: vec![0.0; 3],
+                    bias: None,
+                }
+                .into()
             })
             .collect(),
     };

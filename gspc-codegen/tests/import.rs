@@ -1829,7 +1829,7 @@ fn other_convolution_operators_are_named() {
     let quantized = || {
         model(
             vec![
-                node("QLinearConv", "q", &["x", "w"], &["y"], vec![]),
+                node("ConvInteger", "q", &["x", "w"], &["y"], vec![]),
                 node("ConvTranspose", "t", &["x", "w"], &["z"], vec![]),
             ],
             vec![init("w", &[4, 2, 3, 3])],
@@ -1841,7 +1841,7 @@ fn other_convolution_operators_are_named() {
     assert_eq!(
         messages(run_import(&quantized(), &all_convs())),
         [
-            "t.onnx: graph: the model has no Conv node to import; not imported: QLinearConv x1, ConvTranspose x1 (gspc compiles the standard float Conv only)"
+            "t.onnx: graph: the model has no Conv node to import; not imported: ConvInteger x1, ConvTranspose x1 (gspc compiles the standard Conv, float or between QuantizeLinear and DequantizeLinear, and QLinearConv)"
         ]
     );
     let bytes = model(
@@ -1854,7 +1854,7 @@ fn other_convolution_operators_are_named() {
     let i = run_import(&bytes, &Default::default()).expect("imports");
     assert_eq!(
         i.notes[0],
-        "not imported: com.microsoft.FusedConv x1 (gspc compiles the standard float Conv only)"
+        "not imported: com.microsoft.FusedConv x1 (gspc compiles the standard Conv, float or between QuantizeLinear and DequantizeLinear, and QLinearConv)"
     );
 }
 
@@ -1868,8 +1868,8 @@ fn imported_specs_and_weights_feed_the_generator() {
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(w.layers.len(), i.spec.layers.len());
         for (l, lw) in i.spec.layers.iter().zip(&w.layers) {
-            assert_eq!(lw.weights.len(), l.weights_len(), "{file}: {}", l.name);
-            assert_eq!(lw.bias.is_some(), l.bias, "{file}: {}", l.name);
+            assert_eq!(lw.weights_len(), l.weights_len(), "{file}: {}", l.name);
+            assert_eq!(lw.bias_len().is_some(), l.bias, "{file}: {}", l.name);
         }
         let options = gspc_codegen::Options::for_target(gspc_codegen::Target::host());
         let plans = gspc_codegen::plan(&i.spec, &options).unwrap_or_else(|e| panic!("{file}: {e}"));

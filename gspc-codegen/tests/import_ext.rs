@@ -305,21 +305,7 @@ fn overlapping_external_tensors_cannot_read_a_file_many_times() {
 
 /// The reference convolution of gspc-runtime on an imported layer.
 fn reference(l: &LayerSpec, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
-    let info = gspc_runtime::LayerInfo {
-        name: "layer",
-        in_channels: l.in_channels,
-        out_channels: l.out_channels,
-        groups: l.groups,
-        kernel: l.kernel,
-        stride: l.stride,
-        padding: l.padding,
-        dilation: l.dilation,
-        input: l.input,
-        output: l.output(),
-        bias: l.bias,
-        activation: l.activation,
-        count: 1,
-    };
+    let info = layer_info(l);
     let mut y = vec![0f32; l.output_len()];
     gspc_runtime::reference::conv2d(&info, x, w, b, &mut y).expect("lengths");
     y
@@ -641,6 +627,7 @@ fn builder_onnx_imports_bakes_and_generates_in_one_step() {
         all_convs: true,
         input_shapes: vec![("x".to_string(), vec![1, 8, 10, 9])],
         model: Some("ext".to_string()),
+        ..Default::default()
     };
     let output = Builder::new()
         .onnx_with(&model, options)

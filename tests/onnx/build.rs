@@ -163,8 +163,15 @@ fn real_fixture(name: &str, out: &Path) -> Result<(PathBuf, String), String> {
                     l.source
                 )
             })?;
+            let data = t.data.as_f32().ok_or_else(|| {
+                format!(
+                    "{}: value {value:?} is {}, expected F32",
+                    reference.display(),
+                    t.data.dtype_name()
+                )
+            })?;
             let start = blob.len() / 4;
-            for v in &t.data {
+            for v in data {
                 blob.extend_from_slice(&v.to_le_bytes());
             }
             Ok(format!(

@@ -148,6 +148,7 @@ pub fn supported_ops() -> Vec<&'static str> {
     v.extend_from_slice(REDUCE);
     v.extend_from_slice(&[
         "Conv",
+        "QLinearConv",
         "BatchNormalization",
         "Dropout",
         "MaxPool",
@@ -456,9 +457,10 @@ pub(crate) fn infer(op: &Op) -> Result<Vec<Option<Dims>>, Fail> {
             let c = shape::batch_channels_spatial(&x)?.1;
             Ok(vec![Some(x), Some(vec![c]), Some(vec![c])])
         }
-        "Conv" => {
+        "Conv" | "QLinearConv" => {
+            // QLinearConv: x, x_scale, x_zero_point, w, ...
             let x = op.input(0)?;
-            let w = op.input(1)?;
+            let w = op.input(if op.node.op_type == "Conv" { 1 } else { 3 })?;
             let (kernel, auto_pad) = op.window(w.get(2..))?;
             let group = u64::try_from(a.int_or("group", 1)?)
                 .map_err(|_| "group must be positive".to_string())?;

@@ -24,6 +24,7 @@
 pub mod external;
 mod infer;
 pub mod onnx;
+mod quant;
 mod shape;
 mod tensor;
 
@@ -48,6 +49,9 @@ pub struct ImportOptions {
     pub input_shapes: Vec<(String, Vec<usize>)>,
     /// The model name (a Rust identifier); `None`: the file's stem, made an identifier.
     pub model: Option<String>,
+    /// The requantization of imported int8 layers; `None`: `"fp32"`, ONNX Runtime's
+    /// arithmetic.
+    pub requantization: Option<gspc_runtime::quant::Requantization>,
 }
 
 /// A model's imported layers.
@@ -60,7 +64,8 @@ pub struct Imported {
     /// The spec as JSON text, one layer per line, in the format of `layer-specs/*.json`.
     pub spec_json: String,
     /// The weights as a safetensors file: `<layer>.weight` (f32 `[K, C / G, KH, KW]`) and,
-    /// for layers with a bias, `<layer>.bias` (f32 `[K]`).
+    /// for layers with a bias, `<layer>.bias` (f32 `[K]`); I8 weights and an I32 bias for
+    /// int8 layers.
     pub weights: Vec<u8>,
     /// Where each layer of the spec comes from, in spec order.
     pub layers: Vec<ImportedLayer>,
@@ -86,10 +91,12 @@ pub struct ImportedLayer {
     pub folded: Vec<String>,
     /// The fused Relu or Clip node as messages name it, if one was fused.
     pub fused: Option<String>,
-    /// The ONNX value the layer reads.
+    /// The ONNX value the layer reads (an int8 layer's: the quantized value, the input of
+    /// the DequantizeLinear before the Conv, or the QLinearConv's input).
     pub input: String,
     /// The ONNX value the layer produces: the output of the last folded or fused node (the
-    /// Conv's own output when none is).
+    /// Conv's own output when none is; an int8 layer's: the output of the QuantizeLinear
+    /// after the Conv, or the QLinearConv's output).
     pub output: String,
     /// The key of the weights in [`Imported::weights`].
     pub weight_key: String,
@@ -300,7 +307,7 @@ pub fn import_with(
     }
     let others = other_convs(graph);
     if layers.is_empty() {
-        let convs = graph.node.iter().filter(|n| is_op(n, "Conv")).count();
+        let convs = graph.node.iter().filter(|n| is_conv(n)).count();
         let message = if convs == 0 {
             match &others {
                 Some(o) => format!("the model has no Conv node to import; {o}"),
@@ -316,7 +323,7 @@ pub fn import_with(
     if let Some(o) = others {
         cx.notes.push(o);
     }
-    cx.finish(model, layers)
+    cx.finish(model, layers, options)
 }
 
 /// External tensors of at most this many elements are always read (when referenced by an
@@ -351,16 +358,18 @@ fn resolve_external(
     let aliases: HashMap<&str, &str> = graph
         .node
         .iter()
-        .filter(|n| is_op(n, "Identity"))
+        .filter(|n| is_op(n, "Identity") || is_op(n, "DequantizeLinear"))
         .filter_map(|n| Some((n.output.first()?.as_str(), n.input.first()?.as_str())))
         .collect();
     let mut needed: HashSet<&str> = HashSet::new();
-    for n in graph.node.iter().filter(|n| is_op(n, "Conv")) {
+    for n in graph.node.iter().filter(|n| is_conv(n)) {
         let group = Attrs(&n.attribute).int_or("group", 1).unwrap_or(1);
         if !(options.all_convs || group != 1) {
             continue;
         }
-        for name in n.input.iter().skip(1).take(2) {
+        // Conv: weights and bias (through DequantizeLinear); QLinearConv: w and B.
+        let at: &[usize] = if is_op(n, "Conv") { &[1, 2] } else { &[3, 8] };
+        for name in at.iter().filter_map(|&i| n.input.get(i)) {
             let mut name = name.as_str();
             for _ in 0..graph.node.len() {
                 match aliases.get(name) {
@@ -457,12 +466,12 @@ fn resolve_external(
     out
 }
 
-/// Other convolution operators (QLinearConv, ConvInteger, ConvTranspose, custom ones) the
-/// importer leaves alone, as a sentence.
+/// Other convolution operators (ConvInteger, ConvTranspose, custom ones) the importer
+/// leaves alone, as a sentence.
 fn other_convs(graph: &GraphProto) -> Option<String> {
     let mut kinds: Vec<(String, usize)> = Vec::new();
     for n in &graph.node {
-        if is_op(n, "Conv") || !n.op_type.contains("Conv") {
+        if is_conv(n) || !n.op_type.contains("Conv") {
             continue;
         }
         let op = if standard_domain(&n.domain) {
@@ -485,9 +494,15 @@ fn other_convs(graph: &GraphProto) -> Option<String> {
     }
     let list: Vec<String> = kinds.iter().map(|(k, c)| format!("{k} x{c}")).collect();
     Some(format!(
-        "not imported: {} (gspc compiles the standard float Conv only)",
+        "not imported: {} (gspc compiles the standard Conv, float or between QuantizeLinear and DequantizeLinear, and QLinearConv)",
         list.join(", ")
     ))
+}
+
+/// Whether `n` is a convolution the importer reads: Conv (float, or between QuantizeLinear
+/// and DequantizeLinear nodes) or QLinearConv.
+fn is_conv(n: &NodeProto) -> bool {
+    is_op(n, "Conv") || is_op(n, "QLinearConv")
 }
 
 /// Whether `d` names the standard operator set.
@@ -553,6 +568,14 @@ struct Layer<'m> {
     stride: [u64; 2],
     padding: [u64; 2],
     dilation: [u64; 2],
+    /// An int8 layer's parameters, weights and bias (then `weights` and `bias` are empty).
+    quant: Option<quant::QuantLayer<'m>>,
+}
+
+impl Layer<'_> {
+    fn has_bias(&self) -> bool {
+        self.bias.is_some() || self.quant.as_ref().is_some_and(|q| q.bias.is_some())
+    }
 }
 
 struct Cx<'m> {
@@ -573,6 +596,8 @@ struct Cx<'m> {
     batch_noted: bool,
     /// The nodes reading each value (a node once per input naming it).
     consumers: HashMap<&'m str, Vec<usize>>,
+    /// The node producing each value (the first that does).
+    producers: HashMap<&'m str, usize>,
     /// The external data files read.
     data_files: Vec<String>,
 }
@@ -607,9 +632,13 @@ impl<'m> Cx<'m> {
             consts.insert(t.name.as_str(), std::rc::Rc::new(value));
         }
         let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut producers: HashMap<&str, usize> = HashMap::new();
         for (i, n) in graph.node.iter().enumerate() {
             for name in &n.input {
                 consumers.entry(name.as_str()).or_default().push(i);
+            }
+            for name in n.output.iter().filter(|o| !o.is_empty()) {
+                producers.entry(name.as_str()).or_insert(i);
             }
         }
         let mut info = HashMap::new();
@@ -633,6 +662,7 @@ impl<'m> Cx<'m> {
             conflicts: Vec::new(),
             batch_noted: false,
             consumers,
+            producers,
             data_files: Vec::new(),
         }
     }
@@ -1043,7 +1073,7 @@ impl<'m> Cx<'m> {
         let mut layers = Vec::new();
         let mut skipped = Vec::new();
         for (idx, node) in graph.node.iter().enumerate() {
-            if !is_op(node, "Conv") {
+            if !is_conv(node) {
                 continue;
             }
             let path = self.node_path(idx);
@@ -1055,7 +1085,13 @@ impl<'m> Cx<'m> {
                     continue;
                 }
             };
-            let w_name = node.input.get(1).map(String::as_str).unwrap_or("");
+            let form = quant::form(self, node);
+            let w_at = if form == Some(quant::Form::QLinear) {
+                3
+            } else {
+                1
+            };
+            let w_name = node.input.get(w_at).map(String::as_str).unwrap_or("");
             let w_rank = match self.consts.get(w_name) {
                 Some(t) => Some(t.dims.len()),
                 None => self
@@ -1078,7 +1114,7 @@ impl<'m> Cx<'m> {
                 );
                 continue;
             }
-            if let Some(l) = self.conv(idx, node, group, &consumers, &outputs) {
+            if let Some(l) = self.conv(idx, node, group, form, &consumers, &outputs) {
                 layers.push(l);
             }
         }
@@ -1107,6 +1143,7 @@ impl<'m> Cx<'m> {
         idx: usize,
         node: &'m NodeProto,
         group: i64,
+        form: Option<quant::Form>,
         consumers: &HashMap<&str, Vec<usize>>,
         outputs: &HashSet<&str>,
     ) -> Option<Layer<'m>> {
@@ -1129,9 +1166,19 @@ impl<'m> Cx<'m> {
                 return None;
             }
         };
+        let quant = match form {
+            None => None,
+            Some(f) => Some(self.quantized(idx, node, f, consumers, outputs)?),
+        };
         // Weights: an initializer (or Constant) is required.
-        let weights = match self.consts.get(w_name.as_str()) {
-            None => {
+        let consts = if quant.is_some() {
+            None
+        } else {
+            Some(&self.consts)
+        };
+        let weights = match consts.map(|c| c.get(w_name.as_str())) {
+            None => quant.as_ref().map(|q| (q.w_dims.clone(), Vec::new())),
+            Some(None) => {
                 self.diag(
                     path.clone(),
                     format!(
@@ -1141,7 +1188,7 @@ impl<'m> Cx<'m> {
                 );
                 None
             }
-            Some(t) => match tensor::dims(t).and_then(|d| Ok((d, tensor::floats(t)?))) {
+            Some(Some(t)) => match tensor::dims(t).and_then(|d| Ok((d, tensor::floats(t)?))) {
                 Ok(v) => match non_finite(&v.1) {
                     Some(m) => {
                         self.diag(path.clone(), format!("weights: {m}"));
@@ -1155,7 +1202,11 @@ impl<'m> Cx<'m> {
                 }
             },
         };
-        let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
+        let bias_input = node
+            .input
+            .get(2)
+            .filter(|b| !b.is_empty() && quant.is_none());
+        let bias = match bias_input {
             None => Some(None),
             Some(b) => match self.consts.get(b.as_str()) {
                 None => {
@@ -1275,6 +1326,27 @@ impl<'m> Cx<'m> {
                 x.first().copied().unwrap_or(0)
             ));
         }
+        if let Some(q) = quant {
+            return Some(Layer {
+                node: idx,
+                raw_names: [node.name.as_str(), out.as_str()],
+                input: q.input,
+                output: q.output,
+                folded: Vec::new(),
+                unfolded: None,
+                fused: q.fused,
+                activation: q.activation,
+                x,
+                weights: Vec::new(),
+                w_dims,
+                bias: None,
+                group,
+                stride: [win.strides[0], win.strides[1]],
+                padding: [win.begin[0], win.begin[1]],
+                dilation: [win.dilations[0], win.dilations[1]],
+                quant: Some(q),
+            });
+        }
         let mut weights = weights;
         let mut bias = bias;
         let (folded_out, folded, unfolded) =
@@ -1304,6 +1376,7 @@ impl<'m> Cx<'m> {
             stride: [win.strides[0], win.strides[1]],
             padding: [win.begin[0], win.begin[1]],
             dilation: [win.dilations[0], win.dilations[1]],
+            quant: None,
         })
     }
 
@@ -1572,7 +1645,12 @@ impl<'m> Cx<'m> {
     }
 
     /// Names, the spec, the weights and the notes.
-    fn finish(mut self, model: String, layers: Vec<Layer<'m>>) -> Result<Imported, Error> {
+    fn finish(
+        mut self,
+        model: String,
+        layers: Vec<Layer<'m>>,
+        options: &ImportOptions,
+    ) -> Result<Imported, Error> {
         if layers.len() > spec::limits::MAX_LAYERS {
             return Err(Error::Model(vec![Diagnostic {
                 file: self.file.clone(),
@@ -1585,7 +1663,10 @@ impl<'m> Cx<'m> {
             }]));
         }
         let names = layer_names(&layers);
-        let json = spec_text(&model, &layers, &names);
+        let requantization = options
+            .requantization
+            .unwrap_or(gspc_runtime::quant::Requantization::Fp32);
+        let json = spec_text(&model, &layers, &names, requantization);
         let spec = match spec::parse(&self.file, &json) {
             Ok(s) => s,
             Err(Error::Invalid(ds)) => {
@@ -1607,10 +1688,10 @@ impl<'m> Cx<'m> {
                 input: l.input.to_string(),
                 output: l.output.to_string(),
                 weight_key: format!("{name}.weight"),
-                bias_key: l.bias.as_ref().map(|_| format!("{name}.bias")),
+                bias_key: l.has_bias().then(|| format!("{name}.bias")),
             })
             .collect();
-        self.closing_notes(&layers, &names);
+        self.closing_notes(&layers, &names, requantization);
         Ok(Imported {
             model,
             spec,
@@ -1623,7 +1704,12 @@ impl<'m> Cx<'m> {
     }
 
     /// What was fused, what follows a layer unfolded, what the app still runs.
-    fn closing_notes(&mut self, layers: &[Layer], names: &[String]) {
+    fn closing_notes(
+        &mut self,
+        layers: &[Layer],
+        names: &[String],
+        requantization: gspc_runtime::quant::Requantization,
+    ) {
         let graph = self.graph;
         if !self.data_files.is_empty() {
             let files: Vec<String> = self
@@ -1684,11 +1770,16 @@ impl<'m> Cx<'m> {
                 ));
             }
         }
+        self.int8_notes(layers, names, requantization);
+        let taken_in = layers
+            .iter()
+            .flat_map(|l| l.quant.iter().flat_map(|q| q.nodes.iter().copied()));
         let imported: HashSet<usize> = layers
             .iter()
             .map(|l| l.node)
             .chain(fused)
             .chain(folded)
+            .chain(taken_in)
             .collect();
         let mut rest: Vec<(&str, usize)> = Vec::new();
         let mut index: HashMap<&str, usize> = HashMap::new();
@@ -1784,7 +1875,12 @@ fn layer_names(layers: &[Layer]) -> Vec<String> {
 }
 
 /// The spec as JSON, one layer per line.
-fn spec_text(model: &str, layers: &[Layer], names: &[String]) -> String {
+fn spec_text(
+    model: &str,
+    layers: &[Layer],
+    names: &[String],
+    requantization: gspc_runtime::quant::Requantization,
+) -> String {
     let mut json = format!(
         "{{\"model\": {}, \"layers\": [\n",
         serde_json::Value::String(model.to_string())
@@ -1792,7 +1888,7 @@ fn spec_text(model: &str, layers: &[Layer], names: &[String]) -> String {
     for (i, (l, name)) in layers.iter().zip(names).enumerate() {
         let [kh, kw] = [2, 3].map(|j| l.w_dims.get(j).copied().unwrap_or(0));
         json.push_str(&format!(
-                "  {{\"name\": \"{name}\", \"in_channels\": {}, \"out_channels\": {}, \"groups\": {}, \"kernel\": [{kh}, {kw}], \"stride\": [{}, {}], \"padding\": [{}, {}], \"dilation\": [{}, {}], \"input\": [{}, {}], \"bias\": {}, \"activation\": \"{}\"}}{}\n",
+                "  {{\"name\": \"{name}\", \"in_channels\": {}, \"out_channels\": {}, \"groups\": {}, \"kernel\": [{kh}, {kw}], \"stride\": [{}, {}], \"padding\": [{}, {}], \"dilation\": [{}, {}], \"input\": [{}, {}], \"bias\": {}, \"activation\": \"{}\"{}}}{}\n",
                 l.x[1],
                 l.w_dims[0],
                 l.group,
@@ -1804,8 +1900,12 @@ fn spec_text(model: &str, layers: &[Layer], names: &[String]) -> String {
                 l.dilation[1],
                 l.x[2],
                 l.x[3],
-                l.bias.is_some(),
+                l.has_bias(),
                 l.activation.as_str(),
+                match &l.quant {
+                    Some(q) => quant::spec_fields(q, requantization),
+                    None => String::new(),
+                },
                 if i + 1 < layers.len() { "," } else { "" }
             ));
     }
@@ -1813,37 +1913,33 @@ fn spec_text(model: &str, layers: &[Layer], names: &[String]) -> String {
     json
 }
 
-/// The weights (and biases) of every layer as a safetensors file.
+/// The weights (and biases) of every layer as a safetensors file: F32, or I8 weights and an
+/// I32 bias for int8 layers.
 fn safetensors_file(layers: &[Layer], names: &[String]) -> Result<Vec<u8>, Error> {
-    let mut tensors: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+    use crate::weights::Values;
+    let mut tensors: Vec<(String, Vec<usize>, Values)> = Vec::new();
     for (l, name) in layers.iter().zip(names) {
         let shape: Vec<usize> = l
             .w_dims
             .iter()
             .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
             .collect();
-        tensors.push((
-            format!("{name}.weight"),
-            l.weights.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            shape,
-        ));
-        if let Some(b) = &l.bias {
-            tensors.push((
-                format!("{name}.bias"),
-                b.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                vec![b.len()],
-            ));
+        let (weights, bias) = match &l.quant {
+            Some(q) => (
+                Values::I8(q.weights.clone()),
+                q.bias.clone().map(Values::I32),
+            ),
+            None => (
+                Values::F32(l.weights.clone()),
+                l.bias.clone().map(Values::F32),
+            ),
+        };
+        tensors.push((format!("{name}.weight"), shape, weights));
+        if let Some(b) = bias {
+            tensors.push((format!("{name}.bias"), vec![b.len()], b));
         }
     }
-    let views = tensors
-        .iter()
-        .map(|(k, data, shape)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
-                .map(|v| (k.clone(), v))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Internal(format!("a weight tensor: {e}")))?;
-    safetensors::serialize(views, None)
+    crate::weights::to_safetensors_values(&tensors)
         .map_err(|e| Error::Internal(format!("writing the safetensors: {e}")))
 }
 

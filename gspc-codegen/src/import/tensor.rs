@@ -141,6 +141,43 @@ pub(crate) fn ints(t: &TensorProto, max: usize) -> Result<Vec<i64>, String> {
     }
 }
 
+/// The elements of an INT8, UINT8 or INT32 tensor (quantized weights, zero points, an int32
+/// bias) as i32, with the tensor's data type.
+pub(crate) fn quantized(t: &TensorProto) -> Result<(i32, Vec<i32>), String> {
+    inline(t)?;
+    let n = elements(t)?;
+    let raw_data = !t.raw_data.is_empty() || t.int32_data.is_empty();
+    let v = match t.data_type {
+        data_type::INT8 if raw_data => raw(t, n, |b: [u8; 1]| i32::from(b[0] as i8))?,
+        data_type::UINT8 if raw_data => raw(t, n, |b: [u8; 1]| i32::from(b[0]))?,
+        data_type::INT32 if raw_data => raw(t, n, i32::from_le_bytes)?,
+        data_type::INT8 | data_type::UINT8 | data_type::INT32 => {
+            typed(t, n, &t.int32_data, "int32_data", |x| x)?
+        }
+        other => {
+            return Err(format!(
+                "{} has data type {}; quantized values here are INT8, UINT8 or INT32",
+                named(t),
+                data_type::name(other)
+            ));
+        }
+    };
+    let range = match t.data_type {
+        data_type::INT8 => -128..=127,
+        data_type::UINT8 => 0..=255,
+        _ => i32::MIN..=i32::MAX,
+    };
+    if let Some(i) = v.iter().position(|x| !range.contains(x)) {
+        return Err(format!(
+            "{}: value {} at flat index {i} is out of range for {}",
+            named(t),
+            v[i],
+            data_type::name(t.data_type)
+        ));
+    }
+    Ok((t.data_type, v))
+}
+
 /// A single float (any shape with one element).
 pub(crate) fn scalar(t: &TensorProto) -> Result<f32, String> {
     let v = floats(t)?;

@@ -1,5 +1,5 @@
 //! Helpers shared by the importer's tests (`import.rs`, `import_ext.rs`,
-//! `import_shapes.rs`) and `cli.rs`: fixtures, error messages, ONNX models built message by
+//! `import_shapes.rs`, `import_int8.rs`) and `cli.rs`: fixtures, error messages, ONNX models built message by
 //! message, temporary directories and runs of the binary.
 //!
 //! Each test file is its own crate and uses only part of this module.
@@ -49,6 +49,25 @@ pub fn all_convs() -> ImportOptions {
 }
 
 /// Little-endian f32 bytes as values.
+/// An imported layer's shape as the runtime's reference takes it.
+pub fn layer_info(l: &gspc_codegen::LayerSpec) -> gspc_runtime::LayerInfo {
+    gspc_runtime::LayerInfo {
+        name: "layer",
+        in_channels: l.in_channels,
+        out_channels: l.out_channels,
+        groups: l.groups,
+        kernel: l.kernel,
+        stride: l.stride,
+        padding: l.padding,
+        dilation: l.dilation,
+        input: l.input,
+        output: l.output(),
+        bias: l.bias,
+        activation: l.activation,
+        count: 1,
+    }
+}
+
 pub fn f32s(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)
