@@ -200,28 +200,6 @@ pub fn plan(spec: &Spec, options: &Options) -> Result<Vec<LayerPlan>, Error> {
     Ok(plans)
 }
 
-/// int8 layers are refused by name by `what` (`tune`, baked weights): `why` says what is
-/// missing. Their kernels are generated, but tuning records and baked weight files are
-/// f32 only so far (issue 13).
-pub(crate) fn refuse_int8(spec: &Spec, why: &str) -> Result<(), Error> {
-    let diags: Vec<Diagnostic> = spec
-        .layers
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.dtype() == spec::Dtype::Int8)
-        .map(|(i, l)| Diagnostic {
-            file: spec.file.clone(),
-            path: format!("layers[{i}].dtype"),
-            message: format!("layer \"{}\" is int8: {why}", l.name),
-        })
-        .collect();
-    if diags.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Invalid(diags))
-    }
-}
-
 /// Generates the kernels of one validated spec. Pure: reads no files, no environment.
 pub fn generate(spec: &Spec, options: &Options) -> Result<Generated, Error> {
     generate_inner(spec, None, options, None)
@@ -259,13 +237,7 @@ pub(crate) fn generate_inner(
     let isas = options.isas()?;
     let file = match weights {
         None => None,
-        Some(w) => {
-            refuse_int8(
-                spec,
-                "int8 baked weights are not generated yet (issue 13); generate without --weights and pack them at run time",
-            )?;
-            Some(bake(spec, &plans, w)?)
-        }
+        Some(w) => Some(bake(spec, &plans, w)?),
     };
     let baked = file.as_ref().map(|(f, offsets)| emit::Baked {
         file_name: &f.file_name,
@@ -391,44 +363,58 @@ fn bake(
     let mut bytes = Vec::new();
     let mut offsets = Vec::with_capacity(plans.len());
     for (p, lw) in plans.iter().zip(&w.layers) {
-        let lw = match lw {
-            weights::Weights::F32(lw) if p.layer.dtype() == spec::Dtype::F32 => lw,
-            other => {
-                return Err(Error::Weights(vec![Diagnostic {
-                    file: w.file.clone(),
-                    path: format!("{}.weight", p.layer.name),
-                    message: match other.dtype() {
-                        spec::Dtype::Int8 => format!(
-                            "layer {:?}: int8 baked weights are not generated yet (issue 13)",
-                            p.layer.name
-                        ),
-                        spec::Dtype::F32 => format!(
-                            "layer {:?} is int8 but its weights are f32; check them with weights::check",
-                            p.layer.name
-                        ),
-                    },
-                }]));
-            }
-        };
-        if lw.weights.len() != p.layer.weights_len()
-            || lw
-                .bias
-                .as_ref()
-                .is_some_and(|b| b.len() != p.layer.out_channels)
-        {
-            return Err(Error::Weights(vec![Diagnostic {
+        let mismatch = |message: String| {
+            Error::Weights(vec![Diagnostic {
                 file: w.file.clone(),
                 path: format!("{}.weight", p.layer.name),
-                message: format!(
-                    "the weights of layer {:?} do not have its shape; check them with weights::check",
-                    p.layer.name
-                ),
-            }]));
-        }
+                message,
+            }])
+        };
+        let shape_error = || {
+            mismatch(format!(
+                "the weights of layer {:?} do not have its shape; check them with weights::check",
+                p.layer.name
+            ))
+        };
         bytes.resize(bytes.len().next_multiple_of(64), 0);
         offsets.push(bytes.len());
-        for v in weights::pack(p, lw) {
-            bytes.extend_from_slice(&v.to_le_bytes());
+        match (lw, &p.quant) {
+            (weights::Weights::F32(lw), None) => {
+                if lw.weights.len() != p.layer.weights_len()
+                    || lw
+                        .bias
+                        .as_ref()
+                        .is_some_and(|b| b.len() != p.layer.out_channels)
+                {
+                    return Err(shape_error());
+                }
+                for v in weights::pack(p, lw) {
+                    bytes.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            (weights::Weights::Int8(lw), Some(q)) => {
+                // The runtime's packing, so the baked words are what `pack_weights` makes.
+                let mut packed = vec![0i32; q.layout.packed_len()];
+                q.layout
+                    .pack_weights(&lw.weights, lw.bias.as_deref(), &mut packed)
+                    .map_err(|e| match e {
+                        gspc_runtime::Error::WeightRange { .. } => {
+                            mismatch(format!("layer {:?}: {e}", p.layer.name))
+                        }
+                        _ => shape_error(),
+                    })?;
+                for v in packed {
+                    bytes.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            (other, _) => {
+                return Err(mismatch(format!(
+                    "layer {:?} is {} but its weights are {}; check them with weights::check",
+                    p.layer.name,
+                    p.layer.dtype().as_str(),
+                    other.dtype().as_str()
+                )));
+            }
         }
     }
     bytes.resize(bytes.len().next_multiple_of(64).max(64), 0);

@@ -359,18 +359,24 @@ fn models_gspc_cannot_represent_are_refused_by_node_and_rule() {
     );
 }
 
+/// An imported int8 model generates with its weights baked in (tests/onnx runs the code
+/// against ONNX Runtime).
 #[test]
-fn generation_of_an_imported_int8_model_is_refused_by_layer_for_now() {
+fn an_imported_int8_model_generates_with_baked_weights() {
     let out = tempfile::tempdir().expect("temp dir");
-    let e = gspc_codegen::Builder::new()
+    let o = gspc_codegen::Builder::new()
         .onnx_with(dir().join("qnet_qdq.onnx"), all_convs())
         .out_dir(out.path())
         .cargo_metadata(false)
         .generate()
-        .expect_err("int8 kernels are not generated yet");
+        .unwrap_or_else(|e| panic!("{e}"));
+    let g = &o.generated[0];
+    assert!(g.plans.iter().all(|p| p.quant.is_some()));
+    assert!(g.weights.is_some());
+    assert!(g.code.contains("::gspc_runtime::baked::i32s::<"));
     assert!(
-        e.to_string().contains("int8 kernels are not generated yet"),
-        "{e}"
+        g.code
+            .contains("pub const QLAYERS: &[::gspc_runtime::qlayer::QLayer]")
     );
 }
 

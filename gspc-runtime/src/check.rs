@@ -422,3 +422,38 @@ pub fn check_qlayer(layer: &QLayer, seed: u64) -> Result<Checked, String> {
     }
     Ok(checked)
 }
+
+/// The int8 twin of [`check_baked`]: for an int8 layer generated with baked weights made
+/// from [`SeededQData`] of `seed`, the baked words equal the run-time `pack_weights` of
+/// the same data, and `run` with them matches the integer reference.
+pub fn check_qbaked(layer: &QLayer, seed: u64) -> Result<(), String> {
+    let info = &layer.info;
+    let Some(baked) = layer.baked else {
+        return Err(format!("{}: has no baked weights", info.name));
+    };
+    let data = SeededQData::new(seed, layer.input_len, layer.weights_len, info.out_channels);
+    let bias = info.bias.then_some(&data.bias[..]);
+    let mut packed = vec![0i32; layer.packed_len];
+    (layer.pack_weights)(&data.weights, bias, &mut packed)
+        .map_err(|e| format!("{}: pack_weights: {e}", info.name))?;
+    if baked != &packed[..] {
+        let i = (0..packed.len())
+            .find(|&i| baked.get(i) != packed.get(i))
+            .unwrap_or(0);
+        return Err(format!(
+            "{}: baked[{i}] = {:?}, pack_weights gives {:?}",
+            info.name,
+            baked.get(i),
+            packed.get(i)
+        ));
+    }
+    let expected = data.expected(layer)?;
+    let mut output = vec![0x55i8; layer.output_len];
+    let mut scratch = vec![0x5555_5555i32; layer.scratch_len];
+    (layer.run)(&data.input, baked, &mut output, &mut scratch)
+        .map_err(|e| format!("{} (run, baked): {e}", info.name))?;
+    match q_mismatch(info, &expected, &output) {
+        Some(m) => Err(format!("{} (run, baked): {m}", info.name)),
+        None => Ok(()),
+    }
+}

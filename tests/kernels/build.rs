@@ -81,8 +81,20 @@ fn main() {
         }
         int8.push(random);
     }
+    // The edge cases get baked weights (check::SeededQData of their check seed); the random
+    // layers pack theirs at run time.
     let mut builder = gspc_codegen::Builder::new();
-    if let Err(e) = builder.specs(&int8).index("int8_models.rs").generate() {
+    for spec in &int8 {
+        if spec.starts_with(&out) {
+            builder.spec(spec);
+            continue;
+        }
+        match write_seeded_int8_weights(spec, &out) {
+            Ok(w) => builder.baked(spec, w),
+            Err(e) => fail(&format!("seeded int8 weights: {e}")),
+        };
+    }
+    if let Err(e) = builder.index("int8_models.rs").generate() {
         fail(&format!("int8 kernel generation failed:\n{e}"));
     }
 }
@@ -177,6 +189,33 @@ fn write_seeded_weights(spec: &Path, out: &Path) -> Result<PathBuf, gspc_codegen
         }
         Ok(dir)
     }
+}
+
+/// Writes the seeded int8 weights (`check::SeededQData`) of every layer of `spec` as a
+/// safetensors file (I8 weights, I32 bias). Returns the path.
+fn write_seeded_int8_weights(spec: &Path, out: &Path) -> Result<PathBuf, gspc_codegen::Error> {
+    use gspc_codegen::weights::Values;
+    let spec = gspc_codegen::read_specs(&[spec])?.remove(0);
+    let mut tensors = Vec::new();
+    for l in &spec.layers {
+        let seed = check::seed_for(&spec.model, &l.name);
+        let d = check::SeededQData::new(seed, l.input_len(), l.weights_len(), l.out_channels);
+        let shape = gspc_codegen::weights::weight_shape(l).to_vec();
+        tensors.push((format!("{}.weight", l.name), shape, Values::I8(d.weights)));
+        if l.bias {
+            tensors.push((
+                format!("{}.bias", l.name),
+                vec![l.out_channels],
+                Values::I32(d.bias),
+            ));
+        }
+    }
+    let path = out.join(format!("{}.safetensors", spec.model));
+    let bytes = gspc_codegen::weights::to_safetensors_values(&tensors)?;
+    std::fs::write(&path, bytes).map_err(|e| {
+        gspc_codegen::Error::io(path.display().to_string(), gspc_codegen::FileOp::Write, e)
+    })?;
+    Ok(path)
 }
 
 fn env_number(name: &str, default: u64) -> u64 {

@@ -77,11 +77,11 @@ pub(crate) fn model_module(
     let layers: Vec<TokenStream> = plans
         .iter()
         .enumerate()
-        .map(|(i, p)| match &p.quant {
-            Some(q) => quant::layer_module(p, q, arch),
-            None => {
-                let part = baked.map(|b| (b.len, b.offsets[i]));
-                layer::layer_module(p, arch, outline_tiles, part)
+        .map(|(i, p)| {
+            let part = baked.map(|b| (b.len, b.offsets[i]));
+            match &p.quant {
+                Some(q) => quant::layer_module(p, q, arch, part),
+                None => layer::layer_module(p, arch, outline_tiles, part),
             }
         })
         .collect();
@@ -153,7 +153,7 @@ pub(crate) fn model_module(
 fn weights_static(b: &Baked) -> TokenStream {
     let (file_name, len) = (b.file_name, lit(b.len));
     let doc = format!(
-        " Every layer's packed weights, baked in at generation time from `{}`: little-endian f32, each layer's part 64-byte aligned.",
+        " Every layer's packed weights, baked in at generation time from `{}`: little-endian f32 (f32 layers) or int32 words (int8 layers), each layer's part 64-byte aligned.",
         b.source.escape_debug()
     );
     quote! {

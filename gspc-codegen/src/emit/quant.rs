@@ -7,6 +7,7 @@
 //! `plan::quant`'s.
 
 use super::dispatch::{dispatch_body, dispatched_isa_body};
+use super::kernel::linear;
 use super::layer::shape_items;
 use super::{ident, is_snake_case, isa_path, lit};
 use crate::plan::LayerPlan;
@@ -28,7 +29,14 @@ fn i32_lit(v: i32) -> proc_macro2::Literal {
 }
 
 /// The module of an int8 layer.
-pub(super) fn layer_module(p: &LayerPlan, q: &QPlan, arch: Arch) -> TokenStream {
+/// The module of an int8 layer; `baked` = (length of the model's weight file, this
+/// layer's offset).
+pub(super) fn layer_module(
+    p: &LayerPlan,
+    q: &QPlan,
+    arch: Arch,
+    baked: Option<(usize, usize)>,
+) -> TokenStream {
     let l = &p.layer;
     let name = ident(&l.name);
     let allow = if is_snake_case(&l.name) {
@@ -39,7 +47,8 @@ pub(super) fn layer_module(p: &LayerPlan, q: &QPlan, arch: Arch) -> TokenStream 
     let shape = shape_items(p);
     let quant = quant_items(p);
     let layout = layout_item(p, q);
-    let entry = entry_items(p, q, arch);
+    let (baked_items, baked_entry) = baked_items(baked);
+    let entry = entry_items(p, q, arch, baked_entry);
     let fp32 = l
         .quantization
         .as_ref()
@@ -78,6 +87,7 @@ pub(super) fn layer_module(p: &LayerPlan, q: &QPlan, arch: Arch) -> TokenStream 
             #shape
             #quant
             #layout
+            #baked_items
             #entry
             #(#variants)*
         }
@@ -218,7 +228,7 @@ fn layout_item(p: &LayerPlan, q: &QPlan) -> TokenStream {
 
 /// `pack_weights`, `dispatched_isa`, `run`, `run_parallel`, their slice forms, the
 /// variants' slice forms and `LAYER`.
-fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch) -> TokenStream {
+fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch, baked_entry: TokenStream) -> TokenStream {
     let isas: Vec<Isa> = p.variants.iter().map(|v| v.isa).collect();
     let depthwise = q.layout.depthwise;
     let (units_args, scratch_param) = if depthwise {
@@ -352,21 +362,21 @@ fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch) -> TokenStream {
             #parallel_body
         }
 
+        /// The layer's buffers as arrays: input, packed weights, output, scratch.
+        type Arrays<'a> = (
+            &'a [i8; INPUT_LEN],
+            &'a [i32; PACKED_LEN],
+            &'a mut [i8; OUTPUT_LEN],
+            &'a mut [i32; SCRATCH_LEN],
+        );
+
         /// The buffers checked against the layer's lengths.
         fn arrays<'a>(
             input: &'a [i8],
             packed: &'a [i32],
             output: &'a mut [i8],
             scratch: &'a mut [i32],
-        ) -> Result<
-            (
-                &'a [i8; INPUT_LEN],
-                &'a [i32; PACKED_LEN],
-                &'a mut [i8; OUTPUT_LEN],
-                &'a mut [i32; SCRATCH_LEN],
-            ),
-            ::gspc_runtime::Error,
-        > {
+        ) -> Result<Arrays<'a>, ::gspc_runtime::Error> {
             Ok((
                 ::gspc_runtime::as_array("input", input)?,
                 ::gspc_runtime::as_array("packed", packed)?,
@@ -418,9 +428,34 @@ fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch) -> TokenStream {
             run_parallel: run_parallel_slice,
             dispatched_isa,
             variants: &[#(#variant_entries),*],
-            baked: None,
+            baked: #baked_entry,
         };
     }
+}
+
+/// With baked weights (`baked` = (length of the model's weight file, this layer's offset)):
+/// `PACKED` and `run_baked`, and the manifest's `baked` field; without, nothing and `None`.
+fn baked_items(baked: Option<(usize, usize)>) -> (TokenStream, TokenStream) {
+    let Some((len, offset)) = baked else {
+        return (quote!(), quote!(None));
+    };
+    let (len, offset) = (lit(len), lit(offset));
+    let items = quote! {
+        /// The layer's weights and bias, packed at generation time and baked into the
+        /// binary (read-only memory): pass them to [`run`], or call [`run_baked`].
+        pub static PACKED: &[i32; PACKED_LEN] =
+            ::gspc_runtime::baked::i32s::<#len, PACKED_LEN>(&super::WEIGHTS, #offset);
+
+        /// [`run`] with the baked weights [`PACKED`].
+        pub fn run_baked(
+            input: &[i8; INPUT_LEN],
+            output: &mut [i8; OUTPUT_LEN],
+            scratch: &mut [i32; SCRATCH_LEN],
+        ) {
+            run(input, PACKED, output, scratch)
+        }
+    };
+    (items, quote!(Some(PACKED)))
 }
 
 /// `run_<isa>_slice`: one variant over slices, refusing where the CPU lacks it.
@@ -568,6 +603,20 @@ fn target_feature(isa: Isa) -> TokenStream {
     }
 }
 
+/// `# Safety` doc lines of an int8 variant's public functions.
+fn safety_doc(isa: Isa) -> TokenStream {
+    let need = match isa {
+        Isa::Avx2 => "The CPU must support AVX2.",
+        Isa::Avx512 => {
+            "The CPU must support AVX-512F, BW, VL and VNNI (`gspc_runtime::qlayer::supported`)."
+        }
+        Isa::Neon => "NEON, the aarch64 baseline.",
+        Isa::Portable => return quote!(),
+    };
+    let need = format!(" {need}");
+    quote!(#[doc = ""] #[doc = " # Safety"] #[doc = ""] #[doc = #need])
+}
+
 fn arch_uses(isa: Isa) -> TokenStream {
     match isa {
         Isa::Avx2 | Isa::Avx512 => quote!(
@@ -592,6 +641,7 @@ fn variant_module(p: &LayerPlan, q: &QPlan, isa: Isa, v: &QVariant, fp32: bool) 
     };
     let module = ident(isa.as_str());
     let tf = target_feature(isa);
+    let safety = safety_doc(isa);
     let uses = arch_uses(isa);
     let cols = v.nvec * v.lanes;
     let full_offsets: Vec<usize> = (0..v.nvec).map(|i| i * v.lanes).collect();
@@ -621,11 +671,12 @@ fn variant_module(p: &LayerPlan, q: &QPlan, isa: Isa, v: &QVariant, fp32: bool) 
             fp32,
         ));
     }
-    let (oh_l, full_l, cols_l) = (lit(p.output[0]), lit(v.full_tiles), lit(cols));
+    let (oh_l, full_l) = (lit(p.output[0]), lit(v.full_tiles));
+    let t_expr = linear(&[("t", cols)], 0);
     let full_call = if v.full_tiles > 0 {
         quote! {
             for t in 0..#full_l {
-                tile_full(x, packed, block, unit, kl, oh, t * #cols_l);
+                tile_full(x, packed, block, unit, kl, oh, #t_expr);
             }
         }
     } else {
@@ -637,10 +688,10 @@ fn variant_module(p: &LayerPlan, q: &QPlan, isa: Isa, v: &QVariant, fp32: bool) 
         quote!()
     };
     let passes = lit(lay.block / v.channels);
-    let tile_ch = lit(v.channels);
+    let kl_expr = linear(&[("pass", v.channels)], 0);
     let loops = quote! {
         for pass in 0..#passes {
-            let kl = pass * #tile_ch;
+            let kl = #kl_expr;
             for oh in 0..#oh_l {
                 #full_call
                 #tail_call
@@ -665,6 +716,7 @@ fn variant_module(p: &LayerPlan, q: &QPlan, isa: Isa, v: &QVariant, fp32: bool) 
         }
     );
     let block_l = lit(lay.block);
+    let c_expr = linear(&[("unit", lay.block), ("kl", 1)], 0);
     let dw_loops = quote! {
         for oh in 0..#oh_l {
             #full_call
@@ -675,6 +727,7 @@ fn variant_module(p: &LayerPlan, q: &QPlan, isa: Isa, v: &QVariant, fp32: bool) 
         (
             quote! {
                 /// Runs the layer with this variant.
+                #safety
                 #tf
                 pub fn run(
                     input: &[i8; super::INPUT_LEN],
@@ -689,6 +742,7 @@ fn variant_module(p: &LayerPlan, q: &QPlan, isa: Isa, v: &QVariant, fp32: bool) 
             quote! {
                 /// Output blocks `first..first + blocks.len()`: each channel packs its
                 /// input into `scratch`, then runs its tiles.
+                #safety
                 #tf
                 pub fn run_units(
                     input: &[i8; super::INPUT_LEN],
@@ -700,7 +754,7 @@ fn variant_module(p: &LayerPlan, q: &QPlan, isa: Isa, v: &QVariant, fp32: bool) 
                     for (i, block) in blocks.iter_mut().enumerate() {
                         let unit = first + i;
                         for kl in 0..#block_l {
-                            super::LAYOUT.pack_input_depthwise(input, unit * #block_l + kl, scratch);
+                            super::LAYOUT.pack_input_depthwise(input, #c_expr, scratch);
                             let x: &[i32; super::SCRATCH_LEN] = scratch;
                             #dw_loops
                         }
@@ -712,6 +766,7 @@ fn variant_module(p: &LayerPlan, q: &QPlan, isa: Isa, v: &QVariant, fp32: bool) 
         (
             quote! {
                 /// Runs the layer with this variant.
+                #safety
                 #tf
                 pub fn run(
                     input: &[i8; super::INPUT_LEN],
@@ -726,6 +781,7 @@ fn variant_module(p: &LayerPlan, q: &QPlan, isa: Isa, v: &QVariant, fp32: bool) 
             },
             quote! {
                 /// Output blocks `first..first + blocks.len()` over the packed input `x`.
+                #safety
                 #tf
                 pub fn run_units(
                     packed: &[i32; super::PACKED_LEN],
@@ -826,13 +882,15 @@ fn tile_fn(
                 });
             }
         }
-        let (sh_l, rw_l, block_l) = (u(sh), u(row_words), u(lay.block));
+        let c_expr = linear(&[("unit", lay.block), ("kl", 1)], 0);
+        let x_at = linear(&[("oh", sh * row_words), ("ow0", 1)], 0);
+        let w_at = linear(&[("c", kh * pairs)], 0);
         quote! {
-            let c = unit * #block_l + kl;
-            let Some(xw) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, oh * #sh_l * #rw_l + ow0) else {
+            let c = #c_expr;
+            let Some(xw) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, #x_at) else {
                 return;
             };
-            let Some(wc) = ::gspc_runtime::window::window::<_, #wlen, { super::PACKED_LEN }>(p, c * #wlen) else {
+            let Some(wc) = ::gspc_runtime::window::window::<_, #wlen, { super::PACKED_LEN }>(p, #w_at) else {
                 return;
             };
             #(#fmas)*
@@ -869,26 +927,43 @@ fn tile_fn(
                 }
             }
         }
-        let (kh_l, kw_l, pairs_l, sh_l, dh_l, hp_l, rw_l, block_l) = (
-            u(kh),
-            u(kw),
-            u(pairs),
-            u(sh),
-            u(dh),
-            u(hp),
-            u(row_words),
-            u(block),
+        let (kh_l, pairs_l) = (u(kh), u(pairs));
+        let nb = lay.kpg / block;
+        let g_expr = if nb == 1 {
+            quote!(unit)
+        } else {
+            let nb = u(nb);
+            quote!(unit / #nb)
+        };
+        let plane_rows = hp * row_words;
+        let row_expr = linear(
+            &[
+                ("g", pairs * plane_rows),
+                ("pp", plane_rows),
+                ("oh", sh * row_words),
+                ("r", dh * row_words),
+                ("ow0", 1),
+            ],
+            0,
         );
-        let nb = u(lay.kpg / block);
+        let wrow_expr = linear(
+            &[
+                ("unit", pairs * kh * kw * block),
+                ("pp", kh * kw * block),
+                ("r", kw * block),
+                ("kl", 1),
+            ],
+            0,
+        );
         quote! {
-            let g = unit / #nb;
+            let g = #g_expr;
             for pp in 0..#pairs_l {
                 for r in 0..#kh_l {
-                    let row = ((g * #pairs_l + pp) * #hp_l + oh * #sh_l + r * #dh_l) * #rw_l + ow0;
+                    let row = #row_expr;
                     let Some(xw) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, row) else {
                         return;
                     };
-                    let wrow = (((unit * #pairs_l + pp) * #kh_l + r) * #kw_l) * #block_l + kl;
+                    let wrow = #wrow_expr;
                     let Some(wv) = ::gspc_runtime::window::window::<_, #wspan_l, { super::PACKED_LEN }>(p, wrow) else {
                         return;
                     };
@@ -897,20 +972,20 @@ fn tile_fn(
             }
         }
     };
-    let (ow_l, plane_l, block_l) = (u(ow_n), u(plane), u(lay.block));
     let stores: Vec<TokenStream> = (0..channels)
         .flat_map(|k| (0..nvec).map(move |v| (k, v)))
         .map(|(k, v)| {
             let a = acc(k, v);
-            let (k_l, off) = (u(k), u(offsets[v]));
             let store = ops.store(&quote!(#a), fp32, &quote!(kg));
+            let kg = linear(&[("unit", lay.block), ("kl", 1)], k);
+            let at = linear(&[("kl", plane), ("oh", ow_n), ("ow0", 1)], k * plane + offsets[v]);
             quote! {
                 {
-                    let kg = unit * #block_l + kl + #k_l;
+                    let kg = #kg;
                     let Some(&b) = p.get(super::BIAS_OFFSET + kg) else {
                         return;
                     };
-                    let at = (kl + #k_l) * #plane_l + oh * #ow_l + ow0 + #off;
+                    let at = #at;
                     let Some(dst) = ::gspc_runtime::window::window_mut::<_, #lanes_l, { super::BLOCK_LEN }>(out, at) else {
                         return;
                     };

@@ -61,7 +61,26 @@ fn int8_edge_cases_cover_both_kinds_and_modes() {
     for m in [Requantization::Fixed, Requantization::Fp32] {
         assert!(all.iter().any(|l| l.quant.mode == m), "no {m:?} layer");
     }
-    assert!(all.iter().all(|l| l.baked.is_none()));
+    assert!(all.iter().all(|l| l.baked.is_some()));
+    assert!(layers("random_int8").iter().all(|l| l.baked.is_none()));
+}
+
+/// The edge cases' weights baked at generation time are what `pack_weights` makes of the
+/// same data, and run right.
+#[test]
+fn int8_baked_weights_match_the_run_time_packing() {
+    let mut failures = Vec::new();
+    for m in gspc_kernel_tests::int8_models::MODELS
+        .iter()
+        .filter(|m| m.name.starts_with("edge_cases_int8"))
+    {
+        for l in m.qlayers {
+            if let Err(e) = check::check_qbaked(l, check::seed_for(m.name, l.info.name)) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// A wrong length or an unsupported variant is an error, not a panic.

@@ -15,6 +15,25 @@ pub mod real {
     include!(concat!(env!("OUT_DIR"), "/real.rs"));
 }
 
+/// The int8 fixtures (`gspc-codegen/tests/fixtures/int8_import/`): [`int8::INT8_FIXTURES`].
+pub mod int8 {
+    #![allow(clippy::all)]
+    use super::Int8Fixture;
+    include!(concat!(env!("OUT_DIR"), "/int8.rs"));
+}
+
+/// One int8 fixture: its generated layers and, per layer, ONNX Runtime's recorded input
+/// and output (files of one byte per int8 value).
+#[derive(Debug)]
+pub struct Int8Fixture {
+    /// The fixture's name.
+    pub name: &'static str,
+    /// The generated int8 layers (weights baked), in spec order.
+    pub layers: &'static [gspc_runtime::qlayer::QLayer],
+    /// Per layer: (name, input file, output file).
+    pub checks: &'static [(&'static str, &'static str, &'static str)],
+}
+
 /// One fixture of `fixtures/real/`.
 #[derive(Debug)]
 pub struct Fixture {

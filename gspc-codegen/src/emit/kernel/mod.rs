@@ -73,7 +73,7 @@ fn target_feature(isa: Isa) -> TokenStream {
 }
 
 /// `a * x + b * y + c`, leaving out zero terms and unit factors.
-fn linear(terms: &[(&str, usize)], constant: usize) -> TokenStream {
+pub(super) fn linear(terms: &[(&str, usize)], constant: usize) -> TokenStream {
     let mut parts: Vec<TokenStream> = Vec::new();
     for &(name, coeff) in terms {
         let id = ident(name);
