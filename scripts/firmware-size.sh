@@ -4,8 +4,9 @@
 # sizes of the text symbols whose demangled path lies in the layer's module
 # (`...::models::<model>::<layer>::...`). Whatever is left is printed by origin.
 #
-# usage: scripts/firmware-size.sh [--no-build] [--symbols] [-- EXTRA CARGO ARGS]
+# usage: scripts/firmware-size.sh [--no-build] [--symbols] [--int8] [-- EXTRA CARGO ARGS]
 #   --symbols  also list every text symbol with its size
+#   --int8     the int8 net (feature `int8`, spec/tiny_net_int8.json) instead of the f32 one
 #
 # Needs: rustup target thumbv7em-none-eabihf, and an nm/size that read 32-bit ARM ELF:
 # arm-linux-gnueabihf-nm/-size (Debian: binutils-arm-linux-gnueabihf, which
@@ -25,17 +26,24 @@ spec="$fw/spec/tiny_net.json"
 
 build=1
 list_symbols=0
+int8=0
 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-build) build=0 ;;
         --symbols) list_symbols=1 ;;
+        --int8) int8=1 ;;
         --) shift; extra=("$@"); break ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "firmware-size: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
+
+if [ "$int8" = 1 ]; then
+    spec="$fw/spec/tiny_net_int8.json"
+    extra=(--features int8 ${extra[@]+"${extra[@]}"})
+fi
 
 pick() {
     # The first of the given tools that exists.

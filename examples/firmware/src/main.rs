@@ -10,14 +10,18 @@
 //! every layer, ping-ponging between two activation buffers.
 //!
 //! With the `qemu` feature it runs one inference on QEMU's mps2-an386 board, checks every
-//! layer against the naive reference convolution, prints the results by semihosting and
-//! exits 0 (all match) or 1.
+//! layer against the naive reference, prints the results by semihosting and exits 0 (all
+//! match) or 1.
+//!
+//! With the `int8` feature the net is `spec/tiny_net_int8.json`, the same layers in int8
+//! ("fixed" requantization: integer arithmetic only), checked bit for bit against the
+//! integer reference: int8 activations, int32 packed weights and scratch.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
 
 use cortex_m_rt::entry;
-use gspc_runtime::{Error, Layer, rng::Rng};
+use gspc_runtime::{Error, rng::Rng};
 // Under QEMU, the critical section that semihosting's printing takes (cortex-m's
 // single-core one); elsewhere the standard halting panic handler.
 #[cfg(feature = "qemu")]
@@ -33,7 +37,35 @@ mod models {
     include!(concat!(env!("OUT_DIR"), "/models.rs"));
 }
 
-use models::tiny_net as net;
+/// The net's element types: activations, and packed weights and scratch.
+#[cfg(not(feature = "int8"))]
+mod elements {
+    pub use super::models::tiny_net as net;
+    /// A layer of the net.
+    pub type Layer = gspc_runtime::Layer;
+    /// Activation values.
+    pub type Act = f32;
+    /// Packed weights and scratch.
+    pub type Word = f32;
+    /// The net's layers.
+    pub const LAYERS: &[Layer] = net::LAYERS;
+}
+
+/// The net's element types: activations, and packed weights and scratch.
+#[cfg(feature = "int8")]
+mod elements {
+    pub use super::models::tiny_net_int8 as net;
+    /// A layer of the net.
+    pub type Layer = gspc_runtime::qlayer::QLayer;
+    /// Activation values.
+    pub type Act = i8;
+    /// Packed weights and scratch.
+    pub type Word = i32;
+    /// The net's layers.
+    pub const LAYERS: &[Layer] = net::QLAYERS;
+}
+
+use elements::{Act, LAYERS, Layer, Word, net};
 
 #[cfg(feature = "qemu")]
 const fn max(a: usize, b: usize) -> usize {
@@ -48,8 +80,8 @@ const ACT_LEN: usize = net::MAX_ACTIVATION_LEN;
 const MAX_WEIGHTS_LEN: usize = {
     let mut m = 0;
     let mut i = 0;
-    while i < net::LAYERS.len() {
-        m = max(m, net::LAYERS[i].weights_len);
+    while i < LAYERS.len() {
+        m = max(m, LAYERS[i].weights_len);
         i += 1;
     }
     m
@@ -60,8 +92,8 @@ const MAX_WEIGHTS_LEN: usize = {
 const MAX_OUT_CHANNELS: usize = {
     let mut m = 0;
     let mut i = 0;
-    while i < net::LAYERS.len() {
-        m = max(m, net::LAYERS[i].info.out_channels);
+    while i < LAYERS.len() {
+        m = max(m, LAYERS[i].info.out_channels);
         i += 1;
     }
     m
@@ -71,42 +103,40 @@ const MAX_OUT_CHANNELS: usize = {
 // weights: checked when this crate compiles.
 const _: () = {
     let mut i = 0;
-    while i < net::LAYERS.len() {
+    while i < LAYERS.len() {
         if i > 0 {
             assert!(
-                net::LAYERS[i - 1].output_len == net::LAYERS[i].input_len,
+                LAYERS[i - 1].output_len == LAYERS[i].input_len,
                 "tiny_net: a layer's output is not the next layer's input"
             );
         }
-        assert!(
-            net::LAYERS[i].baked.is_some(),
-            "tiny_net: weights not baked"
-        );
+        assert!(LAYERS[i].baked.is_some(), "tiny_net: weights not baked");
         i += 1;
     }
 };
 
 /// Input of the net (the first layer's input).
-const INPUT_LEN: usize = net::LAYERS[0].input_len;
+const INPUT_LEN: usize = LAYERS[0].input_len;
 /// Output of the net (the last layer's output).
-const OUTPUT_LEN: usize = net::LAYERS[net::LAYERS.len() - 1].output_len;
+const OUTPUT_LEN: usize = LAYERS[LAYERS.len() - 1].output_len;
 
-/// All the RAM the net needs, f32 throughout: `4 * (2 * MAX_ACTIVATION_LEN +
-/// MAX_SCRATCH_LEN)` bytes (the weights, `4 * TOTAL_PACKED_LEN` bytes, are in flash).
+/// All the RAM the net needs: two activation buffers of `MAX_ACTIVATION_LEN` values (f32,
+/// or int8 with the `int8` feature) and `MAX_SCRATCH_LEN` 4-byte words of scratch (the
+/// weights, `4 * TOTAL_PACKED_LEN` bytes, are in flash).
 struct Net {
     /// Activations: the current layer reads one and writes the other.
-    ping: [f32; ACT_LEN],
-    pong: [f32; ACT_LEN],
+    ping: [Act; ACT_LEN],
+    pong: [Act; ACT_LEN],
     /// One workspace shared by every layer.
-    scratch: [f32; net::MAX_SCRATCH_LEN],
+    scratch: [Word; net::MAX_SCRATCH_LEN],
 }
 
 impl Net {
     /// All zero, so that a `static` of it goes to `.bss` (no flash image).
     const ZERO: Net = Net {
-        ping: [0.0; ACT_LEN],
-        pong: [0.0; ACT_LEN],
-        scratch: [0.0; net::MAX_SCRATCH_LEN],
+        ping: [0 as Act; ACT_LEN],
+        pong: [0 as Act; ACT_LEN],
+        scratch: [0 as Word; net::MAX_SCRATCH_LEN],
     };
 }
 
@@ -115,11 +145,75 @@ pub const NET_BYTES: usize = core::mem::size_of::<Net>();
 
 /// The weights and bias of layer `index`, made up again as the build script made up the
 /// ones it baked in (for the reference check under QEMU).
-#[cfg(feature = "qemu")]
+#[cfg(all(feature = "qemu", not(feature = "int8")))]
 fn layer_weights(index: usize, layer: &Layer, weights: &mut [f32], bias: &mut [f32]) {
     let mut rng = Rng::new(0x5EED_0000 + index as u64);
     rng.fill(&mut weights[..layer.weights_len]);
     rng.fill(&mut bias[..layer.info.out_channels]);
+}
+
+/// The int8 twin of the f32 `layer_weights`: weights in [-127, 127], bias in [-512, 511].
+#[cfg(all(feature = "qemu", feature = "int8"))]
+fn layer_weights(index: usize, layer: &Layer, weights: &mut [i8], bias: &mut [i32]) {
+    let mut rng = Rng::new(0x5EED_0000 + index as u64);
+    for w in &mut weights[..layer.weights_len] {
+        *w = ((rng.next_u64() % 255) as i32 - 127) as i8;
+    }
+    for b in &mut bias[..layer.info.out_channels] {
+        *b = (rng.next_u64() % 1024) as i32 - 512;
+    }
+}
+
+/// Checks one layer's output against the reference (f32: within the reference's
+/// tolerance).
+#[cfg(all(feature = "qemu", not(feature = "int8")))]
+fn check(
+    layer: &Layer,
+    input: &[f32],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    output: &[f32],
+    expected: &mut [f32],
+) -> Result<(), ()> {
+    use gspc_runtime::reference;
+    let info = &layer.info;
+    reference::conv2d(info, input, weights, bias, expected).map_err(|_| ())?;
+    reference::compare(info, expected, output).map_err(|m| {
+        cortex_m_semihosting::hprintln!("  {}: MISMATCH {}", info.name, m);
+    })
+}
+
+/// Checks one int8 layer's output against the integer reference, bit for bit.
+#[cfg(all(feature = "qemu", feature = "int8"))]
+fn check(
+    layer: &Layer,
+    input: &[i8],
+    weights: &[i8],
+    bias: Option<&[i32]>,
+    output: &[i8],
+    expected: &mut [i8],
+) -> Result<(), ()> {
+    use gspc_runtime::quant::{self, ChannelScale};
+    let info = &layer.info;
+    let mut channels = [ChannelScale::Fp32(0.0); MAX_OUT_CHANNELS];
+    let rq = layer
+        .quant
+        .derive(info.activation, &mut channels[..info.out_channels])
+        .map_err(|_| ())?;
+    quant::conv2d(info, &rq, input, weights, bias, expected).map_err(|_| ())?;
+    match expected.iter().zip(output).position(|(e, o)| e != o) {
+        None => Ok(()),
+        Some(i) => {
+            cortex_m_semihosting::hprintln!(
+                "  {}: MISMATCH at {}: {} (reference {})",
+                info.name,
+                i,
+                output[i],
+                expected[i]
+            );
+            Err(())
+        }
+    }
 }
 
 /// `what` of length `expected` did not fit (cannot happen: the lengths are checked above).
@@ -132,16 +226,16 @@ fn too_short(buffer: &'static str, expected: usize, actual: usize) -> Error {
 }
 
 /// The slice `..len` of `buf`, or a length error.
-fn prefix<'a>(buffer: &'static str, buf: &'a [f32], len: usize) -> Result<&'a [f32], Error> {
+fn prefix<'a, T>(buffer: &'static str, buf: &'a [T], len: usize) -> Result<&'a [T], Error> {
     buf.get(..len).ok_or(too_short(buffer, len, buf.len()))
 }
 
 /// Mutable twin of [`prefix`].
-fn prefix_mut<'a>(
+fn prefix_mut<'a, T>(
     buffer: &'static str,
-    buf: &'a mut [f32],
+    buf: &'a mut [T],
     len: usize,
-) -> Result<&'a mut [f32], Error> {
+) -> Result<&'a mut [T], Error> {
     let actual = buf.len();
     buf.get_mut(..len).ok_or(too_short(buffer, len, actual))
 }
@@ -150,13 +244,13 @@ fn prefix_mut<'a>(
 /// layer's input and output. Returns the net's output.
 fn infer(
     n: &mut Net,
-    mut after: impl FnMut(usize, &Layer, &[f32], &[f32]),
-) -> Result<&[f32], Error> {
+    mut after: impl FnMut(usize, &Layer, &[Act], &[Act]),
+) -> Result<&[Act], Error> {
     let (mut src, mut dst) = (&mut n.ping, &mut n.pong);
     // Through the layer table, as an app that loads a model description would: without the
     // black box the compiler would unroll this loop and inline every layer into `main`, and
     // scripts/firmware-size.sh could not tell the layers' code apart.
-    for (i, layer) in core::hint::black_box(net::LAYERS).iter().enumerate() {
+    for (i, layer) in core::hint::black_box(LAYERS).iter().enumerate() {
         let p = layer
             .baked
             .ok_or(too_short("packed", layer.packed_len, 0))?;
@@ -171,8 +265,18 @@ fn infer(
 }
 
 /// A stand-in for a sensor frame.
+#[cfg(not(feature = "int8"))]
 fn read_input(frame: u64, input: &mut [f32]) {
     Rng::new(frame).fill(input);
+}
+
+/// A stand-in for a sensor frame, int8.
+#[cfg(feature = "int8")]
+fn read_input(frame: u64, input: &mut [i8]) {
+    let mut rng = Rng::new(frame);
+    for x in input {
+        *x = rng.next_u64() as u8 as i8;
+    }
 }
 
 #[entry]
@@ -204,19 +308,18 @@ fn run(n: &mut Net) -> ! {
 #[cfg(feature = "qemu")]
 fn run(n: &mut Net) -> ! {
     use cortex_m_semihosting::{debug, hprintln};
-    use gspc_runtime::reference;
 
     // The reference's output and the layer's own weights and bias, unpacked again (on the
     // stack: QEMU's board has 4 MiB of RAM).
-    let mut expected = [0.0f32; ACT_LEN];
-    let mut weights = [0.0f32; MAX_WEIGHTS_LEN];
-    let mut bias = [0.0f32; MAX_OUT_CHANNELS];
+    let mut expected = [0 as Act; ACT_LEN];
+    let mut weights = [0 as Act; MAX_WEIGHTS_LEN];
+    let mut bias = [0 as Word; MAX_OUT_CHANNELS];
     let mut failures = 0usize;
 
     hprintln!(
         "gspc firmware example: model {} ({} layers), {} bytes of RAM for the net, {} bytes of baked weights in flash",
         net::NAME,
-        net::LAYERS.len(),
+        LAYERS.len(),
         NET_BYTES,
         4 * net::TOTAL_PACKED_LEN
     );
@@ -225,18 +328,15 @@ fn run(n: &mut Net) -> ! {
         layer_weights(i, layer, &mut weights, &mut bias);
         let info = &layer.info;
         let b = info.bias.then_some(&bias[..info.out_channels]);
-        let checked = reference::conv2d(
-            info,
+        let checked = check(
+            layer,
             input,
             &weights[..layer.weights_len],
             b,
+            output,
             &mut expected[..layer.output_len],
         );
-        match checked.map_err(|_| ()).and_then(|()| {
-            reference::compare(info, &expected[..layer.output_len], output).map_err(|m| {
-                hprintln!("  {}: MISMATCH {}", info.name, m);
-            })
-        }) {
+        match checked {
             Ok(()) => hprintln!(
                 "  {:<16} {:>6} -> {:<6} {:>9} FLOP  ok",
                 info.name,
@@ -249,7 +349,7 @@ fn run(n: &mut Net) -> ! {
     });
     match result {
         Ok(out) => {
-            let sum: f32 = out.iter().sum();
+            let sum = out.iter().fold(0.0f32, |s, &v| s + v as f32);
             hprintln!("output: {} values, sum {}", out.len(), sum);
         }
         Err(e) => {
@@ -258,7 +358,7 @@ fn run(n: &mut Net) -> ! {
         }
     }
     if failures == 0 {
-        hprintln!("all {} layers match the reference", net::LAYERS.len());
+        hprintln!("all {} layers match the reference", LAYERS.len());
         debug::exit(debug::EXIT_SUCCESS);
     } else {
         hprintln!("{} layer(s) failed", failures);
