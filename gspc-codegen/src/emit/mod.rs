@@ -80,7 +80,7 @@ pub(crate) fn model_module(
         .map(|(i, p)| {
             let part = baked.map(|b| (b.len, b.offsets[i]));
             match &p.quant {
-                Some(q) => quant::layer_module(p, q, arch, part),
+                Some(q) => quant::layer_module(p, q, arch, outline_tiles, part),
                 None => layer::layer_module(p, arch, outline_tiles, part),
             }
         })

@@ -35,6 +35,7 @@ pub(super) fn layer_module(
     p: &LayerPlan,
     q: &QPlan,
     arch: Arch,
+    outline: bool,
     baked: Option<(usize, usize)>,
 ) -> TokenStream {
     let l = &p.layer;
@@ -57,7 +58,7 @@ pub(super) fn layer_module(
         .variants
         .iter()
         .zip(&q.variants)
-        .map(|(v, qv)| variant_module(p, q, v.isa, qv, fp32));
+        .map(|(v, qv)| variant_module(p, q, v.isa, qv, fp32, outline));
     let doc = format!(
         " int8 layer `{}`: {} -> {} channels in {} group(s), {}x{} kernel, stride {:?}, padding {:?}, dilation {:?}, input {}x{}, output {}x{}, activation {}, {} requantization; strategy `{}`, blocks of {} channels.",
         l.name,
@@ -633,7 +634,14 @@ fn arch_uses(isa: Isa) -> TokenStream {
 
 /// One variant's module: `run`, `run_units` and its tiles (a full one and, where the row
 /// has a remainder, a last one).
-fn variant_module(p: &LayerPlan, q: &QPlan, isa: Isa, v: &QVariant, fp32: bool) -> TokenStream {
+fn variant_module(
+    p: &LayerPlan,
+    q: &QPlan,
+    isa: Isa,
+    v: &QVariant,
+    fp32: bool,
+    outline: bool,
+) -> TokenStream {
     let lay = &q.layout;
     let ops = Ops {
         flavor: v.flavor,
@@ -654,8 +662,7 @@ fn variant_module(p: &LayerPlan, q: &QPlan, isa: Isa, v: &QVariant, fp32: bool) 
             &tf,
             "tile_full",
             &full_offsets,
-            v.channels,
-            fp32,
+            (v.channels, fp32, outline),
         ));
     }
     let has_tail = !v.tail_starts.is_empty();
@@ -667,8 +674,7 @@ fn variant_module(p: &LayerPlan, q: &QPlan, isa: Isa, v: &QVariant, fp32: bool) 
             &tf,
             "tile_tail",
             &v.tail_starts,
-            v.channels,
-            fp32,
+            (v.channels, fp32, outline),
         ));
     }
     let (oh_l, full_l) = (lit(p.output[0]), lit(v.full_tiles));
@@ -820,8 +826,8 @@ fn phase_offset(lay: &gspc_runtime::qlayer::QLayout, off: usize) -> usize {
 }
 
 /// A tile of `channels` output channels (from local channel `kl` of the unit's block) x
-/// vectors at columns `ow0 + offsets[i]` of output row `oh`.
-#[allow(clippy::too_many_arguments)]
+/// vectors at columns `ow0 + offsets[i]` of output row `oh`; `fp32`: vector
+/// requantization; `outline`: kept out of line (`#[inline(never)]`, for scripts/mca.py).
 fn tile_fn(
     p: &LayerPlan,
     q: &QPlan,
@@ -829,8 +835,7 @@ fn tile_fn(
     tf: &TokenStream,
     name: &str,
     offsets: &[usize],
-    channels: usize,
-    fp32: bool,
+    (channels, fp32, outline): (usize, bool, bool),
 ) -> TokenStream {
     let lay = &q.layout;
     let lanes = ops.lanes;
@@ -997,10 +1002,15 @@ fn tile_fn(
     let doc = format!(
         " {channels} output channel(s) x {nvec} vector(s) of {lanes} columns at offsets {offsets:?}."
     );
+    let inline = if outline {
+        quote!(#[inline(never)])
+    } else {
+        quote!(#[inline])
+    };
     quote! {
         #[doc = #doc]
         #tf
-        #[inline]
+        #inline
         #[allow(clippy::too_many_arguments)]
         fn #name(
             x: &[i32; super::SCRATCH_LEN],
