@@ -192,6 +192,40 @@ fn interior<const S: usize>(dst: &mut [i32], a: &[i8], b: Option<&[i8]>, zp: i32
     }
 }
 
+/// The epilogue of an int8 tile whose lanes are output channels, lane by lane: lane `l` of
+/// `acc` is output channel `k0 + l`; adds its bias (`bias[k0 + l]`, wrapping), requantizes
+/// it and stores it at `out[at + l * plane]` (the channels' planes are `plane` apart).
+#[inline(always)]
+pub fn store_channels<const L: usize>(
+    rq: &Requant<'_>,
+    acc: [i32; L],
+    bias: &[i32],
+    k0: usize,
+    out: &mut [i8],
+    at: usize,
+    plane: usize,
+) {
+    for (l, &a) in acc.iter().enumerate() {
+        let k = k0 + l;
+        let (Some(&b), Some(c), Some(o)) =
+            (bias.get(k), rq.channels.get(k), out.get_mut(at + l * plane))
+        else {
+            continue;
+        };
+        *o = c.requantize(a.wrapping_add(b), rq.output_zero_point, rq.min, rq.max);
+    }
+}
+
+/// Stores `values` (output channels `l` of one pixel) at `out[at + l * plane]`.
+#[inline(always)]
+pub fn scatter<const L: usize>(values: &[i8; L], out: &mut [i8], at: usize, plane: usize) {
+    for (l, &v) in values.iter().enumerate() {
+        if let Some(o) = out.get_mut(at + l * plane) {
+            *o = v;
+        }
+    }
+}
+
 /// The packed layouts of one int8 layer (see the module documentation). The input packing
 /// is inlined into each variant, where it is compiled (and vectorized) with the variant's
 /// instruction set.

@@ -352,7 +352,18 @@ mod simd {
     #[inline]
     #[target_feature(enable = "sse2")]
     pub fn requant4(acc: __m128i, scale: f32, lo: f32, hi: f32, zp: i32, out: &mut [i8; 4]) {
-        let v = _mm_mul_ps(_mm_cvtepi32_ps(acc), _mm_set1_ps(scale));
+        requant4_by(acc, _mm_set1_ps(scale), lo, hi, zp, out)
+    }
+
+    /// [`requant4`] with one scale per lane (lanes are output channels).
+    ///
+    /// # Safety
+    ///
+    /// Only callable where SSE2 is enabled (from the generated AVX2 and AVX-512 kernels).
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    pub fn requant4_by(acc: __m128i, scale: __m128, lo: f32, hi: f32, zp: i32, out: &mut [i8; 4]) {
+        let v = _mm_mul_ps(_mm_cvtepi32_ps(acc), scale);
         let v = _mm_min_ps(_mm_max_ps(v, _mm_set1_ps(lo)), _mm_set1_ps(hi));
         let q = _mm_add_epi32(_mm_cvtps_epi32(v), _mm_set1_epi32(zp));
         // In [-128, 127] already: the saturating packs keep every value.
@@ -368,7 +379,18 @@ mod simd {
     #[inline]
     #[target_feature(enable = "avx2")]
     pub fn requant8(acc: __m256i, scale: f32, lo: f32, hi: f32, zp: i32, out: &mut [i8; 8]) {
-        let v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(scale));
+        requant8_by(acc, _mm256_set1_ps(scale), lo, hi, zp, out)
+    }
+
+    /// [`requant8`] with one scale per lane (lanes are output channels).
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX2 is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub fn requant8_by(acc: __m256i, scale: __m256, lo: f32, hi: f32, zp: i32, out: &mut [i8; 8]) {
+        let v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale);
         let v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
         let q = _mm256_add_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(zp));
         // Per 128-bit half: lanes 0-3 as bytes 0-3 (saturating packs of in-range values).
@@ -387,7 +409,25 @@ mod simd {
     #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn requant16(acc: __m512i, scale: f32, lo: f32, hi: f32, zp: i32, out: &mut [i8; 16]) {
-        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(scale));
+        requant16_by(acc, _mm512_set1_ps(scale), lo, hi, zp, out)
+    }
+
+    /// [`requant16`] with one scale per lane (lanes are output channels).
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn requant16_by(
+        acc: __m512i,
+        scale: __m512,
+        lo: f32,
+        hi: f32,
+        zp: i32,
+        out: &mut [i8; 16],
+    ) {
+        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
         let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
         let q = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(zp));
         // In [-128, 127] already: the truncating narrow keeps every value.

@@ -592,6 +592,66 @@ impl Ops {
     }
 }
 
+impl Ops {
+    /// The epilogue of accumulator `acc` whose lanes are output channels `kg..kg + lanes`
+    /// at one pixel: bias, requantization, then a scatter over the channels' planes
+    /// (`out[at + l * plane]`). With `fp32` requantization on x86 in vectors, otherwise
+    /// lane by lane.
+    fn store_channels(&self, acc: &TokenStream, fp32: bool, plane: usize) -> TokenStream {
+        let l = lit(self.lanes);
+        let plane = lit(plane);
+        let vector = |ty: TokenStream, add: TokenStream, load_f: TokenStream, f: TokenStream| {
+            quote! {
+                let Some(bv) = ::gspc_runtime::window::window::<_, #l, { super::PACKED_LEN }>(p, super::BIAS_OFFSET + kg) else {
+                    return;
+                };
+                let Some(sv) = ::gspc_runtime::window::window::<_, #l, { super::OUT_CHANNELS }>(&super::SCALES, kg) else {
+                    return;
+                };
+                let a: #ty = #add;
+                let mut q = [0i8; #l];
+                #f(a, #load_f, super::CLAMP.0, super::CLAMP.1, super::REQUANT.output_zero_point, &mut q);
+                ::gspc_runtime::qlayer::scatter(&q, out, at, #plane);
+            }
+        };
+        let lanes = |v: TokenStream| {
+            quote! {
+                let Some(bias) = p.get(super::BIAS_OFFSET..) else {
+                    return;
+                };
+                ::gspc_runtime::qlayer::store_channels(&super::REQUANT, #v, bias, kg, out, at, #plane);
+            }
+        };
+        match (self.flavor, fp32) {
+            (Flavor::Zmm, true) => vector(
+                quote!(__m512i),
+                quote!(_mm512_add_epi32(#acc, ::gspc_runtime::x86::loadi16(bv))),
+                quote!(::gspc_runtime::x86::load16(sv)),
+                quote!(::gspc_runtime::x86::requant16_by),
+            ),
+            (Flavor::Ymm, true) => vector(
+                quote!(__m256i),
+                quote!(_mm256_add_epi32(#acc, ::gspc_runtime::x86::loadi8(bv))),
+                quote!(::gspc_runtime::x86::load8(sv)),
+                quote!(::gspc_runtime::x86::requant8_by),
+            ),
+            (Flavor::Xmm, true) => vector(
+                quote!(__m128i),
+                quote!(_mm_add_epi32(#acc, ::gspc_runtime::x86::loadi4(bv))),
+                quote!(::gspc_runtime::x86::load4(sv)),
+                quote!(::gspc_runtime::x86::requant4_by),
+            ),
+            (Flavor::Zmm, false) => lanes(quote!(::gspc_runtime::x86::storei16(#acc))),
+            (Flavor::Ymm, false) => lanes(quote!(::gspc_runtime::x86::storei8(#acc))),
+            (Flavor::Xmm, false) => lanes(quote!(::gspc_runtime::x86::storei4(#acc))),
+            (Flavor::Neon, _) => {
+                lanes(quote!(::gspc_runtime::aarch64::storei4(vpaddq_s32(#acc.0, #acc.1))))
+            }
+            (Flavor::Scalar, _) => lanes(quote!(#acc)),
+        }
+    }
+}
+
 /// `#[target_feature]` of an int8 variant's functions.
 fn target_feature(isa: Isa) -> TokenStream {
     match isa {
@@ -651,31 +711,33 @@ fn variant_module(
     let tf = target_feature(isa);
     let safety = safety_doc(isa);
     let uses = arch_uses(isa);
-    let cols = v.nvec * v.lanes;
-    let full_offsets: Vec<usize> = (0..v.nvec).map(|i| i * v.lanes).collect();
-    let mut tiles = Vec::new();
-    if v.full_tiles > 0 {
-        tiles.push(tile_fn(
-            p,
-            q,
-            &ops,
-            &tf,
-            "tile_full",
-            &full_offsets,
-            (v.channels, fp32, outline),
-        ));
-    }
+    let cols = if v.channel_lanes {
+        v.columns
+    } else {
+        v.nvec * v.lanes
+    };
+    // Full tiles: vectors (or, with channel lanes, columns) from `ow0`; the last tile's at
+    // absolute columns.
+    let full_offsets: Vec<usize> = if v.channel_lanes {
+        (0..v.columns).collect()
+    } else {
+        (0..v.nvec).map(|i| i * v.lanes).collect()
+    };
     let has_tail = !v.tail_starts.is_empty();
-    if has_tail {
-        tiles.push(tile_fn(
-            p,
-            q,
-            &ops,
-            &tf,
-            "tile_tail",
-            &v.tail_starts,
-            (v.channels, fp32, outline),
-        ));
+    let mut tiles = Vec::new();
+    for (name, offsets, present) in [
+        ("tile_full", &full_offsets, v.full_tiles > 0),
+        ("tile_tail", &v.tail_starts, has_tail),
+    ] {
+        if !present {
+            continue;
+        }
+        let settings = (v.channels, fp32, outline);
+        tiles.push(if v.channel_lanes {
+            channel_tile_fn(p, q, &ops, &tf, name, offsets, settings)
+        } else {
+            tile_fn(p, q, &ops, &tf, name, offsets, settings)
+        });
     }
     let (oh_l, full_l) = (lit(p.output[0]), lit(v.full_tiles));
     let t_expr = linear(&[("t", cols)], 0);
@@ -705,7 +767,7 @@ fn variant_module(
         }
     };
     let doc = format!(
-        " The {isa} variant: {} of {} int32 lanes (output columns); tiles of {} vector(s) x {} channel(s){}.",
+        " The {isa} variant: {} of {} int32 lanes ({}); tiles of {} vector(s) x {} channel(s){}.",
         match v.flavor {
             Flavor::Zmm => "vpdpwssd over vectors",
             Flavor::Ymm | Flavor::Xmm => "vpmaddwd over vectors",
@@ -713,6 +775,11 @@ fn variant_module(
             Flavor::Scalar => "int32 arrays",
         },
         v.lanes,
+        if v.channel_lanes {
+            format!("output channels, {} column(s) per tile", v.columns)
+        } else {
+            "output columns".to_string()
+        },
         v.nvec,
         v.channels,
         if has_tail {
@@ -1023,6 +1090,161 @@ fn tile_fn(
         ) {
             #(#init)*
             #body
+            #(#stores)*
+        }
+    }
+}
+
+/// A channel-lane tile of a grouped layer: the block's channels (`nvec` vectors of
+/// channels, from local channel `kl`) x the output columns `ow0 + columns[j]` of row `oh`.
+/// Per input word and kernel row (loops), every kernel column unrolled: the block's weight
+/// vectors loaded once, then per column one broadcast input word and a multiply-add per
+/// vector.
+fn channel_tile_fn(
+    p: &LayerPlan,
+    q: &QPlan,
+    ops: &Ops,
+    tf: &TokenStream,
+    name: &str,
+    columns: &[usize],
+    (channels, fp32, outline): (usize, bool, bool),
+) -> TokenStream {
+    let lay = &q.layout;
+    let lanes = ops.lanes;
+    let nvec = channels / lanes;
+    let [kh, kw] = lay.kernel;
+    let (sh, sw) = (lay.stride[0], lay.stride[1]);
+    let [dh, dw] = lay.dilation;
+    let hp = lay.padded[0];
+    let [oh_n, ow_n] = p.output;
+    let plane = oh_n * ow_n;
+    let pairs = lay.pairs;
+    let block = lay.block;
+    let row_words = lay.phases() * lay.phase_len();
+    let u = lit;
+    let name = ident(name);
+    let acc = |j: usize, v: usize| ident(&format!("acc_{j}_{v}"));
+    let zero = ops.zero();
+    let init: Vec<TokenStream> = (0..columns.len())
+        .flat_map(|j| (0..nvec).map(move |v| (j, v)))
+        .map(|(j, v)| {
+            let a = acc(j, v);
+            quote!(let mut #a = #zero;)
+        })
+        .collect();
+    let lanes_l = u(lanes);
+    // Word of output column c at kernel column s: phase (s DW) % SW, word c * SW / SW + ...
+    // i.e. `phase_offset(s * DW) + c` past the row's `ow0`: a column's words are adjacent
+    // in its phase (the row is stored by column phase).
+    let max_col = columns.iter().copied().max().unwrap_or(0);
+    let col_offsets: Vec<usize> = (0..kw).map(|s| phase_offset(lay, s * dw)).collect();
+    let span = col_offsets.iter().copied().max().unwrap_or(0) + max_col + 1;
+    let span_l = u(span);
+    let wspan = (kw - 1) * block + channels;
+    let wspan_l = u(wspan);
+    let mut body = Vec::new();
+    for (s, &at) in col_offsets.iter().enumerate() {
+        for v in 0..nvec {
+            let wv_name = ident(&format!("w_{v}"));
+            let wi = u(s * block + v * lanes);
+            let load =
+                ops.load(quote!(::gspc_runtime::window::at::<_, #lanes_l, #wspan_l, #wi>(wv)));
+            body.push(quote!(let #wv_name = #load;));
+        }
+        for (j, &c) in columns.iter().enumerate() {
+            let xi = u(at + c);
+            let b = ops.bcast(quote!(xw[#xi]));
+            body.push(quote!(let xb = #b;));
+            for v in 0..nvec {
+                let a = acc(j, v);
+                let w = ident(&format!("w_{v}"));
+                let m = ops.madd(&quote!(#a), &quote!(xb), &quote!(#w));
+                body.push(quote!(#a = #m;));
+            }
+        }
+    }
+    let (kh_l, pairs_l) = (u(kh), u(pairs));
+    let nb = lay.kpg / block;
+    let g_expr = if nb == 1 {
+        quote!(unit)
+    } else {
+        let nb = u(nb);
+        quote!(unit / #nb)
+    };
+    let plane_rows = hp * row_words;
+    let row_expr = linear(
+        &[
+            ("g", pairs * plane_rows),
+            ("pp", plane_rows),
+            ("oh", sh * row_words),
+            ("r", dh * row_words),
+            ("ow0", 1),
+        ],
+        0,
+    );
+    let wrow_expr = linear(
+        &[
+            ("unit", pairs * kh * kw * block),
+            ("pp", kh * kw * block),
+            ("r", kw * block),
+            ("kl", 1),
+        ],
+        0,
+    );
+    let stores: Vec<TokenStream> = (0..columns.len())
+        .flat_map(|j| (0..nvec).map(move |v| (j, v)))
+        .map(|(j, v)| {
+            let a = acc(j, v);
+            let store = ops.store_channels(&quote!(#a), fp32, plane);
+            let kg = linear(&[("unit", block), ("kl", 1)], v * lanes);
+            let at = linear(
+                &[("kl", plane), ("oh", ow_n), ("ow0", 1)],
+                v * lanes * plane + columns[j],
+            );
+            quote! {
+                {
+                    let kg = #kg;
+                    let at = #at;
+                    #store
+                }
+            }
+        })
+        .collect();
+    let doc = format!(
+        " {channels} output channel(s) in {nvec} vector(s) of {lanes} lanes x output columns {columns:?}; stride {sw} columns."
+    );
+    let inline = if outline {
+        quote!(#[inline(never)])
+    } else {
+        quote!(#[inline])
+    };
+    quote! {
+        #[doc = #doc]
+        #tf
+        #inline
+        #[allow(clippy::too_many_arguments)]
+        fn #name(
+            x: &[i32; super::SCRATCH_LEN],
+            p: &[i32; super::PACKED_LEN],
+            out: &mut [i8; super::BLOCK_LEN],
+            unit: usize,
+            kl: usize,
+            oh: usize,
+            ow0: usize,
+        ) {
+            let g = #g_expr;
+            #(#init)*
+            for pp in 0..#pairs_l {
+                for r in 0..#kh_l {
+                    let Some(xw) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, #row_expr) else {
+                        return;
+                    };
+                    let Some(wv) = ::gspc_runtime::window::window::<_, #wspan_l, { super::PACKED_LEN }>(p, #wrow_expr) else {
+                        return;
+                    };
+                    #(#body)*
+                }
+            }
             #(#stores)*
         }
     }

@@ -76,7 +76,14 @@ impl Flavor {
 pub struct QVariant {
     /// Vector flavor.
     pub flavor: Flavor,
-    /// int32 lanes (output columns) per vector.
+    /// Lanes are output channels (grouped layers on narrow rows or long reductions: one
+    /// broadcast input word per column feeds a vector of channels' weights), not output
+    /// columns. Then `nvec` vectors cover the tile's `channels`, and a tile is `columns`
+    /// output columns.
+    pub channel_lanes: bool,
+    /// Output columns per full tile of a channel-lane tile (0 otherwise).
+    pub columns: usize,
+    /// int32 lanes (output columns, or channels) per vector.
     pub lanes: usize,
     /// Vectors per full tile.
     pub nvec: usize,
@@ -85,8 +92,61 @@ pub struct QVariant {
     /// Full tiles per output row (`nvec * lanes` columns each).
     pub full_tiles: usize,
     /// First columns of the last tile's vectors (absolute; empty: no last tile). The last
-    /// may overlap the one before it.
+    /// may overlap the one before it. Channel-lane tiles: the last tile's columns.
     pub tail_starts: Vec<usize>,
+}
+
+/// Column lanes used per vector instruction over a row of `ow` columns: `lanes * ow /
+/// (vectors * lanes)`.
+fn column_use(lanes: usize, ow: usize) -> f64 {
+    (ow * lanes) as f64 / (ow.div_ceil(lanes) * lanes) as f64
+}
+
+/// The channel-lane tile of a grouped layer's variant, if it beats output columns on the
+/// vector axis: vectors of channels fill every lane at any row width, but each output
+/// vector ends in a scatter of its channels over their planes. So: where the channel
+/// vector uses over 1.1x the lanes of a column vector (narrow rows), or at least as many
+/// on a reduction of 64 words or more (the scatter is a small part).
+fn channel_variant(
+    isa: Isa,
+    block: usize,
+    ow: usize,
+    reduction_words: usize,
+    max_acc: usize,
+) -> Option<QVariant> {
+    let (col_flavor, col_lanes) = width(isa, ow);
+    let (flavor, lanes) = widths(isa)
+        .iter()
+        .copied()
+        .find(|(f, l)| *f != Flavor::Scalar && block.is_multiple_of(*l))?;
+    let col = if col_flavor == Flavor::Scalar {
+        0.0
+    } else {
+        column_use(col_lanes, ow)
+    };
+    let chan = lanes as f64;
+    if !(chan > 1.1 * col || chan >= col && reduction_words >= 64) {
+        return None;
+    }
+    let nvec = block / lanes;
+    let per = flavor.per_accumulator();
+    let free = flavor.registers(isa) - 2;
+    // Accumulators, the block's weight vectors and a broadcast input.
+    let columns = (1..=ow.min(16))
+        .rev()
+        .find(|&r| r * nvec <= max_acc.max(nvec) && r * nvec * per + nvec <= free)?;
+    let full_tiles = ow / columns;
+    let tail_starts = (full_tiles * columns..ow).collect();
+    Some(QVariant {
+        flavor,
+        channel_lanes: true,
+        columns,
+        lanes,
+        nvec,
+        channels: block,
+        full_tiles,
+        tail_starts,
+    })
 }
 
 /// The int8 specifics of a layer's plan.
@@ -181,6 +241,8 @@ fn variant(isa: Isa, block: usize, ow: usize, depthwise: bool, max_acc: usize) -
     };
     QVariant {
         flavor,
+        channel_lanes: false,
+        columns: 0,
         lanes,
         nvec,
         channels,
@@ -299,15 +361,27 @@ pub(crate) fn plan_layer(
         .accumulators
         .unwrap_or(super::MAX_ACCUMULATORS)
         .min(super::MAX_ACCUMULATORS);
+    let reduction_words = layout.pairs * layout.kernel[0] * layout.kernel[1];
     let qvariants: Vec<QVariant> = isas
         .iter()
-        .map(|&isa| variant(isa, block, output[1], depthwise, max_acc))
+        .map(|&isa| {
+            let channels = if depthwise {
+                None
+            } else {
+                channel_variant(isa, block, output[1], reduction_words, max_acc)
+            };
+            channels.unwrap_or_else(|| variant(isa, block, output[1], depthwise, max_acc))
+        })
         .collect();
     let variants = isas
         .iter()
         .zip(&qvariants)
         .map(|(&isa, v)| {
-            let cols = v.nvec * v.lanes;
+            let cols = if v.channel_lanes {
+                v.columns
+            } else {
+                v.nvec * v.lanes
+            };
             let tail = output[1] - v.full_tiles * cols;
             VariantPlan {
                 isa,
@@ -354,6 +428,22 @@ pub(crate) fn plan_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn narrow_rows_of_grouped_layers_put_channels_on_the_lanes() {
+        let v = channel_variant(Isa::Avx512, 16, 7, 9, 20).expect("channel lanes");
+        assert_eq!(
+            (v.flavor, v.lanes, v.nvec, v.columns),
+            (Flavor::Zmm, 16, 1, 7)
+        );
+        assert_eq!(v.tail_starts, Vec::<usize>::new());
+        let v = channel_variant(Isa::Avx2, 16, 14, 9, 20).expect("channel lanes");
+        assert_eq!((v.flavor, v.lanes, v.nvec), (Flavor::Ymm, 8, 2));
+        assert_eq!(v.full_tiles * v.columns + v.tail_starts.len(), 14);
+        // Wide rows with a short reduction keep columns on the lanes.
+        assert!(channel_variant(Isa::Avx512, 16, 64, 9, 20).is_none());
+        assert!(channel_variant(Isa::Portable, 16, 7, 9, 20).is_none());
+    }
 
     #[test]
     fn widths_use_the_most_lanes() {
