@@ -486,46 +486,48 @@ fn print_plan(g: &gspc_codegen::Generated, options: &Options) {
 
 /// The memory plan: what a caller allocates (or puts in flash) to run every layer.
 fn print_memory(g: &gspc_codegen::Generated) {
-    let bytes = |n: usize| n * std::mem::size_of::<f32>();
-    let packed: usize = g.plans.iter().map(|p| p.packed_len).sum();
-    let max = |f: fn(&gspc_codegen::LayerPlan) -> usize| g.plans.iter().map(f).max().unwrap_or(0);
-    let (max_in, max_out, max_scratch) = (
-        max(|p| p.layer.input_len()),
-        max(|p| p.layer.output_len()),
-        max(|p| p.scratch_len),
-    );
-    let max_act = max(|p| p.layer.input_len().max(p.layer.output_len()));
+    use gspc_codegen::LayerPlan;
+    // Activations are f32 or int8 values; packed weights and scratch 4-byte words (f32, or
+    // int32 for int8 layers).
+    let act = |p: &LayerPlan| if p.quant.is_some() { 1 } else { 4 };
+    let input = |p: &LayerPlan| p.layer.input_len() * act(p);
+    let output = |p: &LayerPlan| p.layer.output_len() * act(p);
+    let scratch = |p: &LayerPlan| p.scratch_len * 4;
+    let packed: usize = g.plans.iter().map(|p| p.packed_len * 4).sum();
+    let max = |f: &dyn Fn(&LayerPlan) -> usize| g.plans.iter().map(f).max().unwrap_or(0);
+    let (max_in, max_out, max_scratch) = (max(&input), max(&output), max(&scratch));
+    let max_act = max(&|p| input(p).max(output(p)));
     let largest = g
         .plans
         .iter()
-        .max_by_key(|p| p.layer.input_len() + p.layer.output_len() + p.scratch_len);
+        .max_by_key(|p| input(p) + output(p) + scratch(p));
     say!("memory plan (bytes):");
     say!(
         "  packed weights      {:>12}  TOTAL_PACKED_LEN; in flash when baked (--weights)",
-        bytes(packed)
+        packed
     );
     if let Some(p) = largest {
-        let (i, o, s) = (p.layer.input_len(), p.layer.output_len(), p.scratch_len);
+        let (i, o, s) = (input(p), output(p), scratch(p));
         say!(
             "  largest layer       {:>12}  input {} + output {} + scratch {} ({})",
-            bytes(i + o + s),
-            bytes(i),
-            bytes(o),
-            bytes(s),
+            i + o + s,
+            i,
+            o,
+            s,
             p.layer.name
         );
     }
     say!(
         "  one buffer each     {:>12}  MAX_INPUT_LEN {} + MAX_OUTPUT_LEN {} + MAX_SCRATCH_LEN {}",
-        bytes(max_in + max_out + max_scratch),
-        bytes(max_in),
-        bytes(max_out),
-        bytes(max_scratch)
+        max_in + max_out + max_scratch,
+        max_in,
+        max_out,
+        max_scratch
     );
     say!(
         "  layer chain         {:>12}  2 x MAX_ACTIVATION_LEN {} + MAX_SCRATCH_LEN",
-        bytes(2 * max_act + max_scratch),
-        bytes(max_act)
+        2 * max_act + max_scratch,
+        max_act
     );
     say!(
         "  generated source    {:>12}  {} lines (machine code: scripts/firmware-size.sh)\n",

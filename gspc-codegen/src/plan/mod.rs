@@ -246,6 +246,9 @@ impl LayerPlan {
 
     /// Generated lines of code, estimated (for the size limit).
     pub fn estimated_lines(&self) -> usize {
+        if let Some(q) = &self.quant {
+            return quant::estimated_lines(self, q);
+        }
         let per_variant = |v: &VariantPlan| {
             // Formatted lines per statement: calls of intrinsics wrap over several lines.
             let per = match v.isa {
