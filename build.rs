@@ -2,7 +2,9 @@
 //! `GSPC_SPECS` (paths separated by `:`, relative to this directory). `GSPC_ISAS` (e.g.
 //! `portable,avx2`) restricts the ISA variants; the default is every variant the target
 //! runs. `GSPC_TUNING=FILE` takes tuned plans from a `gspc-codegen tune` database
-//! (`GSPC_CPU` and `GSPC_TUNING_THREADS` choose its records; see docs/tuning.md).
+//! (`GSPC_CPU` and `GSPC_TUNING_THREADS` choose its records; see docs/tuning.md). Every
+//! spec's int8 twin (`<model>_int8`, `Spec::int8_twin`) is generated too, unless
+//! `GSPC_INT8_TWINS=0`.
 
 use std::path::PathBuf;
 
@@ -29,7 +31,11 @@ fn main() {
         }
     };
     let mut builder = gspc_codegen::Builder::new();
-    builder.specs(&specs).index("models.rs").int8_twins(true);
+    // The int8 twin of every suite (`<suite>_int8`) for the benchmark and the tests;
+    // `GSPC_INT8_TWINS=0` leaves them out (a build with half the generated code).
+    println!("cargo:rerun-if-env-changed=GSPC_INT8_TWINS");
+    let twins = std::env::var("GSPC_INT8_TWINS").map_or(true, |v| v.trim() != "0");
+    builder.specs(&specs).index("models.rs").int8_twins(twins);
     if let Ok(list) = std::env::var("GSPC_ISAS") {
         let isas: Result<Vec<_>, _> = list
             .split(',')

@@ -725,9 +725,19 @@ fn variant_module(
     };
     let has_tail = !v.tail_starts.is_empty();
     let mut tiles = Vec::new();
+    let flat_names: Vec<proc_macro2::Ident> = (0..v.flat.len())
+        .map(|i| ident(&format!("tile_flat_{i}")))
+        .collect();
+    for (name, starts) in flat_names.iter().zip(&v.flat) {
+        tiles.push(flat_tile_fn(p, q, &ops, &tf, name, starts, (fp32, outline)));
+    }
     for (name, offsets, present) in [
-        ("tile_full", &full_offsets, v.full_tiles > 0),
-        ("tile_tail", &v.tail_starts, has_tail),
+        (
+            "tile_full",
+            &full_offsets,
+            v.full_tiles > 0 && v.flat.is_empty(),
+        ),
+        ("tile_tail", &v.tail_starts, has_tail && v.flat.is_empty()),
     ] {
         if !present {
             continue;
@@ -790,11 +800,15 @@ fn variant_module(
     );
     let block_l = lit(lay.block);
     let c_expr = linear(&[("unit", lay.block), ("kl", 1)], 0);
-    let dw_loops = quote! {
-        for oh in 0..#oh_l {
-            #full_call
-            #tail_call
+    let dw_loops = if v.flat.is_empty() {
+        quote! {
+            for oh in 0..#oh_l {
+                #full_call
+                #tail_call
+            }
         }
+    } else {
+        quote!(#(#flat_names(x, packed, block, unit, kl);)*)
     };
     let (run_fn, units_fn) = if lay.depthwise {
         (
@@ -1245,6 +1259,122 @@ fn channel_tile_fn(
                     #(#body)*
                 }
             }
+            #(#stores)*
+        }
+    }
+}
+
+/// A flat tile of a depthwise layer at stride 1 (`QVariant::flat`): the channel's packed
+/// plane read as one row, vectors at flat output indices `starts` (`oh * RW + ow`); every
+/// tap unrolled; each lane stored where it is a real output (`ow < OW`).
+fn flat_tile_fn(
+    p: &LayerPlan,
+    q: &QPlan,
+    ops: &Ops,
+    tf: &TokenStream,
+    name: &proc_macro2::Ident,
+    starts: &[usize],
+    (fp32, outline): (bool, bool),
+) -> TokenStream {
+    let lay = &q.layout;
+    let lanes = ops.lanes;
+    let [kh, _] = lay.kernel;
+    let [dh, dw] = lay.dilation;
+    let [oh_n, ow_n] = p.output;
+    let plane = oh_n * ow_n;
+    let pairs = lay.pairs;
+    let row_words = lay.phases() * lay.phase_len();
+    let u = lit;
+    let lanes_l = u(lanes);
+    let acc = |v: usize| ident(&format!("acc_{v}"));
+    let zero = ops.zero();
+    let init = (0..starts.len()).map(|v| {
+        let a = acc(v);
+        quote!(let mut #a = #zero;)
+    });
+    let taps: Vec<(usize, usize)> = (0..kh)
+        .flat_map(|r| (0..pairs).map(move |qq| (r, qq)))
+        .map(|(r, qq)| (r * pairs + qq, r * dh * row_words + 2 * qq * dw))
+        .collect();
+    let span =
+        taps.iter().map(|t| t.1).max().unwrap_or(0) + starts.iter().max().unwrap_or(&0) + lanes;
+    let span_l = u(span);
+    let mut body = Vec::new();
+    for &(wi, off) in &taps {
+        let wi = u(wi);
+        let b = ops.bcast(quote!(wc[#wi]));
+        body.push(quote!(let wb = #b;));
+        for (v, &st) in starts.iter().enumerate() {
+            let a = acc(v);
+            let at = u(off + st);
+            let x = ops.load(quote!(::gspc_runtime::window::at::<_, #lanes_l, #span_l, #at>(xw)));
+            let m = ops.madd(&quote!(#a), &quote!(xv), &quote!(wb));
+            body.push(quote! {
+                let xv = #x;
+                #a = #m;
+            });
+        }
+    }
+    let stores = starts.iter().enumerate().map(|(v, &st)| {
+        let a = acc(v);
+        let store = ops.store(&quote!(#a), fp32, &quote!(c));
+        let puts = (0..lanes).filter_map(|l| {
+            let f = st + l;
+            let (oh, ow) = (f / row_words, f % row_words);
+            (ow < ow_n && oh < oh_n).then(|| {
+                let (o, l) = (u(oh * ow_n + ow), u(l));
+                quote!(o[#o] = q[#l];)
+            })
+        });
+        quote! {
+            {
+                let mut q = [0i8; #lanes_l];
+                let dst = &mut q;
+                #store
+                #(#puts)*
+            }
+        }
+    });
+    let (block_l, wlen, plane_l) = (u(lay.block), u(kh * pairs), u(plane));
+    let c_expr = linear(&[("unit", lay.block), ("kl", 1)], 0);
+    let w_at = linear(&[("c", kh * pairs)], 0);
+    let o_at = linear(&[("kl", plane)], 0);
+    let _ = block_l;
+    let doc = format!(
+        " The channel's whole plane as one row: {} vector(s) of {lanes} at flat output indices {starts:?} (row of {row_words} words).",
+        starts.len()
+    );
+    let inline = if outline {
+        quote!(#[inline(never)])
+    } else {
+        quote!(#[inline])
+    };
+    quote! {
+        #[doc = #doc]
+        #tf
+        #inline
+        fn #name(
+            x: &[i32; super::SCRATCH_LEN],
+            p: &[i32; super::PACKED_LEN],
+            out: &mut [i8; super::BLOCK_LEN],
+            unit: usize,
+            kl: usize,
+        ) {
+            let c = #c_expr;
+            #(#init)*
+            let Some(xw) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, 0) else {
+                return;
+            };
+            let Some(wc) = ::gspc_runtime::window::window::<_, #wlen, { super::PACKED_LEN }>(p, #w_at) else {
+                return;
+            };
+            #(#body)*
+            let Some(&b) = p.get(super::BIAS_OFFSET + c) else {
+                return;
+            };
+            let Some(o) = ::gspc_runtime::window::window_mut::<_, #plane_l, { super::BLOCK_LEN }>(out, #o_at) else {
+                return;
+            };
             #(#stores)*
         }
     }

@@ -83,6 +83,11 @@ pub struct QVariant {
     pub channel_lanes: bool,
     /// Output columns per full tile of a channel-lane tile (0 otherwise).
     pub columns: usize,
+    /// Depthwise at stride 1 on small planes: the channel's packed plane read as one row,
+    /// vectors over the flat output index `oh * RW + ow` (`RW` words per packed row; the
+    /// `RW - OW` columns past each row are computed and not stored). Each entry is one tile
+    /// (a list of vector starts, flat indices), which together cover the plane.
+    pub flat: Vec<Vec<usize>>,
     /// int32 lanes (output columns, or channels) per vector.
     pub lanes: usize,
     /// Vectors per full tile.
@@ -141,6 +146,7 @@ fn channel_variant(
         flavor,
         channel_lanes: true,
         columns,
+        flat: Vec::new(),
         lanes,
         nvec,
         channels: block,
@@ -196,6 +202,51 @@ fn divisor_at_most(n: usize, max: usize) -> usize {
         .unwrap_or(1)
 }
 
+/// The flat tiles of a depthwise layer at stride 1 (see [`QVariant::flat`]), if they need
+/// at most 0.8x the vector instructions of row tiles (`row_vectors` per output row): small
+/// planes, where a row leaves most lanes of a vector empty. At most 4 tiles of at most
+/// `max_acc` vectors (16 lanes, else 8 or 4, the fewest instructions).
+fn flat_variant(
+    isa: Isa,
+    out: [usize; 2],
+    row_words: usize,
+    row_vectors: usize,
+    max_acc: usize,
+) -> Option<QVariant> {
+    let [oh, ow] = out;
+    let span = (oh - 1) * row_words + ow;
+    let (flavor, lanes) = widths(isa)
+        .iter()
+        .copied()
+        .filter(|(f, l)| *f != Flavor::Scalar && *l <= span)
+        .min_by_key(|(_, l)| span.div_ceil(*l))?;
+    let n = span.div_ceil(lanes);
+    if 10 * n > 8 * oh * row_vectors {
+        return None;
+    }
+    let per_tile = max_acc.min((flavor.registers(isa) - 2) / flavor.per_accumulator() - 1);
+    let tiles = n.div_ceil(per_tile.max(1));
+    if tiles > 4 {
+        return None;
+    }
+    let starts: Vec<usize> = (0..n).map(|i| (i * lanes).min(span - lanes)).collect();
+    let flat = starts
+        .chunks(n.div_ceil(tiles))
+        .map(<[usize]>::to_vec)
+        .collect();
+    Some(QVariant {
+        flavor,
+        channel_lanes: false,
+        columns: 0,
+        flat,
+        lanes,
+        nvec: n,
+        channels: 1,
+        full_tiles: 0,
+        tail_starts: Vec::new(),
+    })
+}
+
 /// One variant's tile: `block` channels per unit, rows of `ow` columns, at most
 /// `max_acc` accumulators.
 fn variant(isa: Isa, block: usize, ow: usize, depthwise: bool, max_acc: usize) -> QVariant {
@@ -243,6 +294,7 @@ fn variant(isa: Isa, block: usize, ow: usize, depthwise: bool, max_acc: usize) -
         flavor,
         channel_lanes: false,
         columns: 0,
+        flat: Vec::new(),
         lanes,
         nvec,
         channels,
@@ -387,12 +439,17 @@ pub(crate) fn plan_layer(
     let qvariants: Vec<QVariant> = isas
         .iter()
         .map(|&isa| {
-            let channels = if depthwise {
-                None
-            } else {
+            let rows = variant(isa, block, output[1], depthwise, max_acc);
+            let other = if !depthwise {
                 channel_variant(isa, block, output[1], reduction_words, max_acc)
+            } else if layer.stride == [1, 1] {
+                let row_vectors = output[1].div_ceil(rows.lanes);
+                let row_words = layout.phases() * layout.phase_len();
+                flat_variant(isa, output, row_words, row_vectors, max_acc)
+            } else {
+                None
             };
-            channels.unwrap_or_else(|| variant(isa, block, output[1], depthwise, max_acc))
+            other.unwrap_or(rows)
         })
         .collect();
     let variants = isas
@@ -465,6 +522,17 @@ mod tests {
         // Wide rows with a short reduction keep columns on the lanes.
         assert!(channel_variant(Isa::Avx512, 16, 64, 9, 20).is_none());
         assert!(channel_variant(Isa::Portable, 16, 7, 9, 20).is_none());
+    }
+
+    #[test]
+    fn small_depthwise_planes_are_flat() {
+        // 7x7 outputs of a 9x9 padded plane: 61 flat words in 4 vectors of 16, against 7
+        // rows of 2 vectors of 4.
+        let v = flat_variant(Isa::Avx512, [7, 7], 9, 2, 20).expect("flat");
+        assert_eq!((v.flavor, v.lanes), (Flavor::Zmm, 16));
+        assert_eq!(v.flat, vec![vec![0, 16, 32, 45]]);
+        // Rows of 56 fill their vectors: no flat tiles.
+        assert!(flat_variant(Isa::Avx512, [56, 56], 58, 4, 20).is_none());
     }
 
     #[test]
