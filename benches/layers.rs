@@ -1,5 +1,6 @@
 //! `cargo bench --bench layers -- [--model NAME]... [--threads N] [--repeat R] [--warmup W]
-//! [--isa ISA] [--avx512-rate full|half] [--peak FILE] [--json FILE] [--sequential]`
+//! [--isa ISA] [--avx512-rate full|half] [--peak FILE] [--int8-peak FILE] [--json FILE]
+//! [--sequential]`
 //!
 //! Times every layer of the compiled-in models (the root build's specs; `GSPC_SPECS` picks
 //! others): median microseconds after warm-up, GFLOP/s (`2 * K * C/G * KH * KW * OH * OW /
@@ -8,7 +9,14 @@
 //! `target/compare/peak.json` (written by scripts/compare.py on this machine), else
 //! `../shared/peers/peak/peak.json`; the FMA peak of the ISA that runs (`--isa avx2`: AVX2,
 //! otherwise AVX-512 where this CPU has it) at the thread count. A peak below what a layer
-//! measured is not this CPU's: the bench warns about it at the end. `--json` writes the
+//! measured is not this CPU's: the bench warns about it at the end. int8 layers get a % of
+//! the int8 peak instead, from `--int8-peak FILE` (the JSON of `cargo run --release -p
+//! gspc-runtime --example int8_peak -- --json FILE`), by default
+//! `target/compare/int8-peak.json`, else `target/compare-int8/int8-peak.json` (written by
+//! `scripts/compare.py --int8`) where it exists: the peak of the instruction gspc's int8 kernels use, `vpdpwssd` where the
+//! AVX-512 int8 variant runs (`qlayer::supported(Isa::Avx512)`, not with `--isa avx2` or
+//! `portable`), else AVX2's `vpmaddwd` + `vpaddd`; an int8 model's total also gives its %
+//! of the `vpdpbusd` peak, the 2x wider instruction of the int8 peers. `--json` writes the
 //! per-layer results with the field names of the peers' JSON (`model`, `name`, `threads`,
 //! `median_us`, `gflops`). `--sequential` runs the N parts of `--threads N` one after
 //! another on one thread (`run_split` in a 1-thread pool): the work of the split without
@@ -49,6 +57,10 @@ struct Args {
     /// The peak FLOP/s JSON (default: target/compare/peak.json, else the peers').
     #[arg(long, value_name = "FILE")]
     peak: Option<String>,
+    /// The int8 peak GOP/s JSON (default: target/compare/int8-peak.json, else
+    /// target/compare-int8/int8-peak.json, if present).
+    #[arg(long, value_name = "FILE")]
+    int8_peak: Option<String>,
     /// Also write the per-layer results as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<String>,
@@ -67,17 +79,27 @@ fn usage(msg: &str) -> ! {
         .exit()
 }
 
-/// The peak GFLOP/s of `isa` (`avx2` or `avx512`) for `threads` from the peers' peak JSON
-/// (`fma_<isa>_<T>t_gflops`).
-fn read_peak(path: &str, isa: &str, threads: usize) -> Option<f64> {
+/// The number under `key` in the flat JSON at `path` (a peak file: the peers'
+/// `fma_<isa>_<T>t_gflops`, the int8 one's `int8_<instruction>_<isa>_<T>t_gops`).
+fn read_peak(path: &str, key: &str) -> Option<f64> {
     let text = std::fs::read_to_string(path).ok()?;
-    let key = format!("\"fma_{isa}_{threads}t_gflops\"");
+    let key = format!("\"{key}\"");
     let at = text.find(&key)? + key.len();
     let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
     let end = rest
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == 'e' || c == '-'))
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
+}
+
+/// `ours` where it exists, else `fallback`: a default peak file.
+fn first_existing([ours, fallback]: [&str; 2]) -> String {
+    if std::path::Path::new(ours).exists() {
+        ours
+    } else {
+        fallback
+    }
+    .to_string()
 }
 
 /// The int8 variant `--isa` names (where this CPU runs it), or `run`.
@@ -103,6 +125,27 @@ fn pick_run(layer: &Layer, isa: &Option<String>) -> Option<RunFn> {
     }
 }
 
+/// The peaks a layer's % is of: f32 layers' FMA peak; int8 layers' peak of the instruction
+/// gspc uses (`int8`) and of `vpdpbusd` (`dpbusd`), each with its key, from `int8_path`.
+struct Peaks {
+    f32: Option<f64>,
+    int8_path: String,
+    int8: Option<(f64, String)>,
+    dpbusd: Option<(f64, String)>,
+}
+
+impl Peaks {
+    /// The % of its dtype's peak `gf` GFLOP/s (GOP/s) is, or "-".
+    fn percent(&self, gf: f64, int8: bool) -> String {
+        let p = if int8 {
+            self.int8.as_ref().map(|p| p.0)
+        } else {
+            self.f32
+        };
+        p.map_or("-".to_string(), |p| format!("{:.0}%", 100.0 * gf / p))
+    }
+}
+
 struct Timed {
     model: &'static str,
     name: &'static str,
@@ -112,7 +155,7 @@ struct Timed {
     min_us: f64,
     /// The variant timed (`--isa`, else the one the dispatcher ran).
     isa: String,
-    /// An int8 layer (GOP/s, no % of the f32 peak).
+    /// An int8 layer (GOP/s, % of the int8 peak).
     int8: bool,
 }
 
@@ -215,13 +258,7 @@ fn main() {
     }
     // Without --peak: this machine's, left by scripts/compare.py, else the peers' file.
     let peak_path = args.peak.clone().unwrap_or_else(|| {
-        let [ours, peers] = ["target/compare/peak.json", "../shared/peers/peak/peak.json"];
-        if std::path::Path::new(ours).exists() {
-            ours
-        } else {
-            peers
-        }
-        .to_string()
+        first_existing(["target/compare/peak.json", "../shared/peers/peak/peak.json"])
     });
     // The FMA peak of the ISA the timed kernels use: AVX2 when pinned to it, else AVX-512
     // where this CPU has it (portable and NEON are compared with the AVX2 peak on x86).
@@ -230,13 +267,14 @@ fn main() {
         _ if Isa::Avx512.is_supported() => "avx512",
         _ => "avx2",
     };
-    let peak = read_peak(&peak_path, peak_isa, args.threads);
+    let peak_key = format!("fma_{peak_isa}_{}t_gflops", args.threads);
+    let peak = read_peak(&peak_path, &peak_key);
     if args.peak.is_some() && peak.is_none() {
         usage(&format!(
-            "--peak {peak_path}: no \"fma_{peak_isa}_{}t_gflops\" in it (the JSON of ../shared/peers/peak/run.sh)",
-            args.threads
+            "--peak {peak_path}: no \"{peak_key}\" in it (the JSON of ../shared/peers/peak/run.sh)"
         ));
     }
+    let peaks = int8_peaks(&args, peak);
     let models: Vec<_> = gspc::models::MODELS
         .iter()
         .filter(|m| args.models.is_empty() || args.models.iter().any(|n| n == m.name))
@@ -261,7 +299,7 @@ fn main() {
         (None, _) => "n/a".to_string(),
     };
     println!(
-        "# gspc {} threads={} repeat={} warmup={} isa={} avx512_rate={rate} peak={}",
+        "# gspc {} threads={} repeat={} warmup={} isa={} avx512_rate={rate} peak={} int8_peak={}",
         env!("CARGO_PKG_VERSION"),
         args.threads,
         args.repeat,
@@ -269,26 +307,51 @@ fn main() {
         args.isa.as_deref().unwrap_or("dispatch"),
         peak.map_or("n/a".to_string(), |p| format!(
             "{p:.1} GFLOP/s ({peak_isa} FMA, {peak_path})"
-        ))
+        )),
+        peaks
+            .int8
+            .as_ref()
+            .map_or("n/a".to_string(), |(p, key)| format!(
+                "{p:.1} GOP/s ({key}, {})",
+                peaks.int8_path
+            ))
     );
     // Threads: everything runs inside one pool, as an app runs its inferences, so the
     // calling thread is one of the pool's and does its share (pools made and dropped per
     // layer left threads behind that competed for the cores).
     let pool = if args.sequential { 1 } else { args.threads };
-    let all = gspc::runtime::parallel::in_pool(pool, || run_models(&models, &args, peak));
-    if let (Some(p), Some(t)) = (
-        peak,
-        all.iter()
-            .filter(|t| !t.int8)
-            .max_by(|a, b| a.gflops().total_cmp(&b.gflops())),
-    ) && t.gflops() > 1.05 * p
-    {
-        eprintln!(
-            "layers: warning: the peak in {peak_path} ({p:.1} GFLOP/s) is below what {}.{} measured ({:.1} GFLOP/s): it was not measured on this CPU, so % of peak above is wrong; measure it with scripts/compare.py or ../shared/peers/peak/run.sh --json FILE and pass --peak FILE",
-            t.model,
-            t.name,
-            t.gflops()
-        );
+    let all = gspc::runtime::parallel::in_pool(pool, || run_models(&models, &args, &peaks));
+    let int8_peak = peaks.int8.as_ref().map(|p| p.0);
+    for (int8, peak, path, unit, how) in [
+        (
+            false,
+            peak,
+            &peak_path,
+            "FLOP",
+            "scripts/compare.py or ../shared/peers/peak/run.sh --json FILE and pass --peak FILE",
+        ),
+        (
+            true,
+            int8_peak,
+            &peaks.int8_path,
+            "OP",
+            "scripts/compare.py --int8 or cargo run --release -p gspc-runtime --example int8_peak -- --json FILE and pass --int8-peak FILE",
+        ),
+    ] {
+        if let (Some(p), Some(t)) = (
+            peak,
+            all.iter()
+                .filter(|t| t.int8 == int8)
+                .max_by(|a, b| a.gflops().total_cmp(&b.gflops())),
+        ) && t.gflops() > 1.05 * p
+        {
+            eprintln!(
+                "layers: warning: the peak in {path} ({p:.1} G{unit}/s) is below what {}.{} measured ({:.1} G{unit}/s): it was not measured on this CPU, so % of peak above is wrong; measure it with {how}",
+                t.model,
+                t.name,
+                t.gflops()
+            );
+        }
     }
     if let Some(path) = &args.json {
         let rows: Vec<String> = all
@@ -314,6 +377,40 @@ fn main() {
             eprintln!("layers: --json {path}: cannot write: {e}");
             std::process::exit(1);
         }
+    }
+}
+
+/// The int8 peaks (`--int8-peak FILE`, else target/compare/int8-peak.json or the one
+/// `scripts/compare.py --int8` leaves in target/compare-int8/, where present) for
+/// the instruction gspc's int8 kernels run here and for `vpdpbusd`; a usage error where
+/// `--int8-peak` lacks the former.
+fn int8_peaks(args: &Args, f32: Option<f64>) -> Peaks {
+    let path = args.int8_peak.clone().unwrap_or_else(|| {
+        first_existing([
+            "target/compare/int8-peak.json",
+            "target/compare-int8/int8-peak.json",
+        ])
+    });
+    let t = args.threads;
+    let ours = match args.isa.as_deref() {
+        Some("avx2" | "portable") => "vpmaddwd_avx2",
+        _ if gspc::runtime::qlayer::supported(Isa::Avx512) => "vpdpwssd_avx512",
+        _ => "vpmaddwd_avx2",
+    };
+    let read = |key: String| read_peak(&path, &key).map(|p| (p, key));
+    let int8 = read(format!("int8_{ours}_{t}t_gops"));
+    if args.int8_peak.is_some() && int8.is_none() {
+        usage(&format!(
+            "--int8-peak {path}: no \"int8_{ours}_{t}t_gops\" in it (the JSON of cargo run --release -p gspc-runtime --example int8_peak)"
+        ));
+    }
+    let dpbusd = read(format!("int8_vpdpbusd_avx512_{t}t_gops"))
+        .or_else(|| read(format!("int8_vpdpbusd_avxvnni_{t}t_gops")));
+    Peaks {
+        f32,
+        int8_path: path,
+        int8,
+        dpbusd,
     }
 }
 
@@ -374,7 +471,7 @@ fn time_one_int8(layer: &QLayer, args: &Args) -> Option<OneTimed> {
 }
 
 /// Times every layer of `models`, printing a table per model.
-fn run_models(models: &[&gspc::runtime::Model], args: &Args, peak: Option<f64>) -> Vec<Timed> {
+fn run_models(models: &[&gspc::runtime::Model], args: &Args, peaks: &Peaks) -> Vec<Timed> {
     let mut all = Vec::new();
     for m in models {
         println!(
@@ -399,11 +496,7 @@ fn run_models(models: &[&gspc::runtime::Model], args: &Args, peak: Option<f64>) 
             let flops = info.flops();
             let gf = flops as f64 / median_us / 1e3;
             let isa = args.isa.clone().unwrap_or_else(|| dispatched.to_string());
-            // The peak is the f32 FMA peak: no % of it for int8 layers.
-            let of_peak = match peak {
-                Some(p) if !int8 => format!("{:.0}%", 100.0 * gf / p),
-                _ => "-".to_string(),
-            };
+            let of_peak = peaks.percent(gf, int8);
             println!(
                 "{:<28} {:>4} {:>8.1} {:>10.1} {:>10.1} {:>7.1} {:>6} {:>8}",
                 info.name,
@@ -429,15 +522,26 @@ fn run_models(models: &[&gspc::runtime::Model], args: &Args, peak: Option<f64>) 
             });
         }
         let gf = tot_flops as f64 / tot_us / 1e3;
+        // An int8 model's total: % of the int8 peak, and of vpdpbusd's; a mixed one: none.
+        let all_int8 = m.layers.is_empty();
+        let of_peak = if m.qlayers.is_empty() || all_int8 {
+            peaks.percent(gf, all_int8)
+        } else {
+            "-".to_string()
+        };
+        let note = match &peaks.dpbusd {
+            Some((p, key)) if all_int8 => format!("  ({:.0}% of {key})", 100.0 * gf / p),
+            _ => String::new(),
+        };
         println!(
-            "{:<28} {:>4} {:>8.1} {:>10.1} {:>10} {:>7.1} {:>6}",
+            "{:<28} {:>4} {:>8.1} {:>10.1} {:>10} {:>7.1} {:>6}{note}",
             "TOTAL (x count)",
             "",
             tot_flops as f64 / 1e6,
             tot_us,
             "",
             gf,
-            peak.map_or("-".to_string(), |p| format!("{:.0}%", 100.0 * gf / p))
+            of_peak
         );
     }
     all

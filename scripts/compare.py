@@ -5,7 +5,7 @@ paper's figure (speedup over the best peer against the number of groups) as SVG.
 Usage (from the repository root):
   scripts/compare.py [--specs layer-specs/*.json] [--threads 1,2] [--repeat 30]
                      [--rounds 3] [--peak FILE] [--out target/compare]
-                     [--peers-python PATH] [--skip-peers] [--int8]
+                     [--peers-python PATH] [--skip-peers] [--int8 [--int8-peak FILE]]
 
 It measures this CPU's peak (../shared/peers/peak/run.sh; --peak FILE reuses one), then
 runs --rounds interleaved rounds: in each, for every thread count, `cargo bench --bench
@@ -22,8 +22,12 @@ points at its python.
 the QDQ model, LiteRT/XNNPACK on the int8 .tflite; f32 specs turned into int8 layers of the
 same shapes) and gspc's side is the benchmark's `<suite>_int8` model of each suite (the
 same layers with "dtype": "int8"); a layer the benchmark lacks shows as n/a. Ratios and
-GOP/s (2 operations per multiply-accumulate) as for f32; % of peak is left out, as the peak
-is fp32's. Default --out: target/compare-int8.
+GOP/s (2 operations per multiply-accumulate) as for f32. It also measures this CPU's int8
+peak (`cargo run --release -p gspc-runtime --example int8_peak`; --int8-peak FILE reuses
+one), passes it to the benchmark, and gives per suite the % of the peak of the instruction
+gspc's int8 kernels use (`vpdpwssd` where the CPU has AVX-512 VNNI, else AVX2's `vpmaddwd`
++ `vpaddd`) and of `vpdpbusd`'s, the int8 peers' instruction (2x the MACs of `vpdpwssd`).
+Default --out: target/compare-int8.
 """
 import argparse
 import glob
@@ -65,6 +69,8 @@ def main():
     ap.add_argument("--skip-peers", action="store_true", help="reuse the peers' JSON in --out")
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds; best round per side")
     ap.add_argument("--peak", help="this CPU's peak JSON (../shared/peers/peak/run.sh --json) instead of measuring it")
+    ap.add_argument("--int8-peak", help="with --int8: this CPU's int8 peak JSON (gspc-runtime's int8_peak example, "
+                    "--json) instead of measuring it")
     args = ap.parse_args()
     # Absolute: the peak and peer programs run from their own directories.
     args.out = os.path.abspath(args.out or os.path.join(ROOT, "target", "compare-int8" if args.int8 else "compare"))
@@ -78,19 +84,20 @@ def main():
 
     if args.rounds < 1:
         sys.exit("--rounds must be at least 1")
+    if args.int8_peak and not args.int8:
+        sys.exit("--int8-peak is for --int8")
     peak_json = os.path.join(args.out, "peak.json")
-    if args.peak:
-        with open(args.peak) as src, open(peak_json, "w") as dst:
-            dst.write(src.read())
-    else:
-        sh([os.path.join(PEERS, "peak", "run.sh"), "--json", peak_json],
-           env=dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "peak")))
-    try:
-        with open(peak_json) as f:
-            peak = json.load(f)
-    except (OSError, ValueError) as e:
-        sys.exit(f"{args.peak or peak_json}: not a peak JSON ({e}); measure it again with "
-                 "../shared/peers/peak/run.sh --json FILE on an otherwise idle machine")
+    peak = load_peak(args.peak, peak_json, [os.path.join(PEERS, "peak", "run.sh"), "--json", peak_json],
+                     dict(os.environ, CARGO_TARGET_DIR=os.path.join(ROOT, "target", "peak")),
+                     "../shared/peers/peak/run.sh --json FILE")
+    bench_peak, int8_peak = ["--peak", peak_json], {}
+    if args.int8:
+        int8_json = os.path.join(args.out, "int8-peak.json")
+        int8_peak = load_peak(args.int8_peak, int8_json,
+                              ["cargo", "run", "--release", "--quiet", "-p", "gspc-runtime", "--example",
+                               "int8_peak", "--", "--json", int8_json], None,
+                              "cargo run --release -p gspc-runtime --example int8_peak -- --json FILE")
+        bench_peak += ["--int8-peak", int8_json]
 
     env = dict(os.environ, GSPC_SPECS=":".join(os.path.relpath(p, ROOT) for p, _ in specs.values()))
     # Build the benchmark once and run that binary: edits made while this runs cannot
@@ -111,8 +118,8 @@ def main():
     for rnd in range(args.rounds):
         for t in threads:
             gspc_json = os.path.join(args.out, f"gspc_t{t}_r{rnd}.json")
-            sh([bench_exe, "--threads", str(t), "--repeat", str(args.repeat),
-                "--peak", peak_json, "--json", gspc_json], cwd=ROOT, stdout=subprocess.DEVNULL)
+            sh([bench_exe, "--threads", str(t), "--repeat", str(args.repeat)] + bench_peak
+               + ["--json", gspc_json], cwd=ROOT, stdout=subprocess.DEVNULL)
             with open(gspc_json) as f:
                 ours_rounds[t].append({(r["model"], r["name"]): r for r in json.load(f)})
             for model, (path, spec) in specs.items():
@@ -127,7 +134,7 @@ def main():
                 with open(peers_json) as f:
                     theirs_rounds[(model, t)].append(json.load(f))
     results = tabulate(specs, threads, ours_rounds, theirs_rounds, args.int8)
-    report = render(results, specs, threads, peak)
+    report = render(results, specs, threads, peak, int8_peak)
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write(report)
     with open(os.path.join(args.out, "results.json"), "w") as f:
@@ -136,6 +143,35 @@ def main():
     with open(os.path.join(args.out, "groups.svg"), "w") as f:
         f.write(svg)
     print(report)
+
+
+def load_peak(given, dest, measure, env, how):
+    """A peak JSON as a dict: `given` copied to `dest`, else `measure` run (it writes `dest`)."""
+    if given:
+        with open(given) as src, open(dest, "w") as dst:
+            dst.write(src.read())
+    else:
+        sh(measure, cwd=ROOT, env=env)
+    try:
+        with open(dest) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"{given or dest}: not a peak JSON ({e}); measure it again with {how} "
+                 "on an otherwise idle machine")
+
+
+def int8_peaks(peak, t):
+    """The int8 peaks (GOP/s) for `t` threads: of gspc's instruction (vpdpwssd 512 where the
+    CPU has it, else AVX2's vpmaddwd + vpaddd) and of vpdpbusd (512, else AVX-VNNI's), each
+    None where the peak file lacks it."""
+    def first(*keys):
+        return next((peak[k] for k in keys if k in peak), None)
+    return (first(f"int8_vpdpwssd_avx512_{t}t_gops", f"int8_vpmaddwd_avx2_{t}t_gops"),
+            first(f"int8_vpdpbusd_avx512_{t}t_gops", f"int8_vpdpbusd_avxvnni_{t}t_gops"))
+
+
+def pct(gf, pk):
+    return f"{100 * gf / pk:.0f}%" if pk else "-"
 
 
 def gspc_model(suite, int8):
@@ -186,7 +222,8 @@ def totals(rows, peer_names):
     return n, flops, ours, peer, best
 
 
-def render(results, specs, threads, peak):
+def render(results, specs, threads, peak, int8_peak):
+    """The report: `peak` is the fp32 peak JSON, `int8_peak` the int8 one (--int8)."""
     out = []
     first = next(iter(results.values()), {"versions": {}, "rounds": 1, "int8": False, "peers": PEER_NAMES})
     int8, names = first["int8"], first["peers"]
@@ -196,27 +233,34 @@ def render(results, specs, threads, peak):
     out.append("Peak of this CPU (fp32 FMA, GFLOP/s): " + ", ".join(
         f"{k}={v:.0f}" for k, v in peak.items() if k.startswith("fma_")) + "\n")
     if int8:
+        out.append("Int8 peak of this CPU (GOP/s, 2 operations per multiply-accumulate): " + ", ".join(
+            f"{k[len('int8_'):-len('_gops')]}={v:.0f}" for k, v in int8_peak.items() if k.startswith("int8_"))
+            + f" ({int8_peak.get('cpu', '?')})\n")
         out.append("int8: gspc's `<suite>_int8` models against scripts/peers_int8.py on the same shapes; "
-                   "GOP/s counts 2 operations per multiply-accumulate; % peak is not given (no int8 peak is measured).\n")
+                   "GOP/s counts 2 operations per multiply-accumulate; % peak is of the instruction gspc's int8 "
+                   "kernels use (vpdpwssd where the CPU has AVX-512 VNNI, else AVX2's vpmaddwd + vpaddd), "
+                   "% vpdpbusd of the peers' instruction (uint8 x int8, 2x vpdpwssd's multiply-accumulates).\n")
     rounds = first["rounds"]
     out.append(f"Each side's time per layer: its best of {rounds} interleaved round(s) (medians).\n")
     out.append("Speedup = best peer's model time / gspc's model time (totals weighted by `count`); "
                "worst layer = the layer with the lowest best-peer / gspc ratio.\n")
-    out.append(f"| model | threads | gspc us | {ops} | % peak | best peer | peer us | speedup | worst layer |")
-    out.append("|---|---|---|---|---|---|---|---|---|")
+    busd = " % vpdpbusd |" if int8 else ""
+    out.append(f"| model | threads | gspc us | {ops} | % peak |{busd} best peer | peer us | speedup | worst layer |")
+    out.append("|---|---|---|---|---|" + ("---|" if int8 else "") + "---|---|---|---|")
     for model in specs:
         for t in threads:
             rows = results[(model, t)]["rows"]
             n, flops, ours, peer, best = totals(rows, names)
-            pk = None if int8 else peak.get(f"fma_avx512_{t}t_gflops")
+            pk, pk_busd = int8_peaks(int8_peak, t) if int8 else (peak.get(f"fma_avx512_{t}t_gflops"), None)
             if ours is None or best is None:
-                out.append(f"| {model} | {t} | n/a | | | | | |")
+                out.append("| " + " | ".join([model, str(t), "n/a"] + [""] * (7 if int8 else 6)) + " |")
                 continue
             gf = flops / ours / 1e3
             ratios = [(r["peers_us"][r["best_peer"]] / r["gspc_us"], r["name"]) for r in rows
                       if r["gspc_us"] and r["best_peer"]]
             worst = min(ratios) if ratios else (float("nan"), "-")
-            out.append(f"| {model} | {t} | {ours:.0f} | {gf:.1f} | {f'{100 * gf / pk:.0f}%' if pk else '-'} | {best} | "
+            busd = f" {pct(gf, pk_busd)} |" if int8 else ""
+            out.append(f"| {model} | {t} | {ours:.0f} | {gf:.1f} | {pct(gf, pk)} |{busd} {best} | "
                        f"{peer[best]:.0f} | {peer[best] / ours:.2f}x | {worst[0]:.2f}x {worst[1]} |")
     out.append("")
     for model in specs:
