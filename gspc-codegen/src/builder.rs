@@ -233,6 +233,7 @@ impl Builder {
             isas: self.isas.clone(),
             outline_tiles: self.outline_tiles,
             tuning,
+            int8_twins: self.int8_twins,
         };
         options.isas()?;
 

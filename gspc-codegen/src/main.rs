@@ -43,6 +43,11 @@ enum Command {
         /// Writes <model>.weights.bin next to <model>.rs.
         #[arg(long, value_name = "FILE")]
         weights: Vec<PathBuf>,
+        /// Also generate the int8 twin (<model>_int8: the same layers in int8, with the
+        /// benchmark's synthetic quantization parameters) of every spec given without
+        /// weights, as the root build does for the benchmark.
+        #[arg(long)]
+        int8_twins: bool,
         #[command(flatten)]
         target: TargetArgs,
         #[command(flatten)]
@@ -207,6 +212,7 @@ impl TargetArgs {
             isas,
             outline_tiles: self.outline_tiles,
             tuning: None,
+            int8_twins: false,
         };
         options.isas()?;
         Ok(options)
@@ -279,6 +285,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             specs,
             out,
             weights,
+            int8_twins,
             target,
             tuning,
         } => {
@@ -304,6 +311,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             b.out_dir(&out)
                 .target(options.target.clone())
                 .outline_tiles(options.outline_tiles)
+                .int8_twins(int8_twins)
                 .cargo_metadata(false);
             if let Some(isas) = options.isas {
                 b.isas(isas);

@@ -293,6 +293,7 @@ pub fn tune(opts: &TuneOptions, progress: &mut dyn FnMut(&str)) -> Result<Summar
         isas: opts.isas.clone(),
         outline_tiles: false,
         tuning: None,
+        int8_twins: false,
     };
     options.isas()?;
     let shapes = shapes(&specs, &options, &opts.layers)?;

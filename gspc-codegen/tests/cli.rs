@@ -443,6 +443,31 @@ fn the_regenerate_line_of_the_header_reproduces_the_file() {
 }
 
 #[test]
+fn int8_twins_are_generated_beside_the_spec_and_their_regenerate_line_names_the_flag() {
+    // `--int8-twins` also writes <model>_int8.rs (the same layers in int8); its header's
+    // command, run as written, gives back the same bytes.
+    let out = TempDir::new("twins");
+    gspc(&[
+        "generate",
+        TINY,
+        "--out",
+        &out.arg("a"),
+        "--target",
+        X86_64,
+        "--int8-twins",
+    ])
+    .code(0)
+    .stdout(predicates::str::contains("tiny_int8::"));
+    assert!(out.path("a/tiny.rs").exists(), "the spec's own file");
+    let first = std::fs::read_to_string(out.path("a/tiny_int8.rs")).expect("the twin");
+    assert!(first.contains("int8 layer"), "the twin's layers are int8");
+    let header = first.lines().nth(2).expect("three header lines");
+    assert!(header.ends_with(" --int8-twins"), "{header}");
+    let second = regenerate(&first, &out.path("b"), "tiny_int8");
+    assert!(first == second, "the Regenerate line gives another twin");
+}
+
+#[test]
 fn the_regenerate_line_quotes_paths_and_keeps_weights_and_options() {
     // A spec and weights under a directory whose name a shell would split or unquote, with
     // the weights baked and tiles outlined: the line still reproduces the file.
