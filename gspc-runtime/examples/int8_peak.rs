@@ -189,15 +189,26 @@ mod x86 {
                     let bar = bar.clone();
                     std::thread::spawn(move || {
                         bar.wait();
+                        let start = Instant::now();
                         black_box(run(iters, 1 + i as i32));
-                        Instant::now()
+                        (start, Instant::now())
                     })
                 })
                 .collect();
             bar.wait();
-            let t0 = Instant::now();
-            let end = handles.into_iter().filter_map(|h| h.join().ok()).max();
-            let Some(end) = end else { continue };
+            // Each thread times itself: the calling thread may not run again until the
+            // workers are done (as many workers as cores), so its clock would miss them.
+            let spans: Vec<(Instant, Instant)> =
+                handles.into_iter().filter_map(|h| h.join().ok()).collect();
+            let (Some(t0), Some(end)) = (
+                spans.iter().map(|s| s.0).min(),
+                spans.iter().map(|s| s.1).max(),
+            ) else {
+                continue;
+            };
+            if spans.len() != threads {
+                continue;
+            }
             let dt = (end - t0).as_secs_f64();
             best = best.max(threads as f64 * iters as f64 * ops_per_iter / dt / 1e9);
         }
