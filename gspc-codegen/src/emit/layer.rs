@@ -183,6 +183,18 @@ fn manifest_item(p: &LayerPlan, baked_entry: TokenStream) -> TokenStream {
 /// With baked weights (`baked` = (length of the model's weight file, this layer's offset)):
 /// `PACKED` and `run_baked`, and the manifest's `baked` field; without, nothing and `None`.
 fn baked_items(baked: Option<(usize, usize)>) -> (TokenStream, TokenStream) {
+    baked_items_of(baked, quote!(f32), quote!(f32s), quote!(f32))
+}
+
+/// [`baked_items`] for packed words of type `word` viewed by `baked::<view>`, and
+/// activations of type `act` (f32 layers: f32 throughout; int8 layers: i32 words, i8
+/// activations).
+pub(super) fn baked_items_of(
+    baked: Option<(usize, usize)>,
+    word: TokenStream,
+    view: TokenStream,
+    act: TokenStream,
+) -> (TokenStream, TokenStream) {
     let Some((len, offset)) = baked else {
         return (quote!(), quote!(None));
     };
@@ -191,14 +203,14 @@ fn baked_items(baked: Option<(usize, usize)>) -> (TokenStream, TokenStream) {
         /// The layer's weights and bias, packed at generation time and baked into
         /// the binary (read-only memory): pass them to [`run`], or call
         /// [`run_baked`].
-        pub static PACKED: &[f32; PACKED_LEN] =
-            ::gspc_runtime::baked::f32s::<#len, PACKED_LEN>(&super::WEIGHTS, #offset);
+        pub static PACKED: &[#word; PACKED_LEN] =
+            ::gspc_runtime::baked::#view::<#len, PACKED_LEN>(&super::WEIGHTS, #offset);
 
         /// [`run`] with the baked weights [`PACKED`].
         pub fn run_baked(
-            input: &[f32; INPUT_LEN],
-            output: &mut [f32; OUTPUT_LEN],
-            scratch: &mut [f32; SCRATCH_LEN],
+            input: &[#act; INPUT_LEN],
+            output: &mut [#act; OUTPUT_LEN],
+            scratch: &mut [#word; SCRATCH_LEN],
         ) {
             run(input, PACKED, output, scratch)
         }

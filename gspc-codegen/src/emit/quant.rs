@@ -7,8 +7,8 @@
 //! `plan::quant`'s.
 
 use super::dispatch::{dispatch_body, dispatched_isa_body};
-use super::kernel::linear;
-use super::layer::shape_items;
+use super::kernel::{inline_attr, linear};
+use super::layer::{baked_items_of, shape_items};
 use super::{ident, is_snake_case, isa_path, lit};
 use crate::plan::LayerPlan;
 use crate::plan::quant::{Flavor, QPlan, QVariant};
@@ -48,7 +48,7 @@ pub(super) fn layer_module(
     let shape = shape_items(p);
     let quant = quant_items(p);
     let layout = layout_item(p, q);
-    let (baked_items, baked_entry) = baked_items(baked);
+    let (baked_items, baked_entry) = baked_items_of(baked, quote!(i32), quote!(i32s), quote!(i8));
     let entry = entry_items(p, q, arch, baked_entry);
     let fp32 = l
         .quantization
@@ -432,31 +432,6 @@ fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch, baked_entry: TokenStream) -
             baked: #baked_entry,
         };
     }
-}
-
-/// With baked weights (`baked` = (length of the model's weight file, this layer's offset)):
-/// `PACKED` and `run_baked`, and the manifest's `baked` field; without, nothing and `None`.
-fn baked_items(baked: Option<(usize, usize)>) -> (TokenStream, TokenStream) {
-    let Some((len, offset)) = baked else {
-        return (quote!(), quote!(None));
-    };
-    let (len, offset) = (lit(len), lit(offset));
-    let items = quote! {
-        /// The layer's weights and bias, packed at generation time and baked into the
-        /// binary (read-only memory): pass them to [`run`], or call [`run_baked`].
-        pub static PACKED: &[i32; PACKED_LEN] =
-            ::gspc_runtime::baked::i32s::<#len, PACKED_LEN>(&super::WEIGHTS, #offset);
-
-        /// [`run`] with the baked weights [`PACKED`].
-        pub fn run_baked(
-            input: &[i8; INPUT_LEN],
-            output: &mut [i8; OUTPUT_LEN],
-            scratch: &mut [i32; SCRATCH_LEN],
-        ) {
-            run(input, PACKED, output, scratch)
-        }
-    };
-    (items, quote!(Some(PACKED)))
 }
 
 /// `run_<isa>_slice`: one variant over slices, refusing where the CPU lacks it.
@@ -906,6 +881,53 @@ fn phase_offset(lay: &gspc_runtime::qlayer::QLayout, off: usize) -> usize {
     (off % s) * lay.phase_len() + off / s
 }
 
+/// The index expressions of a grouped tile (`gspc-oc`, either tile shape): its group, the
+/// packed input row of word `pp` and kernel row `r` from column `ow0`, and the block's
+/// weights of word `pp` and kernel row `r` from local channel `kl`.
+struct GroupedIndex {
+    g_expr: TokenStream,
+    row_expr: TokenStream,
+    wrow_expr: TokenStream,
+}
+
+fn grouped_index(lay: &gspc_runtime::qlayer::QLayout) -> GroupedIndex {
+    let [kh, kw] = lay.kernel;
+    let (pairs, block) = (lay.pairs, lay.block);
+    let row_words = lay.phases() * lay.phase_len();
+    let nb = lay.kpg / block;
+    let g_expr = if nb == 1 {
+        quote!(unit)
+    } else {
+        let nb = lit(nb);
+        quote!(unit / #nb)
+    };
+    let plane_rows = lay.padded[0] * row_words;
+    let row_expr = linear(
+        &[
+            ("g", pairs * plane_rows),
+            ("pp", plane_rows),
+            ("oh", lay.stride[0] * row_words),
+            ("r", lay.dilation[0] * row_words),
+            ("ow0", 1),
+        ],
+        0,
+    );
+    let wrow_expr = linear(
+        &[
+            ("unit", pairs * kh * kw * block),
+            ("pp", kh * kw * block),
+            ("r", kw * block),
+            ("kl", 1),
+        ],
+        0,
+    );
+    GroupedIndex {
+        g_expr,
+        row_expr,
+        wrow_expr,
+    }
+}
+
 /// A tile of `channels` output channels (from local channel `kl` of the unit's block) x
 /// vectors at columns `ow0 + offsets[i]` of output row `oh`; `fp32`: vector
 /// requantization; `outline`: kept out of line (`#[inline(never)]`, for scripts/mca.py).
@@ -924,7 +946,6 @@ fn tile_fn(
     let [kh, kw] = lay.kernel;
     let sh = lay.stride[0];
     let [dh, dw] = lay.dilation;
-    let hp = lay.padded[0];
     let [oh_n, ow_n] = p.output;
     let plane = oh_n * ow_n;
     let pairs = lay.pairs;
@@ -1014,33 +1035,11 @@ fn tile_fn(
             }
         }
         let (kh_l, pairs_l) = (u(kh), u(pairs));
-        let nb = lay.kpg / block;
-        let g_expr = if nb == 1 {
-            quote!(unit)
-        } else {
-            let nb = u(nb);
-            quote!(unit / #nb)
-        };
-        let plane_rows = hp * row_words;
-        let row_expr = linear(
-            &[
-                ("g", pairs * plane_rows),
-                ("pp", plane_rows),
-                ("oh", sh * row_words),
-                ("r", dh * row_words),
-                ("ow0", 1),
-            ],
-            0,
-        );
-        let wrow_expr = linear(
-            &[
-                ("unit", pairs * kh * kw * block),
-                ("pp", kh * kw * block),
-                ("r", kw * block),
-                ("kl", 1),
-            ],
-            0,
-        );
+        let GroupedIndex {
+            g_expr,
+            row_expr,
+            wrow_expr,
+        } = grouped_index(lay);
         quote! {
             let g = #g_expr;
             for pp in 0..#pairs_l {
@@ -1083,11 +1082,29 @@ fn tile_fn(
     let doc = format!(
         " {channels} output channel(s) x {nvec} vector(s) of {lanes} columns at offsets {offsets:?}."
     );
-    let inline = if outline {
-        quote!(#[inline(never)])
-    } else {
-        quote!(#[inline])
-    };
+    row_tile_item(
+        &doc,
+        tf,
+        outline,
+        &name,
+        quote! {
+            #(#init)*
+            #body
+            #(#stores)*
+        },
+    )
+}
+
+/// A row tile function (`tile_full`, `tile_tail`): output block `unit`, from local channel
+/// `kl`, output row `oh`, from column `ow0`, over the packed input `x` and weights `p`.
+fn row_tile_item(
+    doc: &str,
+    tf: &TokenStream,
+    outline: bool,
+    name: &proc_macro2::Ident,
+    body: TokenStream,
+) -> TokenStream {
+    let inline = inline_attr(outline);
     quote! {
         #[doc = #doc]
         #tf
@@ -1102,9 +1119,7 @@ fn tile_fn(
             oh: usize,
             ow0: usize,
         ) {
-            #(#init)*
             #body
-            #(#stores)*
         }
     }
 }
@@ -1127,14 +1142,12 @@ fn channel_tile_fn(
     let lanes = ops.lanes;
     let nvec = channels / lanes;
     let [kh, kw] = lay.kernel;
-    let (sh, sw) = (lay.stride[0], lay.stride[1]);
-    let [dh, dw] = lay.dilation;
-    let hp = lay.padded[0];
+    let sw = lay.stride[1];
+    let dw = lay.dilation[1];
     let [oh_n, ow_n] = p.output;
     let plane = oh_n * ow_n;
     let pairs = lay.pairs;
     let block = lay.block;
-    let row_words = lay.phases() * lay.phase_len();
     let u = lit;
     let name = ident(name);
     let acc = |j: usize, v: usize| ident(&format!("acc_{j}_{v}"));
@@ -1178,33 +1191,11 @@ fn channel_tile_fn(
         }
     }
     let (kh_l, pairs_l) = (u(kh), u(pairs));
-    let nb = lay.kpg / block;
-    let g_expr = if nb == 1 {
-        quote!(unit)
-    } else {
-        let nb = u(nb);
-        quote!(unit / #nb)
-    };
-    let plane_rows = hp * row_words;
-    let row_expr = linear(
-        &[
-            ("g", pairs * plane_rows),
-            ("pp", plane_rows),
-            ("oh", sh * row_words),
-            ("r", dh * row_words),
-            ("ow0", 1),
-        ],
-        0,
-    );
-    let wrow_expr = linear(
-        &[
-            ("unit", pairs * kh * kw * block),
-            ("pp", kh * kw * block),
-            ("r", kw * block),
-            ("kl", 1),
-        ],
-        0,
-    );
+    let GroupedIndex {
+        g_expr,
+        row_expr,
+        wrow_expr,
+    } = grouped_index(lay);
     let stores: Vec<TokenStream> = (0..columns.len())
         .flat_map(|j| (0..nvec).map(move |v| (j, v)))
         .map(|(j, v)| {
@@ -1227,41 +1218,28 @@ fn channel_tile_fn(
     let doc = format!(
         " {channels} output channel(s) in {nvec} vector(s) of {lanes} lanes x output columns {columns:?}; stride {sw} columns."
     );
-    let inline = if outline {
-        quote!(#[inline(never)])
-    } else {
-        quote!(#[inline])
-    };
-    quote! {
-        #[doc = #doc]
-        #tf
-        #inline
-        #[allow(clippy::too_many_arguments)]
-        fn #name(
-            x: &[i32; super::SCRATCH_LEN],
-            p: &[i32; super::PACKED_LEN],
-            out: &mut [i8; super::BLOCK_LEN],
-            unit: usize,
-            kl: usize,
-            oh: usize,
-            ow0: usize,
-        ) {
-            let g = #g_expr;
-            #(#init)*
-            for pp in 0..#pairs_l {
-                for r in 0..#kh_l {
-                    let Some(xw) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, #row_expr) else {
-                        return;
-                    };
-                    let Some(wv) = ::gspc_runtime::window::window::<_, #wspan_l, { super::PACKED_LEN }>(p, #wrow_expr) else {
-                        return;
-                    };
-                    #(#body)*
+    row_tile_item(
+        &doc,
+        tf,
+        outline,
+        &name,
+        quote! {
+                let g = #g_expr;
+                #(#init)*
+                for pp in 0..#pairs_l {
+                    for r in 0..#kh_l {
+                        let Some(xw) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, #row_expr) else {
+                            return;
+                        };
+                        let Some(wv) = ::gspc_runtime::window::window::<_, #wspan_l, { super::PACKED_LEN }>(p, #wrow_expr) else {
+                            return;
+                        };
+                        #(#body)*
+                    }
                 }
-            }
-            #(#stores)*
-        }
-    }
+                #(#stores)*
+        },
+    )
 }
 
 /// A flat tile of a depthwise layer at stride 1 (`QVariant::flat`): the channel's packed
@@ -1344,11 +1322,7 @@ fn flat_tile_fn(
         " The channel's whole plane as one row: {} vector(s) of {lanes} at flat output indices {starts:?} (row of {row_words} words).",
         starts.len()
     );
-    let inline = if outline {
-        quote!(#[inline(never)])
-    } else {
-        quote!(#[inline])
-    };
+    let inline = inline_attr(outline);
     quote! {
         #[doc = #doc]
         #tf

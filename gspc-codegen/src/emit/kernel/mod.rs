@@ -95,7 +95,7 @@ pub(super) fn linear(terms: &[(&str, usize)], constant: usize) -> TokenStream {
 
 /// `#[inline]` of a tile function, or `#[inline(never)]` to keep tiles out of line (for
 /// `scripts/mca.py`).
-fn inline_attr(outline: bool) -> TokenStream {
+pub(super) fn inline_attr(outline: bool) -> TokenStream {
     if outline {
         quote!(#[inline(never)])
     } else {
