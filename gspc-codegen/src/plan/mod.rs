@@ -187,7 +187,7 @@ pub struct LayerPlan {
     pub variants: Vec<VariantPlan>,
     /// What chose this plan.
     pub chosen: Chosen,
-    /// An int8 layer's layout and vector flavors (see [`quant`]); `None` for f32 layers.
+    /// An int8 layer's layout and vector flavors (see `plan::quant`); `None` for f32 layers.
     pub quant: Option<quant::QPlan>,
 }
 
