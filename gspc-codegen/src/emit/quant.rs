@@ -768,7 +768,7 @@ fn variant_module(
         v.nvec,
         v.channels,
         if has_tail {
-            format!(", the last of each row at columns {:?}", v.tail_starts)
+            format!(", the last of each row at columns `{:?}`", v.tail_starts)
         } else {
             String::new()
         }
@@ -1080,7 +1080,7 @@ fn tile_fn(
         })
         .collect();
     let doc = format!(
-        " {channels} output channel(s) x {nvec} vector(s) of {lanes} columns at offsets {offsets:?}."
+        " {channels} output channel(s) x {nvec} vector(s) of {lanes} columns at offsets `{offsets:?}`."
     );
     row_tile_item(
         &doc,
@@ -1216,7 +1216,7 @@ fn channel_tile_fn(
         })
         .collect();
     let doc = format!(
-        " {channels} output channel(s) in {nvec} vector(s) of {lanes} lanes x output columns {columns:?}; stride {sw} columns."
+        " {channels} output channel(s) in {nvec} vector(s) of {lanes} lanes x output columns `{columns:?}`; stride {sw} columns."
     );
     row_tile_item(
         &doc,
@@ -1319,7 +1319,7 @@ fn flat_tile_fn(
     let o_at = linear(&[("kl", plane)], 0);
     let _ = block_l;
     let doc = format!(
-        " The channel's whole plane as one row: {} vector(s) of {lanes} at flat output indices {starts:?} (row of {row_words} words).",
+        " The channel's whole plane as one row: {} vector(s) of {lanes} at flat output indices `{starts:?}` (row of {row_words} words).",
         starts.len()
     );
     let inline = inline_attr(outline);
