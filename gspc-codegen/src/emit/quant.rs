@@ -1313,11 +1313,10 @@ fn flat_tile_fn(
             }
         }
     });
-    let (block_l, wlen, plane_l) = (u(lay.block), u(kh * pairs), u(plane));
+    let (wlen, plane_l) = (u(kh * pairs), u(plane));
     let c_expr = linear(&[("unit", lay.block), ("kl", 1)], 0);
     let w_at = linear(&[("c", kh * pairs)], 0);
     let o_at = linear(&[("kl", plane)], 0);
-    let _ = block_l;
     let doc = format!(
         " The channel's whole plane as one row: {} vector(s) of {lanes} at flat output indices `{starts:?}` (row of {row_words} words).",
         starts.len()

@@ -247,7 +247,7 @@ impl LayerPlan {
     /// Generated lines of code, estimated (for the size limit).
     pub fn estimated_lines(&self) -> usize {
         if let Some(q) = &self.quant {
-            return quant::estimated_lines(self, q);
+            return quant::estimated_lines(q);
         }
         let per_variant = |v: &VariantPlan| {
             // Formatted lines per statement: calls of intrinsics wrap over several lines.

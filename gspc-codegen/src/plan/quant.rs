@@ -306,11 +306,16 @@ fn variant(isa: Isa, block: usize, ow: usize, depthwise: bool, max_acc: usize) -
 /// Generated lines of an int8 layer's module, estimated (for the size limit): about 350
 /// for the module's items, and per variant about 60 plus, per tile, 3 lines per unrolled
 /// statement (a multiply-add, a load or broadcast, a store; intrinsics calls wrap).
-pub(crate) fn estimated_lines(p: &LayerPlan, q: &QPlan) -> usize {
+pub(crate) fn estimated_lines(q: &QPlan) -> usize {
     let lay = &q.layout;
     let [kh, kw] = lay.kernel;
     let per_variant = |v: &QVariant| {
         let tiles = usize::from(v.full_tiles > 0) + usize::from(!v.tail_starts.is_empty());
+        if !v.flat.is_empty() {
+            // Every tap of every flat vector, and up to `lanes` stores per vector.
+            return 60
+                + 3 * (kh * lay.pairs * (v.flat.len() + 2 * v.nvec) + v.nvec * (8 + v.lanes));
+        }
         let statements = if v.channel_lanes {
             let cols = v.columns.max(v.tail_starts.len());
             kw * (v.nvec + cols * (1 + v.nvec)) + cols * v.nvec * 8
@@ -321,7 +326,6 @@ pub(crate) fn estimated_lines(p: &LayerPlan, q: &QPlan) -> usize {
         };
         60 + tiles * 3 * statements
     };
-    let _ = p;
     350 + q.variants.iter().map(per_variant).sum::<usize>()
 }
 
