@@ -49,6 +49,11 @@ mod elements {
     pub type Word = f32;
     /// The net's layers.
     pub const LAYERS: &[Layer] = net::LAYERS;
+    /// An activation as f32 (for the printed checksum).
+    #[cfg(feature = "qemu")]
+    pub fn to_f32(v: Act) -> f32 {
+        v
+    }
 }
 
 /// The net's element types: activations, and packed weights and scratch.
@@ -63,6 +68,11 @@ mod elements {
     pub type Word = i32;
     /// The net's layers.
     pub const LAYERS: &[Layer] = net::QLAYERS;
+    /// An activation as f32 (for the printed checksum).
+    #[cfg(feature = "qemu")]
+    pub fn to_f32(v: Act) -> f32 {
+        f32::from(v)
+    }
 }
 
 use elements::{Act, LAYERS, Layer, Word, net};
@@ -349,7 +359,7 @@ fn run(n: &mut Net) -> ! {
     });
     match result {
         Ok(out) => {
-            let sum = out.iter().fold(0.0f32, |s, &v| s + v as f32);
+            let sum = out.iter().fold(0.0f32, |s, &v| s + elements::to_f32(v));
             hprintln!("output: {} values, sum {}", out.len(), sum);
         }
         Err(e) => {
