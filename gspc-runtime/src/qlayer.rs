@@ -339,17 +339,7 @@ impl QLayout {
         let [kh, kw] = self.kernel;
         let taps = kh * kw;
         let k_len = self.out_channels();
-        let len = |buffer, expected: usize, actual: usize| {
-            if expected == actual {
-                Ok(())
-            } else {
-                Err(Error::BufferLength {
-                    buffer,
-                    expected,
-                    actual,
-                })
-            }
-        };
+        let len = crate::reference::check_len;
         len("weights", k_len * self.cpg * taps, weights.len())?;
         len("packed", self.packed_len(), packed.len())?;
         if let Some(b) = bias {
