@@ -418,21 +418,28 @@ fn int8_peaks(args: &Args, f32: Option<f64>) -> Peaks {
 /// the dispatcher ran, and whether it is int8.
 type OneTimed = (LayerInfo, f64, f64, &'static str, bool);
 
-/// Times an f32 layer (`None`, with a line saying so, where `--isa` names no variant this
-/// CPU runs).
-fn time_one_f32(layer: &Layer, args: &Args) -> Option<OneTimed> {
-    let run = if args.threads > 1 {
-        None
-    } else if let Some(run) = pick_run(layer, &args.isa) {
-        Some(run)
-    } else {
+/// What to time of layer `name`: `Some(None)` for `run_parallel` (`--threads` above 1),
+/// `Some(Some(run))` for the variant `picked` (`--isa`, or the dispatching `run`), `None`,
+/// with a line saying so, where `--isa` names no variant this CPU runs.
+fn chosen_run<R>(name: &str, picked: Option<R>, args: &Args) -> Option<Option<R>> {
+    if args.threads > 1 {
+        return Some(None);
+    }
+    if picked.is_none() {
         println!(
             "{:<28} (no runnable {} variant)",
-            layer.info.name,
+            name,
             args.isa.as_deref().unwrap_or("")
         );
         return None;
-    };
+    }
+    Some(picked)
+}
+
+/// Times an f32 layer (`None`, with a line saying so, where `--isa` names no variant this
+/// CPU runs).
+fn time_one_f32(layer: &Layer, args: &Args) -> Option<OneTimed> {
+    let run = chosen_run(layer.info.name, pick_run(layer, &args.isa), args)?;
     let (median, min) = time_layer(layer, run, args);
     Some((
         layer.info,
@@ -445,21 +452,11 @@ fn time_one_f32(layer: &Layer, args: &Args) -> Option<OneTimed> {
 
 /// [`time_one_f32`] for an int8 layer (not with `--sequential`, which int8 layers lack).
 fn time_one_int8(layer: &QLayer, args: &Args) -> Option<OneTimed> {
-    let run = if args.sequential {
+    if args.sequential {
         println!("{:<28} (no --sequential for int8 layers)", layer.info.name);
         return None;
-    } else if args.threads > 1 {
-        None
-    } else if let Some(run) = pick_qrun(layer, &args.isa) {
-        Some(run)
-    } else {
-        println!(
-            "{:<28} (no runnable {} variant)",
-            layer.info.name,
-            args.isa.as_deref().unwrap_or("")
-        );
-        return None;
-    };
+    }
+    let run = chosen_run(layer.info.name, pick_qrun(layer, &args.isa), args)?;
     let (median, min) = time_qlayer(layer, run, args);
     Some((
         layer.info,
