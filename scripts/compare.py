@@ -148,8 +148,11 @@ def main():
 def load_peak(given, dest, measure, env, how):
     """A peak JSON as a dict: `given` copied to `dest`, else `measure` run (it writes `dest`)."""
     if given:
-        with open(given) as src, open(dest, "w") as dst:
-            dst.write(src.read())
+        # Read before writing: `given` may be `dest` itself (opening it to write empties it).
+        with open(given) as src:
+            text = src.read()
+        with open(dest, "w") as dst:
+            dst.write(text)
     else:
         sh(measure, cwd=ROOT, env=env)
     try:

@@ -403,15 +403,20 @@ fn bake(
             }
             (weights::Weights::Int8(lw), Some(q)) => {
                 // The runtime's packing, so the baked words are what `pack_weights` makes.
-                let mut packed = vec![0i32; q.layout.packed_len()];
-                q.layout
-                    .pack_weights(&lw.weights, lw.bias.as_deref(), &mut packed)
-                    .map_err(|e| match e {
-                        gspc_runtime::Error::WeightRange { .. } => {
-                            mismatch(format!("layer {:?}: {e}", p.layer.name))
-                        }
-                        _ => shape_error(),
-                    })?;
+                let sections = q.sections();
+                let mut packed = vec![0i32; gspc_runtime::qlayer::sections_len(&sections)];
+                gspc_runtime::qlayer::pack_sections(
+                    &sections,
+                    &lw.weights,
+                    lw.bias.as_deref(),
+                    &mut packed,
+                )
+                .map_err(|e| match e {
+                    gspc_runtime::Error::WeightRange { .. } => {
+                        mismatch(format!("layer {:?}: {e}", p.layer.name))
+                    }
+                    _ => shape_error(),
+                })?;
                 for v in packed {
                     bytes.extend_from_slice(&v.to_le_bytes());
                 }

@@ -26,6 +26,17 @@
 //!   (`PAIRS = ceil(KW / 2)`, the odd kernel column paired with 0).
 //!
 //! Both are followed by the bias, one int32 per output channel (0 without one).
+//!
+//! **Quads** (`elems: 4`, [`QLayout::quads`]): a word holds four 8-bit values where a pair
+//! layout holds two int16 values, so one word product is four multiply-adds (x86's
+//! `vpdpbusd`, Arm's `sdot`): four input channels of one pixel (grouped) or four
+//! neighbouring kernel columns (depthwise), byte 0 first. The input cannot be packed as
+//! `x - zero_point` (that needs 9 bits); it is packed as the byte `x + input_offset`, a
+//! padded pixel as `zero_point + input_offset` ([`QLayout::pad_value`]), so each product
+//! carries `pad_value * w` too much, which the packed bias takes back:
+//! `bias - pad_value * sum(w)`. With `input_offset` 128 the bytes are unsigned (in [0, 255],
+//! `vpdpbusd`'s unsigned operand), with 0 signed (`sdot`). A layer may have both layouts,
+//! one after the other in its packed weights ([`pack_sections`]): each variant reads its own.
 
 use crate::quant::{QuantParams, Requant};
 use crate::{Error, Isa, LayerInfo};
@@ -92,10 +103,47 @@ pub fn supported(isa: Isa) -> bool {
     }
 }
 
+/// Packs OIHW int8 weights and an optional int32 bias into each of `layouts` (the layer's
+/// sections: its pair layout, then its quads where a variant reads them), one section after
+/// the other in `packed`; lengths and weights are checked as [`QLayout::pack_weights`]
+/// checks them.
+pub fn pack_sections(
+    layouts: &[QLayout],
+    weights: &[i8],
+    bias: Option<&[i32]>,
+    packed: &mut [i32],
+) -> Result<(), Error> {
+    crate::reference::check_len("packed", sections_len(layouts), packed.len())?;
+    let mut rest = packed;
+    for l in layouts {
+        let (section, tail) = rest.split_at_mut(l.packed_len().min(rest.len()));
+        l.pack_weights(weights, bias, section)?;
+        rest = tail;
+    }
+    Ok(())
+}
+
+/// Words of packed weights and bias of every section of `layouts`.
+pub const fn sections_len(layouts: &[QLayout]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < layouts.len() {
+        n += layouts[i].packed_len();
+        i += 1;
+    }
+    n
+}
+
 /// Two int16 values in one int32 word, `lo` in the low half (their low 16 bits).
 #[inline(always)]
 pub const fn pair(lo: i32, hi: i32) -> i32 {
     ((lo as u16 as u32) | ((hi as u16 as u32) << 16)) as i32
+}
+
+/// Four bytes in one int32 word, `b[0]` in the low byte.
+#[inline(always)]
+pub const fn quad(b: [u8; 4]) -> i32 {
+    i32::from_le_bytes(b)
 }
 
 /// `acc + lo(x) * lo(w) + hi(x) * hi(w)`: the two int16 products of one word pair, wrapping
@@ -136,6 +184,20 @@ pub fn madd_word(acc: i32, x: i32, w: i32) -> i32 {
 pub fn madd_lanes<const L: usize>(mut acc: [i32; L], x: &[i32; L], w: &[i32; L]) -> [i32; L] {
     for l in 0..L {
         acc[l] = madd_word(acc[l], x[l], w[l]);
+    }
+    acc
+}
+
+/// `acc + x . w` per lane over quads (what `vpdpbusd` computes): each word of `x` holds
+/// four unsigned bytes, each word of `w` four signed ones, and a lane adds the four
+/// products, wrapping.
+#[inline(always)]
+pub fn madd_quads_lanes<const L: usize>(mut acc: [i32; L], x: &[i32; L], w: &[i32; L]) -> [i32; L] {
+    for l in 0..L {
+        let (xb, wb) = (x[l].to_le_bytes(), w[l].to_le_bytes());
+        for (a, b) in xb.into_iter().zip(wb) {
+            acc[l] = acc[l].wrapping_add(a as i32 * (b as i8) as i32);
+        }
     }
     acc
 }
@@ -189,6 +251,29 @@ fn interior<const S: usize>(dst: &mut [i32], a: &[i8], b: Option<&[i8]>, zp: i32
                 *d = pair(a.get(j * S).map_or(0, |&x| x as i32 - zp), 0);
             }
         }
+    }
+}
+
+/// The inside of a packed row phase of quads at column stride `S`: `dst[j]` = the bytes
+/// `src[i][j * S] + off`, as far as all reach; specialized per stride so that the
+/// compiler vectorizes it.
+#[inline(always)]
+fn interior_quads<const S: usize>(dst: &mut [i32], src: [&[i8]; 4], off: u8) {
+    let [a, b, c, d] = src.map(|r| r.as_chunks::<S>().0);
+    let b8 = |x: &[i8; S]| (x[0] as u8).wrapping_add(off);
+    let done = dst
+        .len()
+        .min(a.len())
+        .min(b.len())
+        .min(c.len())
+        .min(d.len());
+    for ((((o, x0), x1), x2), x3) in dst.iter_mut().zip(a).zip(b).zip(c).zip(d) {
+        *o = quad([b8(x0), b8(x1), b8(x2), b8(x3)]);
+    }
+    // The last values of rows whose chunk is cut short.
+    for (j, o) in dst.iter_mut().enumerate().skip(done) {
+        let v = src.map(|r| r.get(j * S).map_or(0, |&x| (x as u8).wrapping_add(off)));
+        *o = quad(v);
     }
 }
 
@@ -246,9 +331,11 @@ pub struct QLayout {
     /// Output channels per work unit (divides the output channels; grouped: `TILE`, which
     /// divides the channels per group).
     pub block: usize,
-    /// Words per tap (grouped: `ceil(CPG / 2)`) or per kernel row (depthwise:
-    /// `ceil(KW / 2)`).
-    pub pairs: usize,
+    /// Values per word: 2 (int16 pairs) or 4 (8-bit quads, see [`QLayout::quads`]).
+    pub elems: usize,
+    /// Words per tap (grouped: `ceil(CPG / elems)`) or per kernel row (depthwise:
+    /// `ceil(KW / elems)`).
+    pub words: usize,
     /// `[H, W]`.
     pub input: [usize; 2],
     /// `[PH, PW]`.
@@ -259,6 +346,9 @@ pub struct QLayout {
     pub padded: [usize; 2],
     /// The input's zero point, subtracted when the input is packed.
     pub input_zero_point: i32,
+    /// Quads: added to every input byte (128 where the multiply reads the input unsigned,
+    /// x86's `vpdpbusd`; 0 where it reads it signed, Arm's `sdot`). 0 for pairs.
+    pub input_offset: i32,
 }
 
 impl QLayout {
@@ -289,8 +379,12 @@ impl QLayout {
         let (kw, dw, s) = (self.kernel[1], self.dilation[1], self.phases());
         let mut c = 0;
         while c < kw {
-            let off = if self.depthwise { 2 * c * dw } else { c * dw };
-            if (!self.depthwise || c < self.pairs) && off % s == ph {
+            let off = if self.depthwise {
+                self.elems * c * dw
+            } else {
+                c * dw
+            };
+            if (!self.depthwise || c < self.words) && off % s == ph {
                 return true;
             }
             c += 1;
@@ -307,9 +401,9 @@ impl QLayout {
     pub const fn weight_words(&self) -> usize {
         let [kh, kw] = self.kernel;
         if self.depthwise {
-            self.out_channels() * kh * self.pairs
+            self.out_channels() * kh * self.words
         } else {
-            self.out_channels() * self.pairs * kh * kw
+            self.out_channels() * self.words * kh * kw
         }
     }
 
@@ -323,7 +417,7 @@ impl QLayout {
         if self.depthwise {
             self.plane_words()
         } else {
-            self.groups * self.pairs * self.plane_words()
+            self.groups * self.words * self.plane_words()
         }
     }
 
@@ -366,29 +460,74 @@ impl QLayout {
             }
         };
         let tile = self.block;
+        let e = self.elems;
         for k in 0..k_len {
             for r in 0..kh {
                 if self.depthwise {
-                    for q in 0..self.pairs {
-                        let word = pair(w(k, 0, r, 2 * q), w(k, 0, r, 2 * q + 1));
-                        put((k * kh + r) * self.pairs + q, word);
+                    for q in 0..self.words {
+                        let word = self.word(|i| w(k, 0, r, e * q + i));
+                        put((k * kh + r) * self.words + q, word);
                     }
                     continue;
                 }
                 for col in 0..kw {
-                    for p in 0..self.pairs {
-                        let word = pair(w(k, 2 * p, r, col), w(k, 2 * p + 1, r, col));
+                    for p in 0..self.words {
+                        let word = self.word(|i| w(k, e * p + i, r, col));
                         let at =
-                            (((k / tile * self.pairs + p) * kh + r) * kw + col) * tile + k % tile;
+                            (((k / tile * self.words + p) * kh + r) * kw + col) * tile + k % tile;
                         put(at, word);
                     }
                 }
             }
         }
-        if let Some(b) = bias {
-            bias_out.copy_from_slice(b);
+        // The bias, less what the padding value adds to every product (0 for pairs).
+        let pad = self.pad_value();
+        let per_k = self.cpg * taps;
+        for (k, out) in bias_out.iter_mut().enumerate() {
+            let sum = weights.get(k * per_k..(k + 1) * per_k).map_or(0, |ws| {
+                ws.iter().fold(0i32, |a, &v| a.wrapping_add(v as i32))
+            });
+            let b = bias.and_then(|b| b.get(k)).copied().unwrap_or(0);
+            *out = b.wrapping_sub(pad.wrapping_mul(sum));
         }
         Ok(())
+    }
+
+    /// The value a padded pixel is packed as, which every packed input value carries on top
+    /// of `x - input_zero_point`: 0 for pairs, `input_zero_point + input_offset` for quads.
+    pub const fn pad_value(&self) -> i32 {
+        if self.elems == 4 {
+            self.input_zero_point + self.input_offset
+        } else {
+            0
+        }
+    }
+
+    /// This layout with quads in place of pairs, the input bytes offset by `input_offset`
+    /// (see the module documentation).
+    pub const fn quads(&self, input_offset: i32) -> QLayout {
+        let per_word = if self.depthwise {
+            self.kernel[1]
+        } else {
+            self.cpg
+        };
+        QLayout {
+            elems: 4,
+            words: per_word.div_ceil(4),
+            input_offset,
+            ..*self
+        }
+    }
+
+    /// One packed word of `elems` values `v(0)`, `v(1)`, ...: an int16 pair, or four bytes,
+    /// `v(0)` lowest.
+    #[inline(always)]
+    fn word(&self, v: impl Fn(usize) -> i32) -> i32 {
+        if self.elems == 4 {
+            quad([v(0) as u8, v(1) as u8, v(2) as u8, v(3) as u8])
+        } else {
+            pair(v(0), v(1))
+        }
     }
 
     /// One packed row: word `j` of phase `ph` is `pair(v(lo, col), v(hi, col + shift))`
@@ -489,6 +628,159 @@ impl QLayout {
         }
     }
 
+    /// One packed row of quads: word `j` of phase `ph` is the bytes `v(i, col + i * shift)`,
+    /// `i` in 0..4, for padded column `col = j * SW + ph`, where `v(i, col)` is
+    /// `rows[i][col - PW] + input_offset` inside the row and the pad value outside it.
+    #[inline(always)]
+    fn pack_row_quads(&self, rows: [&[i8]; 4], shift: usize, out: &mut [i32]) {
+        let (w, pw, s) = (self.input[1], self.padding[1], self.phases());
+        let rl = self.phase_len();
+        let off = self.input_offset as u8;
+        let pad = self.pad_value() as u8;
+        let v = |i: usize, col: usize| -> u8 {
+            match col.checked_sub(pw).and_then(|c| rows[i].get(c)) {
+                Some(&x) => (x as u8).wrapping_add(off),
+                None => pad,
+            }
+        };
+        for (ph, words) in out.chunks_exact_mut(rl).take(s).enumerate() {
+            if !self.phase_used(ph) {
+                continue;
+            }
+            // Columns whose four values are inside the row: col >= PW and col + 3 shift <
+            // PW + W, i.e. j in [first, end).
+            let first = pw.saturating_sub(ph).div_ceil(s).min(rl);
+            let end = match (pw + w).checked_sub(1 + 3 * shift + ph) {
+                Some(last) => (last / s + 1).clamp(first, rl),
+                None => first,
+            };
+            for j in (0..first).chain(end..rl) {
+                let col = j * s + ph;
+                if let Some(word) = words.get_mut(j) {
+                    *word = quad([0, 1, 2, 3].map(|i| v(i, col + i * shift)));
+                }
+            }
+            if end == first {
+                continue;
+            }
+            let a0 = first * s + ph - pw;
+            let src = [0, 1, 2, 3].map(|i| rows[i].get(a0 + i * shift..).unwrap_or(&[]));
+            let Some(dst) = words.get_mut(first..end) else {
+                continue;
+            };
+            match s {
+                1 => interior_quads::<1>(dst, src, off),
+                2 => interior_quads::<2>(dst, src, off),
+                3 => interior_quads::<3>(dst, src, off),
+                4 => interior_quads::<4>(dst, src, off),
+                _ => {
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        let b =
+                            src.map(|r| r.get(j * s).map_or(pad, |&x| (x as u8).wrapping_add(off)));
+                        *d = quad(b);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`QLayout::pack_row_quads`] of four channels' rows (`shift` 0: the grouped layout),
+    /// in two passes over chunks of columns that the compiler vectorizes: the words of
+    /// consecutive columns (four rows interleaved), then their distribution over the column
+    /// phases.
+    #[inline(always)]
+    fn pack_row_channel_quads(&self, rows: [&[i8]; 4], out: &mut [i32]) {
+        const CHUNK: usize = 64;
+        let (w, pw, s, rl) = (
+            self.input[1],
+            self.padding[1],
+            self.phases(),
+            self.phase_len(),
+        );
+        let off = self.input_offset as u8;
+        let pad = quad([self.pad_value() as u8; 4]);
+        // Padded column `col` is word `col / SW` of phase `col % SW`.
+        let put = |out: &mut [i32], col: usize, word: i32| {
+            if let Some(o) = out.get_mut((col % s) * rl + col / s) {
+                *o = word;
+            }
+        };
+        for col in (0..pw).chain(pw + w..s * rl) {
+            put(out, col, pad);
+        }
+        let mut words = [0i32; CHUNK];
+        let mut c0 = 0;
+        while c0 < w {
+            let n = CHUNK.min(w - c0);
+            let [Some(a), Some(b), Some(c), Some(d)] = rows.map(|r| r.get(c0..c0 + n)) else {
+                return;
+            };
+            let b8 = |x: i8| (x as u8).wrapping_add(off) as u32;
+            for ((((o, &x0), &x1), &x2), &x3) in words.iter_mut().zip(a).zip(b).zip(c).zip(d) {
+                *o = (b8(x0) | (b8(x1) << 8) | (b8(x2) << 16) | (b8(x3) << 24)) as i32;
+            }
+            let first = pw + c0;
+            match s {
+                1 => {
+                    if let Some(dst) = out.get_mut(first..first + n) {
+                        dst.copy_from_slice(&words[..n]);
+                    }
+                }
+                2 => {
+                    // Even and odd columns of the chunk, to their phases.
+                    let (pairs, rest) = words[..n].as_chunks::<2>();
+                    let (p0, p1) = out.split_at_mut(rl.min(out.len()));
+                    let (j0, j1) = (first / 2, first.div_ceil(2));
+                    let (e, o) = if first % 2 == 0 { (p0, p1) } else { (p1, p0) };
+                    // Column first + 2k is word first / 2 + k of its phase, column
+                    // first + 2k + 1 word (first + 1) / 2 + k of the other.
+                    if let (Some(e), Some(o)) = (
+                        e.get_mut(j0..j0 + pairs.len()),
+                        o.get_mut(j1..j1 + pairs.len()),
+                    ) {
+                        for ((e, o), pr) in e.iter_mut().zip(o.iter_mut()).zip(pairs) {
+                            *e = pr[0];
+                            *o = pr[1];
+                        }
+                    }
+                    if let Some(&last) = rest.first() {
+                        put(out, first + n - 1, last);
+                    }
+                }
+                _ => {
+                    for (i, &word) in words[..n].iter().enumerate() {
+                        put(out, first + i, word);
+                    }
+                }
+            }
+            c0 += n;
+        }
+    }
+
+    /// The rows of one packed plane of quads from the planes `planes` (value `i` of a word
+    /// from `planes[i]`, `shift * i` columns further): padding rows hold the pad value.
+    #[inline(always)]
+    fn pack_plane_quads(&self, planes: [&[i8]; 4], shift: usize, out: &mut [i32]) {
+        let [h, w] = self.input;
+        let ph = self.padding[0];
+        let row_words = self.phases() * self.phase_len();
+        let pad = self.pad_value() as u8;
+        for (ih, words) in out.chunks_exact_mut(row_words).enumerate() {
+            let i = ih.checked_sub(ph).filter(|&i| i < h);
+            match i {
+                Some(i) => {
+                    let rows = planes.map(|p| p.get(i * w..(i + 1) * w).unwrap_or(&[]));
+                    if shift == 0 {
+                        self.pack_row_channel_quads(rows, words);
+                    } else {
+                        self.pack_row_quads(rows, shift, words);
+                    }
+                }
+                None => words.fill(quad([pad; 4])),
+            }
+        }
+    }
+
     /// The depthwise layout's packed input of channel `c` into `out` (`input_words()`
     /// words). Lengths are the generated layer's, checked at its compile time; a shorter
     /// buffer is left partly unwritten, never overrun.
@@ -496,7 +788,11 @@ impl QLayout {
     pub fn pack_input_depthwise(&self, input: &[i8], c: usize, out: &mut [i32]) {
         let plane = self.input[0] * self.input[1];
         if let Some(x) = input.get(c * plane..(c + 1) * plane) {
-            self.pack_plane(x, Some(x), self.dilation[1], out);
+            if self.elems == 4 {
+                self.pack_plane_quads([x; 4], self.dilation[1], out);
+            } else {
+                self.pack_plane(x, Some(x), self.dilation[1], out);
+            }
         }
     }
 
@@ -508,10 +804,26 @@ impl QLayout {
         let words = self.plane_words();
         let mut planes = out.chunks_exact_mut(words);
         for g in 0..self.groups {
-            for p in 0..self.pairs {
+            for p in 0..self.words {
                 let Some(dst) = planes.next() else {
                     return;
                 };
+                if self.elems == 4 {
+                    // Channels past the group's take the first one's values: their
+                    // weights are 0.
+                    let c0 = g * self.cpg + 4 * p;
+                    let first = input.get(c0 * plane..(c0 + 1) * plane).unwrap_or(&[]);
+                    let src = [0, 1, 2, 3].map(|i| {
+                        let c = c0 + i;
+                        match (4 * p + i < self.cpg).then(|| input.get(c * plane..(c + 1) * plane))
+                        {
+                            Some(Some(x)) => x,
+                            _ => first,
+                        }
+                    });
+                    self.pack_plane_quads(src, 0, dst);
+                    continue;
+                }
                 let c0 = g * self.cpg + 2 * p;
                 let lo = input.get(c0 * plane..(c0 + 1) * plane);
                 let hi = (2 * p + 1 < self.cpg)
@@ -549,12 +861,14 @@ mod tests {
             kernel: [3, 3],
             stride: [stride, stride],
             block: 4,
-            pairs: 2,
+            elems: 2,
+            words: 2,
             input: [4, 5],
             padding: [1, 1],
             dilation: [1, 1],
             padded: [6, 7],
             input_zero_point: -3,
+            input_offset: 0,
         }
     }
 
@@ -609,6 +923,73 @@ mod tests {
                 assert_eq!(word_at(&l, &out, 0, r, 6), 0);
             }
         }
+    }
+
+    /// A layout's packed value of `x` (or the padding) as its words hold it.
+    fn packed_value(l: &QLayout, x: Option<i8>) -> i32 {
+        match x {
+            Some(x) if l.elems == 4 => (x as u8).wrapping_add(l.input_offset as u8) as i32,
+            Some(x) => x as i32 - l.input_zero_point,
+            None if l.elems == 4 => l.pad_value() as u8 as i32,
+            None => 0,
+        }
+    }
+
+    #[test]
+    fn grouped_quads_hold_four_channels_and_the_pad_value() {
+        // 6 channels per group: quad 0 = channels 0-3, quad 1 = channels 4, 5 and two
+        // channels past the group (any value: their weights are 0).
+        for (stride, pw, w) in [(1, 1, 5), (2, 1, 5), (2, 2, 70), (2, 0, 9), (3, 1, 5)] {
+            let l = QLayout {
+                cpg: 6,
+                input: [3, w],
+                padding: [1, pw],
+                padded: [5, w + 2 * pw],
+                ..layout(false, stride)
+            }
+            .quads(128);
+            assert_eq!((l.elems, l.words), (4, 2));
+            let plane = 3 * w;
+            let input: std::vec::Vec<i8> = (0..12 * plane)
+                .map(|i| (i * 37 % 256) as u8 as i8)
+                .collect();
+            let mut out = vec![7i32; l.input_words()];
+            l.pack_input_grouped(&input, &mut out);
+            let x = |c: usize, r: usize, col: usize| -> Option<i8> {
+                let inside = (1..=3).contains(&r) && (pw..pw + w).contains(&col);
+                inside.then(|| input[c * plane + (r - 1) * w + col - pw])
+            };
+            for r in 0..5 {
+                for col in 0..w + 2 * pw {
+                    for (p, c0) in [(2, 6), (3, 10)] {
+                        let bytes = word_at(&l, &out, p, r, col).to_le_bytes();
+                        for (i, &b) in bytes.iter().enumerate().take(if c0 == 10 { 2 } else { 4 }) {
+                            assert_eq!(
+                                b as i32,
+                                packed_value(&l, x(c0 + i, r, col)),
+                                "stride {stride} pw {pw} w {w}: plane {p} ({r}, {col}) byte {i}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quad_weights_and_the_bias_take_back_the_pad_value() {
+        let l = layout(false, 1).quads(128);
+        let w: [i8; 8 * 3 * 9] = core::array::from_fn(|i| (i as i32 * 7 % 255 - 127) as i8);
+        let bias: [i32; 8] = core::array::from_fn(|k| k as i32 * 1000 - 3000);
+        let mut packed = vec![0i32; l.packed_len()];
+        l.pack_weights(&w, Some(&bias), &mut packed).unwrap();
+        // Output channel 5 (tile 1, lane 1), tap (2, 1), input channels 0-2 and a 0.
+        let at = ((1 * l.words) * 3 + 2) * 3 * 4 + 4 + 1;
+        let word = packed[at].to_le_bytes();
+        let wv = |c: usize| w[(5 * 3 + c) * 9 + 2 * 3 + 1];
+        assert_eq!(word, [wv(0) as u8, wv(1) as u8, wv(2) as u8, 0]);
+        let sum: i32 = w[5 * 27..6 * 27].iter().map(|&v| v as i32).sum();
+        assert_eq!(packed[l.weight_words() + 5], bias[5] - (128 - 3) * sum);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::plan::LayerPlan;
 use crate::plan::quant::{Flavor, QPlan, QVariant};
 use crate::target::Arch;
 use gspc_runtime::Isa;
+use gspc_runtime::qlayer::QLayout;
 use gspc_runtime::quant::{ChannelScale, Requantization};
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -177,8 +178,52 @@ fn quant_items(p: &LayerPlan) -> TokenStream {
 fn layout_item(p: &LayerPlan, q: &QPlan) -> TokenStream {
     let ql = &q.layout;
     let u = lit;
-    let (groups, cpg, kpg, block, pairs) =
-        (u(ql.groups), u(ql.cpg), u(ql.kpg), u(ql.block), u(ql.pairs));
+    let pairs = layout_expr(ql);
+    let block_len = u(ql.block * p.output[0] * p.output[1]);
+    let units = u(ql.units());
+    let (quads, sections) = match &q.quads {
+        Some(quads) => {
+            let e = layout_expr(quads);
+            (
+                quote! {
+                    /// The packed layout of 8-bit quads (`vpdpbusd`), after [`LAYOUT`]'s
+                    /// section in the packed weights.
+                    pub const QUADS: ::gspc_runtime::qlayer::QLayout = #e;
+                },
+                quote!([LAYOUT, QUADS]),
+            )
+        }
+        None => (quote!(), quote!([LAYOUT])),
+    };
+    quote! {
+        /// The packed layout of int16 pairs (`gspc_runtime::qlayer`).
+        pub const LAYOUT: ::gspc_runtime::qlayer::QLayout = #pairs;
+        #quads
+        /// The sections of the packed weights, in order.
+        pub const SECTIONS: &[::gspc_runtime::qlayer::QLayout] = &#sections;
+        const _: () = assert!(
+            ::gspc_runtime::qlayer::sections_len(SECTIONS) == PACKED_LEN
+                && LAYOUT.input_words() == SCRATCH_LEN
+                && LAYOUT.units() == UNITS
+        );
+        /// Output values of one work unit (a block of output channels).
+        pub const BLOCK_LEN: usize = #block_len;
+        /// Work units: output-channel blocks.
+        pub const UNITS: usize = #units;
+    }
+}
+
+/// A `QLayout` as a constant expression.
+fn layout_expr(ql: &QLayout) -> TokenStream {
+    let u = lit;
+    let (groups, cpg, kpg, block, elems, words) = (
+        u(ql.groups),
+        u(ql.cpg),
+        u(ql.kpg),
+        u(ql.block),
+        u(ql.elems),
+        u(ql.words),
+    );
     let pair = |a: [usize; 2]| {
         let (x, y) = (u(a[0]), u(a[1]));
         quote!([#x, #y])
@@ -191,14 +236,10 @@ fn layout_item(p: &LayerPlan, q: &QPlan) -> TokenStream {
         pair(ql.dilation),
         pair(ql.padded),
     );
-    let zp = i32_lit(ql.input_zero_point);
+    let (zp, offset) = (i32_lit(ql.input_zero_point), i32_lit(ql.input_offset));
     let depthwise = ql.depthwise;
-    let block_len = u(ql.block * p.output[0] * p.output[1]);
-    let units = u(ql.units());
-    let bias_offset = u(ql.weight_words());
     quote! {
-        /// The packed layouts (`gspc_runtime::qlayer`): int16 pairs in int32 words.
-        pub const LAYOUT: ::gspc_runtime::qlayer::QLayout = ::gspc_runtime::qlayer::QLayout {
+        ::gspc_runtime::qlayer::QLayout {
             depthwise: #depthwise,
             groups: #groups,
             cpg: #cpg,
@@ -206,24 +247,15 @@ fn layout_item(p: &LayerPlan, q: &QPlan) -> TokenStream {
             kernel: #kernel,
             stride: #stride,
             block: #block,
-            pairs: #pairs,
+            elems: #elems,
+            words: #words,
             input: #input,
             padding: #padding,
             dilation: #dilation,
             padded: #padded,
             input_zero_point: #zp,
-        };
-        const _: () = assert!(
-            LAYOUT.packed_len() == PACKED_LEN
-                && LAYOUT.input_words() == SCRATCH_LEN
-                && LAYOUT.units() == UNITS
-        );
-        /// Output values of one work unit (a block of output channels).
-        pub const BLOCK_LEN: usize = #block_len;
-        /// Work units: output-channel blocks.
-        pub const UNITS: usize = #units;
-        /// Offset of the bias in the packed weights.
-        const BIAS_OFFSET: usize = #bias_offset;
+            input_offset: #offset,
+        }
     }
 }
 
@@ -249,6 +281,18 @@ fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch, baked_entry: TokenStream) -
         quote!()
     };
     let dispatch_units = dispatch_body(&isas, arch, "run_units", units_args, true);
+    let pack_input = if depthwise {
+        quote!()
+    } else {
+        let body = dispatch_body(&isas, arch, "pack_input", quote!(input, x), true);
+        quote! {
+            /// Packs the whole input into `x` in the layout of the best variant (the one
+            /// `run_units` runs).
+            fn pack_input(input: &[i8; INPUT_LEN], x: &mut [i32; SCRATCH_LEN]) {
+                #body
+            }
+        }
+    };
     let dispatched = dispatched_isa_body(&isas, arch, false, true);
     let (pack_first, run_call, parallel_body) = if depthwise {
         (
@@ -265,7 +309,7 @@ fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch, baked_entry: TokenStream) -
         )
     } else {
         (
-            quote!(LAYOUT.pack_input_grouped(input, scratch);),
+            quote!(pack_input(input, scratch);),
             quote!(run_units(packed, 0, blocks, scratch)),
             quote! {
                 let actual = scratch.len();
@@ -276,7 +320,7 @@ fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch, baked_entry: TokenStream) -
                         actual,
                     });
                 };
-                LAYOUT.pack_input_grouped(input, x);
+                pack_input(input, x);
                 let x: &[i32; SCRATCH_LEN] = x;
                 // Every part reads the one packed input; the parts need no scratch.
                 let mut pieces = [(); 64];
@@ -305,7 +349,7 @@ fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch, baked_entry: TokenStream) -
             bias: Option<&[i32; OUT_CHANNELS]>,
             packed: &mut [i32; PACKED_LEN],
         ) -> Result<(), ::gspc_runtime::Error> {
-            LAYOUT.pack_weights(weights, bias.map(|b| b.as_slice()), packed)
+            ::gspc_runtime::qlayer::pack_sections(SECTIONS, weights, bias.map(|b| b.as_slice()), packed)
         }
 
         /// [`pack_weights`] over slices, checking their lengths.
@@ -314,7 +358,7 @@ fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch, baked_entry: TokenStream) -
             bias: Option<&[i32]>,
             packed: &mut [i32],
         ) -> Result<(), ::gspc_runtime::Error> {
-            LAYOUT.pack_weights(weights, bias, packed)
+            ::gspc_runtime::qlayer::pack_sections(SECTIONS, weights, bias, packed)
         }
 
         /// The variant [`run`] runs on this CPU: the best one it supports.
@@ -322,6 +366,8 @@ fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch, baked_entry: TokenStream) -
         pub fn dispatched_isa() -> ::gspc_runtime::Isa {
             #dispatched
         }
+
+        #pack_input
 
         /// Computes output blocks `first..first + blocks.len()` with the best variant.
         fn run_units(
@@ -475,6 +521,9 @@ fn variant_slice(isa: Isa) -> TokenStream {
 struct Ops {
     flavor: Flavor,
     lanes: usize,
+    /// Words of four 8-bit values (`vpdpbusd`: unsigned input, signed weights), not two
+    /// int16 values.
+    quad: bool,
 }
 
 impl Ops {
@@ -512,8 +561,18 @@ impl Ops {
         }
     }
 
-    /// `acc + x . w` per lane (two int16 products per word).
+    /// `acc + x . w` per lane (two int16 products per word, or four 8-bit ones).
     fn madd(&self, acc: &TokenStream, x: &TokenStream, w: &TokenStream) -> TokenStream {
+        if self.quad {
+            return match self.flavor {
+                Flavor::Zmm => quote!(_mm512_dpbusd_epi32(#acc, #x, #w)),
+                Flavor::Ymm => quote!(_mm256_dpbusd_epi32(#acc, #x, #w)),
+                Flavor::Xmm => quote!(_mm_dpbusd_epi32(#acc, #x, #w)),
+                Flavor::Scalar => quote!(::gspc_runtime::qlayer::madd_quads_lanes(#acc, &#x, &#w)),
+                // The planner gives quads to AVX-512 variants only.
+                Flavor::Neon => quote!(compile_error!("int8 quads need an x86 vector flavor")),
+            };
+        }
         match self.flavor {
             Flavor::Zmm => quote!(_mm512_dpwssd_epi32(#acc, #x, #w)),
             Flavor::Ymm => quote!(_mm256_add_epi32(#acc, _mm256_madd_epi16(#x, #w))),
@@ -577,7 +636,7 @@ impl Ops {
         let plane = lit(plane);
         let vector = |ty: TokenStream, add: TokenStream, load_f: TokenStream, f: TokenStream| {
             quote! {
-                let Some(bv) = ::gspc_runtime::window::window::<_, #l, { super::PACKED_LEN }>(p, super::BIAS_OFFSET + kg) else {
+                let Some(bv) = ::gspc_runtime::window::window::<_, #l, { super::PACKED_LEN }>(p, BIAS_OFFSET + kg) else {
                     return;
                 };
                 let Some(sv) = ::gspc_runtime::window::window::<_, #l, { super::OUT_CHANNELS }>(&super::SCALES, kg) else {
@@ -591,7 +650,7 @@ impl Ops {
         };
         let lanes = |v: TokenStream| {
             quote! {
-                let Some(bias) = p.get(super::BIAS_OFFSET..) else {
+                let Some(bias) = p.get(BIAS_OFFSET..) else {
                     return;
                 };
                 ::gspc_runtime::qlayer::store_channels(&super::REQUANT, #v, bias, kg, out, at, #plane);
@@ -677,11 +736,18 @@ fn variant_module(
     fp32: bool,
     outline: bool,
 ) -> TokenStream {
-    let lay = &q.layout;
+    let lay = q.layout_of(v);
     let ops = Ops {
         flavor: v.flavor,
         lanes: v.lanes,
+        quad: v.quad,
     };
+    let section = if v.quad {
+        quote!(super::QUADS)
+    } else {
+        quote!(super::LAYOUT)
+    };
+    let w0 = lit(q.base_of(v));
     let module = ident(isa.as_str());
     let tf = target_feature(isa);
     let safety = safety_doc(isa);
@@ -704,7 +770,15 @@ fn variant_module(
         .map(|i| ident(&format!("tile_flat_{i}")))
         .collect();
     for (name, starts) in flat_names.iter().zip(&v.flat) {
-        tiles.push(flat_tile_fn(p, q, &ops, &tf, name, starts, (fp32, outline)));
+        tiles.push(flat_tile_fn(
+            p,
+            lay,
+            &ops,
+            &tf,
+            name,
+            starts,
+            (fp32, outline),
+        ));
     }
     for (name, offsets, present) in [
         (
@@ -719,9 +793,9 @@ fn variant_module(
         }
         let settings = (v.channels, fp32, outline);
         tiles.push(if v.channel_lanes {
-            channel_tile_fn(p, q, &ops, &tf, name, offsets, settings)
+            channel_tile_fn(p, lay, &ops, &tf, name, offsets, settings)
         } else {
-            tile_fn(p, q, &ops, &tf, name, offsets, settings)
+            tile_fn(p, lay, &ops, &tf, name, offsets, settings)
         });
     }
     let (oh_l, full_l) = (lit(p.output[0]), lit(v.full_tiles));
@@ -754,6 +828,7 @@ fn variant_module(
     let doc = format!(
         " The {isa} variant: {} of {} int32 lanes ({}); tiles of {} vector(s) x {} channel(s){}.",
         match v.flavor {
+            Flavor::Zmm | Flavor::Ymm | Flavor::Xmm if v.quad => "vpdpbusd over vectors",
             Flavor::Zmm => "vpdpwssd over vectors",
             Flavor::Ymm | Flavor::Xmm => "vpmaddwd over vectors",
             Flavor::Neon => "smlal/smlal2 over vectors",
@@ -816,7 +891,7 @@ fn variant_module(
                     for (i, block) in blocks.iter_mut().enumerate() {
                         let unit = first + i;
                         for kl in 0..#block_l {
-                            super::LAYOUT.pack_input_depthwise(input, #c_expr, scratch);
+                            LAYOUT.pack_input_depthwise(input, #c_expr, scratch);
                             let x: &[i32; super::SCRATCH_LEN] = scratch;
                             #dw_loops
                         }
@@ -836,9 +911,19 @@ fn variant_module(
                     output: &mut [i8; super::OUTPUT_LEN],
                     scratch: &mut [i32; super::SCRATCH_LEN],
                 ) {
-                    super::LAYOUT.pack_input_grouped(input, scratch);
+                    pack_input(input, scratch);
                     let (blocks, _) = output.as_chunks_mut::<{ super::BLOCK_LEN }>();
                     run_units(packed, 0, blocks, scratch);
+                }
+
+                /// Packs the whole input into `x`, in the layout this variant reads.
+                #safety
+                #tf
+                pub fn pack_input(
+                    input: &[i8; super::INPUT_LEN],
+                    x: &mut [i32; super::SCRATCH_LEN],
+                ) {
+                    LAYOUT.pack_input_grouped(input, x);
                 }
             },
             quote! {
@@ -864,6 +949,13 @@ fn variant_module(
         pub mod #module {
             #uses
 
+            /// The packed layout this variant reads.
+            const LAYOUT: ::gspc_runtime::qlayer::QLayout = #section;
+            /// Offset of its section in the packed weights.
+            const W0: usize = #w0;
+            /// Offset of its section's bias.
+            const BIAS_OFFSET: usize = W0 + LAYOUT.weight_words();
+
             #run_fn
 
             #units_fn
@@ -876,7 +968,7 @@ fn variant_module(
 /// Word offset, within a packed row, of kernel column offset `off` (`off` padded columns
 /// to the right of the output column's first input column): phase `off % SW`, word
 /// `off / SW` further.
-fn phase_offset(lay: &gspc_runtime::qlayer::QLayout, off: usize) -> usize {
+fn phase_offset(lay: &QLayout, off: usize) -> usize {
     let s = lay.phases();
     (off % s) * lay.phase_len() + off / s
 }
@@ -890,9 +982,9 @@ struct GroupedIndex {
     wrow_expr: TokenStream,
 }
 
-fn grouped_index(lay: &gspc_runtime::qlayer::QLayout) -> GroupedIndex {
+fn grouped_index(lay: &QLayout) -> GroupedIndex {
     let [kh, kw] = lay.kernel;
-    let (pairs, block) = (lay.pairs, lay.block);
+    let (pairs, block) = (lay.words, lay.block);
     let row_words = lay.phases() * lay.phase_len();
     let nb = lay.kpg / block;
     let g_expr = if nb == 1 {
@@ -921,6 +1013,7 @@ fn grouped_index(lay: &gspc_runtime::qlayer::QLayout) -> GroupedIndex {
         ],
         0,
     );
+    let wrow_expr = quote!(W0 + #wrow_expr);
     GroupedIndex {
         g_expr,
         row_expr,
@@ -933,14 +1026,13 @@ fn grouped_index(lay: &gspc_runtime::qlayer::QLayout) -> GroupedIndex {
 /// requantization; `outline`: kept out of line (`#[inline(never)]`, for scripts/mca.py).
 fn tile_fn(
     p: &LayerPlan,
-    q: &QPlan,
+    lay: &QLayout,
     ops: &Ops,
     tf: &TokenStream,
     name: &str,
     offsets: &[usize],
     (channels, fp32, outline): (usize, bool, bool),
 ) -> TokenStream {
-    let lay = &q.layout;
     let lanes = ops.lanes;
     let nvec = offsets.len();
     let [kh, kw] = lay.kernel;
@@ -948,7 +1040,7 @@ fn tile_fn(
     let [dh, dw] = lay.dilation;
     let [oh_n, ow_n] = p.output;
     let plane = oh_n * ow_n;
-    let pairs = lay.pairs;
+    let pairs = lay.words;
     let row_words = lay.phases() * lay.phase_len();
     let u = lit;
     let name = ident(name);
@@ -967,7 +1059,13 @@ fn tile_fn(
         // Every tap unrolled: kernel row r, word q (kernel columns 2q and 2q + 1).
         let taps: Vec<(usize, usize, usize)> = (0..kh)
             .flat_map(|r| (0..pairs).map(move |qq| (r, qq)))
-            .map(|(r, qq)| (r, qq, r * dh * row_words + phase_offset(lay, 2 * qq * dw)))
+            .map(|(r, qq)| {
+                (
+                    r,
+                    qq,
+                    r * dh * row_words + phase_offset(lay, lay.elems * qq * dw),
+                )
+            })
             .collect();
         let span = taps.iter().map(|t| t.2).max().unwrap_or(0) + max_off + lanes;
         let span_l = u(span);
@@ -992,6 +1090,7 @@ fn tile_fn(
         let c_expr = linear(&[("unit", lay.block), ("kl", 1)], 0);
         let x_at = linear(&[("oh", sh * row_words), ("ow0", 1)], 0);
         let w_at = linear(&[("c", kh * pairs)], 0);
+        let w_at = quote!(W0 + #w_at);
         quote! {
             let c = #c_expr;
             let Some(xw) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, #x_at) else {
@@ -1067,7 +1166,7 @@ fn tile_fn(
             quote! {
                 {
                     let kg = #kg;
-                    let Some(&b) = p.get(super::BIAS_OFFSET + kg) else {
+                    let Some(&b) = p.get(BIAS_OFFSET + kg) else {
                         return;
                     };
                     let at = #at;
@@ -1131,14 +1230,13 @@ fn row_tile_item(
 /// vector.
 fn channel_tile_fn(
     p: &LayerPlan,
-    q: &QPlan,
+    lay: &QLayout,
     ops: &Ops,
     tf: &TokenStream,
     name: &str,
     columns: &[usize],
     (channels, fp32, outline): (usize, bool, bool),
 ) -> TokenStream {
-    let lay = &q.layout;
     let lanes = ops.lanes;
     let nvec = channels / lanes;
     let [kh, kw] = lay.kernel;
@@ -1146,7 +1244,7 @@ fn channel_tile_fn(
     let dw = lay.dilation[1];
     let [oh_n, ow_n] = p.output;
     let plane = oh_n * ow_n;
-    let pairs = lay.pairs;
+    let pairs = lay.words;
     let block = lay.block;
     let u = lit;
     let name = ident(name);
@@ -1247,20 +1345,19 @@ fn channel_tile_fn(
 /// tap unrolled; each lane stored where it is a real output (`ow < OW`).
 fn flat_tile_fn(
     p: &LayerPlan,
-    q: &QPlan,
+    lay: &QLayout,
     ops: &Ops,
     tf: &TokenStream,
     name: &proc_macro2::Ident,
     starts: &[usize],
     (fp32, outline): (bool, bool),
 ) -> TokenStream {
-    let lay = &q.layout;
     let lanes = ops.lanes;
     let [kh, _] = lay.kernel;
     let [dh, dw] = lay.dilation;
     let [oh_n, ow_n] = p.output;
     let plane = oh_n * ow_n;
-    let pairs = lay.pairs;
+    let pairs = lay.words;
     let row_words = lay.phases() * lay.phase_len();
     let u = lit;
     let lanes_l = u(lanes);
@@ -1272,7 +1369,7 @@ fn flat_tile_fn(
     });
     let taps: Vec<(usize, usize)> = (0..kh)
         .flat_map(|r| (0..pairs).map(move |qq| (r, qq)))
-        .map(|(r, qq)| (r * pairs + qq, r * dh * row_words + 2 * qq * dw))
+        .map(|(r, qq)| (r * pairs + qq, r * dh * row_words + lay.elems * qq * dw))
         .collect();
     let span =
         taps.iter().map(|t| t.1).max().unwrap_or(0) + starts.iter().max().unwrap_or(&0) + lanes;
@@ -1316,6 +1413,7 @@ fn flat_tile_fn(
     let (wlen, plane_l) = (u(kh * pairs), u(plane));
     let c_expr = linear(&[("unit", lay.block), ("kl", 1)], 0);
     let w_at = linear(&[("c", kh * pairs)], 0);
+    let w_at = quote!(W0 + #w_at);
     let o_at = linear(&[("kl", plane)], 0);
     let doc = format!(
         " The channel's whole plane as one row: {} vector(s) of {lanes} at flat output indices `{starts:?}` (row of {row_words} words).",
@@ -1342,7 +1440,7 @@ fn flat_tile_fn(
                 return;
             };
             #(#body)*
-            let Some(&b) = p.get(super::BIAS_OFFSET + c) else {
+            let Some(&b) = p.get(BIAS_OFFSET + c) else {
                 return;
             };
             let Some(o) = ::gspc_runtime::window::window_mut::<_, #plane_l, { super::BLOCK_LEN }>(out, #o_at) else {

@@ -76,6 +76,8 @@ impl Flavor {
 pub struct QVariant {
     /// Vector flavor.
     pub flavor: Flavor,
+    /// Reads the quads ([`QPlan::quads`]: `vpdpbusd`), not the pairs.
+    pub quad: bool,
     /// Lanes are output channels (grouped layers on narrow rows or long reductions: one
     /// broadcast input word per column feeds a vector of channels' weights), not output
     /// columns. Then `nvec` vectors cover the tile's `channels`, and a tile is `columns`
@@ -144,6 +146,7 @@ fn channel_variant(
     let tail_starts = (full_tiles * columns..ow).collect();
     Some(QVariant {
         flavor,
+        quad: false,
         channel_lanes: true,
         columns,
         flat: Vec::new(),
@@ -158,10 +161,37 @@ fn channel_variant(
 /// The int8 specifics of a layer's plan.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QPlan {
-    /// The packed layout.
+    /// The packed layout of int16 pairs.
     pub layout: QLayout,
+    /// The layout of 8-bit quads, for the variants that read them (AVX-512 VNNI's
+    /// `vpdpbusd`, where quads take fewer words than pairs); packed after the pairs.
+    pub quads: Option<QLayout>,
     /// Per variant, in the order of `LayerPlan::variants`.
     pub variants: Vec<QVariant>,
+}
+
+impl QPlan {
+    /// The packed sections, in their order in the packed weights.
+    pub fn sections(&self) -> Vec<QLayout> {
+        core::iter::once(self.layout).chain(self.quads).collect()
+    }
+
+    /// The layout variant `v` reads.
+    pub fn layout_of(&self, v: &QVariant) -> &QLayout {
+        match (&self.quads, v.quad) {
+            (Some(q), true) => q,
+            _ => &self.layout,
+        }
+    }
+
+    /// Word offset of the section variant `v` reads in the packed weights.
+    pub fn base_of(&self, v: &QVariant) -> usize {
+        if v.quad && self.quads.is_some() {
+            self.layout.packed_len()
+        } else {
+            0
+        }
+    }
 }
 
 fn invalid(layer: &LayerSpec, field: &str, message: String) -> Error {
@@ -236,6 +266,7 @@ fn flat_variant(
         .collect();
     Some(QVariant {
         flavor,
+        quad: false,
         channel_lanes: false,
         columns: 0,
         flat,
@@ -292,6 +323,7 @@ fn variant(isa: Isa, block: usize, ow: usize, depthwise: bool, max_acc: usize) -
     };
     QVariant {
         flavor,
+        quad: false,
         channel_lanes: false,
         columns: 0,
         flat: Vec::new(),
@@ -307,20 +339,20 @@ fn variant(isa: Isa, block: usize, ow: usize, depthwise: bool, max_acc: usize) -
 /// for the module's items, and per variant about 60 plus, per tile, 3 lines per unrolled
 /// statement (a multiply-add, a load or broadcast, a store; intrinsics calls wrap).
 pub(crate) fn estimated_lines(q: &QPlan) -> usize {
-    let lay = &q.layout;
-    let [kh, kw] = lay.kernel;
+    let [kh, kw] = q.layout.kernel;
     let per_variant = |v: &QVariant| {
+        let lay = q.layout_of(v);
         let tiles = usize::from(v.full_tiles > 0) + usize::from(!v.tail_starts.is_empty());
         if !v.flat.is_empty() {
             // Every tap of every flat vector, and up to `lanes` stores per vector.
             return 60
-                + 3 * (kh * lay.pairs * (v.flat.len() + 2 * v.nvec) + v.nvec * (8 + v.lanes));
+                + 3 * (kh * lay.words * (v.flat.len() + 2 * v.nvec) + v.nvec * (8 + v.lanes));
         }
         let statements = if v.channel_lanes {
             let cols = v.columns.max(v.tail_starts.len());
             kw * (v.nvec + cols * (1 + v.nvec)) + cols * v.nvec * 8
         } else if lay.depthwise {
-            kh * lay.pairs * (1 + 2 * v.nvec) + v.nvec * 8
+            kh * lay.words * (1 + 2 * v.nvec) + v.nvec * 8
         } else {
             kw * (v.nvec + v.channels * (1 + v.nvec)) + v.channels * v.nvec * 8
         };
@@ -423,7 +455,8 @@ pub(crate) fn plan_layer(
         kernel: layer.kernel,
         stride: layer.stride,
         block,
-        pairs: if depthwise {
+        elems: 2,
+        words: if depthwise {
             layer.kernel[1].div_ceil(2)
         } else {
             layer.in_per_group().div_ceil(2)
@@ -433,16 +466,25 @@ pub(crate) fn plan_layer(
         dilation: layer.dilation,
         padded,
         input_zero_point: q.input_zero_point,
+        input_offset: 0,
     };
+    // AVX-512 VNNI's `vpdpbusd` reads quads (unsigned input bytes: offset 128) where they
+    // take fewer words than pairs, on grouped layers (a depthwise layer's quads are four
+    // overlapping columns, whose packing costs more than the multiply-adds they save).
+    let quad_layout = layout.quads(128);
+    let quads = (isas.contains(&Isa::Avx512) && quad_layout.words < layout.words && !depthwise)
+        .then_some(quad_layout);
     let output = layer.output();
     let max_acc = layer
         .accumulators
         .unwrap_or(super::MAX_ACCUMULATORS)
         .min(super::MAX_ACCUMULATORS);
-    let reduction_words = layout.pairs * layout.kernel[0] * layout.kernel[1];
     let qvariants: Vec<QVariant> = isas
         .iter()
         .map(|&isa| {
+            let quad = isa == Isa::Avx512 && quads.is_some();
+            let lay = if quad { &quad_layout } else { &layout };
+            let reduction_words = lay.words * lay.kernel[0] * lay.kernel[1];
             let rows = variant(isa, block, output[1], depthwise, max_acc);
             let other = if !depthwise {
                 channel_variant(isa, block, output[1], reduction_words, max_acc)
@@ -453,7 +495,10 @@ pub(crate) fn plan_layer(
             } else {
                 None
             };
-            other.unwrap_or(rows)
+            QVariant {
+                quad,
+                ..other.unwrap_or(rows)
+            }
         })
         .collect();
     let variants = isas
@@ -490,8 +535,10 @@ pub(crate) fn plan_layer(
         row_len: layout.phase_len() * layout.phases(),
         phases: layout.phases(),
         bias_offset: layout.weight_words(),
-        packed_len: layout.packed_len(),
-        scratch_len: layout.input_words(),
+        packed_len: layout.packed_len() + quads.map_or(0, |q| q.packed_len()),
+        scratch_len: layout
+            .input_words()
+            .max(quads.map_or(0, |q| q.input_words())),
         gpv: 1,
         compact: true,
         avx2_at_half_rate: false,
@@ -503,6 +550,7 @@ pub(crate) fn plan_layer(
         },
         quant: Some(QPlan {
             layout,
+            quads,
             variants: qvariants,
         }),
     })
