@@ -59,7 +59,8 @@ pub(super) fn layer_module(
         .variants
         .iter()
         .zip(&q.variants)
-        .map(|(v, qv)| variant_module(p, q, v.isa, qv, fp32, outline));
+        .map(|(v, qv)| variant_module(p, q, v.isa, qv, fp32, outline))
+        .chain(q.dot.iter().map(|d| dot_module(p, q, d, fp32, outline)));
     let doc = format!(
         " int8 layer `{}`: {} -> {} channels in {} group(s), {}x{} kernel, stride {:?}, padding {:?}, dilation {:?}, input {}x{}, output {}x{}, activation {}, {} requantization; strategy `{}`, blocks of {} channels.",
         l.name,
@@ -534,6 +535,7 @@ impl Ops {
             Flavor::Ymm => quote!(_mm256_setzero_si256()),
             Flavor::Xmm => quote!(_mm_setzero_si128()),
             Flavor::Neon => quote!((vdupq_n_s32(0), vdupq_n_s32(0))),
+            Flavor::NeonDot => quote!(vdupq_n_s32(0)),
             Flavor::Scalar => quote!([0i32; #l]),
         }
     }
@@ -544,7 +546,7 @@ impl Ops {
             Flavor::Zmm => quote!(::gspc_runtime::x86::loadi16(#src)),
             Flavor::Ymm => quote!(::gspc_runtime::x86::loadi8(#src)),
             Flavor::Xmm => quote!(::gspc_runtime::x86::loadi4(#src)),
-            Flavor::Neon => quote!(::gspc_runtime::aarch64::loadi4(#src)),
+            Flavor::Neon | Flavor::NeonDot => quote!(::gspc_runtime::aarch64::loadi4(#src)),
             Flavor::Scalar => quote!(*#src),
         }
     }
@@ -556,7 +558,7 @@ impl Ops {
             Flavor::Zmm => quote!(_mm512_set1_epi32(#word)),
             Flavor::Ymm => quote!(_mm256_set1_epi32(#word)),
             Flavor::Xmm => quote!(_mm_set1_epi32(#word)),
-            Flavor::Neon => quote!(vdupq_n_s32(#word)),
+            Flavor::Neon | Flavor::NeonDot => quote!(vdupq_n_s32(#word)),
             Flavor::Scalar => quote!([#word; #l]),
         }
     }
@@ -569,8 +571,9 @@ impl Ops {
                 Flavor::Ymm => quote!(_mm256_dpbusd_epi32(#acc, #x, #w)),
                 Flavor::Xmm => quote!(_mm_dpbusd_epi32(#acc, #x, #w)),
                 Flavor::Scalar => quote!(::gspc_runtime::qlayer::madd_quads_lanes(#acc, &#x, &#w)),
-                // The planner gives quads to AVX-512 variants only.
-                Flavor::Neon => quote!(compile_error!("int8 quads need an x86 vector flavor")),
+                Flavor::NeonDot => quote!(::gspc_runtime::aarch64::sdot(#acc, #x, #w)),
+                // The planner gives NEON's quads to the `NeonDot` flavor only.
+                Flavor::Neon => quote!(compile_error!("int8 quads on NEON need sdot")),
             };
         }
         match self.flavor {
@@ -586,6 +589,7 @@ impl Ops {
                 )
             }),
             Flavor::Scalar => quote!(::gspc_runtime::qlayer::madd_lanes(#acc, &#x, &#w)),
+            Flavor::NeonDot => quote!(compile_error!("sdot reads quads")),
         }
     }
 
@@ -621,6 +625,7 @@ impl Ops {
             (Flavor::Neon, _) => {
                 lanes(quote!(::gspc_runtime::aarch64::storei4(vpaddq_s32(#acc.0, #acc.1))))
             }
+            (Flavor::NeonDot, _) => lanes(quote!(::gspc_runtime::aarch64::storei4(#acc))),
             (Flavor::Scalar, _) => lanes(quote!(#acc)),
         }
     }
@@ -681,6 +686,7 @@ impl Ops {
             (Flavor::Neon, _) => {
                 lanes(quote!(::gspc_runtime::aarch64::storei4(vpaddq_s32(#acc.0, #acc.1))))
             }
+            (Flavor::NeonDot, _) => lanes(quote!(::gspc_runtime::aarch64::storei4(#acc))),
             (Flavor::Scalar, _) => lanes(quote!(#acc)),
         }
     }
@@ -726,6 +732,19 @@ fn arch_uses(isa: Isa) -> TokenStream {
     }
 }
 
+/// What names a variant's module and what its functions need.
+struct ModuleKind {
+    /// The module's name.
+    name: proc_macro2::Ident,
+    /// `#[target_feature]`.
+    tf: TokenStream,
+    /// `# Safety` doc lines.
+    safety: TokenStream,
+    /// The `neon` variant with a `neon_dot` module beside it: its grouped `pack_input` and
+    /// `run_units` go there where the CPU has the dot product extension.
+    forward_dot: bool,
+}
+
 /// One variant's module: `run`, `run_units` and its tiles (a full one and, where the row
 /// has a remainder, a last one).
 fn variant_module(
@@ -735,6 +754,36 @@ fn variant_module(
     v: &QVariant,
     fp32: bool,
     outline: bool,
+) -> TokenStream {
+    let kind = ModuleKind {
+        name: ident(isa.as_str()),
+        tf: target_feature(isa),
+        safety: safety_doc(isa),
+        forward_dot: isa == Isa::Neon && q.dot.is_some(),
+    };
+    module_of(p, q, isa, v, (fp32, outline), kind)
+}
+
+/// The module `neon_dot`: the `neon` variant's kernels over quads with `sdot`, which it
+/// runs where the CPU has the dot product extension.
+fn dot_module(p: &LayerPlan, q: &QPlan, v: &QVariant, fp32: bool, outline: bool) -> TokenStream {
+    let kind = ModuleKind {
+        name: ident("neon_dot"),
+        tf: quote!(#[target_feature(enable = "neon,dotprod")]),
+        safety: quote!(#[doc = ""] #[doc = " # Safety"] #[doc = ""] #[doc = " The CPU must have the dot product extension (`gspc_runtime::aarch64::has_dotprod`)."]),
+        forward_dot: false,
+    };
+    module_of(p, q, Isa::Neon, v, (fp32, outline), kind)
+}
+
+/// The body of [`variant_module`] and [`dot_module`].
+fn module_of(
+    p: &LayerPlan,
+    q: &QPlan,
+    isa: Isa,
+    v: &QVariant,
+    (fp32, outline): (bool, bool),
+    kind: ModuleKind,
 ) -> TokenStream {
     let lay = q.layout_of(v);
     let ops = Ops {
@@ -748,10 +797,29 @@ fn variant_module(
         quote!(super::LAYOUT)
     };
     let w0 = lit(q.base_of(v));
-    let module = ident(isa.as_str());
-    let tf = target_feature(isa);
-    let safety = safety_doc(isa);
+    let ModuleKind {
+        name: module,
+        tf,
+        safety,
+        forward_dot,
+    } = kind;
     let uses = arch_uses(isa);
+    // The `neon` variant's grouped entry points go to `neon_dot` where the CPU has `sdot`.
+    let forward = |call: TokenStream| {
+        if !forward_dot {
+            return quote!();
+        }
+        let why = "`has_dotprod()` just showed that this CPU has the dot product extension, the feature `neon_dot` is compiled with beside NEON";
+        quote! {
+            if ::gspc_runtime::aarch64::has_dotprod() {
+                gspc_safety!(#why);
+                unsafe { super::neon_dot::#call };
+                return;
+            }
+        }
+    };
+    let forward_pack = forward(quote!(pack_input(input, x)));
+    let forward_units = forward(quote!(run_units(packed, first, blocks, x)));
     let cols = if v.channel_lanes {
         v.columns
     } else {
@@ -832,6 +900,7 @@ fn variant_module(
             Flavor::Zmm => "vpdpwssd over vectors",
             Flavor::Ymm | Flavor::Xmm => "vpmaddwd over vectors",
             Flavor::Neon => "smlal/smlal2 over vectors",
+            Flavor::NeonDot => "sdot over vectors",
             Flavor::Scalar => "int32 arrays",
         },
         v.lanes,
@@ -923,6 +992,7 @@ fn variant_module(
                     input: &[i8; super::INPUT_LEN],
                     x: &mut [i32; super::SCRATCH_LEN],
                 ) {
+                    #forward_pack
                     LAYOUT.pack_input_grouped(input, x);
                 }
             },
@@ -936,6 +1006,7 @@ fn variant_module(
                     blocks: &mut [[i8; super::BLOCK_LEN]],
                     x: &[i32; super::SCRATCH_LEN],
                 ) {
+                    #forward_units
                     for (i, block) in blocks.iter_mut().enumerate() {
                         let unit = first + i;
                         #loops

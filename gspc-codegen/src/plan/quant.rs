@@ -38,6 +38,8 @@ pub enum Flavor {
     /// `int32x4_t` pairs, `smlal` + `smlal2` (the two halves of each word summed once, in
     /// the epilogue): 4 lanes.
     Neon,
+    /// `int32x4_t`, `sdot` over quads (the dot product extension): 4 lanes.
+    NeonDot,
     /// `[i32; L]` arrays, plain Rust (the compiler may vectorize it).
     Scalar,
 }
@@ -48,7 +50,7 @@ impl Flavor {
         match self {
             Flavor::Zmm => Some(16),
             Flavor::Ymm => Some(8),
-            Flavor::Xmm | Flavor::Neon => Some(4),
+            Flavor::Xmm | Flavor::Neon | Flavor::NeonDot => Some(4),
             Flavor::Scalar => None,
         }
     }
@@ -163,11 +165,15 @@ fn channel_variant(
 pub struct QPlan {
     /// The packed layout of int16 pairs.
     pub layout: QLayout,
-    /// The layout of 8-bit quads, for the variants that read them (AVX-512 VNNI's
-    /// `vpdpbusd`, where quads take fewer words than pairs); packed after the pairs.
+    /// The layout of 8-bit quads, for the kernels that read them (AVX-512 VNNI's
+    /// `vpdpbusd`, unsigned input bytes; Arm's `sdot`, signed ones), on grouped layers where
+    /// quads take fewer words than pairs; packed after the pairs.
     pub quads: Option<QLayout>,
     /// Per variant, in the order of `LayerPlan::variants`.
     pub variants: Vec<QVariant>,
+    /// The tile of the `neon` variant's kernels over quads (`sdot`), which it runs where
+    /// the CPU has the dot product extension.
+    pub dot: Option<QVariant>,
 }
 
 impl QPlan {
@@ -358,7 +364,12 @@ pub(crate) fn estimated_lines(q: &QPlan) -> usize {
         };
         60 + tiles * 3 * statements
     };
-    350 + q.variants.iter().map(per_variant).sum::<usize>()
+    350 + q
+        .variants
+        .iter()
+        .chain(&q.dot)
+        .map(per_variant)
+        .sum::<usize>()
 }
 
 /// `i8_gconv_{signature}_{strategy}__{isa}`: as the f32 kernel names, with the element type.
@@ -468,12 +479,19 @@ pub(crate) fn plan_layer(
         input_zero_point: q.input_zero_point,
         input_offset: 0,
     };
-    // AVX-512 VNNI's `vpdpbusd` reads quads (unsigned input bytes: offset 128) where they
-    // take fewer words than pairs, on grouped layers (a depthwise layer's quads are four
-    // overlapping columns, whose packing costs more than the multiply-adds they save).
-    let quad_layout = layout.quads(128);
-    let quads = (isas.contains(&Isa::Avx512) && quad_layout.words < layout.words && !depthwise)
-        .then_some(quad_layout);
+    // AVX-512 VNNI's `vpdpbusd` (unsigned input bytes: offset 128) and Arm's `sdot` (signed:
+    // offset 0) read quads where they take fewer words than pairs, on grouped layers (a
+    // depthwise layer's quads are four overlapping columns, whose packing costs more than
+    // the multiply-adds they save).
+    let quad_layout = layout.quads(if target.arch == Arch::X86_64 { 128 } else { 0 });
+    let quad_isa = |isa: Isa| match isa {
+        Isa::Avx512 => target.arch == Arch::X86_64,
+        Isa::Neon => target.arch == Arch::Aarch64,
+        _ => false,
+    };
+    let quads =
+        (isas.iter().any(|&i| quad_isa(i)) && quad_layout.words < layout.words && !depthwise)
+            .then_some(quad_layout);
     let output = layer.output();
     let max_acc = layer
         .accumulators
@@ -482,6 +500,7 @@ pub(crate) fn plan_layer(
     let qvariants: Vec<QVariant> = isas
         .iter()
         .map(|&isa| {
+            // NEON's quads are its `dot` tile; the variant itself keeps the pairs.
             let quad = isa == Isa::Avx512 && quads.is_some();
             let lay = if quad { &quad_layout } else { &layout };
             let reduction_words = lay.words * lay.kernel[0] * lay.kernel[1];
@@ -501,6 +520,22 @@ pub(crate) fn plan_layer(
             }
         })
         .collect();
+    // The `sdot` tile: NEON's over quads, where it has vectors (rows narrower than 4
+    // columns keep the pairs).
+    let dot = quads
+        .filter(|_| isas.contains(&Isa::Neon) && quad_isa(Isa::Neon))
+        .filter(|_| width(Isa::Neon, output[1]).0 == Flavor::Neon)
+        .map(|q| {
+            let reduction_words = q.words * q.kernel[0] * q.kernel[1];
+            let rows = variant(Isa::Neon, block, output[1], false, max_acc);
+            let v = channel_variant(Isa::Neon, block, output[1], reduction_words, max_acc)
+                .unwrap_or(rows);
+            QVariant {
+                flavor: Flavor::NeonDot,
+                quad: true,
+                ..v
+            }
+        });
     let variants = isas
         .iter()
         .zip(&qvariants)
@@ -552,6 +587,7 @@ pub(crate) fn plan_layer(
             layout,
             quads,
             variants: qvariants,
+            dot,
         }),
     })
 }
@@ -574,6 +610,64 @@ mod tests {
         // Wide rows with a short reduction keep columns on the lanes.
         assert!(channel_variant(Isa::Avx512, 16, 64, 9, 20).is_none());
         assert!(channel_variant(Isa::Portable, 16, 7, 9, 20).is_none());
+    }
+
+    /// An int8 layer: `c` channels in `groups` groups, 3x3, 14x14.
+    fn int8_layer(c: usize, groups: usize, ow: usize) -> LayerSpec {
+        let text = format!(
+            r#"{{"model": "q", "layers": [{{"name": "l", "in_channels": {c}, "out_channels": {c},
+            "groups": {groups}, "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1],
+            "input": [14, {ow}], "dtype": "int8", "quantization": {{"requantization": "fp32",
+            "input_scale": 0.02, "input_zero_point": 3, "output_scale": 0.05,
+            "output_zero_point": -1, "weight_scales": 0.004}}}}]}}"#
+        );
+        crate::spec::parse("q.json", &text)
+            .unwrap()
+            .layers
+            .remove(0)
+    }
+
+    #[test]
+    fn quads_go_to_vnni_and_sdot_on_grouped_layers() {
+        let plan = |l: &LayerSpec, triple: &str| {
+            let t = Target::from_triple(triple).unwrap();
+            plan_layer(l, &t, &t.default_isas()).unwrap().quant.unwrap()
+        };
+        // 8 channels per group: 4 pairs or 2 quads per tap.
+        let grouped = int8_layer(64, 8, 14);
+        let x86 = plan(&grouped, "x86_64-unknown-linux-gnu");
+        let quads = x86.quads.expect("quads on x86");
+        assert_eq!(
+            (quads.words, quads.input_offset, x86.layout.words),
+            (2, 128, 4)
+        );
+        let isas: Vec<bool> = x86.variants.iter().map(|v| v.quad).collect();
+        assert_eq!(isas, [false, false, true], "portable, avx2, avx512");
+        assert!(x86.dot.is_none());
+        let arm = plan(&grouped, "aarch64-unknown-linux-gnu");
+        assert_eq!(arm.quads.map(|q| q.input_offset), Some(0));
+        assert!(arm.variants.iter().all(|v| !v.quad));
+        let dot = arm.dot.expect("an sdot tile on aarch64");
+        assert_eq!((dot.flavor, dot.quad), (Flavor::NeonDot, true));
+        assert_eq!(x86.base_of(&x86.variants[2]), x86.layout.packed_len());
+        // No quads for depthwise layers, Cortex-M, or rows narrower than a NEON vector.
+        assert!(
+            plan(&int8_layer(64, 64, 14), "x86_64-unknown-linux-gnu")
+                .quads
+                .is_none()
+        );
+        assert!(plan(&grouped, "thumbv7em-none-eabihf").quads.is_none());
+        assert!(
+            plan(&int8_layer(64, 8, 3), "aarch64-unknown-linux-gnu")
+                .dot
+                .is_none()
+        );
+        // Two channels per group: a quad takes as many words as a pair.
+        assert!(
+            plan(&int8_layer(16, 8, 14), "x86_64-unknown-linux-gnu")
+                .quads
+                .is_none()
+        );
     }
 
     #[test]

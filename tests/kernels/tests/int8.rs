@@ -101,3 +101,27 @@ fn int8_slices_are_checked() {
     assert!((l.pack_weights)(&weights[1..], None, &mut p).is_err());
     assert!((l.pack_weights)(&weights, Some(&[0i32; 1]), &mut p).is_err());
 }
+
+/// `GSPC_EXPECT_DOTPROD` (1 or 0; `.ci/run` sets it under qemu-aarch64, whose default CPU has
+/// the dot product extension and whose `QEMU_CPU=cortex-a72` has not) says which NEON path
+/// the checks above ran: the `neon_dot` kernels over quads (`sdot`) or the `smlal` ones.
+#[test]
+fn the_expected_neon_int8_path_ran() {
+    let Ok(want) = std::env::var("GSPC_EXPECT_DOTPROD") else {
+        return;
+    };
+    assert!(
+        want == "0" || want == "1",
+        "GSPC_EXPECT_DOTPROD={want:?}: expected 1 or 0"
+    );
+    assert_eq!(
+        gspc_runtime::aarch64::has_dotprod(),
+        want == "1",
+        "GSPC_EXPECT_DOTPROD={want}, but this CPU {} the dot product extension",
+        if gspc_runtime::aarch64::has_dotprod() {
+            "has"
+        } else {
+            "lacks"
+        }
+    );
+}
