@@ -254,6 +254,21 @@ fn interior<const S: usize>(dst: &mut [i32], a: &[i8], b: Option<&[i8]>, zp: i32
     }
 }
 
+/// `out[j] = pair(a[j * S], b[j * S])` as far as `a` and `b` reach (0 past them);
+/// specialized per stride so that the compiler vectorizes it.
+#[inline(always)]
+fn spread<const S: usize>(out: &mut [i32], a: &[i16], b: &[i16]) {
+    let (ca, cb) = (a.as_chunks::<S>().0, b.as_chunks::<S>().0);
+    let done = out.len().min(ca.len()).min(cb.len());
+    for ((o, x), y) in out.iter_mut().zip(ca).zip(cb) {
+        *o = pair(x[0] as i32, y[0] as i32);
+    }
+    for (j, o) in out.iter_mut().enumerate().skip(done) {
+        let (x, y) = (a.get(j * S), b.get(j * S));
+        *o = pair(x.map_or(0, |&v| v as i32), y.map_or(0, |&v| v as i32));
+    }
+}
+
 /// The inside of a packed row phase of quads at column stride `S`: `dst[j]` = the bytes
 /// `src[i][j * S] + off`, as far as all reach; specialized per stride so that the
 /// compiler vectorizes it.
@@ -622,10 +637,61 @@ impl QLayout {
             let a = range.clone().and_then(|r| lo.get(r));
             let b = range.and_then(|r| hi.and_then(|hi| hi.get(r)));
             match a {
+                Some(a) if self.depthwise && self.pack_row_padded(a, words) => {}
                 Some(a) => self.pack_row(a, b, shift, words),
                 None => words.fill(0),
             }
         }
+    }
+
+    /// A depthwise layout's packed row of pairs through a padded copy of the row on the
+    /// stack: the copy (`x - input_zero_point` inside, 0 around it), then word `j` of phase
+    /// `ph` = the copy's columns `col` and `col + DW` (`col = j * SW + ph`), loops without
+    /// borders that the compiler vectorizes (the direct [`QLayout::pack_row`] spends most
+    /// of a small row's time on its borders). `false` (nothing written) for rows of more
+    /// than `MAX` padded columns, where the direct packing is faster: reading the copy
+    /// at an offset from how it was written stalls store forwarding, once per vector.
+    #[inline(always)]
+    fn pack_row_padded(&self, row: &[i8], out: &mut [i32]) -> bool {
+        const MAX: usize = 40;
+        let (w, pw, s, rl, dw) = (
+            self.input[1],
+            self.padding[1],
+            self.phases(),
+            self.phase_len(),
+            self.dilation[1],
+        );
+        let need = s * rl + dw;
+        if need > MAX || pw + w > need {
+            return false;
+        }
+        let mut t = [0i16; MAX];
+        let zp = self.input_zero_point as i16;
+        if let (Some(dst), Some(src)) = (t.get_mut(pw..pw + w), row.get(..w)) {
+            for (d, &x) in dst.iter_mut().zip(src) {
+                *d = x as i16 - zp;
+            }
+        }
+        let t = &t[..need];
+        for (ph, words) in out.chunks_exact_mut(rl).take(s).enumerate() {
+            if !self.phase_used(ph) {
+                continue;
+            }
+            let (a, b) = (&t[ph..], &t[ph + dw..]);
+            match s {
+                1 => spread::<1>(words, a, b),
+                2 => spread::<2>(words, a, b),
+                3 => spread::<3>(words, a, b),
+                4 => spread::<4>(words, a, b),
+                _ => {
+                    for (j, o) in words.iter_mut().enumerate() {
+                        let (x, y) = (a.get(j * s), b.get(j * s));
+                        *o = pair(x.map_or(0, |&v| v as i32), y.map_or(0, |&v| v as i32));
+                    }
+                }
+            }
+        }
+        true
     }
 
     /// One packed row of quads: word `j` of phase `ph` is the bytes `v(i, col + i * shift)`,

@@ -1464,13 +1464,24 @@ fn flat_tile_fn(
     let stores = starts.iter().enumerate().map(|(v, &st)| {
         let a = acc(v);
         let store = ops.store(&quote!(#a), fp32, &quote!(c));
-        let puts = (0..lanes).filter_map(|l| {
+        // The lanes that are real outputs (`ow < OW`), as runs of consecutive lanes, each
+        // copied to its row in one move.
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        for l in 0..lanes {
             let f = st + l;
             let (oh, ow) = (f / row_words, f % row_words);
-            (ow < ow_n && oh < oh_n).then(|| {
-                let (o, l) = (u(oh * ow_n + ow), u(l));
-                quote!(o[#o] = q[#l];)
-            })
+            if ow >= ow_n || oh >= oh_n {
+                continue;
+            }
+            let o = oh * ow_n + ow;
+            match runs.last_mut() {
+                Some((l0, o0, n)) if *l0 + *n == l && *o0 + *n == o => *n += 1,
+                _ => runs.push((l, o, 1)),
+            }
+        }
+        let puts = runs.iter().map(|&(l0, o0, n)| {
+            let (l0, l1, o0, o1) = (u(l0), u(l0 + n), u(o0), u(o0 + n));
+            quote!(o[#o0..#o1].copy_from_slice(&q[#l0..#l1]);)
         });
         quote! {
             {
