@@ -20,7 +20,9 @@ measured as int8 without --int8; with --int8 only int8 tiles are reported.
 Operations counted per instruction (2 per multiply-accumulate):
 - f32: an fmla on 4 lanes 8, on 2 lanes 4, an fmadd 2.
 - int8: the NEON kernels hold int16 pairs (two taps of one output column) in int32
-  words, 4 columns to a vector. One smlal (vmlal_s16, the low 4 int16: 2 columns x 2
+  words, 4 columns to a vector; the `neon_dot` kernels of grouped layers (CPUs with the
+  dot product extension: reported for the Cortex-A76 only) hold quads of int8 (four input
+  channels) and use sdot. One smlal (vmlal_s16, the low 4 int16: 2 columns x 2
   taps) or smlal2 (the high 4) makes 4 int32 products, 4 multiply-accumulates: 8 ops;
   smull/smull2 the same. An sdot on 4 int32 lanes sums 4 int8 products per lane, 16
   multiply-accumulates: 32 ops.
@@ -188,7 +190,7 @@ def tiles(lines):
     i = 0
     while i < len(lines):
         m = re.match(r"^(_ZN\w+):", lines[i])
-        if m and "4neon" in m.group(1) and "tile_" in m.group(1):
+        if m and ("4neon" in m.group(1) or "8neon_dot" in m.group(1)) and "tile_" in m.group(1):
             path = demangle(m.group(1))
             j = i + 1
             while j < len(lines) and not lines[j].startswith(".Lfunc_end"):
@@ -201,7 +203,9 @@ def tiles(lines):
             else:
                 block, what, rest = straight(body), "whole tile", None
             if macs(block):
-                yield path[-4], path[-3], path[-1], what, block, rest
+                # The `neon_dot` kernels (sdot, int8 grouped layers) beside the `neon` ones.
+                tile = path[-1] if path[-2] == "neon" else f"{path[-2]}::{path[-1]}"
+                yield path[-4], path[-3], tile, what, block, rest
             i = j
         i += 1
 
@@ -268,15 +272,19 @@ def section(tool, cpu, dtype, found, clocks):
         + [f"G{unit}/s at {c} GHz" for c in clocks]
     out += ["", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for model, layer, plan, tile, what, block, rest in found:
+        # The `neon_dot` tiles need the dot product extension: the A76 has it, the A72 not.
+        attrs = "+dotprod" if tile.startswith("neon_dot::") else ""
+        if attrs and cpu == "cortex-a72":
+            continue
         n = ops(block, dtype)
-        cyc, busiest, busy = mca(tool, block, cpu)
+        cyc, busiest, busy = mca(tool, block, cpu, attrs)
         per = n / cyc
         mul = sum(1 for x in block if macs([x]))
         load = sum(1 for x in block if re.match(r"\s*ld", x))
-        k = mca(tool, kernel_part(block), cpu)[0]
+        k = mca(tool, kernel_part(block), cpu, attrs)[0]
         row = [model, layer, plan, f"{tile} ({what})", f"{len(block)} ({mul}, {load})", n, f"{cyc:.1f}",
                f"{per:.1f}", f"{100 * per / peak:.0f}%", f"{busiest} ({busy:.1f})",
-               f"{k:.1f} ({100 * n / k / peak:.0f}%)", f"{mca(tool, rest, cpu)[0]:.0f}" if rest else "-"] \
+               f"{k:.1f} ({100 * n / k / peak:.0f}%)", f"{mca(tool, rest, cpu, attrs)[0]:.0f}" if rest else "-"] \
             + [f"{per * c:.1f}" for c in clocks]
         out.append("| " + " | ".join(map(str, row)) + " |")
     return out

@@ -436,6 +436,66 @@ mod simd {
         unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), b) };
     }
 
+    /// The 16 x 16 bytes `t` transposed: `out[k][j] = t[j][k]`, in four rounds of byte,
+    /// 16-bit, 32-bit and 64-bit interleaves (SSE2, baseline on x86-64). An int8 tile
+    /// whose lanes are 16 output channels turns its 16 columns of requantized outputs into
+    /// 16 channel rows with it, each stored in one move.
+    ///
+    /// # Safety
+    ///
+    /// SSE2, baseline on x86-64: callable from any x86-64 kernel.
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    pub fn transpose16_i8(t: &[[i8; 16]; 16]) -> [[i8; 16]; 16] {
+        let mut r = [_mm_setzero_si128(); 16];
+        for (v, row) in r.iter_mut().zip(t) {
+            // SAFETY: `row` is 16 readable bytes; the load is unaligned; SSE2 is enabled.
+            *v = unsafe { _mm_loadu_si128(row.as_ptr().cast()) };
+        }
+        // Round 1: the bytes of rows 2p and 2p + 1: a[2p] holds their columns 0-7
+        // interleaved, a[2p + 1] columns 8-15. Rounds 2-4 interleave 16-, 32- and 64-bit
+        // units (2, 4 and 8 rows of one column) of two vectors, so that each vector ends up
+        // holding one column of every row.
+        let mut a = r;
+        for p in 0..8 {
+            a[2 * p] = _mm_unpacklo_epi8(r[2 * p], r[2 * p + 1]);
+            a[2 * p + 1] = _mm_unpackhi_epi8(r[2 * p], r[2 * p + 1]);
+        }
+        let mut b = a;
+        for i in 0..16 {
+            let (x, y) = (a[i / 4 * 4 + i % 2], a[i / 4 * 4 + i % 2 + 2]);
+            b[i] = if i % 4 < 2 {
+                _mm_unpacklo_epi16(x, y)
+            } else {
+                _mm_unpackhi_epi16(x, y)
+            };
+        }
+        let mut c = b;
+        for i in 0..16 {
+            let (x, y) = (b[i / 8 * 8 + i % 4], b[i / 8 * 8 + i % 4 + 4]);
+            c[i] = if i % 8 < 4 {
+                _mm_unpacklo_epi32(x, y)
+            } else {
+                _mm_unpackhi_epi32(x, y)
+            };
+        }
+        // The rounds leave the columns in this order: vector i holds column COLUMN[i].
+        const COLUMN: [usize; 16] = [0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15];
+        let mut out = [[0i8; 16]; 16];
+        for (i, &k) in COLUMN.iter().enumerate() {
+            let (x, y) = (c[i % 8], c[i % 8 + 8]);
+            let v = if i < 8 {
+                _mm_unpacklo_epi64(x, y)
+            } else {
+                _mm_unpackhi_epi64(x, y)
+            };
+            // SAFETY: `out[k]` is 16 writable bytes (k < 16); the store is unaligned; SSE2
+            // is enabled.
+            unsafe { _mm_storeu_si128(out[k].as_mut_ptr().cast(), v) };
+        }
+        out
+    }
+
     /// Loads 8 lanes.
     ///
     /// # Safety
@@ -975,6 +1035,19 @@ mod simd {
     mod tests {
         use super::*;
         use crate::dwc::{geometries, reference_pack};
+
+        #[test]
+        fn byte_transpose() {
+            let t: [[i8; 16]; 16] =
+                core::array::from_fn(|j| core::array::from_fn(|k| (j * 16 + k) as u8 as i8));
+            // SAFETY: SSE2 is baseline on x86-64.
+            let out = unsafe { transpose16_i8(&t) };
+            for j in 0..16 {
+                for k in 0..16 {
+                    assert_eq!(out[k][j], t[j][k], "({j}, {k})");
+                }
+            }
+        }
 
         #[test]
         fn clipped_loads_and_column_selections() {

@@ -1365,6 +1365,39 @@ fn channel_tile_fn(
         row_expr,
         wrow_expr,
     } = grouped_index(lay);
+    let contiguous = columns.windows(2).all(|w| w[1] == w[0] + 1);
+    if ops.flavor == Flavor::Zmm && fp32 && contiguous && !columns.is_empty() {
+        let stores = (0..nvec).map(|v| {
+            let accs: Vec<_> = (0..columns.len()).map(|j| acc(j, v)).collect();
+            transposed_stores(lay, &accs, v * lanes, plane, [ow_n, columns[0]])
+        });
+        let stores = quote!(#({ #stores })*);
+        let doc = format!(
+            " {channels} output channels in {nvec} vector(s) x output columns `{columns:?}`; stride {sw} columns; the outputs transposed to channel rows."
+        );
+        return row_tile_item(
+            &doc,
+            tf,
+            outline,
+            &name,
+            quote! {
+                let g = #g_expr;
+                #(#init)*
+                for pp in 0..#pairs_l {
+                    for r in 0..#kh_l {
+                        let Some(xw) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, #row_expr) else {
+                            return;
+                        };
+                        let Some(wv) = ::gspc_runtime::window::window::<_, #wspan_l, { super::PACKED_LEN }>(p, #wrow_expr) else {
+                            return;
+                        };
+                        #(#body)*
+                    }
+                }
+                #stores
+            },
+        );
+    }
     let stores: Vec<TokenStream> = (0..columns.len())
         .flat_map(|j| (0..nvec).map(move |v| (j, v)))
         .map(|(j, v)| {
@@ -1409,6 +1442,53 @@ fn channel_tile_fn(
                 #(#stores)*
         },
     )
+}
+
+/// The epilogue of one vector of 16 channels (from local channel `kl + k0`) of a
+/// channel-lane tile (`accs`: one `__m512i` per column, consecutive columns from `first` of
+/// row `oh`), with `fp32` requantization: each column requantized in a vector into a row of
+/// a 16 x 16 byte tile, the tile transposed (`x86::transpose16_i8`), each channel's columns
+/// stored in one move.
+fn transposed_stores(
+    lay: &QLayout,
+    accs: &[proc_macro2::Ident],
+    k0: usize,
+    plane: usize,
+    [ow_n, first]: [usize; 2],
+) -> TokenStream {
+    let n = accs.len();
+    let kg = linear(&[("unit", lay.block), ("kl", 1)], k0);
+    let rows = accs.iter().enumerate().map(|(j, a)| {
+        let j = lit(j);
+        quote! {
+            ::gspc_runtime::x86::requant16_by(_mm512_add_epi32(#a, bias), scale, super::CLAMP.0, super::CLAMP.1, super::REQUANT.output_zero_point, &mut t[#j]);
+        }
+    });
+    let n_l = lit(n);
+    let puts = (0..16).map(|k| {
+        let at = linear(&[("kl", plane), ("oh", ow_n), ("ow0", 1)], (k0 + k) * plane + first);
+        let k = lit(k);
+        quote! {
+            let Some(o) = ::gspc_runtime::window::window_mut::<_, #n_l, { super::BLOCK_LEN }>(out, #at) else {
+                return;
+            };
+            o.copy_from_slice(&c[#k][..#n_l]);
+        }
+    });
+    quote! {
+        let kg = #kg;
+        let Some(bv) = ::gspc_runtime::window::window::<_, 16, { super::PACKED_LEN }>(p, BIAS_OFFSET + kg) else {
+            return;
+        };
+        let Some(sv) = ::gspc_runtime::window::window::<_, 16, { super::OUT_CHANNELS }>(&super::SCALES, kg) else {
+            return;
+        };
+        let (bias, scale) = (::gspc_runtime::x86::loadi16(bv), ::gspc_runtime::x86::load16(sv));
+        let mut t = [[0i8; 16]; 16];
+        #(#rows)*
+        let c = ::gspc_runtime::x86::transpose16_i8(&t);
+        #(#puts)*
+    }
 }
 
 /// A flat tile of a depthwise layer at stride 1 (`QVariant::flat`): the channel's packed

@@ -446,6 +446,16 @@ pub(crate) fn plan_layer(
                 ),
             ));
         }
+        // Rows of at most 8 columns on x86-64: 32 channels, so that a channel-lane tile
+        // keeps two vectors of accumulators per column, enough to hide the multiply-add's
+        // latency (16 would leave at most 8 in flight).
+        None if target.arch == Arch::X86_64
+            && !depthwise
+            && layer.output()[1] <= 8
+            && channels.is_multiple_of(32) =>
+        {
+            32
+        }
         None => divisor_at_most(channels, max_block),
     };
     let [ph, pw] = layer.padding;
