@@ -13,10 +13,12 @@
 //! the int8 peak instead, from `--int8-peak FILE` (the JSON of `cargo run --release -p
 //! gspc-runtime --example int8_peak -- --json FILE`), by default
 //! `target/compare/int8-peak.json`, else `target/compare-int8/int8-peak.json` (written by
-//! `scripts/compare.py --int8`) where it exists: the peak of the instruction gspc's int8 kernels use, `vpdpwssd` where the
-//! AVX-512 int8 variant runs (`qlayer::supported(Isa::Avx512)`, not with `--isa avx2` or
-//! `portable`), else AVX2's `vpmaddwd` + `vpaddd`; an int8 model's total also gives its %
-//! of the `vpdpbusd` peak, the 2x wider instruction of the int8 peers. `--json` writes the
+//! `scripts/compare.py --int8`) where it exists: the peak of the widest instruction gspc's
+//! int8 kernels use, `vpdpbusd` where the AVX-512 int8 variant runs
+//! (`qlayer::supported(Isa::Avx512)`, not with `--isa avx2` or `portable`; grouped layers
+//! use it, depthwise ones `vpdpwssd`, at half its rate), else AVX2's `vpmaddwd` + `vpaddd`;
+//! an int8 model's total also gives its % of the `vpdpbusd` peak, the instruction of the
+//! int8 peers. `--json` writes the
 //! per-layer results with the field names of the peers' JSON (`model`, `name`, `threads`,
 //! `median_us`, `gflops`). `--sequential` runs the N parts of `--threads N` one after
 //! another on one thread (`run_split` in a 1-thread pool): the work of the split without
@@ -394,7 +396,7 @@ fn int8_peaks(args: &Args, f32: Option<f64>) -> Peaks {
     let t = args.threads;
     let ours = match args.isa.as_deref() {
         Some("avx2" | "portable") => "vpmaddwd_avx2",
-        _ if gspc::runtime::qlayer::supported(Isa::Avx512) => "vpdpwssd_avx512",
+        _ if gspc::runtime::qlayer::supported(Isa::Avx512) => "vpdpbusd_avx512",
         _ => "vpmaddwd_avx2",
     };
     let read = |key: String| read_peak(&path, &key).map(|p| (p, key));

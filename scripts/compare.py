@@ -24,9 +24,10 @@ same shapes) and gspc's side is the benchmark's `<suite>_int8` model of each sui
 same layers with "dtype": "int8"); a layer the benchmark lacks shows as n/a. Ratios and
 GOP/s (2 operations per multiply-accumulate) as for f32. It also measures this CPU's int8
 peak (`cargo run --release -p gspc-runtime --example int8_peak`; --int8-peak FILE reuses
-one), passes it to the benchmark, and gives per suite the % of the peak of the instruction
-gspc's int8 kernels use (`vpdpwssd` where the CPU has AVX-512 VNNI, else AVX2's `vpmaddwd`
-+ `vpaddd`) and of `vpdpbusd`'s, the int8 peers' instruction (2x the MACs of `vpdpwssd`).
+one), passes it to the benchmark, and gives per suite the % of the peak of the widest
+instruction gspc's int8 kernels use (`vpdpbusd` where the CPU has AVX-512 VNNI: grouped
+layers use it, depthwise ones `vpdpwssd` at half its rate; else AVX2's `vpmaddwd` +
+`vpaddd`) and of `vpdpbusd`'s, the int8 peers' instruction.
 Default --out: target/compare-int8.
 """
 import argparse
@@ -164,12 +165,12 @@ def load_peak(given, dest, measure, env, how):
 
 
 def int8_peaks(peak, t):
-    """The int8 peaks (GOP/s) for `t` threads: of gspc's instruction (vpdpwssd 512 where the
-    CPU has it, else AVX2's vpmaddwd + vpaddd) and of vpdpbusd (512, else AVX-VNNI's), each
-    None where the peak file lacks it."""
+    """The int8 peaks (GOP/s) for `t` threads: of gspc's widest instruction (vpdpbusd 512
+    where the CPU has it, else AVX2's vpmaddwd + vpaddd) and of vpdpbusd (512, else
+    AVX-VNNI's), each None where the peak file lacks it."""
     def first(*keys):
         return next((peak[k] for k in keys if k in peak), None)
-    return (first(f"int8_vpdpwssd_avx512_{t}t_gops", f"int8_vpmaddwd_avx2_{t}t_gops"),
+    return (first(f"int8_vpdpbusd_avx512_{t}t_gops", f"int8_vpmaddwd_avx2_{t}t_gops"),
             first(f"int8_vpdpbusd_avx512_{t}t_gops", f"int8_vpdpbusd_avxvnni_{t}t_gops"))
 
 
@@ -240,9 +241,10 @@ def render(results, specs, threads, peak, int8_peak):
             f"{k[len('int8_'):-len('_gops')]}={v:.0f}" for k, v in int8_peak.items() if k.startswith("int8_"))
             + f" ({int8_peak.get('cpu', '?')})\n")
         out.append("int8: gspc's `<suite>_int8` models against scripts/peers_int8.py on the same shapes; "
-                   "GOP/s counts 2 operations per multiply-accumulate; % peak is of the instruction gspc's int8 "
-                   "kernels use (vpdpwssd where the CPU has AVX-512 VNNI, else AVX2's vpmaddwd + vpaddd), "
-                   "% vpdpbusd of the peers' instruction (uint8 x int8, 2x vpdpwssd's multiply-accumulates).\n")
+                   "GOP/s counts 2 operations per multiply-accumulate; % peak is of the widest instruction gspc's "
+                   "int8 kernels use (vpdpbusd where the CPU has AVX-512 VNNI: grouped layers; depthwise ones use "
+                   "vpdpwssd, at half its rate; else AVX2's vpmaddwd + vpaddd), % vpdpbusd of the peers' "
+                   "instruction (uint8 x int8).\n")
     rounds = first["rounds"]
     out.append(f"Each side's time per layer: its best of {rounds} interleaved round(s) (medians).\n")
     out.append("Speedup = best peer's model time / gspc's model time (totals weighted by `count`); "
