@@ -103,6 +103,20 @@ pub fn supported(isa: Isa) -> bool {
     }
 }
 
+/// The 16 x 16 bytes `t` transposed: `out[k][j] = t[j][k]`.
+#[inline(always)]
+fn transpose16(t: &[[i8; 16]; 16]) -> [[i8; 16]; 16] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: `transpose16_i8` needs SSE2, part of the x86-64 baseline.
+        unsafe { crate::x86::transpose16_i8(t) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        core::array::from_fn(|k| core::array::from_fn(|j| t[j][k]))
+    }
+}
+
 /// Packs OIHW int8 weights and an optional int32 bias into each of `layouts` (the layer's
 /// sections: its pair layout, then its quads where a variant reads them), one section after
 /// the other in `packed`; lengths and weights are checked as [`QLayout::pack_weights`]
@@ -129,6 +143,21 @@ pub const fn sections_len(layouts: &[QLayout]) -> usize {
     let mut i = 0;
     while i < layouts.len() {
         n += layouts[i].packed_len();
+        i += 1;
+    }
+    n
+}
+
+/// Words of packed input (scratch) the variants of a layer with these sections need: the
+/// most any section's kernels pack.
+pub const fn sections_scratch(layouts: &[QLayout]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < layouts.len() {
+        let w = layouts[i].input_words();
+        if w > n {
+            n = w;
+        }
         i += 1;
     }
     n
@@ -364,6 +393,9 @@ pub struct QLayout {
     /// Quads: added to every input byte (128 where the multiply reads the input unsigned,
     /// x86's `vpdpbusd`; 0 where it reads it signed, Arm's `sdot`). 0 for pairs.
     pub input_offset: i32,
+    /// Depthwise with channels on the lanes ([`QLayout::lanes`]): `block` channels side by
+    /// side in every packed word position, weights and input alike.
+    pub channel_lanes: bool,
 }
 
 impl QLayout {
@@ -427,9 +459,12 @@ impl QLayout {
         self.weight_words() + self.out_channels()
     }
 
-    /// Words of packed input: the whole input (grouped) or one channel (depthwise).
+    /// Words of packed input: the whole input (grouped), one channel (depthwise) or one
+    /// block of channels (channel lanes: `HP * WP * block`).
     pub const fn input_words(&self) -> usize {
-        if self.depthwise {
+        if self.channel_lanes {
+            self.padded[0] * self.padded[1] * self.block
+        } else if self.depthwise {
             self.plane_words()
         } else {
             self.groups * self.words * self.plane_words()
@@ -481,7 +516,12 @@ impl QLayout {
                 if self.depthwise {
                     for q in 0..self.words {
                         let word = self.word(|i| w(k, 0, r, e * q + i));
-                        put((k * kh + r) * self.words + q, word);
+                        let at = if self.channel_lanes {
+                            ((k / tile * kh + r) * self.words + q) * tile + k % tile
+                        } else {
+                            (k * kh + r) * self.words + q
+                        };
+                        put(at, word);
                     }
                     continue;
                 }
@@ -515,6 +555,19 @@ impl QLayout {
             self.input_zero_point + self.input_offset
         } else {
             0
+        }
+    }
+
+    /// This depthwise layout with channels on the lanes: `block` channels side by side.
+    /// Weights `[K / block][KH][PAIRS][block]`; input, per block, `[HP][WP][block]`, word
+    /// `(row, col)` of lane `l` pairing channel `l`'s padded pixels `col` and `col + DW`
+    /// (the kernel columns `2q` and `2q + 1` of output column `ow` are at `col = ow * SW +
+    /// 2q * DW`): a kernel reads one vector of `block` channels per output pixel and tap
+    /// pair, for any stride, without phases.
+    pub const fn lanes(&self) -> QLayout {
+        QLayout {
+            channel_lanes: true,
+            ..*self
         }
     }
 
@@ -862,6 +915,61 @@ impl QLayout {
         }
     }
 
+    /// The channel-lane layout's packed input of block `unit` (channels `unit * block..`,
+    /// at most 16) into `out` (`input_words()` words); lengths as for
+    /// [`QLayout::pack_input_depthwise`]. Per input row: the block's rows as 16 x 16 byte
+    /// tiles transposed to columns of channels, less the zero point, in a padded copy of
+    /// the row; then each word position pairs a column with the one `DW` to its right.
+    #[inline(always)]
+    pub fn pack_input_lanes(&self, input: &[i8], unit: usize, out: &mut [i32]) {
+        const MAX_W: usize = 96;
+        let [h, w] = self.input;
+        let [ph, pw] = self.padding;
+        let [hp, wp] = self.padded;
+        let (dw, b) = (self.dilation[1], self.block);
+        let plane = h * w;
+        let zp = self.input_zero_point as i16;
+        if b > 16 || wp + dw > MAX_W {
+            return;
+        }
+        let row_words = wp * b;
+        // cols[col][l]: channel l's value at padded column col of the current row; the
+        // padding columns stay 0 (every row rewrites the same inside columns).
+        let mut cols = [[0i16; 16]; MAX_W];
+        for (ih, words) in out.chunks_exact_mut(row_words).take(hp).enumerate() {
+            let Some(i) = ih.checked_sub(ph).filter(|&i| i < h) else {
+                words.fill(0);
+                continue;
+            };
+            let mut j0 = 0;
+            while j0 < w {
+                let n = 16.min(w - j0);
+                let mut t = [[0i8; 16]; 16];
+                for (l, row) in t.iter_mut().enumerate().take(b) {
+                    let at = (unit * b + l) * plane + i * w + j0;
+                    if let (Some(dst), Some(src)) = (row.get_mut(..n), input.get(at..at + n)) {
+                        dst.copy_from_slice(src);
+                    }
+                }
+                let tt = transpose16(&t);
+                for (col, v) in cols.iter_mut().skip(pw + j0).zip(tt.iter().take(n)) {
+                    for (c, &x) in col.iter_mut().zip(v) {
+                        *c = x as i16 - zp;
+                    }
+                }
+                j0 += n;
+            }
+            for (col, word) in words.chunks_exact_mut(b).enumerate() {
+                let (Some(lo), Some(hi)) = (cols.get(col), cols.get(col + dw)) else {
+                    continue;
+                };
+                for ((o, &x), &y) in word.iter_mut().zip(lo).zip(hi) {
+                    *o = pair(x as i32, y as i32);
+                }
+            }
+        }
+    }
+
     /// The grouped layout's packed input (every group) into `out` (`input_words()` words);
     /// lengths as for [`QLayout::pack_input_depthwise`].
     #[inline(always)]
@@ -935,6 +1043,7 @@ mod tests {
             padded: [6, 7],
             input_zero_point: -3,
             input_offset: 0,
+            channel_lanes: false,
         }
     }
 
@@ -1056,6 +1165,60 @@ mod tests {
         assert_eq!(word, [wv(0) as u8, wv(1) as u8, wv(2) as u8, 0]);
         let sum: i32 = w[5 * 27..6 * 27].iter().map(|&v| v as i32).sum();
         assert_eq!(packed[l.weight_words() + 5], bias[5] - (128 - 3) * sum);
+    }
+
+    #[test]
+    fn channel_lanes_put_a_block_of_channels_side_by_side() {
+        for (stride, dil, w) in [(1, 1, 5), (2, 1, 19), (1, 2, 7)] {
+            let l = QLayout {
+                groups: 32,
+                block: 16,
+                kernel: [3, 3],
+                input: [3, w],
+                padding: [1, 2],
+                dilation: [1, dil],
+                padded: [5, w + 4],
+                ..layout(true, stride)
+            }
+            .lanes();
+            let plane = 3 * w;
+            let input: std::vec::Vec<i8> = (0..32 * plane)
+                .map(|i| (i * 29 % 256) as u8 as i8)
+                .collect();
+            let mut out = vec![7i32; l.input_words()];
+            l.pack_input_lanes(&input, 1, &mut out);
+            let v = |c: usize, r: usize, col: usize| -> i32 {
+                let inside = (1..=3).contains(&r) && (2..2 + w).contains(&col);
+                if inside {
+                    input[c * plane + (r - 1) * w + col - 2] as i32 + 3
+                } else {
+                    0
+                }
+            };
+            for r in 0..5 {
+                for col in 0..w + 4 {
+                    for lane in 0..16 {
+                        assert_eq!(
+                            out[(r * (w + 4) + col) * 16 + lane],
+                            pair(v(16 + lane, r, col), v(16 + lane, r, col + dil)),
+                            "stride {stride} w {w} ({r}, {col}) lane {lane}"
+                        );
+                    }
+                }
+            }
+            // Weights: block 1, kernel row 2, pair 1 (columns 2 and none), lane 3.
+            let wts: std::vec::Vec<i8> = (0..32 * 9)
+                .map(|i| (i % 200) as i32 - 100)
+                .map(|v| v as i8)
+                .collect();
+            let mut packed = vec![0i32; l.packed_len()];
+            l.pack_weights(&wts, None, &mut packed).unwrap();
+            let k = 16 + 3;
+            assert_eq!(
+                packed[((1 * 3 + 2) * 2 + 1) * 16 + 3],
+                pair(wts[k * 9 + 8] as i32, 0)
+            );
+        }
     }
 
     #[test]

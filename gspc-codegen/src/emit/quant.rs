@@ -182,8 +182,8 @@ fn layout_item(p: &LayerPlan, q: &QPlan) -> TokenStream {
     let pairs = layout_expr(ql);
     let block_len = u(ql.block * p.output[0] * p.output[1]);
     let units = u(ql.units());
-    let (quads, sections) = match &q.quads {
-        Some(quads) => {
+    let (quads, sections) = match (&q.quads, &q.depthwise_lanes) {
+        (Some(quads), _) => {
             let e = layout_expr(quads);
             (
                 quote! {
@@ -194,7 +194,18 @@ fn layout_item(p: &LayerPlan, q: &QPlan) -> TokenStream {
                 quote!([LAYOUT, QUADS]),
             )
         }
-        None => (quote!(), quote!([LAYOUT])),
+        (None, Some(lanes)) => {
+            let e = layout_expr(lanes);
+            (
+                quote! {
+                    /// The depthwise layout with 16 channels on the lanes (the AVX-512
+                    /// variant's), after [`LAYOUT`]'s section in the packed weights.
+                    pub const LANES: ::gspc_runtime::qlayer::QLayout = #e;
+                },
+                quote!([LAYOUT, LANES]),
+            )
+        }
+        (None, None) => (quote!(), quote!([LAYOUT])),
     };
     quote! {
         /// The packed layout of int16 pairs (`gspc_runtime::qlayer`).
@@ -204,7 +215,7 @@ fn layout_item(p: &LayerPlan, q: &QPlan) -> TokenStream {
         pub const SECTIONS: &[::gspc_runtime::qlayer::QLayout] = &#sections;
         const _: () = assert!(
             ::gspc_runtime::qlayer::sections_len(SECTIONS) == PACKED_LEN
-                && LAYOUT.input_words() == SCRATCH_LEN
+                && ::gspc_runtime::qlayer::sections_scratch(SECTIONS) == SCRATCH_LEN
                 && LAYOUT.units() == UNITS
         );
         /// Output values of one work unit (a block of output channels).
@@ -238,7 +249,7 @@ fn layout_expr(ql: &QLayout) -> TokenStream {
         pair(ql.padded),
     );
     let (zp, offset) = (i32_lit(ql.input_zero_point), i32_lit(ql.input_offset));
-    let depthwise = ql.depthwise;
+    let (depthwise, channel_lanes) = (ql.depthwise, ql.channel_lanes);
     quote! {
         ::gspc_runtime::qlayer::QLayout {
             depthwise: #depthwise,
@@ -256,6 +267,7 @@ fn layout_expr(ql: &QLayout) -> TokenStream {
             padded: #padded,
             input_zero_point: #zp,
             input_offset: #offset,
+            channel_lanes: #channel_lanes,
         }
     }
 }
@@ -789,10 +801,12 @@ fn module_of(
     let ops = Ops {
         flavor: v.flavor,
         lanes: v.lanes,
-        quad: v.quad,
+        quad: lay.elems == 4,
     };
     let section = if v.quad {
         quote!(super::QUADS)
+    } else if v.depthwise_lanes {
+        quote!(super::LANES)
     } else {
         quote!(super::LAYOUT)
     };
@@ -860,7 +874,9 @@ fn module_of(
             continue;
         }
         let settings = (v.channels, fp32, outline);
-        tiles.push(if v.channel_lanes {
+        tiles.push(if v.depthwise_lanes {
+            lanes_tile_fn(p, lay, &tf, name, offsets, (fp32, outline))
+        } else if v.channel_lanes {
             channel_tile_fn(p, lay, &ops, &tf, name, offsets, settings)
         } else {
             tile_fn(p, lay, &ops, &tf, name, offsets, settings)
@@ -929,6 +945,29 @@ fn module_of(
     } else {
         quote!(#(#flat_names(x, packed, block, unit, kl);)*)
     };
+    let dw_units = if v.depthwise_lanes {
+        // The block's channels packed side by side, then its rows of pixel tiles.
+        quote! {
+            for (i, block) in blocks.iter_mut().enumerate() {
+                let unit = first + i;
+                let kl = 0;
+                LAYOUT.pack_input_lanes(input, unit, scratch);
+                let x: &[i32; super::SCRATCH_LEN] = scratch;
+                #dw_loops
+            }
+        }
+    } else {
+        quote! {
+            for (i, block) in blocks.iter_mut().enumerate() {
+                let unit = first + i;
+                for kl in 0..#block_l {
+                    LAYOUT.pack_input_depthwise(input, #c_expr, scratch);
+                    let x: &[i32; super::SCRATCH_LEN] = scratch;
+                    #dw_loops
+                }
+            }
+        }
+    };
     let (run_fn, units_fn) = if lay.depthwise {
         (
             quote! {
@@ -957,14 +996,7 @@ fn module_of(
                     blocks: &mut [[i8; super::BLOCK_LEN]],
                     scratch: &mut [i32; super::SCRATCH_LEN],
                 ) {
-                    for (i, block) in blocks.iter_mut().enumerate() {
-                        let unit = first + i;
-                        for kl in 0..#block_l {
-                            LAYOUT.pack_input_depthwise(input, #c_expr, scratch);
-                            let x: &[i32; super::SCRATCH_LEN] = scratch;
-                            #dw_loops
-                        }
-                    }
+                    #dw_units
                 }
             },
         )
@@ -1440,6 +1472,101 @@ fn channel_tile_fn(
                     }
                 }
                 #(#stores)*
+        },
+    )
+}
+
+/// A tile of a depthwise layer over the channel-lane layout (`QLayout::lanes`): the
+/// block's 16 channels in one `__m512i` per output pixel, at columns `ow0 + columns[j]` of
+/// row `oh`; per kernel row and tap pair (unrolled) one weight vector, then one input
+/// vector and one `vpdpwssd` per pixel; the transposed epilogue with `fp32`
+/// requantization, else lane by lane.
+fn lanes_tile_fn(
+    p: &LayerPlan,
+    lay: &QLayout,
+    tf: &TokenStream,
+    name: &str,
+    columns: &[usize],
+    (fp32, outline): (bool, bool),
+) -> TokenStream {
+    let [kh, _] = lay.kernel;
+    let [sh, sw] = lay.stride;
+    let [dh, dw] = lay.dilation;
+    let [oh_n, ow_n] = p.output;
+    let plane = oh_n * ow_n;
+    let (wp, words, b) = (lay.padded[1], lay.words, lay.block);
+    let u = lit;
+    let name = ident(name);
+    let acc = |j: usize| ident(&format!("acc_{j}"));
+    let init = (0..columns.len()).map(|j| {
+        let a = acc(j);
+        quote!(let mut #a = _mm512_setzero_si512();)
+    });
+    let max_col = columns.iter().copied().max().unwrap_or(0);
+    let span = (((kh - 1) * dh * wp + max_col * sw + 2 * (words - 1) * dw) + 1) * b;
+    let wspan = kh * words * b;
+    let (span_l, wspan_l) = (u(span), u(wspan));
+    let mut body = Vec::new();
+    for r in 0..kh {
+        for q in 0..words {
+            let wi = u((r * words + q) * b);
+            body.push(quote! {
+                let wv = ::gspc_runtime::x86::loadi16(::gspc_runtime::window::at::<_, 16, #wspan_l, #wi>(wc));
+            });
+            for (j, &c) in columns.iter().enumerate() {
+                let a = acc(j);
+                let xi = u(((r * dh) * wp + c * sw + 2 * q * dw) * b);
+                body.push(quote! {
+                    #a = _mm512_dpwssd_epi32(#a, ::gspc_runtime::x86::loadi16(::gspc_runtime::window::at::<_, 16, #span_l, #xi>(xw)), wv);
+                });
+            }
+        }
+    }
+    let contiguous = columns.windows(2).all(|w| w[1] == w[0] + 1);
+    let stores = if fp32 && contiguous && !columns.is_empty() {
+        let accs: Vec<_> = (0..columns.len()).map(acc).collect();
+        transposed_stores(lay, &accs, 0, plane, [ow_n, columns[0]])
+    } else {
+        let ops = Ops {
+            flavor: Flavor::Zmm,
+            lanes: 16,
+            quad: false,
+        };
+        let each = columns.iter().enumerate().map(|(j, &c)| {
+            let a = acc(j);
+            let store = ops.store_channels(&quote!(#a), fp32, plane);
+            let kg = linear(&[("unit", b), ("kl", 1)], 0);
+            let at = linear(&[("kl", plane), ("oh", ow_n), ("ow0", 1)], c);
+            quote! {
+                {
+                    let kg = #kg;
+                    let at = #at;
+                    #store
+                }
+            }
+        });
+        quote!(#(#each)*)
+    };
+    let x_at = linear(&[("oh", sh * wp * b), ("ow0", sw * b)], 0);
+    let w_at = linear(&[("unit", wspan)], 0);
+    let doc = format!(
+        " 16 channels x output pixels `{columns:?}` of a row, channels on the lanes; stride {sw} columns."
+    );
+    row_tile_item(
+        &doc,
+        tf,
+        outline,
+        &name,
+        quote! {
+            #(#init)*
+            let Some(xw) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, #x_at) else {
+                return;
+            };
+            let Some(wc) = ::gspc_runtime::window::window::<_, #wspan_l, { super::PACKED_LEN }>(p, W0 + #w_at) else {
+                return;
+            };
+            #(#body)*
+            #stores
         },
     )
 }

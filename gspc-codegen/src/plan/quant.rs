@@ -80,6 +80,9 @@ pub struct QVariant {
     pub flavor: Flavor,
     /// Reads the quads ([`QPlan::quads`]: `vpdpbusd`), not the pairs.
     pub quad: bool,
+    /// Reads the depthwise channel-lane layout ([`QPlan::depthwise_lanes`]: 16 channels
+    /// per vector, `columns` output pixels of a row per tile), not the row layout.
+    pub depthwise_lanes: bool,
     /// Lanes are output channels (grouped layers on narrow rows or long reductions: one
     /// broadcast input word per column feeds a vector of channels' weights), not output
     /// columns. Then `nvec` vectors cover the tile's `channels`, and a tile is `columns`
@@ -149,6 +152,7 @@ fn channel_variant(
     Some(QVariant {
         flavor,
         quad: false,
+        depthwise_lanes: false,
         channel_lanes: true,
         columns,
         flat: Vec::new(),
@@ -169,6 +173,9 @@ pub struct QPlan {
     /// `vpdpbusd`, unsigned input bytes; Arm's `sdot`, signed ones), on grouped layers where
     /// quads take fewer words than pairs; packed after the pairs.
     pub quads: Option<QLayout>,
+    /// The depthwise layout with channels on the lanes, for the AVX-512 variant on small
+    /// planes and strided layers; packed after the pairs.
+    pub depthwise_lanes: Option<QLayout>,
     /// Per variant, in the order of `LayerPlan::variants`.
     pub variants: Vec<QVariant>,
     /// The tile of the `neon` variant's kernels over quads (`sdot`), which it runs where
@@ -179,20 +186,30 @@ pub struct QPlan {
 impl QPlan {
     /// The packed sections, in their order in the packed weights.
     pub fn sections(&self) -> Vec<QLayout> {
-        core::iter::once(self.layout).chain(self.quads).collect()
+        core::iter::once(self.layout)
+            .chain(self.quads)
+            .chain(self.depthwise_lanes)
+            .collect()
     }
 
     /// The layout variant `v` reads.
     pub fn layout_of(&self, v: &QVariant) -> &QLayout {
-        match (&self.quads, v.quad) {
-            (Some(q), true) => q,
+        match (
+            &self.quads,
+            v.quad,
+            &self.depthwise_lanes,
+            v.depthwise_lanes,
+        ) {
+            (Some(q), true, _, _) => q,
+            (_, _, Some(l), true) => l,
             _ => &self.layout,
         }
     }
 
     /// Word offset of the section variant `v` reads in the packed weights.
     pub fn base_of(&self, v: &QVariant) -> usize {
-        if v.quad && self.quads.is_some() {
+        if (v.quad && self.quads.is_some()) || (v.depthwise_lanes && self.depthwise_lanes.is_some())
+        {
             self.layout.packed_len()
         } else {
             0
@@ -273,6 +290,7 @@ fn flat_variant(
     Some(QVariant {
         flavor,
         quad: false,
+        depthwise_lanes: false,
         channel_lanes: false,
         columns: 0,
         flat,
@@ -282,6 +300,26 @@ fn flat_variant(
         full_tiles: 0,
         tail_starts: Vec::new(),
     })
+}
+
+/// The AVX-512 variant's tile over the channel-lane layout: 16 channels in one vector per
+/// output pixel, up to 14 pixels of a row per tile (at most `max_acc`).
+fn lane_variant(ow: usize, max_acc: usize) -> QVariant {
+    let columns = ow.min(14).min(max_acc).max(1);
+    let full_tiles = ow / columns;
+    QVariant {
+        flavor: Flavor::Zmm,
+        quad: false,
+        depthwise_lanes: true,
+        channel_lanes: true,
+        columns,
+        flat: Vec::new(),
+        lanes: 16,
+        nvec: 1,
+        channels: 16,
+        full_tiles,
+        tail_starts: (full_tiles * columns..ow).collect(),
+    }
 }
 
 /// One variant's tile: `block` channels per unit, rows of `ow` columns, at most
@@ -330,6 +368,7 @@ fn variant(isa: Isa, block: usize, ow: usize, depthwise: bool, max_acc: usize) -
     QVariant {
         flavor,
         quad: false,
+        depthwise_lanes: false,
         channel_lanes: false,
         columns: 0,
         flat: Vec::new(),
@@ -354,7 +393,9 @@ pub(crate) fn estimated_lines(q: &QPlan) -> usize {
             return 60
                 + 3 * (kh * lay.words * (v.flat.len() + 2 * v.nvec) + v.nvec * (8 + v.lanes));
         }
-        let statements = if v.channel_lanes {
+        let statements = if v.depthwise_lanes {
+            kh * lay.words * (1 + 2 * v.columns) + v.columns * 12 + 16
+        } else if v.channel_lanes {
             let cols = v.columns.max(v.tail_starts.len());
             kw * (v.nvec + cols * (1 + v.nvec)) + cols * v.nvec * 8
         } else if lay.depthwise {
@@ -488,6 +529,7 @@ pub(crate) fn plan_layer(
         padded,
         input_zero_point: q.input_zero_point,
         input_offset: 0,
+        channel_lanes: false,
     };
     // AVX-512 VNNI's `vpdpbusd` (unsigned input bytes: offset 128) and Arm's `sdot` (signed:
     // offset 0) read quads where they take fewer words than pairs, on grouped layers (a
@@ -507,9 +549,26 @@ pub(crate) fn plan_layer(
         .accumulators
         .unwrap_or(super::MAX_ACCUMULATORS)
         .min(super::MAX_ACCUMULATORS);
+    // Depthwise layers on AVX-512 with blocks of 16 channels put the channels on the lanes
+    // on small planes whose rows do not fill 16-lane vectors: a block's packed plane (16
+    // words a pixel) stays in L1 up to 512 padded pixels (32 KB; 14x14 planes with up to
+    // 7x7 kernels). Measured on Zen 5: up to 2.2x faster than the row layout on 14x14 and
+    // 7x7 planes, 1.2x slower on a 16x16 one (whose rows are one vector each) and up to 2x
+    // slower on 28x28 ones (out of L1).
+    let depthwise_lanes = (depthwise
+        && target.arch == Arch::X86_64
+        && isas.contains(&Isa::Avx512)
+        && block == 16
+        && !output[1].is_multiple_of(16)
+        && padded[1] + layer.dilation[1] <= 96
+        && padded[0] * padded[1] <= 512)
+        .then(|| layout.lanes());
     let qvariants: Vec<QVariant> = isas
         .iter()
         .map(|&isa| {
+            if isa == Isa::Avx512 && depthwise_lanes.is_some() {
+                return lane_variant(output[1], max_acc);
+            }
             // NEON's quads are its `dot` tile; the variant itself keeps the pairs.
             let quad = isa == Isa::Avx512 && quads.is_some();
             let lay = if quad { &quad_layout } else { &layout };
@@ -580,10 +639,13 @@ pub(crate) fn plan_layer(
         row_len: layout.phase_len() * layout.phases(),
         phases: layout.phases(),
         bias_offset: layout.weight_words(),
-        packed_len: layout.packed_len() + quads.map_or(0, |q| q.packed_len()),
+        packed_len: layout.packed_len()
+            + quads.map_or(0, |q| q.packed_len())
+            + depthwise_lanes.map_or(0, |l| l.packed_len()),
         scratch_len: layout
             .input_words()
-            .max(quads.map_or(0, |q| q.input_words())),
+            .max(quads.map_or(0, |q| q.input_words()))
+            .max(depthwise_lanes.map_or(0, |l| l.input_words())),
         gpv: 1,
         compact: true,
         avx2_at_half_rate: false,
@@ -596,6 +658,7 @@ pub(crate) fn plan_layer(
         quant: Some(QPlan {
             layout,
             quads,
+            depthwise_lanes,
             variants: qvariants,
             dot,
         }),
@@ -678,6 +741,34 @@ mod tests {
                 .quads
                 .is_none()
         );
+    }
+
+    #[test]
+    fn small_depthwise_planes_put_channels_on_the_lanes_on_avx512() {
+        let plan = |l: &LayerSpec, triple: &str| {
+            let t = Target::from_triple(triple).unwrap();
+            plan_layer(l, &t, &t.default_isas()).unwrap().quant.unwrap()
+        };
+        let x86 = "x86_64-unknown-linux-gnu";
+        // 14x14 (padded 16x16): lanes for the AVX-512 variant only, after the pairs.
+        let q = plan(&int8_layer(64, 64, 14), x86);
+        let lanes = q.depthwise_lanes.expect("channel lanes");
+        assert!(lanes.channel_lanes && lanes.depthwise);
+        assert_eq!(lanes.input_words(), 16 * 16 * 16);
+        let which: Vec<bool> = q.variants.iter().map(|v| v.depthwise_lanes).collect();
+        assert_eq!(which, [false, false, true], "portable, avx2, avx512");
+        let v = &q.variants[2];
+        assert_eq!((v.lanes, v.columns, v.full_tiles), (16, 14, 1));
+        assert_eq!(q.base_of(v), q.layout.packed_len());
+        // Rows of one vector, planes out of L1, other targets, grouped layers: none.
+        assert!(plan(&int8_layer(64, 64, 16), x86).depthwise_lanes.is_none());
+        assert!(plan(&int8_layer(64, 64, 40), x86).depthwise_lanes.is_none());
+        assert!(
+            plan(&int8_layer(64, 64, 14), "aarch64-unknown-linux-gnu")
+                .depthwise_lanes
+                .is_none()
+        );
+        assert!(plan(&int8_layer(64, 8, 14), x86).depthwise_lanes.is_none());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! vector width, strides 1 to 3 with their column phases, dilation, odd channels per group,
 //! rows narrower than a vector and rows with an overlapping last vector, both
 //! requantization modes, zero points at both ends, the smallest and largest fixed-point
-//! multipliers, pinned blocks and tiles) and the seeded random int8 layers: every variant,
+//! multipliers, pinned blocks and tiles, depthwise channel lanes at strides 1 and 2 with
+//! both modes and dilation) and the seeded random int8 layers: every variant,
 //! the dispatcher and `run_parallel` on 2 and 3 threads against the integer reference,
 //! bit for bit (`check::check_qlayer`). `GSPC_REQUIRE_ISA` turns a variant skipped for
 //! lack of CPU support into a failure.
