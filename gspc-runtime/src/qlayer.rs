@@ -1222,6 +1222,33 @@ mod tests {
     }
 
     #[test]
+    fn depthwise_quads_hold_four_neighbouring_columns() {
+        for stride in [1, 2, 3] {
+            let l = layout(true, stride).quads(0);
+            assert_eq!((l.elems, l.words), (4, 1));
+            let input: [i8; 8 * 20] = core::array::from_fn(|i| (i as i8).wrapping_mul(7));
+            let mut out = vec![7i32; l.input_words()];
+            l.pack_input_depthwise(&input, 5, &mut out);
+            let x = |r: usize, col: usize| -> Option<i8> {
+                let inside = (1..=4).contains(&r) && (1..=5).contains(&col);
+                inside.then(|| input[5 * 20 + (r - 1) * 5 + col - 1])
+            };
+            for r in 0..6 {
+                for col in (0..7).filter(|c| l.phase_used(c % stride)) {
+                    let bytes = word_at(&l, &out, 0, r, col).to_le_bytes();
+                    for (i, &b) in bytes.iter().enumerate() {
+                        assert_eq!(
+                            b as i32,
+                            packed_value(&l, x(r, col + i)),
+                            "stride {stride} ({r}, {col}) byte {i}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn depthwise_input_pairs_columns() {
         for stride in [1, 2, 3] {
             let l = layout(true, stride);

@@ -1398,59 +1398,45 @@ fn channel_tile_fn(
         wrow_expr,
     } = grouped_index(lay);
     let contiguous = columns.windows(2).all(|w| w[1] == w[0] + 1);
-    if ops.flavor == Flavor::Zmm && fp32 && contiguous && !columns.is_empty() {
-        let stores = (0..nvec).map(|v| {
-            let accs: Vec<_> = (0..columns.len()).map(|j| acc(j, v)).collect();
-            transposed_stores(lay, &accs, v * lanes, plane, [ow_n, columns[0]])
-        });
-        let stores = quote!(#({ #stores })*);
-        let doc = format!(
-            " {channels} output channels in {nvec} vector(s) x output columns `{columns:?}`; stride {sw} columns; the outputs transposed to channel rows."
-        );
-        return row_tile_item(
-            &doc,
-            tf,
-            outline,
-            &name,
-            quote! {
-                let g = #g_expr;
-                #(#init)*
-                for pp in 0..#pairs_l {
-                    for r in 0..#kh_l {
-                        let Some(xw) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, #row_expr) else {
-                            return;
-                        };
-                        let Some(wv) = ::gspc_runtime::window::window::<_, #wspan_l, { super::PACKED_LEN }>(p, #wrow_expr) else {
-                            return;
-                        };
-                        #(#body)*
+    // With fp32 requantization in zmm vectors, each vector of channels is transposed to
+    // channel rows; otherwise each output vector is scattered over the channels' planes.
+    let transposed = ops.flavor == Flavor::Zmm && fp32 && contiguous && !columns.is_empty();
+    let stores: Vec<TokenStream> = if transposed {
+        (0..nvec)
+            .map(|v| {
+                let accs: Vec<_> = (0..columns.len()).map(|j| acc(j, v)).collect();
+                let s = transposed_stores(lay, &accs, v * lanes, plane, [ow_n, columns[0]]);
+                quote!({ #s })
+            })
+            .collect()
+    } else {
+        (0..columns.len())
+            .flat_map(|j| (0..nvec).map(move |v| (j, v)))
+            .map(|(j, v)| {
+                let a = acc(j, v);
+                let store = ops.store_channels(&quote!(#a), fp32, plane);
+                let kg = linear(&[("unit", block), ("kl", 1)], v * lanes);
+                let at = linear(
+                    &[("kl", plane), ("oh", ow_n), ("ow0", 1)],
+                    v * lanes * plane + columns[j],
+                );
+                quote! {
+                    {
+                        let kg = #kg;
+                        let at = #at;
+                        #store
                     }
                 }
-                #stores
-            },
-        );
-    }
-    let stores: Vec<TokenStream> = (0..columns.len())
-        .flat_map(|j| (0..nvec).map(move |v| (j, v)))
-        .map(|(j, v)| {
-            let a = acc(j, v);
-            let store = ops.store_channels(&quote!(#a), fp32, plane);
-            let kg = linear(&[("unit", block), ("kl", 1)], v * lanes);
-            let at = linear(
-                &[("kl", plane), ("oh", ow_n), ("ow0", 1)],
-                v * lanes * plane + columns[j],
-            );
-            quote! {
-                {
-                    let kg = #kg;
-                    let at = #at;
-                    #store
-                }
-            }
-        })
-        .collect();
+            })
+            .collect()
+    };
     let doc = format!(
-        " {channels} output channel(s) in {nvec} vector(s) of {lanes} lanes x output columns `{columns:?}`; stride {sw} columns."
+        " {channels} output channel(s) in {nvec} vector(s) of {lanes} lanes x output columns `{columns:?}`; stride {sw} columns{}.",
+        if transposed {
+            "; the outputs transposed to channel rows"
+        } else {
+            ""
+        }
     );
     row_tile_item(
         &doc,
