@@ -1159,7 +1159,7 @@ mod tests {
         let mut packed = vec![0i32; l.packed_len()];
         l.pack_weights(&w, Some(&bias), &mut packed).unwrap();
         // Output channel 5 (tile 1, lane 1), tap (2, 1), input channels 0-2 and a 0.
-        let at = ((1 * l.words) * 3 + 2) * 3 * 4 + 4 + 1;
+        let at = (l.words * 3 + 2) * 3 * 4 + 4 + 1;
         let word = packed[at].to_le_bytes();
         let wv = |c: usize| w[(5 * 3 + c) * 9 + 2 * 3 + 1];
         assert_eq!(word, [wv(0) as u8, wv(1) as u8, wv(2) as u8, 0]);
@@ -1208,14 +1208,14 @@ mod tests {
             }
             // Weights: block 1, kernel row 2, pair 1 (columns 2 and none), lane 3.
             let wts: std::vec::Vec<i8> = (0..32 * 9)
-                .map(|i| (i % 200) as i32 - 100)
+                .map(|i| i % 200 - 100)
                 .map(|v| v as i8)
                 .collect();
             let mut packed = vec![0i32; l.packed_len()];
             l.pack_weights(&wts, None, &mut packed).unwrap();
             let k = 16 + 3;
             assert_eq!(
-                packed[((1 * 3 + 2) * 2 + 1) * 16 + 3],
+                packed[((3 + 2) * 2 + 1) * 16 + 3],
                 pair(wts[k * 9 + 8] as i32, 0)
             );
         }
