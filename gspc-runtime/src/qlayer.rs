@@ -94,8 +94,8 @@ pub struct QLayer {
 }
 
 /// Whether this CPU runs the int8 variant of `isa`: as [`Isa::is_supported`], and on
-/// AVX-512 also AVX-512BW and AVX-512 VNNI (`vpdpwssd`), which every AVX-512 CPU since
-/// Ice Lake and Zen 4 has.
+/// AVX-512 also AVX-512BW and AVX-512 VNNI (`vpdpwssd`, `vpdpbusd`), which every AVX-512
+/// CPU since Ice Lake and Zen 4 has.
 pub fn supported(isa: Isa) -> bool {
     match isa {
         Isa::Avx512 => isa.is_supported() && crate::x86::has_avx512_vnni(),

@@ -196,8 +196,8 @@ mod rate {
 }
 
 /// Whether this CPU has AVX-512BW and AVX-512 VNNI (with AVX-512F), which the int8
-/// AVX-512 variants use (`vpdpwssd`): detected once at run time with the `std` feature,
-/// otherwise what the build enables statically.
+/// AVX-512 variants use (`vpdpwssd`, `vpdpbusd`): detected once at run time with the `std`
+/// feature, otherwise what the build enables statically.
 #[inline]
 pub fn has_avx512_vnni() -> bool {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]

@@ -14,10 +14,12 @@
 //!
 //! A variant uses the vector width of its ISA (16, 8 or 4 int32 lanes) that does the most
 //! useful lanes per instruction over the output row (the last vector of a row may
-//! overlap the one before it), with the flavor of its ISA: `vpdpwssd` (AVX-512 VNNI),
-//! `vpmaddwd` (AVX2), `smlal`/`smlal2` (NEON), plain int32 arrays (portable, and rows
-//! narrower than 4 columns). The tile's vectors and channels fill the register file less
-//! the input and weight registers.
+//! overlap the one before it), with the flavor of its ISA: `vpdpwssd` or, on quads,
+//! `vpdpbusd` (AVX-512 VNNI), `vpmaddwd` (AVX2), `smlal`/`smlal2` (NEON; `sdot` on quads in
+//! the `neon_dot` kernels), plain int32 arrays (portable, and rows narrower than 4
+//! columns). The tile's vectors and channels fill the register file less the input and
+//! weight registers. Grouped layers may also have quads ([`QPlan::quads`]) and small
+//! depthwise planes channel lanes ([`QPlan::depthwise_lanes`]).
 
 use super::{Chosen, Kind, LayerPlan, VariantPlan};
 use crate::error::{Diagnostic, Error};
@@ -29,7 +31,7 @@ use gspc_runtime::qlayer::QLayout;
 /// How a variant holds a block of int32 accumulators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
-    /// `__m512i`, `vpdpwssd` (AVX-512 VNNI): 16 lanes.
+    /// `__m512i`, `vpdpwssd` (AVX-512 VNNI; `vpdpbusd` on quads): 16 lanes.
     Zmm,
     /// `__m256i`, `vpmaddwd` + `vpaddd`: 8 lanes.
     Ymm,
