@@ -298,29 +298,6 @@ fn spread<const S: usize>(out: &mut [i32], a: &[i16], b: &[i16]) {
     }
 }
 
-/// The inside of a packed row phase of quads at column stride `S`: `dst[j]` = the bytes
-/// `src[i][j * S] + off`, as far as all reach; specialized per stride so that the
-/// compiler vectorizes it.
-#[inline(always)]
-fn interior_quads<const S: usize>(dst: &mut [i32], src: [&[i8]; 4], off: u8) {
-    let [a, b, c, d] = src.map(|r| r.as_chunks::<S>().0);
-    let b8 = |x: &[i8; S]| (x[0] as u8).wrapping_add(off);
-    let done = dst
-        .len()
-        .min(a.len())
-        .min(b.len())
-        .min(c.len())
-        .min(d.len());
-    for ((((o, x0), x1), x2), x3) in dst.iter_mut().zip(a).zip(b).zip(c).zip(d) {
-        *o = quad([b8(x0), b8(x1), b8(x2), b8(x3)]);
-    }
-    // The last values of rows whose chunk is cut short.
-    for (j, o) in dst.iter_mut().enumerate().skip(done) {
-        let v = src.map(|r| r.get(j * S).map_or(0, |&x| (x as u8).wrapping_add(off)));
-        *o = quad(v);
-    }
-}
-
 /// The epilogue of an int8 tile whose lanes are output channels, lane by lane: lane `l` of
 /// `acc` is output channel `k0 + l`; adds its bias (`bias[k0 + l]`, wrapping), requantizes
 /// it and stores it at `out[at + l * plane]` (the channels' planes are `plane` apart).
@@ -572,7 +549,9 @@ impl QLayout {
     }
 
     /// This layout with quads in place of pairs, the input bytes offset by `input_offset`
-    /// (see the module documentation).
+    /// (see the module documentation). The generator gives quads to grouped layers only;
+    /// a depthwise layout's quads (four neighbouring columns) pack correctly, but no
+    /// generated kernel reads them.
     pub const fn quads(&self, input_offset: i32) -> QLayout {
         let per_word = if self.depthwise {
             self.kernel[1]
@@ -749,11 +728,12 @@ impl QLayout {
 
     /// One packed row of quads: word `j` of phase `ph` is the bytes `v(i, col + i * shift)`,
     /// `i` in 0..4, for padded column `col = j * SW + ph`, where `v(i, col)` is
-    /// `rows[i][col - PW] + input_offset` inside the row and the pad value outside it.
+    /// `rows[i][col - PW] + input_offset` inside the row and the pad value outside it. Only
+    /// depthwise quads (`shift` = DW) come here, which no generated kernel reads (see
+    /// [`QLayout::quads`]), so it is written plainly, word by word.
     #[inline(always)]
     fn pack_row_quads(&self, rows: [&[i8]; 4], shift: usize, out: &mut [i32]) {
-        let (w, pw, s) = (self.input[1], self.padding[1], self.phases());
-        let rl = self.phase_len();
+        let (pw, s, rl) = (self.padding[1], self.phases(), self.phase_len());
         let off = self.input_offset as u8;
         let pad = self.pad_value() as u8;
         let v = |i: usize, col: usize| -> u8 {
@@ -766,39 +746,9 @@ impl QLayout {
             if !self.phase_used(ph) {
                 continue;
             }
-            // Columns whose four values are inside the row: col >= PW and col + 3 shift <
-            // PW + W, i.e. j in [first, end).
-            let first = pw.saturating_sub(ph).div_ceil(s).min(rl);
-            let end = match (pw + w).checked_sub(1 + 3 * shift + ph) {
-                Some(last) => (last / s + 1).clamp(first, rl),
-                None => first,
-            };
-            for j in (0..first).chain(end..rl) {
+            for (j, word) in words.iter_mut().enumerate() {
                 let col = j * s + ph;
-                if let Some(word) = words.get_mut(j) {
-                    *word = quad([0, 1, 2, 3].map(|i| v(i, col + i * shift)));
-                }
-            }
-            if end == first {
-                continue;
-            }
-            let a0 = first * s + ph - pw;
-            let src = [0, 1, 2, 3].map(|i| rows[i].get(a0 + i * shift..).unwrap_or(&[]));
-            let Some(dst) = words.get_mut(first..end) else {
-                continue;
-            };
-            match s {
-                1 => interior_quads::<1>(dst, src, off),
-                2 => interior_quads::<2>(dst, src, off),
-                3 => interior_quads::<3>(dst, src, off),
-                4 => interior_quads::<4>(dst, src, off),
-                _ => {
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        let b =
-                            src.map(|r| r.get(j * s).map_or(pad, |&x| (x as u8).wrapping_add(off)));
-                        *d = quad(b);
-                    }
-                }
+                *word = quad([0, 1, 2, 3].map(|i| v(i, col + i * shift)));
             }
         }
     }
