@@ -26,7 +26,7 @@ use crate::error::{Diagnostic, Error};
 use crate::spec::{LayerSpec, Strategy};
 use crate::target::{Arch, Target};
 use gspc_runtime::Isa;
-use gspc_runtime::qlayer::QLayout;
+use gspc_runtime::qlayer::{self, QLayout};
 
 /// How a variant holds a block of int32 accumulators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,7 +176,7 @@ pub struct QPlan {
     /// quads take fewer words than pairs; packed after the pairs.
     pub quads: Option<QLayout>,
     /// The depthwise layout with channels on the lanes, for the AVX-512 variant on small
-    /// planes and strided layers; packed after the pairs.
+    /// planes whose rows do not fill 16-lane vectors; packed after the pairs.
     pub depthwise_lanes: Option<QLayout>,
     /// Per variant, in the order of `LayerPlan::variants`.
     pub variants: Vec<QVariant>,
@@ -632,6 +632,14 @@ pub(crate) fn plan_layer(
             }
         })
         .collect();
+    let quant = QPlan {
+        layout,
+        quads,
+        depthwise_lanes,
+        variants: qvariants,
+        dot,
+    };
+    let sections = quant.sections();
     Ok(LayerPlan {
         layer: layer.clone(),
         strategy,
@@ -641,13 +649,8 @@ pub(crate) fn plan_layer(
         row_len: layout.phase_len() * layout.phases(),
         phases: layout.phases(),
         bias_offset: layout.weight_words(),
-        packed_len: layout.packed_len()
-            + quads.map_or(0, |q| q.packed_len())
-            + depthwise_lanes.map_or(0, |l| l.packed_len()),
-        scratch_len: layout
-            .input_words()
-            .max(quads.map_or(0, |q| q.input_words()))
-            .max(depthwise_lanes.map_or(0, |l| l.input_words())),
+        packed_len: qlayer::sections_len(&sections),
+        scratch_len: qlayer::sections_scratch(&sections),
         gpv: 1,
         compact: true,
         avx2_at_half_rate: false,
@@ -657,13 +660,7 @@ pub(crate) fn plan_layer(
         } else {
             Chosen::Model
         },
-        quant: Some(QPlan {
-            layout,
-            quads,
-            depthwise_lanes,
-            variants: qvariants,
-            dot,
-        }),
+        quant: Some(quant),
     })
 }
 
