@@ -1397,39 +1397,7 @@ fn channel_tile_fn(
         row_expr,
         wrow_expr,
     } = grouped_index(lay);
-    let contiguous = columns.windows(2).all(|w| w[1] == w[0] + 1);
-    // With fp32 requantization in zmm vectors, each vector of channels is transposed to
-    // channel rows; otherwise each output vector is scattered over the channels' planes.
-    let transposed = ops.flavor == Flavor::Zmm && fp32 && contiguous && !columns.is_empty();
-    let stores: Vec<TokenStream> = if transposed {
-        (0..nvec)
-            .map(|v| {
-                let accs: Vec<_> = (0..columns.len()).map(|j| acc(j, v)).collect();
-                let s = transposed_stores(lay, &accs, v * lanes, plane, [ow_n, columns[0]]);
-                quote!({ #s })
-            })
-            .collect()
-    } else {
-        (0..columns.len())
-            .flat_map(|j| (0..nvec).map(move |v| (j, v)))
-            .map(|(j, v)| {
-                let a = acc(j, v);
-                let store = ops.store_channels(&quote!(#a), fp32, plane);
-                let kg = linear(&[("unit", block), ("kl", 1)], v * lanes);
-                let at = linear(
-                    &[("kl", plane), ("oh", ow_n), ("ow0", 1)],
-                    v * lanes * plane + columns[j],
-                );
-                quote! {
-                    {
-                        let kg = #kg;
-                        let at = #at;
-                        #store
-                    }
-                }
-            })
-            .collect()
-    };
+    let (stores, transposed) = channel_stores(lay, ops, &acc, columns, nvec, fp32, [plane, ow_n]);
     let doc = format!(
         " {channels} output channel(s) in {nvec} vector(s) of {lanes} lanes x output columns `{columns:?}`; stride {sw} columns{}.",
         if transposed {
@@ -1457,7 +1425,7 @@ fn channel_tile_fn(
                         #(#body)*
                     }
                 }
-                #(#stores)*
+                #stores
         },
     )
 }
@@ -1508,31 +1476,12 @@ fn lanes_tile_fn(
             }
         }
     }
-    let contiguous = columns.windows(2).all(|w| w[1] == w[0] + 1);
-    let stores = if fp32 && contiguous && !columns.is_empty() {
-        let accs: Vec<_> = (0..columns.len()).map(acc).collect();
-        transposed_stores(lay, &accs, 0, plane, [ow_n, columns[0]])
-    } else {
-        let ops = Ops {
-            flavor: Flavor::Zmm,
-            lanes: 16,
-            quad: false,
-        };
-        let each = columns.iter().enumerate().map(|(j, &c)| {
-            let a = acc(j);
-            let store = ops.store_channels(&quote!(#a), fp32, plane);
-            let kg = linear(&[("unit", b), ("kl", 1)], 0);
-            let at = linear(&[("kl", plane), ("oh", ow_n), ("ow0", 1)], c);
-            quote! {
-                {
-                    let kg = #kg;
-                    let at = #at;
-                    #store
-                }
-            }
-        });
-        quote!(#(#each)*)
+    let ops = Ops {
+        flavor: Flavor::Zmm,
+        lanes: 16,
+        quad: false,
     };
+    let (stores, _) = channel_stores(lay, &ops, &|j, _| acc(j), columns, 1, fp32, [plane, ow_n]);
     let x_at = linear(&[("oh", sh * wp * b), ("ow0", sw * b)], 0);
     let w_at = linear(&[("unit", wspan)], 0);
     let doc = format!(
@@ -1555,6 +1504,55 @@ fn lanes_tile_fn(
             #stores
         },
     )
+}
+
+/// The epilogue of a channel-lane tile (accumulator `acc(j, v)`: column `columns[j]`, vector
+/// `v` of `nvec` vectors of channels), and whether it is the transposed one: with `fp32`
+/// requantization in zmm vectors over consecutive columns, each vector of channels is
+/// transposed to channel rows ([`transposed_stores`]); otherwise each output vector is
+/// scattered over the channels' planes.
+fn channel_stores(
+    lay: &QLayout,
+    ops: &Ops,
+    acc: &dyn Fn(usize, usize) -> proc_macro2::Ident,
+    columns: &[usize],
+    nvec: usize,
+    fp32: bool,
+    [plane, ow_n]: [usize; 2],
+) -> (TokenStream, bool) {
+    let lanes = ops.lanes;
+    let contiguous = columns.windows(2).all(|w| w[1] == w[0] + 1);
+    let transposed = ops.flavor == Flavor::Zmm && fp32 && contiguous && !columns.is_empty();
+    let stores: Vec<TokenStream> = if transposed {
+        (0..nvec)
+            .map(|v| {
+                let accs: Vec<_> = (0..columns.len()).map(|j| acc(j, v)).collect();
+                let s = transposed_stores(lay, &accs, v * lanes, plane, [ow_n, columns[0]]);
+                quote!({ #s })
+            })
+            .collect()
+    } else {
+        (0..columns.len())
+            .flat_map(|j| (0..nvec).map(move |v| (j, v)))
+            .map(|(j, v)| {
+                let a = acc(j, v);
+                let store = ops.store_channels(&quote!(#a), fp32, plane);
+                let kg = linear(&[("unit", lay.block), ("kl", 1)], v * lanes);
+                let at = linear(
+                    &[("kl", plane), ("oh", ow_n), ("ow0", 1)],
+                    v * lanes * plane + columns[j],
+                );
+                quote! {
+                    {
+                        let kg = #kg;
+                        let at = #at;
+                        #store
+                    }
+                }
+            })
+            .collect()
+    };
+    (quote!(#(#stores)*), transposed)
 }
 
 /// The epilogue of one vector of 16 channels (from local channel `kl + k0`) of a
