@@ -945,13 +945,24 @@ fn module_of(
     } else {
         quote!(#(#flat_names(x, packed, block, unit, kl);)*)
     };
+    // The AVX-512 variant packs channel lanes with the runtime's AVX-512BW packer, inlined
+    // into it with the layout folded in.
+    let pack_lanes = if isa == Isa::Avx512 {
+        let cols = lit(lay.padded[1] + lay.dilation[1]);
+        quote! {
+            gspc_safety!("this variant is compiled with AVX-512F, BW and VL, which `pack_lanes` needs of its caller, and runs only on a CPU with them");
+            unsafe { ::gspc_runtime::x86::pack_lanes::<#cols>(&LAYOUT, input, unit, scratch) };
+        }
+    } else {
+        quote!(LAYOUT.pack_input_lanes(input, unit, scratch);)
+    };
     let dw_units = if v.depthwise_lanes {
         // The block's channels packed side by side, then its rows of pixel tiles.
         quote! {
             for (i, block) in blocks.iter_mut().enumerate() {
                 let unit = first + i;
                 let kl = 0;
-                LAYOUT.pack_input_lanes(input, unit, scratch);
+                #pack_lanes
                 let x: &[i32; super::SCRATCH_LEN] = scratch;
                 #dw_loops
             }
