@@ -921,6 +921,107 @@ mod simd {
         }
     }
 
+    /// The lanes `i < n` (n <= 64) whose column `at + i` lies in `0..len`, as a mask (bit
+    /// `i`: lane `i`).
+    #[inline(always)]
+    const fn inside(at: isize, len: usize, n: usize) -> u64 {
+        const fn below(k: isize) -> u64 {
+            match k {
+                ..=0 => 0,
+                64.. => u64::MAX,
+                k => (1u64 << k) - 1,
+            }
+        }
+        let end = len as isize - at;
+        below(if end < n as isize { end } else { n as isize }) & !below(-at)
+    }
+
+    /// [`QLayout::pack_input_depthwise`] with AVX-512BW, 16 words per store, the padding
+    /// and the zero point applied by masks: pair layouts at stride 1 (word `j` of a row:
+    /// padded columns `j` and `j + DW`) and at stride 2 with `DW` 1 (word `j`: columns `2j`
+    /// and `2j + 1`, so the packed row is the padded row widened to 16 bits; the odd phase,
+    /// which such a kernel never reads, is left as it was), on rows of up to 256 words.
+    /// Other layouts go to the portable packing. Same result as
+    /// [`QLayout::pack_input_depthwise`].
+    ///
+    /// Like [`pack_lanes`], it has no target features of its own, so that it is always
+    /// inlined into the generated kernel that calls it with the layer's layout folded in
+    /// (the masks become constants).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX-512F, BW and VL, and the caller must be compiled with them
+    /// (the AVX-512 variants of the generated kernels).
+    #[inline(always)]
+    pub unsafe fn pack_depthwise_pairs(lay: &QLayout, input: &[i8], c: usize, out: &mut [i32]) {
+        const MAX_CHUNKS: usize = 16;
+        let [h, w] = lay.input;
+        let [ph, pw] = lay.padding;
+        let (s, dw, rl) = (lay.phases(), lay.dilation[1], lay.phase_len());
+        let plane = h * w;
+        let chunks = rl.div_ceil(16);
+        let vectorized = lay.depthwise
+            && lay.elems == 2
+            && !lay.channel_lanes
+            && (s == 1 || (s == 2 && dw == 1 && !lay.phase_used(1)))
+            && chunks <= MAX_CHUNKS
+            && out.len() >= lay.plane_words()
+            && input.len() >= (c + 1) * plane;
+        if !vectorized {
+            return lay.pack_input_depthwise(input, c, out);
+        }
+        let x = input.as_ptr().wrapping_add(c * plane);
+        // SAFETY: the caller has AVX-512F and BW (this function's contract).
+        let (zp32, zp16, low) = unsafe {
+            (
+                _mm512_set1_epi32(lay.input_zero_point),
+                _mm512_set1_epi16(lay.input_zero_point as i16),
+                _mm512_set1_epi32(0xFFFF),
+            )
+        };
+        let pw = pw as isize;
+        for (ih, words) in out.chunks_exact_mut(s * rl).take(lay.padded[0]).enumerate() {
+            let i = ih.wrapping_sub(ph);
+            if i >= h {
+                words.fill(0);
+                continue;
+            }
+            let row = x.wrapping_add(i * w);
+            for k in 0..chunks {
+                let j0 = 16 * k;
+                let m_out = mask16(rl - j0);
+                let v = if s == 1 {
+                    let (lo, hi) = (j0 as isize - pw, (j0 + dw) as isize - pw);
+                    let (m_lo, m_hi) = (inside(lo, w, 16) as u16, inside(hi, w, 16) as u16);
+                    // SAFETY: only the lanes set in the masks are read, and their columns
+                    // lie inside row i of channel c (`inside`; c * plane + (i + 1) * w <=
+                    // input.len(), checked above); AVX-512 masked loads do not access (or
+                    // fault on) the other lanes, so the pointers may point outside the row
+                    // there. The caller has AVX-512F, BW and VL.
+                    unsafe {
+                        let a = _mm_maskz_loadu_epi8(m_lo, row.wrapping_offset(lo));
+                        let b = _mm_maskz_loadu_epi8(m_hi, row.wrapping_offset(hi));
+                        let a = _mm512_maskz_sub_epi32(m_lo, _mm512_cvtepi8_epi32(a), zp32);
+                        let b = _mm512_maskz_sub_epi32(m_hi, _mm512_cvtepi8_epi32(b), zp32);
+                        _mm512_or_si512(_mm512_and_si512(a, low), _mm512_slli_epi32::<16>(b))
+                    }
+                } else {
+                    let lo = 2 * j0 as isize - pw;
+                    let m = inside(lo, w, 32) as u32;
+                    // SAFETY: as above, with the 32 lanes of `m`.
+                    unsafe {
+                        let b = _mm256_maskz_loadu_epi8(m, row.wrapping_offset(lo));
+                        _mm512_maskz_sub_epi16(m, _mm512_cvtepi8_epi16(b), zp16)
+                    }
+                };
+                // SAFETY: the words written end at j0 + n <= rl <= words.len() (`m_out`
+                // sets the n = min(rl - j0, 16) lanes of the words inside the phase); the
+                // masked-off lanes are not written. The caller has AVX-512F.
+                unsafe { _mm512_mask_storeu_epi32(words.as_mut_ptr().add(j0), m_out, v) };
+            }
+        }
+    }
+
     /// [`QLayout::pack_input_lanes`] with AVX-512BW: per input row, the block's 16 channel
     /// rows transposed 16 columns at a time in registers ([`transpose16_regs`]), each column
     /// widened to 32 bits less the zero point, then each word position pairs a column with
@@ -1169,9 +1270,10 @@ mod simd {
             }
         }
 
-        /// Shapes for the channel-lane packer: rows narrower and wider than a vector, odd
-        /// padded widths, padding from 0 to 3, dilation, strides 1 to 3, zero points at
-        /// both ends.
+        /// Shapes for the packers: rows narrower and wider than a vector, odd padded
+        /// widths, padding from 0 to 3, dilation, strides 1 to 3 (the pair packer covers
+        /// stride 1 and stride 2 without dilation, the rest goes to the portable one),
+        /// zero points at both ends.
         fn dw_layouts() -> std::vec::Vec<QLayout> {
             let mut v = std::vec::Vec::new();
             for (hw, k, p, d) in [
@@ -1197,6 +1299,27 @@ mod simd {
             std::is_x86_feature_detected!("avx512f")
                 && std::is_x86_feature_detected!("avx512bw")
                 && std::is_x86_feature_detected!("avx512vl")
+        }
+
+        #[test]
+        fn depthwise_pairs_packed_as_the_portable_packing() {
+            if !avx512bw() {
+                return;
+            }
+            for l in dw_layouts() {
+                let plane = l.input[0] * l.input[1];
+                let input: std::vec::Vec<i8> = (0..32 * plane)
+                    .map(|i| (i * 37 % 256) as u8 as i8)
+                    .collect();
+                for c in [0, 17, 31] {
+                    let mut want = vec![-99i32; l.plane_words()];
+                    l.pack_input_depthwise(&input, c, &mut want);
+                    let mut got = vec![-99i32; l.plane_words()];
+                    // SAFETY: AVX-512F, BW and VL were detected above.
+                    unsafe { pack_depthwise_pairs(&l, &input, c, &mut got) };
+                    assert_eq!(got, want, "{l:?} channel {c}");
+                }
+            }
         }
 
         #[test]

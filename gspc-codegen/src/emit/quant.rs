@@ -945,16 +945,26 @@ fn module_of(
     } else {
         quote!(#(#flat_names(x, packed, block, unit, kl);)*)
     };
-    // The AVX-512 variant packs channel lanes with the runtime's AVX-512BW packer, inlined
-    // into it with the layout folded in.
-    let pack_lanes = if isa == Isa::Avx512 {
+    // The AVX-512 variant packs with the runtime's AVX-512BW packers, inlined into it with
+    // the layout folded in.
+    let why = "this variant is compiled with AVX-512F, BW and VL, which the runtime's AVX-512 packers need of their caller, and runs only on a CPU with them";
+    let (pack_lanes, pack_channel) = if isa == Isa::Avx512 {
         let cols = lit(lay.padded[1] + lay.dilation[1]);
-        quote! {
-            gspc_safety!("this variant is compiled with AVX-512F, BW and VL, which `pack_lanes` needs of its caller, and runs only on a CPU with them");
-            unsafe { ::gspc_runtime::x86::pack_lanes::<#cols>(&LAYOUT, input, unit, scratch) };
-        }
+        (
+            quote! {
+                gspc_safety!(#why);
+                unsafe { ::gspc_runtime::x86::pack_lanes::<#cols>(&LAYOUT, input, unit, scratch) };
+            },
+            quote! {
+                gspc_safety!(#why);
+                unsafe { ::gspc_runtime::x86::pack_depthwise_pairs(&LAYOUT, input, #c_expr, scratch) };
+            },
+        )
     } else {
-        quote!(LAYOUT.pack_input_lanes(input, unit, scratch);)
+        (
+            quote!(LAYOUT.pack_input_lanes(input, unit, scratch);),
+            quote!(LAYOUT.pack_input_depthwise(input, #c_expr, scratch);),
+        )
     };
     let dw_units = if v.depthwise_lanes {
         // The block's channels packed side by side, then its rows of pixel tiles.
@@ -972,7 +982,7 @@ fn module_of(
             for (i, block) in blocks.iter_mut().enumerate() {
                 let unit = first + i;
                 for kl in 0..#block_l {
-                    LAYOUT.pack_input_depthwise(input, #c_expr, scratch);
+                    #pack_channel
                     let x: &[i32; super::SCRATCH_LEN] = scratch;
                     #dw_loops
                 }
