@@ -1112,33 +1112,46 @@ mod simd {
     }
 
     /// Transposes 8 rows of 8 values in registers: afterwards `r[j]` holds column `j`.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn transpose8(r: &mut [__m256; 8]) {
-        let mut t = [_mm256_setzero_ps(); 8];
-        for a in 0..2 {
-            let (r0, r1, r2, r3) = (r[4 * a], r[4 * a + 1], r[4 * a + 2], r[4 * a + 3]);
-            let (lo01, hi01) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
-            let (lo23, hi23) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
-            t[4 * a] = _mm256_shuffle_ps::<0x44>(lo01, lo23);
-            t[4 * a + 1] = _mm256_shuffle_ps::<0xEE>(lo01, lo23);
-            t[4 * a + 2] = _mm256_shuffle_ps::<0x44>(hi01, hi23);
-            t[4 * a + 3] = _mm256_shuffle_ps::<0xEE>(hi01, hi23);
-        }
-        for j in 0..4 {
-            r[j] = _mm256_permute2f128_ps::<0x20>(t[j], t[4 + j]);
-            r[4 + j] = _mm256_permute2f128_ps::<0x31>(t[j], t[4 + j]);
+    ///
+    /// # Safety
+    ///
+    /// The caller must be compiled with AVX2 (no target features of its own, so that it is
+    /// always inlined: see [`dwc_pack_input_avx2`]).
+    #[inline(always)]
+    unsafe fn transpose8(r: &mut [__m256; 8]) {
+        // SAFETY: the caller has AVX2 (this function's contract).
+        unsafe {
+            let mut t = [_mm256_setzero_ps(); 8];
+            for a in 0..2 {
+                let (r0, r1, r2, r3) = (r[4 * a], r[4 * a + 1], r[4 * a + 2], r[4 * a + 3]);
+                let (lo01, hi01) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+                let (lo23, hi23) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+                t[4 * a] = _mm256_shuffle_ps::<0x44>(lo01, lo23);
+                t[4 * a + 1] = _mm256_shuffle_ps::<0xEE>(lo01, lo23);
+                t[4 * a + 2] = _mm256_shuffle_ps::<0x44>(hi01, hi23);
+                t[4 * a + 3] = _mm256_shuffle_ps::<0xEE>(hi01, hi23);
+            }
+            for j in 0..4 {
+                r[j] = _mm256_permute2f128_ps::<0x20>(t[j], t[4 + j]);
+                r[4 + j] = _mm256_permute2f128_ps::<0x31>(t[j], t[4 + j]);
+            }
         }
     }
 
     /// The first `n` (at most 8) lanes, as the mask `maskload`/`maskstore` take.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn mask8(n: usize) -> __m256i {
-        _mm256_cmpgt_epi32(
-            _mm256_set1_epi32(n.min(8) as i32),
-            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-        )
+    ///
+    /// # Safety
+    ///
+    /// The caller must be compiled with AVX2 (as [`transpose8`]).
+    #[inline(always)]
+    unsafe fn mask8(n: usize) -> __m256i {
+        // SAFETY: the caller has AVX2 (this function's contract).
+        unsafe {
+            _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(n.min(8) as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            )
+        }
     }
 
     /// [`crate::dwc::pack_input`] with AVX2: 8 pixels of 8 channels per transpose. Rows of
@@ -1146,11 +1159,17 @@ mod simd {
     /// (masked stores are slow on AMD cores: docs/benchmarks/2026-12-02-zen4.md); narrower rows
     /// are loaded under a mask.
     ///
+    /// It has no target features of its own, so that it is always inlined into the
+    /// generated kernel that calls it, with the layer's geometry (a constant) folded in:
+    /// as a target-feature function, whether it was inlined depended on the build's
+    /// codegen units, and its out-of-line copies were larger and slower.
+    ///
     /// # Safety
     ///
-    /// Only callable where AVX2 is enabled (from the generated kernels of that ISA).
-    #[target_feature(enable = "avx2")]
-    pub fn dwc_pack_input_avx2(input: &[f32], c0: usize, g: &Geometry, dst: &mut [f32]) {
+    /// The CPU must support AVX2, and the caller must be compiled with it (the AVX2 and
+    /// AVX-512 variants of the generated kernels).
+    #[inline(always)]
+    pub unsafe fn dwc_pack_input_avx2(input: &[f32], c0: usize, g: &Geometry, dst: &mut [f32]) {
         if !g.fits(input, c0, dst) {
             return;
         }
@@ -1167,8 +1186,8 @@ mod simd {
                     } else {
                         (x0, (g.w - x0).min(8))
                     };
-                    let mask = mask8(n);
-                    let mut r = [_mm256_setzero_ps(); 8];
+                    // SAFETY: the caller has AVX2 (this function's contract).
+                    let (mask, mut r) = unsafe { (mask8(n), [_mm256_setzero_ps(); 8]) };
                     for (c, v) in r.iter_mut().enumerate() {
                         let at = (c0 + 8 * half + c) * plane + y * g.w + x0;
                         // SAFETY: the n lanes read end at (c0 + 8 half + c) * plane + y * w
@@ -1182,7 +1201,8 @@ mod simd {
                             }
                         };
                     }
-                    transpose8(&mut r);
+                    // SAFETY: the caller has AVX2 (this function's contract).
+                    unsafe { transpose8(&mut r) };
                     for (j, v) in r.iter().take(n).enumerate() {
                         let at = row + (x0 + j) * CB + 8 * half;
                         // SAFETY: at + 8 <= ((ph + y) * wp + pw + w) * CB <= dst.len().
@@ -1196,11 +1216,14 @@ mod simd {
     /// [`crate::dwc::unpack_output`] with AVX2: whole vectors where there are 8 pixels or
     /// more, the last one overlapping the one before (no masked stores, slow on AMD cores).
     ///
+    /// Always inlined, as [`dwc_pack_input_avx2`].
+    ///
     /// # Safety
     ///
-    /// Only callable where AVX2 is enabled (from the generated kernels of that ISA).
-    #[target_feature(enable = "avx2")]
-    pub fn dwc_unpack_output_avx2(src: &[f32], pixels: usize, dst: &mut [f32]) {
+    /// The CPU must support AVX2, and the caller must be compiled with it (the AVX2 and
+    /// AVX-512 variants of the generated kernels).
+    #[inline(always)]
+    pub unsafe fn dwc_unpack_output_avx2(src: &[f32], pixels: usize, dst: &mut [f32]) {
         let total = pixels * CB;
         if src.len() < total || dst.len() < total {
             return;
@@ -1212,13 +1235,14 @@ mod simd {
                 } else {
                     (p0, (pixels - p0).min(8))
                 };
-                let mask = mask8(n);
-                let mut r = [_mm256_setzero_ps(); 8];
+                // SAFETY: the caller has AVX2 (this function's contract).
+                let (mask, mut r) = unsafe { (mask8(n), [_mm256_setzero_ps(); 8]) };
                 for (j, v) in r.iter_mut().take(n).enumerate() {
                     // SAFETY: (p0 + j) * CB + 8 half + 8 <= pixels * CB <= src.len().
                     *v = unsafe { _mm256_loadu_ps(src.as_ptr().add((p0 + j) * CB + 8 * half)) };
                 }
-                transpose8(&mut r);
+                // SAFETY: the caller has AVX2 (this function's contract).
+                unsafe { transpose8(&mut r) };
                 for (c, v) in r.iter().enumerate() {
                     let at = (8 * half + c) * pixels + p0;
                     // SAFETY: the n lanes written end at (8 half + c) * pixels + p0 + n <=

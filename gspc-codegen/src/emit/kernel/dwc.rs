@@ -30,14 +30,25 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
     let (hw_l, cb_l) = (lit(hw), lit(cb));
     // The AVX-512 variant transposes with AVX2 too: 8x8 transposes of ymm registers beat
     // 16x16 ones of zmm registers (docs/benchmarks/2026-11-27-zen5.md).
+    // The AVX2 packers are inlined into the variant (they have no target features of
+    // their own), with the geometry folded in.
     let (pack, unpack) = match v.isa {
-        Isa::Avx512 | Isa::Avx2 => (
-            quote!(::gspc_runtime::x86::dwc_pack_input_avx2),
-            quote!(::gspc_runtime::x86::dwc_unpack_output_avx2),
-        ),
+        Isa::Avx512 | Isa::Avx2 => {
+            let why = "this variant is compiled with AVX2, which the runtime's AVX2 packers need of their caller, and runs only on a CPU with it";
+            (
+                quote! {
+                    gspc_safety!(#why);
+                    unsafe { ::gspc_runtime::x86::dwc_pack_input_avx2(input, cb * #cb_l, &GEOMETRY, xs) };
+                },
+                quote! {
+                    gspc_safety!(#why);
+                    unsafe { ::gspc_runtime::x86::dwc_unpack_output_avx2(out, #pixels_l, block) };
+                },
+            )
+        }
         Isa::Neon | Isa::Portable => (
-            quote!(::gspc_runtime::dwc::pack_input),
-            quote!(::gspc_runtime::dwc::unpack_output),
+            quote!(::gspc_runtime::dwc::pack_input(input, cb * #cb_l, &GEOMETRY, xs);),
+            quote!(::gspc_runtime::dwc::unpack_output(out, #pixels_l, block);),
         ),
     };
     let (tiles, runs) = column_tiles(p, v, outline);
@@ -80,10 +91,10 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
     };
     for (i, block) in blocks.iter_mut().enumerate() {
         let cb = first + i;
-        #pack(input, cb * #cb_l, &GEOMETRY, xs);
+        #pack
         let x: &[f32; XLEN] = xs;
         #(#rows)*
-        #unpack(out, #pixels_l, block);
+        #unpack
     }
     };
     variant_module_shell(
