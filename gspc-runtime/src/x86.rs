@@ -615,19 +615,29 @@ mod simd {
         _mm256_set_m128(v, v)
     }
 
-    /// Lanes `i` of a 16-lane load at column `at` of a row of `w` values that fall inside
-    /// the row (`0 <= at + i < w`), as a mask.
-    pub const fn clip_mask16(w: usize, at: isize) -> u16 {
-        let mut mask = 0u16;
-        let mut i = 0;
-        while i < 16 {
-            let col = at + i as isize;
-            if col >= 0 && (col as usize) < w {
-                mask |= 1 << i;
+    /// Lanes `i < lanes` (at most 64) of a load at column `at` of a row of `w` values that
+    /// fall inside the row (`0 <= at + i < w`), as a mask (bit `i`: lane `i`).
+    #[inline(always)]
+    pub const fn clip_mask(w: usize, at: isize, lanes: usize) -> u64 {
+        // The lanes below `k`.
+        const fn below(k: isize) -> u64 {
+            match k {
+                ..=0 => 0,
+                64.. => u64::MAX,
+                k => (1u64 << k) - 1,
             }
-            i += 1;
         }
-        mask
+        let end = w as isize - at;
+        below(if end < lanes as isize {
+            end
+        } else {
+            lanes as isize
+        }) & !below(-at)
+    }
+
+    /// [`clip_mask`] of a 16-lane load.
+    pub const fn clip_mask16(w: usize, at: isize) -> u16 {
+        clip_mask(w, at, 16) as u16
     }
 
     /// The 16 values of `row` at columns `AT..AT + 16`, zero for columns outside the row
@@ -921,21 +931,6 @@ mod simd {
         }
     }
 
-    /// The lanes `i < n` (n <= 64) whose column `at + i` lies in `0..len`, as a mask (bit
-    /// `i`: lane `i`).
-    #[inline(always)]
-    const fn inside(at: isize, len: usize, n: usize) -> u64 {
-        const fn below(k: isize) -> u64 {
-            match k {
-                ..=0 => 0,
-                64.. => u64::MAX,
-                k => (1u64 << k) - 1,
-            }
-        }
-        let end = len as isize - at;
-        below(if end < n as isize { end } else { n as isize }) & !below(-at)
-    }
-
     /// [`QLayout::pack_input_depthwise`] with AVX-512BW, 16 words per store, the padding
     /// and the zero point applied by masks: pair layouts at stride 1 (word `j` of a row:
     /// padded columns `j` and `j + DW`) and at stride 2 with `DW` 1 (word `j`: columns `2j`
@@ -992,9 +987,9 @@ mod simd {
                 let m_out = mask16(rl - j0);
                 let v = if s == 1 {
                     let (lo, hi) = (j0 as isize - pw, (j0 + dw) as isize - pw);
-                    let (m_lo, m_hi) = (inside(lo, w, 16) as u16, inside(hi, w, 16) as u16);
+                    let (m_lo, m_hi) = (clip_mask16(w, lo), clip_mask16(w, hi));
                     // SAFETY: only the lanes set in the masks are read, and their columns
-                    // lie inside row i of channel c (`inside`; c * plane + (i + 1) * w <=
+                    // lie inside row i of channel c (`clip_mask`; c * plane + (i + 1) * w <=
                     // input.len(), checked above); AVX-512 masked loads do not access (or
                     // fault on) the other lanes, so the pointers may point outside the row
                     // there. The caller has AVX-512F, BW and VL.
@@ -1007,7 +1002,7 @@ mod simd {
                     }
                 } else {
                     let lo = 2 * j0 as isize - pw;
-                    let m = inside(lo, w, 32) as u32;
+                    let m = clip_mask(w, lo, 32) as u32;
                     // SAFETY: as above, with the 32 lanes of `m`.
                     unsafe {
                         let b = _mm256_maskz_loadu_epi8(m, row.wrapping_offset(lo));
@@ -1359,7 +1354,7 @@ mod simd {
                 for unit in [0, 1] {
                     let mut want = vec![-99i32; l.input_words()];
                     l.pack_input_lanes(&input, unit, &mut want);
-                    let mut got = want.iter().map(|_| -99).collect::<std::vec::Vec<i32>>();
+                    let mut got = vec![-99i32; l.input_words()];
                     // SAFETY: AVX-512F, BW and VL were detected above.
                     unsafe { pack_lanes::<96>(&l, &input, unit, &mut got) };
                     assert_eq!(got, want, "{l:?} block {unit}");
@@ -1396,6 +1391,15 @@ mod simd {
                             mask >> l & 1 == 1,
                             col >= 0 && col < w as isize,
                             "{w} {at} {l}"
+                        );
+                    }
+                    let mask = clip_mask(w, at, 32);
+                    for l in 0..64 {
+                        let col = at + l as isize;
+                        assert_eq!(
+                            mask >> l & 1 == 1,
+                            l < 32 && col >= 0 && col < w as isize,
+                            "{w} {at} {l} of 32 lanes"
                         );
                     }
                 }
