@@ -367,11 +367,11 @@ fn q_mismatch(info: &crate::LayerInfo, expected: &[i8], got: &[i8]) -> Option<St
     ))
 }
 
-/// The int8 twin of [`check_layer`]: every variant of `layer`, its dispatching `run` and
-/// `run_parallel` on 2 and 3 threads, on [`SeededQData`] of `seed`, against the integer
-/// reference ([`crate::quant::conv2d`]) bit for bit. Output and scratch start as garbage
-/// (output 0x55, scratch 0x5555_5555), so an output left unwritten or scratch read before
-/// it is written shows. Also checks that `pack_weights` refuses a weight of -128.
+/// The int8 twin of [`check_layer`]: every variant of `layer`, its dispatching `run`,
+/// `run_split` in 2 and 3 parts and `run_parallel` on 2 threads, on [`SeededQData`] of
+/// `seed`, against the integer reference ([`crate::quant::conv2d`]) bit for bit. Output
+/// and scratch start as garbage (output 0x55, scratch 0x5555_5555), so an output left
+/// unwritten or scratch read before it is written shows. Also checks that `pack_weights` refuses a weight of -128.
 pub fn check_qlayer(layer: &QLayer, seed: u64) -> Result<Checked, String> {
     let info = &layer.info;
     let data = SeededQData::new(seed, layer.input_len, layer.weights_len, info.out_channels);
@@ -402,12 +402,19 @@ pub fn check_qlayer(layer: &QLayer, seed: u64) -> Result<Checked, String> {
     (layer.run)(&data.input, &packed, &mut output, &mut scratch)
         .map_err(|e| format!("{} (run): {e}", info.name))?;
     compare("run", &output)?;
-    for threads in [2, 3] {
+    // Exactly 2 and 3 parts, each packing the input of its own blocks (a group may be
+    // split between two parts), and run_parallel on 2 threads.
+    let parallel: [(&str, crate::qlayer::QParallelFn, usize); 3] = [
+        ("run_split", layer.run_split, 2),
+        ("run_split", layer.run_split, 3),
+        ("run_parallel", layer.run_parallel, 2),
+    ];
+    for (what, f, parts) in parallel {
         let mut output = vec![0x55i8; layer.output_len];
-        let mut scratch = vec![0x5555_5555i32; threads * layer.scratch_len];
-        (layer.run_parallel)(&data.input, &packed, &mut output, &mut scratch, threads)
-            .map_err(|e| format!("{} (run_parallel {threads}): {e}", info.name))?;
-        compare(&format!("run_parallel {threads}"), &output)?;
+        let mut scratch = vec![0x5555_5555i32; parts * layer.scratch_len];
+        f(&data.input, &packed, &mut output, &mut scratch, parts)
+            .map_err(|e| format!("{} ({what} {parts}): {e}", info.name))?;
+        compare(&format!("{what} {parts}"), &output)?;
     }
     if !data.weights.is_empty() {
         let mut bad = data.weights.clone();

@@ -85,6 +85,9 @@ pub struct QLayer {
     pub run: QRunFn,
     /// Runs the layer on up to `threads` threads (`scratch`: `threads * scratch_len`).
     pub run_parallel: QParallelFn,
+    /// [`QLayer::run_parallel`] in exactly `parts` parts (at most one per output block),
+    /// however little work each gets (`scratch`: `parts * scratch_len`): for tests.
+    pub run_split: QParallelFn,
     /// The variant `run` runs on this CPU.
     pub dispatched_isa: fn() -> Isa,
     /// Every variant.
@@ -920,14 +923,31 @@ impl QLayout {
         }
     }
 
-    /// The grouped layout's packed input (every group) into `out` (`input_words()` words);
-    /// lengths as for [`QLayout::pack_input_depthwise`].
+    /// The groups whose input the work units `first..first + units` read (grouped layout):
+    /// a unit is `block` output channels of one group.
+    pub const fn unit_groups(&self, first: usize, units: usize) -> core::ops::Range<usize> {
+        if units == 0 || self.kpg == 0 {
+            return 0..0;
+        }
+        let g0 = first * self.block / self.kpg;
+        let g1 = ((first + units) * self.block - 1) / self.kpg + 1;
+        g0..if g1 < self.groups { g1 } else { self.groups }
+    }
+
+    /// The grouped layout's packed input of the groups `groups` into their places in `out`
+    /// (`input_words()` words; the other groups' places are left as they were); lengths as
+    /// for [`QLayout::pack_input_depthwise`].
     #[inline(always)]
-    pub fn pack_input_grouped(&self, input: &[i8], out: &mut [i32]) {
+    pub fn pack_input_grouped(
+        &self,
+        input: &[i8],
+        groups: core::ops::Range<usize>,
+        out: &mut [i32],
+    ) {
         let plane = self.input[0] * self.input[1];
         let words = self.plane_words();
-        let mut planes = out.chunks_exact_mut(words);
-        for g in 0..self.groups {
+        let mut planes = out.chunks_exact_mut(words).skip(groups.start * self.words);
+        for g in groups {
             for p in 0..self.words {
                 let Some(dst) = planes.next() else {
                     return;
@@ -1026,7 +1046,7 @@ mod tests {
             let l = layout(false, stride);
             let input: [i8; 6 * 20] = core::array::from_fn(|i| i as i8);
             let mut out = vec![7i32; l.input_words()];
-            l.pack_input_grouped(&input, &mut out);
+            l.pack_input_grouped(&input, 0..l.groups, &mut out);
             let x = |c: usize, r: usize, col: usize| input[c * 20 + r * 5 + col] as i32 + 3;
             assert!((0..stride).all(|ph| l.phase_used(ph)) || stride > 3);
             for r in 0..4 {
@@ -1079,7 +1099,7 @@ mod tests {
                 .map(|i| (i * 37 % 256) as u8 as i8)
                 .collect();
             let mut out = vec![7i32; l.input_words()];
-            l.pack_input_grouped(&input, &mut out);
+            l.pack_input_grouped(&input, 0..l.groups, &mut out);
             let x = |c: usize, r: usize, col: usize| -> Option<i8> {
                 let inside = (1..=3).contains(&r) && (pw..pw + w).contains(&col);
                 inside.then(|| input[c * plane + (r - 1) * w + col - pw])

@@ -1017,6 +1017,177 @@ mod simd {
         }
     }
 
+    /// [`QLayout::pack_input_grouped`] with AVX-512BW, at strides 1 and 2: per input row,
+    /// 16 columns of the word's channels at a time, one masked byte load per channel, then
+    /// a masked store of 16 words (at stride 2 the even and odd columns are first gathered
+    /// into the two halves of the vector, one half per column phase). Quads (`vpdpbusd`):
+    /// four channels, widened and shifted into the four bytes of each word, offset by
+    /// `input_offset`. Pairs (`vpdpwssd`): two channels, sign-extended, less the zero point,
+    /// in the two halves of each word. The padding columns and rows hold the pad value.
+    /// Other layouts go to the portable packing. Same result as
+    /// [`QLayout::pack_input_grouped`].
+    ///
+    /// Like [`pack_lanes`], it has no target features of its own, so that it is always
+    /// inlined into the generated kernel that calls it with the layer's layout folded in.
+    /// (Inside the kernels, the portable packing of stride-2 pairs came out unrolled and
+    /// scalar.)
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX-512F, BW and VL, and the caller must be compiled with them
+    /// (the AVX-512 variants of the generated kernels).
+    #[inline(always)]
+    pub unsafe fn pack_grouped(
+        lay: &QLayout,
+        input: &[i8],
+        groups: core::ops::Range<usize>,
+        out: &mut [i32],
+    ) {
+        let [h, w] = lay.input;
+        let [ph, pw] = lay.padding;
+        let (s, rl, cpg, words) = (lay.phases(), lay.phase_len(), lay.cpg, lay.words);
+        let elems = lay.elems;
+        let plane = h * w;
+        let plane_words = lay.plane_words();
+        let vectorized = !lay.depthwise
+            && (elems == 2 || elems == 4)
+            && (s == 1 || s == 2)
+            && w > 0
+            && groups.end <= lay.groups
+            && out.len() >= lay.groups * words * plane_words
+            && input.len() >= lay.groups * cpg * plane;
+        if !vectorized {
+            return lay.pack_input_grouped(input, groups, out);
+        }
+        let quads = elems == 4;
+        let pad = if quads {
+            crate::qlayer::quad([lay.pad_value() as u8; 4])
+        } else {
+            0
+        };
+        let chunks = w.div_ceil(16);
+        // The portable packing leaves a phase of pairs that no kernel column reads as it
+        // was; so does this one.
+        let used = [quads || lay.phase_used(0), quads || lay.phase_used(1)];
+        // SAFETY: the caller has AVX-512F and BW (this function's contract).
+        let (offset, zp, low, evens_odds) = unsafe {
+            (
+                _mm512_set1_epi8(lay.input_offset as i8),
+                _mm512_set1_epi32(lay.input_zero_point),
+                _mm512_set1_epi32(0xFFFF),
+                _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15),
+            )
+        };
+        for g in groups {
+            for p in 0..words {
+                let c0 = g * cpg + elems * p;
+                // The word's channels: quads' channels past the group's take the first
+                // one's values (their weights are 0); a pair's missing second channel is
+                // 0. (No closures in this function: a closure is compiled without the
+                // caller's target features, and `array::map` of one stayed out of line.)
+                let mut rows = [input.as_ptr(); 4];
+                let mut present = 0;
+                for (i, r) in rows.iter_mut().enumerate().take(elems) {
+                    let c = if elems * p + i < cpg {
+                        present += 1;
+                        c0 + i
+                    } else {
+                        c0
+                    };
+                    *r = input.as_ptr().wrapping_add(c * plane);
+                }
+                let at = (g * words + p) * plane_words;
+                let Some(dst) = out.get_mut(at..at + plane_words) else {
+                    return;
+                };
+                for (ih, row) in dst.chunks_exact_mut(s * rl).enumerate() {
+                    let i = ih.wrapping_sub(ph);
+                    if i >= h {
+                        row.fill(pad);
+                        continue;
+                    }
+                    // Padded column `col` is word `col / SW` of phase `col % SW`.
+                    for col in (0..pw).chain(pw + w..s * rl) {
+                        if !used[col % s] {
+                            continue;
+                        }
+                        if let Some(o) = row.get_mut((col % s) * rl + col / s) {
+                            *o = pad;
+                        }
+                    }
+                    for k in 0..chunks {
+                        let j0 = 16 * k;
+                        let n = (w - j0).min(16);
+                        let m = mask16(n);
+                        let at = i * w + j0;
+                        // SAFETY: the n lanes set in `m` are columns j0..j0 + n <= w of row
+                        // i < h of channels below groups * cpg, inside `input` (checked
+                        // above); masked-off lanes are not read. The caller has AVX-512F,
+                        // BW and VL.
+                        let v = unsafe {
+                            let b0 = _mm_maskz_loadu_epi8(m, rows[0].wrapping_add(at));
+                            let b1 = _mm_maskz_loadu_epi8(m, rows[1].wrapping_add(at));
+                            if quads {
+                                let b2 = _mm_maskz_loadu_epi8(m, rows[2].wrapping_add(at));
+                                let b3 = _mm_maskz_loadu_epi8(m, rows[3].wrapping_add(at));
+                                let lo = _mm512_or_si512(
+                                    _mm512_cvtepu8_epi32(b0),
+                                    _mm512_slli_epi32::<8>(_mm512_cvtepu8_epi32(b1)),
+                                );
+                                let hi = _mm512_or_si512(
+                                    _mm512_slli_epi32::<16>(_mm512_cvtepu8_epi32(b2)),
+                                    _mm512_slli_epi32::<24>(_mm512_cvtepu8_epi32(b3)),
+                                );
+                                _mm512_add_epi8(_mm512_or_si512(lo, hi), offset)
+                            } else {
+                                let lo = _mm512_sub_epi32(_mm512_cvtepi8_epi32(b0), zp);
+                                let lo = _mm512_and_si512(lo, low);
+                                if present == 2 {
+                                    let hi = _mm512_sub_epi32(_mm512_cvtepi8_epi32(b1), zp);
+                                    _mm512_or_si512(lo, _mm512_slli_epi32::<16>(hi))
+                                } else {
+                                    lo
+                                }
+                            }
+                        };
+                        let col = pw + j0;
+                        if s == 1 {
+                            // SAFETY: words col..col + n, inside the row's pw + w <= WP = rl
+                            // words; masked-off lanes are not written. AVX-512F as above.
+                            unsafe { _mm512_mask_storeu_epi32(row.as_mut_ptr().add(col), m, v) };
+                            continue;
+                        }
+                        // Column col + 2t is word col / 2 + t of phase col % 2, column
+                        // col + 2t + 1 word (col + 1) / 2 + t of the other phase.
+                        let (ne, no) = (n.div_ceil(2), n / 2);
+                        let (pe, po) = if col % 2 == 0 { (0, rl) } else { (rl, 0) };
+                        let (ne, no) = (
+                            if used[col % 2] { ne } else { 0 },
+                            if used[(col + 1) % 2] { no } else { 0 },
+                        );
+                        // SAFETY: the last column written, col + n - 1 < pw + w <= WP, is
+                        // word (col + n - 1) / 2 < rl of its phase, so both stores stay
+                        // inside the row's 2 * rl words; masked-off lanes are not written.
+                        // AVX-512F as above. (512-bit stores of the low lanes: 256-bit
+                        // masked stores of a constant 1-lane mask were compiled into a
+                        // 2-lane store by this toolchain.)
+                        unsafe {
+                            let base = row.as_mut_ptr();
+                            let evens = _mm512_permutexvar_epi32(evens_odds, v);
+                            let odds = _mm512_shuffle_i64x2::<0b11_10_11_10>(evens, evens);
+                            _mm512_mask_storeu_epi32(base.add(pe + col / 2), mask16(ne), evens);
+                            _mm512_mask_storeu_epi32(
+                                base.add(po + col.div_ceil(2)),
+                                mask16(no),
+                                odds,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// [`QLayout::pack_input_lanes`] with AVX-512BW: per input row, the block's 16 channel
     /// rows transposed 16 columns at a time in registers ([`transpose16_regs`]), each column
     /// widened to 32 bits less the zero point, then each word position pairs a column with
@@ -1337,6 +1508,128 @@ mod simd {
                     // SAFETY: AVX-512F, BW and VL were detected above.
                     unsafe { pack_depthwise_pairs(&l, &input, c, &mut got) };
                     assert_eq!(got, want, "{l:?} channel {c}");
+                }
+            }
+        }
+
+        /// Grouped layouts, quads and pairs: channels per group that fill whole words and
+        /// that do not (a quad's missing channels repeat the first, a pair's is 0), rows narrower and wider than a vector,
+        /// odd padded widths, padding 0-2, dilation, strides 1-3 (stride 3 goes to the
+        /// portable packing), both input offsets.
+        fn grouped_layouts() -> std::vec::Vec<QLayout> {
+            let mut v = std::vec::Vec::new();
+            for (groups, cpg, hw, p, d) in [
+                (4, 4, [7, 7], [1, 1], [1, 1]),
+                (3, 6, [5, 16], [1, 1], [1, 1]),
+                (2, 8, [14, 15], [2, 2], [1, 1]),
+                (2, 3, [4, 33], [1, 2], [2, 2]),
+                (1, 16, [3, 1], [0, 0], [1, 1]),
+                (2, 5, [2, 56], [1, 0], [1, 1]),
+                (4, 4, [20, 18], [0, 0], [1, 1]),
+                (5, 5, [7, 17], [3, 3], [1, 3]),
+            ] {
+                for s in [1, 2, 3] {
+                    for (zp, off) in [(-128, 128), (3, 0), (127, 128)] {
+                        let l = QLayout {
+                            depthwise: false,
+                            groups,
+                            cpg,
+                            kpg: 4,
+                            kernel: [3, 3],
+                            stride: [s, s],
+                            block: 4,
+                            elems: 2,
+                            words: cpg.div_ceil(2),
+                            input: hw,
+                            padding: p,
+                            dilation: d,
+                            padded: [hw[0] + 2 * p[0], hw[1] + 2 * p[1]],
+                            input_zero_point: zp,
+                            input_offset: 0,
+                            channel_lanes: false,
+                        };
+                        v.push(l.quads(off));
+                        v.push(l);
+                    }
+                }
+            }
+            v
+        }
+
+        /// [`pack_grouped`] inlined into a function compiled with AVX-512.
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+        fn grouped_avx512(
+            l: &QLayout,
+            input: &[i8],
+            groups: core::ops::Range<usize>,
+            out: &mut [i32],
+        ) {
+            // SAFETY: this function is compiled with AVX-512F, BW and VL, and its callers
+            // run it only where the CPU has them.
+            unsafe { pack_grouped(l, input, groups, out) }
+        }
+
+        #[test]
+        fn grouped_input_packed_as_the_portable_packing() {
+            if !avx512bw() {
+                return;
+            }
+            let mut all = grouped_layouts();
+            all.push(QLayout {
+                depthwise: false,
+                groups: 3,
+                cpg: 3,
+                kpg: 2,
+                kernel: [2, 4],
+                stride: [3, 2],
+                block: 2,
+                elems: 4,
+                words: 1,
+                input: [13, 17],
+                padding: [2, 1],
+                dilation: [3, 3],
+                padded: [17, 19],
+                input_zero_point: -55,
+                input_offset: 128,
+                channel_lanes: false,
+            });
+            all.push(QLayout {
+                depthwise: false,
+                groups: 4,
+                cpg: 4,
+                kpg: 24,
+                kernel: [5, 4],
+                stride: [2, 2],
+                block: 12,
+                elems: 4,
+                words: 1,
+                input: [20, 18],
+                padding: [0, 0],
+                dilation: [1, 1],
+                padded: [20, 18],
+                input_zero_point: 14,
+                input_offset: 128,
+                channel_lanes: false,
+            });
+            for l in all {
+                let plane = l.input[0] * l.input[1];
+                let input: std::vec::Vec<i8> = (0..l.groups * l.cpg * plane)
+                    .map(|i| (i * 41 % 256) as u8 as i8)
+                    .collect();
+                let mut ranges = std::vec![0..l.groups, 0..1, l.groups - 1..l.groups];
+                ranges.push(1.min(l.groups)..l.groups);
+                for groups in ranges {
+                    let mut want = vec![-99i32; l.input_words()];
+                    l.pack_input_grouped(&input, groups.clone(), &mut want);
+                    let mut got = vec![-99i32; l.input_words()];
+                    // SAFETY: AVX-512F, BW and VL were detected above.
+                    unsafe { pack_grouped(&l, &input, groups.clone(), &mut got) };
+                    assert_eq!(got, want, "{l:?} groups {groups:?}");
+                    // Inlined into a caller compiled with AVX-512, as in the kernels.
+                    got.fill(-99);
+                    // SAFETY: as above.
+                    unsafe { grouped_avx512(&l, &input, groups.clone(), &mut got) };
+                    assert_eq!(got, want, "{l:?} groups {groups:?}, AVX-512 caller");
                 }
             }
         }

@@ -50,7 +50,7 @@ pub(super) fn layer_module(
     let quant = quant_items(p);
     let layout = layout_item(p, q);
     let (baked_items, baked_entry) = baked_items_of(baked, quote!(i32), quote!(i32s), quote!(i8));
-    let entry = entry_items(p, q, arch, baked_entry);
+    let entry = entry_items(p, arch, baked_entry);
     let fp32 = l
         .quantization
         .as_ref()
@@ -272,80 +272,18 @@ fn layout_expr(ql: &QLayout) -> TokenStream {
     }
 }
 
-/// `pack_weights`, `dispatched_isa`, `run`, `run_parallel`, their slice forms, the
-/// variants' slice forms and `LAYER`.
-fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch, baked_entry: TokenStream) -> TokenStream {
+/// `pack_weights`, `dispatched_isa`, `run`, `run_parallel`, `run_split`, their slice forms,
+/// the variants' slice forms and `LAYER`.
+fn entry_items(p: &LayerPlan, arch: Arch, baked_entry: TokenStream) -> TokenStream {
     let isas: Vec<Isa> = p.variants.iter().map(|v| v.isa).collect();
-    let depthwise = q.layout.depthwise;
-    let (units_args, scratch_param) = if depthwise {
-        (
-            quote!(input, packed, first, blocks, scratch),
-            quote!(scratch: &mut [i32; SCRATCH_LEN]),
-        )
-    } else {
-        (
-            quote!(packed, first, blocks, scratch),
-            quote!(scratch: &[i32; SCRATCH_LEN]),
-        )
-    };
-    let input_param = if depthwise {
-        quote!(input: &[i8; INPUT_LEN],)
-    } else {
-        quote!()
-    };
-    let dispatch_units = dispatch_body(&isas, arch, "run_units", units_args, true);
-    let pack_input = if depthwise {
-        quote!()
-    } else {
-        let body = dispatch_body(&isas, arch, "pack_input", quote!(input, x), true);
-        quote! {
-            /// Packs the whole input into `x` in the layout of the best variant (the one
-            /// `run_units` runs).
-            fn pack_input(input: &[i8; INPUT_LEN], x: &mut [i32; SCRATCH_LEN]) {
-                #body
-            }
-        }
-    };
+    let dispatch_units = dispatch_body(
+        &isas,
+        arch,
+        "run_units",
+        quote!(input, packed, first, blocks, scratch),
+        true,
+    );
     let dispatched = dispatched_isa_body(&isas, arch, false, true);
-    let (pack_first, run_call, parallel_body) = if depthwise {
-        (
-            quote!(),
-            quote!(run_units(input, packed, 0, blocks, scratch)),
-            quote! {
-                ::gspc_runtime::parallel::split::<i8, i32, BLOCK_LEN, SCRATCH_LEN>(
-                    blocks,
-                    scratch,
-                    threads,
-                    &|first, part, piece| run_units(input, packed, first, part, piece),
-                )
-            },
-        )
-    } else {
-        (
-            quote!(pack_input(input, scratch);),
-            quote!(run_units(packed, 0, blocks, scratch)),
-            quote! {
-                let actual = scratch.len();
-                let Some(x) = scratch.first_chunk_mut::<SCRATCH_LEN>() else {
-                    return Err(::gspc_runtime::Error::BufferLength {
-                        buffer: "scratch",
-                        expected: SCRATCH_LEN,
-                        actual,
-                    });
-                };
-                pack_input(input, x);
-                let x: &[i32; SCRATCH_LEN] = x;
-                // Every part reads the one packed input; the parts need no scratch.
-                let mut pieces = [(); 64];
-                ::gspc_runtime::parallel::split::<i8, (), BLOCK_LEN, 1>(
-                    blocks,
-                    &mut pieces,
-                    threads.min(64),
-                    &|first, part, _| run_units(packed, first, part, x),
-                )
-            },
-        )
-    };
     let variant_slices = p.variants.iter().map(|v| variant_slice(v.isa));
     let variant_entries = p.variants.iter().map(|v| {
         let isa = isa_path(v.isa);
@@ -380,15 +318,14 @@ fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch, baked_entry: TokenStream) -
             #dispatched
         }
 
-        #pack_input
-
-        /// Computes output blocks `first..first + blocks.len()` with the best variant.
+        /// Computes output blocks `first..first + blocks.len()` with the best variant, which
+        /// packs the input they read into `scratch`.
         fn run_units(
-            #input_param
+            input: &[i8; INPUT_LEN],
             packed: &[i32; PACKED_LEN],
             first: usize,
             blocks: &mut [[i8; BLOCK_LEN]],
-            #scratch_param,
+            scratch: &mut [i32; SCRATCH_LEN],
         ) {
             #dispatch_units
         }
@@ -402,14 +339,13 @@ fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch, baked_entry: TokenStream) -
             output: &mut [i8; OUTPUT_LEN],
             scratch: &mut [i32; SCRATCH_LEN],
         ) {
-            #pack_first
             let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
-            #run_call
+            run_units(input, packed, 0, blocks, scratch)
         }
 
         /// [`run`] on up to `threads` threads, fewer when the layer is small: the output
-        /// blocks are split into contiguous parts. `scratch` holds `threads * SCRATCH_LEN`
-        /// words.
+        /// blocks are split into contiguous parts, each of which packs the input it reads
+        /// into its own piece of `scratch`, which holds `threads * SCRATCH_LEN` words.
         pub fn run_parallel(
             input: &[i8; INPUT_LEN],
             packed: &[i32; PACKED_LEN],
@@ -417,9 +353,26 @@ fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch, baked_entry: TokenStream) -
             scratch: &mut [i32],
             threads: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            let threads = ::gspc_runtime::parallel::useful_threads(FLOPS, threads).max(1);
+            let parts = ::gspc_runtime::parallel::useful_threads(FLOPS, threads).max(1);
+            run_split(input, packed, output, scratch, parts)
+        }
+
+        /// [`run_parallel`] split into exactly `parts` parts (at most one per output
+        /// block), however little work each gets: for tests and tuning.
+        pub fn run_split(
+            input: &[i8; INPUT_LEN],
+            packed: &[i32; PACKED_LEN],
+            output: &mut [i8; OUTPUT_LEN],
+            scratch: &mut [i32],
+            parts: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
             let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
-            #parallel_body
+            ::gspc_runtime::parallel::split::<i8, i32, BLOCK_LEN, SCRATCH_LEN>(
+                blocks,
+                scratch,
+                parts,
+                &|first, part, piece| run_units(input, packed, first, part, piece),
+            )
         }
 
         /// The layer's buffers as arrays: input, packed weights, output, scratch.
@@ -471,6 +424,20 @@ fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch, baked_entry: TokenStream) -
             run_parallel(input, packed, output, scratch, threads)
         }
 
+        /// [`run_split`] over slices, checking their lengths.
+        pub fn run_split_slice(
+            input: &[i8],
+            packed: &[i32],
+            output: &mut [i8],
+            scratch: &mut [i32],
+            parts: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
+            let input = ::gspc_runtime::as_array("input", input)?;
+            let packed = ::gspc_runtime::as_array("packed", packed)?;
+            let output = ::gspc_runtime::as_array_mut("output", output)?;
+            run_split(input, packed, output, scratch, parts)
+        }
+
         #(#variant_slices)*
 
         /// The layer's manifest entry.
@@ -486,6 +453,7 @@ fn entry_items(p: &LayerPlan, q: &QPlan, arch: Arch, baked_entry: TokenStream) -
             pack_weights: pack_weights_slice,
             run: run_slice,
             run_parallel: run_parallel_slice,
+            run_split: run_split_slice,
             dispatched_isa,
             variants: &[#(#variant_entries),*],
             baked: #baked_entry,
@@ -832,8 +800,7 @@ fn module_of(
             }
         }
     };
-    let forward_pack = forward(quote!(pack_input(input, x)));
-    let forward_units = forward(quote!(run_units(packed, first, blocks, x)));
+    let forward_units = forward(quote!(run_units(input, packed, first, blocks, scratch)));
     let cols = if v.channel_lanes {
         v.columns
     } else {
@@ -900,13 +867,39 @@ fn module_of(
     };
     let passes = lit(lay.block / v.channels);
     let kl_expr = linear(&[("pass", v.channels)], 0);
-    let loops = quote! {
-        for pass in 0..#passes {
-            let kl = #kl_expr;
+    let rows_loop = if v.out_rows > 1 {
+        // Tiles of `out_rows` whole rows, then a tile per row left over.
+        let r = v.out_rows;
+        let (groups_l, rest_l) = (lit(p.output[0] / r), lit(p.output[0] / r * r));
+        let oh_expr = linear(&[("i", r)], 0);
+        let rest = if has_tail {
+            quote! {
+                for oh in #rest_l..#oh_l {
+                    #tail_call
+                }
+            }
+        } else {
+            quote!()
+        };
+        quote! {
+            for i in 0..#groups_l {
+                let oh = #oh_expr;
+                tile_full(x, packed, block, unit, kl, oh, 0);
+            }
+            #rest
+        }
+    } else {
+        quote! {
             for oh in 0..#oh_l {
                 #full_call
                 #tail_call
             }
+        }
+    };
+    let loops = quote! {
+        for pass in 0..#passes {
+            let kl = #kl_expr;
+            #rows_loop
         }
     };
     let doc = format!(
@@ -921,13 +914,25 @@ fn module_of(
         },
         v.lanes,
         if v.channel_lanes {
-            format!("output channels, {} column(s) per tile", v.columns)
+            if v.out_rows > 1 {
+                format!(
+                    "output channels, {} pixel(s) of {} whole rows per tile",
+                    v.columns, v.out_rows
+                )
+            } else {
+                format!("output channels, {} column(s) per tile", v.columns)
+            }
         } else {
             "output columns".to_string()
         },
         v.nvec,
         v.channels,
-        if has_tail {
+        if has_tail && v.out_rows > 1 {
+            format!(
+                ", then tiles of the {} row(s) left over",
+                p.output[0] % v.out_rows
+            )
+        } else if has_tail {
             format!(", the last of each row at columns `{:?}`", v.tail_starts)
         } else {
             String::new()
@@ -948,6 +953,14 @@ fn module_of(
     // The AVX-512 variant packs with the runtime's AVX-512BW packers, inlined into it with
     // the layout folded in.
     let why = "this variant is compiled with AVX-512F, BW and VL, which the runtime's AVX-512 packers need of their caller, and runs only on a CPU with them";
+    let pack_groups = if isa == Isa::Avx512 {
+        quote! {
+            gspc_safety!(#why);
+            unsafe { ::gspc_runtime::x86::pack_grouped(&LAYOUT, input, groups, scratch) };
+        }
+    } else {
+        quote!(LAYOUT.pack_input_grouped(input, groups, scratch);)
+    };
     let (pack_lanes, pack_channel) = if isa == Isa::Avx512 {
         let cols = lit(lay.padded[1] + lay.dilation[1]);
         (
@@ -989,84 +1002,53 @@ fn module_of(
             }
         }
     };
-    let (run_fn, units_fn) = if lay.depthwise {
-        (
-            quote! {
-                /// Runs the layer with this variant.
-                #safety
-                #tf
-                pub fn run(
-                    input: &[i8; super::INPUT_LEN],
-                    packed: &[i32; super::PACKED_LEN],
-                    output: &mut [i8; super::OUTPUT_LEN],
-                    scratch: &mut [i32; super::SCRATCH_LEN],
-                ) {
-                    let (blocks, _) = output.as_chunks_mut::<{ super::BLOCK_LEN }>();
-                    run_units(input, packed, 0, blocks, scratch);
-                }
-            },
-            quote! {
-                /// Output blocks `first..first + blocks.len()`: each channel packs its
-                /// input into `scratch`, then runs its tiles.
-                #safety
-                #tf
-                pub fn run_units(
-                    input: &[i8; super::INPUT_LEN],
-                    packed: &[i32; super::PACKED_LEN],
-                    first: usize,
-                    blocks: &mut [[i8; super::BLOCK_LEN]],
-                    scratch: &mut [i32; super::SCRATCH_LEN],
-                ) {
-                    #dw_units
-                }
-            },
-        )
+    let units_body = if lay.depthwise {
+        dw_units
     } else {
-        (
-            quote! {
-                /// Runs the layer with this variant.
-                #safety
-                #tf
-                pub fn run(
-                    input: &[i8; super::INPUT_LEN],
-                    packed: &[i32; super::PACKED_LEN],
-                    output: &mut [i8; super::OUTPUT_LEN],
-                    scratch: &mut [i32; super::SCRATCH_LEN],
-                ) {
-                    pack_input(input, scratch);
-                    let (blocks, _) = output.as_chunks_mut::<{ super::BLOCK_LEN }>();
-                    run_units(packed, 0, blocks, scratch);
-                }
-
-                /// Packs the whole input into `x`, in the layout this variant reads.
-                #safety
-                #tf
-                pub fn pack_input(
-                    input: &[i8; super::INPUT_LEN],
-                    x: &mut [i32; super::SCRATCH_LEN],
-                ) {
-                    #forward_pack
-                    LAYOUT.pack_input_grouped(input, x);
-                }
-            },
-            quote! {
-                /// Output blocks `first..first + blocks.len()` over the packed input `x`.
-                #safety
-                #tf
-                pub fn run_units(
-                    packed: &[i32; super::PACKED_LEN],
-                    first: usize,
-                    blocks: &mut [[i8; super::BLOCK_LEN]],
-                    x: &[i32; super::SCRATCH_LEN],
-                ) {
-                    #forward_units
-                    for (i, block) in blocks.iter_mut().enumerate() {
-                        let unit = first + i;
-                        #loops
-                    }
-                }
-            },
-        )
+        // The groups of these blocks packed into `scratch`, then their tiles.
+        quote! {
+            #forward_units
+            let groups = LAYOUT.unit_groups(first, blocks.len());
+            #pack_groups
+            let x: &[i32; super::SCRATCH_LEN] = scratch;
+            for (i, block) in blocks.iter_mut().enumerate() {
+                let unit = first + i;
+                #loops
+            }
+        }
+    };
+    let units_doc = if lay.depthwise {
+        " Output blocks `first..first + blocks.len()`: each channel (or block of channel lanes) packs its input into `scratch`, then runs its tiles."
+    } else {
+        " Output blocks `first..first + blocks.len()`: the input of their groups packed into `scratch`, then their tiles."
+    };
+    let run_fn = quote! {
+        /// Runs the layer with this variant.
+        #safety
+        #tf
+        pub fn run(
+            input: &[i8; super::INPUT_LEN],
+            packed: &[i32; super::PACKED_LEN],
+            output: &mut [i8; super::OUTPUT_LEN],
+            scratch: &mut [i32; super::SCRATCH_LEN],
+        ) {
+            let (blocks, _) = output.as_chunks_mut::<{ super::BLOCK_LEN }>();
+            run_units(input, packed, 0, blocks, scratch);
+        }
+    };
+    let units_fn = quote! {
+        #[doc = #units_doc]
+        #safety
+        #tf
+        pub fn run_units(
+            input: &[i8; super::INPUT_LEN],
+            packed: &[i32; super::PACKED_LEN],
+            first: usize,
+            blocks: &mut [[i8; super::BLOCK_LEN]],
+            scratch: &mut [i32; super::SCRATCH_LEN],
+        ) {
+            #units_body
+        }
     };
     quote! {
         #[doc = #doc]
@@ -1385,9 +1367,15 @@ fn channel_tile_fn(
     // Word of output column c at kernel column s: phase (s DW) % SW, word c * SW / SW + ...
     // i.e. `phase_offset(s * DW) + c` past the row's `ow0`: a column's words are adjacent
     // in its phase (the row is stored by column phase).
-    let max_col = columns.iter().copied().max().unwrap_or(0);
+    // Column c of the tile is output row `oh + c / OW`, column `ow0 + c % OW`: a tile of
+    // several rows (`QVariant::out_rows`, from column 0) counts its columns in flat output
+    // order; in a tile of one row c < OW. A row further is `SH` packed input rows further.
+    let row_words = lay.phases() * lay.phase_len();
+    let place = |c: usize| (c / ow_n * lay.stride[0] * row_words, c % ow_n);
+    let max_col = columns.iter().map(|&c| place(c).1).max().unwrap_or(0);
+    let max_row = columns.iter().map(|&c| place(c).0).max().unwrap_or(0);
     let col_offsets: Vec<usize> = (0..kw).map(|s| phase_offset(lay, s * dw)).collect();
-    let span = col_offsets.iter().copied().max().unwrap_or(0) + max_col + 1;
+    let span = max_row + col_offsets.iter().copied().max().unwrap_or(0) + max_col + 1;
     let span_l = u(span);
     let wspan = (kw - 1) * block + channels;
     let wspan_l = u(wspan);
@@ -1401,7 +1389,8 @@ fn channel_tile_fn(
             body.push(quote!(let #wv_name = #load;));
         }
         for (j, &c) in columns.iter().enumerate() {
-            let xi = u(at + c);
+            let (row, col) = place(c);
+            let xi = u(row + at + col);
             let b = ops.bcast(quote!(xw[#xi]));
             body.push(quote!(let xb = #b;));
             for v in 0..nvec {

@@ -92,6 +92,11 @@ pub struct QVariant {
     pub channel_lanes: bool,
     /// Output columns per full tile of a channel-lane tile (0 otherwise).
     pub columns: usize,
+    /// Output rows per full tile of a channel-lane tile whose rows fit a tile whole: its
+    /// `columns` are then the flat output indices `0..out_rows * OW` of rows `oh..oh +
+    /// out_rows` (contiguous in the output too), and the rows left over (`OH % out_rows`)
+    /// are tiles of one row. 1 otherwise.
+    pub out_rows: usize,
     /// Depthwise at stride 1 on small planes: the channel's packed plane read as one row,
     /// vectors over the flat output index `oh * RW + ow` (`RW` words per packed row; the
     /// `RW - OW` columns past each row are computed and not stored). Each entry is one tile
@@ -124,7 +129,7 @@ fn column_use(lanes: usize, ow: usize) -> f64 {
 fn channel_variant(
     isa: Isa,
     block: usize,
-    ow: usize,
+    [oh, ow]: [usize; 2],
     reduction_words: usize,
     max_acc: usize,
 ) -> Option<QVariant> {
@@ -146,17 +151,36 @@ fn channel_variant(
     let per = flavor.per_accumulator();
     let free = flavor.registers(isa) - 2;
     // Accumulators, the block's weight vectors and a broadcast input.
-    let columns = (1..=ow.min(16))
-        .rev()
-        .find(|&r| r * nvec <= max_acc.max(nvec) && r * nvec * per + nvec <= free)?;
-    let full_tiles = ow / columns;
-    let tail_starts = (full_tiles * columns..ow).collect();
+    let fits = |r: usize| r * nvec <= max_acc.max(nvec) && r * nvec * per + nvec <= free;
+    let columns = (1..=ow.min(16)).rev().find(|&r| fits(r))?;
+    // Narrow rows that fit a tile whole: several rows per tile (up to 16 columns, for the
+    // transposed epilogue), so that enough accumulators are in flight to hide the
+    // multiply-add's latency (a 7-column row of one vector leaves 7).
+    let out_rows = if columns == ow {
+        (1..=oh.min(16 / ow))
+            .rev()
+            .find(|&r| fits(r * ow))
+            .unwrap_or(1)
+    } else {
+        1
+    };
+    let (columns, full_tiles, tail_starts) = if out_rows > 1 {
+        let tail = if oh % out_rows == 0 { 0 } else { ow };
+        (out_rows * ow, 1, (0..tail).collect())
+    } else {
+        (
+            columns,
+            ow / columns,
+            (ow / columns * columns..ow).collect(),
+        )
+    };
     Some(QVariant {
         flavor,
         quad: false,
         depthwise_lanes: false,
         channel_lanes: true,
         columns,
+        out_rows,
         flat: Vec::new(),
         lanes,
         nvec,
@@ -295,6 +319,7 @@ fn flat_variant(
         depthwise_lanes: false,
         channel_lanes: false,
         columns: 0,
+        out_rows: 1,
         flat,
         lanes,
         nvec: n,
@@ -315,6 +340,7 @@ fn lane_variant(ow: usize, max_acc: usize) -> QVariant {
         depthwise_lanes: true,
         channel_lanes: true,
         columns,
+        out_rows: 1,
         flat: Vec::new(),
         lanes: 16,
         nvec: 1,
@@ -373,6 +399,7 @@ fn variant(isa: Isa, block: usize, ow: usize, depthwise: bool, max_acc: usize) -
         depthwise_lanes: false,
         channel_lanes: false,
         columns: 0,
+        out_rows: 1,
         flat: Vec::new(),
         lanes,
         nvec,
@@ -577,7 +604,7 @@ pub(crate) fn plan_layer(
             let reduction_words = lay.words * lay.kernel[0] * lay.kernel[1];
             let rows = variant(isa, block, output[1], depthwise, max_acc);
             let other = if !depthwise {
-                channel_variant(isa, block, output[1], reduction_words, max_acc)
+                channel_variant(isa, block, output, reduction_words, max_acc)
             } else if layer.stride == [1, 1] {
                 let row_vectors = output[1].div_ceil(rows.lanes);
                 let row_words = layout.phases() * layout.phase_len();
@@ -599,8 +626,8 @@ pub(crate) fn plan_layer(
         .map(|q| {
             let reduction_words = q.words * q.kernel[0] * q.kernel[1];
             let rows = variant(Isa::Neon, block, output[1], false, max_acc);
-            let v = channel_variant(Isa::Neon, block, output[1], reduction_words, max_acc)
-                .unwrap_or(rows);
+            let v =
+                channel_variant(Isa::Neon, block, output, reduction_words, max_acc).unwrap_or(rows);
             QVariant {
                 flavor: Flavor::NeonDot,
                 quad: true,
@@ -611,8 +638,9 @@ pub(crate) fn plan_layer(
         .iter()
         .zip(&qvariants)
         .map(|(&isa, v)| {
+            // (A tile of several rows counts as one full tile per row.)
             let cols = if v.channel_lanes {
-                v.columns
+                v.columns.min(output[1])
             } else {
                 v.nvec * v.lanes
             };
@@ -670,18 +698,28 @@ mod tests {
 
     #[test]
     fn narrow_rows_of_grouped_layers_put_channels_on_the_lanes() {
-        let v = channel_variant(Isa::Avx512, 16, 7, 9, 20).expect("channel lanes");
+        // 7x7 outputs: two rows (14 accumulators) per tile, then a tile of the last row.
+        let v = channel_variant(Isa::Avx512, 16, [7, 7], 9, 20).expect("channel lanes");
         assert_eq!(
-            (v.flavor, v.lanes, v.nvec, v.columns),
-            (Flavor::Zmm, 16, 1, 7)
+            (v.flavor, v.lanes, v.nvec, v.columns, v.out_rows),
+            (Flavor::Zmm, 16, 1, 14, 2)
         );
-        assert_eq!(v.tail_starts, Vec::<usize>::new());
-        let v = channel_variant(Isa::Avx2, 16, 14, 9, 20).expect("channel lanes");
-        assert_eq!((v.flavor, v.lanes, v.nvec), (Flavor::Ymm, 8, 2));
+        assert_eq!(v.tail_starts, (0..7).collect::<Vec<_>>());
+        // An even number of rows leaves no row over; 4-column rows go four to a tile.
+        let v = channel_variant(Isa::Avx512, 16, [8, 4], 9, 20).expect("channel lanes");
+        assert_eq!((v.columns, v.out_rows, v.tail_starts.len()), (16, 4, 0));
+        // Two vectors of channels: 14 accumulators in one row already.
+        let v = channel_variant(Isa::Avx512, 32, [7, 7], 9, 20).expect("channel lanes");
+        assert_eq!((v.nvec, v.columns, v.out_rows), (2, 7, 1));
+        let v = channel_variant(Isa::Avx2, 16, [14, 14], 9, 20).expect("channel lanes");
+        assert_eq!(
+            (v.flavor, v.lanes, v.nvec, v.out_rows),
+            (Flavor::Ymm, 8, 2, 1)
+        );
         assert_eq!(v.full_tiles * v.columns + v.tail_starts.len(), 14);
         // Wide rows with a short reduction keep columns on the lanes.
-        assert!(channel_variant(Isa::Avx512, 16, 64, 9, 20).is_none());
-        assert!(channel_variant(Isa::Portable, 16, 7, 9, 20).is_none());
+        assert!(channel_variant(Isa::Avx512, 16, [64, 64], 9, 20).is_none());
+        assert!(channel_variant(Isa::Portable, 16, [7, 7], 9, 20).is_none());
     }
 
     /// An int8 layer: `c` channels in `groups` groups, 3x3, 14x14.
