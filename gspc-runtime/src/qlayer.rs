@@ -111,8 +111,7 @@ pub fn supported(isa: Isa) -> bool {
 fn transpose16(t: &[[i8; 16]; 16]) -> [[i8; 16]; 16] {
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: `transpose16_i8` needs SSE2, part of the x86-64 baseline.
-        unsafe { crate::x86::transpose16_i8(t) }
+        crate::x86::transpose16_i8(t)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -441,20 +441,22 @@ mod simd {
     /// whose lanes are 16 output channels turns its 16 columns of requantized outputs into
     /// 16 channel rows with it, each stored in one move.
     ///
-    /// # Safety
-    ///
-    /// SSE2, baseline on x86-64: callable from any x86-64 kernel.
-    #[inline]
-    #[target_feature(enable = "sse2")]
+    /// SSE2, baseline on x86-64: callable from any x86-64 kernel. Always inlined (no
+    /// target feature of its own, which would forbid it): the int8 epilogues and packers
+    /// call it per tile.
+    #[inline(always)]
     pub fn transpose16_i8(t: &[[i8; 16]; 16]) -> [[i8; 16]; 16] {
-        let mut r = [_mm_setzero_si128(); 16];
+        // SAFETY: SSE2 is part of every x86-64 target's baseline.
+        let mut r = [unsafe { _mm_setzero_si128() }; 16];
         for (v, row) in r.iter_mut().zip(t) {
-            // SAFETY: `row` is 16 readable bytes; the load is unaligned; SSE2 is enabled.
+            // SAFETY: `row` is 16 readable bytes; the load is unaligned; SSE2 is part of
+            // every x86-64 target's baseline.
             *v = unsafe { _mm_loadu_si128(row.as_ptr().cast()) };
         }
         let mut out = [[0i8; 16]; 16];
         for (o, v) in out.iter_mut().zip(transpose16_regs(r)) {
-            // SAFETY: `o` is 16 writable bytes; the store is unaligned; SSE2 is enabled.
+            // SAFETY: `o` is 16 writable bytes; the store is unaligned; SSE2 is part of every
+            // x86-64 target's baseline.
             unsafe { _mm_storeu_si128(o.as_mut_ptr().cast(), v) };
         }
         out
@@ -463,51 +465,53 @@ mod simd {
     /// [`transpose16_i8`] in registers: vector `k` of the result holds byte `k` of every
     /// vector of `r`, in order.
     ///
-    /// # Safety
-    ///
-    /// SSE2, baseline on x86-64: callable from any x86-64 kernel.
-    #[inline]
-    #[target_feature(enable = "sse2")]
+    /// SSE2, baseline on x86-64: callable from any x86-64 kernel; always inlined, as
+    /// [`transpose16_i8`] (out of line, `x86::pack_lanes` made a call per 16 columns).
+    #[inline(always)]
     pub fn transpose16_regs(r: [__m128i; 16]) -> [__m128i; 16] {
-        // Round 1: the bytes of rows 2p and 2p + 1: a[2p] holds their columns 0-7
-        // interleaved, a[2p + 1] columns 8-15. Rounds 2-4 interleave 16-, 32- and 64-bit
-        // units (2, 4 and 8 rows of one column) of two vectors, so that each vector ends up
-        // holding one column of every row.
-        let mut a = r;
-        for p in 0..8 {
-            a[2 * p] = _mm_unpacklo_epi8(r[2 * p], r[2 * p + 1]);
-            a[2 * p + 1] = _mm_unpackhi_epi8(r[2 * p], r[2 * p + 1]);
+        // SAFETY: SSE2 (every intrinsic here) is part of every x86-64 target's baseline; the
+        // intrinsics only move register values.
+        unsafe {
+            // Round 1: the bytes of rows 2p and 2p + 1: a[2p] holds their columns 0-7
+            // interleaved, a[2p + 1] columns 8-15. Rounds 2-4 interleave 16-, 32- and 64-bit
+            // units (2, 4 and 8 rows of one column) of two vectors, so that each vector ends up
+            // holding one column of every row.
+            let mut a = r;
+            for p in 0..8 {
+                a[2 * p] = _mm_unpacklo_epi8(r[2 * p], r[2 * p + 1]);
+                a[2 * p + 1] = _mm_unpackhi_epi8(r[2 * p], r[2 * p + 1]);
+            }
+            let mut b = a;
+            for i in 0..16 {
+                let (x, y) = (a[i / 4 * 4 + i % 2], a[i / 4 * 4 + i % 2 + 2]);
+                b[i] = if i % 4 < 2 {
+                    _mm_unpacklo_epi16(x, y)
+                } else {
+                    _mm_unpackhi_epi16(x, y)
+                };
+            }
+            let mut c = b;
+            for i in 0..16 {
+                let (x, y) = (b[i / 8 * 8 + i % 4], b[i / 8 * 8 + i % 4 + 4]);
+                c[i] = if i % 8 < 4 {
+                    _mm_unpacklo_epi32(x, y)
+                } else {
+                    _mm_unpackhi_epi32(x, y)
+                };
+            }
+            // The rounds leave the columns in this order: vector i holds column COLUMN[i].
+            const COLUMN: [usize; 16] = [0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15];
+            let mut out = [_mm_setzero_si128(); 16];
+            for (i, &k) in COLUMN.iter().enumerate() {
+                let (x, y) = (c[i % 8], c[i % 8 + 8]);
+                out[k] = if i < 8 {
+                    _mm_unpacklo_epi64(x, y)
+                } else {
+                    _mm_unpackhi_epi64(x, y)
+                };
+            }
+            out
         }
-        let mut b = a;
-        for i in 0..16 {
-            let (x, y) = (a[i / 4 * 4 + i % 2], a[i / 4 * 4 + i % 2 + 2]);
-            b[i] = if i % 4 < 2 {
-                _mm_unpacklo_epi16(x, y)
-            } else {
-                _mm_unpackhi_epi16(x, y)
-            };
-        }
-        let mut c = b;
-        for i in 0..16 {
-            let (x, y) = (b[i / 8 * 8 + i % 4], b[i / 8 * 8 + i % 4 + 4]);
-            c[i] = if i % 8 < 4 {
-                _mm_unpacklo_epi32(x, y)
-            } else {
-                _mm_unpackhi_epi32(x, y)
-            };
-        }
-        // The rounds leave the columns in this order: vector i holds column COLUMN[i].
-        const COLUMN: [usize; 16] = [0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15];
-        let mut out = [_mm_setzero_si128(); 16];
-        for (i, &k) in COLUMN.iter().enumerate() {
-            let (x, y) = (c[i % 8], c[i % 8 + 8]);
-            out[k] = if i < 8 {
-                _mm_unpacklo_epi64(x, y)
-            } else {
-                _mm_unpackhi_epi64(x, y)
-            };
-        }
-        out
     }
 
     /// Loads 8 lanes.
@@ -1259,8 +1263,7 @@ mod simd {
                     // masked-off lanes are not read; the caller has AVX-512BW and VL.
                     *v = unsafe { _mm_maskz_loadu_epi8(mask16(n), input.as_ptr().add(at)) };
                 }
-                // SAFETY: SSE2 is baseline on x86-64.
-                let t = unsafe { transpose16_regs(r) };
+                let t = transpose16_regs(r);
                 for (col, v) in cols.iter_mut().skip(pw + j0).zip(&t[..n]) {
                     // SAFETY: the caller has AVX-512F (this function's contract).
                     *col = unsafe { _mm512_sub_epi32(_mm512_cvtepi8_epi32(*v), zp) };
@@ -1634,8 +1637,7 @@ mod simd {
         fn byte_transpose() {
             let t: [[i8; 16]; 16] =
                 core::array::from_fn(|j| core::array::from_fn(|k| (j * 16 + k) as u8 as i8));
-            // SAFETY: SSE2 is baseline on x86-64.
-            let out = unsafe { transpose16_i8(&t) };
+            let out = transpose16_i8(&t);
             for j in 0..16 {
                 for k in 0..16 {
                     assert_eq!(out[k][j], t[j][k], "({j}, {k})");
