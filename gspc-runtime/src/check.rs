@@ -371,7 +371,8 @@ fn q_mismatch(info: &crate::LayerInfo, expected: &[i8], got: &[i8]) -> Option<St
 /// `run_split` in 2 and 3 parts and `run_parallel` on 2 threads, on [`SeededQData`] of
 /// `seed`, against the integer reference ([`crate::quant::conv2d`]) bit for bit. Output
 /// and scratch start as garbage (output 0x55, scratch 0x5555_5555), so an output left
-/// unwritten or scratch read before it is written shows. Also checks that `pack_weights` refuses a weight of -128.
+/// unwritten or scratch read before it is written shows. Also checks that `pack_weights`
+/// refuses a weight of -128.
 pub fn check_qlayer(layer: &QLayer, seed: u64) -> Result<Checked, String> {
     let info = &layer.info;
     let data = SeededQData::new(seed, layer.input_len, layer.weights_len, info.out_channels);

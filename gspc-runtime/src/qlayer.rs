@@ -537,6 +537,16 @@ impl QLayout {
         }
     }
 
+    /// The packed word of a padded pixel: 0 for pairs, the pad value in each of the four
+    /// bytes for quads (see [`QLayout::pad_value`]).
+    pub const fn pad_word(&self) -> i32 {
+        if self.elems == 4 {
+            quad([self.pad_value() as u8; 4])
+        } else {
+            0
+        }
+    }
+
     /// This depthwise layout with channels on the lanes: `block` channels side by side.
     /// Weights `[K / block][KH][PAIRS][block]`; input, per block, `[HP][WP][block]`, word
     /// `(row, col)` of lane `l` pairing channel `l`'s padded pixels `col` and `col + DW`
@@ -769,7 +779,7 @@ impl QLayout {
             self.phase_len(),
         );
         let off = self.input_offset as u8;
-        let pad = quad([self.pad_value() as u8; 4]);
+        let pad = self.pad_word();
         // Padded column `col` is word `col / SW` of phase `col % SW`.
         let put = |out: &mut [i32], col: usize, word: i32| {
             if let Some(o) = out.get_mut((col % s) * rl + col / s) {
@@ -835,7 +845,6 @@ impl QLayout {
         let [h, w] = self.input;
         let ph = self.padding[0];
         let row_words = self.phases() * self.phase_len();
-        let pad = self.pad_value() as u8;
         for (ih, words) in out.chunks_exact_mut(row_words).enumerate() {
             let i = ih.checked_sub(ph).filter(|&i| i < h);
             match i {
@@ -847,7 +856,7 @@ impl QLayout {
                         self.pack_row_quads(rows, shift, words);
                     }
                 }
-                None => words.fill(quad([pad; 4])),
+                None => words.fill(self.pad_word()),
             }
         }
     }

@@ -1068,11 +1068,7 @@ mod simd {
             return lay.pack_input_grouped(input, groups, out);
         }
         let quads = elems == 4;
-        let pad = if quads {
-            crate::qlayer::quad([lay.pad_value() as u8; 4])
-        } else {
-            0
-        };
+        let pad = lay.pad_word();
         let chunks = w.div_ceil(16);
         // The portable packing leaves a phase of pairs that no kernel column reads as it
         // was; so does this one.
@@ -1167,12 +1163,10 @@ mod simd {
                         }
                         // Column col + 2t is word col / 2 + t of phase col % 2, column
                         // col + 2t + 1 word (col + 1) / 2 + t of the other phase.
-                        let (ne, no) = (n.div_ceil(2), n / 2);
                         let (pe, po) = if col % 2 == 0 { (0, rl) } else { (rl, 0) };
-                        let (ne, no) = (
-                            if used[col % 2] { ne } else { 0 },
-                            if used[(col + 1) % 2] { no } else { 0 },
-                        );
+                        // Words written per phase (none in a phase no kernel reads).
+                        let ne = if used[col % 2] { n.div_ceil(2) } else { 0 };
+                        let no = if used[(col + 1) % 2] { n / 2 } else { 0 };
                         // SAFETY: the last column written, col + n - 1 < pw + w <= WP, is
                         // word (col + n - 1) / 2 < rl of its phase, so both stores stay
                         // inside the row's 2 * rl words; masked-off lanes are not written.
