@@ -353,8 +353,12 @@ fn entry_items(p: &LayerPlan, arch: Arch, baked_entry: TokenStream) -> TokenStre
             scratch: &mut [i32],
             threads: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            let parts = ::gspc_runtime::parallel::useful_threads(FLOPS, threads).max(1);
-            run_split(input, packed, output, scratch, parts)
+            run_split(input, packed, output, scratch, parts(threads))
+        }
+
+        /// The parts [`run_parallel`] splits the layer into on up to `threads` threads.
+        fn parts(threads: usize) -> usize {
+            ::gspc_runtime::parallel::useful_threads(FLOPS, threads).max(1)
         }
 
         /// [`run_parallel`] split into exactly `parts` parts (at most one per output
@@ -418,10 +422,7 @@ fn entry_items(p: &LayerPlan, arch: Arch, baked_entry: TokenStream) -> TokenStre
             scratch: &mut [i32],
             threads: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            let input = ::gspc_runtime::as_array("input", input)?;
-            let packed = ::gspc_runtime::as_array("packed", packed)?;
-            let output = ::gspc_runtime::as_array_mut("output", output)?;
-            run_parallel(input, packed, output, scratch, threads)
+            run_split_slice(input, packed, output, scratch, parts(threads))
         }
 
         /// [`run_split`] over slices, checking their lengths.
