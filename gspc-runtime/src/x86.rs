@@ -427,13 +427,49 @@ mod simd {
         zp: i32,
         out: &mut [i8; 16],
     ) {
+        let b = requant16_bytes(acc, scale, lo, hi, zp);
+        // SAFETY: `out` is 16 writable bytes; the store is unaligned; SSE2 is baseline.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), b) };
+    }
+
+    /// [`requant16_by`]'s 16 int8 values, in a vector.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn requant16_bytes(acc: __m512i, scale: __m512, lo: f32, hi: f32, zp: i32) -> __m128i {
         let v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
         let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
         let q = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(zp));
         // In [-128, 127] already: the truncating narrow keeps every value.
-        let b = _mm512_cvtepi32_epi8(q);
-        // SAFETY: `out` is 16 writable bytes; the store is unaligned; SSE2 is baseline.
-        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), b) };
+        _mm512_cvtepi32_epi8(q)
+    }
+
+    /// Bytes `L0..L0 + N` of `v` into `out[AT..AT + N]`, in one masked store (`N` and
+    /// `AT + N <= W` checked at compile time; `L0 + N <= 16`). A flat int8 tile's lanes that
+    /// are outputs of one row go out this way.
+    ///
+    /// Always inlined, with no target features of its own (like [`pack_lanes`]), so that
+    /// the store is one instruction in the kernel.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX-512BW and VL, and the caller must be compiled with them (the
+    /// AVX-512 variants of the generated kernels).
+    #[inline(always)]
+    pub unsafe fn store_bytes<const W: usize, const AT: usize, const L0: usize, const N: usize>(
+        v: __m128i,
+        out: &mut [i8; W],
+    ) {
+        const { assert!(N >= 1 && L0 + N <= 16 && AT + N <= W) };
+        let m = (((1u32 << N) - 1) << L0) as u16;
+        // SAFETY: the mask sets lanes L0..L0 + N, which the pointer (out + AT - L0, computed
+        // with wrapping arithmetic) puts at out[AT..AT + N], inside `out` (the assert
+        // above); AVX-512 masked stores neither write nor fault on the other lanes. The
+        // caller has AVX-512BW and VL (this function's contract).
+        unsafe { _mm_mask_storeu_epi8(out.as_mut_ptr().wrapping_add(AT).wrapping_sub(L0), m, v) };
     }
 
     /// The 16 x 16 bytes `t` transposed: `out[k][j] = t[j][k]`, in four rounds of byte,
@@ -1625,6 +1661,39 @@ mod simd {
                     assert_eq!(got, want, "{l:?} block {unit}, 12 columns");
                 }
             }
+        }
+
+        #[test]
+        fn byte_runs_stored_where_their_masks_say() {
+            if !avx512bw() {
+                return;
+            }
+            let bytes: [i8; 16] = core::array::from_fn(|i| i as i8 + 1);
+            // SAFETY: SSE2 is baseline; `bytes` is 16 readable bytes.
+            let v = unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) };
+            fn check<const AT: usize, const L0: usize, const N: usize>(v: __m128i, b: &[i8; 16]) {
+                let mut out = [-100i8; 20];
+                // SAFETY: AVX-512BW and VL were detected by the caller.
+                unsafe { store_bytes::<20, AT, L0, N>(v, &mut out) };
+                for (i, &o) in out.iter().enumerate() {
+                    let want = if (AT..AT + N).contains(&i) {
+                        b[L0 + i - AT]
+                    } else {
+                        -100
+                    };
+                    assert_eq!(o, want, "AT {AT} L0 {L0} N {N}: byte {i}");
+                }
+            }
+            // Runs at the start and end of the vector and of the buffer, and a run whose
+            // vector starts before the buffer (AT < L0).
+            check::<0, 0, 16>(v, &bytes);
+            check::<0, 0, 14>(v, &bytes);
+            check::<4, 0, 16>(v, &bytes);
+            check::<0, 2, 14>(v, &bytes);
+            check::<0, 15, 1>(v, &bytes);
+            check::<19, 15, 1>(v, &bytes);
+            check::<6, 3, 7>(v, &bytes);
+            check::<12, 9, 7>(v, &bytes);
         }
 
         #[test]

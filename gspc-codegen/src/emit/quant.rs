@@ -1613,9 +1613,9 @@ fn transposed_stores(
     }
 }
 
-/// A flat tile of a depthwise layer at stride 1 (`QVariant::flat`): the channel's packed
-/// plane read as one row, vectors at flat output indices `starts` (`oh * RW + ow`); every
-/// tap unrolled; each lane stored where it is a real output (`ow < OW`).
+/// A flat tile of a depthwise layer (`QVariant::flat`): the channel's packed plane read as
+/// one row, vectors at flat indices `starts` (`oh * SH * RW + ow`); every tap unrolled;
+/// each lane stored where it is a real output (`ow < OW`).
 fn flat_tile_fn(
     p: &LayerPlan,
     lay: &QLayout,
@@ -1632,6 +1632,8 @@ fn flat_tile_fn(
     let plane = oh_n * ow_n;
     let pairs = lay.words;
     let row_words = lay.phases() * lay.phase_len();
+    // Flat indices between output rows.
+    let step = lay.stride[0] * row_words;
     let u = lit;
     let lanes_l = u(lanes);
     let acc = |v: usize| ident(&format!("acc_{v}"));
@@ -1642,7 +1644,10 @@ fn flat_tile_fn(
     });
     let taps: Vec<(usize, usize)> = (0..kh)
         .flat_map(|r| (0..pairs).map(move |qq| (r, qq)))
-        .map(|(r, qq)| (r * pairs + qq, r * dh * row_words + lay.elems * qq * dw))
+        .map(|(r, qq)| {
+            let at = r * dh * row_words + phase_offset(lay, lay.elems * qq * dw);
+            (r * pairs + qq, at)
+        })
         .collect();
     let span =
         taps.iter().map(|t| t.1).max().unwrap_or(0) + starts.iter().max().unwrap_or(&0) + lanes;
@@ -1663,15 +1668,15 @@ fn flat_tile_fn(
             });
         }
     }
+    let plane_l = u(plane);
     let stores = starts.iter().enumerate().map(|(v, &st)| {
         let a = acc(v);
-        let store = ops.store(&quote!(#a), fp32, &quote!(c));
         // The lanes that are real outputs (`ow < OW`), as runs of consecutive lanes, each
         // copied to its row in one move.
         let mut runs: Vec<(usize, usize, usize)> = Vec::new();
         for l in 0..lanes {
             let f = st + l;
-            let (oh, ow) = (f / row_words, f % row_words);
+            let (oh, ow) = (f / step, f % step);
             if ow >= ow_n || oh >= oh_n {
                 continue;
             }
@@ -1681,6 +1686,33 @@ fn flat_tile_fn(
                 _ => runs.push((l, o, 1)),
             }
         }
+        if ops.flavor == Flavor::Zmm && fp32 {
+            // The AVX-512 variant: the 16 bytes in a register, each run one masked store.
+            let why = "this variant is compiled with AVX-512BW and VL, which `store_bytes` needs of its caller, and runs only on a CPU with them";
+            let puts = runs.iter().map(|&(l0, o0, n)| {
+                let (l0, o0, n) = (u(l0), u(o0), u(n));
+                quote! {
+                    gspc_safety!(#why);
+                    unsafe { ::gspc_runtime::x86::store_bytes::<#plane_l, #o0, #l0, #n>(q, o) };
+                }
+            });
+            return quote! {
+                {
+                    let Some(&scale) = super::SCALES.get(c) else {
+                        return;
+                    };
+                    let q = ::gspc_runtime::x86::requant16_bytes(
+                        _mm512_add_epi32(#a, _mm512_set1_epi32(b)),
+                        _mm512_set1_ps(scale),
+                        super::CLAMP.0,
+                        super::CLAMP.1,
+                        super::REQUANT.output_zero_point,
+                    );
+                    #(#puts)*
+                }
+            };
+        }
+        let store = ops.store(&quote!(#a), fp32, &quote!(c));
         let puts = runs.iter().map(|&(l0, o0, n)| {
             let (l0, l1, o0, o1) = (u(l0), u(l0 + n), u(o0), u(o0 + n));
             quote!(o[#o0..#o1].copy_from_slice(&q[#l0..#l1]);)
@@ -1694,13 +1726,13 @@ fn flat_tile_fn(
             }
         }
     });
-    let (wlen, plane_l) = (u(kh * pairs), u(plane));
+    let wlen = u(kh * pairs);
     let c_expr = linear(&[("unit", lay.block), ("kl", 1)], 0);
     let w_at = linear(&[("c", kh * pairs)], 0);
     let w_at = quote!(W0 + #w_at);
     let o_at = linear(&[("kl", plane)], 0);
     let doc = format!(
-        " The channel's whole plane as one row: {} vector(s) of {lanes} at flat output indices `{starts:?}` (row of {row_words} words).",
+        " The channel's whole plane as one row: {} vector(s) of {lanes} at flat indices `{starts:?}` (output rows {step} words apart).",
         starts.len()
     );
     let inline = inline_attr(outline);

@@ -97,10 +97,12 @@ pub struct QVariant {
     /// out_rows` (contiguous in the output too), and the rows left over (`OH % out_rows`)
     /// are tiles of one row. 1 otherwise.
     pub out_rows: usize,
-    /// Depthwise at stride 1 on small planes: the channel's packed plane read as one row,
-    /// vectors over the flat output index `oh * RW + ow` (`RW` words per packed row; the
-    /// `RW - OW` columns past each row are computed and not stored). Each entry is one tile
-    /// (a list of vector starts, flat indices), which together cover the plane.
+    /// Depthwise on small planes: the channel's packed plane read as one row, vectors over
+    /// the flat index `oh * SH * RW + ow` (`RW` words per packed row, `SH` the row stride;
+    /// the lanes past each row's `OW` columns are computed and not stored). Each entry is
+    /// one tile (a list of vector starts, flat indices), which together cover the plane.
+    /// At stride 1 the vectors run on over the row ends; strided, each output row gets its
+    /// own vectors, and a tile holds several rows.
     pub flat: Vec<Vec<usize>>,
     /// int32 lanes (output columns, or channels) per vector.
     pub lanes: usize,
@@ -300,7 +302,73 @@ fn flat_variant(
         .filter(|(f, l)| *f != Flavor::Scalar && *l <= span)
         .min_by_key(|(_, l)| span.div_ceil(*l))?;
     let n = span.div_ceil(lanes);
-    if 10 * n > 8 * oh * row_vectors {
+    let starts: Vec<usize> = (0..n).map(|i| (i * lanes).min(span - lanes)).collect();
+    flat_tiles(isa, (flavor, lanes), starts, oh * row_vectors, max_acc)
+}
+
+/// The flat tiles of a strided depthwise layer (see [`QVariant::flat`]) on layout `lay`:
+/// each output row's own vectors (one where the row is at most a vector wide, the last
+/// overlapping the one before it otherwise) at flat index `oh * SH * RW`, several rows per
+/// tile. A vector may run past its row into words no output reads (computed, not stored),
+/// but not past the packed plane: the last rows' vectors move left where they would, if
+/// they still cover their row. The width with the fewest vectors (the narrower on a tie:
+/// as fast, and cheaper where 512-bit vectors run at half rate), under the rule of
+/// [`flat_variant`].
+fn strided_flat_variant(
+    isa: Isa,
+    lay: &QLayout,
+    [oh, ow]: [usize; 2],
+    row_vectors: usize,
+    max_acc: usize,
+) -> Option<QVariant> {
+    let (s, rl) = (lay.phases(), lay.phase_len());
+    let row_words = s * rl;
+    let step = lay.stride[0] * row_words;
+    // The farthest tap from a vector's start: the last kernel row's last word.
+    let off = lay.elems * (lay.words - 1) * lay.dilation[1];
+    let last_tap = (lay.kernel[0] - 1) * lay.dilation[0] * row_words + (off % s) * rl + off / s;
+    let (flavor, lanes, starts) = widths(isa)
+        .iter()
+        .rev()
+        .filter(|(f, _)| *f != Flavor::Scalar)
+        .filter_map(|&(flavor, lanes)| {
+            let limit = lay.plane_words().checked_sub(last_tap + lanes)?;
+            let per_row: Vec<usize> = if ow <= lanes {
+                vec![0]
+            } else {
+                (0..ow.div_ceil(lanes))
+                    .map(|i| (i * lanes).min(ow - lanes))
+                    .collect()
+            };
+            // Planes of more vectors than 4 tiles hold are not flat: skip the check below.
+            if oh * per_row.len() > 4 * max_acc {
+                return None;
+            }
+            let mut starts: Vec<usize> = (0..oh)
+                .flat_map(|r| per_row.iter().map(move |&c| (r * step + c).min(limit)))
+                .collect();
+            starts.dedup();
+            let covered = |f: usize| starts.iter().any(|&st| (st..st + lanes).contains(&f));
+            (0..oh)
+                .all(|r| (0..ow).all(|c| covered(r * step + c)))
+                .then_some((flavor, lanes, starts))
+        })
+        .min_by_key(|(_, _, starts)| starts.len())?;
+    flat_tiles(isa, (flavor, lanes), starts, oh * row_vectors, max_acc)
+}
+
+/// The flat variant of vector `starts` of one flavor, if they are at most 0.8x the
+/// `row_tile_vectors` of row tiles: at most 4 tiles of at most `max_acc` vectors (and the
+/// registers less a weight and an input), the starts in order.
+fn flat_tiles(
+    isa: Isa,
+    (flavor, lanes): (Flavor, usize),
+    starts: Vec<usize>,
+    row_tile_vectors: usize,
+    max_acc: usize,
+) -> Option<QVariant> {
+    let n = starts.len();
+    if n == 0 || 10 * n > 8 * row_tile_vectors {
         return None;
     }
     let per_tile = max_acc.min((flavor.registers(isa) - 2) / flavor.per_accumulator() - 1);
@@ -308,7 +376,6 @@ fn flat_variant(
     if tiles > 4 {
         return None;
     }
-    let starts: Vec<usize> = (0..n).map(|i| (i * lanes).min(span - lanes)).collect();
     let flat = starts
         .chunks(n.div_ceil(tiles))
         .map(<[usize]>::to_vec)
@@ -605,12 +672,14 @@ pub(crate) fn plan_layer(
             let rows = variant(isa, block, output[1], depthwise, max_acc);
             let other = if !depthwise {
                 channel_variant(isa, block, output, reduction_words, max_acc)
-            } else if layer.stride == [1, 1] {
-                let row_vectors = output[1].div_ceil(rows.lanes);
-                let row_words = layout.phases() * layout.phase_len();
-                flat_variant(isa, output, row_words, row_vectors, max_acc)
             } else {
-                None
+                let row_vectors = output[1].div_ceil(rows.lanes);
+                if layer.stride == [1, 1] {
+                    let row_words = layout.phases() * layout.phase_len();
+                    flat_variant(isa, output, row_words, row_vectors, max_acc)
+                } else {
+                    strided_flat_variant(isa, &layout, output, row_vectors, max_acc)
+                }
             };
             QVariant {
                 quad,
@@ -817,6 +886,50 @@ mod tests {
         assert_eq!(v.flat, vec![vec![0, 16, 32, 45]]);
         // Rows of 56 fill their vectors: no flat tiles.
         assert!(flat_variant(Isa::Avx512, [56, 56], 58, 4, 20).is_none());
+    }
+
+    #[test]
+    fn strided_depthwise_rows_get_a_vector_each_several_rows_a_tile() {
+        let plan = |text: &str| {
+            let l = crate::spec::parse("q.json", text).unwrap().layers.remove(0);
+            let t = Target::from_triple("x86_64-unknown-linux-gnu").unwrap();
+            plan_layer(&l, &t, &[Isa::Avx2, Isa::Avx512])
+                .unwrap()
+                .quant
+                .unwrap()
+        };
+        let layer = |c: usize, k: usize, input: usize| {
+            format!(
+                r#"{{"model": "q", "layers": [{{"name": "l", "in_channels": {c}, "out_channels": {c},
+                "groups": {c}, "kernel": [{k}, {k}], "stride": [2, 2], "padding": [{p}, {p}],
+                "input": [{input}, {input}], "dtype": "int8", "quantization": {{"requantization": "fp32",
+                "input_scale": 0.02, "input_zero_point": 3, "output_scale": 0.05,
+                "output_zero_point": -1, "weight_scales": 0.004}}}}]}}"#,
+                p = k / 2
+            )
+        };
+        // MobileNet's 3x3 at stride 2 on 28x28 (a 30x30 padded plane of 2 phases of 15
+        // words): 14 rows of 14 columns, one 16-lane vector a row (60 words apart) on
+        // AVX-512 against two of 8 in row tiles; two of 8 on AVX2, no gain there.
+        let q = plan(&layer(256, 3, 28));
+        let v = &q.variants[1];
+        assert_eq!(
+            (v.flavor, v.lanes, v.nvec, v.flat.len()),
+            (Flavor::Zmm, 16, 14, 1)
+        );
+        let starts: Vec<usize> = v.flat.concat();
+        assert_eq!(starts, (0..14).map(|r| r * 60).collect::<Vec<_>>());
+        assert!(q.variants[0].flat.is_empty());
+        // 5x5 on a 9x9 input (13x13 padded, 2 phases of 7 words; 8 channels, which keeps
+        // them off the lanes): 5 rows of 5 columns, one vector a row. 16 lanes would run
+        // past the plane from the last row (4 * 28 + 4 * 14 + 2 + 16 > 182) and move left;
+        // 8 lanes fit, and the narrower width wins the tie.
+        let q = plan(&layer(8, 5, 9));
+        let v = &q.variants[1];
+        assert_eq!((v.flavor, v.nvec), (Flavor::Ymm, 5));
+        assert_eq!(v.flat.concat(), vec![0, 28, 56, 84, 112]);
+        // Wide rows fill their row tiles' vectors: not flat.
+        assert!(plan(&layer(64, 3, 112)).variants[1].flat.is_empty());
     }
 
     #[test]
