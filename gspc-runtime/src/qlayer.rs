@@ -560,6 +560,22 @@ impl QLayout {
         }
     }
 
+    /// Whether a kernel reads word position `col` of a channel-lane row ([`QLayout::lanes`]):
+    /// `col = ow * SW + 2q * DW` for some kernel word `q` (tested by `col % SW`). At stride
+    /// 2 without dilation, only the even positions; at stride 1, all.
+    #[inline(always)]
+    pub const fn lane_col_used(&self, col: usize) -> bool {
+        let s = self.stride[1];
+        let mut q = 0;
+        while q < self.words {
+            if (self.elems * q * self.dilation[1]) % s == col % s {
+                return true;
+            }
+            q += 1;
+        }
+        false
+    }
+
     /// This layout with quads in place of pairs, the input bytes offset by `input_offset`
     /// (see the module documentation). The generator gives quads to grouped layers only;
     /// a depthwise layout's quads (four neighbouring columns) pack correctly, but no
@@ -880,7 +896,8 @@ impl QLayout {
     /// at most 16) into `out` (`input_words()` words); lengths as for
     /// [`QLayout::pack_input_depthwise`]. Per input row: the block's rows as 16 x 16 byte
     /// tiles transposed to columns of channels, less the zero point, in a padded copy of
-    /// the row; then each word position pairs a column with the one `DW` to its right.
+    /// the row; then each word position a kernel reads ([`QLayout::lane_col_used`]) pairs a
+    /// column with the one `DW` to its right (the others are left as they were).
     #[inline(always)]
     pub fn pack_input_lanes(&self, input: &[i8], unit: usize, out: &mut [i32]) {
         const MAX_W: usize = 96;
@@ -921,6 +938,10 @@ impl QLayout {
                 j0 += n;
             }
             for (col, word) in words.chunks_exact_mut(b).enumerate() {
+                // Positions no kernel reads are left as they were.
+                if !self.lane_col_used(col) {
+                    continue;
+                }
                 let (Some(lo), Some(hi)) = (cols.get(col), cols.get(col + dw)) else {
                     continue;
                 };
@@ -1175,10 +1196,18 @@ mod tests {
             };
             for r in 0..5 {
                 for col in 0..w + 4 {
+                    // At stride 2 a 3x3 kernel reads the even positions only; the odd ones
+                    // of the input rows are left as they were (padding rows are 0).
+                    assert_eq!(l.lane_col_used(col), stride == 1 || col % 2 == 0);
                     for lane in 0..16 {
+                        let want = if l.lane_col_used(col) || !(1..=3).contains(&r) {
+                            pair(v(16 + lane, r, col), v(16 + lane, r, col + dil))
+                        } else {
+                            7
+                        };
                         assert_eq!(
                             out[(r * (w + 4) + col) * 16 + lane],
-                            pair(v(16 + lane, r, col), v(16 + lane, r, col + dil)),
+                            want,
                             "stride {stride} w {w} ({r}, {col}) lane {lane}"
                         );
                     }

@@ -1229,7 +1229,8 @@ mod simd {
     /// [`QLayout::pack_input_lanes`] with AVX-512BW: per input row, the block's 16 channel
     /// rows transposed 16 columns at a time in registers ([`transpose16_regs`]), each column
     /// widened to 32 bits less the zero point, then each word position pairs a column with
-    /// the one `DW` to its right in one 16-lane vector. Layouts it does not cover go to the
+    /// the one `DW` to its right in one 16-lane vector (the positions a kernel reads only,
+    /// [`QLayout::lane_col_used`]). Layouts it does not cover go to the
     /// portable packing. Same result as [`QLayout::pack_input_lanes`].
     ///
     /// It has no target features of its own, so that it is always inlined into the
@@ -1300,6 +1301,10 @@ mod simd {
                 }
             }
             for (col, word) in words.chunks_exact_mut(16).enumerate() {
+                // Positions no kernel reads are left as they were (the odd ones at stride 2).
+                if !lay.lane_col_used(col) {
+                    continue;
+                }
                 let (Some(lo), Some(hi)) = (cols.get(col), cols.get(col + dw)) else {
                     continue;
                 };

@@ -941,7 +941,9 @@ fn module_of(
     );
     let block_l = lit(lay.block);
     let c_expr = linear(&[("unit", lay.block), ("kl", 1)], 0);
-    let dw_loops = if v.flat.is_empty() {
+    let dw_loops = if v.out_rows > 1 {
+        rows_loop
+    } else if v.flat.is_empty() {
         quote! {
             for oh in 0..#oh_l {
                 #full_call
@@ -1467,8 +1469,12 @@ fn lanes_tile_fn(
         let a = acc(j);
         quote!(let mut #a = _mm512_setzero_si512();)
     });
-    let max_col = columns.iter().copied().max().unwrap_or(0);
-    let span = (((kh - 1) * dh * wp + max_col * sw + 2 * (words - 1) * dw) + 1) * b;
+    // Pixel c of the tile: output row `oh + c / OW`, column `ow0 + c % OW` (a tile of
+    // several rows, `QVariant::out_rows`, counts its pixels in output order from column 0;
+    // in a tile of one row c < OW), in padded input pixels from the tile's first.
+    let place = |c: usize| c / ow_n * sh * wp + c % ow_n * sw;
+    let max_at = columns.iter().map(|&c| place(c)).max().unwrap_or(0);
+    let span = (((kh - 1) * dh * wp + max_at + 2 * (words - 1) * dw) + 1) * b;
     let wspan = kh * words * b;
     let (span_l, wspan_l) = (u(span), u(wspan));
     let mut body = Vec::new();
@@ -1480,7 +1486,7 @@ fn lanes_tile_fn(
             });
             for (j, &c) in columns.iter().enumerate() {
                 let a = acc(j);
-                let xi = u(((r * dh) * wp + c * sw + 2 * q * dw) * b);
+                let xi = u(((r * dh) * wp + place(c) + 2 * q * dw) * b);
                 body.push(quote! {
                     #a = _mm512_dpwssd_epi32(#a, ::gspc_runtime::x86::loadi16(::gspc_runtime::window::at::<_, 16, #span_l, #xi>(xw)), wv);
                 });
@@ -1496,7 +1502,7 @@ fn lanes_tile_fn(
     let x_at = linear(&[("oh", sh * wp * b), ("ow0", sw * b)], 0);
     let w_at = linear(&[("unit", wspan)], 0);
     let doc = format!(
-        " 16 channels x output pixels `{columns:?}` of a row, channels on the lanes; stride {sw} columns."
+        " 16 channels x output pixels `{columns:?}` (in output order from the tile's first; rows of {ow_n}), channels on the lanes; stride {sw} columns."
     );
     row_tile_item(
         &doc,
