@@ -1574,9 +1574,11 @@ fn channel_stores(
 
 /// The epilogue of one vector of 16 channels (from local channel `kl + k0`) of a
 /// channel-lane tile (`accs`: one `__m512i` per column, consecutive columns from `first` of
-/// row `oh`), with `fp32` requantization: each column requantized in a vector into a row of
-/// a 16 x 16 byte tile, the tile transposed (`x86::transpose16_i8`), each channel's columns
-/// stored in one move.
+/// row `oh`), with `fp32` requantization: each column requantized into a vector of 16
+/// bytes, the 16 vectors transposed in registers (`x86::transpose16_regs`), each channel's
+/// columns stored in one masked store (`x86::store_bytes`). (Through a 16 x 16 byte array
+/// on the stack, as before, the speed of every such layer depended on where the stack
+/// fell: up to 1.5x, with the size of the environment.)
 fn transposed_stores(
     lay: &QLayout,
     accs: &[proc_macro2::Ident],
@@ -1586,13 +1588,14 @@ fn transposed_stores(
 ) -> TokenStream {
     let n = accs.len();
     let kg = linear(&[("unit", lay.block), ("kl", 1)], k0);
-    let rows = accs.iter().enumerate().map(|(j, a)| {
-        let j = lit(j);
-        quote! {
-            ::gspc_runtime::x86::requant16_by(_mm512_add_epi32(#a, bias), scale, super::CLAMP.0, super::CLAMP.1, super::REQUANT.output_zero_point, &mut t[#j]);
-        }
+    let rows = (0..16).map(|j| match accs.get(j) {
+        Some(a) => quote! {
+            ::gspc_runtime::x86::requant16_bytes(_mm512_add_epi32(#a, bias), scale, super::CLAMP.0, super::CLAMP.1, super::REQUANT.output_zero_point)
+        },
+        None => quote!(_mm_setzero_si128()),
     });
     let n_l = lit(n);
+    let why = "this variant is compiled with AVX-512BW and VL, which `store_bytes` needs of its caller, and runs only on a CPU with them";
     let puts = (0..16).map(|k| {
         let at = linear(&[("kl", plane), ("oh", ow_n), ("ow0", 1)], (k0 + k) * plane + first);
         let k = lit(k);
@@ -1600,7 +1603,8 @@ fn transposed_stores(
             let Some(o) = ::gspc_runtime::window::window_mut::<_, #n_l, { super::BLOCK_LEN }>(out, #at) else {
                 return;
             };
-            o.copy_from_slice(&c[#k][..#n_l]);
+            gspc_safety!(#why);
+            unsafe { ::gspc_runtime::x86::store_bytes::<#n_l, 0, 0, #n_l>(c[#k], o) };
         }
     });
     quote! {
@@ -1612,9 +1616,7 @@ fn transposed_stores(
             return;
         };
         let (bias, scale) = (::gspc_runtime::x86::loadi16(bv), ::gspc_runtime::x86::load16(sv));
-        let mut t = [[0i8; 16]; 16];
-        #(#rows)*
-        let c = ::gspc_runtime::x86::transpose16_i8(&t);
+        let c = ::gspc_runtime::x86::transpose16_regs([#(#rows),*]);
         #(#puts)*
     }
 }
