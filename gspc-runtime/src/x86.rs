@@ -473,13 +473,13 @@ mod simd {
     }
 
     /// The 16 x 16 bytes `t` transposed: `out[k][j] = t[j][k]`, in four rounds of byte,
-    /// 16-bit, 32-bit and 64-bit interleaves (SSE2, baseline on x86-64). An int8 tile
-    /// whose lanes are 16 output channels turns its 16 columns of requantized outputs into
-    /// 16 channel rows with it, each stored in one move.
+    /// 16-bit, 32-bit and 64-bit interleaves (SSE2, baseline on x86-64): the portable
+    /// channel-lane packing's transpose on x86-64. (The generated epilogues and the AVX-512
+    /// packer transpose in registers, [`transpose16_regs`], without a byte array on the
+    /// stack.)
     ///
-    /// SSE2, baseline on x86-64: callable from any x86-64 kernel. Always inlined (no
-    /// target feature of its own, which would forbid it): the int8 epilogues and packers
-    /// call it per tile.
+    /// SSE2, baseline on x86-64: callable from any x86-64 code. Always inlined (no target
+    /// feature of its own, which would forbid it).
     #[inline(always)]
     pub fn transpose16_i8(t: &[[i8; 16]; 16]) -> [[i8; 16]; 16] {
         // SAFETY: SSE2 is part of every x86-64 target's baseline.
