@@ -398,6 +398,14 @@ impl QLayout {
         self.padded[1].div_ceil(self.stride[1])
     }
 
+    /// The word of padded column `col` within a packed row: word `col / SW` of phase
+    /// `col % SW` (a row stores its columns by phase).
+    #[inline(always)]
+    pub const fn phase_word(&self, col: usize) -> usize {
+        let s = self.phases();
+        (col % s) * self.phase_len() + col / s
+    }
+
     /// Whether a kernel reads phase `ph` of a packed row: kernel column offsets `2q * DW`
     /// (depthwise) or `c * DW` (grouped) that fall on it. At stride 2 a depthwise layer
     /// reads only the even columns.
@@ -796,9 +804,8 @@ impl QLayout {
         );
         let off = self.input_offset as u8;
         let pad = self.pad_word();
-        // Padded column `col` is word `col / SW` of phase `col % SW`.
         let put = |out: &mut [i32], col: usize, word: i32| {
-            if let Some(o) = out.get_mut((col % s) * rl + col / s) {
+            if let Some(o) = out.get_mut(self.phase_word(col)) {
                 *o = word;
             }
         };

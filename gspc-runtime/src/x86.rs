@@ -1146,12 +1146,11 @@ mod simd {
                         row.fill(pad);
                         continue;
                     }
-                    // Padded column `col` is word `col / SW` of phase `col % SW`.
                     for col in (0..pw).chain(pw + w..s * rl) {
                         if !used[col % s] {
                             continue;
                         }
-                        if let Some(o) = row.get_mut((col % s) * rl + col / s) {
+                        if let Some(o) = row.get_mut(lay.phase_word(col)) {
                             *o = pad;
                         }
                     }

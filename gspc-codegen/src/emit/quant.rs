@@ -1074,14 +1074,6 @@ fn module_of(
     }
 }
 
-/// Word offset, within a packed row, of kernel column offset `off` (`off` padded columns
-/// to the right of the output column's first input column): phase `off % SW`, word
-/// `off / SW` further.
-fn phase_offset(lay: &QLayout, off: usize) -> usize {
-    let s = lay.phases();
-    (off % s) * lay.phase_len() + off / s
-}
-
 /// The index expressions of a grouped tile (`gspc-oc`, either tile shape): its group, the
 /// packed input row of word `pp` and kernel row `r` from column `ow0`, and the block's
 /// weights of word `pp` and kernel row `r` from local channel `kl`.
@@ -1172,7 +1164,7 @@ fn tile_fn(
                 (
                     r,
                     qq,
-                    r * dh * row_words + phase_offset(lay, lay.elems * qq * dw),
+                    r * dh * row_words + lay.phase_word(lay.elems * qq * dw),
                 )
             })
             .collect();
@@ -1213,7 +1205,7 @@ fn tile_fn(
     } else {
         // Per word p of input channels and kernel row r (loops), every kernel column s
         // unrolled.
-        let cols: Vec<(usize, usize)> = (0..kw).map(|s| (s, phase_offset(lay, s * dw))).collect();
+        let cols: Vec<(usize, usize)> = (0..kw).map(|s| (s, lay.phase_word(s * dw))).collect();
         let span = cols.iter().map(|c| c.1).max().unwrap_or(0) + max_off + lanes;
         let span_l = u(span);
         let block = lay.block;
@@ -1368,7 +1360,7 @@ fn channel_tile_fn(
         .collect();
     let lanes_l = u(lanes);
     // Word of output column c at kernel column s: phase (s DW) % SW, word c * SW / SW + ...
-    // i.e. `phase_offset(s * DW) + c` past the row's `ow0`: a column's words are adjacent
+    // i.e. `lay.phase_word(s * DW) + c` past the row's `ow0`: a column's words are adjacent
     // in its phase (the row is stored by column phase).
     // Column c of the tile is output row `oh + c / OW`, column `ow0 + c % OW`: a tile of
     // several rows (`QVariant::out_rows`, from column 0) counts its columns in flat output
@@ -1377,7 +1369,7 @@ fn channel_tile_fn(
     let place = |c: usize| (c / ow_n * lay.stride[0] * row_words, c % ow_n);
     let max_col = columns.iter().map(|&c| place(c).1).max().unwrap_or(0);
     let max_row = columns.iter().map(|&c| place(c).0).max().unwrap_or(0);
-    let col_offsets: Vec<usize> = (0..kw).map(|s| phase_offset(lay, s * dw)).collect();
+    let col_offsets: Vec<usize> = (0..kw).map(|s| lay.phase_word(s * dw)).collect();
     let span = max_row + col_offsets.iter().copied().max().unwrap_or(0) + max_col + 1;
     let span_l = u(span);
     let wspan = (kw - 1) * block + channels;
@@ -1572,6 +1564,9 @@ fn channel_stores(
     (quote!(#(#stores)*), transposed)
 }
 
+/// The SAFETY reason of a generated `x86::store_bytes` call (AVX-512 variants only).
+const STORE_BYTES_WHY: &str = "this variant is compiled with AVX-512BW and VL, which `store_bytes` needs of its caller, and runs only on a CPU with them";
+
 /// The epilogue of one vector of 16 channels (from local channel `kl + k0`) of a
 /// channel-lane tile (`accs`: one `__m512i` per column, consecutive columns from `first` of
 /// row `oh`), with `fp32` requantization: each column requantized into a vector of 16
@@ -1594,7 +1589,7 @@ fn transposed_stores(
         None => quote!(_mm_setzero_si128()),
     });
     let n_l = lit(n);
-    let why = "this variant is compiled with AVX-512BW and VL, which `store_bytes` needs of its caller, and runs only on a CPU with them";
+    let why = STORE_BYTES_WHY;
     let puts = (0..16).map(|k| {
         let at = linear(&[("kl", plane), ("oh", ow_n), ("ow0", 1)], (k0 + k) * plane + first);
         let k = lit(k);
@@ -1652,7 +1647,7 @@ fn flat_tile_fn(
     let taps: Vec<(usize, usize)> = (0..kh)
         .flat_map(|r| (0..pairs).map(move |qq| (r, qq)))
         .map(|(r, qq)| {
-            let at = r * dh * row_words + phase_offset(lay, lay.elems * qq * dw);
+            let at = r * dh * row_words + lay.phase_word(lay.elems * qq * dw);
             (r * pairs + qq, at)
         })
         .collect();
@@ -1695,7 +1690,7 @@ fn flat_tile_fn(
         }
         if ops.flavor == Flavor::Zmm && fp32 {
             // The AVX-512 variant: the 16 bytes in a register, each run one masked store.
-            let why = "this variant is compiled with AVX-512BW and VL, which `store_bytes` needs of its caller, and runs only on a CPU with them";
+            let why = STORE_BYTES_WHY;
             let puts = runs.iter().map(|&(l0, o0, n)| {
                 let (l0, o0, n) = (u(l0), u(o0), u(n));
                 quote! {

@@ -321,12 +321,11 @@ fn strided_flat_variant(
     row_vectors: usize,
     max_acc: usize,
 ) -> Option<QVariant> {
-    let (s, rl) = (lay.phases(), lay.phase_len());
-    let row_words = s * rl;
+    let row_words = lay.phases() * lay.phase_len();
     let step = lay.stride[0] * row_words;
     // The farthest tap from a vector's start: the last kernel row's last word.
     let off = lay.elems * (lay.words - 1) * lay.dilation[1];
-    let last_tap = (lay.kernel[0] - 1) * lay.dilation[0] * row_words + (off % s) * rl + off / s;
+    let last_tap = (lay.kernel[0] - 1) * lay.dilation[0] * row_words + lay.phase_word(off);
     let (flavor, lanes, starts) = widths(isa)
         .iter()
         .rev()
