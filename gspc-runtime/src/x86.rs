@@ -992,13 +992,25 @@ mod simd {
     /// The CPU must support AVX-512F, BW and VL, and the caller must be compiled with them
     /// (the AVX-512 variants of the generated kernels).
     #[inline(always)]
-    pub unsafe fn pack_depthwise_pairs(lay: &QLayout, input: &[i8], c: usize, out: &mut [i32]) {
+    pub unsafe fn pack_depthwise(lay: &QLayout, input: &[i8], c: usize, out: &mut [i32]) {
         const MAX_CHUNKS: usize = 16;
         let [h, w] = lay.input;
         let [ph, pw] = lay.padding;
         let (s, dw, rl) = (lay.phases(), lay.dilation[1], lay.phase_len());
         let plane = h * w;
         let chunks = rl.div_ceil(16);
+        let quads = lay.depthwise
+            && lay.elems == 4
+            && !lay.channel_lanes
+            && dw == 1
+            && (s == 1 || (s == 2 && !lay.phase_used(1)))
+            && out.len() >= lay.plane_words()
+            && input.len() >= (c + 1) * plane;
+        if quads {
+            // SAFETY: as this function's (the caller's contract), with `input` and `out`
+            // checked above.
+            return unsafe { pack_depthwise_quads(lay, input, c, out) };
+        }
         let vectorized = lay.depthwise
             && lay.elems == 2
             && !lay.channel_lanes
@@ -1057,6 +1069,66 @@ mod simd {
                 // sets the n = min(rl - j0, 16) lanes of the words inside the phase); the
                 // masked-off lanes are not written. The caller has AVX-512F.
                 unsafe { _mm512_mask_storeu_epi32(words.as_mut_ptr().add(j0), m_out, v) };
+            }
+        }
+    }
+
+    /// [`pack_depthwise`]' quad rows, at stride 1 or 2 without dilation: word `j` of a row
+    /// holds padded columns `SW * j..SW * j + 4`, each byte offset by `input_offset` (the
+    /// padding: the pad value). Per 16 words, one masked 64-byte load of the row from padded
+    /// column `SW * j0` (the columns outside the row load as the zero point), a 32-bit
+    /// permutation that gives each 128-bit lane the bytes of its four words, a byte shuffle
+    /// that spreads them into the words, and the offset added to every byte. The odd phase
+    /// at stride 2, which no kernel reads, is left as it was.
+    ///
+    /// # Safety
+    ///
+    /// As [`pack_depthwise`], and the caller has checked `input` and `out` as it does.
+    #[inline(always)]
+    unsafe fn pack_depthwise_quads(lay: &QLayout, input: &[i8], c: usize, out: &mut [i32]) {
+        let [h, w] = lay.input;
+        let [ph, pw] = lay.padding;
+        let (s, rl) = (lay.phases(), lay.phase_len());
+        let plane = h * w;
+        let x = input.as_ptr().wrapping_add(c * plane);
+        // Lane k's dword d: dword `s * k + d` of the load (its four words start at byte
+        // `4 * s * k`); byte t of the lane's word m: byte `s * m + t` of the lane. With the
+        // stride a constant, both fold to constant vectors.
+        let dwords: [i32; 16] = core::array::from_fn(|i| (s * (i / 4) + i % 4) as i32);
+        let bytes: [i8; 64] = core::array::from_fn(|i| (s * (i % 16 / 4) + i % 4) as i8);
+        // SAFETY: the caller has AVX-512F and BW (this function's contract); the loads read
+        // the 64 bytes of the local arrays above.
+        let (fill, offset, dwords, bytes) = unsafe {
+            (
+                _mm512_set1_epi8(lay.input_zero_point as i8),
+                _mm512_set1_epi8(lay.input_offset as i8),
+                _mm512_loadu_si512(dwords.as_ptr().cast()),
+                _mm512_loadu_si512(bytes.as_ptr().cast()),
+            )
+        };
+        let pad = lay.pad_word();
+        for (ih, words) in out.chunks_exact_mut(s * rl).take(lay.padded[0]).enumerate() {
+            let i = ih.wrapping_sub(ph);
+            if i >= h {
+                words.fill(pad);
+                continue;
+            }
+            let row = x.wrapping_add(i * w);
+            for j0 in (0..rl).step_by(16) {
+                let lo = (s * j0) as isize - pw as isize;
+                let m = clip_mask(w, lo, 64);
+                // SAFETY: only the bytes set in `m` are read, and their columns lie inside
+                // row i of channel c (`clip_mask`; c * plane + (i + 1) * w <= input.len(),
+                // checked by the caller); AVX-512 masked loads do not access (or fault on)
+                // the other bytes, so the pointer may point outside the row there. The
+                // words written end at j0 + min(rl - j0, 16) <= rl <= words.len(), the
+                // masked-off ones are not written. The caller has AVX-512F and BW.
+                unsafe {
+                    let v = _mm512_mask_loadu_epi8(fill, m, row.wrapping_offset(lo));
+                    let v = _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dwords, v), bytes);
+                    let v = _mm512_add_epi8(v, offset);
+                    _mm512_mask_storeu_epi32(words.as_mut_ptr().add(j0), mask16(rl - j0), v)
+                };
             }
         }
     }
@@ -1265,6 +1337,15 @@ mod simd {
         {
             return lay.pack_input_lanes(input, unit, out);
         }
+        if dw == 1
+            && lay.elems == 2
+            && lay.stride[1] == 2
+            && i8::try_from(lay.input_zero_point).is_ok()
+        {
+            // SAFETY: as this function's (the caller's contract), with `input` and `out`
+            // checked above.
+            return unsafe { pack_lane_pairs(lay, input, unit, out) };
+        }
         // SAFETY: the caller has AVX-512F (this function's contract).
         let (zp, low, zero, zero128) = unsafe {
             (
@@ -1315,6 +1396,165 @@ mod simd {
                     _mm512_storeu_si512(word.as_mut_ptr().cast(), v)
                 };
             }
+        }
+    }
+
+    /// [`pack_lanes`]' path at stride 2 without dilation, where a kernel reads only the even
+    /// word positions, each pairing padded columns `2j` and `2j + 1`. Per input row, 16
+    /// padded columns at a time: the 16 channel rows' bytes are loaded into the four
+    /// 128-bit lanes of four registers ([`lane_rows`]: bytes outside the row load as the
+    /// zero point, which is the padding); two rounds of 16- and 32-bit interleaves and one
+    /// 64-bit permutation per register give each position's byte pairs, channel by channel,
+    /// and each pair widens to two 16-bit values less the zero point: one word vector
+    /// ([`lane_pair_words`]). About half the work of the byte transpose per column that
+    /// pairs columns in 32-bit lanes; at stride 1, where every position is read, that one
+    /// was faster (7x7 planes, Zen 5).
+    ///
+    /// # Safety
+    ///
+    /// As [`pack_lanes`], and the caller has checked `input` and `out` as it does.
+    #[inline(always)]
+    unsafe fn pack_lane_pairs(lay: &QLayout, input: &[i8], unit: usize, out: &mut [i32]) {
+        let [h, w] = lay.input;
+        let [ph, pw] = lay.padding;
+        let [hp, wp] = lay.padded;
+        let plane = h * w;
+        // The input zero point fits a byte (checked by the caller): as a byte it is the
+        // padding, as a 16-bit value what every value is less.
+        let zp = lay.input_zero_point;
+        // SAFETY: the caller has AVX-512F and BW (this function's contract).
+        let zp16 = unsafe { _mm512_set1_epi16(zp as i16) };
+        for (ih, words) in out.chunks_exact_mut(wp * 16).take(hp).enumerate() {
+            let Some(i) = ih.checked_sub(ph).filter(|&i| i < h) else {
+                words.fill(0);
+                continue;
+            };
+            let rows = unit * 16 * plane + i * w;
+            for first in (0..wp).step_by(16) {
+                let c0 = first as isize - pw as isize;
+                // SAFETY: the caller has AVX-512F, BW and VL, and channel `l`'s row `i`
+                // (`rows + l * plane..+ w`, l < 16) is inside `input` (checked by the
+                // caller).
+                unsafe {
+                    let r = lane_rows(input, rows, plane, w, c0, zp);
+                    lane_pair_words(r, first, wp, zp16, words)
+                };
+            }
+        }
+    }
+
+    /// The 16 bytes from column `c0` (input column; may be negative) of 16 channels' rows
+    /// (channel `l`'s at `input[rows + l * plane..][..w]`) in the lanes of four registers:
+    /// row `4g + i` in lane `g` of register `i`. Bytes outside the row are `zp`.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX-512F, BW and VL, the caller must be compiled with them, and
+    /// `rows + 15 * plane + w <= input.len()`.
+    #[inline(always)]
+    unsafe fn lane_rows(
+        input: &[i8],
+        rows: usize,
+        plane: usize,
+        w: usize,
+        c0: isize,
+        zp: i32,
+    ) -> [__m512i; 4] {
+        // The bytes `lo..hi` that are inside the row.
+        let lo = (-c0).clamp(0, 16) as u32;
+        let hi = (w as isize - c0).clamp(0, 16) as u32;
+        // SAFETY: the caller has AVX-512F (this function's contract).
+        let fill = unsafe { _mm_set1_epi8(zp as i8) };
+        if hi <= lo {
+            // SAFETY: as above.
+            return [unsafe { _mm512_broadcast_i32x4(fill) }; 4];
+        }
+        let m = ((1u32 << hi) - (1u32 << lo)) as u16;
+        let mut x = [fill; 16];
+        for (l, v) in x.iter_mut().enumerate() {
+            let at = (rows + l * plane) as isize + c0;
+            // SAFETY: the mask sets bytes `lo..hi`, which the pointer (computed with
+            // wrapping arithmetic) puts at channel l's columns `c0 + lo..c0 + hi`, inside
+            // its row (`0 <= c0 + lo`, `c0 + hi <= w`), which is inside `input` (this
+            // function's contract); masked-off bytes are neither read nor fault. The caller
+            // has AVX-512BW and VL.
+            *v = unsafe { _mm_mask_loadu_epi8(fill, m, input.as_ptr().wrapping_offset(at)) };
+        }
+        // Four 128-bit values in the four lanes of one register. (A function, not a
+        // closure: a closure is compiled without the target features of the kernel this
+        // is inlined into, and its intrinsics would be calls.)
+        //
+        // Safety: the caller must be compiled with AVX-512F.
+        #[inline(always)]
+        unsafe fn join(a: __m128i, b: __m128i, c: __m128i, d: __m128i) -> __m512i {
+            // SAFETY: the intrinsics only move register values; the caller has AVX-512F
+            // (this function's contract).
+            unsafe {
+                let lo = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(a), b);
+                let hi = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(c), d);
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+            }
+        }
+        // SAFETY: the caller has AVX-512F (this function's contract).
+        unsafe {
+            [
+                join(x[0], x[4], x[8], x[12]),
+                join(x[1], x[5], x[9], x[13]),
+                join(x[2], x[6], x[10], x[14]),
+                join(x[3], x[7], x[11], x[15]),
+            ]
+        }
+    }
+
+    /// The word positions `first, first + 2, ..` (at most 8, below `wp`) of a channel-lane
+    /// row (`words`, 16 words a position) from [`lane_rows`]' registers of the padded
+    /// columns `first..first + 16`: each position's byte pairs, channel by channel, widened
+    /// to two 16-bit values less the zero point (`zp16`).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX-512F and BW, and the caller must be compiled with them.
+    #[inline(always)]
+    unsafe fn lane_pair_words(
+        r: [__m512i; 4],
+        first: usize,
+        wp: usize,
+        zp16: __m512i,
+        words: &mut [i32],
+    ) {
+        // SAFETY: the caller has AVX-512F and BW (this function's contract); the
+        // intrinsics only move register values.
+        let pairs = unsafe {
+            let a0 = _mm512_unpacklo_epi16(r[0], r[1]);
+            let a1 = _mm512_unpackhi_epi16(r[0], r[1]);
+            let a2 = _mm512_unpacklo_epi16(r[2], r[3]);
+            let a3 = _mm512_unpackhi_epi16(r[2], r[3]);
+            // Register q, lane g, 64-bit half j: byte pair 2q + j of rows 4g..4g + 4; the
+            // permutation gathers each pair's four lanes.
+            let by_lane = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+            [
+                _mm512_permutexvar_epi64(by_lane, _mm512_unpacklo_epi32(a0, a2)),
+                _mm512_permutexvar_epi64(by_lane, _mm512_unpackhi_epi32(a0, a2)),
+                _mm512_permutexvar_epi64(by_lane, _mm512_unpacklo_epi32(a1, a3)),
+                _mm512_permutexvar_epi64(by_lane, _mm512_unpackhi_epi32(a1, a3)),
+            ]
+        };
+        for (u, col) in (first..wp).step_by(2).take(8).enumerate() {
+            let Some(word) = words.get_mut(col * 16..col * 16 + 16) else {
+                break;
+            };
+            // SAFETY: `word` is 16 writable int32 values and the store is unaligned; the
+            // caller has AVX-512F and BW.
+            unsafe {
+                let p = pairs[u / 2];
+                let half = if u % 2 == 0 {
+                    _mm512_castsi512_si256(p)
+                } else {
+                    _mm512_extracti64x4_epi64::<1>(p)
+                };
+                let v = _mm512_sub_epi16(_mm512_cvtepi8_epi16(half), zp16);
+                _mm512_storeu_si512(word.as_mut_ptr().cast(), v)
+            };
         }
     }
 
@@ -1532,12 +1772,17 @@ mod simd {
                 && std::is_x86_feature_detected!("avx512vl")
         }
 
+        /// Pairs, and quads at both input offsets (the quad packer covers strides 1 and 2
+        /// without dilation).
         #[test]
-        fn depthwise_pairs_packed_as_the_portable_packing() {
+        fn depthwise_rows_packed_as_the_portable_packing() {
             if !avx512bw() {
                 return;
             }
-            for l in dw_layouts() {
+            let layouts = dw_layouts()
+                .into_iter()
+                .flat_map(|l| [l, l.quads(128), l.quads(0)]);
+            for l in layouts {
                 let plane = l.input[0] * l.input[1];
                 let input: std::vec::Vec<i8> = (0..32 * plane)
                     .map(|i| (i * 37 % 256) as u8 as i8)
@@ -1547,7 +1792,7 @@ mod simd {
                     l.pack_input_depthwise(&input, c, &mut want);
                     let mut got = vec![-99i32; l.plane_words()];
                     // SAFETY: AVX-512F, BW and VL were detected above.
-                    unsafe { pack_depthwise_pairs(&l, &input, c, &mut got) };
+                    unsafe { pack_depthwise(&l, &input, c, &mut got) };
                     assert_eq!(got, want, "{l:?} channel {c}");
                 }
             }

@@ -973,7 +973,7 @@ fn module_of(
             },
             quote! {
                 gspc_safety!(#why);
-                unsafe { ::gspc_runtime::x86::pack_depthwise_pairs(&LAYOUT, input, #c_expr, scratch) };
+                unsafe { ::gspc_runtime::x86::pack_depthwise(&LAYOUT, input, #c_expr, scratch) };
             },
         )
     } else {

@@ -642,38 +642,40 @@ pub(crate) fn plan_layer(
         input_offset: 0,
         channel_lanes: false,
     };
-    // AVX-512 VNNI's `vpdpbusd` (unsigned input bytes: offset 128) and Arm's `sdot` (signed:
-    // offset 0) read quads where they take fewer words than pairs, on grouped layers (a
-    // depthwise layer's quads are four overlapping columns, whose packing costs more than
-    // the multiply-adds they save).
-    let quad_layout = layout.quads(if target.arch == Arch::X86_64 { 128 } else { 0 });
-    let quad_isa = |isa: Isa| match isa {
-        Isa::Avx512 => target.arch == Arch::X86_64,
-        Isa::Neon => target.arch == Arch::Aarch64,
-        _ => false,
-    };
-    let quads =
-        (isas.iter().any(|&i| quad_isa(i)) && quad_layout.words < layout.words && !depthwise)
-            .then_some(quad_layout);
     let output = layer.output();
     let max_acc = layer
         .accumulators
         .unwrap_or(super::MAX_ACCUMULATORS)
         .min(super::MAX_ACCUMULATORS);
     // Depthwise layers on AVX-512 with blocks of 16 channels put the channels on the lanes
-    // on small planes whose rows do not fill 16-lane vectors: a block's packed plane (16
-    // words a pixel) stays in L1 up to 512 padded pixels (32 KB; 14x14 planes with up to
-    // 7x7 kernels). Measured on Zen 5: up to 2.2x faster than the row layout on 14x14 and
-    // 7x7 planes, 1.2x slower on a 16x16 one (whose rows are one vector each) and up to 2x
-    // slower on 28x28 ones (out of L1).
+    // on small planes whose output rows are at most 8 columns: a block's packed plane (16
+    // words a pixel) stays in L1 up to 512 padded pixels (32 KB). Measured on Zen 5 against
+    // the quad row and flat tiles: 1.5-1.9x faster on 7x7 outputs (stride 1 on 7x7 planes,
+    // stride 2 on 14x14 ones), 1.2-2.2x slower on 14x14 outputs; against the pair tiles
+    // before them, slower on 16x16 planes and on 28x28 ones (out of L1).
     let depthwise_lanes = (depthwise
         && target.arch == Arch::X86_64
         && isas.contains(&Isa::Avx512)
         && block == 16
-        && !output[1].is_multiple_of(16)
+        && output[1] <= 8
         && padded[1] + layer.dilation[1] <= 96
         && padded[0] * padded[1] <= 512)
         .then(|| layout.lanes());
+    // AVX-512 VNNI's `vpdpbusd` (unsigned input bytes: offset 128) and Arm's `sdot` (signed:
+    // offset 0) read quads where they take fewer words than pairs. Grouped layers: on both.
+    // Depthwise layers (four neighbouring columns a word): on AVX-512's row and flat tiles,
+    // where `vpdpbusd` is one instruction for four taps and `vpdpwssd` (two taps) comes out
+    // of LLVM as `vpmaddwd` + `vpaddd`; the channel-lane tiles and NEON keep the pairs.
+    let quad_layout = layout.quads(if target.arch == Arch::X86_64 { 128 } else { 0 });
+    let quad_isa = |isa: Isa| match isa {
+        Isa::Avx512 => target.arch == Arch::X86_64,
+        Isa::Neon => target.arch == Arch::Aarch64 && !depthwise,
+        _ => false,
+    };
+    let quads = (isas.iter().any(|&i| quad_isa(i))
+        && quad_layout.words < layout.words
+        && depthwise_lanes.is_none())
+    .then_some(quad_layout);
     let qvariants: Vec<QVariant> = isas
         .iter()
         .map(|&isa| {
@@ -844,12 +846,23 @@ mod tests {
         let dot = arm.dot.expect("an sdot tile on aarch64");
         assert_eq!((dot.flavor, dot.quad), (Flavor::NeonDot, true));
         assert_eq!(x86.base_of(&x86.variants[2]), x86.layout.packed_len());
-        // No quads for depthwise layers, Cortex-M, or rows narrower than a NEON vector.
+        // Depthwise layers: quads for AVX-512's row and flat tiles (four kernel columns a
+        // word: one for a 3x3 row), not for its channel lanes (rows of 7) nor NEON.
+        let dw = plan(&int8_layer(64, 64, 14), "x86_64-unknown-linux-gnu");
+        assert_eq!(
+            (dw.quads.map(|q| (q.words, q.input_offset)), dw.layout.words),
+            (Some((1, 128)), 2)
+        );
+        let isas: Vec<bool> = dw.variants.iter().map(|v| v.quad).collect();
+        assert_eq!(isas, [false, false, true], "portable, avx2, avx512");
         assert!(
-            plan(&int8_layer(64, 64, 14), "x86_64-unknown-linux-gnu")
+            plan(&int8_layer(64, 64, 7), "x86_64-unknown-linux-gnu")
                 .quads
                 .is_none()
         );
+        let dw_arm = plan(&int8_layer(64, 64, 14), "aarch64-unknown-linux-gnu");
+        assert!(dw_arm.quads.is_none() && dw_arm.dot.is_none());
+        // No quads for Cortex-M, or rows narrower than a NEON vector.
         assert!(plan(&grouped, "thumbv7em-none-eabihf").quads.is_none());
         assert!(
             plan(&int8_layer(64, 8, 3), "aarch64-unknown-linux-gnu")
@@ -871,21 +884,23 @@ mod tests {
             plan_layer(l, &t, &t.default_isas()).unwrap().quant.unwrap()
         };
         let x86 = "x86_64-unknown-linux-gnu";
-        // 14x14 (padded 16x16): lanes for the AVX-512 variant only, after the pairs.
-        let q = plan(&int8_layer(64, 64, 14), x86);
+        // 14x7 (padded 16x9): lanes for the AVX-512 variant only, after the pairs.
+        let q = plan(&int8_layer(64, 64, 7), x86);
         let lanes = q.depthwise_lanes.expect("channel lanes");
         assert!(lanes.channel_lanes && lanes.depthwise);
-        assert_eq!(lanes.input_words(), 16 * 16 * 16);
+        assert_eq!(lanes.input_words(), 16 * 9 * 16);
         let which: Vec<bool> = q.variants.iter().map(|v| v.depthwise_lanes).collect();
         assert_eq!(which, [false, false, true], "portable, avx2, avx512");
         let v = &q.variants[2];
-        assert_eq!((v.lanes, v.columns, v.full_tiles), (16, 14, 1));
+        assert_eq!((v.lanes, v.columns), (16, 14));
         assert_eq!(q.base_of(v), q.layout.packed_len());
-        // Rows of one vector, planes out of L1, other targets, grouped layers: none.
+        // Output rows wider than 8 columns (14: the quad tiles were faster), rows of one
+        // vector, planes out of L1, other targets, grouped layers: none.
+        assert!(plan(&int8_layer(64, 64, 14), x86).depthwise_lanes.is_none());
         assert!(plan(&int8_layer(64, 64, 16), x86).depthwise_lanes.is_none());
         assert!(plan(&int8_layer(64, 64, 40), x86).depthwise_lanes.is_none());
         assert!(
-            plan(&int8_layer(64, 64, 14), "aarch64-unknown-linux-gnu")
+            plan(&int8_layer(64, 64, 7), "aarch64-unknown-linux-gnu")
                 .depthwise_lanes
                 .is_none()
         );
