@@ -560,7 +560,9 @@ impl QLayout {
     /// `(row, col)` of lane `l` pairing channel `l`'s padded pixels `col` and `col + DW`
     /// (the kernel columns `2q` and `2q + 1` of output column `ow` are at `col = ow * SW +
     /// 2q * DW`): a kernel reads one vector of `block` channels per output pixel and tap
-    /// pair, for any stride, without phases.
+    /// pair, for any stride, without phases. Of a quad layout ([`QLayout::quads`]), word
+    /// `(row, col)` holds pixels `col`, `col + DW`, `col + 2 * DW` and `col + 3 * DW`
+    /// (kernel columns `4q..4q + 4` at `col = ow * SW + 4q * DW`).
     pub const fn lanes(&self) -> QLayout {
         QLayout {
             channel_lanes: true,
@@ -585,9 +587,8 @@ impl QLayout {
     }
 
     /// This layout with quads in place of pairs, the input bytes offset by `input_offset`
-    /// (see the module documentation). The generator gives quads to grouped layers only;
-    /// a depthwise layout's quads (four neighbouring columns) pack correctly, but no
-    /// generated kernel reads them.
+    /// (see the module documentation). A depthwise layout's quads are four neighbouring
+    /// columns (the generator gives them to the AVX-512 kernels).
     pub const fn quads(&self, input_offset: i32) -> QLayout {
         let per_word = if self.depthwise {
             self.kernel[1]
@@ -904,7 +905,9 @@ impl QLayout {
     /// [`QLayout::pack_input_depthwise`]. Per input row: the block's rows as 16 x 16 byte
     /// tiles transposed to columns of channels, less the zero point, in a padded copy of
     /// the row; then each word position a kernel reads ([`QLayout::lane_col_used`]) pairs a
-    /// column with the one `DW` to its right (the others are left as they were).
+    /// column with the one `DW` to its right, or (quads) holds it and the three `DW`,
+    /// `2 * DW` and `3 * DW` to its right, offset by `input_offset` (the others are left as
+    /// they were). Padding rows are the pad word.
     #[inline(always)]
     pub fn pack_input_lanes(&self, input: &[i8], unit: usize, out: &mut [i32]) {
         const MAX_W: usize = 96;
@@ -923,7 +926,7 @@ impl QLayout {
         let mut cols = [[0i16; 16]; MAX_W];
         for (ih, words) in out.chunks_exact_mut(row_words).take(hp).enumerate() {
             let Some(i) = ih.checked_sub(ph).filter(|&i| i < h) else {
-                words.fill(0);
+                words.fill(self.pad_word());
                 continue;
             };
             let mut j0 = 0;
@@ -949,11 +952,11 @@ impl QLayout {
                 if !self.lane_col_used(col) {
                     continue;
                 }
-                let (Some(lo), Some(hi)) = (cols.get(col), cols.get(col + dw)) else {
-                    continue;
-                };
-                for ((o, &x), &y) in word.iter_mut().zip(lo).zip(hi) {
-                    *o = pair(x as i32, y as i32);
+                // Value t of the word (`x - zp`, 0 in the padding and past the copy) plus the
+                // pad value: `x - zp` for pairs, the byte `x + input_offset` for quads.
+                let pad = self.pad_value();
+                for (l, o) in word.iter_mut().enumerate() {
+                    *o = self.word(|t| cols.get(col + t * dw).map_or(0, |c| c[l] as i32) + pad);
                 }
             }
         }
@@ -1232,6 +1235,56 @@ mod tests {
                 packed[((3 + 2) * 2 + 1) * 16 + 3],
                 pair(wts[k * 9 + 8] as i32, 0)
             );
+        }
+    }
+
+    #[test]
+    fn channel_lane_quads_hold_four_columns_offset() {
+        for (stride, dil, w) in [(1, 1, 5), (2, 1, 19), (1, 2, 7)] {
+            let l = QLayout {
+                groups: 32,
+                block: 16,
+                kernel: [3, 3],
+                input: [3, w],
+                padding: [1, 2],
+                dilation: [1, dil],
+                padded: [5, w + 4],
+                ..layout(true, stride)
+            }
+            .quads(128)
+            .lanes();
+            let plane = 3 * w;
+            let input: std::vec::Vec<i8> = (0..32 * plane)
+                .map(|i| (i * 31 % 256) as u8 as i8)
+                .collect();
+            let mut out = vec![7i32; l.input_words()];
+            l.pack_input_lanes(&input, 1, &mut out);
+            // The byte of channel c's padded pixel (r, col): x + 128, the pad value
+            // (zero point -3, + 128) outside the input.
+            let byte = |c: usize, r: usize, col: usize| -> u8 {
+                let inside = (1..=3).contains(&r) && (2..2 + w).contains(&col);
+                if inside {
+                    (input[c * plane + (r - 1) * w + col - 2] as i32 + 128) as u8
+                } else {
+                    125
+                }
+            };
+            for r in 0..5 {
+                for col in 0..w + 4 {
+                    for lane in 0..16 {
+                        let want = if l.lane_col_used(col) || !(1..=3).contains(&r) {
+                            quad([0, 1, 2, 3].map(|t| byte(16 + lane, r, col + t * dil)))
+                        } else {
+                            7
+                        };
+                        assert_eq!(
+                            out[(r * (w + 4) + col) * 16 + lane],
+                            want,
+                            "stride {stride} w {w} ({r}, {col}) lane {lane}"
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -1327,41 +1327,47 @@ mod simd {
         let [ph, pw] = lay.padding;
         let [hp, wp] = lay.padded;
         let dw = lay.dilation[1];
+        let quads = lay.elems == 4;
         let plane = h * w;
         let row_words = wp * 16;
         if lay.block != 16
             || !lay.channel_lanes
-            || wp + dw > COLS
+            || !(lay.elems == 2 || quads)
+            || wp + (lay.elems - 1) * dw > COLS
+            || i8::try_from(lay.input_zero_point).is_err()
             || input.len() < (unit + 1) * 16 * plane
             || out.len() < hp * row_words
         {
             return lay.pack_input_lanes(input, unit, out);
         }
-        if dw == 1
-            && lay.elems == 2
-            && lay.stride[1] == 2
-            && i8::try_from(lay.input_zero_point).is_ok()
-        {
+        if dw == 1 && lay.stride[1] == 2 {
             // SAFETY: as this function's (the caller's contract), with `input` and `out`
             // checked above.
             return unsafe { pack_lane_pairs(lay, input, unit, out) };
         }
         // SAFETY: the caller has AVX-512F (this function's contract).
-        let (zp, low, zero, zero128) = unsafe {
+        let (zp, low, offset, zero128) = unsafe {
             (
                 _mm512_set1_epi32(lay.input_zero_point),
                 _mm512_set1_epi32(0xFFFF),
-                _mm512_setzero_si512(),
+                _mm_set1_epi8(lay.input_offset as i8),
                 _mm_setzero_si128(),
             )
         };
-        // cols[col]: the 16 channels' values at padded column `col` of the current row; the
-        // padding columns stay 0 (every row rewrites the same inside columns).
-        let mut cols = [zero; COLS];
+        // cols[col]: the 16 channels' values at padded column `col` of the current row,
+        // `x - zp` (pairs) or the byte `x + input_offset` (quads); the padding columns keep
+        // the padding (0, or the pad value's byte), as every row rewrites the same inside
+        // columns.
+        // SAFETY: the caller has AVX-512F (this function's contract).
+        let mut cols = [unsafe { _mm512_set1_epi32(lay.pad_value() & 0xFF) }; COLS];
+        if !quads {
+            // SAFETY: as above.
+            cols = [unsafe { _mm512_setzero_si512() }; COLS];
+        }
         let base = unit * 16 * plane;
         for (ih, words) in out.chunks_exact_mut(row_words).take(hp).enumerate() {
             let Some(i) = ih.checked_sub(ph).filter(|&i| i < h) else {
-                words.fill(0);
+                words.fill(lay.pad_word());
                 continue;
             };
             for j0 in (0..w).step_by(16) {
@@ -1376,8 +1382,14 @@ mod simd {
                 }
                 let t = transpose16_regs(r);
                 for (col, v) in cols.iter_mut().skip(pw + j0).zip(&t[..n]) {
-                    // SAFETY: the caller has AVX-512F (this function's contract).
-                    *col = unsafe { _mm512_sub_epi32(_mm512_cvtepi8_epi32(*v), zp) };
+                    // SAFETY: the caller has AVX-512F and BW (this function's contract).
+                    *col = unsafe {
+                        if quads {
+                            _mm512_cvtepu8_epi32(_mm_add_epi8(*v, offset))
+                        } else {
+                            _mm512_sub_epi32(_mm512_cvtepi8_epi32(*v), zp)
+                        }
+                    };
                 }
             }
             for (col, word) in words.chunks_exact_mut(16).enumerate() {
@@ -1385,30 +1397,52 @@ mod simd {
                 if !lay.lane_col_used(col) {
                     continue;
                 }
-                let (Some(lo), Some(hi)) = (cols.get(col), cols.get(col + dw)) else {
-                    continue;
+                let v = if quads {
+                    let (Some(a), Some(b), Some(c), Some(d)) = (
+                        cols.get(col),
+                        cols.get(col + dw),
+                        cols.get(col + 2 * dw),
+                        cols.get(col + 3 * dw),
+                    ) else {
+                        continue;
+                    };
+                    // SAFETY: the caller has AVX-512F (this function's contract). The four
+                    // bytes of each word: a | b << 8 | c << 16 (one three-way OR), | d << 24.
+                    unsafe {
+                        let abc = _mm512_ternarylogic_epi32::<0xFE>(
+                            *a,
+                            _mm512_slli_epi32::<8>(*b),
+                            _mm512_slli_epi32::<16>(*c),
+                        );
+                        _mm512_or_si512(abc, _mm512_slli_epi32::<24>(*d))
+                    }
+                } else {
+                    let (Some(lo), Some(hi)) = (cols.get(col), cols.get(col + dw)) else {
+                        continue;
+                    };
+                    // SAFETY: the caller has AVX-512F (this function's contract).
+                    unsafe {
+                        _mm512_or_si512(_mm512_and_si512(*lo, low), _mm512_slli_epi32::<16>(*hi))
+                    }
                 };
                 // SAFETY: `word` is 16 writable int32 values and the store is unaligned;
                 // the caller has AVX-512F (this function's contract).
-                unsafe {
-                    let v =
-                        _mm512_or_si512(_mm512_and_si512(*lo, low), _mm512_slli_epi32::<16>(*hi));
-                    _mm512_storeu_si512(word.as_mut_ptr().cast(), v)
-                };
+                unsafe { _mm512_storeu_si512(word.as_mut_ptr().cast(), v) };
             }
         }
     }
 
     /// [`pack_lanes`]' path at stride 2 without dilation, where a kernel reads only the even
-    /// word positions, each pairing padded columns `2j` and `2j + 1`. Per input row, 16
-    /// padded columns at a time: the 16 channel rows' bytes are loaded into the four
-    /// 128-bit lanes of four registers ([`lane_rows`]: bytes outside the row load as the
-    /// zero point, which is the padding); two rounds of 16- and 32-bit interleaves and one
-    /// 64-bit permutation per register give each position's byte pairs, channel by channel,
-    /// and each pair widens to two 16-bit values less the zero point: one word vector
-    /// ([`lane_pair_words`]). About half the work of the byte transpose per column that
-    /// pairs columns in 32-bit lanes; at stride 1, where every position is read, that one
-    /// was faster (7x7 planes, Zen 5).
+    /// word positions `2j`: pairs of padded columns `2j` and `2j + 1`, or quads of columns
+    /// `2j..2j + 4`. Per input row, 16 padded columns at a time: the 16 channel rows' bytes
+    /// are loaded into the four 128-bit lanes of four registers ([`lane_rows`]: bytes
+    /// outside the row load as the zero point, which is the padding); two rounds of 16- and
+    /// 32-bit interleaves and one 64-bit permutation per register give each position's
+    /// byte pairs, channel by channel ([`lane_byte_pairs`]). A pair widens to two 16-bit
+    /// values less the zero point; a quad is the position's pair and the next one's, the
+    /// bytes offset by `input_offset`. About half the work of the byte transpose per column
+    /// that combines columns in 32-bit lanes; at stride 1, where every position is read,
+    /// that one was faster (7x7 planes, Zen 5).
     ///
     /// # Safety
     ///
@@ -1419,33 +1453,58 @@ mod simd {
         let [ph, pw] = lay.padding;
         let [hp, wp] = lay.padded;
         let plane = h * w;
+        let quads = lay.elems == 4;
         // The input zero point fits a byte (checked by the caller): as a byte it is the
         // padding, as a 16-bit value what every value is less.
         let zp = lay.input_zero_point;
         // SAFETY: the caller has AVX-512F and BW (this function's contract).
-        let zp16 = unsafe { _mm512_set1_epi16(zp as i16) };
+        let (zp16, offset) = unsafe {
+            (
+                _mm512_set1_epi16(zp as i16),
+                _mm512_set1_epi8(lay.input_offset as i8),
+            )
+        };
         for (ih, words) in out.chunks_exact_mut(wp * 16).take(hp).enumerate() {
             let Some(i) = ih.checked_sub(ph).filter(|&i| i < h) else {
-                words.fill(0);
+                words.fill(lay.pad_word());
                 continue;
             };
             let rows = unit * 16 * plane + i * w;
+            // The byte pairs of the 8 positions from padded column `first` on, the bytes
+            // offset by `input_offset` (0 for pairs).
+            // SAFETY (every call): the caller has AVX-512F, BW and VL, and channel `l`'s
+            // row `i` (`rows + l * plane..+ w`, l < 16) is inside `input` (checked by the
+            // caller).
+            let c0 = -(pw as isize);
+            let mut cur =
+                unsafe { lane_byte_pairs(lane_rows(input, rows, plane, w, c0, zp, offset)) };
             for first in (0..wp).step_by(16) {
-                let c0 = first as isize - pw as isize;
-                // SAFETY: the caller has AVX-512F, BW and VL, and channel `l`'s row `i`
-                // (`rows + l * plane..+ w`, l < 16) is inside `input` (checked by the
-                // caller).
-                unsafe {
-                    let r = lane_rows(input, rows, plane, w, c0, zp);
-                    lane_pair_words(r, first, wp, zp16, words)
-                };
+                let (at, c0) = (rows, (first + 16) as isize - pw as isize);
+                if quads {
+                    // SAFETY: as above.
+                    let next =
+                        unsafe { lane_byte_pairs(lane_rows(input, at, plane, w, c0, zp, offset)) };
+                    // SAFETY: the caller has AVX-512F and BW.
+                    unsafe { lane_quad_words(cur, next[0], first, wp, words) };
+                    cur = next;
+                } else {
+                    // SAFETY: the caller has AVX-512F and BW.
+                    unsafe { lane_pair_words(cur, first, wp, zp16, words) };
+                    if first + 16 < wp {
+                        // SAFETY: as above.
+                        cur = unsafe {
+                            lane_byte_pairs(lane_rows(input, at, plane, w, c0, zp, offset))
+                        };
+                    }
+                }
             }
         }
     }
 
     /// The 16 bytes from column `c0` (input column; may be negative) of 16 channels' rows
     /// (channel `l`'s at `input[rows + l * plane..][..w]`) in the lanes of four registers:
-    /// row `4g + i` in lane `g` of register `i`. Bytes outside the row are `zp`.
+    /// row `4g + i` in lane `g` of register `i`. Bytes outside the row are `zp`; `offset`
+    /// is added to every byte.
     ///
     /// # Safety
     ///
@@ -1459,6 +1518,7 @@ mod simd {
         w: usize,
         c0: isize,
         zp: i32,
+        offset: __m512i,
     ) -> [__m512i; 4] {
         // The bytes `lo..hi` that are inside the row.
         let lo = (-c0).clamp(0, 16) as u32;
@@ -1467,7 +1527,7 @@ mod simd {
         let fill = unsafe { _mm_set1_epi8(zp as i8) };
         if hi <= lo {
             // SAFETY: as above.
-            return [unsafe { _mm512_broadcast_i32x4(fill) }; 4];
+            return [unsafe { _mm512_add_epi8(_mm512_broadcast_i32x4(fill), offset) }; 4];
         }
         let m = ((1u32 << hi) - (1u32 << lo)) as u16;
         let mut x = [fill; 16];
@@ -1495,36 +1555,29 @@ mod simd {
                 _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
             }
         }
-        // SAFETY: the caller has AVX-512F (this function's contract).
+        // SAFETY: the caller has AVX-512F and BW (this function's contract).
         unsafe {
             [
-                join(x[0], x[4], x[8], x[12]),
-                join(x[1], x[5], x[9], x[13]),
-                join(x[2], x[6], x[10], x[14]),
-                join(x[3], x[7], x[11], x[15]),
+                _mm512_add_epi8(join(x[0], x[4], x[8], x[12]), offset),
+                _mm512_add_epi8(join(x[1], x[5], x[9], x[13]), offset),
+                _mm512_add_epi8(join(x[2], x[6], x[10], x[14]), offset),
+                _mm512_add_epi8(join(x[3], x[7], x[11], x[15]), offset),
             ]
         }
     }
 
-    /// The word positions `first, first + 2, ..` (at most 8, below `wp`) of a channel-lane
-    /// row (`words`, 16 words a position) from [`lane_rows`]' registers of the padded
-    /// columns `first..first + 16`: each position's byte pairs, channel by channel, widened
-    /// to two 16-bit values less the zero point (`zp16`).
+    /// [`lane_rows`]' registers of padded columns `first..first + 16` as the byte pairs of
+    /// the 8 positions `first + 2u`: position `u`'s 16 pairs (channel `l`'s at bytes `2l`
+    /// and `2l + 1`) in 256-bit half `u % 2` of register `u / 2` ([`pair_half`]).
     ///
     /// # Safety
     ///
     /// The CPU must support AVX-512F and BW, and the caller must be compiled with them.
     #[inline(always)]
-    unsafe fn lane_pair_words(
-        r: [__m512i; 4],
-        first: usize,
-        wp: usize,
-        zp16: __m512i,
-        words: &mut [i32],
-    ) {
+    unsafe fn lane_byte_pairs(r: [__m512i; 4]) -> [__m512i; 4] {
         // SAFETY: the caller has AVX-512F and BW (this function's contract); the
         // intrinsics only move register values.
-        let pairs = unsafe {
+        unsafe {
             let a0 = _mm512_unpacklo_epi16(r[0], r[1]);
             let a1 = _mm512_unpackhi_epi16(r[0], r[1]);
             let a2 = _mm512_unpacklo_epi16(r[2], r[3]);
@@ -1538,7 +1591,42 @@ mod simd {
                 _mm512_permutexvar_epi64(by_lane, _mm512_unpacklo_epi32(a1, a3)),
                 _mm512_permutexvar_epi64(by_lane, _mm512_unpackhi_epi32(a1, a3)),
             ]
-        };
+        }
+    }
+
+    /// Position `u`'s pairs of [`lane_byte_pairs`].
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX-512F, and the caller must be compiled with it.
+    #[inline(always)]
+    unsafe fn pair_half(pairs: &[__m512i; 4], u: usize) -> __m256i {
+        let p = pairs[u / 2 % 4];
+        // SAFETY: the caller has AVX-512F (this function's contract).
+        unsafe {
+            if u % 2 == 0 {
+                _mm512_castsi512_si256(p)
+            } else {
+                _mm512_extracti64x4_epi64::<1>(p)
+            }
+        }
+    }
+
+    /// The pair words of positions `first, first + 2, ..` (at most 8, below `wp`) of a
+    /// channel-lane row (`words`, 16 words a position): each byte pair widened to two
+    /// 16-bit values less the zero point (`zp16`).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX-512F and BW, and the caller must be compiled with them.
+    #[inline(always)]
+    unsafe fn lane_pair_words(
+        pairs: [__m512i; 4],
+        first: usize,
+        wp: usize,
+        zp16: __m512i,
+        words: &mut [i32],
+    ) {
         for (u, col) in (first..wp).step_by(2).take(8).enumerate() {
             let Some(word) = words.get_mut(col * 16..col * 16 + 16) else {
                 break;
@@ -1546,13 +1634,44 @@ mod simd {
             // SAFETY: `word` is 16 writable int32 values and the store is unaligned; the
             // caller has AVX-512F and BW.
             unsafe {
-                let p = pairs[u / 2];
-                let half = if u % 2 == 0 {
-                    _mm512_castsi512_si256(p)
+                let v = _mm512_sub_epi16(_mm512_cvtepi8_epi16(pair_half(&pairs, u)), zp16);
+                _mm512_storeu_si512(word.as_mut_ptr().cast(), v)
+            };
+        }
+    }
+
+    /// The quad words of positions `first, first + 2, ..` (at most 8, below `wp`) of a
+    /// channel-lane row: position `u`'s byte pairs in the low half of each word, position
+    /// `u + 1`'s in the high half (the eighth's from `next`, the first pairs of the next 16
+    /// columns).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX-512F and BW, and the caller must be compiled with them.
+    #[inline(always)]
+    unsafe fn lane_quad_words(
+        pairs: [__m512i; 4],
+        next: __m512i,
+        first: usize,
+        wp: usize,
+        words: &mut [i32],
+    ) {
+        for (u, col) in (first..wp).step_by(2).take(8).enumerate() {
+            let Some(word) = words.get_mut(col * 16..col * 16 + 16) else {
+                break;
+            };
+            // SAFETY: `word` is 16 writable int32 values and the store is unaligned; the
+            // caller has AVX-512F and BW.
+            unsafe {
+                let hi = if u < 7 {
+                    pair_half(&pairs, u + 1)
                 } else {
-                    _mm512_extracti64x4_epi64::<1>(p)
+                    _mm512_castsi512_si256(next)
                 };
-                let v = _mm512_sub_epi16(_mm512_cvtepi8_epi16(half), zp16);
+                let v = _mm512_or_si512(
+                    _mm512_cvtepu16_epi32(pair_half(&pairs, u)),
+                    _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(hi)),
+                );
                 _mm512_storeu_si512(word.as_mut_ptr().cast(), v)
             };
         }
@@ -1891,7 +2010,10 @@ mod simd {
             if !avx512bw() {
                 return;
             }
-            for l in dw_layouts().into_iter().map(|l| l.lanes()) {
+            let layouts = dw_layouts()
+                .into_iter()
+                .flat_map(|l| [l.lanes(), l.quads(128).lanes(), l.quads(0).lanes()]);
+            for l in layouts {
                 let plane = l.input[0] * l.input[1];
                 let input: std::vec::Vec<i8> = (0..32 * plane)
                     .map(|i| (i * 53 % 256) as u8 as i8)

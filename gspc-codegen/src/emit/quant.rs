@@ -965,7 +965,7 @@ fn module_of(
         quote!(LAYOUT.pack_input_grouped(input, groups, scratch);)
     };
     let (pack_lanes, pack_channel) = if isa == Isa::Avx512 {
-        let cols = lit(lay.padded[1] + lay.dilation[1]);
+        let cols = lit(lay.padded[1] + (lay.elems - 1) * lay.dilation[1]);
         (
             quote! {
                 gspc_safety!(#why);
@@ -1466,7 +1466,9 @@ fn lanes_tile_fn(
     // in a tile of one row c < OW), in padded input pixels from the tile's first.
     let place = |c: usize| c / ow_n * sh * wp + c % ow_n * sw;
     let max_at = columns.iter().map(|&c| place(c)).max().unwrap_or(0);
-    let span = (((kh - 1) * dh * wp + max_at + 2 * (words - 1) * dw) + 1) * b;
+    // A word holds `elems` kernel columns (pairs, or quads read by `vpdpbusd`).
+    let e = lay.elems;
+    let span = (((kh - 1) * dh * wp + max_at + e * (words - 1) * dw) + 1) * b;
     let wspan = kh * words * b;
     let (span_l, wspan_l) = (u(span), u(wspan));
     let mut body = Vec::new();
@@ -1478,9 +1480,12 @@ fn lanes_tile_fn(
             });
             for (j, &c) in columns.iter().enumerate() {
                 let a = acc(j);
-                let xi = u(((r * dh) * wp + place(c) + 2 * q * dw) * b);
-                body.push(quote! {
-                    #a = _mm512_dpwssd_epi32(#a, ::gspc_runtime::x86::loadi16(::gspc_runtime::window::at::<_, 16, #span_l, #xi>(xw)), wv);
+                let xi = u(((r * dh) * wp + place(c) + e * q * dw) * b);
+                let x = quote!(::gspc_runtime::x86::loadi16(::gspc_runtime::window::at::<_, 16, #span_l, #xi>(xw)));
+                body.push(if e == 4 {
+                    quote!(#a = _mm512_dpbusd_epi32(#a, #x, wv);)
+                } else {
+                    quote!(#a = _mm512_dpwssd_epi32(#a, #x, wv);)
                 });
             }
         }

@@ -647,26 +647,33 @@ pub(crate) fn plan_layer(
         .accumulators
         .unwrap_or(super::MAX_ACCUMULATORS)
         .min(super::MAX_ACCUMULATORS);
+    // AVX-512 VNNI's `vpdpbusd` (unsigned input bytes: offset 128) and Arm's `sdot` (signed:
+    // offset 0) read quads where they take fewer words than pairs. Grouped layers: on both.
+    // Depthwise layers (four neighbouring columns a word): on AVX-512, where `vpdpbusd` is
+    // one instruction for four taps and `vpdpwssd` (two taps) comes out of LLVM as
+    // `vpmaddwd` + `vpaddd`; NEON keeps the pairs.
+    let quad_layout = layout.quads(if target.arch == Arch::X86_64 { 128 } else { 0 });
     // Depthwise layers on AVX-512 with blocks of 16 channels put the channels on the lanes
     // on small planes whose output rows are at most 8 columns: a block's packed plane (16
     // words a pixel) stays in L1 up to 512 padded pixels (32 KB). Measured on Zen 5 against
     // the quad row and flat tiles: 1.5-1.9x faster on 7x7 outputs (stride 1 on 7x7 planes,
     // stride 2 on 14x14 ones), 1.2-2.2x slower on 14x14 outputs; against the pair tiles
-    // before them, slower on 16x16 planes and on 28x28 ones (out of L1).
+    // before them, slower on 16x16 planes and on 28x28 ones (out of L1). Quads where they
+    // take fewer words, as for the other tiles.
     let depthwise_lanes = (depthwise
         && target.arch == Arch::X86_64
         && isas.contains(&Isa::Avx512)
         && block == 16
         && output[1] <= 8
-        && padded[1] + layer.dilation[1] <= 96
+        && padded[1] + 3 * layer.dilation[1] <= 96
         && padded[0] * padded[1] <= 512)
-        .then(|| layout.lanes());
-    // AVX-512 VNNI's `vpdpbusd` (unsigned input bytes: offset 128) and Arm's `sdot` (signed:
-    // offset 0) read quads where they take fewer words than pairs. Grouped layers: on both.
-    // Depthwise layers (four neighbouring columns a word): on AVX-512's row and flat tiles,
-    // where `vpdpbusd` is one instruction for four taps and `vpdpwssd` (two taps) comes out
-    // of LLVM as `vpmaddwd` + `vpaddd`; the channel-lane tiles and NEON keep the pairs.
-    let quad_layout = layout.quads(if target.arch == Arch::X86_64 { 128 } else { 0 });
+        .then(|| {
+            if quad_layout.words < layout.words {
+                quad_layout.lanes()
+            } else {
+                layout.lanes()
+            }
+        });
     let quad_isa = |isa: Isa| match isa {
         Isa::Avx512 => target.arch == Arch::X86_64,
         Isa::Neon => target.arch == Arch::Aarch64 && !depthwise,
@@ -888,6 +895,8 @@ mod tests {
         let q = plan(&int8_layer(64, 64, 7), x86);
         let lanes = q.depthwise_lanes.expect("channel lanes");
         assert!(lanes.channel_lanes && lanes.depthwise);
+        // Quads (`vpdpbusd`): one word of a 3x3 kernel's row.
+        assert_eq!((lanes.elems, lanes.words, lanes.input_offset), (4, 1, 128));
         assert_eq!(lanes.input_words(), 16 * 9 * 16);
         let which: Vec<bool> = q.variants.iter().map(|v| v.depthwise_lanes).collect();
         assert_eq!(which, [false, false, true], "portable, avx2, avx512");
