@@ -15,8 +15,8 @@
 //! `target/compare/int8-peak.json`, else `target/compare-int8/int8-peak.json` (written by
 //! `scripts/compare.py --int8`) where it exists: the peak of the widest instruction gspc's
 //! int8 kernels use, `vpdpbusd` where the AVX-512 int8 variant runs
-//! (`qlayer::supported(Isa::Avx512)`, not with `--isa avx2` or `portable`; grouped layers
-//! use it, depthwise ones `vpdpwssd`, at half its rate), else AVX2's `vpmaddwd` + `vpaddd`;
+//! (`qlayer::supported(Isa::Avx512)`, not with `--isa avx2` or `portable`; grouped and
+//! depthwise layers use it on quads), else AVX2's `vpmaddwd` + `vpaddd`;
 //! an int8 model's total also gives its % of the `vpdpbusd` peak, the instruction of the
 //! int8 peers. `--json` writes the
 //! per-layer results with the field names of the peers' JSON (`model`, `name`, `threads`,

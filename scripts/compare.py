@@ -26,8 +26,8 @@ GOP/s (2 operations per multiply-accumulate) as for f32. It also measures this C
 peak (`cargo run --release -p gspc-runtime --example int8_peak`; --int8-peak FILE reuses
 one), passes it to the benchmark, and gives per suite the % of the peak of the widest
 instruction gspc's int8 kernels use (`vpdpbusd` where the CPU has AVX-512 VNNI: grouped
-layers use it, depthwise ones `vpdpwssd` at half its rate; else AVX2's `vpmaddwd` +
-`vpaddd`) and of `vpdpbusd`'s, the int8 peers' instruction.
+and depthwise layers use it on quads; else AVX2's `vpmaddwd` + `vpaddd`) and of
+`vpdpbusd`'s, the int8 peers' instruction.
 Default --out: target/compare-int8.
 """
 import argparse
@@ -242,8 +242,8 @@ def render(results, specs, threads, peak, int8_peak):
             + f" ({int8_peak.get('cpu', '?')})\n")
         out.append("int8: gspc's `<suite>_int8` models against scripts/peers_int8.py on the same shapes; "
                    "GOP/s counts 2 operations per multiply-accumulate; % peak is of the widest instruction gspc's "
-                   "int8 kernels use (vpdpbusd where the CPU has AVX-512 VNNI: grouped layers; depthwise ones use "
-                   "vpdpwssd, at half its rate; else AVX2's vpmaddwd + vpaddd), % vpdpbusd of the peers' "
+                   "int8 kernels use (vpdpbusd where the CPU has AVX-512 VNNI: grouped and depthwise layers on quads; "
+                   "else AVX2's vpmaddwd + vpaddd), % vpdpbusd of the peers' "
                    "instruction (uint8 x int8).\n")
     rounds = first["rounds"]
     out.append(f"Each side's time per layer: its best of {rounds} interleaved round(s) (medians).\n")

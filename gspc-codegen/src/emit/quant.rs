@@ -1644,7 +1644,14 @@ fn flat_tile_fn(
     let u = lit;
     let lanes_l = u(lanes);
     let acc = |v: usize| ident(&format!("acc_{v}"));
-    let zero = ops.zero();
+    // The AVX-512 fp32 epilogue: the accumulators start at the bias (one instruction a
+    // vector less than adding it at the end).
+    let zmm_fp32 = ops.flavor == Flavor::Zmm && fp32;
+    let zero = if zmm_fp32 {
+        quote!(_mm512_set1_epi32(b))
+    } else {
+        ops.zero()
+    };
     let init = (0..starts.len()).map(|v| {
         let a = acc(v);
         quote!(let mut #a = #zero;)
@@ -1693,7 +1700,7 @@ fn flat_tile_fn(
                 _ => runs.push((l, o, 1)),
             }
         }
-        if ops.flavor == Flavor::Zmm && fp32 {
+        if zmm_fp32 {
             // The AVX-512 variant: the 16 bytes in a register, each run one masked store.
             let why = STORE_BYTES_WHY;
             let puts = runs.iter().map(|&(l0, o0, n)| {
@@ -1709,7 +1716,7 @@ fn flat_tile_fn(
                         return;
                     };
                     let q = ::gspc_runtime::x86::requant16_bytes(
-                        _mm512_add_epi32(#a, _mm512_set1_epi32(b)),
+                        #a,
                         _mm512_set1_ps(scale),
                         super::CLAMP.0,
                         super::CLAMP.1,
@@ -1755,6 +1762,9 @@ fn flat_tile_fn(
             kl: usize,
         ) {
             let c = #c_expr;
+            let Some(&b) = p.get(BIAS_OFFSET + c) else {
+                return;
+            };
             #(#init)*
             let Some(xw) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, 0) else {
                 return;
@@ -1763,9 +1773,6 @@ fn flat_tile_fn(
                 return;
             };
             #(#body)*
-            let Some(&b) = p.get(BIAS_OFFSET + c) else {
-                return;
-            };
             let Some(o) = ::gspc_runtime::window::window_mut::<_, #plane_l, { super::BLOCK_LEN }>(out, #o_at) else {
                 return;
             };
