@@ -1092,18 +1092,38 @@ mod simd {
         let plane = h * w;
         let x = input.as_ptr().wrapping_add(c * plane);
         // Lane k's dword d: dword `s * k + d` of the load (its four words start at byte
-        // `4 * s * k`); byte t of the lane's word m: byte `s * m + t` of the lane. With the
-        // stride a constant, both fold to constant vectors.
-        let dwords: [i32; 16] = core::array::from_fn(|i| (s * (i / 4) + i % 4) as i32);
-        let bytes: [i8; 64] = core::array::from_fn(|i| (s * (i % 16 / 4) + i % 4) as i8);
+        // `4 * s * k`); byte t of the lane's word m: byte `s * m + t` of the lane. Tables
+        // in read-only data: built in local arrays, they were stored to the stack and
+        // reloaded in every row.
+        const fn dwords(s: usize) -> [i32; 16] {
+            let mut a = [0; 16];
+            let mut i = 0;
+            while i < 16 {
+                a[i] = (s * (i / 4) + i % 4) as i32;
+                i += 1;
+            }
+            a
+        }
+        const fn bytes(s: usize) -> [i8; 64] {
+            let mut a = [0; 64];
+            let mut i = 0;
+            while i < 64 {
+                a[i] = (s * (i % 16 / 4) + i % 4) as i8;
+                i += 1;
+            }
+            a
+        }
+        static DWORDS: [[i32; 16]; 2] = [dwords(1), dwords(2)];
+        static BYTES: [[i8; 64]; 2] = [bytes(1), bytes(2)];
+        let k = if s == 1 { 0 } else { 1 };
         // SAFETY: the caller has AVX-512F and BW (this function's contract); the loads read
-        // the 64 bytes of the local arrays above.
+        // the 64 bytes of a table above.
         let (fill, offset, dwords, bytes) = unsafe {
             (
                 _mm512_set1_epi8(lay.input_zero_point as i8),
                 _mm512_set1_epi8(lay.input_offset as i8),
-                _mm512_loadu_si512(dwords.as_ptr().cast()),
-                _mm512_loadu_si512(bytes.as_ptr().cast()),
+                _mm512_loadu_si512(DWORDS[k].as_ptr().cast()),
+                _mm512_loadu_si512(BYTES[k].as_ptr().cast()),
             )
         };
         let pad = lay.pad_word();
