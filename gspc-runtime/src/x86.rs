@@ -1624,7 +1624,7 @@ mod simd {
         let p = pairs[u / 2 % 4];
         // SAFETY: the caller has AVX-512F (this function's contract).
         unsafe {
-            if u % 2 == 0 {
+            if u.is_multiple_of(2) {
                 _mm512_castsi512_si256(p)
             } else {
                 _mm512_extracti64x4_epi64::<1>(p)
