@@ -1176,20 +1176,25 @@ mod tests {
         assert_eq!(packed[l.weight_words() + 5], bias[5] - (128 - 3) * sum);
     }
 
+    /// A depthwise layout of 32 channels in blocks of 16, a 3x3 kernel on 3 rows of `w`
+    /// columns, padding 1 x 2.
+    fn lane_test_layout(stride: usize, dil: usize, w: usize) -> QLayout {
+        QLayout {
+            groups: 32,
+            block: 16,
+            kernel: [3, 3],
+            input: [3, w],
+            padding: [1, 2],
+            dilation: [1, dil],
+            padded: [5, w + 4],
+            ..layout(true, stride)
+        }
+    }
+
     #[test]
     fn channel_lanes_put_a_block_of_channels_side_by_side() {
         for (stride, dil, w) in [(1, 1, 5), (2, 1, 19), (1, 2, 7)] {
-            let l = QLayout {
-                groups: 32,
-                block: 16,
-                kernel: [3, 3],
-                input: [3, w],
-                padding: [1, 2],
-                dilation: [1, dil],
-                padded: [5, w + 4],
-                ..layout(true, stride)
-            }
-            .lanes();
+            let l = lane_test_layout(stride, dil, w).lanes();
             let plane = 3 * w;
             let input: std::vec::Vec<i8> = (0..32 * plane)
                 .map(|i| (i * 29 % 256) as u8 as i8)
@@ -1241,18 +1246,7 @@ mod tests {
     #[test]
     fn channel_lane_quads_hold_four_columns_offset() {
         for (stride, dil, w) in [(1, 1, 5), (2, 1, 19), (1, 2, 7)] {
-            let l = QLayout {
-                groups: 32,
-                block: 16,
-                kernel: [3, 3],
-                input: [3, w],
-                padding: [1, 2],
-                dilation: [1, dil],
-                padded: [5, w + 4],
-                ..layout(true, stride)
-            }
-            .quads(128)
-            .lanes();
+            let l = lane_test_layout(stride, dil, w).quads(128).lanes();
             let plane = 3 * w;
             let input: std::vec::Vec<i8> = (0..32 * plane)
                 .map(|i| (i * 31 % 256) as u8 as i8)

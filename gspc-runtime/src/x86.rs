@@ -1458,7 +1458,7 @@ mod simd {
     /// are loaded into the four 128-bit lanes of four registers ([`lane_rows`]: bytes
     /// outside the row load as the zero point, which is the padding); two rounds of 16- and
     /// 32-bit interleaves and one 64-bit permutation per register give each position's
-    /// byte pairs, channel by channel ([`lane_byte_pairs`]). A pair widens to two 16-bit
+    /// byte pairs, channel by channel ([`lane_byte_pairs`], [`lane_words`]). A pair widens to two 16-bit
     /// values less the zero point; a quad is the position's pair and the next one's, the
     /// bytes offset by `input_offset`. About half the work of the byte transpose per column
     /// that combines columns in 32-bit lanes; at stride 1, where every position is read,
@@ -1499,24 +1499,18 @@ mod simd {
             let mut cur =
                 unsafe { lane_byte_pairs(lane_rows(input, rows, plane, w, c0, zp, offset)) };
             for first in (0..wp).step_by(16) {
-                let (at, c0) = (rows, (first + 16) as isize - pw as isize);
-                if quads {
+                let c0 = (first + 16) as isize - pw as isize;
+                // The next 16 columns' pairs: the high halves of this block's last quad, and
+                // the next block's (none past the row's last block of pairs).
+                let next = if quads || first + 16 < wp {
                     // SAFETY: as above.
-                    let next =
-                        unsafe { lane_byte_pairs(lane_rows(input, at, plane, w, c0, zp, offset)) };
-                    // SAFETY: the caller has AVX-512F and BW.
-                    unsafe { lane_quad_words(cur, next[0], first, wp, words) };
-                    cur = next;
+                    unsafe { lane_byte_pairs(lane_rows(input, rows, plane, w, c0, zp, offset)) }
                 } else {
-                    // SAFETY: the caller has AVX-512F and BW.
-                    unsafe { lane_pair_words(cur, first, wp, zp16, words) };
-                    if first + 16 < wp {
-                        // SAFETY: as above.
-                        cur = unsafe {
-                            lane_byte_pairs(lane_rows(input, at, plane, w, c0, zp, offset))
-                        };
-                    }
-                }
+                    cur
+                };
+                // SAFETY: the caller has AVX-512F and BW.
+                unsafe { lane_words(cur, next[0], quads, first, wp, zp16, words) };
+                cur = next;
             }
         }
     }
@@ -1632,16 +1626,21 @@ mod simd {
         }
     }
 
-    /// The pair words of positions `first, first + 2, ..` (at most 8, below `wp`) of a
-    /// channel-lane row (`words`, 16 words a position): each byte pair widened to two
-    /// 16-bit values less the zero point (`zp16`).
+    /// The words of positions `first, first + 2, ..` (at most 8, below `wp`) of a
+    /// channel-lane row (`words`, 16 words a position) from their byte pairs (`pairs`,
+    /// [`lane_byte_pairs`]). Pairs: each byte pair widened to two 16-bit values less the
+    /// zero point (`zp16`). Quads: position `u`'s byte pairs in the low half of each word,
+    /// position `u + 1`'s in the high half (the eighth's from `next`, the first pairs of the
+    /// next 16 columns).
     ///
     /// # Safety
     ///
     /// The CPU must support AVX-512F and BW, and the caller must be compiled with them.
     #[inline(always)]
-    unsafe fn lane_pair_words(
+    unsafe fn lane_words(
         pairs: [__m512i; 4],
+        next: __m512i,
+        quads: bool,
         first: usize,
         wp: usize,
         zp16: __m512i,
@@ -1654,44 +1653,20 @@ mod simd {
             // SAFETY: `word` is 16 writable int32 values and the store is unaligned; the
             // caller has AVX-512F and BW.
             unsafe {
-                let v = _mm512_sub_epi16(_mm512_cvtepi8_epi16(pair_half(&pairs, u)), zp16);
-                _mm512_storeu_si512(word.as_mut_ptr().cast(), v)
-            };
-        }
-    }
-
-    /// The quad words of positions `first, first + 2, ..` (at most 8, below `wp`) of a
-    /// channel-lane row: position `u`'s byte pairs in the low half of each word, position
-    /// `u + 1`'s in the high half (the eighth's from `next`, the first pairs of the next 16
-    /// columns).
-    ///
-    /// # Safety
-    ///
-    /// The CPU must support AVX-512F and BW, and the caller must be compiled with them.
-    #[inline(always)]
-    unsafe fn lane_quad_words(
-        pairs: [__m512i; 4],
-        next: __m512i,
-        first: usize,
-        wp: usize,
-        words: &mut [i32],
-    ) {
-        for (u, col) in (first..wp).step_by(2).take(8).enumerate() {
-            let Some(word) = words.get_mut(col * 16..col * 16 + 16) else {
-                break;
-            };
-            // SAFETY: `word` is 16 writable int32 values and the store is unaligned; the
-            // caller has AVX-512F and BW.
-            unsafe {
-                let hi = if u < 7 {
-                    pair_half(&pairs, u + 1)
+                let lo = pair_half(&pairs, u);
+                let v = if !quads {
+                    _mm512_sub_epi16(_mm512_cvtepi8_epi16(lo), zp16)
                 } else {
-                    _mm512_castsi512_si256(next)
+                    let hi = if u < 7 {
+                        pair_half(&pairs, u + 1)
+                    } else {
+                        _mm512_castsi512_si256(next)
+                    };
+                    _mm512_or_si512(
+                        _mm512_cvtepu16_epi32(lo),
+                        _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(hi)),
+                    )
                 };
-                let v = _mm512_or_si512(
-                    _mm512_cvtepu16_epi32(pair_half(&pairs, u)),
-                    _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(hi)),
-                );
                 _mm512_storeu_si512(word.as_mut_ptr().cast(), v)
             };
         }
