@@ -571,8 +571,8 @@ impl QLayout {
     }
 
     /// Whether a kernel reads word position `col` of a channel-lane row ([`QLayout::lanes`]):
-    /// `col = ow * SW + 2q * DW` for some kernel word `q` (tested by `col % SW`). At stride
-    /// 2 without dilation, only the even positions; at stride 1, all.
+    /// `col = ow * SW + elems * q * DW` for some kernel word `q` (tested by `col % SW`). At
+    /// stride 2 without dilation, only the even positions; at stride 1, all.
     #[inline(always)]
     pub const fn lane_col_used(&self, col: usize) -> bool {
         let s = self.stride[1];
@@ -923,6 +923,7 @@ impl QLayout {
         let row_words = wp * b;
         // cols[col][l]: channel l's value at padded column col of the current row; the
         // padding columns stay 0 (every row rewrites the same inside columns).
+        let pad = self.pad_value();
         let mut cols = [[0i16; 16]; MAX_W];
         for (ih, words) in out.chunks_exact_mut(row_words).take(hp).enumerate() {
             let Some(i) = ih.checked_sub(ph).filter(|&i| i < h) else {
@@ -954,7 +955,6 @@ impl QLayout {
                 }
                 // Value t of the word (`x - zp`, 0 in the padding and past the copy) plus the
                 // pad value: `x - zp` for pairs, the byte `x + input_offset` for quads.
-                let pad = self.pad_value();
                 for (l, o) in word.iter_mut().enumerate() {
                     *o = self.word(|t| cols.get(col + t * dw).map_or(0, |c| c[l] as i32) + pad);
                 }

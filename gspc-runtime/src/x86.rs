@@ -999,25 +999,19 @@ mod simd {
         let (s, dw, rl) = (lay.phases(), lay.dilation[1], lay.phase_len());
         let plane = h * w;
         let chunks = rl.div_ceil(16);
-        let quads = lay.depthwise
-            && lay.elems == 4
+        // A depthwise row layout at stride 1, or at stride 2 without dilation where no
+        // kernel reads the odd phase, with `input` and `out` long enough.
+        let covered = lay.depthwise
             && !lay.channel_lanes
-            && dw == 1
-            && (s == 1 || (s == 2 && !lay.phase_used(1)))
+            && (s == 1 || (s == 2 && dw == 1 && !lay.phase_used(1)))
             && out.len() >= lay.plane_words()
             && input.len() >= (c + 1) * plane;
-        if quads {
+        if covered && lay.elems == 4 && dw == 1 {
             // SAFETY: as this function's (the caller's contract), with `input` and `out`
             // checked above.
             return unsafe { pack_depthwise_quads(lay, input, c, out) };
         }
-        let vectorized = lay.depthwise
-            && lay.elems == 2
-            && !lay.channel_lanes
-            && (s == 1 || (s == 2 && dw == 1 && !lay.phase_used(1)))
-            && chunks <= MAX_CHUNKS
-            && out.len() >= lay.plane_words()
-            && input.len() >= (c + 1) * plane;
+        let vectorized = covered && lay.elems == 2 && chunks <= MAX_CHUNKS;
         if !vectorized {
             return lay.pack_input_depthwise(input, c, out);
         }
@@ -1378,12 +1372,9 @@ mod simd {
         // `x - zp` (pairs) or the byte `x + input_offset` (quads); the padding columns keep
         // the padding (0, or the pad value's byte), as every row rewrites the same inside
         // columns.
+        // (The pad value is 0 for pairs.)
         // SAFETY: the caller has AVX-512F (this function's contract).
         let mut cols = [unsafe { _mm512_set1_epi32(lay.pad_value() & 0xFF) }; COLS];
-        if !quads {
-            // SAFETY: as above.
-            cols = [unsafe { _mm512_setzero_si512() }; COLS];
-        }
         let base = unit * 16 * plane;
         for (ih, words) in out.chunks_exact_mut(row_words).take(hp).enumerate() {
             let Some(i) = ih.checked_sub(ph).filter(|&i| i < h) else {
@@ -1490,12 +1481,12 @@ mod simd {
                 continue;
             };
             let rows = unit * 16 * plane + i * w;
-            // The byte pairs of the 8 positions from padded column `first` on, the bytes
-            // offset by `input_offset` (0 for pairs).
-            // SAFETY (every call): the caller has AVX-512F, BW and VL, and channel `l`'s
-            // row `i` (`rows + l * plane..+ w`, l < 16) is inside `input` (checked by the
-            // caller).
+            // The byte pairs of the 8 positions from padded column `first` on (here 0),
+            // the bytes offset by `input_offset` (0 for pairs).
             let c0 = -(pw as isize);
+            // SAFETY (this call and the next block's): the caller has AVX-512F, BW and VL,
+            // and channel `l`'s row `i` (`rows + l * plane..+ w`, l < 16) is inside `input`
+            // (checked by the caller).
             let mut cur =
                 unsafe { lane_byte_pairs(lane_rows(input, rows, plane, w, c0, zp, offset)) };
             for first in (0..wp).step_by(16) {

@@ -906,7 +906,7 @@ fn module_of(
     let doc = format!(
         " The {isa} variant: {} of {} int32 lanes ({}); tiles of {} vector(s) x {} channel(s){}.",
         match v.flavor {
-            Flavor::Zmm | Flavor::Ymm | Flavor::Xmm if v.quad => "vpdpbusd over vectors",
+            Flavor::Zmm | Flavor::Ymm | Flavor::Xmm if ops.quad => "vpdpbusd over vectors",
             Flavor::Zmm => "vpdpwssd over vectors",
             Flavor::Ymm | Flavor::Xmm => "vpmaddwd over vectors",
             Flavor::Neon => "smlal/smlal2 over vectors",
@@ -1471,6 +1471,11 @@ fn lanes_tile_fn(
     let span = (((kh - 1) * dh * wp + max_at + e * (words - 1) * dw) + 1) * b;
     let wspan = kh * words * b;
     let (span_l, wspan_l) = (u(span), u(wspan));
+    let ops = Ops {
+        flavor: Flavor::Zmm,
+        lanes: 16,
+        quad: e == 4,
+    };
     let mut body = Vec::new();
     for r in 0..kh {
         for q in 0..words {
@@ -1482,19 +1487,11 @@ fn lanes_tile_fn(
                 let a = acc(j);
                 let xi = u(((r * dh) * wp + place(c) + e * q * dw) * b);
                 let x = quote!(::gspc_runtime::x86::loadi16(::gspc_runtime::window::at::<_, 16, #span_l, #xi>(xw)));
-                body.push(if e == 4 {
-                    quote!(#a = _mm512_dpbusd_epi32(#a, #x, wv);)
-                } else {
-                    quote!(#a = _mm512_dpwssd_epi32(#a, #x, wv);)
-                });
+                let m = ops.madd(&quote!(#a), &x, &quote!(wv));
+                body.push(quote!(#a = #m;));
             }
         }
     }
-    let ops = Ops {
-        flavor: Flavor::Zmm,
-        lanes: 16,
-        quad: false,
-    };
     let (stores, _) = channel_stores(lay, &ops, &|j, _| acc(j), columns, 1, fp32, [plane, ow_n]);
     let x_at = linear(&[("oh", sh * wp * b), ("ow0", sw * b)], 0);
     let w_at = linear(&[("unit", wspan)], 0);
