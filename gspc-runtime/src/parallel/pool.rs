@@ -249,7 +249,7 @@ impl Pool {
     fn run(&self, parts: usize, f: &(dyn Fn(usize) + Sync)) {
         let threads = parts.min(self.workers.len() + 1);
         if threads <= 1 || parts > LOW {
-            (0..parts).for_each(f);
+            one_by_one(parts, f);
             return;
         }
         let shared = &*self.shared;
@@ -370,7 +370,7 @@ fn global() -> &'static Mutex<Pool> {
 /// one after another on this thread.
 pub(super) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     if parts <= 1 || BUSY.with(|b| b.get()) {
-        (0..parts).for_each(f);
+        one_by_one(parts, f);
         return;
     }
     struct Busy;
@@ -389,7 +389,23 @@ pub(super) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
         // A part panicked in an earlier call; the pool itself is consistent (that call
         // waited for every part before it unwound).
         Err(TryLockError::Poisoned(e)) => e.into_inner().run(parts, f),
-        Err(TryLockError::WouldBlock) => (0..parts).for_each(f),
+        Err(TryLockError::WouldBlock) => one_by_one(parts, f),
+    }
+}
+
+/// Calls `f(p)` for every `p` in `0..parts` on this thread, in order, and then resumes the
+/// first panic, if any: as on the pool, a panic in one part does not keep the others from
+/// running (another thread may be using the process-wide pool, and a caller must not see
+/// different parts run depending on that).
+fn one_by_one(parts: usize, f: &(dyn Fn(usize) + Sync)) {
+    let mut first = None;
+    for p in 0..parts {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(p))) {
+            first.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = first {
+        panic::resume_unwind(payload);
     }
 }
 
