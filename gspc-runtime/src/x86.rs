@@ -1148,14 +1148,16 @@ mod simd {
     }
 
     /// [`QLayout::pack_input_grouped`] with AVX-512BW, at strides 1 and 2: per input row,
-    /// 16 columns of the word's channels at a time, one masked byte load per channel, then
-    /// a masked store of 16 words (at stride 2 the even and odd columns are first gathered
-    /// into the two halves of the vector, one half per column phase). Quads (`vpdpbusd`):
+    /// 16 padded columns of the word's channels at a time, one masked byte load per
+    /// channel (the lanes outside the input row are not read), then a masked store of 16
+    /// words. The padding columns come out of the same vectors: their lanes take the pad
+    /// value in one blend. At stride 2 the even and odd columns are first gathered into
+    /// the two halves of the vector, one half per column phase; the odd half goes out in a
+    /// store that starts 8 words early with its low lanes masked off. Quads (`vpdpbusd`):
     /// four channels, widened and shifted into the four bytes of each word, offset by
     /// `input_offset`. Pairs (`vpdpwssd`): two channels, sign-extended, less the zero point,
-    /// in the two halves of each word. The padding columns and rows hold the pad value.
-    /// Other layouts go to the portable packing. Same result as
-    /// [`QLayout::pack_input_grouped`].
+    /// in the two halves of each word. The padding rows hold the pad value. Other layouts
+    /// go to the portable packing. Same result as [`QLayout::pack_input_grouped`].
     ///
     /// Like [`pack_lanes`], it has no target features of its own, so that it is always
     /// inlined into the generated kernel that calls it with the layer's layout folded in.
@@ -1191,13 +1193,15 @@ mod simd {
         }
         let quads = elems == 4;
         let pad = lay.pad_word();
-        let chunks = w.div_ceil(16);
+        // Padded columns per packed row, 16 a vector.
+        let chunks = (s * rl).div_ceil(16);
         // The portable packing leaves a phase of pairs that no kernel column reads as it
         // was; so does this one.
         let used = [quads || lay.phase_used(0), quads || lay.phase_used(1)];
         // SAFETY: the caller has AVX-512F and BW (this function's contract).
-        let (offset, zp, low, evens_odds) = unsafe {
+        let (pads, offset, zp, low, evens_odds) = unsafe {
             (
+                _mm512_set1_epi32(pad),
                 _mm512_set1_epi8(lay.input_offset as i8),
                 _mm512_set1_epi32(lay.input_zero_point),
                 _mm512_set1_epi32(0xFFFF),
@@ -1232,29 +1236,34 @@ mod simd {
                         row.fill(pad);
                         continue;
                     }
-                    for col in (0..pw).chain(pw + w..s * rl) {
-                        if !used[col % s] {
-                            continue;
-                        }
-                        if let Some(o) = row.get_mut(lay.phase_word(col)) {
-                            *o = pad;
-                        }
-                    }
                     for k in 0..chunks {
-                        let j0 = 16 * k;
-                        let n = (w - j0).min(16);
-                        let m = mask16(n);
-                        let at = i * w + j0;
-                        // SAFETY: the n lanes set in `m` are columns j0..j0 + n <= w of row
-                        // i < h of channels below groups * cpg, inside `input` (checked
-                        // above); masked-off lanes are not read. The caller has AVX-512F,
-                        // BW and VL.
+                        // Padded columns col..col + 16 are input columns from `lo`; the
+                        // lanes outside the input row load the zero point, which packs
+                        // as the pad value (the padding columns come out of the same
+                        // vectors: written one at a time, they took a tenth of a strided
+                        // layer's time).
+                        let col = 16 * k;
+                        let lo = col as isize - pw as isize;
+                        let m = clip_mask(w, lo, 16);
+                        let at = (i * w) as isize + lo;
+                        // SAFETY: only the lanes set in `m` are read (at most 16 bytes of
+                        // each row pointer), and their columns lie inside row i < h of a
+                        // channel below groups * cpg, inside `input` (checked above);
+                        // AVX-512 masked loads do not access (or fault on) the other
+                        // bytes, so the pointers may point outside the row there. The
+                        // caller has AVX-512F, BW and VL.
                         let v = unsafe {
-                            let b0 = _mm_maskz_loadu_epi8(m, rows[0].wrapping_add(at));
-                            let b1 = _mm_maskz_loadu_epi8(m, rows[1].wrapping_add(at));
                             if quads {
-                                let b2 = _mm_maskz_loadu_epi8(m, rows[2].wrapping_add(at));
-                                let b3 = _mm_maskz_loadu_epi8(m, rows[3].wrapping_add(at));
+                                // Four channels' 16 columns widened into the bytes of
+                                // the words (a 4x4 byte transpose in shuffles instead,
+                                // three of them and a blend, was 3-10% slower on
+                                // Zen 5); the columns outside the input row take the pad
+                                // value.
+                                let m = m as u16;
+                                let b0 = _mm_maskz_loadu_epi8(m, rows[0].wrapping_offset(at));
+                                let b1 = _mm_maskz_loadu_epi8(m, rows[1].wrapping_offset(at));
+                                let b2 = _mm_maskz_loadu_epi8(m, rows[2].wrapping_offset(at));
+                                let b3 = _mm_maskz_loadu_epi8(m, rows[3].wrapping_offset(at));
                                 let lo = _mm512_or_si512(
                                     _mm512_cvtepu8_epi32(b0),
                                     _mm512_slli_epi32::<8>(_mm512_cvtepu8_epi32(b1)),
@@ -1263,46 +1272,59 @@ mod simd {
                                     _mm512_slli_epi32::<16>(_mm512_cvtepu8_epi32(b2)),
                                     _mm512_slli_epi32::<24>(_mm512_cvtepu8_epi32(b3)),
                                 );
-                                _mm512_add_epi8(_mm512_or_si512(lo, hi), offset)
+                                let v = _mm512_add_epi8(_mm512_or_si512(lo, hi), offset);
+                                let v = _mm512_mask_blend_epi32(m, pads, v);
+                                if s == 2 {
+                                    _mm512_permutexvar_epi32(evens_odds, v)
+                                } else {
+                                    v
+                                }
                             } else {
+                                // Two channels sign-extended less the zero point into
+                                // the halves of the words; the columns outside the input
+                                // row take the pad value, 0.
+                                let m = m as u16;
+                                let b0 = _mm_maskz_loadu_epi8(m, rows[0].wrapping_offset(at));
                                 let lo = _mm512_sub_epi32(_mm512_cvtepi8_epi32(b0), zp);
                                 let lo = _mm512_and_si512(lo, low);
-                                if present == 2 {
+                                let v = if present == 2 {
+                                    let b1 = _mm_maskz_loadu_epi8(m, rows[1].wrapping_offset(at));
                                     let hi = _mm512_sub_epi32(_mm512_cvtepi8_epi32(b1), zp);
                                     _mm512_or_si512(lo, _mm512_slli_epi32::<16>(hi))
                                 } else {
                                     lo
+                                };
+                                let v = _mm512_maskz_mov_epi32(m, v);
+                                if s == 2 {
+                                    _mm512_permutexvar_epi32(evens_odds, v)
+                                } else {
+                                    v
                                 }
                             }
                         };
-                        let col = pw + j0;
+                        let base = row.as_mut_ptr();
                         if s == 1 {
-                            // SAFETY: words col..col + n, inside the row's pw + w <= WP = rl
-                            // words; masked-off lanes are not written. AVX-512F as above.
-                            unsafe { _mm512_mask_storeu_epi32(row.as_mut_ptr().add(col), m, v) };
+                            // SAFETY: words col..col + n with n = min(16, rl - col), inside
+                            // the row's rl words; masked-off lanes are not written.
+                            // AVX-512F as above.
+                            unsafe { _mm512_mask_storeu_epi32(base.add(col), mask16(rl - col), v) };
                             continue;
                         }
-                        // Column col + 2t is word col / 2 + t of phase col % 2, column
-                        // col + 2t + 1 word (col + 1) / 2 + t of the other phase.
-                        let (pe, po) = if col % 2 == 0 { (0, rl) } else { (rl, 0) };
-                        // Words written per phase (none in a phase no kernel reads).
-                        let ne = if used[col % 2] { n.div_ceil(2) } else { 0 };
-                        let no = if used[(col + 1) % 2] { n / 2 } else { 0 };
-                        // SAFETY: the last column written, col + n - 1 < pw + w <= WP, is
-                        // word (col + n - 1) / 2 < rl of its phase, so both stores stay
-                        // inside the row's 2 * rl words; masked-off lanes are not written.
-                        // AVX-512F as above. (512-bit stores of the low lanes: 256-bit
-                        // masked stores of a constant 1-lane mask were compiled into a
-                        // 2-lane store by this toolchain.)
+                        // Column col + 2t is word col / 2 + t of phase 0 (dword t of v),
+                        // column col + 2t + 1 word col / 2 + t of phase 1 (dword 8 + t).
+                        let n = (rl - col / 2).min(8);
+                        let (ne, no) = (used[0] as usize * n, used[1] as usize * n);
+                        // SAFETY: words col / 2 + t < rl of each phase (t < n), inside the
+                        // row's 2 * rl words; the odd columns are stored from dword 8 of a
+                        // store that starts 8 words early, its first 8 lanes masked off
+                        // (masked-off lanes are neither written nor accessed, so that
+                        // address may lie before the row). AVX-512F as above.
                         unsafe {
-                            let base = row.as_mut_ptr();
-                            let evens = _mm512_permutexvar_epi32(evens_odds, v);
-                            let odds = _mm512_shuffle_i64x2::<0b11_10_11_10>(evens, evens);
-                            _mm512_mask_storeu_epi32(base.add(pe + col / 2), mask16(ne), evens);
+                            _mm512_mask_storeu_epi32(base.add(col / 2), mask16(ne), v);
                             _mm512_mask_storeu_epi32(
-                                base.add(po + col.div_ceil(2)),
-                                mask16(no),
-                                odds,
+                                base.wrapping_add(rl + col / 2).wrapping_sub(8),
+                                mask16(no) << 8,
+                                v,
                             );
                         }
                     }
@@ -1921,6 +1943,10 @@ mod simd {
                 (4, 4, [20, 18], [0, 0], [1, 1]),
                 (5, 5, [7, 17], [3, 3], [1, 3]),
                 (3, 3, [13, 17], [2, 1], [3, 3]),
+                // ResNeXt's strided shape; padded rows of 32 and 33 columns.
+                (2, 8, [14, 14], [1, 1], [1, 1]),
+                (2, 4, [3, 30], [1, 1], [1, 1]),
+                (2, 7, [3, 31], [1, 1], [1, 1]),
             ] {
                 for stride in [[1, 1], [2, 2], [3, 3], [3, 2]] {
                     for (zp, off) in [(-128, 128), (3, 0), (127, 128), (-55, 128)] {
