@@ -1238,13 +1238,13 @@ mod simd {
                     }
                     for k in 0..chunks {
                         // Padded columns col..col + 16 are input columns from `lo`; the
-                        // lanes outside the input row load the zero point, which packs
-                        // as the pad value (the padding columns come out of the same
-                        // vectors: written one at a time, they took a tenth of a strided
-                        // layer's time).
+                        // lanes outside the input row are not loaded and take the pad
+                        // value below (the padding columns come out of the same vectors:
+                        // written one at a time, they took a tenth of a strided layer's
+                        // time).
                         let col = 16 * k;
                         let lo = col as isize - pw as isize;
-                        let m = clip_mask(w, lo, 16);
+                        let m = clip_mask(w, lo, 16) as u16;
                         let at = (i * w) as isize + lo;
                         // SAFETY: only the lanes set in `m` are read (at most 16 bytes of
                         // each row pointer), and their columns lie inside row i < h of a
@@ -1253,13 +1253,12 @@ mod simd {
                         // bytes, so the pointers may point outside the row there. The
                         // caller has AVX-512F, BW and VL.
                         let v = unsafe {
-                            if quads {
+                            let v = if quads {
                                 // Four channels' 16 columns widened into the bytes of
                                 // the words (a 4x4 byte transpose in shuffles instead,
                                 // three of them and a blend, was 3-10% slower on
                                 // Zen 5); the columns outside the input row take the pad
                                 // value.
-                                let m = m as u16;
                                 let b0 = _mm_maskz_loadu_epi8(m, rows[0].wrapping_offset(at));
                                 let b1 = _mm_maskz_loadu_epi8(m, rows[1].wrapping_offset(at));
                                 let b2 = _mm_maskz_loadu_epi8(m, rows[2].wrapping_offset(at));
@@ -1273,17 +1272,11 @@ mod simd {
                                     _mm512_slli_epi32::<24>(_mm512_cvtepu8_epi32(b3)),
                                 );
                                 let v = _mm512_add_epi8(_mm512_or_si512(lo, hi), offset);
-                                let v = _mm512_mask_blend_epi32(m, pads, v);
-                                if s == 2 {
-                                    _mm512_permutexvar_epi32(evens_odds, v)
-                                } else {
-                                    v
-                                }
+                                _mm512_mask_blend_epi32(m, pads, v)
                             } else {
                                 // Two channels sign-extended less the zero point into
                                 // the halves of the words; the columns outside the input
                                 // row take the pad value, 0.
-                                let m = m as u16;
                                 let b0 = _mm_maskz_loadu_epi8(m, rows[0].wrapping_offset(at));
                                 let lo = _mm512_sub_epi32(_mm512_cvtepi8_epi32(b0), zp);
                                 let lo = _mm512_and_si512(lo, low);
@@ -1294,12 +1287,14 @@ mod simd {
                                 } else {
                                     lo
                                 };
-                                let v = _mm512_maskz_mov_epi32(m, v);
-                                if s == 2 {
-                                    _mm512_permutexvar_epi32(evens_odds, v)
-                                } else {
-                                    v
-                                }
+                                _mm512_maskz_mov_epi32(m, v)
+                            };
+                            // At stride 2 the even columns to the low half, the odd ones
+                            // to the high half.
+                            if s == 2 {
+                                _mm512_permutexvar_epi32(evens_odds, v)
+                            } else {
+                                v
                             }
                         };
                         let base = row.as_mut_ptr();
@@ -1394,7 +1389,6 @@ mod simd {
         // `x - zp` (pairs) or the byte `x + input_offset` (quads); the padding columns keep
         // the padding (0, or the pad value's byte), as every row rewrites the same inside
         // columns.
-        // (The pad value is 0 for pairs.)
         // SAFETY: the caller has AVX-512F (this function's contract).
         let mut cols = [unsafe { _mm512_set1_epi32(lay.pad_value() & 0xFF) }; COLS];
         let base = unit * 16 * plane;
