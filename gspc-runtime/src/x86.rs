@@ -195,6 +195,60 @@ mod rate {
     }
 }
 
+/// Where channel `k`'s row (of `4 * m` columns) lies in the vectors of
+/// `channel_rows::<m>` (x86-64, AVX-512): the vector's index and the row's first byte.
+/// The generated epilogues of the int8 channel-lane tiles store each row from there.
+pub const fn channel_row_at(m: usize, k: usize) -> (usize, usize) {
+    let (lane, i) = (k / 4, k % 4);
+    match m {
+        1 => (0, 4 * k),
+        2 => (i / 2, 16 * lane + 8 * (i % 2)),
+        _ => (i, 16 * lane),
+    }
+}
+
+/// Whether this CPU has AVX-512 VBMI (`vpermb`, `vpermt2b`) beside the int8 AVX-512
+/// variants' features ([`has_avx512_vnni`]): their grouped quad packing uses it
+/// (`pack_grouped_vbmi`; Ice Lake and later, Zen 4 and later; not Cascade Lake). Detected
+/// once at run time with the `std` feature, otherwise what the build enables statically;
+/// [`set_avx512_vbmi`] can turn it off.
+#[inline]
+pub fn has_avx512_vbmi() -> bool {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    {
+        use core::sync::atomic::Ordering;
+        match VBMI.load(Ordering::Relaxed) {
+            0 => false,
+            1 => true,
+            _ => {
+                let has = has_avx512_vnni() && std::is_x86_feature_detected!("avx512vbmi");
+                VBMI.store(has as u8, Ordering::Relaxed);
+                has
+            }
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
+    {
+        has_avx512_vnni() && cfg!(all(target_arch = "x86_64", target_feature = "avx512vbmi"))
+    }
+}
+
+/// The detected [`has_avx512_vbmi`], or `false` where VBMI is not to be used (tests of
+/// the packing without it, on a CPU with it): `Some(false)` turns it off, `None` detects
+/// again. `Some(true)` is the same as `None` (it never claims a feature the CPU lacks).
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+pub fn set_avx512_vbmi(on: Option<bool>) {
+    use core::sync::atomic::Ordering;
+    let v = match on {
+        Some(false) => 0,
+        _ => u8::MAX,
+    };
+    VBMI.store(v, Ordering::Relaxed);
+}
+
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+static VBMI: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(u8::MAX);
+
 /// Whether this CPU has AVX-512BW and AVX-512 VNNI (with AVX-512F), which the int8
 /// AVX-512 variants use (`vpdpwssd`, `vpdpbusd`): detected once at run time with the `std`
 /// feature, otherwise what the build enables statically.
@@ -445,6 +499,146 @@ mod simd {
         let q = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(zp));
         // In [-128, 127] already: the truncating narrow keeps every value.
         _mm512_cvtepi32_epi8(q)
+    }
+
+    /// `acc + bias` of 16 lanes requantized as [`requant16_bytes`] does, before its
+    /// zero point and its narrowing: the int32 value `round(clamp(acc * scale))`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn requant16_unshifted(
+        acc: __m512i,
+        bias: __m512i,
+        scale: __m512,
+        lo: f32,
+        hi: f32,
+    ) -> __m512i {
+        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, bias)), scale);
+        let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
+        _mm512_cvtps_epi32(v)
+    }
+
+    /// Four columns of a channel-lane tile (each `__m512i` one column's 16 output channels,
+    /// before their `bias`) requantized as [`requant16_bytes`] does column by column, into
+    /// one vector that holds them channel by channel: bytes `4k..4k + 4` are channel `k`'s
+    /// columns 0-3 ([`channel_rows`] puts up to four such vectors together).
+    ///
+    /// Two saturating packs narrow them (exact: the clamped values before the zero point
+    /// lie in [-255, 255], after it in [-128, 127]), the zero point is added to the
+    /// 16-bit words, and one in-lane byte shuffle turns each 128-bit lane's 4 columns x 4
+    /// channels around.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F and BW are enabled (the generated AVX-512 kernels).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn requant_columns4(
+        [a, b, c, d]: [__m512i; 4],
+        bias: __m512i,
+        scale: __m512,
+        lo: f32,
+        hi: f32,
+        zp: i32,
+    ) -> __m512i {
+        let zp16 = _mm512_set1_epi16(zp as i16);
+        let ab = _mm512_packs_epi32(
+            requant16_unshifted(a, bias, scale, lo, hi),
+            requant16_unshifted(b, bias, scale, lo, hi),
+        );
+        let cd = _mm512_packs_epi32(
+            requant16_unshifted(c, bias, scale, lo, hi),
+            requant16_unshifted(d, bias, scale, lo, hi),
+        );
+        // Per 128-bit lane l: bytes 4j..4j + 4 are column j's channels 4l..4l + 4.
+        let bytes = _mm512_packs_epi16(_mm512_add_epi16(ab, zp16), _mm512_add_epi16(cd, zp16));
+        let order = _mm512_broadcast_i32x4(_mm_setr_epi8(
+            0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+        ));
+        _mm512_shuffle_epi8(bytes, order)
+    }
+
+    /// The rows of 16 channels out of `M` (1 to 4) vectors of [`requant_columns4`] (columns
+    /// `4i..4i + 4` in vector `i`; the others are ignored): channel `k`'s columns
+    /// `0..4 * M` are consecutive bytes, in the vector and from the byte that
+    /// [`channel_row_at`]`(M, k)` gives. Two 32-bit interleaves for `M = 2`, six for 3 and
+    /// 4; none for 1.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (the generated AVX-512 kernels).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn channel_rows<const M: usize>(b: [__m512i; 4]) -> [__m512i; 4] {
+        const { assert!(M >= 1 && M <= 4) };
+        let zero = _mm512_setzero_si512();
+        match M {
+            1 => [b[0], zero, zero, zero],
+            2 => [
+                _mm512_unpacklo_epi32(b[0], b[1]),
+                _mm512_unpackhi_epi32(b[0], b[1]),
+                zero,
+                zero,
+            ],
+            _ => {
+                // Channel 4l + i, l the 128-bit lane: columns 0-7 in qword i % 2 of lane l
+                // of `u[i / 2]`, columns 8-15 likewise in `v`.
+                let u = [
+                    _mm512_unpacklo_epi32(b[0], b[1]),
+                    _mm512_unpackhi_epi32(b[0], b[1]),
+                ];
+                let v = [
+                    _mm512_unpacklo_epi32(b[2], b[3]),
+                    _mm512_unpackhi_epi32(b[2], b[3]),
+                ];
+                [
+                    _mm512_unpacklo_epi64(u[0], v[0]),
+                    _mm512_unpackhi_epi64(u[0], v[0]),
+                    _mm512_unpacklo_epi64(u[1], v[1]),
+                    _mm512_unpackhi_epi64(u[1], v[1]),
+                ]
+            }
+        }
+    }
+
+    /// [`store_bytes`] from a 64-byte vector: bytes `L0..L0 + N` of `v` into
+    /// `out[AT..AT + N]` in one masked store (`L0 + N <= 64`, `AT + N <= W`, checked at
+    /// compile time). The rows of [`channel_rows`] go out this way.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX-512BW, and the caller must be compiled with it (the
+    /// AVX-512 variants of the generated kernels).
+    #[inline(always)]
+    pub unsafe fn store_bytes64<
+        const W: usize,
+        const AT: usize,
+        const L0: usize,
+        const N: usize,
+    >(
+        v: __m512i,
+        out: &mut [i8; W],
+    ) {
+        const { assert!(N >= 1 && L0 % 16 + N <= 16 && L0 + N <= 64 && AT + N <= W) };
+        // SAFETY: the caller has AVX-512F (this function's contract); the extracts only
+        // move register values.
+        let lane = unsafe {
+            match L0 / 16 {
+                0 => _mm512_castsi512_si128(v),
+                1 => _mm512_extracti32x4_epi32::<1>(v),
+                2 => _mm512_extracti32x4_epi32::<2>(v),
+                _ => _mm512_extracti32x4_epi32::<3>(v),
+            }
+        };
+        let l0 = L0 % 16;
+        let m = (((1u32 << N) - 1) << l0) as u16;
+        // SAFETY: the mask sets lanes l0..l0 + N, which the pointer (out + AT - l0, computed
+        // with wrapping arithmetic) puts at out[AT..AT + N], inside `out` (the assert
+        // above); AVX-512 masked stores neither write nor fault on the other lanes. The
+        // caller has AVX-512BW and VL (this function's contract).
+        unsafe {
+            _mm_mask_storeu_epi8(out.as_mut_ptr().wrapping_add(AT).wrapping_sub(l0), m, lane)
+        };
     }
 
     /// Bytes `L0..L0 + N` of `v` into `out[AT..AT + N]`, in one masked store (`N` and
@@ -1175,6 +1369,75 @@ mod simd {
         groups: core::ops::Range<usize>,
         out: &mut [i32],
     ) {
+        // SAFETY: this function's contract is `pack_grouped_by::<false>`'s.
+        unsafe { pack_grouped_by::<false>(lay, input, groups, out) }
+    }
+
+    /// [`pack_grouped`] with AVX-512 VBMI for quads: each input row 64 padded columns at a
+    /// time, one masked 64-byte load per channel (the columns outside the row take the
+    /// zero point), two byte permutations (`vpermt2b`) that gather two channels' bytes of
+    /// 32 of the columns each (at stride 2 the even columns to one half of each 128-bit
+    /// lane and the odd ones to the other), and two 16-bit interleaves that make the
+    /// words of 16 columns each. Where [`pack_grouped`] spends four widenings, three
+    /// shifts and three ORs on every 16 words (and a permutation at stride 2), this spends
+    /// four shuffles on 32. Pairs go to [`pack_grouped`]'s code, other layouts to the
+    /// portable packing; same result as [`QLayout::pack_input_grouped`].
+    ///
+    /// Always inlined, with no target features of its own: the generated AVX-512 variants
+    /// call it from a small packing function of their own compiled with VBMI, where the
+    /// layer's layout folds into it, and only after [`has_avx512_vbmi`].
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX-512F, BW, VL and VBMI, and the caller must be compiled
+    /// with them.
+    #[inline(always)]
+    pub unsafe fn pack_grouped_vbmi(
+        lay: &QLayout,
+        input: &[i8],
+        groups: core::ops::Range<usize>,
+        out: &mut [i32],
+    ) {
+        // SAFETY: this function's contract is `pack_grouped_by::<true>`'s.
+        unsafe { pack_grouped_by::<true>(lay, input, groups, out) }
+    }
+
+    /// The `vpermt2b` indices of [`pack_grouped_vbmi`]: in 128-bit lane `l`, 16-bit word `j
+    /// < 4` pairs the two sources' bytes of column `a(4l + j)` and word `4 + j` those of
+    /// column `b(4l + j)`, where at stride 1 `a(t) = t` and `b(t) = 16 + t`, at stride 2
+    /// `a(t) = 2t` and `b(t) = 2t + 1`; `from` is added to each column.
+    const fn quad_pair_index(stride: usize, from: usize) -> [u8; 64] {
+        let mut idx = [0u8; 64];
+        let mut t = 0;
+        while t < 16 {
+            let (l, j) = (t / 4, t % 4);
+            let (a, b) = if stride == 1 {
+                (from + t, from + 16 + t)
+            } else {
+                (from + 2 * t, from + 2 * t + 1)
+            };
+            idx[16 * l + 2 * j] = a as u8;
+            idx[16 * l + 2 * j + 1] = 64 + a as u8;
+            idx[16 * l + 8 + 2 * j] = b as u8;
+            idx[16 * l + 8 + 2 * j + 1] = 64 + b as u8;
+            t += 1;
+        }
+        idx
+    }
+
+    /// The body of [`pack_grouped`] (`VBMI` false) and [`pack_grouped_vbmi`] (true).
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX-512F, BW and VL (and VBMI if `VBMI`), and the caller must
+    /// be compiled with them.
+    #[inline(always)]
+    unsafe fn pack_grouped_by<const VBMI: bool>(
+        lay: &QLayout,
+        input: &[i8],
+        groups: core::ops::Range<usize>,
+        out: &mut [i32],
+    ) {
         let [h, w] = lay.input;
         let [ph, pw] = lay.padding;
         let (s, rl, cpg, words) = (lay.phases(), lay.phase_len(), lay.cpg, lay.words);
@@ -1234,6 +1497,14 @@ mod simd {
                     let i = ih.wrapping_sub(ph);
                     if i >= h {
                         row.fill(pad);
+                        continue;
+                    }
+                    if VBMI && quads {
+                        // SAFETY: `rows` are four channel rows below groups * cpg, row i <
+                        // h of each is inside `input` (checked above); `row` holds the
+                        // packed row's s * rl words. The caller has AVX-512F, BW, VL and
+                        // VBMI (this function's contract).
+                        unsafe { pack_row_quads_vbmi(lay, &rows, i, row) };
                         continue;
                     }
                     for k in 0..chunks {
@@ -1322,6 +1593,99 @@ mod simd {
                                 v,
                             );
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Row `i` of the four channel rows `rows` (quads: channel `b` in byte `b` of each word)
+    /// packed into `row` ([`pack_grouped_vbmi`]).
+    ///
+    /// # Safety
+    ///
+    /// Row `i` (`< h`) of each of `rows` is readable (`w` bytes from `i * w`); `row` has
+    /// `phases * phase_len` words; the CPU supports AVX-512F, BW, VL and VBMI, and the
+    /// caller is compiled with them.
+    #[inline(always)]
+    unsafe fn pack_row_quads_vbmi(lay: &QLayout, rows: &[*const i8; 4], i: usize, row: &mut [i32]) {
+        let w = lay.input[1];
+        let pw = lay.padding[1];
+        let (s, rl) = (lay.phases(), lay.phase_len());
+        const IDX: [[u8; 64]; 4] = [
+            quad_pair_index(1, 0),
+            quad_pair_index(1, 32),
+            quad_pair_index(2, 0),
+            quad_pair_index(2, 32),
+        ];
+        let first = if s == 1 { 0 } else { 2 };
+        // SAFETY: the caller has AVX-512F and BW; the loads read 64 bytes of a constant.
+        let (fill, offset, idx0, idx1) = unsafe {
+            (
+                _mm512_set1_epi8(lay.input_zero_point as i8),
+                _mm512_set1_epi8(lay.input_offset as i8),
+                _mm512_loadu_si512(IDX[first].as_ptr().cast()),
+                _mm512_loadu_si512(IDX[first + 1].as_ptr().cast()),
+            )
+        };
+        let base = row.as_mut_ptr();
+        // Word `wd` of phase `ph` of the packed row takes `n` words (0 to 16) from `v`.
+        // (A macro, not a closure: a closure is compiled without the caller's target
+        // features.)
+        macro_rules! put {
+            ($v:expr, $ph:expr, $wd:expr) => {{
+                let wd: usize = $wd;
+                let n = rl.saturating_sub(wd).min(16);
+                if n > 0 {
+                    // Words wd..wd + n < rl of phase $ph, inside the row's s * rl words;
+                    // the masked-off lanes are not written. (Used inside the `unsafe`
+                    // block below, whose SAFETY line covers it.)
+                    _mm512_mask_storeu_epi32(base.add($ph * rl + wd), mask16(n), $v);
+                }
+            }};
+        }
+        for k in 0..(s * rl).div_ceil(64) {
+            // Padded columns col..col + 64 are input columns from `lo`; the bytes outside
+            // the input row are not loaded and hold the zero point, which the offset
+            // below turns into the pad value.
+            let col = 64 * k;
+            let lo = col as isize - pw as isize;
+            let m = clip_mask(w, lo, 64);
+            let at = (i * w) as isize + lo;
+            // First word of this chunk in its phase(s).
+            let w0 = col / s;
+            // SAFETY: only the bytes set in `m` are read, columns inside row i of each
+            // channel (the caller's contract); AVX-512 masked loads do not access (or
+            // fault on) the other bytes. `put!` stores words below rl of a phase, inside
+            // the row's s * rl words (the caller's contract). AVX-512F, BW and VBMI as
+            // above.
+            unsafe {
+                let r0 = _mm512_mask_loadu_epi8(fill, m, rows[0].wrapping_offset(at));
+                let r1 = _mm512_mask_loadu_epi8(fill, m, rows[1].wrapping_offset(at));
+                let r2 = _mm512_mask_loadu_epi8(fill, m, rows[2].wrapping_offset(at));
+                let r3 = _mm512_mask_loadu_epi8(fill, m, rows[3].wrapping_offset(at));
+                // The chunk's first 32 columns: stride 1 words w0..w0 + 32, stride 2
+                // words w0..w0 + 16 of both phases.
+                let p01 = _mm512_permutex2var_epi8(r0, idx0, r1);
+                let p23 = _mm512_permutex2var_epi8(r2, idx0, r3);
+                let x = _mm512_add_epi8(_mm512_unpacklo_epi16(p01, p23), offset);
+                put!(x, 0, w0);
+                let (yph, yw) = if s == 1 { (0, w0 + 16) } else { (1, w0) };
+                if rl > yw {
+                    let y = _mm512_add_epi8(_mm512_unpackhi_epi16(p01, p23), offset);
+                    put!(y, yph, yw);
+                }
+                // The last 32 columns.
+                let w2 = if s == 1 { w0 + 32 } else { w0 + 16 };
+                if rl > w2 {
+                    let p01 = _mm512_permutex2var_epi8(r0, idx1, r1);
+                    let p23 = _mm512_permutex2var_epi8(r2, idx1, r3);
+                    let x = _mm512_add_epi8(_mm512_unpacklo_epi16(p01, p23), offset);
+                    put!(x, 0, w2);
+                    let (yph, yw) = if s == 1 { (0, w2 + 16) } else { (1, w2) };
+                    if rl > yw {
+                        let y = _mm512_add_epi8(_mm512_unpackhi_epi16(p01, p23), offset);
+                        put!(y, yph, yw);
                     }
                 }
             }
@@ -1832,6 +2196,7 @@ mod simd {
     mod tests {
         use super::*;
         use crate::dwc::{geometries, reference_pack};
+        use crate::x86::channel_row_at;
 
         /// A depthwise pair layout of 32 channels (blocks of 16).
         fn dw_layout(
@@ -1941,6 +2306,11 @@ mod simd {
                 (2, 8, [14, 14], [1, 1], [1, 1]),
                 (2, 4, [3, 30], [1, 1], [1, 1]),
                 (2, 7, [3, 31], [1, 1], [1, 1]),
+                // Rows of more than 64 padded columns (the VBMI packer's chunks), and of
+                // exactly 64.
+                (2, 4, [3, 70], [1, 1], [1, 1]),
+                (1, 8, [2, 100], [2, 2], [1, 1]),
+                (2, 4, [2, 62], [1, 1], [1, 1]),
             ] {
                 for stride in [[1, 1], [2, 2], [3, 3], [3, 2]] {
                     for (zp, off) in [(-128, 128), (3, 0), (127, 128), (-55, 128)] {
@@ -1983,6 +2353,18 @@ mod simd {
             unsafe { pack_grouped(l, input, groups, out) }
         }
 
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+        fn grouped_vbmi(
+            l: &QLayout,
+            input: &[i8],
+            groups: core::ops::Range<usize>,
+            out: &mut [i32],
+        ) {
+            // SAFETY: this function is compiled with AVX-512F, BW, VL and VBMI, and its
+            // callers run it only where the CPU has them.
+            unsafe { pack_grouped_vbmi(l, input, groups, out) }
+        }
+
         #[test]
         fn grouped_input_packed_as_the_portable_packing() {
             if !avx512bw() {
@@ -2007,6 +2389,12 @@ mod simd {
                     // SAFETY: as above.
                     unsafe { grouped_avx512(&l, &input, groups.clone(), &mut got) };
                     assert_eq!(got, want, "{l:?} groups {groups:?}, AVX-512 caller");
+                    if std::is_x86_feature_detected!("avx512vbmi") {
+                        got.fill(-99);
+                        // SAFETY: AVX-512F, BW, VL and VBMI were detected above.
+                        unsafe { grouped_vbmi(&l, &input, groups.clone(), &mut got) };
+                        assert_eq!(got, want, "{l:?} groups {groups:?}, VBMI");
+                    }
                 }
             }
         }
@@ -2071,6 +2459,91 @@ mod simd {
             check::<19, 15, 1>(v, &bytes);
             check::<6, 3, 7>(v, &bytes);
             check::<12, 9, 7>(v, &bytes);
+        }
+
+        /// `requant_columns4` and `channel_rows` against `requant16_bytes` column by
+        /// column, for 1 to 4 vectors of columns, zero points at both ends and inside,
+        /// accumulators that clamp at both ends, and the rows stored by `store_bytes64`.
+        #[test]
+        fn channel_rows_hold_the_requantized_columns() {
+            if !avx512bw() {
+                return;
+            }
+            fn rows<const M: usize>(b: [__m512i; 4]) -> [[i8; 64]; 4] {
+                // SAFETY: AVX-512F and BW were detected by the caller.
+                let r = unsafe { channel_rows::<M>(b) };
+                r.map(|v| {
+                    let mut out = [0i8; 64];
+                    // SAFETY: `out` is 64 writable bytes; the store is unaligned; AVX-512F.
+                    unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), v) };
+                    out
+                })
+            }
+            let mut rng = crate::rng::Rng::new(7);
+            for (zp, lo, hi) in [
+                (-128, 0.0, 255.0),
+                (127, -255.0, 0.0),
+                (5, -5.0, 1.0),
+                (0, -128.0, 127.0),
+            ] {
+                let scale: [f32; 16] = core::array::from_fn(|_| 1e-3 + rng.next_f32().abs());
+                let bias: [i32; 16] = core::array::from_fn(|_| (rng.next_u64() as i32) >> 12);
+                let cols: [[i32; 16]; 16] = core::array::from_fn(|j| {
+                    core::array::from_fn(|k| match (j + k) % 7 {
+                        0 => i32::MAX - 5,
+                        1 => i32::MIN + 5,
+                        _ => (rng.next_u64() as i32) >> (8 + (j + k) % 16),
+                    })
+                });
+                // SAFETY: AVX-512F, BW and VL were detected above; the loads read 16 values.
+                let (want, blocks) = unsafe {
+                    let (s, b) = (load16(&scale), loadi16(&bias));
+                    let want: [[i8; 16]; 16] = core::array::from_fn(|j| {
+                        let mut o = [0i8; 16];
+                        let v =
+                            requant16_bytes(_mm512_add_epi32(loadi16(&cols[j]), b), s, lo, hi, zp);
+                        _mm_storeu_si128(o.as_mut_ptr().cast(), v);
+                        o
+                    });
+                    let blocks: [__m512i; 4] = core::array::from_fn(|i| {
+                        let c = core::array::from_fn(|j| loadi16(&cols[4 * i + j]));
+                        requant_columns4(c, b, s, lo, hi, zp)
+                    });
+                    (want, blocks)
+                };
+                for m in 1..=4 {
+                    let got = match m {
+                        1 => rows::<1>(blocks),
+                        2 => rows::<2>(blocks),
+                        3 => rows::<3>(blocks),
+                        _ => rows::<4>(blocks),
+                    };
+                    for (j, col) in want.iter().enumerate().take(4 * m) {
+                        for (k, &x) in col.iter().enumerate() {
+                            let (v, at) = channel_row_at(m, k);
+                            assert_eq!(
+                                got[v][at + j],
+                                x,
+                                "zp {zp}, {m} vector(s): channel {k}, column {j}"
+                            );
+                        }
+                    }
+                }
+                // One row stored: channel 5's 7 columns of 2 vectors, between others.
+                let (v, at) = channel_row_at(2, 5);
+                assert_eq!((v, at), (0, 24));
+                let mut out = [-100i8; 12];
+                // SAFETY: AVX-512F and BW were detected above.
+                unsafe { store_bytes64::<12, 3, 24, 7>(channel_rows::<2>(blocks)[0], &mut out) };
+                for (i, &o) in out.iter().enumerate() {
+                    let want = if (3..10).contains(&i) {
+                        want[i - 3][5]
+                    } else {
+                        -100
+                    };
+                    assert_eq!(o, want, "stored row, byte {i}");
+                }
+            }
         }
 
         #[test]

@@ -956,13 +956,49 @@ fn module_of(
     // The AVX-512 variant packs with the runtime's AVX-512BW packers, inlined into it with
     // the layout folded in.
     let why = "this variant is compiled with AVX-512F, BW and VL, which the runtime's AVX-512 packers need of their caller, and runs only on a CPU with them";
-    let pack_groups = if isa == Isa::Avx512 {
+    // Quads: where the CPU has AVX-512 VBMI, the packing runs in a function of this
+    // module compiled with it (`pack_grouped_vbmi`), otherwise inline.
+    let vbmi = isa == Isa::Avx512 && !lay.depthwise && lay.elems == 4;
+    let pack_groups = if vbmi {
+        let why_vbmi = "`has_avx512_vbmi()` just showed that this CPU has AVX-512 VBMI, which `pack_vbmi` is compiled with beside this variant's features";
+        quote! {
+            if ::gspc_runtime::x86::has_avx512_vbmi() {
+                gspc_safety!(#why_vbmi);
+                unsafe { pack_vbmi(input, groups, scratch) };
+            } else {
+                gspc_safety!(#why);
+                unsafe { ::gspc_runtime::x86::pack_grouped(&LAYOUT, input, groups, scratch) };
+            }
+        }
+    } else if isa == Isa::Avx512 {
         quote! {
             gspc_safety!(#why);
             unsafe { ::gspc_runtime::x86::pack_grouped(&LAYOUT, input, groups, scratch) };
         }
     } else {
         quote!(LAYOUT.pack_input_grouped(input, groups, scratch);)
+    };
+    let pack_vbmi_fn = if vbmi {
+        let why = "this function is compiled with AVX-512F, BW, VL and VBMI, which `pack_grouped_vbmi` needs of its caller, and runs only on a CPU with them";
+        quote! {
+            /// The input of groups `groups` packed with AVX-512 VBMI
+            /// (`gspc_runtime::x86::pack_grouped_vbmi`, the layout folded in).
+            ///
+            /// # Safety
+            ///
+            /// The CPU must support AVX-512F, BW, VL and VBMI (`gspc_runtime::x86::has_avx512_vbmi`).
+            #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+            fn pack_vbmi(
+                input: &[i8; super::INPUT_LEN],
+                groups: ::core::ops::Range<usize>,
+                scratch: &mut [i32; super::SCRATCH_LEN],
+            ) {
+                gspc_safety!(#why);
+                unsafe { ::gspc_runtime::x86::pack_grouped_vbmi(&LAYOUT, input, groups, scratch) };
+            }
+        }
+    } else {
+        quote!()
     };
     let (pack_lanes, pack_channel) = if isa == Isa::Avx512 {
         let cols = lit(lay.padded[1] + (lay.elems - 1) * lay.dilation[1]);
@@ -1068,6 +1104,8 @@ fn module_of(
             #run_fn
 
             #units_fn
+
+            #pack_vbmi_fn
 
             #(#tiles)*
         }
@@ -1567,14 +1605,19 @@ fn channel_stores(
 }
 
 /// The SAFETY reason of a generated `x86::store_bytes` call (AVX-512 variants only).
-const STORE_BYTES_WHY: &str = "this variant is compiled with AVX-512BW and VL, which `store_bytes` needs of its caller, and runs only on a CPU with them";
+const STORE_BYTES_WHY: &str = "this variant is compiled with AVX-512BW and VL, which `store_bytes` and `store_bytes64` need of their caller, and runs only on a CPU with them";
 
 /// The epilogue of one vector of 16 channels (from local channel `kl + k0`) of a
-/// channel-lane tile (`accs`: one `__m512i` per column, consecutive columns from `first` of
-/// row `oh`), with `fp32` requantization: each column requantized into a vector of 16
-/// bytes, the 16 vectors transposed in registers (`x86::transpose16_regs`), each channel's
-/// columns stored in one masked store (`x86::store_bytes`). (Through a 16 x 16 byte array
-/// on the stack, as before, these layers were 4-23% slower on Zen 5.)
+/// channel-lane tile (`accs`: one `__m512i` per column, up to 16 consecutive columns from
+/// `first` of row `oh`), with `fp32` requantization: each 4 columns requantized and
+/// narrowed together into one vector of their bytes channel by channel
+/// (`x86::requant_columns4`), up to four such vectors interleaved into channel rows
+/// (`x86::channel_rows`), each channel's row stored in one masked store
+/// (`x86::store_bytes64`: the row's 128-bit lane extracted, then a masked 16-byte store; a
+/// masked 64-byte store from the whole vector made the grouped layers 1-7% slower). Until
+/// 2026-12-07 each column was narrowed on its own and the 16 vectors of bytes transposed
+/// in registers (`x86::transpose16_regs`): the depthwise lane tiles on 7x7 outputs take
+/// 0.92x that time now, the grouped tiles 0.96-0.99x.
 fn transposed_stores(
     lay: &QLayout,
     accs: &[proc_macro2::Ident],
@@ -1583,24 +1626,38 @@ fn transposed_stores(
     [ow_n, first]: [usize; 2],
 ) -> TokenStream {
     let n = accs.len();
+    assert!(
+        (1..=16).contains(&n),
+        "a transposed epilogue stores 1 to 16 columns"
+    );
+    let m = n.div_ceil(4);
     let kg = linear(&[("unit", lay.block), ("kl", 1)], k0);
-    let rows = (0..16).map(|j| match accs.get(j) {
-        Some(a) => quote! {
-            ::gspc_runtime::x86::requant16_bytes(_mm512_add_epi32(#a, bias), scale, super::CLAMP.0, super::CLAMP.1, super::REQUANT.output_zero_point)
-        },
-        None => quote!(_mm_setzero_si128()),
+    let col = |j: usize| match accs.get(j) {
+        Some(a) => quote!(#a),
+        None => quote!(_mm512_setzero_si512()),
+    };
+    let blocks = (0..4).map(|i| {
+        if i < m {
+            let cols = (0..4).map(|j| col(4 * i + j));
+            quote! {
+                ::gspc_runtime::x86::requant_columns4([#(#cols),*], bias, scale, super::CLAMP.0, super::CLAMP.1, super::REQUANT.output_zero_point)
+            }
+        } else {
+            quote!(_mm512_setzero_si512())
+        }
     });
-    let n_l = lit(n);
+    let (n_l, m_l) = (lit(n), lit(m));
     let why = STORE_BYTES_WHY;
     let puts = (0..16).map(|k| {
         let at = linear(&[("kl", plane), ("oh", ow_n), ("ow0", 1)], (k0 + k) * plane + first);
-        let k = lit(k);
+        let (v, l0) = ::gspc_runtime::x86::channel_row_at(m, k);
+        let (v, l0) = (lit(v), lit(l0));
         quote! {
             let Some(o) = ::gspc_runtime::window::window_mut::<_, #n_l, { super::BLOCK_LEN }>(out, #at) else {
                 return;
             };
             gspc_safety!(#why);
-            unsafe { ::gspc_runtime::x86::store_bytes::<#n_l, 0, 0, #n_l>(c[#k], o) };
+            unsafe { ::gspc_runtime::x86::store_bytes64::<#n_l, 0, #l0, #n_l>(c[#v], o) };
         }
     });
     quote! {
@@ -1612,7 +1669,7 @@ fn transposed_stores(
             return;
         };
         let (bias, scale) = (::gspc_runtime::x86::loadi16(bv), ::gspc_runtime::x86::load16(sv));
-        let c = ::gspc_runtime::x86::transpose16_regs([#(#rows),*]);
+        let c = ::gspc_runtime::x86::channel_rows::<#m_l>([#(#blocks),*]);
         #(#puts)*
     }
 }
