@@ -668,9 +668,9 @@ mod simd {
 
     /// The 16 x 16 bytes `t` transposed: `out[k][j] = t[j][k]`, in four rounds of byte,
     /// 16-bit, 32-bit and 64-bit interleaves (SSE2, baseline on x86-64): the portable
-    /// channel-lane packing's transpose on x86-64. (The generated epilogues and the AVX-512
-    /// packer transpose in registers, [`transpose16_regs`], without a byte array on the
-    /// stack.)
+    /// channel-lane packing's transpose on x86-64. (The AVX-512 lane packer transposes in
+    /// registers, [`transpose16_regs`], without a byte array on the stack; the generated
+    /// epilogues narrow by packs instead, [`requant_columns4`] and [`channel_rows`].)
     ///
     /// SSE2, baseline on x86-64: callable from any x86-64 code. Always inlined (no target
     /// feature of its own, which would forbid it).
