@@ -211,7 +211,7 @@ pub const fn channel_row_at(m: usize, k: usize) -> (usize, usize) {
 /// variants' features ([`has_avx512_vnni`]): their grouped quad packing uses it
 /// (`pack_grouped_vbmi`; Ice Lake and later, Zen 4 and later; not Cascade Lake). Detected
 /// once at run time with the `std` feature, otherwise what the build enables statically;
-/// [`set_avx512_vbmi`] can turn it off.
+/// `set_avx512_vbmi` (with the `std` feature) can turn it off.
 #[inline]
 pub fn has_avx512_vbmi() -> bool {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
@@ -561,7 +561,7 @@ mod simd {
     /// The rows of 16 channels out of `M` (1 to 4) vectors of [`requant_columns4`] (columns
     /// `4i..4i + 4` in vector `i`; the others are ignored): channel `k`'s columns
     /// `0..4 * M` are consecutive bytes, in the vector and from the byte that
-    /// [`channel_row_at`]`(M, k)` gives. Two 32-bit interleaves for `M = 2`, six for 3 and
+    /// [`channel_row_at`](super::channel_row_at)`(M, k)` gives. Two 32-bit interleaves for `M = 2`, six for 3 and
     /// 4; none for 1.
     ///
     /// # Safety
@@ -1385,7 +1385,7 @@ mod simd {
     ///
     /// Always inlined, with no target features of its own: the generated AVX-512 variants
     /// call it from a small packing function of their own compiled with VBMI, where the
-    /// layer's layout folds into it, and only after [`has_avx512_vbmi`].
+    /// layer's layout folds into it, and only after [`has_avx512_vbmi`](super::has_avx512_vbmi).
     ///
     /// # Safety
     ///
