@@ -401,8 +401,10 @@ pub fn check_qlayer(layer: &QLayer, seed: u64) -> Result<Checked, String> {
         }
     }
     // The AVX-512 variant once more without AVX-512 VBMI, where the CPU has it: its
-    // grouped quad packing then takes the path of CPUs without it. (Other threads that
-    // run meanwhile take either path; both give the same result.)
+    // grouped quad packing then takes the path of CPUs without it. (The switch is
+    // process-wide: other threads that run meanwhile take either path, and another
+    // thread's reset may give this run VBMI after all; both paths give the same result,
+    // and the runtime's unit tests check both packers directly.)
     #[cfg(target_arch = "x86_64")]
     if crate::x86::has_avx512_vbmi()
         && let Some(v) = layer.variants.iter().find(|v| v.isa == Isa::Avx512)

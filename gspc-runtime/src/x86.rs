@@ -216,16 +216,9 @@ pub const fn channel_row_at(m: usize, k: usize) -> (usize, usize) {
 pub fn has_avx512_vbmi() -> bool {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     {
-        use core::sync::atomic::Ordering;
-        match VBMI.load(Ordering::Relaxed) {
-            0 => false,
-            1 => true,
-            _ => {
-                let has = has_avx512_vnni() && std::is_x86_feature_detected!("avx512vbmi");
-                VBMI.store(has as u8, Ordering::Relaxed);
-                has
-            }
-        }
+        detected_once(&VBMI, || {
+            has_avx512_vnni() && std::is_x86_feature_detected!("avx512vbmi")
+        })
     }
     #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
     {
@@ -249,6 +242,23 @@ pub fn set_avx512_vbmi(on: Option<bool>) {
 #[cfg(all(target_arch = "x86_64", feature = "std"))]
 static VBMI: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(u8::MAX);
 
+/// A CPU feature test run once: `cell` holds its answer (0 or 1) after the first call,
+/// `u8::MAX` before it (or after a reset, as by [`set_avx512_vbmi`]).
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+#[inline]
+fn detected_once(cell: &core::sync::atomic::AtomicU8, detect: impl FnOnce() -> bool) -> bool {
+    use core::sync::atomic::Ordering;
+    match cell.load(Ordering::Relaxed) {
+        0 => false,
+        1 => true,
+        _ => {
+            let has = detect();
+            cell.store(has as u8, Ordering::Relaxed);
+            has
+        }
+    }
+}
+
 /// Whether this CPU has AVX-512BW and AVX-512 VNNI (with AVX-512F), which the int8
 /// AVX-512 variants use (`vpdpwssd`, `vpdpbusd`): detected once at run time with the `std`
 /// feature, otherwise what the build enables statically.
@@ -256,19 +266,12 @@ static VBMI: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(u8
 pub fn has_avx512_vnni() -> bool {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     {
-        use core::sync::atomic::{AtomicU8, Ordering};
-        static VNNI: AtomicU8 = AtomicU8::new(u8::MAX);
-        match VNNI.load(Ordering::Relaxed) {
-            0 => false,
-            1 => true,
-            _ => {
-                let has = level() >= LEVEL_AVX512
-                    && std::is_x86_feature_detected!("avx512bw")
-                    && std::is_x86_feature_detected!("avx512vnni");
-                VNNI.store(has as u8, Ordering::Relaxed);
-                has
-            }
-        }
+        static VNNI: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(u8::MAX);
+        detected_once(&VNNI, || {
+            level() >= LEVEL_AVX512
+                && std::is_x86_feature_detected!("avx512bw")
+                && std::is_x86_feature_detected!("avx512vnni")
+        })
     }
     #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
     {
@@ -494,25 +497,20 @@ mod simd {
     #[inline]
     #[target_feature(enable = "avx512f")]
     pub fn requant16_bytes(acc: __m512i, scale: __m512, lo: f32, hi: f32, zp: i32) -> __m128i {
-        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
-        let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
-        let q = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(zp));
+        let q = _mm512_add_epi32(
+            requant16_unshifted(acc, scale, lo, hi),
+            _mm512_set1_epi32(zp),
+        );
         // In [-128, 127] already: the truncating narrow keeps every value.
         _mm512_cvtepi32_epi8(q)
     }
 
-    /// `acc + bias` of 16 lanes requantized as [`requant16_bytes`] does, before its
-    /// zero point and its narrowing: the int32 value `round(clamp(acc * scale))`.
+    /// 16 lanes requantized as [`requant16_bytes`] does, before its zero point and its
+    /// narrowing: the int32 value `round(clamp(acc * scale))`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn requant16_unshifted(
-        acc: __m512i,
-        bias: __m512i,
-        scale: __m512,
-        lo: f32,
-        hi: f32,
-    ) -> __m512i {
-        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, bias)), scale);
+    fn requant16_unshifted(acc: __m512i, scale: __m512, lo: f32, hi: f32) -> __m512i {
+        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale);
         let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
         _mm512_cvtps_epi32(v)
     }
@@ -542,13 +540,15 @@ mod simd {
         zp: i32,
     ) -> __m512i {
         let zp16 = _mm512_set1_epi16(zp as i16);
+        // (Calls, not a closure: the packing kernels' lesson, closures there were compiled
+        // without the caller's target features.)
         let ab = _mm512_packs_epi32(
-            requant16_unshifted(a, bias, scale, lo, hi),
-            requant16_unshifted(b, bias, scale, lo, hi),
+            requant16_unshifted(_mm512_add_epi32(a, bias), scale, lo, hi),
+            requant16_unshifted(_mm512_add_epi32(b, bias), scale, lo, hi),
         );
         let cd = _mm512_packs_epi32(
-            requant16_unshifted(c, bias, scale, lo, hi),
-            requant16_unshifted(d, bias, scale, lo, hi),
+            requant16_unshifted(_mm512_add_epi32(c, bias), scale, lo, hi),
+            requant16_unshifted(_mm512_add_epi32(d, bias), scale, lo, hi),
         );
         // Per 128-bit lane l: bytes 4j..4j + 4 are column j's channels 4l..4l + 4.
         let bytes = _mm512_packs_epi16(_mm512_add_epi16(ab, zp16), _mm512_add_epi16(cd, zp16));
@@ -1664,29 +1664,27 @@ mod simd {
                 let r1 = _mm512_mask_loadu_epi8(fill, m, rows[1].wrapping_offset(at));
                 let r2 = _mm512_mask_loadu_epi8(fill, m, rows[2].wrapping_offset(at));
                 let r3 = _mm512_mask_loadu_epi8(fill, m, rows[3].wrapping_offset(at));
-                // The chunk's first 32 columns: stride 1 words w0..w0 + 32, stride 2
-                // words w0..w0 + 16 of both phases.
-                let p01 = _mm512_permutex2var_epi8(r0, idx0, r1);
-                let p23 = _mm512_permutex2var_epi8(r2, idx0, r3);
-                let x = _mm512_add_epi8(_mm512_unpacklo_epi16(p01, p23), offset);
-                put!(x, 0, w0);
-                let (yph, yw) = if s == 1 { (0, w0 + 16) } else { (1, w0) };
-                if rl > yw {
-                    let y = _mm512_add_epi8(_mm512_unpackhi_epi16(p01, p23), offset);
-                    put!(y, yph, yw);
+                // 32 of the chunk's columns with indices `$idx`, from word `$wx`: at
+                // stride 1 words wx..wx + 32, at stride 2 words wx..wx + 16 of both phases.
+                macro_rules! half {
+                    ($idx:expr, $wx:expr) => {{
+                        let wx: usize = $wx;
+                        let p01 = _mm512_permutex2var_epi8(r0, $idx, r1);
+                        let p23 = _mm512_permutex2var_epi8(r2, $idx, r3);
+                        let x = _mm512_add_epi8(_mm512_unpacklo_epi16(p01, p23), offset);
+                        put!(x, 0, wx);
+                        let (yph, yw) = if s == 1 { (0, wx + 16) } else { (1, wx) };
+                        if rl > yw {
+                            let y = _mm512_add_epi8(_mm512_unpackhi_epi16(p01, p23), offset);
+                            put!(y, yph, yw);
+                        }
+                    }};
                 }
-                // The last 32 columns.
+                half!(idx0, w0);
+                // The last 32 columns, where the row has them.
                 let w2 = if s == 1 { w0 + 32 } else { w0 + 16 };
                 if rl > w2 {
-                    let p01 = _mm512_permutex2var_epi8(r0, idx1, r1);
-                    let p23 = _mm512_permutex2var_epi8(r2, idx1, r3);
-                    let x = _mm512_add_epi8(_mm512_unpacklo_epi16(p01, p23), offset);
-                    put!(x, 0, w2);
-                    let (yph, yw) = if s == 1 { (0, w2 + 16) } else { (1, w2) };
-                    if rl > yw {
-                        let y = _mm512_add_epi8(_mm512_unpackhi_epi16(p01, p23), offset);
-                        put!(y, yph, yw);
-                    }
+                    half!(idx1, w2);
                 }
             }
         }

@@ -959,6 +959,14 @@ fn module_of(
     // Quads: where the CPU has AVX-512 VBMI, the packing runs in a function of this
     // module compiled with it (`pack_grouped_vbmi`), otherwise inline.
     let vbmi = isa == Isa::Avx512 && !lay.depthwise && lay.elems == 4;
+    let pack_groups = if isa == Isa::Avx512 {
+        quote! {
+            gspc_safety!(#why);
+            unsafe { ::gspc_runtime::x86::pack_grouped(&LAYOUT, input, groups, scratch) };
+        }
+    } else {
+        quote!(LAYOUT.pack_input_grouped(input, groups, scratch);)
+    };
     let pack_groups = if vbmi {
         let why_vbmi = "`has_avx512_vbmi()` just showed that this CPU has AVX-512 VBMI, which `pack_vbmi` is compiled with beside this variant's features";
         quote! {
@@ -966,17 +974,11 @@ fn module_of(
                 gspc_safety!(#why_vbmi);
                 unsafe { pack_vbmi(input, groups, scratch) };
             } else {
-                gspc_safety!(#why);
-                unsafe { ::gspc_runtime::x86::pack_grouped(&LAYOUT, input, groups, scratch) };
+                #pack_groups
             }
         }
-    } else if isa == Isa::Avx512 {
-        quote! {
-            gspc_safety!(#why);
-            unsafe { ::gspc_runtime::x86::pack_grouped(&LAYOUT, input, groups, scratch) };
-        }
     } else {
-        quote!(LAYOUT.pack_input_grouped(input, groups, scratch);)
+        pack_groups
     };
     let pack_vbmi_fn = if vbmi {
         let why = "this function is compiled with AVX-512F, BW, VL and VBMI, which `pack_grouped_vbmi` needs of its caller, and runs only on a CPU with them";
