@@ -413,11 +413,18 @@ fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-/// `avx512 16x1 r14` per variant: lanes x vectors, columns per tile (+ tail).
+/// `avx512 16x1 r14` per variant: lanes x vectors, columns per tile (+ tail); int8 tiles
+/// of two groups at once add ` 2g`.
 fn tiles(p: &gspc_codegen::LayerPlan) -> String {
     p.variants
         .iter()
-        .map(|v| {
+        .enumerate()
+        .map(|(i, v)| {
+            let pairs = p
+                .quant
+                .as_ref()
+                .and_then(|q| q.variants.get(i))
+                .is_some_and(|q| q.group_pairs);
             let tail = if v.tail > 0 {
                 format!("+{}", v.tail)
             } else {
@@ -435,8 +442,15 @@ fn tiles(p: &gspc_codegen::LayerPlan) -> String {
                 _ => "",
             };
             format!(
-                "{} {}x{} r{}{}{}{}",
-                v.isa, v.lanes, v.nvec, v.reg_n, tail, rows, direct
+                "{} {}x{} r{}{}{}{}{}",
+                v.isa,
+                v.lanes,
+                v.nvec,
+                v.reg_n,
+                tail,
+                rows,
+                direct,
+                if pairs { " 2g" } else { "" }
             )
         })
         .collect::<Vec<_>>()

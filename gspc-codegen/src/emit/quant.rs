@@ -845,62 +845,90 @@ fn module_of(
         tiles.push(if v.depthwise_lanes {
             lanes_tile_fn(p, lay, &tf, name, offsets, (fp32, outline))
         } else if v.channel_lanes {
-            channel_tile_fn(p, lay, &ops, &tf, name, offsets, settings)
+            channel_tile_fn(
+                p,
+                lay,
+                &ops,
+                &tf,
+                name,
+                offsets,
+                (v.channels, fp32, outline, false),
+            )
         } else {
             tile_fn(p, lay, &ops, &tf, name, offsets, settings)
         });
+        if v.group_pairs {
+            // The same tile over two groups, in `__m512i`s of both groups' channels.
+            let wide = Ops {
+                flavor: Flavor::Zmm,
+                lanes: 2 * v.lanes,
+                quad: ops.quad,
+            };
+            let name = format!("{name}2");
+            let settings = (2 * v.channels, fp32, outline, true);
+            tiles.push(channel_tile_fn(
+                p, lay, &wide, &tf, &name, offsets, settings,
+            ));
+        }
     }
     let (oh_l, full_l) = (lit(p.output[0]), lit(v.full_tiles));
     let t_expr = linear(&[("t", cols)], 0);
-    let full_call = if v.full_tiles > 0 {
-        quote! {
-            for t in 0..#full_l {
-                tile_full(x, packed, block, unit, kl, oh, #t_expr);
-            }
-        }
-    } else {
-        quote!()
-    };
-    let tail_call = if has_tail {
-        quote!(tile_tail(x, packed, block, unit, kl, oh, 0);)
-    } else {
-        quote!()
-    };
-    let passes = lit(lay.block / v.channels);
-    let kl_expr = linear(&[("pass", v.channels)], 0);
-    let rows_loop = if v.out_rows > 1 {
-        // Tiles of `out_rows` whole rows, then a tile per row left over.
-        let r = v.out_rows;
-        let (groups_l, rest_l) = (lit(p.output[0] / r), lit(p.output[0] / r * r));
-        let oh_expr = linear(&[("i", r)], 0);
-        let rest = if has_tail {
+    // The loops over a unit's tiles (`suffix` "2": over a pair of units, `block` their
+    // two blocks).
+    let rows_loop_of = |suffix: &str| {
+        let (full, tail) = (
+            ident(&format!("tile_full{suffix}")),
+            ident(&format!("tile_tail{suffix}")),
+        );
+        let full_call = if v.full_tiles > 0 {
             quote! {
-                for oh in #rest_l..#oh_l {
-                    #tail_call
+                for t in 0..#full_l {
+                    #full(x, packed, block, unit, kl, oh, #t_expr);
                 }
             }
         } else {
             quote!()
         };
+        let tail_call = if has_tail {
+            quote!(#tail(x, packed, block, unit, kl, oh, 0);)
+        } else {
+            quote!()
+        };
+        let rows_loop = rows_loop_with(p, v, &full, [&full_call, &tail_call]);
+        (full_call, tail_call, rows_loop)
+    };
+    let (full_call, tail_call, rows_loop) = rows_loop_of("");
+    let passes = lit(lay.block / v.channels);
+    let kl_expr = linear(&[("pass", v.channels)], 0);
+    let units_loop = if v.group_pairs {
+        // Units in pairs through the two-group tiles, an odd one left over through the
+        // one-group tiles.
+        let (_, _, pair_rows) = rows_loop_of("2");
         quote! {
-            for i in 0..#groups_l {
-                let oh = #oh_expr;
-                tile_full(x, packed, block, unit, kl, oh, 0);
+            let (two, rest) = blocks.as_chunks_mut::<2>();
+            for (i, block) in two.iter_mut().enumerate() {
+                let unit = first + 2 * i;
+                let kl = 0;
+                #pair_rows
             }
-            #rest
+            let first = first + 2 * two.len();
+            for (i, block) in rest.iter_mut().enumerate() {
+                let unit = first + i;
+                for pass in 0..#passes {
+                    let kl = #kl_expr;
+                    #rows_loop
+                }
+            }
         }
     } else {
         quote! {
-            for oh in 0..#oh_l {
-                #full_call
-                #tail_call
+            for (i, block) in blocks.iter_mut().enumerate() {
+                let unit = first + i;
+                for pass in 0..#passes {
+                    let kl = #kl_expr;
+                    #rows_loop
+                }
             }
-        }
-    };
-    let loops = quote! {
-        for pass in 0..#passes {
-            let kl = #kl_expr;
-            #rows_loop
         }
     };
     let doc = format!(
@@ -1052,10 +1080,7 @@ fn module_of(
             let groups = LAYOUT.unit_groups(first, blocks.len());
             #pack_groups
             let x: &[i32; super::SCRATCH_LEN] = scratch;
-            for (i, block) in blocks.iter_mut().enumerate() {
-                let unit = first + i;
-                #loops
-            }
+            #units_loop
         }
     };
     let units_doc = if lay.depthwise {
@@ -1110,6 +1135,45 @@ fn module_of(
             #pack_vbmi_fn
 
             #(#tiles)*
+        }
+    }
+}
+
+/// The loop over a unit's output rows: tiles of `out_rows` whole rows, then a tile per row
+/// left over; or per row its full tiles (`calls[0]`) and its last (`calls[1]`).
+fn rows_loop_with(
+    p: &LayerPlan,
+    v: &QVariant,
+    full: &proc_macro2::Ident,
+    [full_call, tail_call]: [&TokenStream; 2],
+) -> TokenStream {
+    let oh_l = lit(p.output[0]);
+    if v.out_rows > 1 {
+        let r = v.out_rows;
+        let (groups_l, rest_l) = (lit(p.output[0] / r), lit(p.output[0] / r * r));
+        let oh_expr = linear(&[("i", r)], 0);
+        let rest = if v.tail_starts.is_empty() {
+            quote!()
+        } else {
+            quote! {
+                for oh in #rest_l..#oh_l {
+                    #tail_call
+                }
+            }
+        };
+        quote! {
+            for i in 0..#groups_l {
+                let oh = #oh_expr;
+                #full(x, packed, block, unit, kl, oh, 0);
+            }
+            #rest
+        }
+    } else {
+        quote! {
+            for oh in 0..#oh_l {
+                #full_call
+                #tail_call
+            }
         }
     }
 }
@@ -1325,7 +1389,7 @@ fn tile_fn(
     row_tile_item(
         &doc,
         tf,
-        outline,
+        (outline, quote!([i8; super::BLOCK_LEN])),
         &name,
         quote! {
             #(#init)*
@@ -1340,7 +1404,7 @@ fn tile_fn(
 fn row_tile_item(
     doc: &str,
     tf: &TokenStream,
-    outline: bool,
+    (outline, out_ty): (bool, TokenStream),
     name: &proc_macro2::Ident,
     body: TokenStream,
 ) -> TokenStream {
@@ -1353,7 +1417,7 @@ fn row_tile_item(
         fn #name(
             x: &[i32; super::SCRATCH_LEN],
             p: &[i32; super::PACKED_LEN],
-            out: &mut [i8; super::BLOCK_LEN],
+            out: &mut #out_ty,
             unit: usize,
             kl: usize,
             oh: usize,
@@ -1376,10 +1440,13 @@ fn channel_tile_fn(
     tf: &TokenStream,
     name: &str,
     columns: &[usize],
-    (channels, fp32, outline): (usize, bool, bool),
+    (channels, fp32, outline, pair): (usize, bool, bool, bool),
 ) -> TokenStream {
     let lanes = ops.lanes;
     let nvec = channels / lanes;
+    // Two groups (`QVariant::group_pairs`): a vector is the block's 8 channels of group `g`
+    // in its low half and of group `g + 1` in its high half.
+    let half = lanes / 2;
     let [kh, kw] = lay.kernel;
     let sw = lay.stride[1];
     let dw = lay.dilation[1];
@@ -1412,10 +1479,51 @@ fn channel_tile_fn(
     let col_offsets: Vec<usize> = (0..kw).map(|s| lay.phase_word(s * dw)).collect();
     let span = max_row + col_offsets.iter().copied().max().unwrap_or(0) + max_col + 1;
     let span_l = u(span);
-    let wspan = (kw - 1) * block + channels;
+    let wspan = (kw - 1) * block + if pair { half } else { channels };
     let wspan_l = u(wspan);
     let mut body = Vec::new();
-    for (s, &at) in col_offsets.iter().enumerate() {
+    if pair {
+        // Each kernel column's weights of both groups, then per input word (every word the
+        // tile reads, in order) one broadcast of both groups' words, multiply-added into
+        // each column it feeds: a broadcast takes two loads and an insert, so it is built
+        // once per word, not once per kernel column.
+        let half_l = u(half);
+        for s in 0..kw {
+            let w = ident(&format!("w_{s}"));
+            let wi = u(s * block);
+            body.push(quote! {
+                let #w = _mm512_inserti64x4::<1>(
+                    _mm512_castsi256_si512(::gspc_runtime::x86::loadi8(::gspc_runtime::window::at::<_, #half_l, #wspan_l, #wi>(wv))),
+                    ::gspc_runtime::x86::loadi8(::gspc_runtime::window::at::<_, #half_l, #wspan_l, #wi>(wvb)),
+                );
+            });
+        }
+        let mut feeds: Vec<(usize, usize, usize)> = col_offsets
+            .iter()
+            .enumerate()
+            .flat_map(|(s, &at)| {
+                columns.iter().enumerate().map(move |(j, &c)| {
+                    let (row, col) = place(c);
+                    (row + at + col, s, j)
+                })
+            })
+            .collect();
+        feeds.sort_unstable();
+        for (i, chunk) in feeds.chunk_by(|a, b| a.0 == b.0).enumerate() {
+            let xi = u(chunk[0].0);
+            let xb = ident(&format!("xb_{i}"));
+            body.push(quote! {
+                let #xb = _mm512_inserti64x4::<1>(_mm512_set1_epi32(xw[#xi]), _mm256_set1_epi32(xwb[#xi]));
+            });
+            for &(_, s, j) in chunk {
+                let a = acc(j, 0);
+                let w = ident(&format!("w_{s}"));
+                let m = ops.madd(&quote!(#a), &quote!(#xb), &quote!(#w));
+                body.push(quote!(#a = #m;));
+            }
+        }
+    }
+    for (s, &at) in col_offsets.iter().enumerate().filter(|_| !pair) {
         for v in 0..nvec {
             let wv_name = ident(&format!("w_{v}"));
             let wi = u(s * block + v * lanes);
@@ -1442,19 +1550,51 @@ fn channel_tile_fn(
         row_expr,
         wrow_expr,
     } = grouped_index(lay);
-    let (stores, transposed) = channel_stores(lay, ops, &acc, columns, nvec, fp32, [plane, ow_n]);
+    let (stores, transposed) =
+        channel_stores(lay, ops, &acc, columns, (nvec, pair), fp32, [plane, ow_n]);
+    assert!(
+        transposed || !pair,
+        "a tile of two groups stores through the transposed epilogue"
+    );
+    // The second group's input rows and weights: a group's packed input further, a
+    // block's weights further.
+    let second = if pair {
+        let plane_rows = lay.padded[0] * row_words;
+        let xb_at = u(pairs * plane_rows);
+        let wb_at = u(pairs * kh * kw * block);
+        quote! {
+            let Some(xwb) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, #row_expr + #xb_at) else {
+                return;
+            };
+            let Some(wvb) = ::gspc_runtime::window::window::<_, #wspan_l, { super::PACKED_LEN }>(p, #wrow_expr + #wb_at) else {
+                return;
+            };
+        }
+    } else {
+        quote!()
+    };
     let doc = format!(
-        " {channels} output channel(s) in {nvec} vector(s) of {lanes} lanes x output columns `{columns:?}`; stride {sw} columns{}.",
+        " {channels} output channel(s){} in {nvec} vector(s) of {lanes} lanes x output columns `{columns:?}`; stride {sw} columns{}.",
+        if pair {
+            " (the block's of groups `unit` and `unit + 1`, side by side)"
+        } else {
+            ""
+        },
         if transposed {
             "; the outputs transposed to channel rows"
         } else {
             ""
         }
     );
+    let out_ty = if pair {
+        quote!([[i8; super::BLOCK_LEN]; 2])
+    } else {
+        quote!([i8; super::BLOCK_LEN])
+    };
     row_tile_item(
         &doc,
         tf,
-        outline,
+        (outline, out_ty),
         &name,
         quote! {
                 let g = #g_expr;
@@ -1467,6 +1607,7 @@ fn channel_tile_fn(
                         let Some(wv) = ::gspc_runtime::window::window::<_, #wspan_l, { super::PACKED_LEN }>(p, #wrow_expr) else {
                             return;
                         };
+                        #second
                         #(#body)*
                     }
                 }
@@ -1532,7 +1673,15 @@ fn lanes_tile_fn(
             }
         }
     }
-    let (stores, _) = channel_stores(lay, &ops, &|j, _| acc(j), columns, 1, fp32, [plane, ow_n]);
+    let (stores, _) = channel_stores(
+        lay,
+        &ops,
+        &|j, _| acc(j),
+        columns,
+        (1, false),
+        fp32,
+        [plane, ow_n],
+    );
     let x_at = linear(&[("oh", sh * wp * b), ("ow0", sw * b)], 0);
     let w_at = linear(&[("unit", wspan)], 0);
     let doc = format!(
@@ -1541,7 +1690,7 @@ fn lanes_tile_fn(
     row_tile_item(
         &doc,
         tf,
-        outline,
+        (outline, quote!([i8; super::BLOCK_LEN])),
         &name,
         quote! {
             #(#init)*
@@ -1567,7 +1716,7 @@ fn channel_stores(
     ops: &Ops,
     acc: &dyn Fn(usize, usize) -> proc_macro2::Ident,
     columns: &[usize],
-    nvec: usize,
+    (nvec, pair): (usize, bool),
     fp32: bool,
     [plane, ow_n]: [usize; 2],
 ) -> (TokenStream, bool) {
@@ -1578,7 +1727,7 @@ fn channel_stores(
         (0..nvec)
             .map(|v| {
                 let accs: Vec<_> = (0..columns.len()).map(|j| acc(j, v)).collect();
-                let s = transposed_stores(lay, &accs, v * lanes, plane, [ow_n, columns[0]]);
+                let s = transposed_stores(lay, &accs, (v * lanes, pair), plane, [ow_n, columns[0]]);
                 quote!({ #s })
             })
             .collect()
@@ -1623,7 +1772,7 @@ const STORE_BYTES_WHY: &str = "this variant is compiled with AVX-512BW and VL, w
 fn transposed_stores(
     lay: &QLayout,
     accs: &[proc_macro2::Ident],
-    k0: usize,
+    (k0, pair): (usize, bool),
     plane: usize,
     [ow_n, first]: [usize; 2],
 ) -> TokenStream {
@@ -1651,11 +1800,19 @@ fn transposed_stores(
     let (n_l, m_l) = (lit(n), lit(m));
     let why = STORE_BYTES_WHY;
     let puts = (0..16).map(|k| {
-        let at = linear(&[("kl", plane), ("oh", ow_n), ("ow0", 1)], (k0 + k) * plane + first);
+        // A tile of two groups (`out`: their two blocks) stores channel `k` of the vector
+        // as channel `k % 8` of block `k / 8`.
+        let (dst, k_in) = if pair {
+            let b = lit(k / lay.block);
+            (quote!(&mut out[#b]), k % lay.block)
+        } else {
+            (quote!(out), k)
+        };
+        let at = linear(&[("kl", plane), ("oh", ow_n), ("ow0", 1)], (k0 + k_in) * plane + first);
         let (v, l0) = ::gspc_runtime::x86::channel_row_at(m, k);
         let (v, l0) = (lit(v), lit(l0));
         quote! {
-            let Some(o) = ::gspc_runtime::window::window_mut::<_, #n_l, { super::BLOCK_LEN }>(out, #at) else {
+            let Some(o) = ::gspc_runtime::window::window_mut::<_, #n_l, { super::BLOCK_LEN }>(#dst, #at) else {
                 return;
             };
             gspc_safety!(#why);

@@ -27,6 +27,7 @@ use crate::spec::{LayerSpec, Strategy};
 use crate::target::{Arch, Target};
 use gspc_runtime::Isa;
 use gspc_runtime::qlayer::{self, QLayout};
+use gspc_runtime::quant::Requantization;
 
 /// How a variant holds a block of int32 accumulators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +98,12 @@ pub struct QVariant {
     /// out_rows` (contiguous in the output too), and the rows left over (`OH % out_rows`)
     /// are tiles of one row. 1 otherwise.
     pub out_rows: usize,
+    /// Channel-lane tiles of two groups at once (AVX-512 quads, 8 output channels per
+    /// group and block, `fp32` requantization): the two groups' 8-lane weight vectors and
+    /// broadcast input words side by side in one `__m512i`, so that every lane works where
+    /// the group alone fills half a vector. Units are taken in pairs; an odd unit left over
+    /// (a split between threads) runs the tile this variant otherwise describes.
+    pub group_pairs: bool,
     /// Depthwise on small planes: the channel's packed plane read as one row, vectors over
     /// the flat index `oh * SH * RW + ow` (`RW` words per packed row, `SH` the row stride;
     /// the lanes past each row's `OW` columns are computed and not stored). Each entry is
@@ -130,7 +137,7 @@ fn column_use(lanes: usize, ow: usize) -> f64 {
 /// on a reduction of 64 words or more (the scatter is a small part).
 fn channel_variant(
     isa: Isa,
-    block: usize,
+    (block, pairs): (usize, bool),
     [oh, ow]: [usize; 2],
     reduction_words: usize,
     max_acc: usize,
@@ -145,8 +152,17 @@ fn channel_variant(
     } else {
         column_use(col_lanes, ow)
     };
-    let chan = lanes as f64;
-    if !(chan > 1.1 * col || chan >= col && reduction_words >= 64) {
+    // A tile of two groups (`QVariant::group_pairs`) fills twice the lanes, but builds
+    // each broadcast from two loads and an insert: against column tiles of 14 useful lanes
+    // (28- and 56-column rows) on Zen 5 it was 0.85-0.98x the time on four layers and 1.2x
+    // on ResNeXt-50's `s2_down` (at stride 2 fewer kernel columns share a broadcast), so
+    // pairs need 1.5x the column tile's lanes (rows of 7, 8 and 14 columns: 0.37-0.69x).
+    let (chan, need) = if pairs {
+        (2.0 * lanes as f64, 1.5)
+    } else {
+        (lanes as f64, 1.1)
+    };
+    if !(chan > need * col || chan >= col && reduction_words >= 64) {
         return None;
     }
     let nvec = block / lanes;
@@ -181,6 +197,7 @@ fn channel_variant(
         quad: false,
         depthwise_lanes: false,
         channel_lanes: true,
+        group_pairs: false,
         columns,
         out_rows,
         flat: Vec::new(),
@@ -384,6 +401,7 @@ fn flat_tiles(
         quad: false,
         depthwise_lanes: false,
         channel_lanes: false,
+        group_pairs: false,
         columns: 0,
         out_rows: 1,
         flat,
@@ -421,6 +439,7 @@ fn lane_variant([oh, ow]: [usize; 2], kernel: [usize; 2], max_acc: usize) -> QVa
         quad: false,
         depthwise_lanes: true,
         channel_lanes: true,
+        group_pairs: false,
         columns,
         out_rows,
         flat: Vec::new(),
@@ -480,6 +499,7 @@ fn variant(isa: Isa, block: usize, ow: usize, depthwise: bool, max_acc: usize) -
         quad: false,
         depthwise_lanes: false,
         channel_lanes: false,
+        group_pairs: false,
         columns: 0,
         out_rows: 1,
         flat: Vec::new(),
@@ -643,6 +663,7 @@ pub(crate) fn plan_layer(
         channel_lanes: false,
     };
     let output = layer.output();
+    let fp32 = q.requantization == Requantization::Fp32;
     let max_acc = layer
         .accumulators
         .unwrap_or(super::MAX_ACCUMULATORS)
@@ -694,8 +715,12 @@ pub(crate) fn plan_layer(
             let lay = if quad { &quad_layout } else { &layout };
             let reduction_words = lay.words * lay.kernel[0] * lay.kernel[1];
             let rows = variant(isa, block, output[1], depthwise, max_acc);
+            // Two groups a tile where a group's 8 channels fill half an AVX-512 vector
+            // (`QVariant::group_pairs`: quads, `fp32` requantization, its epilogue).
+            let pairable =
+                quad && !depthwise && block == 8 && layout.kpg == 8 && layer.groups >= 2 && fp32;
             let other = if !depthwise {
-                channel_variant(isa, block, output, reduction_words, max_acc)
+                channel_variant(isa, (block, pairable), output, reduction_words, max_acc)
             } else {
                 let row_vectors = output[1].div_ceil(rows.lanes);
                 if layer.stride == [1, 1] {
@@ -705,9 +730,12 @@ pub(crate) fn plan_layer(
                     strided_flat_variant(isa, &layout, output, row_vectors, max_acc)
                 }
             };
+            let v = other.unwrap_or(rows);
+            let group_pairs = pairable && v.channel_lanes && v.lanes == 8;
             QVariant {
                 quad,
-                ..other.unwrap_or(rows)
+                group_pairs,
+                ..v
             }
         })
         .collect();
@@ -719,8 +747,8 @@ pub(crate) fn plan_layer(
         .map(|q| {
             let reduction_words = q.words * q.kernel[0] * q.kernel[1];
             let rows = variant(Isa::Neon, block, output[1], false, max_acc);
-            let v =
-                channel_variant(Isa::Neon, block, output, reduction_words, max_acc).unwrap_or(rows);
+            let v = channel_variant(Isa::Neon, (block, false), output, reduction_words, max_acc)
+                .unwrap_or(rows);
             QVariant {
                 flavor: Flavor::NeonDot,
                 quad: true,
@@ -792,27 +820,27 @@ mod tests {
     #[test]
     fn narrow_rows_of_grouped_layers_put_channels_on_the_lanes() {
         // 7x7 outputs: two rows (14 accumulators) per tile, then a tile of the last row.
-        let v = channel_variant(Isa::Avx512, 16, [7, 7], 9, 20).expect("channel lanes");
+        let v = channel_variant(Isa::Avx512, (16, false), [7, 7], 9, 20).expect("channel lanes");
         assert_eq!(
             (v.flavor, v.lanes, v.nvec, v.columns, v.out_rows),
             (Flavor::Zmm, 16, 1, 14, 2)
         );
         assert_eq!(v.tail_starts, (0..7).collect::<Vec<_>>());
         // An even number of rows leaves no row over; 4-column rows go four to a tile.
-        let v = channel_variant(Isa::Avx512, 16, [8, 4], 9, 20).expect("channel lanes");
+        let v = channel_variant(Isa::Avx512, (16, false), [8, 4], 9, 20).expect("channel lanes");
         assert_eq!((v.columns, v.out_rows, v.tail_starts.len()), (16, 4, 0));
         // Two vectors of channels: 14 accumulators in one row already.
-        let v = channel_variant(Isa::Avx512, 32, [7, 7], 9, 20).expect("channel lanes");
+        let v = channel_variant(Isa::Avx512, (32, false), [7, 7], 9, 20).expect("channel lanes");
         assert_eq!((v.nvec, v.columns, v.out_rows), (2, 7, 1));
-        let v = channel_variant(Isa::Avx2, 16, [14, 14], 9, 20).expect("channel lanes");
+        let v = channel_variant(Isa::Avx2, (16, false), [14, 14], 9, 20).expect("channel lanes");
         assert_eq!(
             (v.flavor, v.lanes, v.nvec, v.out_rows),
             (Flavor::Ymm, 8, 2, 1)
         );
         assert_eq!(v.full_tiles * v.columns + v.tail_starts.len(), 14);
         // Wide rows with a short reduction keep columns on the lanes.
-        assert!(channel_variant(Isa::Avx512, 16, [64, 64], 9, 20).is_none());
-        assert!(channel_variant(Isa::Portable, 16, [7, 7], 9, 20).is_none());
+        assert!(channel_variant(Isa::Avx512, (16, false), [64, 64], 9, 20).is_none());
+        assert!(channel_variant(Isa::Portable, (16, false), [7, 7], 9, 20).is_none());
     }
 
     /// An int8 layer: `c` channels in `groups` groups, 3x3, 14x14.
@@ -828,6 +856,48 @@ mod tests {
             .unwrap()
             .layers
             .remove(0)
+    }
+
+    #[test]
+    fn groups_of_8_channels_go_two_to_an_avx512_tile() {
+        let plan = |l: &LayerSpec| {
+            let t = Target::from_triple("x86_64-unknown-linux-gnu").unwrap();
+            plan_layer(l, &t, &t.default_isas()).unwrap().quant.unwrap()
+        };
+        // 8 channels per group on 14-column rows: the AVX-512 variant's channel-lane tile
+        // of 8 lanes takes two groups; AVX2 has no wider vector.
+        let q = plan(&int8_layer(256, 32, 14));
+        let pairs: Vec<bool> = q.variants.iter().map(|v| v.group_pairs).collect();
+        assert_eq!(pairs, [false, false, true], "portable, avx2, avx512");
+        let v = &q.variants[2];
+        assert_eq!(
+            (v.flavor, v.lanes, v.channel_lanes, v.columns),
+            (Flavor::Ymm, 8, true, 14)
+        );
+        // On 8-column rows 8 lanes of columns tie with 8 of one group's channels, so the
+        // columns kept the lanes; two groups' 16 channels win.
+        let v = &plan(&int8_layer(128, 16, 8)).variants[2];
+        assert!(v.group_pairs && v.channel_lanes);
+        assert_eq!((v.columns, v.out_rows), (16, 2));
+        // Not for 16 channels per group (a full vector), one group, or `fixed`
+        // requantization (the pair tile has only the vector epilogue).
+        assert!(
+            plan(&int8_layer(256, 16, 14))
+                .variants
+                .iter()
+                .all(|v| !v.group_pairs)
+        );
+        assert!(
+            plan(&int8_layer(8, 1, 14))
+                .variants
+                .iter()
+                .all(|v| !v.group_pairs)
+        );
+        let mut fixed = int8_layer(256, 32, 14);
+        if let Some(q) = fixed.quantization.as_mut() {
+            q.requantization = Requantization::Fixed;
+        }
+        assert!(plan(&fixed).variants.iter().all(|v| !v.group_pairs));
     }
 
     #[test]
