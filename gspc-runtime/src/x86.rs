@@ -1458,6 +1458,18 @@ mod simd {
         let pad = lay.pad_word();
         // Padded columns per packed row, 16 a vector.
         let chunks = (s * rl).div_ceil(16);
+        // Quads with VBMI whose packed row fits one vector: `few` input rows a 64-byte load
+        // (`pack_rows_quads_vbmi`; byte 63 stays outside them and holds the zero point).
+        let few = if VBMI && quads && s * rl <= 16 {
+            (63 / w).min(8)
+        } else {
+            0
+        };
+        let few_index = if few >= 2 {
+            [0, 1, 2, 3].map(|k| rows_pair_index(lay, k))
+        } else {
+            [[0; 64]; 4]
+        };
         // The portable packing leaves a phase of pairs that no kernel column reads as it
         // was; so does this one.
         let used = [quads || lay.phase_used(0), quads || lay.phase_used(1)];
@@ -1493,6 +1505,14 @@ mod simd {
                 let Some(dst) = out.get_mut(at..at + plane_words) else {
                     return;
                 };
+                if few >= 2 {
+                    // SAFETY: `rows` are four channel rows below groups * cpg, whose planes
+                    // lie inside `input` (checked above); `dst` is the word's packed plane
+                    // of `padded[0]` rows of s * rl <= 16 words; few * w <= 63. The caller
+                    // has AVX-512F, BW, VL and VBMI (this function's contract).
+                    unsafe { pack_rows_quads_vbmi(lay, &rows, dst, few, &few_index) };
+                    continue;
+                }
                 for (ih, row) in dst.chunks_exact_mut(s * rl).enumerate() {
                     let i = ih.wrapping_sub(ph);
                     if i >= h {
@@ -1687,6 +1707,122 @@ mod simd {
                     half!(idx1, w2);
                 }
             }
+        }
+    }
+
+    /// The `vpermt2b` indices of [`pack_rows_quads_vbmi`]'s pair `k`: input rows `2k` and
+    /// `2k + 1` of a chunk loaded whole (row `r` at bytes `r * w..`, byte 63 the zero point)
+    /// into two packed rows of at most 16 words. In 128-bit lane `l`, 16-bit word `j < 4`
+    /// pairs the two sources' bytes for word `4l + j` of packed row `2k`, word `4 + j` for
+    /// the same word of row `2k + 1` (the 16-bit interleaves then make row `2k` of the low
+    /// words and row `2k + 1` of the high ones). Packed word `d` is padded column `d` at
+    /// stride 1, at stride 2 column `2d` (phase 0, `d < rl`) or `2(d - rl) + 1`; the padding
+    /// columns, and the words past the row, read byte 63.
+    #[inline(always)]
+    fn rows_pair_index(lay: &QLayout, k: usize) -> [u8; 64] {
+        let (w, pw) = (lay.input[1], lay.padding[1]);
+        let (s, rl) = (lay.phases(), lay.phase_len());
+        let mut idx = [63u8; 64];
+        for l in 0..4 {
+            for j in 0..8 {
+                let r = 2 * k + j / 4;
+                let d = 4 * l + j % 4;
+                let col = match (s, d < rl) {
+                    (1, _) => d,
+                    (_, true) => 2 * d,
+                    _ => 2 * (d - rl) + 1,
+                };
+                let src = match col.checked_sub(pw) {
+                    Some(c) if d < s * rl && c < w && r * w + c < 63 => r * w + c,
+                    _ => 63,
+                };
+                idx[16 * l + 2 * j] = src as u8;
+                idx[16 * l + 2 * j + 1] = 64 + src as u8;
+            }
+        }
+        idx
+    }
+
+    /// The packed plane `dst` of one word of quads (channel `b` of `rows` in byte `b`) for
+    /// rows of at most 16 packed words ([`pack_grouped_vbmi`]): the padding rows filled with
+    /// the pad word, then `few` input rows at a time, one masked 64-byte load per channel
+    /// (the rows past the plane and byte 63 hold the zero point), and per two rows two
+    /// `vpermt2b` and two 16-bit interleaves (indices from [`rows_pair_index`]), a packed row
+    /// a vector. Rows of 14 input columns a load each left 50 of its 64 bytes unused, and
+    /// packing took a sixth of ResNeXt-50's `s4_down` layer.
+    ///
+    /// # Safety
+    ///
+    /// Each of `rows` points to an `h * w`-byte channel plane; `dst` has `plane_words` words;
+    /// the packed row has at most 16 words; `2 <= few <= 8` and `few * w <= 63`; the CPU
+    /// supports AVX-512F, BW, VL and VBMI, and the caller is compiled with them.
+    #[inline(always)]
+    unsafe fn pack_rows_quads_vbmi(
+        lay: &QLayout,
+        rows: &[*const i8; 4],
+        dst: &mut [i32],
+        few: usize,
+        index: &[[u8; 64]; 4],
+    ) {
+        let [h, w] = lay.input;
+        let ph = lay.padding[0];
+        let rw = lay.phases() * lay.phase_len();
+        let pad = lay.pad_word();
+        for (ih, row) in dst.chunks_exact_mut(rw).enumerate() {
+            if ih.wrapping_sub(ph) >= h {
+                row.fill(pad);
+            }
+        }
+        let base = dst.as_mut_ptr();
+        // SAFETY: the caller has AVX-512F and BW; the loads read 64 bytes of `index`.
+        let (fill, offset, idx0, idx1, idx2, idx3) = unsafe {
+            (
+                _mm512_set1_epi8(lay.input_zero_point as i8),
+                _mm512_set1_epi8(lay.input_offset as i8),
+                _mm512_loadu_si512(index[0].as_ptr().cast()),
+                _mm512_loadu_si512(index[1].as_ptr().cast()),
+                _mm512_loadu_si512(index[2].as_ptr().cast()),
+                _mm512_loadu_si512(index[3].as_ptr().cast()),
+            )
+        };
+        let store = mask16(rw);
+        let mut i = 0;
+        while i < h {
+            let n = (h - i).min(few);
+            // The chunk's n * w <= 63 bytes of each plane from row i.
+            let m = (1u64 << (n * w)) - 1;
+            let at = i * w;
+            // SAFETY: only the bytes set in `m` are read: rows i..i + n < h of each
+            // channel plane (the caller's contract); masked loads do not access the other
+            // bytes. Each store writes packed row ph + i + r (r < n), below padded[0], the
+            // rw <= 16 words from its start, inside `dst`. AVX-512F, BW and VBMI as above.
+            unsafe {
+                let r0 = _mm512_mask_loadu_epi8(fill, m, rows[0].add(at));
+                let r1 = _mm512_mask_loadu_epi8(fill, m, rows[1].add(at));
+                let r2 = _mm512_mask_loadu_epi8(fill, m, rows[2].add(at));
+                let r3 = _mm512_mask_loadu_epi8(fill, m, rows[3].add(at));
+                // Rows 2k and 2k + 1 of the chunk, where it has them.
+                macro_rules! pair {
+                    ($idx:expr, $k:expr) => {{
+                        let r = 2 * $k;
+                        if r < n {
+                            let p01 = _mm512_permutex2var_epi8(r0, $idx, r1);
+                            let p23 = _mm512_permutex2var_epi8(r2, $idx, r3);
+                            let x = _mm512_add_epi8(_mm512_unpacklo_epi16(p01, p23), offset);
+                            _mm512_mask_storeu_epi32(base.add((ph + i + r) * rw), store, x);
+                            if r + 1 < n {
+                                let y = _mm512_add_epi8(_mm512_unpackhi_epi16(p01, p23), offset);
+                                _mm512_mask_storeu_epi32(base.add((ph + i + r + 1) * rw), store, y);
+                            }
+                        }
+                    }};
+                }
+                pair!(idx0, 0);
+                pair!(idx1, 1);
+                pair!(idx2, 2);
+                pair!(idx3, 3);
+            }
+            i += n;
         }
     }
 
@@ -2309,6 +2445,12 @@ mod simd {
                 (2, 4, [3, 70], [1, 1], [1, 1]),
                 (1, 8, [2, 100], [2, 2], [1, 1]),
                 (2, 4, [2, 62], [1, 1], [1, 1]),
+                // Packed rows of at most 16 words (the VBMI packer's several rows a load):
+                // 7 and 12 rows a load (an odd count), a last load of fewer rows, no
+                // column padding.
+                (2, 8, [9, 8], [1, 1], [1, 1]),
+                (2, 8, [11, 12], [2, 2], [1, 1]),
+                (3, 4, [5, 3], [1, 0], [1, 1]),
             ] {
                 for stride in [[1, 1], [2, 2], [3, 3], [3, 2]] {
                     for (zp, off) in [(-128, 128), (3, 0), (127, 128), (-55, 128)] {
