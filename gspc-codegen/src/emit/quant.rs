@@ -576,7 +576,7 @@ impl Ops {
 
     /// The epilogue of accumulator `acc` of output channel `k` (global index expression)
     /// into `dst` (`&mut [i8; lanes]`): bias `b`, requantization, store. With `fp32`
-    /// requantization on x86 in vectors, otherwise lane by lane.
+    /// requantization in vectors on x86 and aarch64, otherwise lane by lane.
     fn store(&self, acc: &TokenStream, fp32: bool, k: &TokenStream) -> TokenStream {
         let vector = |add: TokenStream, f: TokenStream| {
             quote! {
@@ -603,10 +603,18 @@ impl Ops {
             (Flavor::Zmm, false) => lanes(quote!(::gspc_runtime::x86::storei16(#acc))),
             (Flavor::Ymm, false) => lanes(quote!(::gspc_runtime::x86::storei8(#acc))),
             (Flavor::Xmm, false) => lanes(quote!(::gspc_runtime::x86::storei4(#acc))),
-            (Flavor::Neon, _) => {
+            (Flavor::Neon, true) => vector(
+                quote!(vaddq_s32(vpaddq_s32(#acc.0, #acc.1), vdupq_n_s32(b))),
+                quote!(::gspc_runtime::aarch64::requant4),
+            ),
+            (Flavor::NeonDot, true) => vector(
+                quote!(vaddq_s32(#acc, vdupq_n_s32(b))),
+                quote!(::gspc_runtime::aarch64::requant4),
+            ),
+            (Flavor::Neon, false) => {
                 lanes(quote!(::gspc_runtime::aarch64::storei4(vpaddq_s32(#acc.0, #acc.1))))
             }
-            (Flavor::NeonDot, _) => lanes(quote!(::gspc_runtime::aarch64::storei4(#acc))),
+            (Flavor::NeonDot, false) => lanes(quote!(::gspc_runtime::aarch64::storei4(#acc))),
             (Flavor::Scalar, _) => lanes(quote!(#acc)),
         }
     }
@@ -615,8 +623,8 @@ impl Ops {
 impl Ops {
     /// The epilogue of accumulator `acc` whose lanes are output channels `kg..kg + lanes`
     /// at one pixel: bias, requantization, then a scatter over the channels' planes
-    /// (`out[at + l * plane]`). With `fp32` requantization on x86 in vectors, otherwise
-    /// lane by lane.
+    /// (`out[at + l * plane]`). With `fp32` requantization in vectors on x86 and aarch64,
+    /// otherwise lane by lane.
     fn store_channels(&self, acc: &TokenStream, fp32: bool, plane: usize) -> TokenStream {
         let l = lit(self.lanes);
         let plane = lit(plane);
@@ -664,10 +672,25 @@ impl Ops {
             (Flavor::Zmm, false) => lanes(quote!(::gspc_runtime::x86::storei16(#acc))),
             (Flavor::Ymm, false) => lanes(quote!(::gspc_runtime::x86::storei8(#acc))),
             (Flavor::Xmm, false) => lanes(quote!(::gspc_runtime::x86::storei4(#acc))),
-            (Flavor::Neon, _) => {
+            (Flavor::Neon, true) => vector(
+                quote!(int32x4_t),
+                quote!(vaddq_s32(
+                    vpaddq_s32(#acc.0, #acc.1),
+                    ::gspc_runtime::aarch64::loadi4(bv)
+                )),
+                quote!(::gspc_runtime::aarch64::load4(sv)),
+                quote!(::gspc_runtime::aarch64::requant4_by),
+            ),
+            (Flavor::NeonDot, true) => vector(
+                quote!(int32x4_t),
+                quote!(vaddq_s32(#acc, ::gspc_runtime::aarch64::loadi4(bv))),
+                quote!(::gspc_runtime::aarch64::load4(sv)),
+                quote!(::gspc_runtime::aarch64::requant4_by),
+            ),
+            (Flavor::Neon, false) => {
                 lanes(quote!(::gspc_runtime::aarch64::storei4(vpaddq_s32(#acc.0, #acc.1))))
             }
-            (Flavor::NeonDot, _) => lanes(quote!(::gspc_runtime::aarch64::storei4(#acc))),
+            (Flavor::NeonDot, false) => lanes(quote!(::gspc_runtime::aarch64::storei4(#acc))),
             (Flavor::Scalar, _) => lanes(quote!(#acc)),
         }
     }
