@@ -603,19 +603,27 @@ impl Ops {
             (Flavor::Zmm, false) => lanes(quote!(::gspc_runtime::x86::storei16(#acc))),
             (Flavor::Ymm, false) => lanes(quote!(::gspc_runtime::x86::storei8(#acc))),
             (Flavor::Xmm, false) => lanes(quote!(::gspc_runtime::x86::storei4(#acc))),
-            (Flavor::Neon, true) => vector(
-                quote!(vaddq_s32(vpaddq_s32(#acc.0, #acc.1), vdupq_n_s32(b))),
-                quote!(::gspc_runtime::aarch64::requant4),
-            ),
-            (Flavor::NeonDot, true) => vector(
-                quote!(vaddq_s32(#acc, vdupq_n_s32(b))),
-                quote!(::gspc_runtime::aarch64::requant4),
-            ),
-            (Flavor::Neon, false) => {
-                lanes(quote!(::gspc_runtime::aarch64::storei4(vpaddq_s32(#acc.0, #acc.1))))
+            (Flavor::Neon | Flavor::NeonDot, true) => {
+                let a = self.neon_sums(acc);
+                vector(
+                    quote!(vaddq_s32(#a, vdupq_n_s32(b))),
+                    quote!(::gspc_runtime::aarch64::requant4),
+                )
             }
-            (Flavor::NeonDot, false) => lanes(quote!(::gspc_runtime::aarch64::storei4(#acc))),
+            (Flavor::Neon | Flavor::NeonDot, false) => {
+                let a = self.neon_sums(acc);
+                lanes(quote!(::gspc_runtime::aarch64::storei4(#a)))
+            }
             (Flavor::Scalar, _) => lanes(quote!(#acc)),
+        }
+    }
+
+    /// A NEON accumulator as one `int32x4_t` of its 4 lanes' sums: `smlal` tiles keep two
+    /// vectors of partial sums (added pairwise), `sdot` tiles one.
+    fn neon_sums(&self, acc: &TokenStream) -> TokenStream {
+        match self.flavor {
+            Flavor::Neon => quote!(vpaddq_s32(#acc.0, #acc.1)),
+            _ => quote!(#acc),
         }
     }
 }
@@ -672,25 +680,19 @@ impl Ops {
             (Flavor::Zmm, false) => lanes(quote!(::gspc_runtime::x86::storei16(#acc))),
             (Flavor::Ymm, false) => lanes(quote!(::gspc_runtime::x86::storei8(#acc))),
             (Flavor::Xmm, false) => lanes(quote!(::gspc_runtime::x86::storei4(#acc))),
-            (Flavor::Neon, true) => vector(
-                quote!(int32x4_t),
-                quote!(vaddq_s32(
-                    vpaddq_s32(#acc.0, #acc.1),
-                    ::gspc_runtime::aarch64::loadi4(bv)
-                )),
-                quote!(::gspc_runtime::aarch64::load4(sv)),
-                quote!(::gspc_runtime::aarch64::requant4_by),
-            ),
-            (Flavor::NeonDot, true) => vector(
-                quote!(int32x4_t),
-                quote!(vaddq_s32(#acc, ::gspc_runtime::aarch64::loadi4(bv))),
-                quote!(::gspc_runtime::aarch64::load4(sv)),
-                quote!(::gspc_runtime::aarch64::requant4_by),
-            ),
-            (Flavor::Neon, false) => {
-                lanes(quote!(::gspc_runtime::aarch64::storei4(vpaddq_s32(#acc.0, #acc.1))))
+            (Flavor::Neon | Flavor::NeonDot, true) => {
+                let a = self.neon_sums(acc);
+                vector(
+                    quote!(int32x4_t),
+                    quote!(vaddq_s32(#a, ::gspc_runtime::aarch64::loadi4(bv))),
+                    quote!(::gspc_runtime::aarch64::load4(sv)),
+                    quote!(::gspc_runtime::aarch64::requant4_by),
+                )
             }
-            (Flavor::NeonDot, false) => lanes(quote!(::gspc_runtime::aarch64::storei4(#acc))),
+            (Flavor::Neon | Flavor::NeonDot, false) => {
+                let a = self.neon_sums(acc);
+                lanes(quote!(::gspc_runtime::aarch64::storei4(#a)))
+            }
             (Flavor::Scalar, _) => lanes(quote!(#acc)),
         }
     }
@@ -923,36 +925,32 @@ fn module_of(
     let (full_call, tail_call, rows_loop) = rows_loop_of("");
     let passes = lit(lay.block / v.channels);
     let kl_expr = linear(&[("pass", v.channels)], 0);
+    // Each unit of `blocks` (from unit `first`) through the one-group tiles.
+    let one_by_one = quote! {
+        for (i, block) in blocks.iter_mut().enumerate() {
+            let unit = first + i;
+            for pass in 0..#passes {
+                let kl = #kl_expr;
+                #rows_loop
+            }
+        }
+    };
     let units_loop = if v.group_pairs {
         // Units in pairs through the two-group tiles, an odd one left over through the
         // one-group tiles.
         let (_, _, pair_rows) = rows_loop_of("2");
         quote! {
-            let (two, rest) = blocks.as_chunks_mut::<2>();
+            let (two, blocks) = blocks.as_chunks_mut::<2>();
             for (i, block) in two.iter_mut().enumerate() {
                 let unit = first + 2 * i;
                 let kl = 0;
                 #pair_rows
             }
             let first = first + 2 * two.len();
-            for (i, block) in rest.iter_mut().enumerate() {
-                let unit = first + i;
-                for pass in 0..#passes {
-                    let kl = #kl_expr;
-                    #rows_loop
-                }
-            }
+            #one_by_one
         }
     } else {
-        quote! {
-            for (i, block) in blocks.iter_mut().enumerate() {
-                let unit = first + i;
-                for pass in 0..#passes {
-                    let kl = #kl_expr;
-                    #rows_loop
-                }
-            }
-        }
+        one_by_one
     };
     let doc = format!(
         " The {isa} variant: {} of {} int32 lanes ({}); tiles of {} vector(s) x {} channel(s){}.",
@@ -1175,7 +1173,7 @@ fn rows_loop_with(
         let r = v.out_rows;
         let (groups_l, rest_l) = (lit(p.output[0] / r), lit(p.output[0] / r * r));
         let oh_expr = linear(&[("i", r)], 0);
-        let rest = if v.tail_starts.is_empty() {
+        let rest = if tail_call.is_empty() {
             quote!()
         } else {
             quote! {
@@ -1545,25 +1543,26 @@ fn channel_tile_fn(
                 body.push(quote!(#a = #m;));
             }
         }
-    }
-    for (s, &at) in col_offsets.iter().enumerate().filter(|_| !pair) {
-        for v in 0..nvec {
-            let wv_name = ident(&format!("w_{v}"));
-            let wi = u(s * block + v * lanes);
-            let load =
-                ops.load(quote!(::gspc_runtime::window::at::<_, #lanes_l, #wspan_l, #wi>(wv)));
-            body.push(quote!(let #wv_name = #load;));
-        }
-        for (j, &c) in columns.iter().enumerate() {
-            let (row, col) = place(c);
-            let xi = u(row + at + col);
-            let b = ops.bcast(quote!(xw[#xi]));
-            body.push(quote!(let xb = #b;));
+    } else {
+        for (s, &at) in col_offsets.iter().enumerate() {
             for v in 0..nvec {
-                let a = acc(j, v);
-                let w = ident(&format!("w_{v}"));
-                let m = ops.madd(&quote!(#a), &quote!(xb), &quote!(#w));
-                body.push(quote!(#a = #m;));
+                let wv_name = ident(&format!("w_{v}"));
+                let wi = u(s * block + v * lanes);
+                let load =
+                    ops.load(quote!(::gspc_runtime::window::at::<_, #lanes_l, #wspan_l, #wi>(wv)));
+                body.push(quote!(let #wv_name = #load;));
+            }
+            for (j, &c) in columns.iter().enumerate() {
+                let (row, col) = place(c);
+                let xi = u(row + at + col);
+                let b = ops.bcast(quote!(xw[#xi]));
+                body.push(quote!(let xb = #b;));
+                for v in 0..nvec {
+                    let a = acc(j, v);
+                    let w = ident(&format!("w_{v}"));
+                    let m = ops.madd(&quote!(#a), &quote!(xb), &quote!(#w));
+                    body.push(quote!(#a = #m;));
+                }
             }
         }
     }
