@@ -413,7 +413,9 @@ pub(crate) fn plan_layer_pinned(
                 .any(|i| isas.contains(i) && direct::applies(layer, *i, false, 1));
         if target.arch == Arch::X86_64
             && layer.dwc_applies()
-            && (dwc_large_kernel_pays(layer) || dwc_pays(layer) && !direct)
+            && (dwc_large_kernel_pays(layer)
+                || dwc_strided_narrow_pays(layer)
+                || dwc_pays(layer) && !direct)
         {
             Strategy::GspcDwc
         } else if groups_per_vector(layer, target, isas) > 1 && layer.output()[1] <= 8 {
@@ -497,16 +499,20 @@ pub(crate) fn plan_layer_pinned(
 /// (the same FLOPs per cycle as 256-bit ones: Zen 4). There a 16-lane vector costs what two
 /// 8-lane ones cost, so AVX-512 gains only from its 32 registers, and loses where its
 /// vectors waste lanes that 8-lane ones would not. Measured on Zen 4 (docs/depthwise.md,
-/// "Part 3"): the flat direct kernel with 5x5 and 7x7 kernels takes 1.2-2x AVX2's time with
-/// AVX-512 (7x7 and 14x14 planes: masked taps over 49 or 196 values), and rows of 7 columns
-/// at stride 2 1.1x (one 16-lane vector per row against one of 8); with the same lane use
-/// (rows of 14 columns and more) AVX-512 ties or wins (rows of 28 and 56 columns: 0.7-0.95x
-/// AVX2's time), as do `gspc-oc` and `gspc-dwc`, whose channel blocks fill both. So: the
-/// flat direct kernel with 25 taps or more, and `gspc-ow` rows where AVX2 uses at least
-/// 1.25x the share of its lanes that AVX-512 uses. (3x3 flat layers were not measured on
-/// Zen 4 apart: they keep AVX-512, with which their suites beat the peers there.) On Zen 5,
-/// where these layers take 0.75-0.88x AVX2's time with AVX-512, the dispatcher keeps
-/// AVX-512 (docs/benchmarks/2026-12-06-zen5.md).
+/// "Part 3", and docs/benchmarks/2026-12-07-zen4.md):
+/// - the flat direct kernel takes 1.1-2x AVX2's time with AVX-512: 5x5 and 7x7 kernels
+///   (7x7 and 14x14 planes: masked taps over 49 or 196 values), and also 3x3 ones (8x8,
+///   7x7 and 14x14 planes: 1.1-1.5x);
+/// - `gspc-ow` rows where AVX2 fills at least 1.25x the share of its lanes that AVX-512
+///   does, and whole 8-lane vectors (rows of 8 columns at stride 2: 1.3x); not where AVX2's
+///   last vector is part of one (rows of 7 columns at stride 2: AVX2's masked loads and
+///   stores took 1.6x AVX-512's time);
+/// - with the same lane use (rows of 14 columns and more) AVX-512 ties or wins (rows of 28
+///   and 56 columns: 0.7-0.95x AVX2's time), as do `gspc-oc` and `gspc-dwc`, whose channel
+///   blocks fill both.
+///
+/// On Zen 5, where these layers take 0.75-0.88x AVX2's time with AVX-512, the dispatcher
+/// keeps AVX-512 (docs/benchmarks/2026-12-06-zen5.md).
 fn avx2_at_half_rate(layer: &LayerSpec, variants: &[VariantPlan]) -> bool {
     let find = |isa| variants.iter().find(|v| v.isa == isa);
     let (Some(wide), Some(narrow)) = (find(Isa::Avx512), find(Isa::Avx2)) else {
@@ -521,10 +527,11 @@ fn avx2_at_half_rate(layer: &LayerSpec, variants: &[VariantPlan]) -> bool {
         cols as f64 / (vectors * v.lanes) as f64
     };
     match wide.kind {
-        Kind::Direct { flat: true } if layer.kernel[0] * layer.kernel[1] >= 25 => true,
+        Kind::Direct { flat: true } => true,
         Kind::Direct { .. } | Kind::PackedOw => {
             matches!(narrow.kind, Kind::Direct { .. } | Kind::PackedOw)
                 && lane_use(narrow) >= 1.25 * lane_use(wide)
+                && ow.is_multiple_of(narrow.lanes)
         }
         Kind::PackedOc | Kind::InPlaceOc | Kind::Dwc => false,
     }
@@ -560,6 +567,17 @@ fn groups_per_vector(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> usize 
 /// (docs/benchmarks/2026-11-27-zen5.md).
 fn dwc_pays(layer: &LayerSpec) -> bool {
     layer.output()[1] < 16
+}
+
+/// Where `gspc-dwc` beats the direct `gspc-ow` kernel also with small kernels: strided
+/// rows of fewer than 8 output columns, where a direct AVX-512 row fills 7 of 16 lanes and
+/// an AVX2 one reads the stride-2 input with masked loads past the row's end. Measured on
+/// Zen 4 (MobileNetV1's 512ch 3x3 stride-2 14x14 layer, 3 rounds): `gspc-dwc` 11.1 us,
+/// the direct kernel 14.0 us with AVX-512 and 21.9 us with AVX2
+/// (docs/benchmarks/2026-12-07-zen4.md). Stride 1 rows of 7 columns tie with the
+/// direct AVX2 kernel there and stay direct.
+fn dwc_strided_narrow_pays(layer: &LayerSpec) -> bool {
+    layer.stride != [1, 1] && layer.output()[1] < 8
 }
 
 /// Where `gspc-dwc` beats the direct `gspc-ow` kernel: 5x5 and larger kernels on small
@@ -820,11 +838,26 @@ mod tests {
             |l: &LayerSpec, isas: &[Isa]| plan_layer(l, &x86, isas).unwrap().avx2_at_half_rate;
         // Flat direct kernel, 5x5 on 14x14, 120 channels (not blocks of 16: no gspc-dwc).
         assert!(half(&depthwise(120, 5, 1, 14), &all));
-        // Rows of 7 columns at stride 2: one 16-lane vector against one of 8.
-        assert!(half(&depthwise(24, 3, 2, 14), &all));
-        // Flat 3x3 (not measured apart on Zen 4) and rows of 28 columns keep AVX-512.
-        assert!(!half(&depthwise(120, 3, 1, 14), &all));
+        // Rows of 8 columns at stride 2: one 16-lane vector against one whole one of 8.
+        assert!(half(&depthwise(24, 3, 2, 16), &all));
+        // Rows of 7: AVX2's one vector is a part one (masked loads and stores).
+        assert!(!half(&depthwise(24, 3, 2, 14), &all));
+        // Flat 3x3 too; rows of 28 columns keep AVX-512.
+        assert!(half(&depthwise(120, 3, 1, 14), &all));
         assert!(!half(&depthwise(24, 3, 1, 28), &all));
+        // With channels in blocks of 16, stride-2 rows of 7 columns are gspc-dwc's.
+        assert_eq!(
+            plan_layer(&depthwise(512, 3, 2, 14), &x86, &all)
+                .unwrap()
+                .strategy,
+            Strategy::GspcDwc
+        );
+        assert_eq!(
+            plan_layer(&depthwise(512, 3, 2, 16), &x86, &all)
+                .unwrap()
+                .strategy,
+            Strategy::GspcOw
+        );
         // gspc-dwc (5x5 on 7x7, 96 channels) and gspc-oc fill both vector widths.
         let dwc = depthwise(96, 5, 1, 7);
         assert_eq!(
