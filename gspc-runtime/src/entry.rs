@@ -31,6 +31,9 @@ pub type Arrays<'a, const I: usize, const P: usize, const O: usize, const S: usi
 pub struct Entry<const I: usize, const P: usize, const O: usize, const S: usize, const B: usize> {
     /// FLOPs of one run (decides how many threads are worth using).
     pub flops: u64,
+    /// The layer's groups (decides how many parts `run_parallel` cuts it into:
+    /// [`parallel::parts_for`]).
+    pub groups: usize,
     /// The layer's `run_units`: output blocks `first..first + blocks.len()` with the best
     /// variant.
     pub run_units: RunUnits<I, P, S, B>,
@@ -54,11 +57,12 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
 
     /// The layer's `run_parallel`: `run` on up to `threads` threads (with this crate's
     /// `std` feature; one thread otherwise). The layer's work units (output-channel blocks
-    /// of a group) are split into `threads` contiguous parts, each with its own `S`-value
-    /// piece of `scratch`, which holds `threads * S` values at least. Fewer threads run if
-    /// the layer has fewer units, or too little work to gain from them (see
-    /// [`parallel::GRAIN_FLOPS`]). Allocates nothing per call; call it inside
-    /// [`parallel::in_pool`] around the whole inference.
+    /// of a group) are split into contiguous parts, up to [`parallel::PARTS_PER_THREAD`] a
+    /// thread with part boundaries on group boundaries ([`parallel::parts_for`]); each
+    /// thread packs into its own `S`-value piece of `scratch`, which holds `threads * S`
+    /// values at least. Fewer threads run if the layer has fewer units, or too little work
+    /// to gain from them (see [`parallel::GRAIN_FLOPS`]). Allocates nothing per call; call
+    /// it inside [`parallel::in_pool`] around the whole inference.
     #[inline]
     pub fn run_parallel(
         &self,
@@ -68,8 +72,9 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
         scratch: &mut [f32],
         threads: usize,
     ) -> Result<(), Error> {
-        let parts = parallel::useful_threads(self.flops, threads);
-        self.run_split(input, packed, output, scratch, parts)
+        let threads = parallel::useful_threads(self.flops, threads);
+        let parts = parallel::parts_for(threads, self.groups);
+        self.run_parts(input, packed, output, scratch, threads, parts)
     }
 
     /// The layer's `run_split`: [`Entry::run_parallel`] split into exactly `parts` parts
@@ -83,11 +88,28 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
         scratch: &mut [f32],
         parts: usize,
     ) -> Result<(), Error> {
+        self.run_parts(input, packed, output, scratch, parts, parts)
+    }
+
+    /// `parts` parts on up to `threads` threads: [`parallel::split_parts`].
+    fn run_parts(
+        &self,
+        input: &[f32; I],
+        packed: &[f32; P],
+        output: &mut [f32; O],
+        scratch: &mut [f32],
+        threads: usize,
+        parts: usize,
+    ) -> Result<(), Error> {
         let run_units = self.run_units;
         let (blocks, _) = output.as_chunks_mut::<B>();
-        parallel::split::<_, _, B, S>(blocks, scratch, parts, &|first, blocks, scratch| {
-            run_units(input, packed, first, blocks, scratch)
-        })
+        parallel::split_parts::<_, _, B, S>(
+            blocks,
+            scratch,
+            threads,
+            parts,
+            &|first, blocks, scratch| run_units(input, packed, first, blocks, scratch),
+        )
     }
 
     /// The layer's `run_slice`: `run` over slices, checking their lengths.
@@ -115,8 +137,10 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
         scratch: &mut [f32],
         threads: usize,
     ) -> Result<(), Error> {
-        let parts = parallel::useful_threads(self.flops, threads);
-        self.run_split_slice(input, packed, output, scratch, parts)
+        let input = as_array::<_, I>("input", input)?;
+        let packed = as_array::<_, P>("packed", packed)?;
+        let output = as_array_mut::<_, O>("output", output)?;
+        self.run_parallel(input, packed, output, scratch, threads)
     }
 
     /// The layer's `run_split_slice`: [`Entry::run_split`] over slices, checking their

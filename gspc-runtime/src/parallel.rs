@@ -1,12 +1,16 @@
 //! Splitting a layer's work units among threads.
 //!
-//! [`split`] cuts a layer's output blocks into `parts` contiguous parts, part `p` always the
-//! same range (`len * p / parts ..`), each with its own scratch piece. With the `std`
-//! feature the parts run on a small pool of this crate's own (see `docs/threads.md`):
+//! [`split_parts`] cuts a layer's output blocks into `parts` contiguous parts, part `p`
+//! always the same range (`len * p / parts ..`), and runs them on up to `threads` threads,
+//! each thread with its own scratch piece for the parts it runs one after another ([`split`]:
+//! one part a thread). `run_parallel` takes a few parts a thread, with part boundaries on
+//! group boundaries ([`parts_for`]). With the `std` feature the parts run on a small pool of
+//! this crate's own (see `docs/threads.md`):
 //!
 //! - inside [`in_pool`] (build it around a whole inference), on that pool: the calling
-//!   thread runs part 0 itself and worker `i` always runs part `i`, so each thread keeps the
-//!   same input channels and scratch piece in its own cache from layer to layer. Between
+//!   thread runs the first share of parts itself and worker `i` always runs share `i`, so
+//!   each thread keeps the same input channels and scratch piece in its own cache from layer
+//!   to layer; a thread that is done takes the unstarted parts of a late one. Between
 //!   layers the workers spin for `pool::SPIN` (300 us), then yield for `pool::YIELD`
 //!   (2 ms), and only then sleep, so that a worker of a running inference is awake when
 //!   the next layer starts (a sleeping vCPU takes up to milliseconds to wake on a virtual
@@ -38,6 +42,9 @@ pub use pool::{SPIN, YIELD};
 /// docs/benchmarks/2026-11-27-zen5.md, "Thread grain").
 pub const GRAIN_FLOPS: u64 = 300_000;
 
+/// The most parts a thread gets from [`parts_for`].
+pub const PARTS_PER_THREAD: usize = 4;
+
 /// How many threads are worth using for `flops` of work, at most `threads`.
 pub const fn useful_threads(flops: u64, threads: usize) -> usize {
     let by_work = (flops / GRAIN_FLOPS) as usize + 1;
@@ -67,42 +74,63 @@ pub type UnitsFn<'a, T, U, const B: usize, const S: usize> =
 
 /// Runs `f(first_unit, blocks, scratch)` on `threads` contiguous parts of `blocks` (part `p`
 /// is `blocks[len * p / threads..len * (p + 1) / threads]`), each part with its own
-/// `S`-value piece of `scratch` (part `p` the `p`-th). Fewer parts run when there are fewer
-/// blocks. `scratch` must hold `threads * S` values (for the parts that run). Which threads
-/// run the parts: see the module documentation.
+/// `S`-value piece of `scratch` (part `p` the `p`-th): [`split_parts`] with one part a
+/// thread. Fewer parts run when there are fewer blocks. `scratch` must hold `threads * S`
+/// values (for the parts that run). Which threads run the parts: see the module
+/// documentation.
 pub fn split<T: Send, U: Send, const B: usize, const S: usize>(
     blocks: &mut [[T; B]],
     scratch: &mut [U],
     threads: usize,
     f: &UnitsFn<'_, T, U, B, S>,
 ) -> Result<(), Error> {
-    let parts = threads.clamp(1, blocks.len().max(1));
+    split_parts(blocks, scratch, threads, threads, f)
+}
+
+/// Runs `f(first_unit, blocks, scratch)` on `parts` contiguous parts of `blocks` (part `p`
+/// is `blocks[len * p / parts..len * (p + 1) / parts]`) on up to `threads` threads, thread
+/// `t` normally running the parts `parts * t / threads .. parts * (t + 1) / threads` one
+/// after another, all with its own `S`-value piece of `scratch` (thread `t` the `t`-th).
+/// Fewer parts run when there are fewer blocks, and fewer threads when there are fewer
+/// parts. `scratch` must hold `min(threads, parts) * S` values (for the threads that run).
+pub fn split_parts<T: Send, U: Send, const B: usize, const S: usize>(
+    blocks: &mut [[T; B]],
+    scratch: &mut [U],
+    threads: usize,
+    parts: usize,
+    f: &UnitsFn<'_, T, U, B, S>,
+) -> Result<(), Error> {
+    let parts = parts.clamp(1, blocks.len().max(1));
+    let threads = threads.clamp(1, parts);
     let actual = scratch.len();
     let (pieces, _) = scratch.as_chunks_mut::<S>();
-    if pieces.len() < parts {
+    if pieces.len() < threads {
         return Err(Error::BufferLength {
             buffer: "scratch",
-            expected: parts * S,
+            expected: threads * S,
             actual,
         });
     }
-    let pieces = &mut pieces[..parts];
+    let pieces = &mut pieces[..threads];
     #[cfg(feature = "std")]
     {
-        let view = pool::Parts::new(blocks, pieces);
-        pool::run(parts, &|p| {
+        let view = pool::Parts::new(blocks, parts, pieces);
+        pool::run(parts, threads, &|p, t| {
             // SAFETY: `pool::run` calls this closure at most once per part `p` in
-            // `0..parts` (its contract), so each part of `view` is taken at most once.
-            let (first, blocks, piece) = unsafe { view.part(p) };
+            // `0..parts`, with `t < threads`, and thread `t` calls it for one part after
+            // another (its contract): each part of `view` is taken at most once, and piece
+            // `t` only after its previous part returned.
+            let (first, blocks, piece) = unsafe { view.part(p, t) };
             f(first, blocks, piece)
         });
     }
     #[cfg(not(feature = "std"))]
     {
+        let piece = &mut pieces[0];
         let len = blocks.len();
         let mut rest = blocks;
         let mut start = 0;
-        for (p, piece) in pieces.iter_mut().enumerate() {
+        for p in 0..parts {
             let end = bound(len, p + 1, parts);
             let (part, tail) = core::mem::take(&mut rest).split_at_mut(end - start);
             f(start, part, piece);
@@ -111,6 +139,27 @@ pub fn split<T: Send, U: Send, const B: usize, const S: usize>(
         }
     }
     Ok(())
+}
+
+/// How many parts [`split_parts`] should cut a layer of `groups` groups into for `threads`
+/// threads: `threads * k` for the largest `k` of [`PARTS_PER_THREAD`] down to 2 with
+/// `threads * k` dividing `groups`, else `threads` (so also for one thread). Every part boundary then falls on a
+/// group boundary (no group's input is packed by two parts), and a thread on time takes
+/// the unstarted parts of a late one. Smaller parts also keep two threads from slowing
+/// each other down on layers whose data exceeds their L2 (`docs/threads.md`).
+pub const fn parts_for(threads: usize, groups: usize) -> usize {
+    if threads <= 1 {
+        return threads;
+    }
+    let mut k = PARTS_PER_THREAD;
+    while k > 1 {
+        let parts = threads.saturating_mul(k);
+        if groups.is_multiple_of(parts) {
+            return parts;
+        }
+        k -= 1;
+    }
+    threads
 }
 
 /// The first index of part `p` of `parts` over `len` items: `len * p / parts`, computed
@@ -123,10 +172,11 @@ pub(crate) fn bound(len: usize, p: usize, parts: usize) -> usize {
 mod tests {
     extern crate std;
 
-    use super::{bound, in_pool, split};
+    use super::{PARTS_PER_THREAD, bound, in_pool, parts_for, split, split_parts};
     use std::panic::{self, AssertUnwindSafe};
     use std::string::String;
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     use std::vec;
     use std::vec::Vec;
 
@@ -134,45 +184,110 @@ mod tests {
     const S: usize = 2;
 
     /// Splits `len` blocks into `threads` parts and checks that every part ran exactly once
-    /// with its first unit, its blocks and its scratch piece, and that every block was
-    /// handed to exactly one part.
+    /// with its first unit and its blocks, that every block was handed to exactly one
+    /// part, and that no scratch piece was used by two parts at once.
     fn check_split(len: usize, threads: usize) {
-        let parts = threads.clamp(1, len.max(1));
+        check_split_parts(len, threads, threads);
+    }
+
+    /// [`check_split`] with `parts` parts on `threads` threads.
+    fn check_split_parts(len: usize, threads: usize, parts: usize) {
+        let parts = parts.clamp(1, len.max(1));
+        let pieces = threads.clamp(1, parts);
         let mut blocks = vec![[0.0f32; B]; len];
-        // Scratch piece p holds p (and one more piece than needed, which no part may get).
-        let mut scratch: Vec<f32> = (0..(parts + 1) * S).map(|i| (i / S) as f32).collect();
+        // Scratch piece t holds t (and one more piece than needed, which no part may get).
+        let mut scratch: Vec<f32> = (0..(pieces + 1) * S).map(|i| (i / S) as f32).collect();
+        let busy: Vec<AtomicBool> = (0..pieces).map(|_| AtomicBool::new(false)).collect();
         let seen = Mutex::new(Vec::new());
-        split::<_, _, B, S>(&mut blocks, &mut scratch, threads, &|first, part, piece| {
+        let f = |first: usize, part: &mut [[f32; B]], piece: &mut [f32; S]| {
+            let t = piece[0] as usize;
+            assert!(
+                piece.iter().all(|&v| v == piece[0]) && t < pieces,
+                "piece mixed or not one of the {pieces}: {piece:?}"
+            );
+            assert!(
+                !busy[t].swap(true, SeqCst),
+                "piece {t} used by two parts at once"
+            );
             for (i, b) in part.iter_mut().enumerate() {
                 b[0] += 1.0;
                 b[1] = (first + i) as f32;
             }
-            assert!(
-                piece.iter().all(|&v| v == piece[0]),
-                "piece mixed: {piece:?}"
-            );
-            seen.lock()
-                .unwrap()
-                .push((first, part.len(), piece[0] as usize));
-            // Scratch is the part's own: write it all.
+            seen.lock().unwrap().push((first, part.len()));
+            // Scratch is the thread's own while the part runs: write it all, then give it
+            // back as it was for the next part of the same thread.
             piece.fill(-1.0);
-        })
-        .unwrap();
+            piece.fill(t as f32);
+            busy[t].store(false, SeqCst);
+        };
+        split_parts::<_, _, B, S>(&mut blocks, &mut scratch, threads, parts, &f).unwrap();
         let mut seen = seen.into_inner().unwrap();
         seen.sort();
         let want: Vec<_> = (0..parts)
             .map(|p| {
                 let (a, b) = (bound(len, p, parts), bound(len, p + 1, parts));
-                (a, b - a, p)
+                (a, b - a)
             })
             .collect();
-        assert_eq!(seen, want, "{len} blocks, {threads} threads");
+        assert_eq!(seen, want, "{len} blocks, {parts} parts, {threads} threads");
         for (i, b) in blocks.iter().enumerate() {
             assert_eq!(b[0], 1.0, "block {i} of {len} ran {} times", b[0]);
             assert_eq!(b[1], i as f32, "block {i} of {len}: wrong first unit");
         }
-        // Only the pieces of the parts were handed out.
-        assert!(scratch[parts * S..].iter().all(|&v| v == parts as f32));
+        // Only the pieces of the threads were handed out.
+        assert!(scratch[pieces * S..].iter().all(|&v| v == pieces as f32));
+    }
+
+    #[test]
+    fn more_parts_than_threads_share_each_thread_piece() {
+        for pool in [1, 2, 3] {
+            in_pool(pool, || {
+                for (len, threads, parts) in [
+                    (64, 2, 8),
+                    (64, 2, 3),
+                    (7, 2, 8),
+                    (100, 3, 12),
+                    (5, 4, 2),
+                    (1, 2, 4),
+                    (0, 2, 8),
+                ] {
+                    check_split_parts(len, threads, parts);
+                }
+            });
+        }
+        for _ in 0..500 {
+            in_pool(2, || check_split_parts(32, 2, 8));
+        }
+        // Calls on fewer threads right after calls on more: a worker still leaving the
+        // wider call must not take a part (and a piece that does not exist) of the next.
+        in_pool(4, || {
+            for i in 0..20_000 {
+                let threads = [4, 2, 1, 3][i % 4];
+                check_split_parts(40, threads, threads * 4);
+            }
+        });
+    }
+
+    #[test]
+    fn parts_fall_on_group_boundaries() {
+        assert_eq!(parts_for(1, 32), 1);
+        assert_eq!(parts_for(0, 32), 0);
+        assert_eq!(parts_for(2, 32), 8);
+        assert_eq!(parts_for(2, 512), 8);
+        assert_eq!(parts_for(2, 12), 6);
+        assert_eq!(parts_for(2, 4), 4);
+        assert_eq!(parts_for(2, 2), 2);
+        assert_eq!(parts_for(2, 1), 2);
+        assert_eq!(parts_for(3, 9), 9);
+        assert_eq!(parts_for(4, 16), 16);
+        assert_eq!(parts_for(usize::MAX, 64), usize::MAX);
+        for threads in 2..9 {
+            for groups in 1..200 {
+                let parts = parts_for(threads, groups);
+                assert!(parts == threads || groups % parts == 0);
+                assert!(parts.is_multiple_of(threads) && parts <= threads * PARTS_PER_THREAD);
+            }
+        }
     }
 
     const SHAPES: [(usize, usize); 14] = [
@@ -348,6 +463,20 @@ mod tests {
         );
         let mut scratch = vec![0.0f32; 3 * S];
         split::<_, _, B, S>(&mut blocks, &mut scratch, 8, &|_, _, _| {}).unwrap();
+        // 8 parts on 2 threads: a piece a thread.
+        let mut blocks = vec![[0.0f32; B]; 64];
+        let mut scratch = vec![0.0f32; S];
+        let err = split_parts::<_, _, B, S>(&mut blocks, &mut scratch, 2, 8, &|_, _, _| {});
+        assert_eq!(
+            err.unwrap_err(),
+            crate::Error::BufferLength {
+                buffer: "scratch",
+                expected: 2 * S,
+                actual: S
+            }
+        );
+        let mut scratch = vec![0.0f32; 2 * S];
+        split_parts::<_, _, B, S>(&mut blocks, &mut scratch, 2, 8, &|_, _, _| {}).unwrap();
     }
 
     #[test]

@@ -131,8 +131,10 @@ fn entry_allocations(threads: usize) -> usize {
         };
         layout.pack(w, b.map(|b| b.as_slice()), p);
     }
+    // 4 groups: on 2 threads run_parallel cuts the 4 blocks into 4 parts.
     let entry: Entry<4, 2, 8, 2, 2> = Entry {
         flops: u64::MAX,
+        groups: 4,
         run_units,
     };
     let (input, packed) = ([1.0f32; 4], [2.0f32; 2]);

@@ -328,7 +328,7 @@ fn dispatch_items(p: &LayerPlan, arch: Arch) -> TokenStream {
             OUTPUT_LEN,
             SCRATCH_LEN,
             BLOCK_LEN,
-        > = ::gspc_runtime::entry::Entry { flops: FLOPS, run_units };
+        > = ::gspc_runtime::entry::Entry { flops: FLOPS, groups: GROUPS, run_units };
     }
 }
 

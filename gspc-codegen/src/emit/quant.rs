@@ -344,8 +344,10 @@ fn entry_items(p: &LayerPlan, arch: Arch, baked_entry: TokenStream) -> TokenStre
         }
 
         /// [`run`] on up to `threads` threads, fewer when the layer is small: the output
-        /// blocks are split into contiguous parts, each of which packs the input it reads
-        /// into its own piece of `scratch`, which holds `threads * SCRATCH_LEN` words.
+        /// blocks are split into contiguous parts, a few a thread with boundaries on group
+        /// boundaries (`gspc_runtime::parallel::parts_for`); each thread packs the input
+        /// its parts read into its own piece of `scratch`, which holds `threads *
+        /// SCRATCH_LEN` words.
         pub fn run_parallel(
             input: &[i8; INPUT_LEN],
             packed: &[i32; PACKED_LEN],
@@ -353,12 +355,9 @@ fn entry_items(p: &LayerPlan, arch: Arch, baked_entry: TokenStream) -> TokenStre
             scratch: &mut [i32],
             threads: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            run_split(input, packed, output, scratch, parts(threads))
-        }
-
-        /// The parts [`run_parallel`] splits the layer into on up to `threads` threads.
-        fn parts(threads: usize) -> usize {
-            ::gspc_runtime::parallel::useful_threads(FLOPS, threads).max(1)
+            let threads = ::gspc_runtime::parallel::useful_threads(FLOPS, threads).max(1);
+            let parts = ::gspc_runtime::parallel::parts_for(threads, GROUPS);
+            run_parts(input, packed, output, scratch, threads, parts)
         }
 
         /// [`run_parallel`] split into exactly `parts` parts (at most one per output
@@ -370,10 +369,23 @@ fn entry_items(p: &LayerPlan, arch: Arch, baked_entry: TokenStream) -> TokenStre
             scratch: &mut [i32],
             parts: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
+            run_parts(input, packed, output, scratch, parts, parts)
+        }
+
+        /// `parts` parts on up to `threads` threads: `gspc_runtime::parallel::split_parts`.
+        fn run_parts(
+            input: &[i8; INPUT_LEN],
+            packed: &[i32; PACKED_LEN],
+            output: &mut [i8; OUTPUT_LEN],
+            scratch: &mut [i32],
+            threads: usize,
+            parts: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
             let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
-            ::gspc_runtime::parallel::split::<i8, i32, BLOCK_LEN, SCRATCH_LEN>(
+            ::gspc_runtime::parallel::split_parts::<i8, i32, BLOCK_LEN, SCRATCH_LEN>(
                 blocks,
                 scratch,
+                threads,
                 parts,
                 &|first, part, piece| run_units(input, packed, first, part, piece),
             )
@@ -422,7 +434,10 @@ fn entry_items(p: &LayerPlan, arch: Arch, baked_entry: TokenStream) -> TokenStre
             scratch: &mut [i32],
             threads: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            run_split_slice(input, packed, output, scratch, parts(threads))
+            let input = ::gspc_runtime::as_array("input", input)?;
+            let packed = ::gspc_runtime::as_array("packed", packed)?;
+            let output = ::gspc_runtime::as_array_mut("output", output)?;
+            run_parallel(input, packed, output, scratch, threads)
         }
 
         /// [`run_split`] over slices, checking their lengths.

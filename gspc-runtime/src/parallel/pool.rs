@@ -69,22 +69,30 @@ fn wait(ready: impl Fn() -> bool, sleeping: &AtomicUsize, token: usize) {
     }
 }
 
-/// Bits of a cursor word per half: the next part to claim (high half) and the end of the
-/// share (low half). A call with more parts than a half holds runs on one thread.
-const HALF: u32 = usize::BITS / 2;
+/// Bits of a cursor word for the call's thread count (the top quarter), and for the next
+/// part to claim and the end of the share (`HALF` bits each, below it). A call with more
+/// parts than `HALF` bits hold runs on one thread; one with more threads than `THREADS`
+/// bits hold runs on fewer.
+const THREADS: u32 = usize::BITS / 4;
+const HALF: u32 = (usize::BITS - THREADS) / 2;
 const LOW: usize = (1 << HALF) - 1;
+const MAX_THREADS: usize = (1 << THREADS) - 1;
 
-/// A share's cursor: `next << HALF | end`; its parts `next..end` are unclaimed.
+/// A share's cursor: `threads << 2 * HALF | next << HALF | end`; its parts `next..end`
+/// are unclaimed, by thread `0..threads` of the call only.
 #[repr(align(128))]
 struct Cursor(AtomicUsize);
 
 impl Cursor {
-    /// Claims the next part of the share, if one is left.
-    fn claim(&self) -> Option<usize> {
+    /// Claims the next part of the share for thread `own`, if one is left and `own` is one
+    /// of the call's threads. The thread count is read in the same word the claim swaps,
+    /// so a worker still leaving an earlier call with more threads cannot take a part (and
+    /// with it a scratch piece that does not exist) of this one.
+    fn claim(&self, own: usize) -> Option<usize> {
         let mut word = self.0.load(SeqCst);
         loop {
-            let (next, end) = (word >> HALF, word & LOW);
-            if next >= end {
+            let (threads, next, end) = (word >> (2 * HALF), word >> HALF & LOW, word & LOW);
+            if next >= end || own >= threads {
                 return None;
             }
             match self
@@ -102,19 +110,19 @@ impl Cursor {
 /// is called only for a claimed part, and the caller returns only after every part is done
 /// (see [`Pool::run`]).
 struct Job {
-    f: *const (dyn Fn(usize) + Sync + 'static),
+    f: *const (dyn Fn(usize, usize) + Sync + 'static),
     parts: usize,
     epoch: usize,
     caller: Option<Thread>,
 }
 
-fn nothing(_: usize) {}
+fn nothing(_: usize, _: usize) {}
 
 impl Job {
     fn idle() -> Job {
-        static NOTHING: fn(usize) = nothing;
+        static NOTHING: fn(usize, usize) = nothing;
         Job {
-            f: &NOTHING as &(dyn Fn(usize) + Sync),
+            f: &NOTHING as &(dyn Fn(usize, usize) + Sync),
             parts: 0,
             epoch: 0,
             caller: None,
@@ -157,13 +165,13 @@ unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
 impl Shared {
-    /// Claims and runs parts, from share `own` first and then from the others, until
-    /// every share is empty. Catches a part's panic (keeps the first), counts every part
-    /// done, and wakes the caller after the last.
+    /// Claims and runs parts as thread `own`, from share `own` first and then from the
+    /// others, until every share is empty. Catches a part's panic (keeps the first),
+    /// counts every part done, and wakes the caller after the last.
     fn claim_and_run(&self, own: usize) {
         let n = self.cursors.len();
         for share in (own..n).chain(0..own) {
-            while let Some(p) = self.cursors[share].claim() {
+            while let Some(p) = self.cursors[share].claim(own) {
                 // SAFETY: this thread holds claimed part `p`, which is not done: the
                 // caller of this call is inside `Pool::run`, waiting for it, and writes
                 // `job` only when no claimed part is left undone.
@@ -173,7 +181,7 @@ impl Shared {
                 };
                 // SAFETY: `f` borrows from the caller's `Pool::run`, which returns only
                 // after `done` counts this part (below).
-                let result = panic::catch_unwind(AssertUnwindSafe(|| unsafe { (*f)(p) }));
+                let result = panic::catch_unwind(AssertUnwindSafe(|| unsafe { (*f)(p, own) }));
                 if let Err(payload) = result {
                     let mut first = self.panic.lock().unwrap_or_else(|e| e.into_inner());
                     first.get_or_insert(payload);
@@ -242,12 +250,16 @@ impl Pool {
         }
     }
 
-    /// Calls `f(p)` exactly once for every part `p` in `0..parts`, normally part `p` on
-    /// the thread `t` whose share `parts * t / threads .. parts * (t + 1) / threads` holds
-    /// it (thread 0 is the caller), and returns after every call has returned or unwound;
-    /// then resumes the first panic, if any.
-    fn run(&self, parts: usize, f: &(dyn Fn(usize) + Sync)) {
-        let threads = parts.min(self.workers.len() + 1);
+    /// Calls `f(p, t)` exactly once for every part `p` in `0..parts`, on up to `threads`
+    /// threads, `t` being the index of the thread that runs it (`t < threads`; thread 0 is
+    /// the caller). Normally thread `t` runs its own share, the parts from `parts * t /
+    /// threads` up to `parts * (t + 1) / threads`, one after another. Returns after every
+    /// call has returned or unwound; then resumes the first panic, if any.
+    fn run(&self, parts: usize, threads: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+        let threads = threads
+            .min(parts)
+            .min(self.workers.len() + 1)
+            .min(MAX_THREADS);
         if threads <= 1 || parts > LOW {
             one_by_one(parts, f);
             return;
@@ -255,11 +267,11 @@ impl Pool {
         let shared = &*self.shared;
         let epoch = self.epoch.get().wrapping_add(1).max(1);
         self.epoch.set(epoch);
-        let short: *const (dyn Fn(usize) + Sync + '_) = f;
+        let short: *const (dyn Fn(usize, usize) + Sync + '_) = f;
         // SAFETY: only the lifetime changes. `f` is called only for a claimed part that is
         // not done, and this function returns (or unwinds) only after `done` counts every
         // part, when no claim is left (every cursor is empty); then `job` is reset.
-        let f_erased: *const (dyn Fn(usize) + Sync + 'static) =
+        let f_erased: *const (dyn Fn(usize, usize) + Sync + 'static) =
             unsafe { std::mem::transmute(short) };
         // SAFETY: every cursor is empty (the previous call claimed and finished every
         // part), so no thread reads `job` until the cursors are opened below.
@@ -274,7 +286,9 @@ impl Pool {
         shared.done.store(0, SeqCst);
         for (t, cursor) in shared.cursors.iter().enumerate().take(threads) {
             let (next, end) = (bound(parts, t, threads), bound(parts, t + 1, threads));
-            cursor.0.store(next << HALF | end, SeqCst);
+            cursor
+                .0
+                .store(threads << (2 * HALF) | next << HALF | end, SeqCst);
         }
         for (slot, worker) in shared.slots.iter().zip(&self.workers).take(threads - 1) {
             slot.go.fetch_add(1, SeqCst);
@@ -364,12 +378,13 @@ fn global() -> &'static Mutex<Pool> {
     })
 }
 
-/// Calls `f(p)` at most once for every `p` in `0..parts` (exactly once unless one panics)
-/// and returns when all have returned, resuming the first panic: on this thread's
-/// `in_pool` pool, else on the process-wide pool if it is free, else (or nested in a part)
-/// one after another on this thread.
-pub(super) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
-    if parts <= 1 || BUSY.with(|b| b.get()) {
+/// Calls `f(p, t)` exactly once for every `p` in `0..parts` and returns when all have
+/// returned, resuming the first panic: on up to `threads` threads of this thread's
+/// `in_pool` pool, else of the process-wide pool if it is free, else (or nested in a part)
+/// one after another on this thread. `t < threads` is the index of the thread that runs
+/// part `p`: one thread runs its parts one after another.
+pub(super) fn run(parts: usize, threads: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+    if parts <= 1 || threads <= 1 || BUSY.with(|b| b.get()) {
         one_by_one(parts, f);
         return;
     }
@@ -382,25 +397,25 @@ pub(super) fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     BUSY.with(|b| b.set(true));
     let _busy = Busy;
     if let Some(pool) = CURRENT.with(|c| c.borrow().clone()) {
-        return pool.run(parts, f);
+        return pool.run(parts, threads, f);
     }
     match global().try_lock() {
-        Ok(pool) => pool.run(parts, f),
+        Ok(pool) => pool.run(parts, threads, f),
         // A part panicked in an earlier call; the pool itself is consistent (that call
         // waited for every part before it unwound).
-        Err(TryLockError::Poisoned(e)) => e.into_inner().run(parts, f),
+        Err(TryLockError::Poisoned(e)) => e.into_inner().run(parts, threads, f),
         Err(TryLockError::WouldBlock) => one_by_one(parts, f),
     }
 }
 
-/// Calls `f(p)` for every `p` in `0..parts` on this thread, in order, and then resumes the
+/// Calls `f(p, 0)` for every `p` in `0..parts` on this thread, in order, and then resumes the
 /// first panic, if any: as on the pool, a panic in one part does not keep the others from
 /// running (another thread may be using the process-wide pool, and a caller must not see
 /// different parts run depending on that).
-fn one_by_one(parts: usize, f: &(dyn Fn(usize) + Sync)) {
+fn one_by_one(parts: usize, f: &(dyn Fn(usize, usize) + Sync)) {
     let mut first = None;
     for p in 0..parts {
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(p))) {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(p, 0))) {
             first.get_or_insert(payload);
         }
     }
@@ -409,55 +424,66 @@ fn one_by_one(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     }
 }
 
-/// Disjoint parts of a layer's output blocks and scratch pieces, taken by index from
-/// several threads at once.
+/// Disjoint parts of a layer's output blocks, taken by index from several threads at once,
+/// and one scratch piece per thread, for the parts that thread runs one after another.
 pub(super) struct Parts<'a, T, U, const B: usize, const S: usize> {
     blocks: *mut [T; B],
     len: usize,
-    pieces: *mut [U; S],
     parts: usize,
+    pieces: *mut [U; S],
+    threads: usize,
     _blocks: PhantomData<&'a mut [[T; B]]>,
     _pieces: PhantomData<&'a mut [[U; S]]>,
 }
 
 // SAFETY: `Parts` is a `&mut` borrow of buffers of `Send` values split into disjoint
-// pieces, each handed to one thread at most (the contract of `part`), like `split_at_mut`
-// halves sent to threads.
+// parts, each handed to one thread at most, and pieces, each used by one thread at a time
+// (the contract of `part`), like `split_at_mut` halves sent to threads.
 unsafe impl<T: Send, U: Send, const B: usize, const S: usize> Sync for Parts<'_, T, U, B, S> {}
 
 impl<'a, T, U, const B: usize, const S: usize> Parts<'a, T, U, B, S> {
-    /// Part `p` of `pieces.len()` is `blocks[bound(len, p)..bound(len, p + 1)]` with
-    /// `pieces[p]`.
-    pub(super) fn new(blocks: &'a mut [[T; B]], pieces: &'a mut [[U; S]]) -> Self {
+    /// Part `p` of `parts` is `blocks[bound(len, p)..bound(len, p + 1)]`; thread `t` of
+    /// `pieces.len()` uses `pieces[t]`.
+    pub(super) fn new(blocks: &'a mut [[T; B]], parts: usize, pieces: &'a mut [[U; S]]) -> Self {
         Parts {
             len: blocks.len(),
             blocks: blocks.as_mut_ptr(),
-            parts: pieces.len(),
+            parts,
+            threads: pieces.len(),
             pieces: pieces.as_mut_ptr(),
             _blocks: PhantomData,
             _pieces: PhantomData,
         }
     }
 
-    /// `(first block, blocks, scratch piece)` of part `p` (`p < parts`, else a panic).
+    /// `(first block, blocks, scratch piece)` of part `p` run by thread `t` (`p < parts`
+    /// and `t < pieces.len()`, else a panic).
     ///
     /// # Safety
-    /// Each `p` may be taken at most once while `self` lives.
-    pub(super) unsafe fn part(&self, p: usize) -> (usize, &'a mut [[T; B]], &'a mut [U; S]) {
+    /// Each `p` may be taken at most once while `self` lives, and piece `t` only after
+    /// the piece of the previous take with the same `t` is no longer used (thread `t`
+    /// runs its parts one after another).
+    pub(super) unsafe fn part(
+        &self,
+        p: usize,
+        t: usize,
+    ) -> (usize, &'a mut [[T; B]], &'a mut [U; S]) {
         assert!(p < self.parts, "part {p} of {}", self.parts);
+        assert!(t < self.threads, "thread {t} of {}", self.threads);
         let (start, end) = (
             bound(self.len, p, self.parts),
             bound(self.len, p + 1, self.parts),
         );
         // SAFETY: `start <= end <= len` (bound is monotonic in `p`, and `bound(len, parts,
-        // parts) = len`), so both are in the borrowed buffers; parts `p` have disjoint
-        // ranges and disjoint pieces, and each is taken at most once (the caller's
-        // promise), so no two `&mut` alias; both buffers stay borrowed for `'a`.
+        // parts) = len`), and `t` is in the pieces, so both are in the borrowed buffers;
+        // parts `p` have disjoint ranges, each taken at most once, and piece `t` is taken
+        // again only after its previous take is dead (the caller's promises), so no two
+        // live `&mut` alias; both buffers stay borrowed for `'a`.
         unsafe {
             (
                 start,
                 std::slice::from_raw_parts_mut(self.blocks.add(start), end - start),
-                &mut *self.pieces.add(p),
+                &mut *self.pieces.add(t),
             )
         }
     }
