@@ -73,7 +73,7 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
         threads: usize,
     ) -> Result<(), Error> {
         let threads = parallel::useful_threads(self.flops, threads);
-        let parts = parallel::parts_for(threads, self.groups);
+        let parts = parallel::parts_for(threads, self.groups, self.flops);
         self.run_parts(input, packed, output, scratch, threads, parts)
     }
 

@@ -45,6 +45,12 @@ pub const GRAIN_FLOPS: u64 = 300_000;
 /// The most parts a thread gets from [`parts_for`].
 pub const PARTS_PER_THREAD: usize = 4;
 
+/// The least work of a part when [`parts_for`] gives a thread more than one: 2 MFLOP (about
+/// 17 us of f32 work at a Zen 4 core's peak, 4 us of int8). On Zen 4, 8 parts on 2 threads
+/// made int8 layers of 3.6-7 MOP (under 1 MOP a part) 1.14-1.22x slower
+/// (docs/benchmarks/2026-12-07-zen4.md).
+pub const PART_FLOPS: u64 = 2_000_000;
+
 /// How many threads are worth using for `flops` of work, at most `threads`.
 pub const fn useful_threads(flops: u64, threads: usize) -> usize {
     let by_work = (flops / GRAIN_FLOPS) as usize + 1;
@@ -141,20 +147,22 @@ pub fn split_parts<T: Send, U: Send, const B: usize, const S: usize>(
     Ok(())
 }
 
-/// How many parts [`split_parts`] should cut a layer of `groups` groups into for `threads`
-/// threads: `threads * k` for the largest `k` of [`PARTS_PER_THREAD`] down to 2 with
-/// `threads * k` dividing `groups`, else `threads` (so also for one thread). Every part boundary then falls on a
-/// group boundary (no group's input is packed by two parts), and a thread on time takes
-/// the unstarted parts of a late one. Smaller parts also keep two threads from slowing
-/// each other down on layers whose data exceeds their L2 (`docs/threads.md`).
-pub const fn parts_for(threads: usize, groups: usize) -> usize {
+/// How many parts [`split_parts`] should cut a layer of `groups` groups and `flops`
+/// FLOPs (or int8 operations) into for `threads` threads: `threads * k` for the largest
+/// `k` of [`PARTS_PER_THREAD`] down to 2 with `threads * k` dividing `groups` and at least
+/// [`PART_FLOPS`] a part, else `threads` (so also for one thread). Every part boundary then
+/// falls on a group boundary (no group's input is packed by two parts), and a thread on
+/// time takes the unstarted parts of a late one. Smaller parts also keep two threads from
+/// slowing each other down on layers whose data exceeds their L2 (`docs/threads.md`);
+/// small layers keep one part a thread, where a part's fixed costs would show.
+pub const fn parts_for(threads: usize, groups: usize, flops: u64) -> usize {
     if threads <= 1 {
         return threads;
     }
     let mut k = PARTS_PER_THREAD;
     while k > 1 {
         let parts = threads.saturating_mul(k);
-        if groups.is_multiple_of(parts) {
+        if groups.is_multiple_of(parts) && flops / parts as u64 >= PART_FLOPS {
             return parts;
         }
         k -= 1;
@@ -172,7 +180,7 @@ pub(crate) fn bound(len: usize, p: usize, parts: usize) -> usize {
 mod tests {
     extern crate std;
 
-    use super::{PARTS_PER_THREAD, bound, in_pool, parts_for, split, split_parts};
+    use super::{PART_FLOPS, PARTS_PER_THREAD, bound, in_pool, parts_for, split, split_parts};
     use std::panic::{self, AssertUnwindSafe};
     use std::string::String;
     use std::sync::Mutex;
@@ -270,22 +278,30 @@ mod tests {
 
     #[test]
     fn parts_fall_on_group_boundaries() {
-        assert_eq!(parts_for(1, 32), 1);
-        assert_eq!(parts_for(0, 32), 0);
-        assert_eq!(parts_for(2, 32), 8);
-        assert_eq!(parts_for(2, 512), 8);
-        assert_eq!(parts_for(2, 12), 6);
-        assert_eq!(parts_for(2, 4), 4);
-        assert_eq!(parts_for(2, 2), 2);
-        assert_eq!(parts_for(2, 1), 2);
-        assert_eq!(parts_for(3, 9), 9);
-        assert_eq!(parts_for(4, 16), 16);
-        assert_eq!(parts_for(usize::MAX, 64), usize::MAX);
+        let big = 100_000_000;
+        assert_eq!(parts_for(1, 32, big), 1);
+        assert_eq!(parts_for(0, 32, big), 0);
+        assert_eq!(parts_for(2, 32, big), 8);
+        assert_eq!(parts_for(2, 512, big), 8);
+        assert_eq!(parts_for(2, 12, big), 6);
+        assert_eq!(parts_for(2, 4, big), 4);
+        assert_eq!(parts_for(2, 2, big), 2);
+        assert_eq!(parts_for(2, 1, big), 2);
+        assert_eq!(parts_for(3, 9, big), 9);
+        assert_eq!(parts_for(4, 16, big), 16);
+        assert_eq!(parts_for(usize::MAX, 64, big), usize::MAX);
+        // Parts of at least PART_FLOPS: 14.5 MFLOP on 2 threads: 4 parts, not 8.
+        assert_eq!(parts_for(2, 32, 14_500_000), 4);
+        assert_eq!(parts_for(2, 32, 16 * PART_FLOPS), 8);
+        assert_eq!(parts_for(2, 32, 3_600_000), 2);
         for threads in 2..9 {
             for groups in 1..200 {
-                let parts = parts_for(threads, groups);
-                assert!(parts == threads || groups % parts == 0);
-                assert!(parts.is_multiple_of(threads) && parts <= threads * PARTS_PER_THREAD);
+                for flops in [0, PART_FLOPS, 5 * PART_FLOPS, big] {
+                    let parts = parts_for(threads, groups, flops);
+                    assert!(parts == threads || groups % parts == 0);
+                    assert!(parts == threads || flops / parts as u64 >= PART_FLOPS);
+                    assert!(parts.is_multiple_of(threads) && parts <= threads * PARTS_PER_THREAD);
+                }
             }
         }
     }

@@ -356,7 +356,7 @@ fn entry_items(p: &LayerPlan, arch: Arch, baked_entry: TokenStream) -> TokenStre
             threads: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
             let threads = ::gspc_runtime::parallel::useful_threads(FLOPS, threads).max(1);
-            let parts = ::gspc_runtime::parallel::parts_for(threads, GROUPS);
+            let parts = ::gspc_runtime::parallel::parts_for(threads, GROUPS, FLOPS);
             run_parts(input, packed, output, scratch, threads, parts)
         }
 
