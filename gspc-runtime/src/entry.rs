@@ -72,8 +72,7 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
         scratch: &mut [f32],
         threads: usize,
     ) -> Result<(), Error> {
-        let threads = parallel::useful_threads(self.flops, threads);
-        let parts = parallel::parts_for(threads, self.groups, self.flops);
+        let (threads, parts) = parallel::threads_and_parts(self.flops, self.groups, threads);
         self.run_parts(input, packed, output, scratch, threads, parts)
     }
 
@@ -137,10 +136,8 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
         scratch: &mut [f32],
         threads: usize,
     ) -> Result<(), Error> {
-        let input = as_array::<_, I>("input", input)?;
-        let packed = as_array::<_, P>("packed", packed)?;
-        let output = as_array_mut::<_, O>("output", output)?;
-        self.run_parallel(input, packed, output, scratch, threads)
+        let (threads, parts) = parallel::threads_and_parts(self.flops, self.groups, threads);
+        self.run_parts_slice(input, packed, output, scratch, threads, parts)
     }
 
     /// The layer's `run_split_slice`: [`Entry::run_split`] over slices, checking their
@@ -154,10 +151,23 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
         scratch: &mut [f32],
         parts: usize,
     ) -> Result<(), Error> {
+        self.run_parts_slice(input, packed, output, scratch, parts, parts)
+    }
+
+    /// [`Entry::run_parts`] over slices, checking their lengths.
+    fn run_parts_slice(
+        &self,
+        input: &[f32],
+        packed: &[f32],
+        output: &mut [f32],
+        scratch: &mut [f32],
+        threads: usize,
+        parts: usize,
+    ) -> Result<(), Error> {
         let input = as_array::<_, I>("input", input)?;
         let packed = as_array::<_, P>("packed", packed)?;
         let output = as_array_mut::<_, O>("output", output)?;
-        self.run_split(input, packed, output, scratch, parts)
+        self.run_parts(input, packed, output, scratch, threads, parts)
     }
 
     /// The buffers of one call as the layer's arrays, naming the first one whose length

@@ -147,6 +147,15 @@ pub fn split_parts<T: Send, U: Send, const B: usize, const S: usize>(
     Ok(())
 }
 
+/// `(threads, parts)` for a layer's `run_parallel` on up to `threads` threads: the threads
+/// worth using for `flops` of work ([`useful_threads`], at least 1) and the parts of
+/// [`parts_for`] for them. The one decision of the f32 entry points and the int8 modules.
+pub const fn threads_and_parts(flops: u64, groups: usize, threads: usize) -> (usize, usize) {
+    let threads = useful_threads(flops, threads);
+    let threads = if threads == 0 { 1 } else { threads };
+    (threads, parts_for(threads, groups, flops))
+}
+
 /// How many parts [`split_parts`] should cut a layer of `groups` groups and `flops`
 /// FLOPs (or int8 operations) into for `threads` threads: `threads * k` for the largest
 /// `k` of [`PARTS_PER_THREAD`] down to 2 with `threads * k` dividing `groups` and at least
@@ -180,7 +189,10 @@ pub(crate) fn bound(len: usize, p: usize, parts: usize) -> usize {
 mod tests {
     extern crate std;
 
-    use super::{PART_FLOPS, PARTS_PER_THREAD, bound, in_pool, parts_for, split, split_parts};
+    use super::{
+        PART_FLOPS, PARTS_PER_THREAD, bound, in_pool, parts_for, split, split_parts,
+        threads_and_parts,
+    };
     use std::panic::{self, AssertUnwindSafe};
     use std::string::String;
     use std::sync::Mutex;
@@ -294,6 +306,10 @@ mod tests {
         assert_eq!(parts_for(2, 32, 14_500_000), 4);
         assert_eq!(parts_for(2, 32, 16 * PART_FLOPS), 8);
         assert_eq!(parts_for(2, 32, 3_600_000), 2);
+        // run_parallel's decision: the grain first, at least one thread.
+        assert_eq!(threads_and_parts(100_000_000, 32, 2), (2, 8));
+        assert_eq!(threads_and_parts(100_000, 32, 2), (1, 1));
+        assert_eq!(threads_and_parts(100_000_000, 32, 0), (1, 1));
         for threads in 2..9 {
             for groups in 1..200 {
                 for flops in [0, PART_FLOPS, 5 * PART_FLOPS, big] {

@@ -355,8 +355,8 @@ fn entry_items(p: &LayerPlan, arch: Arch, baked_entry: TokenStream) -> TokenStre
             scratch: &mut [i32],
             threads: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            let threads = ::gspc_runtime::parallel::useful_threads(FLOPS, threads).max(1);
-            let parts = ::gspc_runtime::parallel::parts_for(threads, GROUPS, FLOPS);
+            let (threads, parts) =
+                ::gspc_runtime::parallel::threads_and_parts(FLOPS, GROUPS, threads);
             run_parts(input, packed, output, scratch, threads, parts)
         }
 
@@ -434,10 +434,9 @@ fn entry_items(p: &LayerPlan, arch: Arch, baked_entry: TokenStream) -> TokenStre
             scratch: &mut [i32],
             threads: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
-            let input = ::gspc_runtime::as_array("input", input)?;
-            let packed = ::gspc_runtime::as_array("packed", packed)?;
-            let output = ::gspc_runtime::as_array_mut("output", output)?;
-            run_parallel(input, packed, output, scratch, threads)
+            let (threads, parts) =
+                ::gspc_runtime::parallel::threads_and_parts(FLOPS, GROUPS, threads);
+            run_parts_slice(input, packed, output, scratch, threads, parts)
         }
 
         /// [`run_split`] over slices, checking their lengths.
@@ -448,10 +447,22 @@ fn entry_items(p: &LayerPlan, arch: Arch, baked_entry: TokenStream) -> TokenStre
             scratch: &mut [i32],
             parts: usize,
         ) -> Result<(), ::gspc_runtime::Error> {
+            run_parts_slice(input, packed, output, scratch, parts, parts)
+        }
+
+        /// `run_parts` over slices, checking their lengths.
+        fn run_parts_slice(
+            input: &[i8],
+            packed: &[i32],
+            output: &mut [i8],
+            scratch: &mut [i32],
+            threads: usize,
+            parts: usize,
+        ) -> Result<(), ::gspc_runtime::Error> {
             let input = ::gspc_runtime::as_array("input", input)?;
             let packed = ::gspc_runtime::as_array("packed", packed)?;
             let output = ::gspc_runtime::as_array_mut("output", output)?;
-            run_split(input, packed, output, scratch, parts)
+            run_parts(input, packed, output, scratch, threads, parts)
         }
 
         #(#variant_slices)*
