@@ -91,6 +91,10 @@ pub fn check_layer_on(
 /// Serializes [`check_dispatch`]'s changes of the process-wide AVX-512 rate.
 static RATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Serializes [`check_qlayer`]'s runs with AVX-512 VBMI turned off (process-wide).
+#[cfg(target_arch = "x86_64")]
+static VBMI_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The dispatcher's choice: `dispatched_isa()` names a variant of the layer that this CPU
 /// runs; on a CPU with AVX-512, for a layer with AVX2 and AVX-512 variants, `run` once more
 /// with AVX-512 set to full rate (which must dispatch to AVX-512) and to half rate (AVX-512
@@ -261,28 +265,61 @@ pub fn required_from_env() -> Vec<String> {
         .collect()
 }
 
-/// [`check_layer`] on every layer of `models` (each with its own [`seed_for`] data). Fails
-/// with every wrong layer listed, named `model::layer (variant): ...`.
+/// [`check_layer`] (or [`check_qlayer`]) on every layer of `models`, each with its own
+/// [`seed_for`] data, in model and spec order (f32 layers, then int8 ones). The layers are
+/// checked on `available_parallelism()` threads at once (each check is independent; under
+/// QEMU, which emulates one guest thread on one host thread, this halves the test suite's
+/// longest step on 2 cores), and the results come back in that order. Fails with every
+/// wrong layer listed, named `model::layer (variant): ...`.
 pub fn check_models(models: &[&crate::Model]) -> Result<Vec<Checked>, String> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    enum Job {
+        F32(&'static Layer),
+        Int8(&'static QLayer),
+    }
+    let jobs: Vec<(&str, Job)> = models
+        .iter()
+        .flat_map(|m| {
+            let f32s = m.layers.iter().map(|l| (m.name, Job::F32(l)));
+            f32s.chain(m.qlayers.iter().map(|l| (m.name, Job::Int8(l))))
+        })
+        .collect();
+    let check = |(model, job): &(&str, Job)| match job {
+        Job::F32(layer) => check_layer(layer, seed_for(model, layer.info.name))
+            .map_err(|e| format!("{model}::{e} [strategy {}]", layer.strategy)),
+        Job::Int8(layer) => check_qlayer(layer, seed_for(model, layer.info.name))
+            .map_err(|e| format!("{model}::{e} [int8, strategy {}]", layer.strategy)),
+    };
+    let results: Vec<Mutex<Option<Result<Checked, String>>>> =
+        jobs.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(job) = jobs.get(i) else { break };
+            let result = check(job);
+            *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, jobs.len().max(1));
+    // A panic in a check (a kernel's assertion) reaches the caller when the scope ends.
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(work);
+        }
+        work();
+    });
     let mut all = Vec::new();
     let mut failures = Vec::new();
-    for model in models {
-        for layer in model.layers {
-            match check_layer(layer, seed_for(model.name, layer.info.name)) {
-                Ok(c) => all.push(c),
-                Err(e) => {
-                    failures.push(format!("{}::{e} [strategy {}]", model.name, layer.strategy))
-                }
-            }
-        }
-        for layer in model.qlayers {
-            match check_qlayer(layer, seed_for(model.name, layer.info.name)) {
-                Ok(c) => all.push(c),
-                Err(e) => failures.push(format!(
-                    "{}::{e} [int8, strategy {}]",
-                    model.name, layer.strategy
-                )),
-            }
+    for result in results {
+        match result.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(Ok(c)) => all.push(c),
+            Some(Err(e)) => failures.push(e),
+            None => unreachable!("every job index below jobs.len() was claimed and stored"),
         }
     }
     if failures.is_empty() {
@@ -402,18 +439,21 @@ pub fn check_qlayer(layer: &QLayer, seed: u64) -> Result<Checked, String> {
     }
     // The AVX-512 variant once more without AVX-512 VBMI, where the CPU has it: its
     // grouped quad packing then takes the path of CPUs without it. (The switch is
-    // process-wide: other threads that run meanwhile take either path, and another
-    // thread's reset may give this run VBMI after all; both paths give the same result,
-    // and the runtime's unit tests check both packers directly.)
+    // process-wide: other threads that run meanwhile take either path, which give the same
+    // result; `VBMI_LOCK` keeps another check from turning it back on during this run.)
     #[cfg(target_arch = "x86_64")]
     if crate::x86::has_avx512_vbmi()
         && let Some(v) = layer.variants.iter().find(|v| v.isa == Isa::Avx512)
     {
         let mut output = vec![0x55i8; layer.output_len];
         let mut scratch = vec![0x5555_5555i32; layer.scratch_len];
-        crate::x86::set_avx512_vbmi(Some(false));
-        let ran = (v.run)(&data.input, &packed, &mut output, &mut scratch);
-        crate::x86::set_avx512_vbmi(None);
+        let ran = {
+            let _serial = VBMI_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            crate::x86::set_avx512_vbmi(Some(false));
+            let ran = (v.run)(&data.input, &packed, &mut output, &mut scratch);
+            crate::x86::set_avx512_vbmi(None);
+            ran
+        };
         ran.map_err(|e| format!("{} (avx512 without VBMI): {e}", info.name))?;
         compare("avx512 without VBMI", &output)?;
     }

@@ -894,7 +894,7 @@ fn module_of(
         }
         let settings = (v.channels, fp32, outline);
         tiles.push(if v.depthwise_lanes {
-            lanes_tile_fn(p, lay, &tf, name, offsets, (fp32, outline))
+            lanes_tile_fn(p, lay, v.lanes, &tf, name, offsets, (fp32, outline))
         } else if v.channel_lanes {
             channel_tile_fn(
                 p,
@@ -981,6 +981,9 @@ fn module_of(
     let doc = format!(
         " The {isa} variant: {} of {} int32 lanes ({}); tiles of {} vector(s) x {} channel(s){}.",
         match v.flavor {
+            Flavor::Ymm if ops.quad && isa == Isa::Avx2 => {
+                "vpmaddwd over the even and the odd bytes of quads in vectors"
+            }
             Flavor::Zmm | Flavor::Ymm | Flavor::Xmm if ops.quad => "vpdpbusd over vectors",
             Flavor::Zmm => "vpdpwssd over vectors",
             Flavor::Ymm | Flavor::Xmm => "vpmaddwd over vectors",
@@ -1096,14 +1099,27 @@ fn module_of(
         )
     };
     let dw_units = if v.depthwise_lanes {
-        // The block's channels packed side by side, then its rows of pixel tiles.
+        // The block's channels packed side by side, then its rows of pixel tiles (in passes
+        // over the block's channels where a vector holds fewer).
+        let passes = if v.channels < lay.block {
+            quote! {
+                for pass in 0..#passes {
+                    let kl = #kl_expr;
+                    #dw_loops
+                }
+            }
+        } else {
+            quote! {
+                let kl = 0;
+                #dw_loops
+            }
+        };
         quote! {
             for (i, block) in blocks.iter_mut().enumerate() {
                 let unit = first + i;
-                let kl = 0;
                 #pack_lanes
                 let x: &[i32; super::SCRATCH_LEN] = scratch;
-                #dw_loops
+                #passes
             }
         }
     } else {
@@ -1664,14 +1680,21 @@ fn channel_tile_fn(
     )
 }
 
-/// A tile of a depthwise layer over the channel-lane layout (`QLayout::lanes`): the
-/// block's 16 channels in one `__m512i` per output pixel, at columns `ow0 + columns[j]` of
-/// row `oh`; per kernel row and tap pair (unrolled) one weight vector, then one input
-/// vector and one `vpdpwssd` per pixel; the transposed epilogue with `fp32`
-/// requantization, else lane by lane.
+/// A tile of a depthwise layer over the channel-lane layout (`QLayout::lanes`): `lanes`
+/// channels from the block's channel `kl` in one vector per output pixel, at columns `ow0 +
+/// columns[j]` of row `oh`; per kernel row and tap word (unrolled) one weight vector, then
+/// one input vector and its multiply-add per pixel.
+/// - 16 lanes (AVX-512, the whole block, `kl` 0): `vpdpbusd` on quads, `vpdpwssd` on
+///   pairs; the transposed epilogue with `fp32` requantization, else lane by lane.
+/// - 8 lanes (AVX2, half the block): `vpmaddwd` on pairs; on quads (unsigned input bytes,
+///   signed weights, as `vpdpbusd` reads them) `vpmaddwd` on their even bytes and on their
+///   odd ones, each widened to int16 in place (the weight's once per load), which sums
+///   the four exact products as `vpdpbusd` does (each pair at most 2 x 255 x 127); the
+///   epilogue vector by vector over the channels' planes.
 fn lanes_tile_fn(
     p: &LayerPlan,
     lay: &QLayout,
+    lanes: usize,
     tf: &TokenStream,
     name: &str,
     columns: &[usize],
@@ -1686,9 +1709,14 @@ fn lanes_tile_fn(
     let u = lit;
     let name = ident(name);
     let acc = |j: usize| ident(&format!("acc_{j}"));
+    let zmm = lanes == 16;
     let init = (0..columns.len()).map(|j| {
         let a = acc(j);
-        quote!(let mut #a = _mm512_setzero_si512();)
+        if zmm {
+            quote!(let mut #a = _mm512_setzero_si512();)
+        } else {
+            quote!(let mut #a = _mm256_setzero_si256();)
+        }
     });
     // Pixel c of the tile: output row `oh + c / OW`, column `ow0 + c % OW` (a tile of
     // several rows, `QVariant::out_rows`, counts its pixels in output order from column 0;
@@ -1697,27 +1725,62 @@ fn lanes_tile_fn(
     let max_at = columns.iter().map(|&c| place(c)).max().unwrap_or(0);
     // A word holds `elems` kernel columns (pairs, or quads read by `vpdpbusd`).
     let e = lay.elems;
-    let span = (((kh - 1) * dh * wp + max_at + e * (words - 1) * dw) + 1) * b;
+    // The windows start at channel `kl` of the tile's first pixel and of the unit's weights,
+    // and end with the last vector read: `b - lanes` words short of the block's end.
+    let span = (((kh - 1) * dh * wp + max_at + e * (words - 1) * dw) + 1) * b - (b - lanes);
     let wspan = kh * words * b;
-    let (span_l, wspan_l) = (u(span), u(wspan));
+    let wwin = wspan - (b - lanes);
+    let (span_l, wwin_l, l) = (u(span), u(wwin), u(lanes));
     let ops = Ops {
-        flavor: Flavor::Zmm,
-        lanes: 16,
+        flavor: if zmm { Flavor::Zmm } else { Flavor::Ymm },
+        lanes,
         quad: e == 4,
     };
+    let load = |from: TokenStream, span: &proc_macro2::Literal, at: proc_macro2::Literal| {
+        let window = quote!(::gspc_runtime::window::at::<_, #l, #span, #at>(#from));
+        if zmm {
+            quote!(::gspc_runtime::x86::loadi16(#window))
+        } else {
+            quote!(::gspc_runtime::x86::loadi8(#window))
+        }
+    };
+    // AVX2 on quads: int16 halves of the quads (see the doc above).
+    let bytes = !zmm && ops.quad;
     let mut body = Vec::new();
+    if bytes {
+        body.push(quote!(let low_bytes = _mm256_set1_epi16(0xff);));
+    }
     for r in 0..kh {
         for q in 0..words {
-            let wi = u((r * words + q) * b);
-            body.push(quote! {
-                let wv = ::gspc_runtime::x86::loadi16(::gspc_runtime::window::at::<_, 16, #wspan_l, #wi>(wc));
+            let wv = load(quote!(wc), &wwin_l, u((r * words + q) * b));
+            body.push(if bytes {
+                quote! {
+                    let wv = #wv;
+                    let w_even = _mm256_srai_epi16::<8>(_mm256_slli_epi16::<8>(wv));
+                    let w_odd = _mm256_srai_epi16::<8>(wv);
+                }
+            } else {
+                quote!(let wv = #wv;)
             });
             for (j, &c) in columns.iter().enumerate() {
                 let a = acc(j);
                 let xi = u(((r * dh) * wp + place(c) + e * q * dw) * b);
-                let x = quote!(::gspc_runtime::x86::loadi16(::gspc_runtime::window::at::<_, 16, #span_l, #xi>(xw)));
-                let m = ops.madd(&quote!(#a), &x, &quote!(wv));
-                body.push(quote!(#a = #m;));
+                let x = load(quote!(xw), &span_l, xi);
+                body.push(if bytes {
+                    quote! {
+                        let xv = #x;
+                        #a = _mm256_add_epi32(
+                            #a,
+                            _mm256_add_epi32(
+                                _mm256_madd_epi16(_mm256_and_si256(xv, low_bytes), w_even),
+                                _mm256_madd_epi16(_mm256_srli_epi16::<8>(xv), w_odd),
+                            ),
+                        );
+                    }
+                } else {
+                    let m = ops.madd(&quote!(#a), &x, &quote!(wv));
+                    quote!(#a = #m;)
+                });
             }
         }
     }
@@ -1730,10 +1793,19 @@ fn lanes_tile_fn(
         fp32,
         [plane, ow_n],
     );
-    let x_at = linear(&[("oh", sh * wp * b), ("ow0", sw * b)], 0);
-    let w_at = linear(&[("unit", wspan)], 0);
+    // (`kl` is 0 where a vector holds the whole block.)
+    let kl = if lanes < b {
+        vec![("kl", 1)]
+    } else {
+        Vec::new()
+    };
+    let x_at = linear(
+        &[&[("oh", sh * wp * b), ("ow0", sw * b)], &kl[..]].concat(),
+        0,
+    );
+    let w_at = linear(&[&[("unit", wspan)], &kl[..]].concat(), 0);
     let doc = format!(
-        " 16 channels x output pixels `{columns:?}` (in output order from the tile's first; rows of {ow_n}), channels on the lanes; stride {sw} columns."
+        " {lanes} channels x output pixels `{columns:?}` (in output order from the tile's first; rows of {ow_n}), channels on the lanes; stride {sw} columns."
     );
     row_tile_item(
         &doc,
@@ -1745,7 +1817,7 @@ fn lanes_tile_fn(
             let Some(xw) = ::gspc_runtime::window::window::<_, #span_l, { super::SCRATCH_LEN }>(x, #x_at) else {
                 return;
             };
-            let Some(wc) = ::gspc_runtime::window::window::<_, #wspan_l, { super::PACKED_LEN }>(p, W0 + #w_at) else {
+            let Some(wc) = ::gspc_runtime::window::window::<_, #wwin_l, { super::PACKED_LEN }>(p, W0 + #w_at) else {
                 return;
             };
             #(#body)*
