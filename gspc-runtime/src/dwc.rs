@@ -106,7 +106,8 @@ pub fn unpack_output(src: &[f32], pixels: usize, dst: &mut [f32]) {
     }
 }
 
-#[cfg(all(test, feature = "std"))]
+// (For the tests of the x86 packers.)
+#[cfg(all(test, feature = "std", target_arch = "x86_64"))]
 pub(crate) use tests::{geometries, reference_pack};
 
 #[cfg(test)]
