@@ -12,23 +12,43 @@
 
 use crate::{Error, Isa, as_array, as_array_mut, parallel};
 
-/// A layer's `run_units`: `(input, packed, first unit, output blocks, scratch)`.
-pub type RunUnits<const I: usize, const P: usize, const S: usize, const B: usize> =
-    fn(&[f32; I], &[f32; P], usize, &mut [[f32; B]], &mut [f32; S]);
+/// A layer's `run_units`: `(input, packed, first unit, output blocks, scratch)`; `X` is the
+/// activations' element type (`f32`, or `i8` for int8 layers), `W` the packed weights'
+/// and the scratch's (`f32`, or `i32`).
+pub type RunUnits<
+    const I: usize,
+    const P: usize,
+    const S: usize,
+    const B: usize,
+    X = f32,
+    W = f32,
+> = fn(&[X; I], &[W; P], usize, &mut [[X; B]], &mut [W; S]);
 
 /// A layer's buffers checked against its lengths: `(input, packed, output, scratch)`.
-pub type Arrays<'a, const I: usize, const P: usize, const O: usize, const S: usize> = (
-    &'a [f32; I],
-    &'a [f32; P],
-    &'a mut [f32; O],
-    &'a mut [f32; S],
-);
+pub type Arrays<
+    'a,
+    const I: usize,
+    const P: usize,
+    const O: usize,
+    const S: usize,
+    X = f32,
+    W = f32,
+> = (&'a [X; I], &'a [W; P], &'a mut [X; O], &'a mut [W; S]);
 
 /// The entry points of one generated layer: `I` = `INPUT_LEN`, `P` = `PACKED_LEN`, `O` =
 /// `OUTPUT_LEN`, `S` = `SCRATCH_LEN`, `B` = `BLOCK_LEN` (the output values of one work
-/// unit). Every entry point runs the layer's `run_units`, which picks the best variant.
+/// unit); `X` and `W` the element types of [`RunUnits`] (int8 layers: `Entry<..., i8,
+/// i32>`). Every entry point runs the layer's `run_units`, which picks the best variant.
 #[derive(Clone, Copy, Debug)]
-pub struct Entry<const I: usize, const P: usize, const O: usize, const S: usize, const B: usize> {
+pub struct Entry<
+    const I: usize,
+    const P: usize,
+    const O: usize,
+    const S: usize,
+    const B: usize,
+    X = f32,
+    W = f32,
+> {
     /// FLOPs of one run (decides how many threads are worth using).
     pub flops: u64,
     /// The layer's groups (decides how many parts `run_parallel` cuts it into:
@@ -36,21 +56,22 @@ pub struct Entry<const I: usize, const P: usize, const O: usize, const S: usize,
     pub groups: usize,
     /// The layer's `run_units`: output blocks `first..first + blocks.len()` with the best
     /// variant.
-    pub run_units: RunUnits<I, P, S, B>,
+    pub run_units: RunUnits<I, P, S, B, X, W>,
 }
 
-impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: usize>
-    Entry<I, P, O, S, B>
+impl<
+    const I: usize,
+    const P: usize,
+    const O: usize,
+    const S: usize,
+    const B: usize,
+    X: Copy + Send + Sync,
+    W: Copy + Send + Sync,
+> Entry<I, P, O, S, B, X, W>
 {
     /// The layer's `run`: every work unit, in order, on the calling thread.
     #[inline]
-    pub fn run(
-        &self,
-        input: &[f32; I],
-        packed: &[f32; P],
-        output: &mut [f32; O],
-        scratch: &mut [f32; S],
-    ) {
+    pub fn run(&self, input: &[X; I], packed: &[W; P], output: &mut [X; O], scratch: &mut [W; S]) {
         let (blocks, _) = output.as_chunks_mut::<B>();
         (self.run_units)(input, packed, 0, blocks, scratch)
     }
@@ -66,10 +87,10 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
     #[inline]
     pub fn run_parallel(
         &self,
-        input: &[f32; I],
-        packed: &[f32; P],
-        output: &mut [f32; O],
-        scratch: &mut [f32],
+        input: &[X; I],
+        packed: &[W; P],
+        output: &mut [X; O],
+        scratch: &mut [W],
         threads: usize,
     ) -> Result<(), Error> {
         let (threads, parts) = parallel::threads_and_parts(self.flops, self.groups, threads);
@@ -81,10 +102,10 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
     #[inline]
     pub fn run_split(
         &self,
-        input: &[f32; I],
-        packed: &[f32; P],
-        output: &mut [f32; O],
-        scratch: &mut [f32],
+        input: &[X; I],
+        packed: &[W; P],
+        output: &mut [X; O],
+        scratch: &mut [W],
         parts: usize,
     ) -> Result<(), Error> {
         self.run_parts(input, packed, output, scratch, parts, parts)
@@ -93,10 +114,10 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
     /// `parts` parts on up to `threads` threads: [`parallel::split_parts`].
     fn run_parts(
         &self,
-        input: &[f32; I],
-        packed: &[f32; P],
-        output: &mut [f32; O],
-        scratch: &mut [f32],
+        input: &[X; I],
+        packed: &[W; P],
+        output: &mut [X; O],
+        scratch: &mut [W],
         threads: usize,
         parts: usize,
     ) -> Result<(), Error> {
@@ -115,10 +136,10 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
     #[inline]
     pub fn run_slice(
         &self,
-        input: &[f32],
-        packed: &[f32],
-        output: &mut [f32],
-        scratch: &mut [f32],
+        input: &[X],
+        packed: &[W],
+        output: &mut [X],
+        scratch: &mut [W],
     ) -> Result<(), Error> {
         let (input, packed, output, scratch) = self.arrays(input, packed, output, scratch)?;
         self.run(input, packed, output, scratch);
@@ -130,10 +151,10 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
     #[inline]
     pub fn run_parallel_slice(
         &self,
-        input: &[f32],
-        packed: &[f32],
-        output: &mut [f32],
-        scratch: &mut [f32],
+        input: &[X],
+        packed: &[W],
+        output: &mut [X],
+        scratch: &mut [W],
         threads: usize,
     ) -> Result<(), Error> {
         let (threads, parts) = parallel::threads_and_parts(self.flops, self.groups, threads);
@@ -145,10 +166,10 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
     #[inline]
     pub fn run_split_slice(
         &self,
-        input: &[f32],
-        packed: &[f32],
-        output: &mut [f32],
-        scratch: &mut [f32],
+        input: &[X],
+        packed: &[W],
+        output: &mut [X],
+        scratch: &mut [W],
         parts: usize,
     ) -> Result<(), Error> {
         self.run_parts_slice(input, packed, output, scratch, parts, parts)
@@ -157,10 +178,10 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
     /// [`Entry::run_parts`] over slices, checking their lengths.
     fn run_parts_slice(
         &self,
-        input: &[f32],
-        packed: &[f32],
-        output: &mut [f32],
-        scratch: &mut [f32],
+        input: &[X],
+        packed: &[W],
+        output: &mut [X],
+        scratch: &mut [W],
         threads: usize,
         parts: usize,
     ) -> Result<(), Error> {
@@ -175,11 +196,11 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
     #[inline]
     pub fn arrays<'a>(
         &self,
-        input: &'a [f32],
-        packed: &'a [f32],
-        output: &'a mut [f32],
-        scratch: &'a mut [f32],
-    ) -> Result<Arrays<'a, I, P, O, S>, Error> {
+        input: &'a [X],
+        packed: &'a [W],
+        output: &'a mut [X],
+        scratch: &'a mut [W],
+    ) -> Result<Arrays<'a, I, P, O, S, X, W>, Error> {
         Ok((
             as_array::<_, I>("input", input)?,
             as_array::<_, P>("packed", packed)?,
@@ -195,11 +216,11 @@ impl<const I: usize, const P: usize, const O: usize, const S: usize, const B: us
     pub fn variant_arrays<'a>(
         &self,
         isa: Isa,
-        input: &'a [f32],
-        packed: &'a [f32],
-        output: &'a mut [f32],
-        scratch: &'a mut [f32],
-    ) -> Result<Arrays<'a, I, P, O, S>, Error> {
+        input: &'a [X],
+        packed: &'a [W],
+        output: &'a mut [X],
+        scratch: &'a mut [W],
+    ) -> Result<Arrays<'a, I, P, O, S, X, W>, Error> {
         let arrays = self.arrays(input, packed, output, scratch)?;
         if !isa.is_supported() {
             return Err(Error::Unsupported(isa));
@@ -302,49 +323,19 @@ impl WeightLayout {
 }
 
 /// The entry points every generated layer module has, written once here: `run`,
-/// `run_parallel`, `run_split`, their `*_slice` forms over slices, and
+/// `run_parallel`, `run_split`, their `*_slice` forms over slices, and (f32 layers)
 /// `pack_weights_slice`. The generated module invokes it once
-/// (`::gspc_runtime::layer_entry_points!();`) and supplies what it uses: the constants
-/// `INPUT_LEN`, `PACKED_LEN`, `OUTPUT_LEN` and `SCRATCH_LEN`, the layer's [`Entry`] `ENTRY`
-/// and its `pack_weights`.
+/// (`::gspc_runtime::layer_entry_points!();`, or `(int8)` in an int8 layer's module) and
+/// supplies what it uses: the constants `INPUT_LEN`, `PACKED_LEN`, `OUTPUT_LEN` and
+/// `SCRATCH_LEN`, the layer's [`Entry`] `ENTRY` and (f32) its `pack_weights`.
 #[macro_export]
 macro_rules! layer_entry_points {
     () => {
-        /// Runs the layer: `output = act(conv(input, weights) + bias)`, NCHW, with the
-        /// best variant this CPU supports. Allocates nothing; `scratch` may hold
-        /// anything on entry.
-        pub fn run(
-            input: &[f32; INPUT_LEN],
-            packed: &[f32; PACKED_LEN],
-            output: &mut [f32; OUTPUT_LEN],
-            scratch: &mut [f32; SCRATCH_LEN],
-        ) {
-            ENTRY.run(input, packed, output, scratch)
-        }
-
-        /// [`run`] on up to `threads` threads, fewer when the layer is small; `scratch`
-        /// holds `threads * SCRATCH_LEN` values: see
-        /// [`gspc_runtime::entry::Entry::run_parallel`].
-        pub fn run_parallel(
-            input: &[f32; INPUT_LEN],
-            packed: &[f32; PACKED_LEN],
-            output: &mut [f32; OUTPUT_LEN],
-            scratch: &mut [f32],
-            threads: usize,
-        ) -> Result<(), $crate::Error> {
-            ENTRY.run_parallel(input, packed, output, scratch, threads)
-        }
-
-        /// [`run_parallel`] split into exactly `parts` parts: for tests and tuning.
-        pub fn run_split(
-            input: &[f32; INPUT_LEN],
-            packed: &[f32; PACKED_LEN],
-            output: &mut [f32; OUTPUT_LEN],
-            scratch: &mut [f32],
-            parts: usize,
-        ) -> Result<(), $crate::Error> {
-            ENTRY.run_split(input, packed, output, scratch, parts)
-        }
+        $crate::layer_entry_points!(@run f32, f32,
+            /// Runs the layer: `output = act(conv(input, weights) + bias)`, NCHW, with the
+            /// best variant this CPU supports. Allocates nothing; `scratch` may hold
+            /// anything on entry.
+        );
 
         /// [`pack_weights`] over slices, checking their lengths.
         pub fn pack_weights_slice(
@@ -354,23 +345,65 @@ macro_rules! layer_entry_points {
         ) -> Result<(), $crate::Error> {
             $crate::entry::pack_weights_slice(pack_weights, weights, bias, packed)
         }
+    };
+    (int8) => {
+        $crate::layer_entry_points!(@run i8, i32,
+            /// Runs the layer: int8 `output = requantize(conv(input - input_zero_point,
+            /// weights) + bias)`, NCHW, with the best variant this CPU supports. Allocates
+            /// nothing; `scratch` may hold anything on entry.
+        );
+    };
+    (@run $x:ty, $w:ty, $(#[$run_doc:meta])*) => {
+        $(#[$run_doc])*
+        pub fn run(
+            input: &[$x; INPUT_LEN],
+            packed: &[$w; PACKED_LEN],
+            output: &mut [$x; OUTPUT_LEN],
+            scratch: &mut [$w; SCRATCH_LEN],
+        ) {
+            ENTRY.run(input, packed, output, scratch)
+        }
+
+        /// [`run`] on up to `threads` threads, fewer when the layer is small; `scratch`
+        /// holds `threads * SCRATCH_LEN` values: see
+        /// [`gspc_runtime::entry::Entry::run_parallel`].
+        pub fn run_parallel(
+            input: &[$x; INPUT_LEN],
+            packed: &[$w; PACKED_LEN],
+            output: &mut [$x; OUTPUT_LEN],
+            scratch: &mut [$w],
+            threads: usize,
+        ) -> Result<(), $crate::Error> {
+            ENTRY.run_parallel(input, packed, output, scratch, threads)
+        }
+
+        /// [`run_parallel`] split into exactly `parts` parts: for tests and tuning.
+        pub fn run_split(
+            input: &[$x; INPUT_LEN],
+            packed: &[$w; PACKED_LEN],
+            output: &mut [$x; OUTPUT_LEN],
+            scratch: &mut [$w],
+            parts: usize,
+        ) -> Result<(), $crate::Error> {
+            ENTRY.run_split(input, packed, output, scratch, parts)
+        }
 
         /// [`run`] over slices, checking their lengths.
         pub fn run_slice(
-            input: &[f32],
-            packed: &[f32],
-            output: &mut [f32],
-            scratch: &mut [f32],
+            input: &[$x],
+            packed: &[$w],
+            output: &mut [$x],
+            scratch: &mut [$w],
         ) -> Result<(), $crate::Error> {
             ENTRY.run_slice(input, packed, output, scratch)
         }
 
         /// [`run_parallel`] over slices, checking their lengths.
         pub fn run_parallel_slice(
-            input: &[f32],
-            packed: &[f32],
-            output: &mut [f32],
-            scratch: &mut [f32],
+            input: &[$x],
+            packed: &[$w],
+            output: &mut [$x],
+            scratch: &mut [$w],
             threads: usize,
         ) -> Result<(), $crate::Error> {
             ENTRY.run_parallel_slice(input, packed, output, scratch, threads)
@@ -378,10 +411,10 @@ macro_rules! layer_entry_points {
 
         /// [`run_split`] over slices, checking their lengths.
         pub fn run_split_slice(
-            input: &[f32],
-            packed: &[f32],
-            output: &mut [f32],
-            scratch: &mut [f32],
+            input: &[$x],
+            packed: &[$w],
+            output: &mut [$x],
+            scratch: &mut [$w],
             parts: usize,
         ) -> Result<(), $crate::Error> {
             ENTRY.run_split_slice(input, packed, output, scratch, parts)

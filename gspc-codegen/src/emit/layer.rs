@@ -296,6 +296,7 @@ fn dispatch_items(p: &LayerPlan, arch: Arch) -> TokenStream {
     let dispatched_isa = dispatched_isa_body(&isas, arch, p.avx2_at_half_rate, false);
     let block_l = lit(p.oc_bn * oh * ow);
     let units_l = lit(p.units());
+    let entry = entry_const(quote!());
     quote! {
         /// Output channels per work unit (one output-channel block of one group).
         pub const BLOCK_LEN: usize = #block_l;
@@ -321,6 +322,15 @@ fn dispatch_items(p: &LayerPlan, arch: Arch) -> TokenStream {
             #dispatch_units
         }
 
+        #entry
+    }
+}
+
+/// `ENTRY`, the layer's `gspc_runtime::entry::Entry` over its lengths and `run_units`;
+/// `elements` are its element types after the lengths (none for f32 layers, `i8, i32` for
+/// int8 ones).
+pub(super) fn entry_const(elements: TokenStream) -> TokenStream {
+    quote! {
         /// The layer's entry points over its lengths, in gspc-runtime.
         const ENTRY: ::gspc_runtime::entry::Entry<
             INPUT_LEN,
@@ -328,6 +338,7 @@ fn dispatch_items(p: &LayerPlan, arch: Arch) -> TokenStream {
             OUTPUT_LEN,
             SCRATCH_LEN,
             BLOCK_LEN,
+            #elements
         > = ::gspc_runtime::entry::Entry { flops: FLOPS, groups: GROUPS, run_units };
     }
 }

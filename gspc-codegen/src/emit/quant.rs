@@ -272,8 +272,9 @@ fn layout_expr(ql: &QLayout) -> TokenStream {
     }
 }
 
-/// `pack_weights`, `dispatched_isa`, `run`, `run_parallel`, `run_split`, their slice forms,
-/// the variants' slice forms and `LAYER`.
+/// `pack_weights`, `dispatched_isa`, `run_units`, `ENTRY` (gspc-runtime's `Entry` over
+/// int8 activations and int32 words) with `run`, `run_parallel`, `run_split` and their
+/// slice forms from `layer_entry_points!(int8)`, the variants' slice forms and `LAYER`.
 fn entry_items(p: &LayerPlan, arch: Arch, baked_entry: TokenStream) -> TokenStream {
     let isas: Vec<Isa> = p.variants.iter().map(|v| v.isa).collect();
     let dispatch_units = dispatch_body(
@@ -292,6 +293,7 @@ fn entry_items(p: &LayerPlan, arch: Arch, baked_entry: TokenStream) -> TokenStre
         quote!(::gspc_runtime::qlayer::QVariant { isa: #isa, kernel: #kname, run: #f })
     });
     let strategy = p.strategy.as_str();
+    let entry = super::layer::entry_const(quote!(i8, i32));
     quote! {
         /// Packs OIHW int8 weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
         /// optional int32 bias (zero without one) into [`LAYOUT`]; refuses a weight of -128.
@@ -330,140 +332,9 @@ fn entry_items(p: &LayerPlan, arch: Arch, baked_entry: TokenStream) -> TokenStre
             #dispatch_units
         }
 
-        /// Runs the layer: int8 `output = requantize(conv(input - input_zero_point,
-        /// weights) + bias)`, NCHW, with the best variant this CPU supports. Allocates
-        /// nothing; `scratch` may hold anything on entry.
-        pub fn run(
-            input: &[i8; INPUT_LEN],
-            packed: &[i32; PACKED_LEN],
-            output: &mut [i8; OUTPUT_LEN],
-            scratch: &mut [i32; SCRATCH_LEN],
-        ) {
-            let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
-            run_units(input, packed, 0, blocks, scratch)
-        }
+        #entry
 
-        /// [`run`] on up to `threads` threads, fewer when the layer is small: the output
-        /// blocks are split into contiguous parts, a few a thread with boundaries on group
-        /// boundaries (`gspc_runtime::parallel::parts_for`); each thread packs the input
-        /// its parts read into its own piece of `scratch`, which holds `threads *
-        /// SCRATCH_LEN` words.
-        pub fn run_parallel(
-            input: &[i8; INPUT_LEN],
-            packed: &[i32; PACKED_LEN],
-            output: &mut [i8; OUTPUT_LEN],
-            scratch: &mut [i32],
-            threads: usize,
-        ) -> Result<(), ::gspc_runtime::Error> {
-            let (threads, parts) =
-                ::gspc_runtime::parallel::threads_and_parts(FLOPS, GROUPS, threads);
-            run_parts(input, packed, output, scratch, threads, parts)
-        }
-
-        /// [`run_parallel`] split into exactly `parts` parts (at most one per output
-        /// block), however little work each gets: for tests and tuning.
-        pub fn run_split(
-            input: &[i8; INPUT_LEN],
-            packed: &[i32; PACKED_LEN],
-            output: &mut [i8; OUTPUT_LEN],
-            scratch: &mut [i32],
-            parts: usize,
-        ) -> Result<(), ::gspc_runtime::Error> {
-            run_parts(input, packed, output, scratch, parts, parts)
-        }
-
-        /// `parts` parts on up to `threads` threads: `gspc_runtime::parallel::split_parts`.
-        fn run_parts(
-            input: &[i8; INPUT_LEN],
-            packed: &[i32; PACKED_LEN],
-            output: &mut [i8; OUTPUT_LEN],
-            scratch: &mut [i32],
-            threads: usize,
-            parts: usize,
-        ) -> Result<(), ::gspc_runtime::Error> {
-            let (blocks, _) = output.as_chunks_mut::<BLOCK_LEN>();
-            ::gspc_runtime::parallel::split_parts::<i8, i32, BLOCK_LEN, SCRATCH_LEN>(
-                blocks,
-                scratch,
-                threads,
-                parts,
-                &|first, part, piece| run_units(input, packed, first, part, piece),
-            )
-        }
-
-        /// The layer's buffers as arrays: input, packed weights, output, scratch.
-        type Arrays<'a> = (
-            &'a [i8; INPUT_LEN],
-            &'a [i32; PACKED_LEN],
-            &'a mut [i8; OUTPUT_LEN],
-            &'a mut [i32; SCRATCH_LEN],
-        );
-
-        /// The buffers checked against the layer's lengths.
-        fn arrays<'a>(
-            input: &'a [i8],
-            packed: &'a [i32],
-            output: &'a mut [i8],
-            scratch: &'a mut [i32],
-        ) -> Result<Arrays<'a>, ::gspc_runtime::Error> {
-            Ok((
-                ::gspc_runtime::as_array("input", input)?,
-                ::gspc_runtime::as_array("packed", packed)?,
-                ::gspc_runtime::as_array_mut("output", output)?,
-                ::gspc_runtime::as_array_mut("scratch", scratch)?,
-            ))
-        }
-
-        /// [`run`] over slices, checking their lengths.
-        pub fn run_slice(
-            input: &[i8],
-            packed: &[i32],
-            output: &mut [i8],
-            scratch: &mut [i32],
-        ) -> Result<(), ::gspc_runtime::Error> {
-            let (input, packed, output, scratch) = arrays(input, packed, output, scratch)?;
-            run(input, packed, output, scratch);
-            Ok(())
-        }
-
-        /// [`run_parallel`] over slices, checking their lengths.
-        pub fn run_parallel_slice(
-            input: &[i8],
-            packed: &[i32],
-            output: &mut [i8],
-            scratch: &mut [i32],
-            threads: usize,
-        ) -> Result<(), ::gspc_runtime::Error> {
-            let (threads, parts) =
-                ::gspc_runtime::parallel::threads_and_parts(FLOPS, GROUPS, threads);
-            run_parts_slice(input, packed, output, scratch, threads, parts)
-        }
-
-        /// [`run_split`] over slices, checking their lengths.
-        pub fn run_split_slice(
-            input: &[i8],
-            packed: &[i32],
-            output: &mut [i8],
-            scratch: &mut [i32],
-            parts: usize,
-        ) -> Result<(), ::gspc_runtime::Error> {
-            run_parts_slice(input, packed, output, scratch, parts, parts)
-        }
-
-        /// `run_parts` over slices, checking their lengths.
-        fn run_parts_slice(
-            input: &[i8],
-            packed: &[i32],
-            output: &mut [i8],
-            scratch: &mut [i32],
-            threads: usize,
-            parts: usize,
-        ) -> Result<(), ::gspc_runtime::Error> {
-            let input = ::gspc_runtime::as_array("input", input)?;
-            let packed = ::gspc_runtime::as_array("packed", packed)?;
-            let output = ::gspc_runtime::as_array_mut("output", output)?;
-            run_parts(input, packed, output, scratch, threads, parts)
-        }
+        ::gspc_runtime::layer_entry_points!(int8);
 
         #(#variant_slices)*
 
@@ -518,7 +389,7 @@ fn variant_slice(isa: Isa) -> TokenStream {
             if !::gspc_runtime::qlayer::supported(#p) {
                 return Err(::gspc_runtime::Error::Unsupported(#p));
             }
-            let (input, packed, output, scratch) = arrays(input, packed, output, scratch)?;
+            let (input, packed, output, scratch) = ENTRY.arrays(input, packed, output, scratch)?;
             #call;
             Ok(())
         }
