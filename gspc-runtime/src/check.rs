@@ -268,9 +268,9 @@ pub fn required_from_env() -> Vec<String> {
 /// [`check_layer`] (or [`check_qlayer`]) on every layer of `models`, each with its own
 /// [`seed_for`] data, in model and spec order (f32 layers, then int8 ones). The layers are
 /// checked on `available_parallelism()` threads at once, the largest first (each check is
-/// independent; under QEMU, which emulates one guest thread on one host thread, this
-/// takes the test suite's longest step on 2 cores from 220 s to about 110 s), and the
-/// results come back in that order. Fails with every wrong layer listed, named
+/// independent; under QEMU, which emulates one guest thread on one host thread, this took
+/// `tests/models.rs` from 220 s to 137-147 s on 2 cores), and the results come back in
+/// that order. Fails with every wrong layer listed, named
 /// `model::layer (variant): ...`.
 pub fn check_models(models: &[&crate::Model]) -> Result<Vec<Checked>, String> {
     use std::sync::Mutex;
