@@ -972,7 +972,7 @@ fn module_of(
     let dw_units = if v.depthwise_lanes {
         // The block's channels packed side by side, then its rows of pixel tiles (in passes
         // over the block's channels where a vector holds fewer).
-        let passes = if v.channels < lay.block {
+        let block_loops = if v.channels < lay.block {
             quote! {
                 for pass in 0..#passes {
                     let kl = #kl_expr;
@@ -990,7 +990,7 @@ fn module_of(
                 let unit = first + i;
                 #pack_lanes
                 let x: &[i32; super::SCRATCH_LEN] = scratch;
-                #passes
+                #block_loops
             }
         }
     } else {
