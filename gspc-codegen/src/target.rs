@@ -104,6 +104,15 @@ impl Target {
         }
     }
 
+    /// Whether the target may run threads: every target with an operating system (its
+    /// triple has no `none` part, or is unknown: the host). Bare-metal targets (Cortex-M
+    /// firmware) run every layer on one thread.
+    pub fn has_threads(&self) -> bool {
+        self.triple
+            .as_deref()
+            .is_none_or(|t| !t.split('-').any(|part| part == "none"))
+    }
+
     /// Whether a feature is enabled statically.
     pub fn has(&self, feature: &str) -> bool {
         self.features.contains(feature)

@@ -24,6 +24,31 @@ pub type RunUnits<
     W = f32,
 > = fn(&[X; I], &[W; P], usize, &mut [[X; B]], &mut [W; S]);
 
+/// A channel-blocked depthwise layer's `run_band`: `(input, packed, unit, rows, planes,
+/// scratch)` computes output rows `rows` of work unit `unit` into `planes` (its `CB`
+/// planes, each holding just those rows) with the best variant.
+pub type RunBand<const I: usize, const P: usize, const S: usize, X = f32, W = f32> = fn(
+    &[X; I],
+    &[W; P],
+    usize,
+    core::ops::Range<usize>,
+    &mut [&mut [X]; crate::dwc::CB],
+    &mut [W; S],
+);
+
+/// How a layer's work units can also be cut into bands of output rows
+/// ([`parallel::split_bands`]): the `gspc-dwc` layers, whose units (blocks of 16 channels)
+/// are few when the channels are.
+#[derive(Clone, Copy, Debug)]
+pub struct RowBands<const I: usize, const P: usize, const S: usize, X = f32, W = f32> {
+    /// Output rows of a unit (`OH`).
+    pub rows: usize,
+    /// Values of an output row (`OW`).
+    pub row: usize,
+    /// The layer's `run_band`.
+    pub run: RunBand<I, P, S, X, W>,
+}
+
 /// A layer's buffers checked against its lengths: `(input, packed, output, scratch)`.
 pub type Arrays<
     'a,
@@ -57,6 +82,10 @@ pub struct Entry<
     /// The layer's `run_units`: output blocks `first..first + blocks.len()` with the best
     /// variant.
     pub run_units: RunUnits<I, P, S, B, X, W>,
+    /// Row bands of the units, where the layer has them (`gspc-dwc` layers): the parallel
+    /// entry points cut units into bands when the units alone would leave a thread idle
+    /// for part of the layer ([`parallel::bands_for`]).
+    pub bands: Option<RowBands<I, P, S, X, W>>,
 }
 
 impl<
@@ -99,6 +128,8 @@ impl<
 
     /// The layer's `run_split`: [`Entry::run_parallel`] split into exactly `parts` parts
     /// (at most one per work unit), however little work each gets: for tests and tuning.
+    /// A layer with row bands whose units do not divide into `parts` is cut into bands of
+    /// its units instead, `parts` or a few more ([`parallel::bands_for`]).
     #[inline]
     pub fn run_split(
         &self,
@@ -111,7 +142,9 @@ impl<
         self.run_parts(input, packed, output, scratch, parts, parts)
     }
 
-    /// `parts` parts on up to `threads` threads: [`parallel::split_parts`].
+    /// `parts` parts on up to `threads` threads: [`parallel::split_parts`], or
+    /// [`parallel::split_bands`] where the layer has row bands and [`parallel::bands_for`]
+    /// cuts its units into more than one.
     fn run_parts(
         &self,
         input: &[X; I],
@@ -121,6 +154,22 @@ impl<
         threads: usize,
         parts: usize,
     ) -> Result<(), Error> {
+        if let Some(b) = self.bands {
+            let bands = parallel::bands_for(O.checked_div(B).unwrap_or(0), threads, parts, b.rows);
+            if bands > 1 {
+                return parallel::split_bands::<_, _, S>(
+                    output,
+                    b.rows,
+                    b.row,
+                    bands,
+                    scratch,
+                    threads,
+                    &|unit, rows, planes, scratch| {
+                        (b.run)(input, packed, unit, rows, planes, scratch)
+                    },
+                );
+            }
+        }
         let run_units = self.run_units;
         let (blocks, _) = output.as_chunks_mut::<B>();
         parallel::split_parts::<_, _, B, S>(

@@ -29,6 +29,8 @@
 //! Without `std` the parts run one after another on the calling thread.
 
 use crate::Error;
+use crate::dwc::CB;
+use core::ops::Range;
 
 #[cfg(feature = "std")]
 mod pool;
@@ -108,16 +110,7 @@ pub fn split_parts<T: Send, U: Send, const B: usize, const S: usize>(
 ) -> Result<(), Error> {
     let parts = parts.clamp(1, blocks.len().max(1));
     let threads = threads.clamp(1, parts);
-    let actual = scratch.len();
-    let (pieces, _) = scratch.as_chunks_mut::<S>();
-    if pieces.len() < threads {
-        return Err(Error::BufferLength {
-            buffer: "scratch",
-            expected: threads * S,
-            actual,
-        });
-    }
-    let pieces = &mut pieces[..threads];
+    let pieces = pieces::<U, S>(scratch, threads)?;
     #[cfg(feature = "std")]
     {
         let view = pool::Parts::new(blocks, parts, pieces);
@@ -145,6 +138,116 @@ pub fn split_parts<T: Send, U: Send, const B: usize, const S: usize>(
         }
     }
     Ok(())
+}
+
+/// The work of one band: `(unit, rows, planes, scratch)`: output rows `rows` of work unit
+/// `unit`, whose `CB` planes (`planes[c]`) hold just those rows.
+pub type BandFn<'a, T, U, const S: usize> =
+    dyn Fn(usize, Range<usize>, &mut [&mut [T]; CB], &mut [U; S]) + Sync + 'a;
+
+/// Runs `f(unit, rows, planes, scratch)` on every band of output rows of every work unit of
+/// `output`, on up to `threads` threads: the units of a channel-blocked depthwise layer
+/// (`gspc-dwc`), each `CB` planes of `rows` rows of `row` values, cut into `bands` bands of
+/// rows (band `b` is rows `rows * b / bands .. rows * (b + 1) / bands`). Part `p` is band
+/// `p % bands` of unit `p / bands`, and the parts are shared among the threads as by
+/// [`split_parts`]: so a layer of few units (3 blocks on 2 threads, 1 on 4) keeps every
+/// thread busy. `scratch` must hold `min(threads, parts) * S` values.
+#[allow(clippy::too_many_arguments)]
+pub fn split_bands<T: Send, U: Send, const S: usize>(
+    output: &mut [T],
+    rows: usize,
+    row: usize,
+    bands: usize,
+    scratch: &mut [U],
+    threads: usize,
+    f: &BandFn<'_, T, U, S>,
+) -> Result<(), Error> {
+    let plane = rows.saturating_mul(row);
+    let units = output
+        .len()
+        .checked_div(CB.saturating_mul(plane))
+        .unwrap_or(0);
+    let bands = bands.clamp(1, rows.max(1));
+    let parts = units.saturating_mul(bands);
+    let threads = threads.clamp(1, parts.max(1));
+    let pieces = pieces::<U, S>(scratch, threads)?;
+    #[cfg(feature = "std")]
+    {
+        let view = pool::Bands::new(output, units, rows, row, bands, pieces);
+        pool::run(parts, threads, &|p, t| {
+            // SAFETY: as in `split_parts`: `pool::run` calls this at most once per part `p`
+            // in `0..parts`, with `t < threads`, one part after another per thread.
+            let (unit, rows, mut planes, piece) = unsafe { view.band(p, t) };
+            f(unit, rows, &mut planes, piece)
+        });
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        let piece = &mut pieces[0];
+        for (unit, block) in output.chunks_exact_mut(CB * plane).take(units).enumerate() {
+            for b in 0..bands {
+                let r = bound(rows, b, bands)..bound(rows, b + 1, bands);
+                let q = r.start * row..r.end * row;
+                let mut planes = block.chunks_exact_mut(plane);
+                let mut planes: [&mut [T]; CB] = core::array::from_fn(|_| {
+                    planes
+                        .next()
+                        .and_then(|p| p.get_mut(q.clone()))
+                        .unwrap_or_default()
+                });
+                f(unit, r, &mut planes, piece);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How many bands of rows [`split_bands`] should cut each of `units` work units of `rows`
+/// rows into, for `threads` threads and (at least) the `parts` parts the layer would
+/// otherwise be cut into: 1 (no bands) on one thread, or when the units alone give no
+/// thread more than 1.25x the average (`ceil(units / threads) * threads <= 1.25 units`:
+/// equal shares, or 7 units on 2 threads); else the fewest bands, up to
+/// `PARTS_PER_THREAD * threads`, that give every thread the same number of parts and at
+/// least `parts` (and `threads`) in all, at most one a row. Bands cost a little packing: each packs the input rows its
+/// kernel rows reach beyond its own.
+pub const fn bands_for(units: usize, threads: usize, parts: usize, rows: usize) -> usize {
+    if threads <= 1 || units == 0 || rows <= 1 {
+        return 1;
+    }
+    // The busiest thread's units against the average: bands pay where it exceeds 1.25
+    // (3 units on 2 threads: 1.33; 1 on 4: 4). Below, the extra packing and parts cost
+    // more than the balance gains (15 units on 2 threads, 1.07: 1.11x slower with bands
+    // on Zen 4; docs/benchmarks/2026-12-07-zen4.md).
+    let busiest = units.div_ceil(threads).saturating_mul(threads);
+    if busiest.saturating_mul(4) < units.saturating_mul(5) {
+        return 1;
+    }
+    let want = if parts > threads { parts } else { threads };
+    let least = want.div_ceil(units);
+    let most = PARTS_PER_THREAD * threads;
+    let mut bands = least;
+    while bands <= most && bands <= rows {
+        if (units * bands).is_multiple_of(threads) {
+            return bands;
+        }
+        bands += 1;
+    }
+    if least < rows { least } else { rows }
+}
+
+/// The first `threads` scratch pieces of `S` values of `scratch`, or the error naming it
+/// when it is too short.
+fn pieces<U, const S: usize>(scratch: &mut [U], threads: usize) -> Result<&mut [[U; S]], Error> {
+    let actual = scratch.len();
+    let (pieces, _) = scratch.as_chunks_mut::<S>();
+    match pieces.get_mut(..threads) {
+        Some(pieces) => Ok(pieces),
+        None => Err(Error::BufferLength {
+            buffer: "scratch",
+            expected: threads * S,
+            actual,
+        }),
+    }
 }
 
 /// `(threads, parts)` for a layer's `run_parallel` on up to `threads` threads: the threads
@@ -190,8 +293,8 @@ mod tests {
     extern crate std;
 
     use super::{
-        PART_FLOPS, PARTS_PER_THREAD, bound, in_pool, parts_for, split, split_parts,
-        threads_and_parts,
+        CB, PART_FLOPS, PARTS_PER_THREAD, bands_for, bound, in_pool, parts_for, split, split_bands,
+        split_parts, threads_and_parts,
     };
     use std::panic::{self, AssertUnwindSafe};
     use std::string::String;
@@ -286,6 +389,133 @@ mod tests {
                 check_split_parts(40, threads, threads * 4);
             }
         });
+    }
+
+    /// Cuts `units` units of `CB` planes of `rows` x `row` values into `bands` bands on
+    /// `threads` threads and checks that every value was written by exactly one band, the
+    /// band of its row, with its unit, and that no scratch piece was used by two bands at
+    /// once.
+    fn check_bands(units: usize, rows: usize, row: usize, bands: usize, threads: usize) {
+        let plane = rows * row;
+        let mut output = vec![0.0f32; units * CB * plane];
+        let nb = bands.clamp(1, rows.max(1));
+        let pieces = threads.clamp(1, (units * nb).max(1));
+        let mut scratch: Vec<f32> = (0..pieces * S).map(|i| (i / S) as f32).collect();
+        let busy: Vec<AtomicBool> = (0..pieces).map(|_| AtomicBool::new(false)).collect();
+        let f = |unit: usize,
+                 r: core::ops::Range<usize>,
+                 planes: &mut [&mut [f32]; CB],
+                 piece: &mut [f32; S]| {
+            let t = piece[0] as usize;
+            assert!(!busy[t].swap(true, SeqCst), "piece {t} used by two bands");
+            for (c, p) in planes.iter_mut().enumerate() {
+                assert_eq!(p.len(), r.len() * row, "unit {unit} rows {r:?}");
+                for (i, v) in p.iter_mut().enumerate() {
+                    // unit, channel, row and column of the value, as one number.
+                    *v +=
+                        (((unit * CB + c) * rows + r.start + i / row) * row + i % row) as f32 + 1.0;
+                }
+            }
+            busy[t].store(false, SeqCst);
+        };
+        split_bands::<_, _, S>(&mut output, rows, row, bands, &mut scratch, threads, &f).unwrap();
+        for (i, v) in output.iter().enumerate() {
+            assert_eq!(
+                *v,
+                i as f32 + 1.0,
+                "value {i}: {units} units of {rows}x{row}, {bands} bands, {threads} threads"
+            );
+        }
+    }
+
+    #[test]
+    fn every_band_runs_once_with_its_rows() {
+        let shapes = [
+            // (units, rows, row, bands, threads)
+            (3, 56, 4, 2, 2),
+            (1, 7, 7, 4, 4),
+            (1, 3, 2, 8, 2),
+            (5, 7, 3, 4, 4),
+            (2, 14, 1, 3, 3),
+            (0, 4, 4, 2, 2),
+            (3, 1, 5, 2, 2),
+            (4, 9, 2, 1, 2),
+        ];
+        for (units, rows, row, bands, threads) in shapes {
+            check_bands(units, rows, row, bands, threads);
+        }
+        for pool in [2, 3] {
+            in_pool(pool, || {
+                for (units, rows, row, bands, threads) in shapes {
+                    check_bands(units, rows, row, bands, threads);
+                }
+                for i in 0..300 {
+                    check_bands(1 + i % 5, 3 + i % 11, 2, 1 + i % 4, 1 + i % 3);
+                }
+            });
+        }
+        // Too little scratch is an error.
+        let mut output = vec![0.0f32; 3 * CB * 4];
+        let mut scratch = vec![0.0f32; S];
+        let r = split_bands::<_, _, S>(&mut output, 2, 2, 2, &mut scratch, 2, &|_, _, _, _| {});
+        assert_eq!(
+            r.unwrap_err(),
+            crate::Error::BufferLength {
+                buffer: "scratch",
+                expected: 2 * S,
+                actual: S
+            }
+        );
+    }
+
+    #[test]
+    fn bands_only_where_units_leave_a_thread_idle() {
+        // (units, threads, parts, rows) -> bands
+        for (units, threads, parts, rows, want) in [
+            (3, 1, 1, 56, 1),
+            (4, 2, 8, 56, 1),
+            (48, 2, 8, 7, 1),
+            // 3 blocks on 2 threads: 2 bands (6 parts, 3 a thread).
+            (3, 2, 2, 56, 2),
+            (3, 2, 6, 56, 2),
+            // 7 blocks on 2 threads (4 against 3.5), 15 on 2: no bands.
+            (7, 2, 8, 14, 1),
+            (15, 2, 2, 14, 1),
+            // 5 on 2 (3 against 2.5): no bands; 6 on 4 (2 against 1.5): 2 bands.
+            (5, 2, 2, 7, 1),
+            (6, 4, 4, 14, 2),
+            // 1 block on 4 threads: 4 bands; 5 on 4: 4 bands.
+            (1, 4, 4, 56, 4),
+            (5, 4, 4, 28, 4),
+            (2, 3, 3, 14, 3),
+            // No more bands than rows.
+            (1, 4, 4, 3, 3),
+            (3, 2, 2, 1, 1),
+            (0, 2, 2, 7, 1),
+        ] {
+            assert_eq!(
+                bands_for(units, threads, parts, rows),
+                want,
+                "{units} units, {threads} threads, {parts} parts, {rows} rows"
+            );
+        }
+        for units in 1..40 {
+            for threads in 2..9 {
+                for rows in 1..60 {
+                    let b = bands_for(units, threads, threads, rows);
+                    assert!(b >= 1 && b <= rows.max(1));
+                    if b > 1 {
+                        assert!(!units.is_multiple_of(threads));
+                    }
+                    if 4 * units.div_ceil(threads) * threads < 5 * units {
+                        assert_eq!(b, 1);
+                    }
+                    if b > 1 && rows >= threads {
+                        assert!(units * b >= threads, "{units} {threads} {rows}: {b}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -1038,8 +1038,9 @@ mod simd {
         ))
     }
 
-    use crate::dwc::{CB, Geometry};
+    use crate::dwc::CB;
     use crate::qlayer::QLayout;
+    use core::ops::Range;
 
     /// Transposes 16 rows of 16 values in registers: afterwards `r[j]` holds column `j`.
     #[inline]
@@ -1103,70 +1104,6 @@ mod simd {
     #[inline(always)]
     fn mask16(n: usize) -> __mmask16 {
         if n >= 16 { 0xFFFF } else { (1u16 << n) - 1 }
-    }
-
-    /// [`crate::dwc::pack_input`] with AVX-512: 16 pixels of 16 channels per transpose.
-    ///
-    /// # Safety
-    ///
-    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
-    #[target_feature(enable = "avx512f")]
-    pub fn dwc_pack_input_avx512(input: &[f32], c0: usize, g: &Geometry, dst: &mut [f32]) {
-        if !g.fits(input, c0, dst) {
-            return;
-        }
-        g.zero_padding(dst);
-        let plane = g.h * g.w;
-        for y in 0..g.h {
-            let row = ((g.ph + y) * g.wp + g.pw) * CB;
-            for x0 in (0..g.w).step_by(16) {
-                let n = (g.w - x0).min(16);
-                let mut r = [_mm512_setzero_ps(); 16];
-                for (c, v) in r.iter_mut().enumerate() {
-                    let at = (c0 + c) * plane + y * g.w + x0;
-                    // SAFETY: the n lanes read end at (c0 + c) * plane + y * w + w <=
-                    // (c0 + CB) * plane <= input.len() (checked by `fits`); the masked-off
-                    // lanes are not read.
-                    *v = unsafe { _mm512_maskz_loadu_ps(mask16(n), input.as_ptr().add(at)) };
-                }
-                transpose16(&mut r);
-                for (j, v) in r.iter().take(n).enumerate() {
-                    let at = row + (x0 + j) * CB;
-                    // SAFETY: at + CB <= ((ph + y) * wp + pw + w) * CB <= hp * wp * CB <=
-                    // dst.len() (`fits`: hp >= h + ph, wp >= w + pw).
-                    unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add(at), *v) };
-                }
-            }
-        }
-    }
-
-    /// [`crate::dwc::unpack_output`] with AVX-512.
-    ///
-    /// # Safety
-    ///
-    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
-    #[target_feature(enable = "avx512f")]
-    pub fn dwc_unpack_output_avx512(src: &[f32], pixels: usize, dst: &mut [f32]) {
-        let total = pixels * CB;
-        if src.len() < total || dst.len() < total {
-            return;
-        }
-        for p0 in (0..pixels).step_by(16) {
-            let n = (pixels - p0).min(16);
-            let mut r = [_mm512_setzero_ps(); 16];
-            for (j, v) in r.iter_mut().take(n).enumerate() {
-                // SAFETY: (p0 + j) * CB + CB <= pixels * CB <= src.len() (checked above).
-                *v = unsafe { _mm512_loadu_ps(src.as_ptr().add((p0 + j) * CB)) };
-            }
-            transpose16(&mut r);
-            for (c, v) in r.iter().enumerate() {
-                // SAFETY: the n lanes written end at c * pixels + p0 + n <= CB * pixels <=
-                // dst.len(); the masked-off lanes are not written.
-                unsafe {
-                    _mm512_mask_storeu_ps(dst.as_mut_ptr().add(c * pixels + p0), mask16(n), *v)
-                };
-            }
-        }
     }
 
     /// [`QLayout::pack_input_depthwise`] with AVX-512BW, 16 words per store, the padding
@@ -2182,7 +2119,7 @@ mod simd {
     /// # Safety
     ///
     /// The caller must be compiled with AVX2 (no target features of its own, so that it is
-    /// always inlined: see [`dwc_pack_input_avx2`]).
+    /// always inlined: see [`dwc_pack_pixels_avx2`]).
     #[inline(always)]
     unsafe fn transpose8(r: &mut [__m256; 8]) {
         // SAFETY: the caller has AVX2 (this function's contract).
@@ -2220,105 +2157,151 @@ mod simd {
         }
     }
 
-    /// [`crate::dwc::pack_input`] with AVX2: 8 pixels of 8 channels per transpose. Rows of
-    /// 8 pixels or more take whole vectors only, the last one overlapping the one before
-    /// (masked stores are slow on AMD cores: docs/benchmarks/2026-12-02-zen4.md); narrower rows
-    /// are loaded under a mask.
+    /// [`crate::dwc::pack_pixels`] with AVX2: 8 pixels of 8 channels per transpose. Ranges
+    /// of 8 pixels or more take whole vectors only, the last one overlapping the one before
+    /// (masked stores are slow on AMD cores: docs/benchmarks/2026-12-02-zen4.md); shorter
+    /// ones are loaded under a mask.
     ///
     /// It has no target features of its own, so that it is always inlined into the
-    /// generated kernel that calls it, with the layer's geometry (a constant) folded in:
-    /// as a target-feature function, whether it was inlined depended on the build's
-    /// codegen units, and its out-of-line copies were larger and slower.
+    /// generated kernel that calls it: as a target-feature function, whether it was inlined
+    /// depended on the build's codegen units, and its out-of-line copies were larger and
+    /// slower.
     ///
     /// # Safety
     ///
     /// The CPU must support AVX2, and the caller must be compiled with it (the AVX2 and
     /// AVX-512 variants of the generated kernels).
     #[inline(always)]
-    pub unsafe fn dwc_pack_input_avx2(input: &[f32], c0: usize, g: &Geometry, dst: &mut [f32]) {
-        if !g.fits(input, c0, dst) {
+    pub unsafe fn dwc_pack_pixels_avx2(
+        input: &[f32],
+        plane: usize,
+        c0: usize,
+        pixels: Range<usize>,
+        dst: &mut [f32],
+    ) {
+        if !crate::dwc::pixels_fit(input, plane, c0, &pixels, dst) {
             return;
         }
-        g.zero_padding(dst);
-        let plane = g.h * g.w;
-        for y in 0..g.h {
-            let row = ((g.ph + y) * g.wp + g.pw) * CB;
-            for half in 0..CB / 8 {
-                for x0 in (0..g.w).step_by(8) {
-                    // Whole vectors where the row has 8 pixels: the last one ends at the
-                    // row's end.
-                    let (x0, n) = if g.w >= 8 {
-                        (x0.min(g.w - 8), 8)
-                    } else {
-                        (x0, (g.w - x0).min(8))
+        let (p0, len) = (pixels.start, pixels.len());
+        for half in 0..CB / 8 {
+            for x0 in (0..len).step_by(8) {
+                // Whole vectors where the range has 8 pixels: the last one ends at its end.
+                let (x0, n) = if len >= 8 {
+                    (x0.min(len - 8), 8)
+                } else {
+                    (x0, len - x0)
+                };
+                // SAFETY: the caller has AVX2 (this function's contract).
+                let (mask, mut r) = unsafe { (mask8(n), [_mm256_setzero_ps(); 8]) };
+                for (c, v) in r.iter_mut().enumerate() {
+                    let at = (c0 + 8 * half + c) * plane + p0 + x0;
+                    // SAFETY: the n lanes read end at (c0 + 8 half + c) * plane + p0 + x0 +
+                    // n <= (c0 + CB) * plane <= input.len() (`pixels_fit`: p0 + x0 + n <=
+                    // pixels.end <= plane); with n < 8 the masked-off lanes are not read.
+                    *v = unsafe {
+                        if n == 8 {
+                            _mm256_loadu_ps(input.as_ptr().add(at))
+                        } else {
+                            _mm256_maskload_ps(input.as_ptr().add(at), mask)
+                        }
                     };
-                    // SAFETY: the caller has AVX2 (this function's contract).
-                    let (mask, mut r) = unsafe { (mask8(n), [_mm256_setzero_ps(); 8]) };
-                    for (c, v) in r.iter_mut().enumerate() {
-                        let at = (c0 + 8 * half + c) * plane + y * g.w + x0;
-                        // SAFETY: the n lanes read end at (c0 + 8 half + c) * plane + y * w
-                        // + x0 + n <= (c0 + CB) * plane <= input.len() (`fits`, x0 + n <=
-                        // w); with n < 8 the masked-off lanes are not read.
-                        *v = unsafe {
-                            if n == 8 {
-                                _mm256_loadu_ps(input.as_ptr().add(at))
-                            } else {
-                                _mm256_maskload_ps(input.as_ptr().add(at), mask)
-                            }
-                        };
-                    }
-                    // SAFETY: the caller has AVX2 (this function's contract).
-                    unsafe { transpose8(&mut r) };
-                    for (j, v) in r.iter().take(n).enumerate() {
-                        let at = row + (x0 + j) * CB + 8 * half;
-                        // SAFETY: at + 8 <= ((ph + y) * wp + pw + w) * CB <= dst.len().
-                        unsafe { _mm256_storeu_ps(dst.as_mut_ptr().add(at), *v) };
-                    }
+                }
+                // SAFETY: the caller has AVX2 (this function's contract).
+                unsafe { transpose8(&mut r) };
+                for (j, v) in r.iter().take(n).enumerate() {
+                    let at = (p0 + x0 + j) * CB + 8 * half;
+                    // SAFETY: at + 8 <= pixels.end * CB <= dst.len() (`pixels_fit`).
+                    unsafe { _mm256_storeu_ps(dst.as_mut_ptr().add(at), *v) };
                 }
             }
         }
     }
 
-    /// [`crate::dwc::unpack_output`] with AVX2: whole vectors where there are 8 pixels or
-    /// more, the last one overlapping the one before (no masked stores, slow on AMD cores).
+    /// [`crate::dwc::unpack_pixels`] with AVX2: whole vectors where the planes hold 8
+    /// pixels or more, the last one overlapping the one before (no masked stores, slow on
+    /// AMD cores).
     ///
-    /// Always inlined, as [`dwc_pack_input_avx2`].
+    /// Always inlined, as [`dwc_pack_pixels_avx2`].
     ///
     /// # Safety
     ///
     /// The CPU must support AVX2, and the caller must be compiled with it (the AVX2 and
     /// AVX-512 variants of the generated kernels).
     #[inline(always)]
-    pub unsafe fn dwc_unpack_output_avx2(src: &[f32], pixels: usize, dst: &mut [f32]) {
-        let total = pixels * CB;
-        if src.len() < total || dst.len() < total {
+    pub unsafe fn dwc_unpack_pixels_avx2(src: &[f32], first: usize, planes: &mut [&mut [f32]; CB]) {
+        let Some(len) = crate::dwc::planes_fit(src, first, planes) else {
+            return;
+        };
+        // SAFETY: the caller has AVX2 (this function's contract); `src` holds pixels
+        // `first..first + len` and every plane `len` values (`planes_fit`).
+        unsafe { unpack8(src, first, len, |c| planes[c].as_mut_ptr()) }
+    }
+
+    /// [`dwc_unpack_pixels_avx2`] of a whole block: pixels `0..pixels` of `src` into the
+    /// `CB` planes of `pixels` values at the start of `block` (`block[c * pixels + p] =
+    /// src[p * CB + c]`). The planes are one pointer and a constant stride apart, which
+    /// saves the whole-block path of the kernels the slices of
+    /// [`crate::dwc::planes_mut`]: on 7x7 planes that took 5% of the layer's time.
+    ///
+    /// Always inlined, as [`dwc_pack_pixels_avx2`].
+    ///
+    /// # Safety
+    ///
+    /// As [`dwc_unpack_pixels_avx2`].
+    #[inline(always)]
+    pub unsafe fn dwc_unpack_block_avx2(src: &[f32], pixels: usize, block: &mut [f32]) {
+        let total = pixels.saturating_mul(CB);
+        if src.len() < total || block.len() < total {
             return;
         }
+        let at = block.as_mut_ptr();
+        // SAFETY: the caller has AVX2 (this function's contract); `src` holds `pixels`
+        // pixels and plane `c` is `block[c * pixels..(c + 1) * pixels]`, inside `block`
+        // (checked above), so `at.add(c * pixels)` stays in it.
+        unsafe { unpack8(src, 0, pixels, |c| at.add(c * pixels)) }
+    }
+
+    /// Transposes the packed pixels `first..first + len` of `src` to the `CB` planes whose
+    /// first values `plane(c)` points at.
+    ///
+    /// # Safety
+    ///
+    /// The caller must be compiled with AVX2; `src` must hold `(first + len) * CB` values,
+    /// and `plane(c)`, for each `c < CB`, point at `len` writable values that no other
+    /// plane overlaps.
+    #[inline(always)]
+    unsafe fn unpack8(
+        src: &[f32],
+        first: usize,
+        len: usize,
+        mut plane: impl FnMut(usize) -> *mut f32,
+    ) {
         for half in 0..CB / 8 {
-            for p0 in (0..pixels).step_by(8) {
-                let (p0, n) = if pixels >= 8 {
-                    (p0.min(pixels - 8), 8)
+            for p0 in (0..len).step_by(8) {
+                let (p0, n) = if len >= 8 {
+                    (p0.min(len - 8), 8)
                 } else {
-                    (p0, (pixels - p0).min(8))
+                    (p0, len - p0)
                 };
                 // SAFETY: the caller has AVX2 (this function's contract).
                 let (mask, mut r) = unsafe { (mask8(n), [_mm256_setzero_ps(); 8]) };
                 for (j, v) in r.iter_mut().take(n).enumerate() {
-                    // SAFETY: (p0 + j) * CB + 8 half + 8 <= pixels * CB <= src.len().
-                    *v = unsafe { _mm256_loadu_ps(src.as_ptr().add((p0 + j) * CB + 8 * half)) };
+                    let at = (first + p0 + j) * CB + 8 * half;
+                    // SAFETY: at + 8 <= (first + len) * CB <= src.len() (the contract).
+                    *v = unsafe { _mm256_loadu_ps(src.as_ptr().add(at)) };
                 }
                 // SAFETY: the caller has AVX2 (this function's contract).
                 unsafe { transpose8(&mut r) };
                 for (c, v) in r.iter().enumerate() {
-                    let at = (8 * half + c) * pixels + p0;
-                    // SAFETY: the n lanes written end at (8 half + c) * pixels + p0 + n <=
-                    // CB * pixels <= dst.len() (p0 + n <= pixels); with n < 8 the
-                    // masked-off lanes are not written.
+                    // SAFETY: the n lanes written end at p0 + n <= len values from the
+                    // plane's start, all writable (the contract); with n < 8 the masked-off
+                    // lanes are not written.
                     unsafe {
+                        let to = plane(8 * half + c).add(p0);
                         if n == 8 {
-                            _mm256_storeu_ps(dst.as_mut_ptr().add(at), *v)
+                            _mm256_storeu_ps(to, *v)
                         } else {
-                            _mm256_maskstore_ps(dst.as_mut_ptr().add(at), mask, *v)
+                            _mm256_maskstore_ps(to, mask, *v)
                         }
                     };
                 }
@@ -2329,7 +2312,7 @@ mod simd {
     #[cfg(all(test, feature = "std"))]
     mod tests {
         use super::*;
-        use crate::dwc::{geometries, reference_pack};
+        use crate::dwc::{pack_cases, reference_pack};
         use crate::x86::channel_row_at;
 
         /// A depthwise pair layout of 32 channels (blocks of 16).
@@ -2895,35 +2878,45 @@ mod simd {
 
         #[test]
         fn simd_pack_and_unpack_match_the_portable_ones() {
-            let avx512 = std::is_x86_feature_detected!("avx512f");
-            let avx2 = std::is_x86_feature_detected!("avx2");
-            for g in geometries() {
-                let input: Vec<f32> = (0..2 * CB * g.h * g.w).map(|i| i as f32 + 0.5).collect();
-                let want = reference_pack(&input, CB, &g);
-                let pixels = g.h * g.w;
-                let src: Vec<f32> = (0..pixels * CB).map(|i| i as f32).collect();
-                let mut planes = vec![0.0; pixels * CB];
-                crate::dwc::unpack_output(&src, pixels, &mut planes);
-                if avx512 {
-                    let mut dst = vec![f32::NAN; g.packed_len()];
-                    // SAFETY: AVX-512F is detected just above.
-                    unsafe { dwc_pack_input_avx512(&input, CB, &g, &mut dst) };
-                    assert_eq!(dst, want, "avx512 {g:?}");
-                    let mut out = vec![f32::NAN; pixels * CB];
-                    // SAFETY: as above.
-                    unsafe { dwc_unpack_output_avx512(&src, pixels, &mut out) };
-                    assert_eq!(out, planes, "avx512 {g:?}");
-                }
-                if avx2 {
-                    let mut dst = vec![f32::NAN; g.packed_len()];
-                    // SAFETY: AVX2 is detected just above.
-                    unsafe { dwc_pack_input_avx2(&input, CB, &g, &mut dst) };
-                    assert_eq!(dst, want, "avx2 {g:?}");
-                    let mut out = vec![f32::NAN; pixels * CB];
-                    // SAFETY: as above.
-                    unsafe { dwc_unpack_output_avx2(&src, pixels, &mut out) };
-                    assert_eq!(out, planes, "avx2 {g:?}");
-                }
+            if !std::is_x86_feature_detected!("avx2") {
+                return;
+            }
+            for (plane, pixels) in pack_cases() {
+                let input: Vec<f32> = (0..2 * CB * plane).map(|i| i as f32 + 0.5).collect();
+                let want = reference_pack(&input, plane, CB, pixels.clone());
+                let mut dst = vec![f32::NAN; plane * CB];
+                // SAFETY: AVX2 is detected above.
+                unsafe { dwc_pack_pixels_avx2(&input, plane, CB, pixels.clone(), &mut dst) };
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&dst), bits(&want), "{plane} pixels {pixels:?}");
+                let src: Vec<f32> = (0..plane * CB).map(|i| i as f32).collect();
+                let n = pixels.len();
+                let mut want = vec![f32::NAN; n * CB];
+                crate::dwc::unpack_pixels(
+                    &src,
+                    pixels.start,
+                    &mut crate::dwc::planes_mut(&mut want, n),
+                );
+                // One value more on each side: nothing outside the planes is written.
+                let mut got = vec![-1.0; n * CB + 2];
+                let (_, inner) = got.split_at_mut(1);
+                let (inner, _) = inner.split_at_mut(n * CB);
+                // SAFETY: as above.
+                unsafe {
+                    dwc_unpack_pixels_avx2(
+                        &src,
+                        pixels.start,
+                        &mut crate::dwc::planes_mut(inner, n),
+                    )
+                };
+                assert_eq!(got[1..=n * CB], want[..], "{plane} pixels {pixels:?}");
+                assert_eq!((got[0], got[n * CB + 1]), (-1.0, -1.0));
+                // The whole-block form of the same pixels.
+                let mut block = vec![-1.0; n * CB + 1];
+                // SAFETY: as above.
+                unsafe { dwc_unpack_block_avx2(&src[pixels.start * CB..], n, &mut block) };
+                assert_eq!(block[..n * CB], want[..], "{plane} pixels {pixels:?}");
+                assert_eq!(block[n * CB], -1.0);
             }
         }
     }

@@ -136,7 +136,38 @@ fn entry_allocations(threads: usize) -> usize {
         flops: u64::MAX,
         groups: 4,
         run_units,
+        bands: None,
     };
+    // A depthwise layer of 3 units of 16 planes of 2 rows of 1 value, with row bands: 3
+    // units on 2 or 4 threads run as bands.
+    fn band_units(_: &[f32; 4], _: &[f32; 2], first: usize, b: &mut [[f32; 32]], _: &mut [f32; 2]) {
+        for (u, block) in b.iter_mut().enumerate() {
+            block.fill((first + u) as f32);
+        }
+    }
+    fn run_band(
+        _: &[f32; 4],
+        _: &[f32; 2],
+        unit: usize,
+        _: core::ops::Range<usize>,
+        planes: &mut [&mut [f32]; 16],
+        _: &mut [f32; 2],
+    ) {
+        for p in planes.iter_mut() {
+            p.fill(unit as f32);
+        }
+    }
+    let banded: Entry<4, 2, 96, 2, 32> = Entry {
+        flops: u64::MAX,
+        groups: 48,
+        run_units: band_units,
+        bands: Some(gspc_runtime::entry::RowBands {
+            rows: 2,
+            row: 1,
+            run: run_band,
+        }),
+    };
+    let mut banded_output = [0.0f32; 96];
     let (input, packed) = ([1.0f32; 4], [2.0f32; 2]);
     let (mut output, mut scratch) = ([0.0f32; 8], [0.0f32; 8]);
     let mut packed_out = [0.0f32; 4];
@@ -155,6 +186,9 @@ fn entry_allocations(threads: usize) -> usize {
             .run_parallel_slice(&input, &packed, &mut output, &mut scratch, threads)
             .unwrap();
         pack_weights_slice(pack, &[1.0, 2.0], Some(&[3.0, 4.0]), &mut packed_out).unwrap();
+        banded
+            .run_parallel(&input, &packed, &mut banded_output, &mut scratch, threads)
+            .unwrap();
     };
     warm_up(threads);
     calls();
@@ -165,5 +199,6 @@ fn entry_allocations(threads: usize) -> usize {
     let after = ALLOCATIONS.load(Ordering::SeqCst);
     assert_eq!(output[6], 1.0 + 2.0 + 3.0);
     assert_eq!(packed_out, [1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(banded_output[95], 2.0);
     after - before
 }

@@ -296,7 +296,8 @@ fn dispatch_items(p: &LayerPlan, arch: Arch) -> TokenStream {
     let dispatched_isa = dispatched_isa_body(&isas, arch, p.avx2_at_half_rate, false);
     let block_l = lit(p.oc_bn * oh * ow);
     let units_l = lit(p.units());
-    let entry = entry_const(quote!());
+    let (band_fn, bands) = row_bands(p, &isas, arch);
+    let entry = entry_const(quote!(), bands);
     quote! {
         /// Output channels per work unit (one output-channel block of one group).
         pub const BLOCK_LEN: usize = #block_l;
@@ -322,14 +323,52 @@ fn dispatch_items(p: &LayerPlan, arch: Arch) -> TokenStream {
             #dispatch_units
         }
 
+        #band_fn
+
         #entry
     }
 }
 
+/// A layer's `run_band` (the best variant's) and the value of `ENTRY.bands` that hands it
+/// to the runtime, where it has row bands ([`LayerPlan::row_bands`]); else nothing and
+/// `None`.
+fn row_bands(p: &LayerPlan, isas: &[Isa], arch: Arch) -> (TokenStream, TokenStream) {
+    if !p.row_bands {
+        return (quote!(), quote!(None));
+    }
+    let dispatch = dispatch_body(
+        isas,
+        arch,
+        "run_band",
+        quote!(input, packed, unit, rows, planes, scratch),
+        false,
+    );
+    let [oh, ow] = p.output;
+    let (oh, ow) = (lit(oh), lit(ow));
+    let band_fn = quote! {
+        /// Computes output rows `rows` of work unit `unit` into `planes` (its 16 planes,
+        /// each holding just those rows) with the best variant.
+        fn run_band(
+            input: &[f32; INPUT_LEN],
+            packed: &[f32; PACKED_LEN],
+            unit: usize,
+            rows: ::core::ops::Range<usize>,
+            planes: &mut [&mut [f32]; 16],
+            scratch: &mut [f32; SCRATCH_LEN],
+        ) {
+            #dispatch
+        }
+    };
+    let bands = quote! {
+        Some(::gspc_runtime::entry::RowBands { rows: #oh, row: #ow, run: run_band })
+    };
+    (band_fn, bands)
+}
+
 /// `ENTRY`, the layer's `gspc_runtime::entry::Entry` over its lengths and `run_units`;
 /// `elements` are its element types after the lengths (none for f32 layers, `i8, i32` for
-/// int8 ones).
-pub(super) fn entry_const(elements: TokenStream) -> TokenStream {
+/// int8 ones), `bands` the value of its `bands` field.
+pub(super) fn entry_const(elements: TokenStream, bands: TokenStream) -> TokenStream {
     quote! {
         /// The layer's entry points over its lengths, in gspc-runtime.
         const ENTRY: ::gspc_runtime::entry::Entry<
@@ -339,7 +378,7 @@ pub(super) fn entry_const(elements: TokenStream) -> TokenStream {
             SCRATCH_LEN,
             BLOCK_LEN,
             #elements
-        > = ::gspc_runtime::entry::Entry { flops: FLOPS, groups: GROUPS, run_units };
+        > = ::gspc_runtime::entry::Entry { flops: FLOPS, groups: GROUPS, run_units, bands: #bands };
     }
 }
 

@@ -293,7 +293,7 @@ fn entry_items(p: &LayerPlan, arch: Arch, baked_entry: TokenStream) -> TokenStre
         quote!(::gspc_runtime::qlayer::QVariant { isa: #isa, kernel: #kname, run: #f })
     });
     let strategy = p.strategy.as_str();
-    let entry = super::layer::entry_const(quote!(i8, i32));
+    let entry = super::layer::entry_const(quote!(i8, i32), quote!(None));
     quote! {
         /// Packs OIHW int8 weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
         /// optional int32 bias (zero without one) into [`LAYOUT`]; refuses a weight of -128.

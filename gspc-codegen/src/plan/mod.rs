@@ -183,6 +183,10 @@ pub struct LayerPlan {
     /// `gspc_runtime::x86::avx512_full_rate`), the dispatcher runs the AVX2 variant instead
     /// of the AVX-512 one (see `plan::avx2_at_half_rate` and docs/design.md, "Dispatch").
     pub avx2_at_half_rate: bool,
+    /// A `gspc-dwc` layer's blocks can also run as bands of output rows (each variant has
+    /// a `run_band`), so that threads share a layer of few blocks: on targets with threads,
+    /// and not for compact code (`run_band` repeats the row loops of `run_units`).
+    pub row_bands: bool,
     /// One entry per ISA variant, in the order given.
     pub variants: Vec<VariantPlan>,
     /// What chose this plan.
@@ -487,6 +491,7 @@ pub(crate) fn plan_layer_pinned(
         gpv,
         compact: pin.compact,
         avx2_at_half_rate: avx2_at_half_rate(layer, &variants),
+        row_bands: strategy == Strategy::GspcDwc && target.has_threads() && !pin.compact,
         variants,
         chosen: Chosen::Model,
         quant: None,

@@ -25,6 +25,8 @@ use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use super::bound;
+use crate::dwc::CB;
+use core::ops::Range;
 
 /// How long a waiting thread spins (`core::hint::spin_loop`) before it starts yielding. A
 /// worker spinning when the next layer's share arrives starts it in well under a
@@ -486,5 +488,98 @@ impl<'a, T, U, const B: usize, const S: usize> Parts<'a, T, U, B, S> {
                 &mut *self.pieces.add(t),
             )
         }
+    }
+}
+
+/// Disjoint bands of rows of a depthwise layer's output units (`units` units of `CB`
+/// planes of `rows * row` values), taken by index from several threads at once, and one
+/// scratch piece per thread, as [`Parts`].
+pub(super) struct Bands<'a, T, U, const S: usize> {
+    output: *mut T,
+    units: usize,
+    rows: usize,
+    row: usize,
+    bands: usize,
+    pieces: *mut [U; S],
+    threads: usize,
+    _output: PhantomData<&'a mut [T]>,
+    _pieces: PhantomData<&'a mut [[U; S]]>,
+}
+
+// SAFETY: as for `Parts`: a `&mut` borrow of buffers of `Send` values split into disjoint
+// bands, each handed to one thread at most, and pieces, each used by one thread at a time
+// (the contract of `band`).
+unsafe impl<T: Send, U: Send, const S: usize> Sync for Bands<'_, T, U, S> {}
+
+impl<'a, T, U, const S: usize> Bands<'a, T, U, S> {
+    /// Part `p` is band `p % bands` of unit `p / bands`; thread `t` of `pieces.len()` uses
+    /// `pieces[t]`. Panics if `output` is shorter than the units.
+    pub(super) fn new(
+        output: &'a mut [T],
+        units: usize,
+        rows: usize,
+        row: usize,
+        bands: usize,
+        pieces: &'a mut [[U; S]],
+    ) -> Self {
+        let need = units
+            .checked_mul(CB)
+            .and_then(|n| n.checked_mul(rows))
+            .and_then(|n| n.checked_mul(row));
+        assert!(
+            need.is_some_and(|n| n <= output.len()) && bands >= 1,
+            "{units} units of {CB} planes of {rows} x {row} in {} values",
+            output.len()
+        );
+        Bands {
+            output: output.as_mut_ptr(),
+            units,
+            rows,
+            row,
+            bands,
+            threads: pieces.len(),
+            pieces: pieces.as_mut_ptr(),
+            _output: PhantomData,
+            _pieces: PhantomData,
+        }
+    }
+
+    /// `(unit, rows, planes, scratch piece)` of part `p` run by thread `t` (`p < units *
+    /// bands` and `t < pieces.len()`, else a panic): `planes[c]` is rows `rows` of plane
+    /// `c` of the unit.
+    ///
+    /// # Safety
+    /// As [`Parts::part`]: each `p` may be taken at most once while `self` lives, and
+    /// piece `t` only after the piece of the previous take with the same `t` is no longer
+    /// used.
+    pub(super) unsafe fn band(
+        &self,
+        p: usize,
+        t: usize,
+    ) -> (usize, Range<usize>, [&'a mut [T]; CB], &'a mut [U; S]) {
+        assert!(
+            p < self.units * self.bands,
+            "band {p} of {}",
+            self.units * self.bands
+        );
+        assert!(t < self.threads, "thread {t} of {}", self.threads);
+        let (unit, band) = (p / self.bands, p % self.bands);
+        let rows = bound(self.rows, band, self.bands)..bound(self.rows, band + 1, self.bands);
+        let plane = self.rows * self.row;
+        let (at, len) = (rows.start * self.row, rows.len() * self.row);
+        let planes = core::array::from_fn(|c| {
+            // SAFETY: rows.end <= self.rows, so the range ends at (unit * CB + c) * plane +
+            // rows.end * row <= (unit * CB + c + 1) * plane <= units * CB * plane <=
+            // output.len() (checked in `new`); the ranges of two planes, or of two bands of
+            // one plane, are disjoint, and each part is taken at most once (the caller's
+            // promise), so no two live `&mut` alias; the output stays borrowed for `'a`.
+            unsafe {
+                std::slice::from_raw_parts_mut(self.output.add((unit * CB + c) * plane + at), len)
+            }
+        });
+        // SAFETY: `t` is in the pieces, taken again only after its previous take is dead
+        // (the caller's promise).
+        let piece = unsafe { &mut *self.pieces.add(t) };
+        (unit, rows, planes, piece)
     }
 }

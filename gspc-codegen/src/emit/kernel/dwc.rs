@@ -5,7 +5,7 @@
 
 use super::ops::Ops;
 use super::{
-    ModuleParts, inline_attr, linear, tail_doc, target_feature, variant_module_shell,
+    ModuleParts, inline_attr, linear, safety_doc, tail_doc, target_feature, variant_module_shell,
     zeroed_accumulators,
 };
 use crate::emit::lit;
@@ -25,33 +25,27 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
     let [oh, ow] = p.output;
     let cb = DWC_BLOCK;
     let (xlen, olen) = (dwc::input_len(p), oh * ow * cb);
-    let hw = l.input[0] * l.input[1];
-    let (xlen_l, olen_l, block_l, pixels_l) = (lit(xlen), lit(olen), lit(olen), lit(oh * ow));
-    let (hw_l, cb_l) = (lit(hw), lit(cb));
+    let [h, w] = l.input;
+    let (xlen_l, olen_l, block_l) = (lit(xlen), lit(olen), lit(olen));
+    let (hw_l, h_l, oh_l, cb_l) = (lit(h * w), lit(h), lit(oh), lit(cb));
+    // The input rows a band of output rows `r0..r1` reads: from `r0 * SH - PH` to `(r1 - 1)
+    // * SH + (KH - 1) * DH - PH`, inside the input.
+    let reach = (l.kernel[0] - 1) * l.dilation[0] + 1;
+    let last_in = linear(&[("last", l.stride[0])], reach);
+    let first_in = linear(&[("r0", l.stride[0])], 0);
+    let ph_l = lit(l.padding[0]);
     // The AVX-512 variant transposes with AVX2 too: 8x8 transposes of ymm registers beat
     // 16x16 ones of zmm registers (docs/benchmarks/2026-11-27-zen5.md).
     // The AVX2 packers are inlined into the variant (they have no target features of
-    // their own), with the geometry folded in.
-    let (pack, unpack) = match v.isa {
-        Isa::Avx512 | Isa::Avx2 => {
-            let why = "this variant is compiled with AVX2, which the runtime's AVX2 packers need of their caller, and runs only on a CPU with it";
-            (
-                quote! {
-                    gspc_safety!(#why);
-                    unsafe { ::gspc_runtime::x86::dwc_pack_input_avx2(input, cb * #cb_l, &GEOMETRY, xs) };
-                },
-                quote! {
-                    gspc_safety!(#why);
-                    unsafe { ::gspc_runtime::x86::dwc_unpack_output_avx2(out, #pixels_l, block) };
-                },
-            )
-        }
-        Isa::Neon | Isa::Portable => (
-            quote!(::gspc_runtime::dwc::pack_input(input, cb * #cb_l, &GEOMETRY, xs);),
-            quote!(::gspc_runtime::dwc::unpack_output(out, #pixels_l, block);),
-        ),
-    };
-    let (tiles, runs) = column_tiles(p, v, outline);
+    // their own).
+    let (pack, unpack) = packers(v.isa, h * w);
+    let pack_all = pack(quote!(0..#hw_l));
+    let (from_px, to_px) = (linear(&[("ih0", w)], 0), linear(&[("ih1", w)], 0));
+    let pack_band = pack(quote!(#from_px..#to_px));
+    let unpack_all = unpack_block(v.isa, oh * ow);
+    let unpack_band = unpack(linear(&[("r0", ow)], 0), quote!(planes));
+    let band_len = linear(&[("n", ow)], 0);
+    let (mut tiles, runs) = column_tiles(p, v, outline);
     let rows = row_loops(p, v, &runs);
     let doc = format!(
         " `{}`: {} lanes x {} vector(s) per pixel of 16 channels, {} full tile(s) of {} pixel(s) per row{}; {} tile shape(s), taps over the padding left out.",
@@ -67,21 +61,20 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
         " Computes output blocks `first..first + blocks.len()` of layer `{}` with the {} variant; block `u` is channels `u * 16 .. u * 16 + 16`.",
         l.name, v.isa
     );
+    let band_doc = format!(
+        " Computes output rows `rows` of block `cb` (channels `cb * 16 .. cb * 16 + 16`) of layer `{}` with the {} variant into `planes`, the block's 16 planes, each holding just those rows: packs the input rows they read, computes them, transposes them back. Does nothing when `rows` is empty or past the output, or the planes do not hold its rows.",
+        l.name, v.isa
+    );
     let consts = quote! {
     /// Values of the packed input of one block of 16 channels, `[H * W][16]`.
     const XLEN: usize = #xlen_l;
     /// Values of the output pixels of one block, `[OH * OW][16]`.
     const OLEN: usize = #olen_l;
-    /// The input plane as one row of pixels, without padding.
-    const GEOMETRY: ::gspc_runtime::dwc::Geometry = ::gspc_runtime::dwc::Geometry {
-        h: 1,
-        w: #hw_l,
-        ph: 0,
-        pw: 0,
-        hp: 1,
-        wp: #hw_l,
     };
-    };
+    // The whole block: the row loops of `run_band` again, with the band's rows and the
+    // packing and transposing ranges constant (with every block through `run_band`, the
+    // ranges became run-time values and the tiles stopped being inlined with their kernel
+    // rows folded in: small planes ran 1.1-1.25x slower on Zen 4).
     let body = quote! {
     let Some((xs, rest)) = scratch.split_first_chunk_mut::<XLEN>() else {
         return;
@@ -91,12 +84,54 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
     };
     for (i, block) in blocks.iter_mut().enumerate() {
         let cb = first + i;
-        #pack
-        let x: &[f32; XLEN] = xs;
+        #pack_all
+        let (x, r0, r1): (&[f32; XLEN], usize, usize) = (xs, 0, #oh_l);
         #(#rows)*
-        #unpack
+        #unpack_all
     }
     };
+    let (tf, safety) = (target_feature(v.isa), safety_doc(v.isa));
+    let band_fn = quote! {
+            #[doc = #band_doc]
+            #safety
+            #tf
+            pub fn run_band(
+                input: &[f32; super::INPUT_LEN],
+                packed: &[f32; super::PACKED_LEN],
+                cb: usize,
+                rows: ::core::ops::Range<usize>,
+                planes: &mut [&mut [f32]; #cb_l],
+                scratch: &mut [f32; super::SCRATCH_LEN],
+            ) {
+                let (r0, r1) = (rows.start, rows.end);
+                if r0 >= r1 || r1 > #oh_l {
+                    return;
+                }
+                let n = r1 - r0;
+                if planes.iter().any(|p| p.len() != #band_len) {
+                    return;
+                }
+                let Some((xs, rest)) = scratch.split_first_chunk_mut::<XLEN>() else {
+                    return;
+                };
+                let Some(out) = rest.first_chunk_mut::<OLEN>() else {
+                    return;
+                };
+                // The input rows the band reads (padded rows: `reach` is one past the
+                // last one of the last output row's window).
+                let last = r1 - 1;
+                let (first, reach) = (#first_in, #last_in);
+                let ih1 = reach.saturating_sub(#ph_l).min(#h_l);
+                let ih0 = first.saturating_sub(#ph_l).min(ih1);
+                #pack_band
+                let x: &[f32; XLEN] = xs;
+                #(#rows)*
+                #unpack_band
+            }
+    };
+    if p.row_bands {
+        tiles.insert(0, band_fn);
+    }
     variant_module_shell(
         p,
         v,
@@ -110,6 +145,69 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
             items: tiles,
         },
     )
+}
+
+/// The packing of a range of input pixels into `xs` and the transposing of output pixels
+/// from `out` into `planes`, for a variant of `isa` and input planes of `plane` pixels:
+/// functions of (pixel range) and of (first pixel, planes).
+#[allow(clippy::type_complexity)]
+fn packers(
+    isa: Isa,
+    plane: usize,
+) -> (
+    Box<dyn Fn(TokenStream) -> TokenStream>,
+    Box<dyn Fn(TokenStream, TokenStream) -> TokenStream>,
+) {
+    let plane = lit(plane);
+    match isa {
+        // The AVX-512 variant transposes with AVX2 too: 8x8 transposes of ymm registers
+        // beat 16x16 ones of zmm registers (docs/benchmarks/2026-11-27-zen5.md). The AVX2
+        // packers are inlined into the variant (they have no target features of their
+        // own), with constant ranges folded in where the caller has them.
+        Isa::Avx512 | Isa::Avx2 => {
+            let why = "this variant is compiled with AVX2, which the runtime's AVX2 packers need of their caller, and runs only on a CPU with it";
+            (
+                Box::new(move |pixels| {
+                    quote! {
+                        gspc_safety!(#why);
+                        unsafe { ::gspc_runtime::x86::dwc_pack_pixels_avx2(input, #plane, cb * 16, #pixels, xs) };
+                    }
+                }),
+                Box::new(move |first, planes| {
+                    quote! {
+                        gspc_safety!(#why);
+                        unsafe { ::gspc_runtime::x86::dwc_unpack_pixels_avx2(out, #first, #planes) };
+                    }
+                }),
+            )
+        }
+        Isa::Neon | Isa::Portable => (
+            Box::new(
+                move |pixels| quote!(::gspc_runtime::dwc::pack_pixels(input, #plane, cb * 16, #pixels, xs);),
+            ),
+            Box::new(
+                |first, planes| quote!(::gspc_runtime::dwc::unpack_pixels(out, #first, #planes);),
+            ),
+        ),
+    }
+}
+
+/// The transposing of a whole block's output pixels from `out` into `block`, for a variant
+/// of `isa` and output planes of `pixels` pixels.
+fn unpack_block(isa: Isa, pixels: usize) -> TokenStream {
+    let pixels = lit(pixels);
+    match isa {
+        Isa::Avx512 | Isa::Avx2 => {
+            let why = "this variant is compiled with AVX2, which the runtime's AVX2 packers need of their caller, and runs only on a CPU with it";
+            quote! {
+                gspc_safety!(#why);
+                unsafe { ::gspc_runtime::x86::dwc_unpack_block_avx2(out, #pixels, block) };
+            }
+        }
+        Isa::Neon | Isa::Portable => {
+            quote!(::gspc_runtime::dwc::unpack_block(out, #pixels, block);)
+        }
+    }
 }
 
 /// A run of column tiles of one shape: (shape index, first tile's `ow0`, first tile's input
@@ -170,9 +268,21 @@ fn row_loops(p: &LayerPlan, v: &VariantPlan, runs: &[Run]) -> Vec<TokenStream> {
                 });
             }
         }
-        let (a, b) = (lit(a), lit(b));
+        // The run's rows inside the band `r0..r1` (r1 <= OH).
+        let from = if a == 0 {
+            quote!(r0)
+        } else {
+            let a = lit(a);
+            quote!(r0.max(#a))
+        };
+        let to = if b == p.output[0] {
+            quote!(r1)
+        } else {
+            let b = lit(b);
+            quote!(r1.min(#b))
+        };
         rows.push(quote! {
-            for oh in #a..#b {
+            for oh in #from..#to {
                 #(#calls)*
             }
         });
