@@ -36,6 +36,11 @@ def load():
         return float(f.read().split()[0])
 
 
+def ordinary():
+    """Runs the calling (child) process under the default time-sharing policy."""
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
 def run(binary, models, threads, repeat, busy):
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
         path = tmp.name
@@ -47,7 +52,10 @@ def run(binary, models, threads, repeat, busy):
     def hog():
         # On for `busy` seconds, off for `busy` seconds, until the run ends.
         while not stop.is_set():
-            p = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL)
+            # As an ordinary process: under `chrt -f 1` a child would inherit the
+            # real-time policy and take its core from the timed threads outright, not
+            # compete for it as other processes do.
+            p = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL, preexec_fn=ordinary)
             stop.wait(busy)
             p.kill()
             p.wait()
