@@ -85,7 +85,56 @@ pub fn check_layer_on(
     split("run_split", layer.run_split, 2)?;
     split("run_split", layer.run_split, 3)?;
     split("run_parallel", layer.run_parallel, 2)?;
+    check_lower_bands(layer, &split)?;
     Ok(checked)
+}
+
+/// The row bands of a `gspc-dwc` layer's lower x86 variants: the splits that band its
+/// blocks run the dispatched variant's `run_band`, which a variant's own `run` never
+/// reaches, so on a CPU with AVX-512 the AVX2 and portable `run_band` would go unchecked.
+/// With the dispatch capped below the CPU's level ([`crate::x86::set_level_cap`], under the
+/// lock of the other process-wide dispatch changes), `run_split` in 2 and 3 parts runs each
+/// lower variant the layer has. (Other architectures have one SIMD level: the dispatched
+/// variant is the only one whose bands run.)
+fn check_lower_bands(
+    layer: &Layer,
+    split: &dyn Fn(&str, crate::ParallelFn, usize) -> Result<(), String>,
+) -> Result<(), String> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::x86::{LEVEL_AVX2, LEVEL_NONE, cpu_level, set_level_cap};
+        if layer.strategy != "gspc-dwc" {
+            return Ok(());
+        }
+        let has = |isa: Isa| layer.variants.iter().any(|v| v.isa == isa);
+        let _serial = RATE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        struct Uncap;
+        impl Drop for Uncap {
+            fn drop(&mut self) {
+                set_level_cap(None);
+            }
+        }
+        let _uncap = Uncap;
+        for (cap, isa) in [(LEVEL_AVX2, Isa::Avx2), (LEVEL_NONE, Isa::Portable)] {
+            if cap >= cpu_level() || !has(isa) {
+                continue;
+            }
+            set_level_cap(Some(cap));
+            if (layer.dispatched_isa)() != isa {
+                return Err(format!(
+                    "{}: with the dispatch capped at {isa}, dispatched_isa() is {}",
+                    layer.info.name,
+                    (layer.dispatched_isa)()
+                ));
+            }
+            let what = format!("run_split, {isa} capped");
+            split(&what, layer.run_split, 2)?;
+            split(&what, layer.run_split, 3)?;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (layer, split);
+    Ok(())
 }
 
 /// Serializes [`check_dispatch`]'s changes of the process-wide AVX-512 rate.

@@ -112,8 +112,8 @@ impl Isa {
     pub fn is_supported(self) -> bool {
         match self {
             Isa::Portable => true,
-            Isa::Avx2 => x86::level() >= x86::LEVEL_AVX2,
-            Isa::Avx512 => x86::level() >= x86::LEVEL_AVX512,
+            Isa::Avx2 => x86::cpu_level() >= x86::LEVEL_AVX2,
+            Isa::Avx512 => x86::cpu_level() >= x86::LEVEL_AVX512,
             Isa::Neon => aarch64::has_neon(),
         }
     }

@@ -9,9 +9,41 @@ pub const LEVEL_AVX2: u8 = 1;
 pub const LEVEL_AVX512: u8 = 2;
 
 /// The best x86-64 SIMD level this CPU runs: detected once at run time with the `std`
-/// feature (and cached), otherwise what the build enables statically.
+/// feature (and cached), otherwise what the build enables statically; at most the cap of
+/// `set_level_cap` (with `std`).
 #[inline]
 pub fn level() -> u8 {
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
+    {
+        cpu_level().min(CAP.load(core::sync::atomic::Ordering::Relaxed))
+    }
+    #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
+    {
+        static_level()
+    }
+}
+
+/// Caps what [`level`] reports, so that the dispatching entry points run a lower variant
+/// (`None`: no cap): for tests that check every variant through the entry points, also
+/// the ones a variant's `run` does not reach (the row bands of `gspc-dwc` layers:
+/// `check::check_layer_on`). It can only lower the level, never claim one the CPU lacks.
+/// It is process-wide: callers serialize with whatever else depends on the dispatch.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+pub fn set_level_cap(cap: Option<u8>) {
+    CAP.store(
+        cap.unwrap_or(u8::MAX),
+        core::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+static CAP: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(u8::MAX);
+
+/// The best x86-64 SIMD level this CPU runs, without the cap of `set_level_cap` (with `std`): what
+/// `Isa::is_supported` asks (whether a variant may run at all), where [`level`] is what
+/// the dispatchers ask (which variant to run).
+#[inline]
+pub fn cpu_level() -> u8 {
     #[cfg(all(target_arch = "x86_64", feature = "std"))]
     {
         use core::sync::atomic::{AtomicU8, Ordering};
@@ -57,7 +89,7 @@ pub fn avx512_full_rate() -> bool {
             RATE_FULL => true,
             RATE_HALF => false,
             _ => {
-                let full = level() >= LEVEL_AVX512 && rate::measure_full();
+                let full = cpu_level() >= LEVEL_AVX512 && rate::measure_full();
                 // A concurrent `set_avx512_full_rate` wins over the measurement.
                 let value = if full { RATE_FULL } else { RATE_HALF };
                 let _ = RATE.compare_exchange(
@@ -137,7 +169,7 @@ mod rate {
     }
 
     fn fma256(n: u64) {
-        // SAFETY: only called (through `measure_full`) when `level()` reported AVX-512F,
+        // SAFETY: only called (through `measure_full`) when `cpu_level()` reported AVX-512F,
         // which implies AVX2 and FMA; the asm touches only the registers it declares.
         unsafe {
             core::arch::asm!(
@@ -166,7 +198,7 @@ mod rate {
     }
 
     fn fma512(n: u64) {
-        // SAFETY: only called (through `measure_full`) when `level()` reported AVX-512F;
+        // SAFETY: only called (through `measure_full`) when `cpu_level()` reported AVX-512F;
         // the asm touches only the registers it declares.
         unsafe {
             core::arch::asm!(
@@ -268,7 +300,7 @@ pub fn has_avx512_vnni() -> bool {
     {
         static VNNI: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(u8::MAX);
         detected_once(&VNNI, || {
-            level() >= LEVEL_AVX512
+            cpu_level() >= LEVEL_AVX512
                 && std::is_x86_feature_detected!("avx512bw")
                 && std::is_x86_feature_detected!("avx512vnni")
         })
@@ -2925,6 +2957,22 @@ mod simd {
 #[cfg(all(test, target_arch = "x86_64", feature = "std"))]
 mod rate_tests {
     use super::*;
+
+    #[test]
+    fn the_level_cap_only_lowers_the_dispatch() {
+        let cpu = cpu_level();
+        assert_eq!(level(), cpu);
+        set_level_cap(Some(LEVEL_NONE));
+        let capped = (level(), crate::Isa::Avx2.is_supported());
+        set_level_cap(Some(u8::MAX - 1));
+        let high = level();
+        set_level_cap(None);
+        assert_eq!(capped.0, LEVEL_NONE);
+        // Whether a variant may run is the CPU's answer, not the cap's.
+        assert_eq!(capped.1, cpu >= LEVEL_AVX2);
+        assert_eq!(high, cpu, "a cap above the CPU's level claims nothing more");
+        assert_eq!(level(), cpu);
+    }
 
     #[test]
     fn avx512_rate_is_measured_once_and_can_be_set() {
