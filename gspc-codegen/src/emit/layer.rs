@@ -344,7 +344,7 @@ fn row_bands(p: &LayerPlan, isas: &[Isa], arch: Arch) -> (TokenStream, TokenStre
         false,
     );
     let [oh, ow] = p.output;
-    let (oh, ow) = (lit(oh), lit(ow));
+    let (oh, ow, cb) = (lit(oh), lit(ow), lit(crate::plan::DWC_BLOCK));
     let band_fn = quote! {
         /// Computes output rows `rows` of work unit `unit` into `planes` (its 16 planes,
         /// each holding just those rows) with the best variant.
@@ -353,7 +353,7 @@ fn row_bands(p: &LayerPlan, isas: &[Isa], arch: Arch) -> (TokenStream, TokenStre
             packed: &[f32; PACKED_LEN],
             unit: usize,
             rows: ::core::ops::Range<usize>,
-            planes: &mut [&mut [f32]; 16],
+            planes: &mut [&mut [f32]; #cb],
             scratch: &mut [f32; SCRATCH_LEN],
         ) {
             #dispatch

@@ -34,17 +34,25 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
     let last_in = linear(&[("last", l.stride[0])], reach);
     let first_in = linear(&[("r0", l.stride[0])], 0);
     let ph_l = lit(l.padding[0]);
-    // The AVX-512 variant transposes with AVX2 too: 8x8 transposes of ymm registers beat
-    // 16x16 ones of zmm registers (docs/benchmarks/2026-11-27-zen5.md).
-    // The AVX2 packers are inlined into the variant (they have no target features of
-    // their own).
-    let (pack, unpack) = packers(v.isa, h * w);
-    let pack_all = pack(quote!(0..#hw_l));
+    let packers = Packers {
+        isa: v.isa,
+        plane: h * w,
+    };
+    let pack_all = packers.pack(quote!(0..#hw_l));
     let (from_px, to_px) = (linear(&[("ih0", w)], 0), linear(&[("ih1", w)], 0));
-    let pack_band = pack(quote!(#from_px..#to_px));
-    let unpack_all = unpack_block(v.isa, oh * ow);
-    let unpack_band = unpack(linear(&[("r0", ow)], 0), quote!(planes));
+    let pack_band = packers.pack(quote!(#from_px..#to_px));
+    let unpack_all = packers.unpack_block(oh * ow);
+    let unpack_band = packers.unpack(linear(&[("r0", ow)], 0));
     let band_len = linear(&[("n", ow)], 0);
+    // The packed input and the output pixels of one block, in the scratch.
+    let split_scratch = quote! {
+        let Some((xs, rest)) = scratch.split_first_chunk_mut::<XLEN>() else {
+            return;
+        };
+        let Some(out) = rest.first_chunk_mut::<OLEN>() else {
+            return;
+        };
+    };
     let (mut tiles, runs) = column_tiles(p, v, outline);
     let rows = row_loops(p, v, &runs);
     let doc = format!(
@@ -76,12 +84,7 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
     // ranges became run-time values and the tiles stopped being inlined with their kernel
     // rows folded in: small planes ran 1.1-1.25x slower on Zen 4).
     let body = quote! {
-    let Some((xs, rest)) = scratch.split_first_chunk_mut::<XLEN>() else {
-        return;
-    };
-    let Some(out) = rest.first_chunk_mut::<OLEN>() else {
-        return;
-    };
+    #split_scratch
     for (i, block) in blocks.iter_mut().enumerate() {
         let cb = first + i;
         #pack_all
@@ -111,12 +114,7 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
                 if planes.iter().any(|p| p.len() != #band_len) {
                     return;
                 }
-                let Some((xs, rest)) = scratch.split_first_chunk_mut::<XLEN>() else {
-                    return;
-                };
-                let Some(out) = rest.first_chunk_mut::<OLEN>() else {
-                    return;
-                };
+                #split_scratch
                 // The input rows the band reads (padded rows: `reach` is one past the
                 // last one of the last output row's window).
                 let last = r1 - 1;
@@ -147,64 +145,60 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
     )
 }
 
-/// The packing of a range of input pixels into `xs` and the transposing of output pixels
-/// from `out` into `planes`, for a variant of `isa` and input planes of `plane` pixels:
-/// functions of (pixel range) and of (first pixel, planes).
-#[allow(clippy::type_complexity)]
-fn packers(
+/// The data movement of a `gspc-dwc` variant of `isa` whose input planes have `plane`
+/// pixels: the calls that pack input pixels into `xs` and transpose output pixels from
+/// `out` back to the planes. The AVX-512 variant transposes with AVX2 too: 8x8 transposes
+/// of ymm registers beat 16x16 ones of zmm registers (docs/benchmarks/2026-11-27-zen5.md).
+/// The AVX2 packers are inlined into the variant (they have no target features of their
+/// own), with constant ranges folded in where the caller has them.
+struct Packers {
     isa: Isa,
     plane: usize,
-) -> (
-    Box<dyn Fn(TokenStream) -> TokenStream>,
-    Box<dyn Fn(TokenStream, TokenStream) -> TokenStream>,
-) {
-    let plane = lit(plane);
-    match isa {
-        // The AVX-512 variant transposes with AVX2 too: 8x8 transposes of ymm registers
-        // beat 16x16 ones of zmm registers (docs/benchmarks/2026-11-27-zen5.md). The AVX2
-        // packers are inlined into the variant (they have no target features of their
-        // own), with constant ranges folded in where the caller has them.
-        Isa::Avx512 | Isa::Avx2 => {
-            let why = "this variant is compiled with AVX2, which the runtime's AVX2 packers need of their caller, and runs only on a CPU with it";
-            (
-                Box::new(move |pixels| {
-                    quote! {
-                        gspc_safety!(#why);
-                        unsafe { ::gspc_runtime::x86::dwc_pack_pixels_avx2(input, #plane, cb * 16, #pixels, xs) };
-                    }
-                }),
-                Box::new(move |first, planes| {
-                    quote! {
-                        gspc_safety!(#why);
-                        unsafe { ::gspc_runtime::x86::dwc_unpack_pixels_avx2(out, #first, #planes) };
-                    }
-                }),
-            )
-        }
-        Isa::Neon | Isa::Portable => (
-            Box::new(
-                move |pixels| quote!(::gspc_runtime::dwc::pack_pixels(input, #plane, cb * 16, #pixels, xs);),
-            ),
-            Box::new(
-                |first, planes| quote!(::gspc_runtime::dwc::unpack_pixels(out, #first, #planes);),
-            ),
-        ),
-    }
 }
 
-/// The transposing of a whole block's output pixels from `out` into `block`, for a variant
-/// of `isa` and output planes of `pixels` pixels.
-fn unpack_block(isa: Isa, pixels: usize) -> TokenStream {
-    let pixels = lit(pixels);
-    match isa {
-        Isa::Avx512 | Isa::Avx2 => {
-            let why = "this variant is compiled with AVX2, which the runtime's AVX2 packers need of their caller, and runs only on a CPU with it";
+impl Packers {
+    /// Why the call of a runtime AVX2 packer is sound.
+    const WHY: &str = "this variant is compiled with AVX2, which the runtime's AVX2 packers need of their caller, and runs only on a CPU with it";
+
+    fn avx2(&self) -> bool {
+        matches!(self.isa, Isa::Avx512 | Isa::Avx2)
+    }
+
+    /// Packs the input pixels `pixels` (a range expression) of block `cb` into `xs`.
+    fn pack(&self, pixels: TokenStream) -> TokenStream {
+        let (plane, why) = (lit(self.plane), Self::WHY);
+        if self.avx2() {
+            quote! {
+                gspc_safety!(#why);
+                unsafe { ::gspc_runtime::x86::dwc_pack_pixels_avx2(input, #plane, cb * 16, #pixels, xs) };
+            }
+        } else {
+            quote!(::gspc_runtime::dwc::pack_pixels(input, #plane, cb * 16, #pixels, xs);)
+        }
+    }
+
+    /// Transposes the output pixels from `first` (an expression) into the band's `planes`.
+    fn unpack(&self, first: TokenStream) -> TokenStream {
+        let why = Self::WHY;
+        if self.avx2() {
+            quote! {
+                gspc_safety!(#why);
+                unsafe { ::gspc_runtime::x86::dwc_unpack_pixels_avx2(out, #first, planes) };
+            }
+        } else {
+            quote!(::gspc_runtime::dwc::unpack_pixels(out, #first, planes);)
+        }
+    }
+
+    /// Transposes a whole block's `pixels` output pixels into `block`.
+    fn unpack_block(&self, pixels: usize) -> TokenStream {
+        let (pixels, why) = (lit(pixels), Self::WHY);
+        if self.avx2() {
             quote! {
                 gspc_safety!(#why);
                 unsafe { ::gspc_runtime::x86::dwc_unpack_block_avx2(out, #pixels, block) };
             }
-        }
-        Isa::Neon | Isa::Portable => {
+        } else {
             quote!(::gspc_runtime::dwc::unpack_block(out, #pixels, block);)
         }
     }
