@@ -186,20 +186,21 @@ pub fn split_bands<T: Send, U: Send, const S: usize>(
         let piece = &mut pieces[0];
         for (unit, block) in output.chunks_exact_mut(CB * plane).take(units).enumerate() {
             for b in 0..bands {
-                let r = bound(rows, b, bands)..bound(rows, b + 1, bands);
+                let r = band_rows(rows, b, bands);
                 let q = r.start * row..r.end * row;
-                let mut planes = block.chunks_exact_mut(plane);
-                let mut planes: [&mut [T]; CB] = core::array::from_fn(|_| {
-                    planes
-                        .next()
-                        .and_then(|p| p.get_mut(q.clone()))
-                        .unwrap_or_default()
-                });
+                let mut planes = crate::dwc::planes_mut(block, plane)
+                    .map(|p| p.get_mut(q.clone()).unwrap_or_default());
                 f(unit, r, &mut planes, piece);
             }
         }
     }
     Ok(())
+}
+
+/// The rows of band `band` of `bands` over `rows` rows: `rows * band / bands .. rows *
+/// (band + 1) / bands`.
+pub(crate) fn band_rows(rows: usize, band: usize, bands: usize) -> Range<usize> {
+    bound(rows, band, bands)..bound(rows, band + 1, bands)
 }
 
 /// How many bands of rows [`split_bands`] should cut each of `units` work units of `rows`
@@ -208,8 +209,8 @@ pub fn split_bands<T: Send, U: Send, const S: usize>(
 /// thread more than 1.25x the average (`ceil(units / threads) * threads <= 1.25 units`:
 /// equal shares, or 7 units on 2 threads); else the fewest bands, up to
 /// `PARTS_PER_THREAD * threads`, that give every thread the same number of parts and at
-/// least `parts` (and `threads`) in all, at most one a row. Bands cost a little packing: each packs the input rows its
-/// kernel rows reach beyond its own.
+/// least `parts` (and `threads`) in all, at most one a row. Bands cost a little packing:
+/// each packs the input rows its kernel rows reach beyond its own.
 pub const fn bands_for(units: usize, threads: usize, parts: usize, rows: usize) -> usize {
     if threads <= 1 || units == 0 || rows <= 1 {
         return 1;

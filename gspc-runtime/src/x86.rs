@@ -2189,6 +2189,19 @@ mod simd {
         }
     }
 
+    /// The pixels `x0..x0 + n` of a range of `len` that the transposes take from the step
+    /// at `x0` (a multiple of 8 below `len`): whole vectors where the range has 8 pixels,
+    /// the last one ending at the range's end (overlapping the one before); else the
+    /// `len - x0` pixels left, under a mask.
+    #[inline(always)]
+    fn span8(x0: usize, len: usize) -> (usize, usize) {
+        if len >= 8 {
+            (x0.min(len - 8), 8)
+        } else {
+            (x0, len - x0)
+        }
+    }
+
     /// [`crate::dwc::pack_pixels`] with AVX2: 8 pixels of 8 channels per transpose. Ranges
     /// of 8 pixels or more take whole vectors only, the last one overlapping the one before
     /// (masked stores are slow on AMD cores: docs/benchmarks/2026-12-02-zen4.md); shorter
@@ -2217,12 +2230,7 @@ mod simd {
         let (p0, len) = (pixels.start, pixels.len());
         for half in 0..CB / 8 {
             for x0 in (0..len).step_by(8) {
-                // Whole vectors where the range has 8 pixels: the last one ends at its end.
-                let (x0, n) = if len >= 8 {
-                    (x0.min(len - 8), 8)
-                } else {
-                    (x0, len - x0)
-                };
+                let (x0, n) = span8(x0, len);
                 // SAFETY: the caller has AVX2 (this function's contract).
                 let (mask, mut r) = unsafe { (mask8(n), [_mm256_setzero_ps(); 8]) };
                 for (c, v) in r.iter_mut().enumerate() {
@@ -2310,11 +2318,7 @@ mod simd {
     ) {
         for half in 0..CB / 8 {
             for p0 in (0..len).step_by(8) {
-                let (p0, n) = if len >= 8 {
-                    (p0.min(len - 8), 8)
-                } else {
-                    (p0, len - p0)
-                };
+                let (p0, n) = span8(p0, len);
                 // SAFETY: the caller has AVX2 (this function's contract).
                 let (mask, mut r) = unsafe { (mask8(n), [_mm256_setzero_ps(); 8]) };
                 for (j, v) in r.iter_mut().take(n).enumerate() {

@@ -564,7 +564,7 @@ impl<'a, T, U, const S: usize> Bands<'a, T, U, S> {
         );
         assert!(t < self.threads, "thread {t} of {}", self.threads);
         let (unit, band) = (p / self.bands, p % self.bands);
-        let rows = bound(self.rows, band, self.bands)..bound(self.rows, band + 1, self.bands);
+        let rows = super::band_rows(self.rows, band, self.bands);
         let plane = self.rows * self.row;
         let (at, len) = (rows.start * self.row, rows.len() * self.row);
         let planes = core::array::from_fn(|c| {
