@@ -461,6 +461,11 @@ fn tiles(p: &gspc_codegen::LayerPlan) -> String {
         } else {
             ""
         }
+        + if p.inplace_at_half_rate {
+            " (avx512 in-place where half rate)"
+        } else {
+            ""
+        }
 }
 
 fn print_plan(g: &gspc_codegen::Generated, options: &Options) {

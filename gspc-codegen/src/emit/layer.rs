@@ -38,6 +38,7 @@ pub(super) fn layer_module(
         .variants
         .iter()
         .map(|v| kernel::variant_module(p, v, outline_tiles));
+    let half_rate = kernel::half_rate_module(p, outline_tiles);
     quote! {
         #[doc = #doc]
         #allow
@@ -58,6 +59,8 @@ pub(super) fn layer_module(
             #(#variant_slices)*
 
             #(#variants)*
+
+            #half_rate
         }
     }
 }

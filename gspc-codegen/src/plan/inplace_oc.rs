@@ -26,12 +26,13 @@ pub(crate) const MAX_POSITIONS: usize = 2;
 pub(crate) const MAX_ROW_CLASSES: usize = 3;
 
 /// Bytes of the weights of one output-channel block (`C/G x KH x KW x oc_bn` values), at
-/// most. Fitted by `gspc-codegen tune` on Zen 5 (docs/benchmarks/2026-12-06-zen5-tuning.md):
-/// the in-place kernel wins on every `gspc-oc` layer of `layer-specs/` up to 147 KiB per
-/// block (the packed input's copy took 4-30% of their time), and loses on the three
-/// larger ones, ResNet-34's dense 7x7 layers with 256 and 512 input channels (295 and
-/// 590 KiB: 1.10x, 1.16x and 1.01x the packed kernel's time), whose weights no longer fit
-/// the 1 MiB L2 beside the input.
+/// most, where AVX-512 runs at full rate. Fitted by `gspc-codegen tune` on Zen 5
+/// (docs/benchmarks/2026-12-06-zen5-tuning.md): the in-place kernel wins on every
+/// `gspc-oc` layer of `layer-specs/` up to 147 KiB per block (the packed input's copy took
+/// 4-30% of their time), and loses on the three larger ones, ResNet-34's dense 7x7 layers
+/// with 256 and 512 input channels (295 and 590 KiB: 1.10x, 1.16x and 1.01x the packed
+/// kernel's time), whose weights no longer fit the 1 MiB L2 beside the input. Where
+/// AVX-512 runs at half rate the in-place kernel wins on those too ([`at_half_rate`]).
 pub(crate) const MAX_BLOCK_WEIGHT_BYTES: usize = 256 * 1024;
 
 /// Output rows whose kernel rows inside the input are the same.
@@ -158,6 +159,25 @@ pub(crate) fn tile_taps(layer: &LayerSpec, class: &RowClass, pos: TilePos) -> Ti
 /// Whether the AVX-512 `gspc-oc` variant `v` of `layer` reads its input in place (see the
 /// module docs).
 pub(crate) fn applies(layer: &LayerSpec, v: &VariantPlan, gpv: usize, compact: bool) -> bool {
+    fits(layer, v, gpv, compact) && block_weight_bytes(layer, v) <= MAX_BLOCK_WEIGHT_BYTES
+}
+
+/// Whether the AVX-512 `gspc-oc` variant `v` of `layer`, which packs its input because its
+/// weight blocks pass [`MAX_BLOCK_WEIGHT_BYTES`], reads the input in place instead where
+/// AVX-512 runs at half rate (`gspc_runtime::x86::avx512_full_rate` false: Zen 4). There
+/// the FMAs take twice as long, and the weights streamed from L2 and beyond keep up:
+/// measured on Zen 4 (docs/benchmarks/2026-12-07-zen4-dense.md), the in-place kernel took
+/// 0.82-0.91x the packed kernel's time on all three layers the limit refuses, ResNet-34's
+/// dense 7x7 layers of 295 and 590 KiB per block, at 1 and 2 threads. Both kernels read
+/// the same packed weights, so the choice is made at run time, by the AVX-512 variant's
+/// `run_units`.
+pub(crate) fn at_half_rate(layer: &LayerSpec, v: &VariantPlan, gpv: usize, compact: bool) -> bool {
+    fits(layer, v, gpv, compact) && block_weight_bytes(layer, v) > MAX_BLOCK_WEIGHT_BYTES
+}
+
+/// The shape conditions of the in-place kernel (see the module docs), without the weight
+/// limit.
+fn fits(layer: &LayerSpec, v: &VariantPlan, gpv: usize, compact: bool) -> bool {
     v.isa == Isa::Avx512
         && v.kind == Kind::PackedOc
         && v.lanes == 16
@@ -166,8 +186,11 @@ pub(crate) fn applies(layer: &LayerSpec, v: &VariantPlan, gpv: usize, compact: b
         && v.rows == 1
         && positions(v).len() <= MAX_POSITIONS
         && row_classes(layer).len() <= MAX_ROW_CLASSES
-        && layer.in_per_group() * layer.kernel[0] * layer.kernel[1] * v.nvec * v.lanes * 4
-            <= MAX_BLOCK_WEIGHT_BYTES
+}
+
+/// Bytes of the weights of one output-channel block of variant `v`.
+fn block_weight_bytes(layer: &LayerSpec, v: &VariantPlan) -> usize {
+    layer.in_per_group() * layer.kernel[0] * layer.kernel[1] * v.nvec * v.lanes * 4
 }
 
 /// Generated lines of the variant, estimated: per tile function (row class x position)

@@ -183,6 +183,10 @@ pub struct LayerPlan {
     /// `gspc_runtime::x86::avx512_full_rate`), the dispatcher runs the AVX2 variant instead
     /// of the AVX-512 one (see `plan::avx2_at_half_rate` and docs/design.md, "Dispatch").
     pub avx2_at_half_rate: bool,
+    /// On a CPU whose 512-bit FMAs run at half rate, the AVX-512 `gspc-oc` variant, which
+    /// packs its input, reads it in place instead ([`LayerPlan::in_place_at_half_rate`];
+    /// see `plan::inplace_oc::at_half_rate`).
+    pub inplace_at_half_rate: bool,
     /// A `gspc-dwc` layer's blocks can also run as bands of output rows (each variant has
     /// a `run_band`), so that threads share a layer of few blocks: on targets with threads,
     /// and not for compact code (`run_band` repeats the row loops of `run_units`).
@@ -248,6 +252,19 @@ impl LayerPlan {
         (col % self.phases) * self.phase_len() + col / self.phases
     }
 
+    /// The in-place form of the AVX-512 variant that runs where AVX-512 is half rate, if
+    /// the layer has one (see [`LayerPlan::inplace_at_half_rate`]).
+    pub fn in_place_at_half_rate(&self) -> Option<VariantPlan> {
+        if !self.inplace_at_half_rate {
+            return None;
+        }
+        let v = self.variants.iter().find(|v| v.isa == Isa::Avx512)?;
+        Some(VariantPlan {
+            kind: Kind::InPlaceOc,
+            ..v.clone()
+        })
+    }
+
     /// Generated lines of code, estimated (for the size limit).
     pub fn estimated_lines(&self) -> usize {
         if let Some(q) = &self.quant {
@@ -267,7 +284,13 @@ impl LayerPlan {
                 Kind::Dwc => dwc::estimated_lines(self, v, per),
             }
         };
-        self.variants.iter().map(per_variant).sum::<usize>() + 250
+        let half = self.in_place_at_half_rate();
+        self.variants
+            .iter()
+            .chain(half.as_ref())
+            .map(per_variant)
+            .sum::<usize>()
+            + 250
     }
 }
 
@@ -491,6 +514,10 @@ pub(crate) fn plan_layer_pinned(
         gpv,
         compact: pin.compact,
         avx2_at_half_rate: avx2_at_half_rate(layer, &variants),
+        inplace_at_half_rate: !pin.pack_input
+            && variants
+                .iter()
+                .any(|v| inplace_oc::at_half_rate(layer, v, gpv, pin.compact)),
         row_bands: strategy == Strategy::GspcDwc && target.has_threads() && !pin.compact,
         variants,
         chosen: Chosen::Model,
@@ -694,7 +721,7 @@ fn check_bounds(p: &LayerPlan) -> Result<(), Error> {
         Strategy::GspcDwc => dwc::check_layout(p),
         Strategy::GspcOc | Strategy::GspcOw => check_packed_layout(p),
     };
-    for v in &p.variants {
+    for v in p.variants.iter().chain(p.in_place_at_half_rate().as_ref()) {
         problems.extend(match v.kind {
             Kind::PackedOc | Kind::PackedOw => check_bounds_packed(p, v),
             Kind::InPlaceOc => inplace_oc::check_bounds(p, v),
@@ -809,7 +836,9 @@ pub(crate) fn output_span(
 
 #[cfg(test)]
 mod tests {
-    use super::{Isa, LayerSpec, Strategy, Target, plan_layer, tile_columns};
+    use super::{
+        Isa, Kind, LayerPlan, LayerSpec, Strategy, Target, VariantPlan, plan_layer, tile_columns,
+    };
     use gspc_runtime::Activation;
 
     fn depthwise(c: usize, k: usize, stride: usize, hw: usize) -> LayerSpec {
@@ -882,6 +911,51 @@ mod tests {
             &depthwise(120, 5, 1, 14),
             &[Isa::Avx2, Isa::Portable]
         ));
+    }
+
+    #[test]
+    fn in_place_at_half_rate_only_where_the_weight_limit_alone_refuses_it() {
+        let x86 = Target::from_triple("x86_64-unknown-linux-gnu").unwrap();
+        let all = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+        // ResNet-34's 512 -> 512 3x3 on 7x7 in G groups: oc_bn 32, so 32 x C/G x 9 x 4
+        // bytes per block.
+        let dense = |groups: usize| {
+            let mut l = depthwise(512, 3, 1, 7);
+            l.groups = groups;
+            l
+        };
+        let plan = |l: &LayerSpec| plan_layer(l, &x86, &all).unwrap();
+        let avx512 = |p: &LayerPlan| p.variants.iter().find(|v| v.isa == Isa::Avx512).cloned();
+        // G=2: 295 KiB per block, past the limit: packed, in place at half rate only.
+        let p = plan(&dense(2));
+        assert_eq!(avx512(&p).unwrap().kind, Kind::PackedOc);
+        assert!(p.inplace_at_half_rate);
+        let half = p.in_place_at_half_rate().unwrap();
+        assert_eq!(half.kind, Kind::InPlaceOc);
+        assert_eq!(
+            VariantPlan {
+                kind: Kind::PackedOc,
+                ..half
+            },
+            avx512(&p).unwrap()
+        );
+        // G=4: 147 KiB, in place at every rate: no second form.
+        let p = plan(&dense(4));
+        assert_eq!(avx512(&p).unwrap().kind, Kind::InPlaceOc);
+        assert!(!p.inplace_at_half_rate && p.in_place_at_half_rate().is_none());
+        // Pinned to the packed input, or compact: packed at every rate.
+        let mut pinned = dense(2);
+        pinned.direct = Some(false);
+        assert!(!plan(&pinned).inplace_at_half_rate);
+        let mut compact = dense(2);
+        compact.compact = Some(true);
+        assert!(!plan(&compact).inplace_at_half_rate);
+        // Without AVX-512, nothing to run at half rate.
+        assert!(
+            !plan_layer(&dense(2), &x86, &[Isa::Portable, Isa::Avx2])
+                .unwrap()
+                .inplace_at_half_rate
+        );
     }
 
     #[test]

@@ -55,13 +55,18 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
         }
     };
     let doc = format!(
-        " `{}`: {} lanes x {} vector(s), tiles of {} column(s) over the input read in place ({} row class(es) x {} column position(s)).",
+        " `{}`: {} lanes x {} vector(s), tiles of {} column(s) over the input read in place ({} row class(es) x {} column position(s)){}.",
         v.kernel,
         v.lanes,
         v.nvec,
         v.reg_n,
         classes.len(),
-        positions.len()
+        positions.len(),
+        if p.inplace_at_half_rate {
+            "; the form the packing AVX-512 variant's `run_units` runs instead where AVX-512 is half rate"
+        } else {
+            ""
+        }
     );
     let units_doc = format!(
         " Computes output blocks `first..first + blocks.len()` of layer `{}` with the {} variant, reading the input in place; block `u` is output channels `u * {} ..` of group `u / {}`.",

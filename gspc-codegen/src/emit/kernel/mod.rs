@@ -36,6 +36,42 @@ pub(crate) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
     }
 }
 
+/// The module of the in-place form of a layer's AVX-512 `gspc-oc` variant, which its
+/// `run_units` runs instead of its packed tiles where AVX-512 is half rate
+/// ([`LayerPlan::in_place_at_half_rate`]), if the layer has one.
+pub(crate) fn half_rate_module(p: &LayerPlan, outline: bool) -> Option<TokenStream> {
+    let v = p.in_place_at_half_rate()?;
+    Some(inplace_oc::variant_module(p, &v, outline))
+}
+
+/// The module of the in-place form run where AVX-512 is half rate (see
+/// [`half_rate_module`]).
+const HALF_RATE_MODULE: &str = "avx512_in_place";
+
+/// A variant's module: its ISA's name, or [`HALF_RATE_MODULE`] for the half-rate form.
+fn module_ident(p: &LayerPlan, v: &VariantPlan) -> proc_macro2::Ident {
+    if v.kind == Kind::InPlaceOc && p.inplace_at_half_rate {
+        ident(HALF_RATE_MODULE)
+    } else {
+        ident(v.isa.as_str())
+    }
+}
+
+/// The start of the packed AVX-512 variant's `run_units` where the layer has a half-rate
+/// form: there, its blocks go to that form's `run_units` (same arguments, same features).
+fn half_rate_branch(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
+    if v.isa != Isa::Avx512 || v.kind != Kind::PackedOc || !p.inplace_at_half_rate {
+        return quote!();
+    }
+    let m = ident(HALF_RATE_MODULE);
+    quote! {
+        if !::gspc_runtime::x86::avx512_full_rate() {
+            super::#m::run_units(input, packed, first, blocks, scratch);
+            return;
+        }
+    }
+}
+
 /// A tile's accumulators `acc(j, vv)`, zeroed, for `cols` columns (or pixels) x `nvec`
 /// vectors; those of a column no tap reaches (`summed(j)` false: every tap falls on the
 /// padding, so its output is the bias) are not `mut`.
@@ -129,7 +165,7 @@ struct ModuleParts {
 
 /// The module of one variant of layer `p`: `run`, `run_units` and the tile functions.
 fn variant_module_shell(p: &LayerPlan, v: &VariantPlan, m: ModuleParts) -> TokenStream {
-    let module = ident(v.isa.as_str());
+    let module = module_ident(p, v);
     let (tf, safety, uses) = (target_feature(v.isa), safety_doc(v.isa), arch_uses(v));
     let ModuleParts {
         doc,

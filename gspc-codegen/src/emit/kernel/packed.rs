@@ -4,7 +4,10 @@
 //! group's input into the scratch and calls the tiles of every output row, and the shell of
 //! a tile function around a kind's unrolled body.
 
-use super::{ModuleParts, inline_attr, linear, tail_doc, target_feature, variant_module_shell};
+use super::{
+    ModuleParts, half_rate_branch, inline_attr, linear, tail_doc, target_feature,
+    variant_module_shell,
+};
 use crate::emit::lit;
 use crate::plan::{LayerPlan, VariantPlan};
 use proc_macro2::TokenStream;
@@ -41,7 +44,9 @@ pub(super) fn variant_module(
     );
     let block_l = lit(p.oc_bn * p.output[0] * p.output[1]);
     let unit_split = unit_split(p);
+    let half_rate = half_rate_branch(p, v);
     let body = quote! {
+        #half_rate
         let mut packed_group = usize::MAX;
         for (i, block) in blocks.iter_mut().enumerate() {
             let unit = first + i;
