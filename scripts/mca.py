@@ -20,9 +20,9 @@ measured as int8 without --int8; with --int8 only int8 tiles are reported.
 Operations counted per instruction (2 per multiply-accumulate):
 - f32: an fmla on 4 lanes 8, on 2 lanes 4, an fmadd 2.
 - int8: the NEON kernels hold int16 pairs (two taps of one output column) in int32
-  words, 4 columns to a vector; the `neon_dot` kernels of grouped layers (CPUs with the
-  dot product extension: reported for the Cortex-A76 only) hold quads of int8 (four input
-  channels) and use sdot. One smlal (vmlal_s16, the low 4 int16: 2 columns x 2
+  words, 4 columns to a vector; the `neon_dot` kernels (CPUs with the dot product
+  extension: reported for the Cortex-A76 only) hold quads of int8 (four input channels of
+  a grouped layer, four neighbouring kernel columns of a depthwise one) and use sdot. One smlal (vmlal_s16, the low 4 int16: 2 columns x 2
   taps) or smlal2 (the high 4) makes 4 int32 products, 4 multiply-accumulates: 8 ops;
   smull/smull2 the same. An sdot on 4 int32 lanes sums 4 int8 products per lane, 16
   multiply-accumulates: 32 ops.
@@ -203,7 +203,7 @@ def tiles(lines):
             else:
                 block, what, rest = straight(body), "whole tile", None
             if macs(block):
-                # The `neon_dot` kernels (sdot, int8 grouped layers) beside the `neon` ones.
+                # The `neon_dot` kernels (sdot, int8) beside the `neon` ones.
                 tile = path[-1] if path[-2] == "neon" else f"{path[-2]}::{path[-1]}"
                 yield path[-4], path[-3], tile, what, block, rest
             i = j

@@ -300,6 +300,20 @@ fn spread<const S: usize>(out: &mut [i32], a: &[i16], b: &[i16]) {
     }
 }
 
+/// Words `out[j] = quad(t[j * S], t[j * S + D], t[j * S + 2 D], t[j * S + 3 D])`, for the
+/// `j` whose bytes `t` holds (the caller makes it long enough for all of `out`).
+#[inline(always)]
+fn spread_quads<const S: usize, const D: usize>(out: &mut [i32], t: &[u8]) {
+    let n = out.len().min(t.len().saturating_sub(3 * D).div_ceil(S));
+    let Some(t) = t.get(..(n * S + 3 * D).min(t.len())) else {
+        return;
+    };
+    for (j, o) in out.iter_mut().take(n).enumerate() {
+        let c = j * S;
+        *o = quad([t[c], t[c + D], t[c + 2 * D], t[c + 3 * D]]);
+    }
+}
+
 /// The epilogue of an int8 tile whose lanes are output channels, lane by lane: lane `l` of
 /// `acc` is output channel `k0 + l`; adds its bias (`bias[k0 + l]`, wrapping), requantizes
 /// it and stores it at `out[at + l * plane]` (the channels' planes are `plane` apart).
@@ -713,6 +727,19 @@ impl QLayout {
         }
     }
 
+    /// A packed row's geometry: the input width, the left padding, the column phases, the
+    /// words per phase and the column dilation.
+    #[inline(always)]
+    fn row_geometry(&self) -> (usize, usize, usize, usize, usize) {
+        (
+            self.input[1],
+            self.padding[1],
+            self.phases(),
+            self.phase_len(),
+            self.dilation[1],
+        )
+    }
+
     /// A depthwise layout's packed row of pairs through a padded copy of the row on the
     /// stack: the copy (`x - input_zero_point` inside, 0 around it), then word `j` of phase
     /// `ph` = the copy's columns `col` and `col + DW` (`col = j * SW + ph`), loops without
@@ -723,13 +750,7 @@ impl QLayout {
     #[inline(always)]
     fn pack_row_padded(&self, row: &[i8], out: &mut [i32]) -> bool {
         const MAX: usize = 40;
-        let (w, pw, s, rl, dw) = (
-            self.input[1],
-            self.padding[1],
-            self.phases(),
-            self.phase_len(),
-            self.dilation[1],
-        );
+        let (w, pw, s, rl, dw) = self.row_geometry();
         let need = s * rl + dw;
         if need > MAX || pw + w > need {
             return false;
@@ -763,11 +784,54 @@ impl QLayout {
         true
     }
 
+    /// A depthwise layout's packed row of quads through a padded copy of the row on the
+    /// stack (`x + input_offset` inside, the pad value around it): word `j` of phase `ph`
+    /// is the copy's bytes at `col`, `col + DW`, `col + 2 DW` and `col + 3 DW` (`col = j *
+    /// SW + ph`), the same words as [`QLayout::pack_row_quads`] in loops without borders
+    /// (the NEON `sdot` and portable-fallback packing of depthwise quads). `false` (nothing
+    /// written) for rows of more than `MAX` padded bytes.
+    #[inline(always)]
+    fn pack_row_quads_padded(&self, row: &[i8], out: &mut [i32]) -> bool {
+        const MAX: usize = 128;
+        let (w, pw, s, rl, dw) = self.row_geometry();
+        let need = s * rl + 3 * dw;
+        if need > MAX || pw + w > need {
+            return false;
+        }
+        let off = self.input_offset as u8;
+        let mut t = [self.pad_value() as u8; MAX];
+        if let (Some(dst), Some(src)) = (t.get_mut(pw..pw + w), row.get(..w)) {
+            for (d, &x) in dst.iter_mut().zip(src) {
+                *d = (x as u8).wrapping_add(off);
+            }
+        }
+        for (ph, words) in out.chunks_exact_mut(rl).take(s).enumerate() {
+            if !self.phase_used(ph) {
+                continue;
+            }
+            let t = &t[ph..need];
+            match (s, dw) {
+                (1, 1) => spread_quads::<1, 1>(words, t),
+                (2, 1) => spread_quads::<2, 1>(words, t),
+                (1, 2) => spread_quads::<1, 2>(words, t),
+                (2, 2) => spread_quads::<2, 2>(words, t),
+                _ => {
+                    for (j, o) in words.iter_mut().enumerate() {
+                        let b = |i: usize| t.get(j * s + i * dw).copied().unwrap_or(0);
+                        *o = quad([b(0), b(1), b(2), b(3)]);
+                    }
+                }
+            }
+        }
+        true
+    }
+
     /// One packed row of quads: word `j` of phase `ph` is the bytes `v(i, col + i * shift)`,
     /// `i` in 0..4, for padded column `col = j * SW + ph`, where `v(i, col)` is
-    /// `rows[i][col - PW] + input_offset` inside the row and the pad value outside it. Only
-    /// depthwise quads (`shift` = DW) come here, which no generated kernel reads (see
-    /// [`QLayout::quads`]), so it is written plainly, word by word.
+    /// `rows[i][col - PW] + input_offset` inside the row and the pad value outside it.
+    /// Depthwise rows (`shift` = DW) come here only where
+    /// [`QLayout::pack_row_quads_padded`] does not take them (wide rows), so it is written
+    /// plainly, word by word.
     #[inline(always)]
     fn pack_row_quads(&self, rows: [&[i8]; 4], shift: usize, out: &mut [i32]) {
         let (pw, s, rl) = (self.padding[1], self.phases(), self.phase_len());
@@ -876,7 +940,7 @@ impl QLayout {
                     let rows = planes.map(|p| p.get(i * w..(i + 1) * w).unwrap_or(&[]));
                     if shift == 0 {
                         self.pack_row_channel_quads(rows, words);
-                    } else {
+                    } else if !(self.depthwise && self.pack_row_quads_padded(rows[0], words)) {
                         self.pack_row_quads(rows, shift, words);
                     }
                 }
@@ -1306,6 +1370,40 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn padded_depthwise_quads_match_the_plain_packing() {
+        for (stride, dilation, w) in [
+            (1, 1, 5),
+            (2, 1, 5),
+            (1, 2, 9),
+            (2, 2, 14),
+            (3, 1, 11),
+            (3, 2, 16),
+            (1, 1, 56),
+            (2, 1, 112),
+        ] {
+            let mut l = layout(true, stride);
+            l.dilation = [1, dilation];
+            l.input = [4, w];
+            l.padded = [6, w + 2];
+            let l = l.quads(128);
+            let all: [i8; 112] = core::array::from_fn(|i| (i as i8).wrapping_mul(37));
+            let row = &all[..w];
+            let words = l.phases() * l.phase_len();
+            let mut plain = vec![7i32; words];
+            l.pack_row_quads([row; 4], dilation, &mut plain);
+            let mut padded = vec![7i32; words];
+            assert!(
+                l.pack_row_quads_padded(row, &mut padded),
+                "stride {stride} dilation {dilation} width {w}"
+            );
+            assert_eq!(
+                padded, plain,
+                "stride {stride} dilation {dilation} width {w}"
+            );
         }
     }
 

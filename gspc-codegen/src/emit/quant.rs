@@ -643,8 +643,8 @@ struct ModuleKind {
     tf: TokenStream,
     /// `# Safety` doc lines.
     safety: TokenStream,
-    /// The `neon` variant with a `neon_dot` module beside it: its grouped `pack_input` and
-    /// `run_units` go there where the CPU has the dot product extension.
+    /// The `neon` variant with a `neon_dot` module beside it: its `run_units` goes there
+    /// where the CPU has the dot product extension.
     forward_dot: bool,
 }
 
@@ -709,7 +709,7 @@ fn module_of(
         forward_dot,
     } = kind;
     let uses = arch_uses(isa);
-    // The `neon` variant's grouped entry points go to `neon_dot` where the CPU has `sdot`.
+    // The `neon` variant's entry points go to `neon_dot` where the CPU has `sdot`.
     let forward = |call: TokenStream| {
         if !forward_dot {
             return quote!();
@@ -995,6 +995,7 @@ fn module_of(
         }
     } else {
         quote! {
+            #forward_units
             for (i, block) in blocks.iter_mut().enumerate() {
                 let unit = first + i;
                 for kl in 0..#block_l {

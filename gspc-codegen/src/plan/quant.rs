@@ -695,10 +695,10 @@ pub(crate) fn plan_layer(
         .unwrap_or(super::MAX_ACCUMULATORS)
         .min(super::MAX_ACCUMULATORS);
     // AVX-512 VNNI's `vpdpbusd` (unsigned input bytes: offset 128) and Arm's `sdot` (signed:
-    // offset 0) read quads where they take fewer words than pairs. Grouped layers: on both.
-    // Depthwise layers (four neighbouring columns a word): on AVX-512, where `vpdpbusd` is
-    // one instruction for four taps and `vpdpwssd` (two taps) comes out of LLVM as
-    // `vpmaddwd` + `vpaddd`; NEON keeps the pairs.
+    // offset 0) read quads where they take fewer words than pairs, grouped and depthwise
+    // layers (four neighbouring columns a word) alike: one instruction for four taps, where
+    // the pairs take two (`vpdpwssd`, which comes out of LLVM as `vpmaddwd` + `vpaddd`;
+    // NEON's `smlal` + `smlal2`) for two.
     let quad_layout = layout.quads(if target.arch == Arch::X86_64 { 128 } else { 0 });
     // Depthwise layers on AVX-512 with blocks of 16 channels put the channels on the lanes
     // on small planes whose output rows are at most 8 columns: a block's packed plane (16
@@ -723,13 +723,25 @@ pub(crate) fn plan_layer(
         });
     let quad_isa = |isa: Isa| match isa {
         Isa::Avx512 => target.arch == Arch::X86_64,
-        Isa::Neon => target.arch == Arch::Aarch64 && !depthwise,
+        Isa::Neon => target.arch == Arch::Aarch64,
         _ => false,
     };
     let quads = (isas.iter().any(|&i| quad_isa(i))
         && quad_layout.words < layout.words
         && depthwise_lanes.is_none())
     .then_some(quad_layout);
+    // A depthwise layer's tile for `isa`: its flat tiles where they pay (small planes), else
+    // rows.
+    let depthwise_tile = |isa: Isa, rows: QVariant| {
+        let row_vectors = output[1].div_ceil(rows.lanes);
+        let flat = if layer.stride == [1, 1] {
+            let row_words = layout.phases() * layout.phase_len();
+            flat_variant(isa, output, row_words, row_vectors, max_acc)
+        } else {
+            strided_flat_variant(isa, &layout, output, row_vectors, max_acc)
+        };
+        flat.unwrap_or(rows)
+    };
     let qvariants: Vec<QVariant> = isas
         .iter()
         .map(|&isa| {
@@ -751,18 +763,12 @@ pub(crate) fn plan_layer(
             // (`QVariant::group_pairs`: quads, `fp32` requantization, its epilogue).
             let pairable =
                 quad && !depthwise && block == 8 && layout.kpg == 8 && layer.groups >= 2 && fp32;
-            let other = if !depthwise {
-                channel_variant(isa, (block, pairable), output, reduction_words, max_acc)
+            let v = if depthwise {
+                depthwise_tile(isa, rows)
             } else {
-                let row_vectors = output[1].div_ceil(rows.lanes);
-                if layer.stride == [1, 1] {
-                    let row_words = layout.phases() * layout.phase_len();
-                    flat_variant(isa, output, row_words, row_vectors, max_acc)
-                } else {
-                    strided_flat_variant(isa, &layout, output, row_vectors, max_acc)
-                }
+                channel_variant(isa, (block, pairable), output, reduction_words, max_acc)
+                    .unwrap_or(rows)
             };
-            let v = other.unwrap_or(rows);
             let group_pairs = pairable && v.channel_lanes && v.lanes == 8;
             QVariant {
                 quad,
@@ -772,15 +778,19 @@ pub(crate) fn plan_layer(
         })
         .collect();
     // The `sdot` tile: NEON's over quads, where it has vectors (rows narrower than 4
-    // columns keep the pairs).
+    // columns keep the pairs); a depthwise layer's is the `neon` variant's tile.
     let dot = quads
         .filter(|_| isas.contains(&Isa::Neon) && quad_isa(Isa::Neon))
         .filter(|_| width(Isa::Neon, output[1]).0 == Flavor::Neon)
         .map(|q| {
             let reduction_words = q.words * q.kernel[0] * q.kernel[1];
-            let rows = variant(Isa::Neon, block, output[1], false, max_acc);
-            let v = channel_variant(Isa::Neon, (block, false), output, reduction_words, max_acc)
-                .unwrap_or(rows);
+            let rows = variant(Isa::Neon, block, output[1], depthwise, max_acc);
+            let v = if depthwise {
+                depthwise_tile(Isa::Neon, rows)
+            } else {
+                channel_variant(Isa::Neon, (block, false), output, reduction_words, max_acc)
+                    .unwrap_or(rows)
+            };
             QVariant {
                 flavor: Flavor::NeonDot,
                 quad: true,
@@ -958,7 +968,8 @@ mod tests {
         assert_eq!((dot.flavor, dot.quad), (Flavor::NeonDot, true));
         assert_eq!(x86.base_of(&x86.variants[2]), x86.layout.packed_len());
         // Depthwise layers: quads for AVX-512's row and flat tiles (four kernel columns a
-        // word: one for a 3x3 row), not for its channel lanes (rows of 7) nor NEON.
+        // word: one for a 3x3 row), not for its channel lanes (rows of 7); NEON's `sdot`
+        // tile (signed bytes: offset 0), the `neon` variant's tile over quads.
         let dw = plan(&int8_layer(64, 64, 14), "x86_64-unknown-linux-gnu");
         assert_eq!(
             (dw.quads.map(|q| (q.words, q.input_offset)), dw.layout.words),
@@ -972,7 +983,19 @@ mod tests {
                 .is_none()
         );
         let dw_arm = plan(&int8_layer(64, 64, 14), "aarch64-unknown-linux-gnu");
-        assert!(dw_arm.quads.is_none() && dw_arm.dot.is_none());
+        assert_eq!(
+            (
+                dw_arm.quads.map(|q| (q.words, q.input_offset)),
+                dw_arm.layout.words
+            ),
+            (Some((1, 0)), 2)
+        );
+        let (neon, dot) = (&dw_arm.variants[1], dw_arm.dot.as_ref().unwrap());
+        assert!(!neon.quad && dot.quad && dot.flavor == Flavor::NeonDot);
+        assert_eq!(
+            (dot.lanes, dot.nvec, &dot.flat, &dot.tail_starts),
+            (neon.lanes, neon.nvec, &neon.flat, &neon.tail_starts)
+        );
         // No quads for Cortex-M, or rows narrower than a NEON vector.
         assert!(plan(&grouped, "thumbv7em-none-eabihf").quads.is_none());
         assert!(
