@@ -445,6 +445,8 @@ pub(crate) fn plan_layer_pinned(
                 || dwc_pays(layer) && !direct)
         {
             Strategy::GspcDwc
+        } else if quarter_groups_strided(layer, target, isas) {
+            Strategy::GspcOw
         } else if groups_per_vector(layer, target, isas) > 1 && layer.output()[1] <= 8 {
             // Groups side by side fill the vector; at 8 columns or fewer `gspc-ow` cannot
             // (docs/benchmarks/2026-11-28-zen5.md, "Groups side by side").
@@ -470,6 +472,7 @@ pub(crate) fn plan_layer_pinned(
     let oc_bn = pin.oc_block.unwrap_or(match strategy {
         Strategy::GspcOc if gpv > 1 => kpg * gpv,
         Strategy::GspcOc => oc_bn_oc,
+        Strategy::GspcOw if quarter_groups_strided(layer, target, isas) => 2,
         Strategy::GspcOw => largest_divisor_at_most(kpg, 4),
         Strategy::GspcDwc => DWC_BLOCK,
     });
@@ -590,6 +593,17 @@ fn groups_per_vector(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> usize 
     } else {
         1
     }
+}
+
+/// Where groups side by side lose to `gspc-ow` with `oc_block` 2 on rows of 8 columns or
+/// fewer: 4 groups of 4 output channels a vector at stride 2 and more. Measured on
+/// `wrn40_2_g16.b3_0_c64_16s2` (16x16 input, stride 2, 8x8 output) by `gspc-codegen tune`
+/// on Zen 5 (3.5 against 5.0 us, in every run: docs/benchmarks/2026-12-06-zen5-tuning.md)
+/// and on Zen 4 (6.1 against 10.7 us; `oc_block` 4 took 8.3, 1: 7.7:
+/// docs/benchmarks/2026-12-07-zen4-dense.md). Groups of 8 channels (2 a vector) stay side
+/// by side: on Zen 5 they were within 5% of the best plan.
+fn quarter_groups_strided(layer: &LayerSpec, target: &Target, isas: &[Isa]) -> bool {
+    groups_per_vector(layer, target, isas) == 4 && layer.stride[1] > 1 && layer.output()[1] <= 8
 }
 
 /// Where the cost model picks `gspc-dwc` over the packed `gspc-ow` for a depthwise layer
@@ -911,6 +925,30 @@ mod tests {
             &depthwise(120, 5, 1, 14),
             &[Isa::Avx2, Isa::Portable]
         ));
+    }
+
+    #[test]
+    fn quarter_groups_at_stride_two_take_gspc_ow_with_oc_block_2() {
+        let x86 = Target::from_triple("x86_64-unknown-linux-gnu").unwrap();
+        let all = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+        // WRN-40-2's 64 channels in 16 groups (4 per group), 16x16 input.
+        let grouped = |groups: usize, stride: usize| {
+            let mut l = depthwise(64, 3, stride, 16);
+            l.groups = groups;
+            l
+        };
+        let plan = |l: &LayerSpec| {
+            let p = plan_layer(l, &x86, &all).unwrap();
+            (p.strategy, p.oc_bn, p.gpv)
+        };
+        assert_eq!(plan(&grouped(16, 2)), (Strategy::GspcOw, 2, 1));
+        // 8 channels per group (2 a vector) stay side by side.
+        assert_eq!(plan(&grouped(8, 2)), (Strategy::GspcOc, 16, 2));
+        // At stride 1 (16 columns) the rule for rows of 8 or fewer does not apply.
+        assert_ne!(plan(&grouped(16, 1)), (Strategy::GspcOw, 2, 1));
+        // Without AVX-512 no groups side by side: the cost model's gspc-ow block.
+        let p = plan_layer(&grouped(16, 2), &x86, &[Isa::Portable, Isa::Avx2]).unwrap();
+        assert_eq!((p.strategy, p.oc_bn), (Strategy::GspcOw, 4));
     }
 
     #[test]
