@@ -38,11 +38,15 @@ mod pool;
 #[cfg(feature = "std")]
 pub use pool::{SPIN, YIELD};
 
-/// FLOPs below which a layer gains nothing from another thread. Handing a part to a warm
-/// worker of [`in_pool`] costs about a microsecond; 300 kFLOP is one to a few microseconds
-/// of work. A larger grain left depthwise models single-threaded (measurements:
-/// docs/benchmarks/2026-11-27-zen5.md, "Thread grain").
-pub const GRAIN_FLOPS: u64 = 300_000;
+/// FLOPs (or int8 operations) below which a layer gains nothing from another thread.
+/// Handing a part to a warm worker of [`in_pool`] costs about a microsecond. A larger grain
+/// left depthwise models single-threaded (docs/benchmarks/2026-11-27-zen5.md, "Thread
+/// grain"). 300 kFLOP, the grain until 2026-12-07, kept small layers that run slower than
+/// their FLOPs suggest on one thread: on Zen 4, the layers of 147-295 kFLOP (f32) and
+/// 147-295 k operations (int8) of the WRN-40-2 suites took 0.65-0.82x the time on 2
+/// threads with this grain, 2.1-8.6 us (docs/benchmarks/2026-12-07-zen4-dense.md, "Thread
+/// grain"); no other layer moved beyond the noise.
+pub const GRAIN_FLOPS: u64 = 100_000;
 
 /// The most parts a thread gets from [`parts_for`].
 pub const PARTS_PER_THREAD: usize = 4;
@@ -539,7 +543,8 @@ mod tests {
         assert_eq!(parts_for(2, 32, 3_600_000), 2);
         // run_parallel's decision: the grain first, at least one thread.
         assert_eq!(threads_and_parts(100_000_000, 32, 2), (2, 8));
-        assert_eq!(threads_and_parts(100_000, 32, 2), (1, 1));
+        assert_eq!(threads_and_parts(90_000, 32, 2), (1, 1));
+        assert_eq!(threads_and_parts(150_000, 32, 2), (2, 2));
         assert_eq!(threads_and_parts(100_000_000, 32, 0), (1, 1));
         for threads in 2..9 {
             for groups in 1..200 {
