@@ -44,7 +44,7 @@ pub use pool::{SPIN, YIELD};
 /// grain"). 300 kFLOP, the grain until 2026-12-07, kept small layers that run slower than
 /// their FLOPs suggest on one thread: on Zen 4, the layers of 147-295 kFLOP (f32) and
 /// 147-295 k operations (int8) of the WRN-40-2 suites took 0.65-0.82x the time on 2
-/// threads with this grain, 2.1-8.6 us (docs/benchmarks/2026-12-07-zen4-dense.md, "Thread
+/// threads with this grain, 1.8-8.6 us (docs/benchmarks/2026-12-07-zen4-dense.md, "Thread
 /// grain"); no other layer moved beyond the noise.
 pub const GRAIN_FLOPS: u64 = 100_000;
 
