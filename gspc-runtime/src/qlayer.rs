@@ -304,10 +304,8 @@ fn spread<const S: usize>(out: &mut [i32], a: &[i16], b: &[i16]) {
 /// `j` whose bytes `t` holds (the caller makes it long enough for all of `out`).
 #[inline(always)]
 fn spread_quads<const S: usize, const D: usize>(out: &mut [i32], t: &[u8]) {
+    // Word `j` reads up to `t[j * S + 3 D]`: the words below `n` are inside `t`.
     let n = out.len().min(t.len().saturating_sub(3 * D).div_ceil(S));
-    let Some(t) = t.get(..(n * S + 3 * D).min(t.len())) else {
-        return;
-    };
     for (j, o) in out.iter_mut().take(n).enumerate() {
         let c = j * S;
         *o = quad([t[c], t[c + D], t[c + 2 * D], t[c + 3 * D]]);
