@@ -140,10 +140,6 @@ pub fn plan(spec: &Spec, options: &Options) -> Result<Vec<LayerPlan>, Error> {
             if l.pins_plan() {
                 return (own, Chosen::Spec);
             }
-            if l.dtype() == spec::Dtype::Int8 {
-                // Tuning records are f32 ones (the signature has no element type).
-                return (own, Chosen::Model);
-            }
             match options.tuning.as_ref().and_then(|t| t.choice(l)) {
                 Some(t) => (plan::Pin::of(&t.candidate.apply(l)), Chosen::Tuned),
                 None => (own, Chosen::Model),

@@ -13,6 +13,10 @@
 //!   serves many candidates. Each program (`gspc_runtime::tune::main`) checks every
 //!   candidate against the reference on the device, then times the correct ones in
 //!   interleaved rounds.
+//! - **int8 layers** are tuned the same way among their own kernels (`gspc-oc` blocks,
+//!   `gspc-dwc`, narrower tiles: the candidates int8 has no kernel for are refused by the
+//!   plan), under their own signature ([`signature`]), each checked bit for bit against
+//!   the integer reference on the device.
 //! - **Records**: one JSON line per candidate and thread count, appended as it arrives; a
 //!   run that stops resumes where it stopped (what the database has for this version,
 //!   target and CPU is not run again).
@@ -150,7 +154,10 @@ pub fn candidates(layer: &LayerSpec, options: &Options) -> Vec<(Candidate, Layer
 /// What makes two plans the same code: the layouts and every variant's tiles and kind
 /// (`compact` only shapes the tiles: a compact plan with the same tiles is the same code).
 fn fingerprint(p: &LayerPlan) -> String {
-    format!("{:?} {} {} {:?}", p.strategy, p.oc_bn, p.gpv, p.variants)
+    format!(
+        "{:?} {} {} {:?} {:?}",
+        p.strategy, p.oc_bn, p.gpv, p.variants, p.quant
+    )
 }
 
 /// A spec file's text for `layers` (model `model`), with each layer's pins.
@@ -186,6 +193,19 @@ fn layer_spec_text(model: &str, layers: &[LayerSpec]) -> String {
             }
             if let Some(a) = l.accumulators {
                 v["accumulators"] = json!(a);
+            }
+            if let Some(q) = &l.quantization {
+                // Scales as the exact decimal value of their f32: read back to the same f32.
+                let f = |x: f32| json!(f64::from(x));
+                v["dtype"] = json!("int8");
+                v["quantization"] = json!({
+                    "requantization": q.requantization.as_str(),
+                    "input_scale": f(q.input_scale),
+                    "input_zero_point": q.input_zero_point,
+                    "output_scale": f(q.output_scale),
+                    "output_zero_point": q.output_zero_point,
+                    "weight_scales": q.weight_scales.iter().map(|&s| f(s)).collect::<Vec<_>>(),
+                });
             }
             v
         })
@@ -262,20 +282,6 @@ pub struct Summary {
 pub fn tune(opts: &TuneOptions, progress: &mut dyn FnMut(&str)) -> Result<Summary, Error> {
     let start = Instant::now();
     let specs = crate::read_specs(&opts.specs)?;
-    // int8 layers have no kernels to tune yet (issue 13): refused, not tuned as f32.
-    let int8: Vec<Error> = specs
-        .iter()
-        .filter_map(|s| {
-            refuse_int8(
-                s,
-                "int8 layers are not tuned yet (issue 13): tuning records are f32",
-            )
-            .err()
-        })
-        .collect();
-    if !int8.is_empty() {
-        return Err(Error::combine(int8));
-    }
     let target = match &opts.target {
         Some(t) => Target::from_triple(t)?,
         None => Target::host(),
@@ -890,27 +896,6 @@ pub fn report(specs: &[Spec], tuning: &crate::tuning::Tuning) -> String {
     s
 }
 
-/// int8 layers are refused by name where `why` says they cannot go yet (`tune`: tuning
-/// records are f32 only so far, issue 13).
-fn refuse_int8(spec: &Spec, why: &str) -> Result<(), Error> {
-    let diags: Vec<crate::error::Diagnostic> = spec
-        .layers
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.dtype() == crate::spec::Dtype::Int8)
-        .map(|(i, l)| crate::error::Diagnostic {
-            file: spec.file.clone(),
-            path: format!("layers[{i}].dtype"),
-            message: format!("layer \"{}\" is int8: {why}", l.name),
-        })
-        .collect();
-    if diags.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Invalid(diags))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -994,6 +979,51 @@ mod tests {
         assert_eq!(sh[0].weight, 10 * spec.layers[0].flops());
         let only = shapes(&[spec], &options, &["m.big".to_string()]).unwrap();
         assert_eq!(only.len(), 1);
+    }
+
+    #[test]
+    fn int8_candidates_keep_their_quantization_and_have_int8_kernels_only() {
+        let options = Options::for_target(Target::from_triple("x86_64-unknown-linux-gnu").unwrap());
+        let q = r#""dtype": "int8", "quantization": {"requantization": "fixed",
+            "input_scale": 0.0213, "input_zero_point": -3, "output_scale": 0.0517,
+            "output_zero_point": 5, "weight_scales": [0.0041, 0.0033, 0.0029, 0.0057]}"#;
+        let dw = layer(&format!(
+            r#"{{"name": "d", "in_channels": 4, "out_channels": 4, "groups": 4,
+                "kernel": [3, 3], "stride": [2, 2], "padding": [1, 1], "input": [13, 11], {q}}}"#
+        ));
+        let c = candidates(&dw, &options);
+        let labels: Vec<String> = c.iter().map(|(c, _)| c.label()).collect();
+        // gspc-oc and gspc-dwc (the model's), none of gspc-ow or the direct kernel, which
+        // int8 has not; every plan an int8 one, with the layer's quantization exactly.
+        assert!(c[0].0.is_model(), "{labels:?}");
+        assert!(labels.contains(&"gspc-oc".to_string()), "{labels:?}");
+        assert!(
+            !labels
+                .iter()
+                .any(|l| l.contains("gspc-ow") || l.contains("packed")),
+            "{labels:?}"
+        );
+        for (cand, plan) in &c {
+            assert!(plan.quant.is_some(), "{}", cand.label());
+            assert_eq!(plan.layer.quantization, dw.quantization, "{}", cand.label());
+        }
+        let prints: BTreeSet<String> = c.iter().map(|(_, p)| fingerprint(p)).collect();
+        assert_eq!(prints.len(), c.len());
+        // The shape is tuned under its own signature, not the f32 one.
+        let text = format!(
+            r#"{{"model": "m", "layers": [{}]}}"#,
+            layer_spec_text_of(&dw)
+        );
+        let spec = crate::spec::parse("t.json", &text).unwrap();
+        let sh = shapes(&[spec], &options, &[]).unwrap();
+        assert_eq!(sh[0].signature, "g4c1k1_k3x3s2x2d1x1p1x1_13x11_i8_fixed");
+    }
+
+    /// One layer of a spec as `layer_spec_text` writes it.
+    fn layer_spec_text_of(l: &LayerSpec) -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&layer_spec_text("m", std::slice::from_ref(l))).unwrap();
+        v["layers"][0].to_string()
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! plan timed (or found wrong) on a device, and the choice generation takes from them.
 //!
 //! A record's key is the generator version, the target triple, the CPU (as the device names
-//! itself: `gspc_runtime::tune::cpu_name`), the layer's shape signature
-//! ([`signature`]) and the thread count. Generation ([`crate::Options::tuning`]) reads the
+//! itself: `gspc_runtime::tune::cpu_name`), the layer's signature ([`signature`]: its
+//! shape, and for int8 layers the element type and requantization mode) and the thread
+//! count. Generation ([`crate::Options::tuning`]) reads the
 //! records of one version, target, CPU and thread count, and for each layer that pins
 //! nothing itself takes the fastest candidate that computed the right values; a layer with
 //! no record keeps the cost model's plan. Records of other versions, targets or CPUs are
@@ -23,10 +24,21 @@ use crate::spec::{LayerSpec, Strategy};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The tuning signature of a layer: its [`shape_signature`], and for an int8 layer
+/// `_i8_` and its requantization mode (`..._i8_fp32`, `..._i8_fixed`): int8 kernels are
+/// other code than the f32 ones of the same shape, and the two modes end in other
+/// epilogues. Records are looked up by it.
+pub fn signature(l: &LayerSpec) -> String {
+    match &l.quantization {
+        None => shape_signature(l),
+        Some(q) => format!("{}_i8_{}", shape_signature(l), q.requantization.as_str()),
+    }
+}
+
 /// The shape signature of a layer: what makes two layers the same kernel problem, as the
 /// kernel names state it (`g{G}c{C/G}k{K/G}_k{KH}x{KW}s..d..p.._{H}x{W}`; bias and
 /// activation change only the store, not the choice of plan).
-pub fn signature(l: &LayerSpec) -> String {
+pub fn shape_signature(l: &LayerSpec) -> String {
     format!(
         "g{}c{}k{}_k{}x{}s{}x{}d{}x{}p{}x{}_{}x{}",
         l.groups,
@@ -532,6 +544,46 @@ mod tests {
             cpu: "cpu A".to_string(),
             threads,
         }
+    }
+
+    #[test]
+    fn int8_layers_have_their_own_signature_per_requantization() {
+        let layer = |extra: &str| {
+            let text = format!(
+                r#"{{"model": "m", "layers": [{{"name": "l", "in_channels": 8, "out_channels": 8,
+                "groups": 2, "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1],
+                "input": [6, 7]{extra}}}]}}"#
+            );
+            crate::spec::parse("t.json", &text)
+                .unwrap()
+                .layers
+                .remove(0)
+        };
+        let q = |mode: &str| {
+            format!(
+                r#", "dtype": "int8", "quantization": {{"requantization": "{mode}",
+                "input_scale": 0.02, "input_zero_point": 0, "output_scale": 0.05,
+                "output_zero_point": 0, "weight_scales": 0.004}}"#
+            )
+        };
+        let (f32, fp32, fixed) = (layer(""), layer(&q("fp32")), layer(&q("fixed")));
+        assert_eq!(signature(&f32), "g2c4k4_k3x3s1x1d1x1p1x1_6x7");
+        assert_eq!(signature(&fp32), "g2c4k4_k3x3s1x1d1x1p1x1_6x7_i8_fp32");
+        assert_eq!(signature(&fixed), "g2c4k4_k3x3s1x1d1x1p1x1_6x7_i8_fixed");
+        // The kernel names keep the shape alone (the element type is their prefix).
+        assert_eq!(shape_signature(&fixed), signature(&f32));
+        // A record of the f32 shape is not applied to the int8 layer, nor one of the other
+        // mode.
+        let t = Tuning::from_database(
+            &db(vec![
+                rec(&signature(&f32), oc(2), 1, Some(5.0)),
+                rec(&signature(&fixed), oc(4), 1, Some(9.0)),
+            ]),
+            key(1),
+        );
+        assert_eq!(t.choice(&f32).unwrap().candidate, oc(2));
+        assert_eq!(t.choice(&fixed).unwrap().candidate, oc(4));
+        assert!(t.choice(&fp32).is_none());
     }
 
     fn db(records: Vec<Record>) -> Database {

@@ -12,10 +12,16 @@ use common::{TempDir, gspc};
 use gspc_codegen::tuning::{Database, Status};
 use std::path::{Path, PathBuf};
 
-/// Two small shapes: a grouped layer and a depthwise one (which has `gspc-dwc` too).
+/// Three small shapes: a grouped layer, a depthwise one (which has `gspc-dwc` too) and an
+/// int8 grouped one (its candidates checked against the integer reference).
 const SPEC: &str = r#"{"model": "small", "layers": [
   {"name": "grouped", "in_channels": 16, "out_channels": 32, "groups": 4,
    "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "input": [9, 12], "bias": true},
+  {"name": "quantized", "in_channels": 16, "out_channels": 16, "groups": 4,
+   "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "input": [7, 9], "bias": true,
+   "activation": "relu", "dtype": "int8", "quantization": {"requantization": "fixed",
+   "input_scale": 0.02, "input_zero_point": 3, "output_scale": 0.05,
+   "output_zero_point": -2, "weight_scales": 0.004}},
   {"name": "dw", "in_channels": 16, "out_channels": 16, "groups": 16,
    "kernel": [3, 3], "stride": [2, 2], "padding": [1, 1], "input": [11, 10], "count": 2},
   {"name": "pinned", "in_channels": 16, "out_channels": 16, "groups": 16,
@@ -73,6 +79,7 @@ fn check_records(db: &Path, threads: &[usize]) -> Database {
     for sig in [
         "g4c4k8_k3x3s1x1d1x1p1x1_9x12",
         "g16c1k1_k3x3s2x2d1x1p1x1_11x10",
+        "g4c4k4_k3x3s1x1d1x1p1x1_7x9_i8_fixed",
     ] {
         for t in threads {
             let model = d
@@ -142,8 +149,13 @@ fn tune_natively_resume_and_generate_from_the_database() {
         row.split_whitespace().nth(2).unwrap().to_string()
     };
     assert_eq!(
-        (by("grouped"), by("dw"), by("pinned")),
-        ("tuned".into(), "tuned".into(), "spec".into())
+        (by("grouped"), by("dw"), by("quantized"), by("pinned")),
+        (
+            "tuned".into(),
+            "tuned".into(),
+            "tuned".into(),
+            "spec".into()
+        )
     );
     // generate with the records of 2 threads: the same code twice, the database named.
     let generate = |dest: &Path| {

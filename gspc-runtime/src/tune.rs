@@ -1,7 +1,8 @@
 //! The device side of `gspc-codegen tune` (with the `std` feature): a tuning batch is a
 //! program whose `main` calls [`main`] with its generated models. Every model of a batch is
 //! one layer shape and every layer of it one candidate plan of that shape. Each candidate
-//! is first checked against the reference ([`crate::check::check_layer`]); one that
+//! is first checked against the reference ([`crate::check::check_layer`]; int8 ones bit
+//! for bit against the integer reference, [`crate::check::check_qlayer`]); one that
 //! computes wrong values is reported as such and never timed. The rest are timed in
 //! interleaved rounds (every candidate of a model once per round, so that a slow moment of
 //! a shared machine falls on all of them), and one JSON line per candidate and thread count
@@ -17,8 +18,10 @@
 //! default 1), `--rounds N` (default 7), `--sample-ms MS` (the least time one sample takes,
 //! default 2; short layers run several times per sample).
 
-use crate::check::SeededData;
-use crate::{Layer, LayerInfo, Model};
+use crate::check::{SeededData, SeededQData};
+use crate::qlayer::QLayer;
+use crate::{Isa, Layer, LayerInfo, Model};
+use std::boxed::Box;
 use std::format;
 use std::string::{String, ToString};
 use std::time::Instant;
@@ -122,7 +125,15 @@ pub fn run(models: &[Model], settings: &Settings, emit: &mut dyn FnMut(&str)) {
     }
     let max_threads = settings.threads.iter().copied().max().unwrap_or(1);
     for model in models {
-        let mut ok: Vec<Candidate> = Vec::new();
+        let mut ok: Vec<Box<dyn Timed + Send>> = Vec::new();
+        let mut wrong = |layer: &str, detail: &str| {
+            emit(&format!(
+                "{{\"model\":{},\"layer\":{},\"status\":\"wrong\",\"detail\":{}}}",
+                json_string(model.name),
+                json_string(layer),
+                json_string(detail)
+            ))
+        };
         // Candidates of one shape (a tuning batch's model) share its data and the
         // reference's output: computed again only where the shape, bias or activation differ.
         let mut shared: Option<(LayerInfo, SeededData, Vec<f32>)> = None;
@@ -149,24 +160,27 @@ pub fn run(models: &[Model], settings: &Settings, emit: &mut dyn FnMut(&str)) {
                 }
             };
             match data.and_then(|(d, e)| Candidate::checked(layer, d, e, max_threads)) {
-                Ok(c) => ok.push(c),
-                Err(detail) => emit(&format!(
-                    "{{\"model\":{},\"layer\":{},\"status\":\"wrong\",\"detail\":{}}}",
-                    json_string(model.name),
-                    json_string(layer.info.name),
-                    json_string(&detail)
-                )),
+                Ok(c) => ok.push(Box::new(c)),
+                Err(detail) => wrong(layer.info.name, &detail),
+            }
+        }
+        // int8 candidates: each checked bit for bit against the integer reference.
+        for layer in model.qlayers {
+            let seed = crate::check::seed_for(model.name, "");
+            match QCandidate::checked(layer, seed, max_threads) {
+                Ok(c) => ok.push(Box::new(c)),
+                Err(detail) => wrong(layer.info.name, &detail),
             }
         }
         for &threads in &settings.threads {
             let samples = time_interleaved(&mut ok, threads, settings);
             for (c, mut s) in ok.iter().zip(samples) {
                 s.sort_by(f64::total_cmp);
-                let isa = (c.layer.dispatched_isa)();
                 emit(&format!(
-                    "{{\"model\":{},\"layer\":{},\"threads\":{threads},\"status\":\"ok\",\"isa\":\"{isa}\",\"median_ns\":{:.1},\"min_ns\":{:.1},\"max_ns\":{:.1},\"samples\":{}}}",
+                    "{{\"model\":{},\"layer\":{},\"threads\":{threads},\"status\":\"ok\",\"isa\":\"{}\",\"median_ns\":{:.1},\"min_ns\":{:.1},\"max_ns\":{:.1},\"samples\":{}}}",
                     json_string(model.name),
-                    json_string(c.layer.info.name),
+                    json_string(c.name()),
+                    c.isa(),
                     s[s.len() / 2],
                     s[0],
                     s[s.len() - 1],
@@ -177,10 +191,24 @@ pub fn run(models: &[Model], settings: &Settings, emit: &mut dyn FnMut(&str)) {
     }
 }
 
+/// What the timing loop needs of a candidate that passed its check, f32 or int8.
+trait Timed {
+    /// The candidate's layer name.
+    fn name(&self) -> &'static str;
+    /// The variant its dispatcher runs on this CPU.
+    fn isa(&self) -> Isa;
+    /// One run on up to `threads` threads (`run` for one), as an application calls it.
+    fn call(&mut self, threads: usize);
+}
+
 /// Times every candidate of one model on `threads` threads: a warm-up and calibration run
 /// each, then `rounds` rounds of one sample per candidate. Returns the samples (ns per run)
 /// of each candidate.
-fn time_interleaved(cands: &mut [Candidate], threads: usize, s: &Settings) -> Vec<Vec<f64>> {
+fn time_interleaved(
+    cands: &mut [Box<dyn Timed + Send>],
+    threads: usize,
+    s: &Settings,
+) -> Vec<Vec<f64>> {
     crate::parallel::in_pool(threads, || {
         let reps: Vec<usize> = cands
             .iter_mut()
@@ -211,39 +239,40 @@ fn time_interleaved(cands: &mut [Candidate], threads: usize, s: &Settings) -> Ve
 /// for where the allocator put its data. (Input and output at the same offset in their
 /// pages, as large allocations from `mmap` are, make loads wait on unrelated stores: "4K
 /// aliasing". One shape measured 1.45x apart with identical code, by allocation alone.)
-struct Placed {
-    buf: Vec<f32>,
+struct Placed<T> {
+    buf: Vec<T>,
     start: usize,
     len: usize,
 }
 
-impl Placed {
+impl<T: Copy + Default> Placed<T> {
     /// `len` values starting `offset` bytes (a multiple of 64, below 4096) into a page.
-    fn new(values: &[f32], len: usize, offset: usize) -> Placed {
-        const PAGE: usize = 4096 / 4;
-        let mut buf = vec![0.0f32; len + PAGE];
-        let at = buf.as_ptr() as usize / 4 % PAGE;
-        let start = (offset / 4 + PAGE - at) % PAGE;
+    fn new(values: &[T], len: usize, offset: usize) -> Placed<T> {
+        let size = core::mem::size_of::<T>();
+        let page = 4096 / size;
+        let mut buf = vec![T::default(); len + page];
+        let at = buf.as_ptr() as usize / size % page;
+        let start = (offset / size + page - at) % page;
         buf[start..start + values.len()].copy_from_slice(values);
         Placed { buf, start, len }
     }
 
-    fn get(&self) -> &[f32] {
+    fn get(&self) -> &[T] {
         &self.buf[self.start..self.start + self.len]
     }
 
-    fn get_mut(&mut self) -> &mut [f32] {
+    fn get_mut(&mut self) -> &mut [T] {
         &mut self.buf[self.start..self.start + self.len]
     }
 }
 
-/// One candidate that passed its check, with its buffers.
+/// One f32 candidate that passed its check, with its buffers.
 struct Candidate {
     layer: &'static Layer,
-    input: Placed,
-    packed: Placed,
-    output: Placed,
-    scratch: Placed,
+    input: Placed<f32>,
+    packed: Placed<f32>,
+    output: Placed<f32>,
+    scratch: Placed<f32>,
 }
 
 impl Candidate {
@@ -270,8 +299,84 @@ impl Candidate {
             scratch: Placed::new(&[], scratch_len, 3072),
         })
     }
+}
 
-    /// One run on up to `threads` threads (`run` for one), as an application calls it.
+impl Timed for Candidate {
+    fn name(&self) -> &'static str {
+        self.layer.info.name
+    }
+
+    fn isa(&self) -> Isa {
+        (self.layer.dispatched_isa)()
+    }
+
+    fn call(&mut self, threads: usize) {
+        let l = self.layer;
+        let scratch_len = l.scratch_len * threads;
+        let (input, packed) = (self.input.get(), self.packed.get());
+        let output = self.output.get_mut();
+        let scratch = &mut self.scratch.get_mut()[..scratch_len];
+        let r = if threads == 1 {
+            (l.run)(core::hint::black_box(input), packed, output, scratch)
+        } else {
+            (l.run_parallel)(
+                core::hint::black_box(input),
+                packed,
+                output,
+                scratch,
+                threads,
+            )
+        };
+        // The lengths were checked by `checked`: a run cannot fail here.
+        debug_assert!(r.is_ok());
+        core::hint::black_box(output);
+    }
+}
+
+/// One int8 candidate that passed its check, with its buffers.
+struct QCandidate {
+    layer: &'static QLayer,
+    input: Placed<i8>,
+    packed: Placed<i32>,
+    output: Placed<i8>,
+    scratch: Placed<i32>,
+}
+
+impl QCandidate {
+    /// Checks `layer` bit for bit against the integer reference on the data of `seed`
+    /// ([`crate::check::check_qlayer`]: every variant this CPU runs, the dispatcher, the
+    /// split entry points), then sets up its buffers (scratch for up to `max_threads`).
+    fn checked(
+        layer: &'static QLayer,
+        seed: u64,
+        max_threads: usize,
+    ) -> Result<QCandidate, String> {
+        crate::check::check_qlayer(layer, seed)?;
+        let info = &layer.info;
+        let data = SeededQData::new(seed, layer.input_len, layer.weights_len, info.out_channels);
+        let mut packed = vec![0i32; layer.packed_len];
+        let bias = info.bias.then_some(&data.bias[..]);
+        (layer.pack_weights)(&data.weights, bias, &mut packed)
+            .map_err(|e| format!("{}: pack_weights: {e}", info.name))?;
+        Ok(QCandidate {
+            layer,
+            input: Placed::new(&data.input, layer.input_len, 0),
+            packed: Placed::new(&packed, layer.packed_len, 1024),
+            output: Placed::new(&[], layer.output_len, 2048),
+            scratch: Placed::new(&[], layer.scratch_len * max_threads, 3072),
+        })
+    }
+}
+
+impl Timed for QCandidate {
+    fn name(&self) -> &'static str {
+        self.layer.info.name
+    }
+
+    fn isa(&self) -> Isa {
+        (self.layer.dispatched_isa)()
+    }
+
     fn call(&mut self, threads: usize) {
         let l = self.layer;
         let scratch_len = l.scratch_len * threads;

@@ -300,7 +300,7 @@ impl LayerPlan {
 pub(crate) fn kernel_name(l: &LayerSpec, strategy: Strategy, isa: Isa) -> String {
     format!(
         "f32_gconv_{}_{}__{}",
-        crate::tuning::signature(l),
+        crate::tuning::shape_signature(l),
         strategy.as_str().replace('-', "_"),
         isa
     )
@@ -422,7 +422,15 @@ pub(crate) fn plan_layer_pinned(
     pin: Pin,
 ) -> Result<LayerPlan, Error> {
     if layer.dtype() == crate::spec::Dtype::Int8 {
-        return quant::plan_layer(layer, target, isas);
+        // The pins int8 plans take (a tuned plan's, or the spec's own); int8 code has no
+        // compact form, and `"direct"` stays the spec's, which int8 refuses.
+        let pinned = LayerSpec {
+            strategy: pin.strategy,
+            oc_block: pin.oc_block,
+            accumulators: pin.accumulators,
+            ..layer.clone()
+        };
+        return quant::plan_layer(&pinned, target, isas);
     }
     let kpg = layer.out_per_group();
     let max_oc_bn = match target.arch {

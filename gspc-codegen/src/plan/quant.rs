@@ -574,7 +574,7 @@ pub(crate) fn estimated_lines(q: &QPlan) -> usize {
 fn kernel_name(l: &LayerSpec, strategy: Strategy, isa: Isa) -> String {
     format!(
         "i8_gconv_{}_{}__{}",
-        crate::tuning::signature(l),
+        crate::tuning::shape_signature(l),
         strategy.as_str().replace('-', "_"),
         isa
     )
