@@ -182,6 +182,11 @@ struct TuneArgs {
     #[arg(long, value_name = "N", default_value_t = 7,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     rounds: u32,
+    /// Also tune the int8 twin (<model>_int8: the same layers in int8, as generate
+    /// --int8-twins and the root build's benchmark make them) of every spec with f32
+    /// layers.
+    #[arg(long)]
+    int8_twins: bool,
 }
 
 #[derive(Args)]
@@ -591,6 +596,7 @@ fn tune(a: TuneArgs) -> Result<(), Error> {
         runtime,
         rounds: a.rounds as usize,
         batch_lines: 150_000,
+        int8_twins: a.int8_twins,
     };
     let summary = tune::tune(&opts, &mut |line| eprintln!("tune: {line}"))?;
     eprintln!(

@@ -62,6 +62,9 @@ pub struct TuneOptions {
     pub rounds: usize,
     /// Generated lines per batch, at most (one shape at least).
     pub batch_lines: usize,
+    /// Also the int8 twins of the specs ([`Spec::int8_twin`]: `<model>_int8`, as
+    /// `generate --int8-twins` and the root build's benchmark make them).
+    pub int8_twins: bool,
 }
 
 /// gspc-runtime's source directory in the tree this generator was built from, if it is
@@ -281,7 +284,7 @@ pub struct Summary {
 /// `progress` gets one line per event (batch built, candidate measured).
 pub fn tune(opts: &TuneOptions, progress: &mut dyn FnMut(&str)) -> Result<Summary, Error> {
     let start = Instant::now();
-    let specs = crate::read_specs(&opts.specs)?;
+    let specs = with_twins(crate::read_specs(&opts.specs)?, opts.int8_twins);
     let target = match &opts.target {
         Some(t) => Target::from_triple(t)?,
         None => Target::host(),
@@ -341,10 +344,18 @@ pub fn tune(opts: &TuneOptions, progress: &mut dyn FnMut(&str)) -> Result<Summar
         opts.db.display()
     ));
     let batches = batches(&todo, opts.batch_lines);
+    // The report shows the models `--layers` names a layer of (every model without it).
+    let named = |s: &Spec| {
+        opts.layers.is_empty()
+            || s.layers.iter().any(|l| {
+                let full = format!("{}.{}", s.model, l.name);
+                opts.layers.iter().any(|o| *o == l.name || *o == full)
+            })
+    };
     let mut summary = Summary {
         cpu: cpu.clone(),
         target: triple.clone(),
-        specs,
+        specs: specs.into_iter().filter(named).collect(),
         ..Summary::default()
     };
     let mut appender = Appender::open(&opts.db)?;
@@ -441,6 +452,19 @@ pub fn tune(opts: &TuneOptions, progress: &mut dyn FnMut(&str)) -> Result<Summar
         }
     }
     Ok(summary)
+}
+
+/// `specs`, and with `twins` the int8 twin of each that has f32 layers, after them.
+fn with_twins(mut specs: Vec<Spec>, twins: bool) -> Vec<Spec> {
+    if twins {
+        let t: Vec<Spec> = specs
+            .iter()
+            .filter(|s| s.layers.iter().any(|l| l.quantization.is_none()))
+            .map(Spec::int8_twin)
+            .collect();
+        specs.extend(t);
+    }
+    specs
 }
 
 /// "3m20s" for an estimate of the time left.
@@ -616,6 +640,11 @@ struct Appender {
 impl Appender {
     fn open(path: &Path) -> Result<Appender, Error> {
         let shown = path.display().to_string();
+        // The database's directory, as `generate` makes its output directory.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(dir.display().to_string(), FileOp::CreateOutputDir, e))?;
+        }
         // A database whose last line was cut off: start on a new line.
         let needs_newline = std::fs::read(path)
             .ok()
@@ -1017,6 +1046,43 @@ mod tests {
         let spec = crate::spec::parse("t.json", &text).unwrap();
         let sh = shapes(&[spec], &options, &[]).unwrap();
         assert_eq!(sh[0].signature, "g4c1k1_k3x3s2x2d1x1p1x1_13x11_i8_fixed");
+    }
+
+    #[test]
+    fn int8_twins_are_tuned_under_their_own_signatures() {
+        let f32_text = r#"{"model": "m", "layers": [
+            {"name": "g", "in_channels": 16, "out_channels": 16, "groups": 4,
+             "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "input": [8, 8],
+             "strategy": "gspc-ow"}]}"#;
+        let int8_text = r#"{"model": "q", "layers": [
+            {"name": "d", "in_channels": 16, "out_channels": 16, "groups": 16,
+             "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "input": [8, 8],
+             "dtype": "int8", "quantization": {"requantization": "fixed",
+             "input_scale": 0.02, "input_zero_point": 0, "output_scale": 0.05,
+             "output_zero_point": 0, "weight_scales": 0.004}}]}"#;
+        let specs = || {
+            vec![
+                crate::spec::parse("m.json", f32_text).unwrap(),
+                crate::spec::parse("q.json", int8_text).unwrap(),
+            ]
+        };
+        assert_eq!(with_twins(specs(), false).len(), 2);
+        // The f32 spec gets a twin (its f32 pins dropped: tuned); the int8 one has none.
+        let all = with_twins(specs(), true);
+        let models: Vec<&str> = all.iter().map(|s| s.model.as_str()).collect();
+        assert_eq!(models, ["m", "q", "m_int8"]);
+        let options = Options::for_target(Target::from_triple("x86_64-unknown-linux-gnu").unwrap());
+        let sigs: Vec<String> = shapes(&all, &options, &[])
+            .unwrap()
+            .into_iter()
+            .map(|s| s.signature)
+            .collect();
+        assert!(
+            sigs.contains(&"g4c4k4_k3x3s1x1d1x1p1x1_8x8_i8_fp32".to_string())
+                && sigs.contains(&"g16c1k1_k3x3s1x1d1x1p1x1_8x8_i8_fixed".to_string())
+                && sigs.len() == 2,
+            "{sigs:?}"
+        );
     }
 
     /// One layer of a spec as `layer_spec_text` writes it.

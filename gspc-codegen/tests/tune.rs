@@ -101,7 +101,8 @@ fn check_records(db: &Path, threads: &[usize]) -> Database {
 #[test]
 fn tune_natively_resume_and_generate_from_the_database() {
     let dir = TempDir::new("tune");
-    let db = dir.path("db.jsonl");
+    // In a directory that does not exist yet: tune makes it.
+    let db = dir.path("tuning/db.jsonl");
     let r = tune(&dir, &db, &["--isa", "portable", "--threads", "1,2"]).success();
     let (stdout, stderr) = out(&r);
     assert!(stderr.contains("device CPU:"), "{stderr}");
