@@ -159,7 +159,7 @@ pub fn run(models: &[Model], settings: &Settings, emit: &mut dyn FnMut(&str)) {
                     })
                 }
             };
-            match data.and_then(|(d, e)| Candidate::checked(layer, d, e, max_threads)) {
+            match data.and_then(|(d, e)| f32_candidate(layer, d, e, max_threads)) {
                 Ok(c) => ok.push(Box::new(c)),
                 Err(detail) => wrong(layer.info.name, &detail),
             }
@@ -167,7 +167,7 @@ pub fn run(models: &[Model], settings: &Settings, emit: &mut dyn FnMut(&str)) {
         // int8 candidates: each checked bit for bit against the integer reference.
         for layer in model.qlayers {
             let seed = crate::check::seed_for(model.name, "");
-            match QCandidate::checked(layer, seed, max_threads) {
+            match int8_candidate(layer, seed, max_threads) {
                 Ok(c) => ok.push(Box::new(c)),
                 Err(detail) => wrong(layer.info.name, &detail),
             }
@@ -266,127 +266,129 @@ impl<T: Copy + Default> Placed<T> {
     }
 }
 
-/// One f32 candidate that passed its check, with its buffers.
-struct Candidate {
+/// A layer's `run` over activations `A` and weight/scratch words `W` (f32 and f32, or int8
+/// and int32).
+type RunFn<A, W> = fn(&[A], &[W], &mut [A], &mut [W]) -> Result<(), crate::Error>;
+/// A layer's `run_parallel`.
+type ParallelFn<A, W> = fn(&[A], &[W], &mut [A], &mut [W], usize) -> Result<(), crate::Error>;
+
+/// One candidate that passed its check, with its entry points and buffers: f32
+/// ([`f32_candidate`]) or int8 ([`int8_candidate`]).
+struct Candidate<A, W> {
+    name: &'static str,
+    dispatched_isa: fn() -> Isa,
+    run: RunFn<A, W>,
+    run_parallel: ParallelFn<A, W>,
+    /// Scratch words of one thread.
+    scratch_len: usize,
+    input: Placed<A>,
+    packed: Placed<W>,
+    output: Placed<A>,
+    scratch: Placed<W>,
+}
+
+impl<A: Copy + Default, W: Copy + Default> Candidate<A, W> {
+    /// The buffers: `input` and `packed` copied in, output and scratch (for up to
+    /// `max_threads`) zeroed, each at its own offset in a page.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        name: &'static str,
+        dispatched_isa: fn() -> Isa,
+        run: RunFn<A, W>,
+        run_parallel: ParallelFn<A, W>,
+        input: &[A],
+        packed: &[W],
+        output_len: usize,
+        scratch_len: usize,
+        max_threads: usize,
+    ) -> Self {
+        Candidate {
+            name,
+            dispatched_isa,
+            run,
+            run_parallel,
+            scratch_len,
+            input: Placed::new(input, input.len(), 0),
+            packed: Placed::new(packed, packed.len(), 1024),
+            output: Placed::new(&[], output_len, 2048),
+            scratch: Placed::new(&[], scratch_len * max_threads, 3072),
+        }
+    }
+}
+
+/// Checks the f32 `layer` against the reference's output `expected` on `data`
+/// ([`crate::check::check_layer_on`]: every variant this CPU runs, the dispatcher, the
+/// split entry points), then sets up its buffers (scratch for up to `max_threads`).
+fn f32_candidate(
     layer: &'static Layer,
-    input: Placed<f32>,
-    packed: Placed<f32>,
-    output: Placed<f32>,
-    scratch: Placed<f32>,
+    data: &SeededData,
+    expected: &[f32],
+    max_threads: usize,
+) -> Result<Candidate<f32, f32>, String> {
+    crate::check::check_layer_on(layer, data, expected)?;
+    let mut packed = vec![0.0f32; layer.packed_len];
+    let bias = layer.info.bias.then_some(&data.bias[..]);
+    (layer.pack_weights)(&data.weights, bias, &mut packed)
+        .map_err(|e| format!("{}: pack_weights: {e}", layer.info.name))?;
+    Ok(Candidate::new(
+        layer.info.name,
+        layer.dispatched_isa,
+        layer.run,
+        layer.run_parallel,
+        &data.input,
+        &packed,
+        layer.output_len,
+        layer.scratch_len,
+        max_threads,
+    ))
 }
 
-impl Candidate {
-    /// Checks `layer` against the reference's output `expected` on `data`
-    /// ([`crate::check::check_layer_on`]: every variant this CPU runs, the dispatcher, the
-    /// split entry points), then sets up its buffers (scratch for up to `max_threads`).
-    fn checked(
-        layer: &'static Layer,
-        data: &SeededData,
-        expected: &[f32],
-        max_threads: usize,
-    ) -> Result<Candidate, String> {
-        crate::check::check_layer_on(layer, data, expected)?;
-        let mut packed = vec![0.0f32; layer.packed_len];
-        let bias = layer.info.bias.then_some(&data.bias[..]);
-        (layer.pack_weights)(&data.weights, bias, &mut packed)
-            .map_err(|e| format!("{}: pack_weights: {e}", layer.info.name))?;
-        let scratch_len = layer.scratch_len * max_threads;
-        Ok(Candidate {
-            layer,
-            input: Placed::new(&data.input, layer.input_len, 0),
-            packed: Placed::new(&packed, layer.packed_len, 1024),
-            output: Placed::new(&[], layer.output_len, 2048),
-            scratch: Placed::new(&[], scratch_len, 3072),
-        })
-    }
-}
-
-impl Timed for Candidate {
-    fn name(&self) -> &'static str {
-        self.layer.info.name
-    }
-
-    fn isa(&self) -> Isa {
-        (self.layer.dispatched_isa)()
-    }
-
-    fn call(&mut self, threads: usize) {
-        let l = self.layer;
-        let scratch_len = l.scratch_len * threads;
-        let (input, packed) = (self.input.get(), self.packed.get());
-        let output = self.output.get_mut();
-        let scratch = &mut self.scratch.get_mut()[..scratch_len];
-        let r = if threads == 1 {
-            (l.run)(core::hint::black_box(input), packed, output, scratch)
-        } else {
-            (l.run_parallel)(
-                core::hint::black_box(input),
-                packed,
-                output,
-                scratch,
-                threads,
-            )
-        };
-        // The lengths were checked by `checked`: a run cannot fail here.
-        debug_assert!(r.is_ok());
-        core::hint::black_box(output);
-    }
-}
-
-/// One int8 candidate that passed its check, with its buffers.
-struct QCandidate {
+/// Checks the int8 `layer` bit for bit against the integer reference on the data of `seed`
+/// ([`crate::check::check_qlayer`]: every variant this CPU runs, the dispatcher, the split
+/// entry points), then sets up its buffers (scratch for up to `max_threads`).
+fn int8_candidate(
     layer: &'static QLayer,
-    input: Placed<i8>,
-    packed: Placed<i32>,
-    output: Placed<i8>,
-    scratch: Placed<i32>,
+    seed: u64,
+    max_threads: usize,
+) -> Result<Candidate<i8, i32>, String> {
+    crate::check::check_qlayer(layer, seed)?;
+    let info = &layer.info;
+    let data = SeededQData::new(seed, layer.input_len, layer.weights_len, info.out_channels);
+    let mut packed = vec![0i32; layer.packed_len];
+    let bias = info.bias.then_some(&data.bias[..]);
+    (layer.pack_weights)(&data.weights, bias, &mut packed)
+        .map_err(|e| format!("{}: pack_weights: {e}", info.name))?;
+    Ok(Candidate::new(
+        info.name,
+        layer.dispatched_isa,
+        layer.run,
+        layer.run_parallel,
+        &data.input,
+        &packed,
+        layer.output_len,
+        layer.scratch_len,
+        max_threads,
+    ))
 }
 
-impl QCandidate {
-    /// Checks `layer` bit for bit against the integer reference on the data of `seed`
-    /// ([`crate::check::check_qlayer`]: every variant this CPU runs, the dispatcher, the
-    /// split entry points), then sets up its buffers (scratch for up to `max_threads`).
-    fn checked(
-        layer: &'static QLayer,
-        seed: u64,
-        max_threads: usize,
-    ) -> Result<QCandidate, String> {
-        crate::check::check_qlayer(layer, seed)?;
-        let info = &layer.info;
-        let data = SeededQData::new(seed, layer.input_len, layer.weights_len, info.out_channels);
-        let mut packed = vec![0i32; layer.packed_len];
-        let bias = info.bias.then_some(&data.bias[..]);
-        (layer.pack_weights)(&data.weights, bias, &mut packed)
-            .map_err(|e| format!("{}: pack_weights: {e}", info.name))?;
-        Ok(QCandidate {
-            layer,
-            input: Placed::new(&data.input, layer.input_len, 0),
-            packed: Placed::new(&packed, layer.packed_len, 1024),
-            output: Placed::new(&[], layer.output_len, 2048),
-            scratch: Placed::new(&[], layer.scratch_len * max_threads, 3072),
-        })
-    }
-}
-
-impl Timed for QCandidate {
+impl<A: Copy + Default, W: Copy + Default> Timed for Candidate<A, W> {
     fn name(&self) -> &'static str {
-        self.layer.info.name
+        self.name
     }
 
     fn isa(&self) -> Isa {
-        (self.layer.dispatched_isa)()
+        (self.dispatched_isa)()
     }
 
     fn call(&mut self, threads: usize) {
-        let l = self.layer;
-        let scratch_len = l.scratch_len * threads;
+        let scratch_len = self.scratch_len * threads;
         let (input, packed) = (self.input.get(), self.packed.get());
         let output = self.output.get_mut();
         let scratch = &mut self.scratch.get_mut()[..scratch_len];
         let r = if threads == 1 {
-            (l.run)(core::hint::black_box(input), packed, output, scratch)
+            (self.run)(core::hint::black_box(input), packed, output, scratch)
         } else {
-            (l.run_parallel)(
+            (self.run_parallel)(
                 core::hint::black_box(input),
                 packed,
                 output,
@@ -394,7 +396,7 @@ impl Timed for QCandidate {
                 threads,
             )
         };
-        // The lengths were checked by `checked`: a run cannot fail here.
+        // The lengths were checked before: a run cannot fail here.
         debug_assert!(r.is_ok());
         core::hint::black_box(output);
     }
