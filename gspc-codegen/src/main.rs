@@ -425,6 +425,10 @@ fn tiles(p: &gspc_codegen::LayerPlan) -> String {
         .iter()
         .enumerate()
         .map(|(i, v)| {
+            if v.kind == gspc_codegen::Kind::DwcPairs {
+                // Two output rows of a channel a vector, in place (no column tiles).
+                return format!("{} {}x1 row pairs in place", v.isa, v.lanes);
+            }
             let pairs = p
                 .quant
                 .as_ref()

@@ -1070,6 +1070,53 @@ mod simd {
         ))
     }
 
+    /// The taps of kernel column `KW` of two output rows at stride 2 (the AVX-512 form of a
+    /// `gspc-dwc` layer on rows of at most 8 columns): lanes `j < 8` are column `2j + KW` of
+    /// `a` (the first row's input row, column `-PW` in lane 0), lanes `8 + j` column
+    /// `2j + KW` of `b` (the second's); the lanes not set in `MASK` (taps over the padding,
+    /// or past the output row) are zero.
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn pair_taps16<const KW: i32, const MASK: u16>(a: __m512, b: __m512) -> __m512 {
+        // Index bit 4 picks `b`; only the low 5 bits count, and every lane set in MASK has
+        // 2j + KW < 16 (the plan's rule: the row and its left padding fit one vector).
+        let idx = _mm512_setr_epi32(
+            KW,
+            2 + KW,
+            4 + KW,
+            6 + KW,
+            8 + KW,
+            10 + KW,
+            12 + KW,
+            14 + KW,
+            16 + KW,
+            18 + KW,
+            20 + KW,
+            22 + KW,
+            24 + KW,
+            26 + KW,
+            28 + KW,
+            30 + KW,
+        );
+        _mm512_maskz_permutex2var_ps(MASK, a, idx, b)
+    }
+
+    /// Lanes 8..16 of `v` in lanes 0..8 (and 0..8 in 8..16): the second output row of a
+    /// pair (see [`pair_taps16`]), ready for [`store16_part`].
+    ///
+    /// # Safety
+    ///
+    /// Only callable where AVX-512F is enabled (from the generated kernels of that ISA).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub fn high_half16(v: __m512) -> __m512 {
+        _mm512_shuffle_f32x4::<0b0100_1110>(v, v)
+    }
+
     use crate::dwc::CB;
     use crate::qlayer::QLayout;
     use core::ops::Range;

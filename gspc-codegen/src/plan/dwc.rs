@@ -37,7 +37,7 @@ pub(super) fn plan(layer: &LayerSpec, isa: Isa, scalar: bool, pin: &Pin) -> Vari
     let budget = (regs.saturating_sub(nvec + 2) / per_pixel)
         .min(pin.max_accumulators() / per_pixel)
         .max(1);
-    ColumnTiles {
+    let tiles = ColumnTiles {
         layer,
         isa,
         lanes,
@@ -48,7 +48,94 @@ pub(super) fn plan(layer: &LayerSpec, isa: Isa, scalar: bool, pin: &Pin) -> Vari
         strategy: Strategy::GspcDwc,
         kind: Kind::Dwc,
     }
-    .plan()
+    .plan();
+    if isa == Isa::Avx512 && !pin.compact && pairs_apply(layer) {
+        VariantPlan {
+            kind: Kind::DwcPairs,
+            ..tiles
+        }
+    } else {
+        tiles
+    }
+}
+
+/// Whether the AVX-512 variant of a `gspc-dwc` layer runs [`Kind::DwcPairs`]: two output
+/// rows of one channel in a 16-lane vector (lanes 0-7 and 8-15), read in place from the
+/// NCHW input, each tap one two-source permute of the two input rows the pair reads. For
+/// 3x3 kernels at stride 2 with rows of at most 8 output columns, dilation 1, an input row
+/// and its left padding within one vector (`W + PW <= 16`: one masked load a row, every
+/// tap's lane in it) and at most 32 input rows (16 row pairs, unrolled). It needs no
+/// transposes and no scratch. Measured on Zen 4 against `gspc-dwc`'s AVX-512 variant,
+/// 5 interleaved rounds (docs/depthwise.md, "Stride 2 on narrow rows"): MobileNetV1's
+/// `dw12` (14x14 -> 7x7) 0.75x the time at 1 thread and 0.61x at 2, and out of the slow
+/// mode the transposing kernel falls into from one process to the next; the 5x5 layers of
+/// the same shape took 1.46-1.56x the time (a permute for each of 25 taps against
+/// transposes shared by them), so 3x3 only.
+pub(crate) fn pairs_apply(layer: &LayerSpec) -> bool {
+    layer.in_per_group() == 1
+        && layer.out_per_group() == 1
+        && layer.kernel == [3, 3]
+        && layer.stride == [2, 2]
+        && layer.dilation == [1, 1]
+        && layer.output()[1] <= 8
+        && layer.input[1] + layer.padding[1] <= 16
+        && layer.input[0] <= 32
+}
+
+/// The input row that kernel row `kh` of output row `r` reads in a [`Kind::DwcPairs`]
+/// variant (stride 2): `2r + kh - PH`, `None` over the top or bottom padding.
+pub(crate) fn pair_input_row(l: &LayerSpec, r: usize, kh: usize) -> Option<usize> {
+    (2 * r + kh)
+        .checked_sub(l.padding[0])
+        .filter(|&ih| ih < l.input[0])
+}
+
+/// The lanes of the taps of kernel column `kw` of a row pair that read the input (bit `j`
+/// and `8 + j` for output column `j`): columns `2j + kw - PW` inside the row.
+pub(crate) fn pair_mask(l: &LayerSpec, kw: usize) -> u16 {
+    let ow = l.output()[1];
+    let mut m = 0u16;
+    for j in 0..ow.min(8) {
+        let col = (2 * j + kw) as isize - l.padding[1] as isize;
+        if col >= 0 && (col as usize) < l.input[1] {
+            m |= (1 << j) | (1 << (8 + j));
+        }
+    }
+    m
+}
+
+/// Bounds of a [`Kind::DwcPairs`] variant: the rule holds (every tap lane inside the two
+/// input-row vectors), the weights and bias inside the packed weights.
+pub(super) fn pairs_check_bounds(p: &LayerPlan, v: &VariantPlan) -> Vec<String> {
+    let l = &p.layer;
+    let mut problems = Vec::new();
+    if !pairs_apply(l) {
+        problems.push(format!("{}: two rows a vector do not apply", v.isa));
+    }
+    for kw in 0..l.kernel[1] {
+        let m = pair_mask(l, kw);
+        if (0..8).any(|j| m >> j & 1 == 1 && 2 * j + kw >= 16) {
+            problems.push(format!("{}: kernel column {kw} reads past a vector", v.isa));
+        }
+    }
+    let taps = l.kernel[0] * l.kernel[1];
+    if p.units() * taps * DWC_BLOCK > p.bias_offset || p.bias_offset + l.out_channels > p.packed_len
+    {
+        problems.push(format!(
+            "{}: weights or bias past the packed weights",
+            v.isa
+        ));
+    }
+    problems
+}
+
+/// Generated lines of a [`Kind::DwcPairs`] variant, estimated: per row pair and tap a
+/// permute and an FMA, per input row a load, per output row a store, per tap a weight.
+pub(super) fn pairs_estimated_lines(p: &LayerPlan, per: usize) -> usize {
+    let l = &p.layer;
+    let taps = l.kernel[0] * l.kernel[1];
+    let pairs = p.output[0].div_ceil(2);
+    per * (2 * pairs * taps + l.input[0] + p.output[0] + taps) * 2 + 200
 }
 
 /// One column tile of a `gspc-dwc` row: its pixels and the taps of each that read the

@@ -72,6 +72,10 @@ pub enum Kind {
     /// `gspc-dwc` (see `dwc`): blocks of `DWC_BLOCK` channels packed as pixels; a tile
     /// is a few output pixels of a row.
     Dwc,
+    /// The AVX-512 form of a `gspc-dwc` layer at stride 2 on rows of at most 8 columns
+    /// (see `dwc::pairs_apply`): the NCHW input read in place, two output rows of one
+    /// channel in a vector, on the `gspc-dwc` packed weights.
+    DwcPairs,
 }
 
 impl Kind {
@@ -127,7 +131,9 @@ impl VariantPlan {
     /// `gspc-ow`).
     pub fn full_offsets(&self) -> Vec<usize> {
         match self.kind {
-            Kind::PackedOc | Kind::InPlaceOc | Kind::Dwc => (0..self.reg_n).collect(),
+            Kind::PackedOc | Kind::InPlaceOc | Kind::Dwc | Kind::DwcPairs => {
+                (0..self.reg_n).collect()
+            }
             Kind::PackedOw | Kind::Direct { .. } => {
                 (0..self.nvec).map(|v| v * self.lanes).collect()
             }
@@ -137,7 +143,9 @@ impl VariantPlan {
     /// Unit offsets of the last tile (empty: no last tile).
     pub fn tail_offsets(&self) -> Vec<usize> {
         match self.kind {
-            Kind::PackedOc | Kind::InPlaceOc | Kind::Dwc => (0..self.tail).collect(),
+            Kind::PackedOc | Kind::InPlaceOc | Kind::Dwc | Kind::DwcPairs => {
+                (0..self.tail).collect()
+            }
             Kind::PackedOw | Kind::Direct { .. } => self.last_offsets.clone(),
         }
     }
@@ -282,6 +290,7 @@ impl LayerPlan {
                 Kind::PackedOw => packed_ow::estimated_lines(self, v, per),
                 Kind::Direct { .. } => direct::estimated_lines(self, v, per),
                 Kind::Dwc => dwc::estimated_lines(self, v, per),
+                Kind::DwcPairs => dwc::pairs_estimated_lines(self, per),
             }
         };
         let half = self.in_place_at_half_rate();
@@ -576,7 +585,7 @@ fn avx2_at_half_rate(layer: &LayerSpec, variants: &[VariantPlan]) -> bool {
                 && lane_use(narrow) >= 1.25 * lane_use(wide)
                 && ow.is_multiple_of(narrow.lanes)
         }
-        Kind::PackedOc | Kind::InPlaceOc | Kind::Dwc => false,
+        Kind::PackedOc | Kind::InPlaceOc | Kind::Dwc | Kind::DwcPairs => false,
     }
 }
 
@@ -749,6 +758,7 @@ fn check_bounds(p: &LayerPlan) -> Result<(), Error> {
             Kind::InPlaceOc => inplace_oc::check_bounds(p, v),
             Kind::Direct { .. } => direct::check_bounds(p, v),
             Kind::Dwc => dwc::check_bounds(p, v),
+            Kind::DwcPairs => dwc::pairs_check_bounds(p, v),
         });
     }
     if problems.is_empty() {
@@ -850,7 +860,7 @@ pub(crate) fn output_span(
     let [oh, ow] = p.output;
     let last = offsets.iter().copied().max().unwrap_or(0);
     let width = match v.kind {
-        Kind::PackedOc | Kind::InPlaceOc | Kind::Dwc => 1,
+        Kind::PackedOc | Kind::InPlaceOc | Kind::Dwc | Kind::DwcPairs => 1,
         Kind::PackedOw | Kind::Direct { .. } => v.lanes,
     };
     (p.oc_bn - 1) * oh * ow + (out_rows - 1) * ow + last + width
@@ -884,6 +894,44 @@ mod tests {
             accumulators: None,
             quantization: None,
         }
+    }
+
+    #[test]
+    fn row_pairs_only_for_avx512_3x3_stride_2_on_narrow_rows() {
+        let x86 = Target::from_triple("x86_64-unknown-linux-gnu").unwrap();
+        let all = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+        let kinds = |l: &LayerSpec, isas: &[Isa]| -> Vec<(Isa, Kind)> {
+            plan_layer(l, &x86, isas)
+                .unwrap()
+                .variants
+                .iter()
+                .map(|v| (v.isa, v.kind))
+                .collect()
+        };
+        // MobileNetV1's dw12 (14x14 -> 7x7): the AVX-512 variant only; AVX2 and portable
+        // keep gspc-dwc's transposes, on the same packed weights.
+        assert_eq!(
+            kinds(&depthwise(512, 3, 2, 14), &all),
+            [
+                (Isa::Portable, Kind::Dwc),
+                (Isa::Avx2, Kind::Dwc),
+                (Isa::Avx512, Kind::DwcPairs)
+            ]
+        );
+        // 15 columns and padding 1 fill a vector; 16 do not. 5x5, stride 1: no.
+        let pairs = |l: &LayerSpec| {
+            let mut l = l.clone();
+            l.strategy = Some(Strategy::GspcDwc);
+            kinds(&l, &all).contains(&(Isa::Avx512, Kind::DwcPairs))
+        };
+        assert!(pairs(&depthwise(32, 3, 2, 15)));
+        assert!(!pairs(&depthwise(32, 3, 2, 16)));
+        assert!(!pairs(&depthwise(32, 5, 2, 14)));
+        assert!(!pairs(&depthwise(32, 3, 1, 8)));
+        // Compact code keeps the transposing tiles.
+        let mut compact = depthwise(512, 3, 2, 14);
+        compact.compact = Some(true);
+        assert!(!pairs(&compact));
     }
 
     #[test]

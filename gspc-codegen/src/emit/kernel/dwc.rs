@@ -5,7 +5,7 @@
 
 use super::ops::Ops;
 use super::{
-    ModuleParts, inline_attr, linear, safety_doc, tail_doc, target_feature, variant_module_shell,
+    ModuleParts, dwc_band_fn, inline_attr, linear, tail_doc, target_feature, variant_module_shell,
     zeroed_accumulators,
 };
 use crate::emit::lit;
@@ -27,7 +27,7 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
     let (xlen, olen) = (dwc::input_len(p), oh * ow * cb);
     let [h, w] = l.input;
     let (xlen_l, olen_l, block_l) = (lit(xlen), lit(olen), lit(olen));
-    let (hw_l, h_l, oh_l, cb_l) = (lit(h * w), lit(h), lit(oh), lit(cb));
+    let (hw_l, h_l, oh_l) = (lit(h * w), lit(h), lit(oh));
     // The input rows a band of output rows `r0..r1` reads: from `r0 * SH - PH` to `(r1 - 1)
     // * SH + (KH - 1) * DH - PH`, inside the input.
     let reach = (l.kernel[0] - 1) * l.dilation[0] + 1;
@@ -43,7 +43,6 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
     let pack_band = packers.pack(quote!(#from_px..#to_px));
     let unpack_all = packers.unpack_block(oh * ow);
     let unpack_band = packers.unpack(linear(&[("r0", ow)], 0));
-    let band_len = linear(&[("n", ow)], 0);
     // The packed input and the output pixels of one block, in the scratch.
     let split_scratch = quote! {
         let Some((xs, rest)) = scratch.split_first_chunk_mut::<XLEN>() else {
@@ -69,10 +68,6 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
         " Computes output blocks `first..first + blocks.len()` of layer `{}` with the {} variant; block `u` is channels `u * 16 .. u * 16 + 16`.",
         l.name, v.isa
     );
-    let band_doc = format!(
-        " Computes output rows `rows` of block `cb` (channels `cb * 16 .. cb * 16 + 16`) of layer `{}` with the {} variant into `planes`, the block's 16 planes, each holding just those rows: packs the input rows they read, computes them, transposes them back. Does nothing when `rows` is empty or past the output, or the planes do not hold its rows.",
-        l.name, v.isa
-    );
     let consts = quote! {
     /// Values of the packed input of one block of 16 channels, `[H * W][16]`.
     const XLEN: usize = #xlen_l;
@@ -93,27 +88,11 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
         #unpack_all
     }
     };
-    let (tf, safety) = (target_feature(v.isa), safety_doc(v.isa));
-    let band_fn = quote! {
-            #[doc = #band_doc]
-            #safety
-            #tf
-            pub fn run_band(
-                input: &[f32; super::INPUT_LEN],
-                packed: &[f32; super::PACKED_LEN],
-                cb: usize,
-                rows: ::core::ops::Range<usize>,
-                planes: &mut [&mut [f32]; #cb_l],
-                scratch: &mut [f32; super::SCRATCH_LEN],
-            ) {
-                let (r0, r1) = (rows.start, rows.end);
-                if r0 >= r1 || r1 > #oh_l {
-                    return;
-                }
-                let n = r1 - r0;
-                if planes.iter().any(|p| p.len() != #band_len) {
-                    return;
-                }
+    let band_fn = dwc_band_fn(
+        p,
+        v,
+        quote!(scratch),
+        quote! {
                 #split_scratch
                 // The input rows the band reads (padded rows: `reach` is one past the
                 // last one of the last output row's window).
@@ -125,8 +104,8 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
                 let x: &[f32; XLEN] = xs;
                 #(#rows)*
                 #unpack_band
-            }
-    };
+        },
+    );
     if p.row_bands {
         tiles.insert(0, band_fn);
     }

@@ -4,7 +4,8 @@
 //! planning in `plan`: [`packed_oc`] (`gspc-oc`), [`packed_ow`] (`gspc-ow` over the packed
 //! input), both through the shared [`packed`] module and tile shell, [`direct`] (`gspc-ow`
 //! read in place, flat or by rows), [`inplace_oc`] (`gspc-oc` read in place) and [`dwc`]
-//! (`gspc-dwc`). Every kind emits its vector
+//! (`gspc-dwc`), with [`dwc_pairs`] its AVX-512 form at stride 2 on narrow rows. Every
+//! kind emits its vector
 //! code through the one ISA abstraction [`ops::Ops`]. Here: the dispatch from a variant's
 //! kind to its emitter and what every kind's module shares (the variant module's shell
 //! and `run`, `#[target_feature]`, `# Safety` docs, intrinsics `use`, inline attributes,
@@ -12,6 +13,7 @@
 
 mod direct;
 mod dwc;
+mod dwc_pairs;
 mod inplace_oc;
 mod ops;
 mod packed;
@@ -33,6 +35,7 @@ pub(crate) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
         Kind::PackedOw => packed_ow::variant_module(p, v, outline),
         Kind::Direct { flat } => direct::variant_module(p, v, flat, outline),
         Kind::Dwc => dwc::variant_module(p, v, outline),
+        Kind::DwcPairs => dwc_pairs::variant_module(p, v, outline),
     }
 }
 
@@ -68,6 +71,48 @@ fn half_rate_branch(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
         if !::gspc_runtime::x86::avx512_full_rate() {
             super::#m::run_units(input, packed, first, blocks, scratch);
             return;
+        }
+    }
+}
+
+/// A `gspc-dwc` layer's `run_band` for variant `v` (row bands of its blocks of 16
+/// channels): the doc, the signature with the scratch parameter named `scratch`, and the
+/// checks of `rows` and `planes`, which leave `r0`, `r1` and `n = r1 - r0`; then `body`.
+fn dwc_band_fn(
+    p: &LayerPlan,
+    v: &VariantPlan,
+    scratch: TokenStream,
+    body: TokenStream,
+) -> TokenStream {
+    let (tf, safety) = (target_feature(v.isa), safety_doc(v.isa));
+    let [oh, ow] = p.output;
+    let (oh_l, cb_l) = (lit(oh), lit(crate::plan::DWC_BLOCK));
+    let band_len = linear(&[("n", ow)], 0);
+    let doc = format!(
+        " Computes output rows `rows` of block `cb` (channels `cb * 16 .. cb * 16 + 16`) of layer `{}` with the {} variant into `planes`, the block's 16 planes, each holding just those rows. Does nothing when `rows` is empty or past the output, or the planes do not hold its rows.",
+        p.layer.name, v.isa
+    );
+    quote! {
+        #[doc = #doc]
+        #safety
+        #tf
+        pub fn run_band(
+            input: &[f32; super::INPUT_LEN],
+            packed: &[f32; super::PACKED_LEN],
+            cb: usize,
+            rows: ::core::ops::Range<usize>,
+            planes: &mut [&mut [f32]; #cb_l],
+            #scratch: &mut [f32; super::SCRATCH_LEN],
+        ) {
+            let (r0, r1) = (rows.start, rows.end);
+            if r0 >= r1 || r1 > #oh_l {
+                return;
+            }
+            let n = r1 - r0;
+            if planes.iter().any(|p| p.len() != #band_len) {
+                return;
+            }
+            #body
         }
     }
 }
