@@ -224,7 +224,7 @@ fn shapes(specs: &[Spec], options: &Options, only: &[String]) -> Result<Vec<Shap
         for l in &s.layers {
             let name = format!("{}.{}", s.model, l.name);
             if !only.is_empty() {
-                match only.iter().find(|o| **o == l.name || **o == name) {
+                match named_by(only, &s.model, &l.name) {
                     Some(o) => {
                         matched.insert(o.clone());
                     }
@@ -261,6 +261,13 @@ fn shapes(specs: &[Spec], options: &Options, only: &[String]) -> Result<Vec<Shap
     }
     shapes.sort_by(|a, b| b.weight.cmp(&a.weight).then(a.name.cmp(&b.name)));
     Ok(shapes)
+}
+
+/// The entry of `--layers` (`LAYER` or `MODEL.LAYER`) that names layer `layer` of model
+/// `model`, if any.
+fn named_by<'a>(only: &'a [String], model: &str, layer: &str) -> Option<&'a String> {
+    let full = format!("{model}.{layer}");
+    only.iter().find(|o| **o == layer || **o == full)
 }
 
 /// What a tuning run did.
@@ -347,10 +354,9 @@ pub fn tune(opts: &TuneOptions, progress: &mut dyn FnMut(&str)) -> Result<Summar
     // The report shows the models `--layers` names a layer of (every model without it).
     let named = |s: &Spec| {
         opts.layers.is_empty()
-            || s.layers.iter().any(|l| {
-                let full = format!("{}.{}", s.model, l.name);
-                opts.layers.iter().any(|o| *o == l.name || *o == full)
-            })
+            || s.layers
+                .iter()
+                .any(|l| named_by(&opts.layers, &s.model, &l.name).is_some())
     };
     let mut summary = Summary {
         cpu: cpu.clone(),

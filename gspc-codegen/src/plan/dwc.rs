@@ -67,10 +67,10 @@ pub(super) fn plan(layer: &LayerSpec, isa: Isa, scalar: bool, pin: &Pin) -> Vari
 /// tap's lane in it) and at most 32 input rows (16 row pairs, unrolled). It needs no
 /// transposes and no scratch. Measured on Zen 4 against `gspc-dwc`'s AVX-512 variant,
 /// 5 interleaved rounds (docs/depthwise.md, "Stride 2 on narrow rows"): MobileNetV1's
-/// `dw12` (14x14 -> 7x7) 0.75x the time at 1 thread and 0.61x at 2, and out of the slow
+/// `dw12` (14x14 -> 7x7) 0.81x the time at 1 thread and 0.64x at 2, and out of the slow
 /// mode the transposing kernel falls into from one process to the next; the 5x5 layers of
-/// the same shape took 1.46-1.56x the time (a permute for each of 25 taps against
-/// transposes shared by them), so 3x3 only.
+/// the same shape took 1.46-1.56x the time in a first build that let them in (a permute
+/// for each of 25 taps against transposes shared by them), so 3x3 only.
 pub(crate) fn pairs_apply(layer: &LayerSpec) -> bool {
     layer.in_per_group() == 1
         && layer.out_per_group() == 1

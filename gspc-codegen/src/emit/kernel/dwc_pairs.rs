@@ -76,7 +76,6 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
                     band.copy_from_slice(src);
                 }
             }
-
         },
     );
     let mut items = vec![channel_fn(p, v, outline)];
