@@ -36,8 +36,14 @@ pub fn split2(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
 /// # Safety
 ///
 /// The CPU must support AVX-512F.
+///
+/// `#[inline]`, so that the AVX-512 variants' `pack_input` (built with AVX-512) inline it:
+/// as a call per input row it took about a third of `wrn40_2_g16.b2_0_c32_32s2`'s time on
+/// Zen 4, and inlined the stride-2 layers that pack rows of 32 columns and more took
+/// 0.64-0.98x the time (docs/benchmarks/2026-12-08-zen4-half-rate.md).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[inline]
 unsafe fn split2_avx512(src: &[f32], even: &mut [f32], odd: &mut [f32]) -> usize {
     use core::arch::x86_64::*;
     let blocks = (src.len() / 32).min(even.len() / 16).min(odd.len() / 16);
@@ -69,12 +75,38 @@ mod tests {
 
     #[test]
     fn split2_matches_a_plain_loop_for_every_length() {
+        check(split2);
+    }
+
+    /// The AVX-512 path alone, where the CPU has it (the scalar loop finishes what it
+    /// leaves, as in `split2`). Detected here, not by `x86::level`, which without the `std`
+    /// feature reports only what the build enables, so `split2` runs the scalar loop alone.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx512_path_matches_a_plain_loop() {
+        extern crate std;
+        if !std::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        check(|src, even, odd| {
+            // SAFETY: the CPU supports AVX-512F (detected just above).
+            let done = unsafe { super::split2_avx512(src, even, odd) };
+            for i in done..even.len() {
+                even[i] = src[2 * i];
+            }
+            for i in done..odd.len() {
+                odd[i] = src[2 * i + 1];
+            }
+        });
+    }
+
+    fn check(split: impl Fn(&[f32], &mut [f32], &mut [f32])) {
         for n in 0..80 {
             let src: [f32; 80] = core::array::from_fn(|i| i as f32 + 0.5);
             let src = &src[..n];
             let mut even = [f32::NAN; 41];
             let mut odd = [f32::NAN; 41];
-            split2(src, &mut even[..n.div_ceil(2)], &mut odd[..n / 2]);
+            split(src, &mut even[..n.div_ceil(2)], &mut odd[..n / 2]);
             for i in 0..n.div_ceil(2) {
                 assert_eq!(even[i], src[2 * i], "n {n} even {i}");
             }
