@@ -419,48 +419,26 @@ fn run(cli: Cli) -> Result<(), Error> {
 }
 
 /// `avx512 16x1 r14` per variant: lanes x vectors, columns per tile (+ tail); int8 tiles
-/// of two groups at once add ` 2g`.
+/// of two groups at once add ` 2g`. Then what runs where AVX-512 is half rate, if the
+/// plan says.
 fn tiles(p: &gspc_codegen::LayerPlan) -> String {
+    let half_rate = match &p.half_rate {
+        Some(v) if v.kind == gspc_codegen::Kind::InPlaceOc => {
+            " (avx512 in-place where half rate)".to_string()
+        }
+        Some(v) => format!(" ({} where half rate)", variant_tiles(v, false)),
+        None => String::new(),
+    };
     p.variants
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            if v.kind == gspc_codegen::Kind::DwcPairs {
-                // Two output rows of a channel a vector, in place (no column tiles).
-                return format!("{} {}x1 row pairs in place", v.isa, v.lanes);
-            }
             let pairs = p
                 .quant
                 .as_ref()
                 .and_then(|q| q.variants.get(i))
                 .is_some_and(|q| q.group_pairs);
-            let tail = if v.tail > 0 {
-                format!("+{}", v.tail)
-            } else {
-                String::new()
-            };
-            // Output rows per tile when more than one (`x2r`), and the direct gspc-ow kernel.
-            let rows = if v.rows > 1 || v.kind.is_direct() {
-                format!(" x{}r", v.rows)
-            } else {
-                String::new()
-            };
-            let direct = match v.kind {
-                _ if v.kind.is_direct() => " direct",
-                gspc_codegen::Kind::InPlaceOc => " in-place",
-                _ => "",
-            };
-            format!(
-                "{} {}x{} r{}{}{}{}{}",
-                v.isa,
-                v.lanes,
-                v.nvec,
-                v.reg_n,
-                tail,
-                rows,
-                direct,
-                if pairs { " 2g" } else { "" }
-            )
+            variant_tiles(v, pairs)
         })
         .collect::<Vec<_>>()
         .join(" | ")
@@ -470,11 +448,42 @@ fn tiles(p: &gspc_codegen::LayerPlan) -> String {
         } else {
             ""
         }
-        + if p.inplace_at_half_rate {
-            " (avx512 in-place where half rate)"
-        } else {
-            ""
-        }
+        + &half_rate
+}
+
+/// One variant's tiles for [`tiles`]; `pairs`: int8 tiles of two groups at once.
+fn variant_tiles(v: &gspc_codegen::VariantPlan, pairs: bool) -> String {
+    if v.kind == gspc_codegen::Kind::DwcPairs {
+        // Two output rows of a channel a vector, in place (no column tiles).
+        return format!("{} {}x1 row pairs in place", v.isa, v.lanes);
+    }
+    let tail = if v.tail > 0 {
+        format!("+{}", v.tail)
+    } else {
+        String::new()
+    };
+    // Output rows per tile when more than one (`x2r`), and the direct gspc-ow kernel.
+    let rows = if v.rows > 1 || v.kind.is_direct() {
+        format!(" x{}r", v.rows)
+    } else {
+        String::new()
+    };
+    let direct = match v.kind {
+        _ if v.kind.is_direct() => " direct",
+        gspc_codegen::Kind::InPlaceOc => " in-place",
+        _ => "",
+    };
+    format!(
+        "{} {}x{} r{}{}{}{}{}",
+        v.isa,
+        v.lanes,
+        v.nvec,
+        v.reg_n,
+        tail,
+        rows,
+        direct,
+        if pairs { " 2g" } else { "" }
+    )
 }
 
 fn print_plan(g: &gspc_codegen::Generated, options: &Options) {

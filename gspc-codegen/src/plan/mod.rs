@@ -191,10 +191,11 @@ pub struct LayerPlan {
     /// `gspc_runtime::x86::avx512_full_rate`), the dispatcher runs the AVX2 variant instead
     /// of the AVX-512 one (see `plan::avx2_at_half_rate` and docs/design.md, "Dispatch").
     pub avx2_at_half_rate: bool,
-    /// On a CPU whose 512-bit FMAs run at half rate, the AVX-512 `gspc-oc` variant, which
-    /// packs its input, reads it in place instead ([`LayerPlan::in_place_at_half_rate`];
-    /// see `plan::inplace_oc::at_half_rate`).
-    pub inplace_at_half_rate: bool,
+    /// The form the AVX-512 variant's `run_units` runs instead on a CPU whose 512-bit FMAs
+    /// run at half rate, on the same packed weights, if the layer has one: the in-place
+    /// form of a `gspc-oc` variant that packs its input (see `plan::inplace_oc::at_half_rate`),
+    /// or narrower `gspc-ow` tiles (see `plan::packed_ow::at_half_rate`).
+    pub half_rate: Option<VariantPlan>,
     /// A `gspc-dwc` layer's blocks can also run as bands of output rows (each variant has
     /// a `run_band`), so that threads share a layer of few blocks: on targets with threads,
     /// and not for compact code (`run_band` repeats the row loops of `run_units`).
@@ -260,17 +261,9 @@ impl LayerPlan {
         (col % self.phases) * self.phase_len() + col / self.phases
     }
 
-    /// The in-place form of the AVX-512 variant that runs where AVX-512 is half rate, if
-    /// the layer has one (see [`LayerPlan::inplace_at_half_rate`]).
-    pub fn in_place_at_half_rate(&self) -> Option<VariantPlan> {
-        if !self.inplace_at_half_rate {
-            return None;
-        }
-        let v = self.variants.iter().find(|v| v.isa == Isa::Avx512)?;
-        Some(VariantPlan {
-            kind: Kind::InPlaceOc,
-            ..v.clone()
-        })
+    /// Whether `v` is the layer's half-rate form ([`LayerPlan::half_rate`]).
+    pub fn is_half_rate(&self, v: &VariantPlan) -> bool {
+        self.half_rate.as_ref() == Some(v)
     }
 
     /// Generated lines of code, estimated (for the size limit).
@@ -293,10 +286,9 @@ impl LayerPlan {
                 Kind::DwcPairs => dwc::pairs_estimated_lines(self, per),
             }
         };
-        let half = self.in_place_at_half_rate();
         self.variants
             .iter()
-            .chain(half.as_ref())
+            .chain(self.half_rate.as_ref())
             .map(per_variant)
             .sum::<usize>()
             + 250
@@ -515,6 +507,18 @@ pub(crate) fn plan_layer_pinned(
             Strategy::GspcDwc => dwc::plan(layer, isa, scalar_fpu(target), &pin),
         })
         .collect();
+    let avx2_at_half_rate = avx2_at_half_rate(layer, &variants);
+    let avx512 = variants.iter().find(|v| v.isa == Isa::Avx512);
+    let half_rate = match avx512 {
+        Some(v) if !pin.pack_input && inplace_oc::at_half_rate(layer, v, gpv, pin.compact) => {
+            Some(VariantPlan {
+                kind: Kind::InPlaceOc,
+                ..v.clone()
+            })
+        }
+        Some(v) if !avx2_at_half_rate => packed_ow::at_half_rate(layer, v, oc_bn, &pin),
+        _ => None,
+    };
     let scratch_len = match strategy {
         // The packed input of one block, then its output pixels.
         Strategy::GspcDwc => (layer.input[0] * layer.input[1] + output[0] * output[1]) * DWC_BLOCK,
@@ -533,11 +537,8 @@ pub(crate) fn plan_layer_pinned(
         scratch_len,
         gpv,
         compact: pin.compact,
-        avx2_at_half_rate: avx2_at_half_rate(layer, &variants),
-        inplace_at_half_rate: !pin.pack_input
-            && variants
-                .iter()
-                .any(|v| inplace_oc::at_half_rate(layer, v, gpv, pin.compact)),
+        avx2_at_half_rate,
+        half_rate,
         row_bands: strategy == Strategy::GspcDwc && target.has_threads() && !pin.compact,
         variants,
         chosen: Chosen::Model,
@@ -752,7 +753,7 @@ fn check_bounds(p: &LayerPlan) -> Result<(), Error> {
         Strategy::GspcDwc => dwc::check_layout(p),
         Strategy::GspcOc | Strategy::GspcOw => check_packed_layout(p),
     };
-    for v in p.variants.iter().chain(p.in_place_at_half_rate().as_ref()) {
+    for v in p.variants.iter().chain(p.half_rate.as_ref()) {
         problems.extend(match v.kind {
             Kind::PackedOc | Kind::PackedOw => check_bounds_packed(p, v),
             Kind::InPlaceOc => inplace_oc::check_bounds(p, v),
@@ -1023,8 +1024,7 @@ mod tests {
         // G=2: 295 KiB per block, past the limit: packed, in place at half rate only.
         let p = plan(&dense(2));
         assert_eq!(avx512(&p).unwrap().kind, Kind::PackedOc);
-        assert!(p.inplace_at_half_rate);
-        let half = p.in_place_at_half_rate().unwrap();
+        let half = p.half_rate.clone().unwrap();
         assert_eq!(half.kind, Kind::InPlaceOc);
         assert_eq!(
             VariantPlan {
@@ -1036,20 +1036,66 @@ mod tests {
         // G=4: 147 KiB, in place at every rate: no second form.
         let p = plan(&dense(4));
         assert_eq!(avx512(&p).unwrap().kind, Kind::InPlaceOc);
-        assert!(!p.inplace_at_half_rate && p.in_place_at_half_rate().is_none());
+        assert!(p.half_rate.is_none());
         // Pinned to the packed input, or compact: packed at every rate.
         let mut pinned = dense(2);
         pinned.direct = Some(false);
-        assert!(!plan(&pinned).inplace_at_half_rate);
+        assert!(plan(&pinned).half_rate.is_none());
         let mut compact = dense(2);
         compact.compact = Some(true);
-        assert!(!plan(&compact).inplace_at_half_rate);
+        assert!(plan(&compact).half_rate.is_none());
         // Without AVX-512, nothing to run at half rate.
         assert!(
-            !plan_layer(&dense(2), &x86, &[Isa::Portable, Isa::Avx2])
+            plan_layer(&dense(2), &x86, &[Isa::Portable, Isa::Avx2])
                 .unwrap()
-                .inplace_at_half_rate
+                .half_rate
+                .is_none()
         );
+    }
+
+    #[test]
+    fn narrower_gspc_ow_tiles_at_half_rate_on_few_input_channels_a_group() {
+        let x86 = Target::from_triple("x86_64-unknown-linux-gnu").unwrap();
+        let all = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+        // WRN-40-2's 3x3 on 32x32 in 16 groups of `cpg` channels.
+        let grouped = |cpg: usize, stride: usize| {
+            let mut l = depthwise(16 * cpg, 3, stride, 32);
+            l.groups = 16;
+            l
+        };
+        let plan = |l: &LayerSpec| plan_layer(l, &x86, &all).unwrap();
+        let avx512 = |p: &LayerPlan| p.variants.iter().find(|v| v.isa == Isa::Avx512).cloned();
+        // 2 channels a group: 2 x 2 vectors x 4 rows at full rate, 3 rows at half rate,
+        // on the same packed weights.
+        let p = plan(&grouped(2, 1));
+        let full = avx512(&p).unwrap();
+        assert_eq!(
+            (full.kind, p.oc_bn, full.nvec, full.rows),
+            (Kind::PackedOw, 2, 2, 4)
+        );
+        let half = p.half_rate.clone().unwrap();
+        assert!(p.is_half_rate(&half) && !p.is_half_rate(&full));
+        assert_eq!(
+            VariantPlan {
+                rows: 4,
+                ..half.clone()
+            },
+            full,
+            "only the rows differ"
+        );
+        assert_eq!(half.rows, 3);
+        // The same tiles as the spec's own `"accumulators": 12`.
+        let mut pinned = grouped(2, 1);
+        pinned.accumulators = Some(12);
+        let p12 = plan(&pinned);
+        assert_eq!(avx512(&p12), Some(half));
+        // A pinned accumulator count, stride 2, 4 input channels a group, or no AVX-512:
+        // one form at every rate.
+        assert!(p12.half_rate.is_none());
+        assert!(plan(&grouped(2, 2)).half_rate.is_none());
+        assert!(plan(&grouped(4, 1)).half_rate.is_none());
+        let no512 = plan_layer(&grouped(2, 1), &x86, &[Isa::Portable, Isa::Avx2]).unwrap();
+        assert!(no512.half_rate.is_none());
     }
 
     #[test]

@@ -169,3 +169,43 @@ pub(super) fn estimated_lines(p: &LayerPlan, v: &VariantPlan, per: usize) -> usi
     }
     lines
 }
+
+/// Accumulators of a tile of the half-rate form ([`at_half_rate`]), at most.
+const HALF_RATE_ACCUMULATORS: usize = 12;
+
+/// The narrower tiles the AVX-512 `gspc-ow` variant `v` of `layer` runs instead where
+/// AVX-512 is half rate (`gspc_runtime::x86::avx512_full_rate` false: Zen 4), if it has
+/// them: at stride 1, tiles of 16 accumulators as 4 output rows, on groups of at most 2
+/// input channels, become tiles of at most [`HALF_RATE_ACCUMULATORS`] (3 rows), on the
+/// same packed weights and input. Measured on Zen 4
+/// (docs/benchmarks/2026-12-08-zen4-half-rate.md): `gspc-codegen tune` found them
+/// 1.16x and 1.10x faster on the two such layers of `layer-specs/`
+/// (`wrn40_2_g16.b1_c32_32`, `wrn40_2_g8.b1_0_c16_32`), and 6 interleaved rounds of the
+/// benchmark at both rates 1.09x and 1.08x (best against best). Layers with 4 or 8 input
+/// channels a group were 0.98-1.01x, so they keep their tiles. The three stride-2 layers
+/// of ResNet-34 G=C/2 with such tiles, 1.04-1.10x in `tune`, were 0.95-1.05x in the
+/// benchmark, their times swinging 1.5x from process to process, so they are left out.
+/// On Zen 5, where the rules were fitted, the 16 accumulators stay.
+pub(super) fn at_half_rate(
+    layer: &LayerSpec,
+    v: &VariantPlan,
+    oc_bn: usize,
+    pin: &Pin,
+) -> Option<VariantPlan> {
+    let wide = v.isa == Isa::Avx512
+        && v.kind == Kind::PackedOw
+        && layer.stride == [1, 1]
+        && v.rows == 4
+        && oc_bn * v.nvec * v.rows == 16
+        && layer.in_per_group() <= 2
+        && pin.accumulators.is_none();
+    if !wide {
+        return None;
+    }
+    let pin = Pin {
+        accumulators: Some(HALF_RATE_ACCUMULATORS),
+        ..*pin
+    };
+    let narrow = plan(layer, oc_bn, v.isa, false, &pin);
+    (narrow != *v && narrow.kind == Kind::PackedOw).then_some(narrow)
+}

@@ -845,7 +845,7 @@ pub(crate) fn plan_layer(
         gpv: 1,
         compact: true,
         avx2_at_half_rate: false,
-        inplace_at_half_rate: false,
+        half_rate: None,
         row_bands: false,
         variants,
         chosen: if layer.pins_plan() {

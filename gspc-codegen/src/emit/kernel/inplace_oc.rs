@@ -62,7 +62,7 @@ pub(super) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
         v.reg_n,
         classes.len(),
         positions.len(),
-        if p.inplace_at_half_rate {
+        if p.is_half_rate(v) {
             "; the form the packing AVX-512 variant's `run_units` runs instead where AVX-512 is half rate"
         } else {
             ""

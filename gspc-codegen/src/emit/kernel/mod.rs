@@ -39,34 +39,35 @@ pub(crate) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> T
     }
 }
 
-/// The module of the in-place form of a layer's AVX-512 `gspc-oc` variant, which its
-/// `run_units` runs instead of its packed tiles where AVX-512 is half rate
-/// ([`LayerPlan::in_place_at_half_rate`]), if the layer has one.
+/// The module of the form the AVX-512 variant's `run_units` runs instead where AVX-512 is
+/// half rate ([`LayerPlan::half_rate`]: in-place `gspc-oc`, or narrower `gspc-ow` tiles),
+/// if the layer has one.
 pub(crate) fn half_rate_module(p: &LayerPlan, outline: bool) -> Option<TokenStream> {
-    let v = p.in_place_at_half_rate()?;
-    Some(inplace_oc::variant_module(p, &v, outline))
+    p.half_rate.as_ref().map(|v| variant_module(p, v, outline))
 }
 
-/// The module of the in-place form run where AVX-512 is half rate (see
-/// [`half_rate_module`]).
-const HALF_RATE_MODULE: &str = "avx512_in_place";
-
-/// A variant's module: its ISA's name, or [`HALF_RATE_MODULE`] for the half-rate form.
+/// A variant's module: its ISA's name, or for the half-rate form `avx512_in_place`
+/// (in-place `gspc-oc`) or `avx512_half_rate` (narrower tiles).
 fn module_ident(p: &LayerPlan, v: &VariantPlan) -> proc_macro2::Ident {
-    if v.kind == Kind::InPlaceOc && p.inplace_at_half_rate {
-        ident(HALF_RATE_MODULE)
+    ident(if !p.is_half_rate(v) {
+        v.isa.as_str()
+    } else if v.kind == Kind::InPlaceOc {
+        "avx512_in_place"
     } else {
-        ident(v.isa.as_str())
-    }
+        "avx512_half_rate"
+    })
 }
 
-/// The start of the packed AVX-512 variant's `run_units` where the layer has a half-rate
-/// form: there, its blocks go to that form's `run_units` (same arguments, same features).
+/// The start of the AVX-512 variant's `run_units` where the layer has a half-rate form:
+/// there, its blocks go to that form's `run_units` (same arguments, same features).
 fn half_rate_branch(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
-    if v.isa != Isa::Avx512 || v.kind != Kind::PackedOc || !p.inplace_at_half_rate {
+    let Some(half) = &p.half_rate else {
+        return quote!();
+    };
+    if v.isa != Isa::Avx512 || p.is_half_rate(v) {
         return quote!();
     }
-    let m = ident(HALF_RATE_MODULE);
+    let m = module_ident(p, half);
     quote! {
         if !::gspc_runtime::x86::avx512_full_rate() {
             super::#m::run_units(input, packed, first, blocks, scratch);

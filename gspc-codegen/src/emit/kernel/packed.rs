@@ -26,13 +26,18 @@ pub(super) fn variant_module(
     let tiles = tile_fns(p, v, outline, tile);
     let row_tiles = row_tiles(p, v);
     let doc = format!(
-        " `{}`: {} lanes x {} vector(s), {} full tile(s) of {} column(s) per row{}.",
+        " `{}`: {} lanes x {} vector(s), {} full tile(s) of {} column(s) per row{}{}.",
         v.kernel,
         v.lanes,
         v.nvec,
         v.full_tiles,
         v.reg_n,
-        tail_doc(v)
+        tail_doc(v),
+        if p.is_half_rate(v) {
+            "; the narrower tiles the AVX-512 variant's `run_units` runs instead where AVX-512 is half rate"
+        } else {
+            ""
+        }
     );
     let group = match p.nocb() {
         1 => "u".to_string(),
