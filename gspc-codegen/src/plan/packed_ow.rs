@@ -182,7 +182,7 @@ const HALF_RATE_ACCUMULATORS: usize = 12;
 /// 1.16x and 1.10x faster on the two such layers of `layer-specs/`
 /// (`wrn40_2_g16.b1_c32_32`, `wrn40_2_g8.b1_0_c16_32`), and 6 interleaved rounds of the
 /// benchmark at both rates 1.09x and 1.08x (best against best). Layers with 4 or 8 input
-/// channels a group were 0.98-1.01x, so they keep their tiles. The three stride-2 layers
+/// channels a group were 0.95-1.01x, so they keep their tiles. The three stride-2 layers
 /// of ResNet-34 G=C/2 with such tiles, 1.04-1.10x in `tune`, were 0.95-1.05x in the
 /// benchmark, their times swinging 1.5x from process to process, so they are left out.
 /// On Zen 5, where the rules were fitted, the 16 accumulators stay.
