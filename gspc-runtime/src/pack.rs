@@ -4,8 +4,11 @@
 /// for as many as each holds (`even` up to `src.len().div_ceil(2)`, `odd` up to
 /// `src.len() / 2`). Used to pack stride-2 input rows by column phase. On x86-64 CPUs with
 /// AVX-512 (detected as for the kernels) 32 values take two loads, two permutes and two
-/// stores.
-#[inline]
+/// stores. Always inlined: then its AVX-512 part inlines into callers built with AVX-512,
+/// however the compiler partitions the crate (with one codegen unit it kept `split2` out of
+/// line, and the stride-2 layers took 1.06-1.45x the time:
+/// docs/benchmarks/2026-12-08-zen4-half-rate.md, section 6).
+#[inline(always)]
 pub fn split2(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     let done = if crate::x86::level() >= crate::x86::LEVEL_AVX512 {
