@@ -155,21 +155,25 @@ fn channel_fn(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
         let acc = format_ident!("acc{}", pr);
         let mut fmas = Vec::new();
         for kh in 0..kh_n {
-            let row = |r: usize| -> TokenStream {
-                match (r < oh).then(|| dwc::pair_input_row(l, r, kh)).flatten() {
-                    Some(ih) => {
-                        let id = format_ident!("x{}", ih);
-                        quote!(#id)
-                    }
-                    None => zero.clone(),
-                }
-            };
-            let inside = dwc::pair_input_row(l, r_a, kh).is_some()
-                || (r_b < oh && dwc::pair_input_row(l, r_b, kh).is_some());
-            if !inside {
+            // The input rows the pair's two output rows read (none past the output or over
+            // the padding); a kernel row neither reads adds nothing.
+            let (ia, ib) = (
+                dwc::pair_input_row(l, r_a, kh),
+                (r_b < oh)
+                    .then(|| dwc::pair_input_row(l, r_b, kh))
+                    .flatten(),
+            );
+            if ia.is_none() && ib.is_none() {
                 continue;
             }
-            let (a, bb) = (row(r_a), row(r_b));
+            let row = |ih: Option<usize>| match ih {
+                Some(ih) => {
+                    let id = format_ident!("x{}", ih);
+                    quote!(#id)
+                }
+                None => zero.clone(),
+            };
+            let (a, bb) = (row(ia), row(ib));
             for kw in 0..kw_n {
                 let mask = dwc::pair_mask(l, kw);
                 if mask == 0 {
