@@ -420,14 +420,32 @@ fn run(cli: Cli) -> Result<(), Error> {
 
 /// `avx512 16x1 r14` per variant: lanes x vectors, columns per tile (+ tail); int8 tiles
 /// of two groups at once add ` 2g`. Then what runs where AVX-512 is half rate, if the
-/// plan says.
+/// plan says (a second plan on weights of its own shows its `oc_bn`).
 fn tiles(p: &gspc_codegen::LayerPlan) -> String {
     let half_rate = match &p.half_rate {
         Some(v) if v.kind == gspc_codegen::Kind::InPlaceOc => {
             " (avx512 in-place where half rate)".to_string()
         }
         Some(v) => format!(" ({} where half rate)", variant_tiles(v, false)),
-        None => String::new(),
+        None => match &p.one_group {
+            // The variants of the one-group plan, on its own weights: AVX2's always,
+            // AVX-512's where it is half rate.
+            Some(h) => format!(
+                " (oc_bn {} on its own weights: {})",
+                h.oc_bn,
+                h.variants
+                    .iter()
+                    .map(|v| match v.isa {
+                        gspc_codegen::Isa::Avx512 => {
+                            format!("{} where half rate", variant_tiles(v, false))
+                        }
+                        _ => variant_tiles(v, false),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => String::new(),
+        },
     };
     p.variants
         .iter()
@@ -438,6 +456,10 @@ fn tiles(p: &gspc_codegen::LayerPlan) -> String {
                 .as_ref()
                 .and_then(|q| q.variants.get(i))
                 .is_some_and(|q| q.group_pairs);
+            if p.one_group.is_some() && v.isa == gspc_codegen::Isa::Avx2 {
+                // Its module only hands over to the one-group plan's.
+                return "avx2 one group".to_string();
+            }
             variant_tiles(v, pairs)
         })
         .collect::<Vec<_>>()

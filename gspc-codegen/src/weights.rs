@@ -560,11 +560,15 @@ pub(crate) fn layout(plan: &crate::LayerPlan) -> gspc_runtime::entry::WeightLayo
     }
 }
 
-/// Packs one layer's weights and bias into the layout of its plan, as the generated
-/// `pack_weights` does at run time (both call [`gspc_runtime::entry::WeightLayout::pack`]).
+/// Packs one layer's weights and bias into the layout of its plan, then (where the plan has
+/// one) into that of its one-group plan after them, as the generated `pack_weights` does at
+/// run time (both call [`gspc_runtime::entry::WeightLayout::pack`]).
 pub fn pack(plan: &crate::LayerPlan, w: &LayerWeights) -> Vec<f32> {
     let mut packed = vec![0.0f32; plan.packed_len];
     layout(plan).pack(&w.weights, w.bias.as_deref(), &mut packed);
+    if let (Some(h), Some(at)) = (&plan.one_group, plan.one_group_at()) {
+        layout(h).pack(&w.weights, w.bias.as_deref(), &mut packed[at..]);
+    }
     packed
 }
 

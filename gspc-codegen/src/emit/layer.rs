@@ -39,6 +39,10 @@ pub(super) fn layer_module(
         .iter()
         .map(|v| kernel::variant_module(p, v, outline_tiles));
     let half_rate = kernel::half_rate_module(p, outline_tiles);
+    let one_group = p
+        .one_group
+        .as_ref()
+        .map(|h| one_group_module(p, h, outline_tiles));
     quote! {
         #[doc = #doc]
         #allow
@@ -61,6 +65,52 @@ pub(super) fn layer_module(
             #(#variants)*
 
             #half_rate
+
+            #one_group
+        }
+    }
+}
+
+/// The module `one_group` of a layer with a [`LayerPlan::one_group`] plan `h`: its lengths,
+/// where its packed weights start in the layer's (`AT`), its weight layout, its
+/// `pack_input` and its variants, whose `run_units` the layer's variants of the same ISA
+/// call (AVX2 always, AVX-512 where it runs at half rate).
+fn one_group_module(p: &LayerPlan, h: &LayerPlan, outline_tiles: bool) -> TokenStream {
+    let u = lit;
+    let at = p.one_group_at().unwrap_or(0);
+    let (packed_len, scratch_len, at) = (u(h.packed_len), u(h.scratch_len), u(at));
+    let block_len = u(h.oc_bn * h.output[0] * h.output[1]);
+    let weight_layout = weight_layout(h);
+    let pack_input = pack_input::pack_input(h);
+    let variants = h
+        .variants
+        .iter()
+        .map(|v| kernel::variant_module(h, v, outline_tiles));
+    let doc = format!(
+        " The layer with one group a block of {} channels instead of two groups side by side, on packed weights of its own that follow the layer's (from `AT`): the layer's AVX2 variant runs this module's, and its AVX-512 variant does where 512-bit FMAs run at half rate (Zen 4; docs/design.md, \"One group a block off full-rate AVX-512\").",
+        h.oc_bn
+    );
+    quote! {
+        #[doc = #doc]
+        pub mod one_group {
+            /// NCHW input length (the layer's).
+            pub const INPUT_LEN: usize = super::INPUT_LEN;
+            /// NCHW output length (the layer's).
+            pub const OUTPUT_LEN: usize = super::OUTPUT_LEN;
+            /// Packed weights and bias of this plan.
+            pub const PACKED_LEN: usize = #packed_len;
+            /// Where they start in the layer's packed weights.
+            pub const AT: usize = #at;
+            /// Per-call workspace of this plan (at most the layer's).
+            pub const SCRATCH_LEN: usize = #scratch_len;
+            /// Output values of one work unit of this plan.
+            pub const BLOCK_LEN: usize = #block_len;
+            /// Where this plan's kernels read each weight and bias, from [`AT`].
+            pub const WEIGHT_LAYOUT: ::gspc_runtime::entry::WeightLayout = #weight_layout;
+
+            #pack_input
+
+            #(#variants)*
         }
     }
 }
@@ -225,6 +275,19 @@ pub(super) fn baked_items_of(
 fn weight_items(p: &LayerPlan) -> TokenStream {
     let pack_doc = packed_layout_doc(p);
     let weight_layout = weight_layout(p);
+    let second_doc = p.one_group.as_ref().map(|_| {
+        quote!(#[doc = " Then the same weights in the layout of [`one_group`], from its `AT`."])
+    });
+    // With a second layout, its copy after the layer's own.
+    let pack_second = p.one_group.as_ref().map(|_| {
+        quote! {
+            one_group::WEIGHT_LAYOUT.pack(
+                weights,
+                bias.map(|b| b.as_slice()),
+                &mut packed[one_group::AT..],
+            );
+        }
+    });
     quote! {
         /// Where the kernels read each weight and bias (see [`pack_weights`]).
         pub const WEIGHT_LAYOUT: ::gspc_runtime::entry::WeightLayout = #weight_layout;
@@ -232,12 +295,14 @@ fn weight_items(p: &LayerPlan) -> TokenStream {
         /// Packs OIHW weights `[OUT_CHANNELS][IN_CHANNELS / GROUPS][KH][KW]` and an
         /// optional bias (zero without one) into the layout the kernels read:
         #[doc = #pack_doc]
+        #second_doc
         pub fn pack_weights(
             weights: &[f32; WEIGHTS_LEN],
             bias: Option<&[f32; OUT_CHANNELS]>,
             packed: &mut [f32; PACKED_LEN],
         ) {
-            WEIGHT_LAYOUT.pack(weights, bias.map(|b| b.as_slice()), packed)
+            WEIGHT_LAYOUT.pack(weights, bias.map(|b| b.as_slice()), packed);
+            #pack_second
         }
     }
 }

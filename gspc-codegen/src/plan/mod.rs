@@ -172,10 +172,12 @@ pub struct LayerPlan {
     pub phases: usize,
     /// Offset of the bias in the packed weights (= number of packed weight values).
     pub bias_offset: usize,
-    /// Packed weights and bias.
+    /// Packed weights and bias, then those of [`LayerPlan::one_group`] if the layer has
+    /// one.
     pub packed_len: usize,
     /// Per-call scratch: the packed input of one group (packed just before its outputs are
-    /// computed, so it is still in cache).
+    /// computed, so it is still in cache); with a [`LayerPlan::one_group`], enough for that
+    /// plan's too.
     pub scratch_len: usize,
     /// `gspc-oc`: groups side by side in one vector block (1, 2 or 4). With `gpv > 1`,
     /// lane `l` of a block is channel `l / gpv` of group `l % gpv` of the block's groups, and
@@ -196,6 +198,12 @@ pub struct LayerPlan {
     /// form of a `gspc-oc` variant that packs its input (see `plan::inplace_oc::at_half_rate`),
     /// or narrower `gspc-ow` tiles (see `plan::packed_ow::at_half_rate`).
     pub half_rate: Option<VariantPlan>,
+    /// Where this plan puts 2 groups side by side (`gpv` 2): the same layer with one group
+    /// a vector block, on packed weights of its own (after the layer's, in `packed_len`),
+    /// with the layer's AVX2 and AVX-512 variants. The AVX2 variant's `run_units` hands every
+    /// block to it, the AVX-512 one's where 512-bit FMAs run at half rate, so groups side by
+    /// side run only at full rate (see `plan::one_group` and docs/design.md, "One group a block off full-rate AVX-512"). `None` for other layers.
+    pub one_group: Option<Box<LayerPlan>>,
     /// A `gspc-dwc` layer's blocks can also run as bands of output rows (each variant has
     /// a `run_band`), so that threads share a layer of few blocks: on targets with threads,
     /// and not for compact code (`run_band` repeats the row loops of `run_units`).
@@ -261,6 +269,14 @@ impl LayerPlan {
         (col % self.phases) * self.phase_len() + col / self.phases
     }
 
+    /// Where the packed weights of [`LayerPlan::one_group`] start, if the layer has one:
+    /// just after the layer's own bias.
+    pub fn one_group_at(&self) -> Option<usize> {
+        self.one_group
+            .as_ref()
+            .map(|_| self.bias_offset + self.layer.out_channels)
+    }
+
     /// Whether `v` is the layer's half-rate form ([`LayerPlan::half_rate`]).
     pub fn is_half_rate(&self, v: &VariantPlan) -> bool {
         self.half_rate.as_ref() == Some(v)
@@ -286,12 +302,15 @@ impl LayerPlan {
                 Kind::DwcPairs => dwc::pairs_estimated_lines(self, per),
             }
         };
+        // With a one-group plan, the AVX2 variant's module only hands over to it.
         self.variants
             .iter()
+            .filter(|v| self.one_group.is_none() || v.isa != Isa::Avx2)
             .chain(self.half_rate.as_ref())
             .map(per_variant)
             .sum::<usize>()
             + 250
+            + self.one_group.as_ref().map_or(0, |h| h.estimated_lines())
     }
 }
 
@@ -524,7 +543,7 @@ pub(crate) fn plan_layer_pinned(
         Strategy::GspcDwc => (layer.input[0] * layer.input[1] + output[0] * output[1]) * DWC_BLOCK,
         _ => layer.in_per_group() * padded[0] * row_len * gpv,
     };
-    let plan = LayerPlan {
+    let mut plan = LayerPlan {
         layer: layer.clone(),
         strategy,
         oc_bn,
@@ -539,13 +558,77 @@ pub(crate) fn plan_layer_pinned(
         compact: pin.compact,
         avx2_at_half_rate,
         half_rate,
+        one_group: None,
         row_bands: strategy == Strategy::GspcDwc && target.has_threads() && !pin.compact,
         variants,
         chosen: Chosen::Model,
         quant: None,
     };
     check_bounds(&plan)?;
+    if let Some(h) = one_group(&plan, target, isas, &pin)? {
+        // Its weights after the layer's; the scratch holds either plan's packed input.
+        plan.packed_len += h.packed_len;
+        plan.scratch_len = plan.scratch_len.max(h.scratch_len);
+        plan.half_rate = None;
+        plan.one_group = Some(Box::new(h));
+    }
     Ok(plan)
+}
+
+/// Accumulators of a tile of a [`one_group`] plan, at most.
+const ONE_GROUP_ACCUMULATORS: usize = 12;
+
+/// The one-group plan of `p` ([`LayerPlan::one_group`]): for a `gspc-oc` layer with 2 groups
+/// side by side (`gpv` 2: 8 channels a group) that the cost model planned (nothing pinned)
+/// and that has an AVX-512 variant, the same layer with one group a block (`oc_block` 8),
+/// tiles of at most [`ONE_GROUP_ACCUMULATORS`], and the layer's AVX2 and AVX-512 variants
+/// (the AVX-512 one in its half-rate form where it has one).
+///
+/// Groups side by side fill a 16-lane vector with 2 groups of 8 channels, at the cost of a
+/// packed input that interleaves the two groups' pixels (twice the scratch of one group)
+/// and a 64-bit broadcast per input pixel. Where 512-bit FMAs run at full rate (Zen 5) the
+/// full vector pays for both. Measured on Zen 4 (docs/benchmarks/2026-12-08-zen4-half-rate.md,
+/// section 7), on 18 shapes of 8 channels a group (4 to 16 input channels a group, 7 to
+/// 28 columns, stride 1 and 2), one group a block took:
+/// - with AVX-512 at half rate: 0.64-0.96x the time at 1 thread, 0.43-0.91x at 2;
+/// - with AVX2: 0.61-0.96x at 1 thread (the AVX2 variant on either layout).
+///
+/// Tiles of 14 columns of 8 lanes took 1.5x the time of 7 (a spill), hence the cap. With 4
+/// groups side by side (4 channels a group) one group a block took 1.15-1.5x the time at
+/// half rate, so those stay as they are.
+fn one_group(
+    p: &LayerPlan,
+    target: &Target,
+    isas: &[Isa],
+    pin: &Pin,
+) -> Result<Option<LayerPlan>, Error> {
+    let pinned = pin.strategy.is_some() || pin.oc_block.is_some();
+    // The packing kernels' `run_units` are where the hand-over is emitted.
+    let packing = |isa: Isa| {
+        p.variants
+            .iter()
+            .any(|v| v.isa == isa && v.kind == Kind::PackedOc)
+    };
+    if p.gpv != 2 || p.strategy != Strategy::GspcOc || pinned || !packing(Isa::Avx512) {
+        return Ok(None);
+    }
+    let one = Pin {
+        strategy: Some(Strategy::GspcOc),
+        oc_block: Some(p.kpg()),
+        accumulators: Some(pin.max_accumulators().min(ONE_GROUP_ACCUMULATORS)),
+        ..*pin
+    };
+    let own: Vec<Isa> = [Isa::Avx2, Isa::Avx512]
+        .into_iter()
+        .filter(|i| isas.contains(i))
+        .collect();
+    let mut h = plan_layer_pinned(&p.layer, target, &own, one)?;
+    if let Some(half) = h.half_rate.take() {
+        for v in h.variants.iter_mut().filter(|v| v.isa == half.isa) {
+            *v = half.clone();
+        }
+    }
+    Ok(Some(h))
 }
 
 /// Whether the AVX2 variant beats the AVX-512 one where 512-bit FMAs run at half rate
@@ -1096,6 +1179,50 @@ mod tests {
         assert!(plan(&grouped(4, 1)).half_rate.is_none());
         let no512 = plan_layer(&grouped(2, 1), &x86, &[Isa::Portable, Isa::Avx2]).unwrap();
         assert!(no512.half_rate.is_none());
+    }
+
+    #[test]
+    fn one_group_a_block_off_full_rate_where_two_groups_share_a_vector() {
+        let x86 = Target::from_triple("x86_64-unknown-linux-gnu").unwrap();
+        let all = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+        // ResNet-34 G=32's 3x3 layers: `kpg` output channels a group, 14 output columns.
+        let grouped = |kpg: usize, stride: usize| {
+            let mut l = depthwise(32 * 8, 3, stride, 14 * stride);
+            l.out_channels = 32 * kpg;
+            l.groups = 32;
+            l
+        };
+        let plan = |l: &LayerSpec| plan_layer(l, &x86, &all).unwrap();
+        for stride in [1, 2] {
+            let p = plan(&grouped(8, stride));
+            assert_eq!((p.strategy, p.gpv, p.oc_bn), (Strategy::GspcOc, 2, 16));
+            let h = p.one_group.as_deref().expect("a one-group plan");
+            assert_eq!((h.strategy, h.gpv, h.oc_bn), (Strategy::GspcOc, 1, 8));
+            let isas: Vec<Isa> = h.variants.iter().map(|v| v.isa).collect();
+            assert_eq!(isas, [Isa::Avx2, Isa::Avx512]);
+            // 7 columns a tile, not 14 (at most 12 accumulators).
+            assert!(h.variants.iter().all(|v| v.lanes == 8 && v.reg_n == 7));
+            assert!(h.one_group.is_none() && h.half_rate.is_none());
+            // Its weights after the layer's own; a scratch for either.
+            let own = p.bias_offset + p.layer.out_channels;
+            assert_eq!(p.one_group_at(), Some(own));
+            assert_eq!(p.packed_len, own + h.packed_len);
+            assert!(p.scratch_len >= h.scratch_len);
+            // Each block of the layer is 2 of the one-group plan's.
+            assert_eq!(p.units() * 2, h.units());
+        }
+        // Pinned plans, 4 groups a vector, no AVX-512: one plan.
+        let mut pinned = grouped(8, 1);
+        pinned.strategy = Some(Strategy::GspcOc);
+        assert!(plan(&pinned).one_group.is_none());
+        let mut quarter = grouped(4, 1);
+        quarter.input = [8, 8];
+        let quarter = plan(&quarter);
+        assert_eq!(quarter.gpv, 4);
+        assert!(quarter.one_group.is_none());
+        let no512 = plan_layer(&grouped(8, 1), &x86, &[Isa::Portable, Isa::Avx2]).unwrap();
+        assert_eq!(no512.gpv, 1);
+        assert!(no512.one_group.is_none());
     }
 
     #[test]

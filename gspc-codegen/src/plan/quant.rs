@@ -846,6 +846,7 @@ pub(crate) fn plan_layer(
         compact: true,
         avx2_at_half_rate: false,
         half_rate: None,
+        one_group: None,
         row_bands: false,
         variants,
         chosen: if layer.pins_plan() {

@@ -29,6 +29,9 @@ use quote::quote;
 /// The module of one variant: `run`, `run_units` and the tile functions, by the variant's
 /// kernel kind.
 pub(crate) fn variant_module(p: &LayerPlan, v: &VariantPlan, outline: bool) -> TokenStream {
+    if p.one_group.is_some() && v.isa == Isa::Avx2 {
+        return one_group_avx2_module(p, v);
+    }
     match v.kind {
         Kind::PackedOc => packed_oc::variant_module(p, v, outline),
         Kind::InPlaceOc => inplace_oc::variant_module(p, v, outline),
@@ -60,13 +63,25 @@ fn module_ident(p: &LayerPlan, v: &VariantPlan) -> proc_macro2::Ident {
 
 /// The start of the AVX-512 variant's `run_units` where the layer has a half-rate form:
 /// there, its blocks go to that form's `run_units` (same arguments, same features).
+///
+/// With a [`LayerPlan::one_group`] plan they go to its AVX-512 variant instead
+/// ([`one_group_hand_over`]).
 fn half_rate_branch(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
-    let Some(half) = &p.half_rate else {
-        return quote!();
-    };
     if v.isa != Isa::Avx512 || p.is_half_rate(v) {
         return quote!();
     }
+    if p.one_group.is_some() {
+        let hand_over = one_group_hand_over(p, v);
+        return quote! {
+            if !::gspc_runtime::x86::avx512_full_rate() {
+                #hand_over
+                return;
+            }
+        };
+    }
+    let Some(half) = &p.half_rate else {
+        return quote!();
+    };
     let m = module_ident(p, half);
     quote! {
         if !::gspc_runtime::x86::avx512_full_rate() {
@@ -74,6 +89,52 @@ fn half_rate_branch(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
             return;
         }
     }
+}
+
+/// The call of the [`LayerPlan::one_group`] plan's variant of `v`'s ISA from `v`'s
+/// `run_units`: on that plan's packed weights (from `one_group::AT`) and the start of the
+/// scratch. Each of the layer's blocks (2 groups) is `p.oc_bn / h.oc_bn` of that plan's
+/// (one group each), holding the same channels in the same order.
+fn one_group_hand_over(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
+    let Some(h) = &p.one_group else {
+        return quote!();
+    };
+    let per_block = lit(p.oc_bn / h.oc_bn);
+    let m = ident(v.isa.as_str());
+    quote! {
+        use super::one_group as h;
+        let packed = ::gspc_runtime::window::at::<_, { h::PACKED_LEN }, { super::PACKED_LEN }, { h::AT }>(packed);
+        let scratch = ::gspc_runtime::window::at_mut::<_, { h::SCRATCH_LEN }, { super::SCRATCH_LEN }, 0>(scratch);
+        let (blocks, _) = blocks.as_flattened_mut().as_chunks_mut::<{ h::BLOCK_LEN }>();
+        h::#m::run_units(input, packed, first * #per_block, blocks, scratch);
+    }
+}
+
+/// The module of the AVX2 variant of a layer with a [`LayerPlan::one_group`] plan: its
+/// `run_units` hands every block to that plan's AVX2 variant.
+fn one_group_avx2_module(p: &LayerPlan, v: &VariantPlan) -> TokenStream {
+    let hand_over = one_group_hand_over(p, v);
+    let doc = format!(
+        " `{}`: hands every block to the AVX2 variant of `one_group` (one group a block, on its own packed weights).",
+        v.kernel
+    );
+    let units_doc = format!(
+        " Computes output blocks `first..first + blocks.len()` of layer `{}` with the AVX2 variant of the one-group plan; block `u` is output channels `u * {} ..`.",
+        p.layer.name, p.oc_bn
+    );
+    variant_module_shell(
+        p,
+        v,
+        ModuleParts {
+            doc,
+            units_doc,
+            block_l: lit(p.oc_bn * p.output[0] * p.output[1]),
+            consts: quote!(),
+            scratch: quote!(scratch),
+            body: hand_over,
+            items: Vec::new(),
+        },
+    )
 }
 
 /// A `gspc-dwc` layer's `run_band` for variant `v` (row bands of its blocks of 16
@@ -212,7 +273,14 @@ struct ModuleParts {
 /// The module of one variant of layer `p`: `run`, `run_units` and the tile functions.
 fn variant_module_shell(p: &LayerPlan, v: &VariantPlan, m: ModuleParts) -> TokenStream {
     let module = module_ident(p, v);
-    let (tf, safety, uses) = (target_feature(v.isa), safety_doc(v.isa), arch_uses(v));
+    let (tf, safety) = (target_feature(v.isa), safety_doc(v.isa));
+    // The intrinsics are used by tile functions; a module without any (the one-group
+    // hand-over) has no use for them.
+    let uses = if m.items.is_empty() {
+        quote!()
+    } else {
+        arch_uses(v)
+    };
     let ModuleParts {
         doc,
         units_doc,
