@@ -591,7 +591,7 @@ const ONE_GROUP_ACCUMULATORS: usize = 12;
 /// section 7), on 18 shapes of 8 channels a group (4 to 16 input channels a group, 7 to
 /// 28 columns, stride 1 and 2), one group a block took:
 /// - with AVX-512 at half rate: 0.64-0.96x the time at 1 thread, 0.43-0.91x at 2;
-/// - with AVX2: 0.61-0.96x at 1 thread (the AVX2 variant on either layout).
+/// - with AVX2: 0.67-0.96x at 1 thread (the AVX2 variant on either layout).
 ///
 /// Tiles of 14 columns of 8 lanes took 1.5x the time of 7 (a spill), hence the cap. With 4
 /// groups side by side (4 channels a group) one group a block took 1.15-1.5x the time at
