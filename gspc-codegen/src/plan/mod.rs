@@ -575,14 +575,11 @@ pub(crate) fn plan_layer_pinned(
     Ok(plan)
 }
 
-/// Accumulators of a tile of a [`one_group`] plan, at most.
-const ONE_GROUP_ACCUMULATORS: usize = 12;
-
 /// The one-group plan of `p` ([`LayerPlan::one_group`]): for a `gspc-oc` layer with 2 groups
 /// side by side (`gpv` 2: 8 channels a group) that the cost model planned (nothing pinned)
-/// and that has an AVX-512 variant, the same layer with one group a block (`oc_block` 8),
-/// tiles of at most [`ONE_GROUP_ACCUMULATORS`], and the layer's AVX2 and AVX-512 variants
-/// (the AVX-512 one in its half-rate form where it has one).
+/// and that has an AVX-512 variant, the same layer with one group a block (`oc_block` 8)
+/// and the layer's AVX2 and AVX-512 variants (the AVX-512 one in its half-rate form where
+/// it has one).
 ///
 /// Groups side by side fill a 16-lane vector with 2 groups of 8 channels, at the cost of a
 /// packed input that interleaves the two groups' pixels (twice the scratch of one group)
@@ -593,9 +590,10 @@ const ONE_GROUP_ACCUMULATORS: usize = 12;
 /// - with AVX-512 at half rate: 0.64-0.96x the time at 1 thread, 0.43-0.91x at 2;
 /// - with AVX2: 0.67-0.96x at 1 thread (the AVX2 variant on either layout).
 ///
-/// Tiles of 14 columns of 8 lanes took 1.5x the time of 7 (a spill), hence the cap. With 4
-/// groups side by side (4 channels a group) one group a block took 1.15-1.5x the time at
-/// half rate, so those stay as they are.
+/// (Its 8-lane tiles hold at most `packed_oc::NARROW_TILE_COLUMNS` columns: with 14, the
+/// stride-1 shapes took 1.4-1.6x the time of groups side by side.) With 4 groups side by
+/// side (4 channels a group) one group a block took 1.15-1.5x the time at half rate, so
+/// those stay as they are.
 fn one_group(
     p: &LayerPlan,
     target: &Target,
@@ -615,7 +613,6 @@ fn one_group(
     let one = Pin {
         strategy: Some(Strategy::GspcOc),
         oc_block: Some(p.kpg()),
-        accumulators: Some(pin.max_accumulators().min(ONE_GROUP_ACCUMULATORS)),
         ..*pin
     };
     let own: Vec<Isa> = [Isa::Avx2, Isa::Avx512]
@@ -1200,7 +1197,7 @@ mod tests {
             assert_eq!((h.strategy, h.gpv, h.oc_bn), (Strategy::GspcOc, 1, 8));
             let isas: Vec<Isa> = h.variants.iter().map(|v| v.isa).collect();
             assert_eq!(isas, [Isa::Avx2, Isa::Avx512]);
-            // 7 columns a tile, not 14 (at most 12 accumulators).
+            // 7 columns a tile, not 14 (`packed_oc::NARROW_TILE_COLUMNS`).
             assert!(h.variants.iter().all(|v| v.lanes == 8 && v.reg_n == 7));
             assert!(h.one_group.is_none() && h.half_rate.is_none());
             // Its weights after the layer's own; a scratch for either.
@@ -1223,6 +1220,33 @@ mod tests {
         let no512 = plan_layer(&grouped(8, 1), &x86, &[Isa::Portable, Isa::Avx2]).unwrap();
         assert_eq!(no512.gpv, 1);
         assert!(no512.one_group.is_none());
+    }
+
+    #[test]
+    fn narrow_gspc_oc_tiles_hold_at_most_ten_columns_on_x86() {
+        let x86 = Target::from_triple("x86_64-unknown-linux-gnu").unwrap();
+        let all = [Isa::Portable, Isa::Avx2, Isa::Avx512];
+        // 19 groups (no groups side by side) of 8 input channels and `kpg` output channels,
+        // `gspc-oc` pinned, on rows of `w` columns.
+        let tiles = |kpg: usize, w: usize| {
+            let mut l = depthwise(19 * 8, 3, 1, w);
+            l.out_channels = 19 * kpg;
+            l.groups = 19;
+            l.strategy = Some(Strategy::GspcOc);
+            let p = plan_layer(&l, &x86, &all).unwrap();
+            let t = |isa| {
+                let v = p.variants.iter().find(|v| v.isa == isa).unwrap();
+                (v.lanes, v.reg_n, v.tail)
+            };
+            (t(Isa::Avx2), t(Isa::Avx512))
+        };
+        // 8 lanes: 13 columns as 7 + 6, 16 as 8 + 8, 10 in one tile.
+        assert_eq!(tiles(8, 13), ((8, 7, 6), (8, 7, 6)));
+        assert_eq!(tiles(8, 16), ((8, 8, 0), (8, 8, 0)));
+        assert_eq!(tiles(8, 10), ((8, 10, 0), (8, 10, 0)));
+        // 4 lanes alike; 16 lanes keep 14 columns with AVX-512.
+        assert_eq!(tiles(4, 14).1, (4, 7, 0));
+        assert_eq!(tiles(16, 14).1, (16, 14, 0));
     }
 
     #[test]

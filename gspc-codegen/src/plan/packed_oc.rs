@@ -14,8 +14,17 @@ use super::{ColumnTiles, Kind, LayerPlan, Pin, Strategy, VariantPlan, isa_shape}
 use crate::spec::LayerSpec;
 use gspc_runtime::Isa;
 
+/// Columns of an x86 `gspc-oc` tile of one vector of 8 or 4 lanes (`oc_bn` 8 or 4), at
+/// most. Measured on Zen 4 (docs/benchmarks/2026-12-08-zen4-half-rate.md, section 8),
+/// 3x3, 8 lanes, rows of 10 to 16 columns: tiles of 11 to 16 columns took 1.2-1.8x the
+/// time of two narrower tiles a row with AVX-512 (16: 114.9 against 63.0 us) and
+/// 1.2-1.6x with AVX2 (13: 71.5 against 44.1 us); 10 columns tied with 5 (AVX-512) or beat
+/// them (AVX2: 30.4 against 34.0 us). 4 lanes, 14 columns: 1.2x the time of 7.
+const NARROW_TILE_COLUMNS: usize = 10;
+
 /// The tile of a `gspc-oc` variant: the widest vector that divides `oc_bn`, and the
-/// columns per tile that the register file and the code size allow.
+/// columns per tile that the register file and the code size allow ([`NARROW_TILE_COLUMNS`]
+/// for one x86 vector of 8 or 4 lanes).
 pub(super) fn plan(
     layer: &LayerSpec,
     oc_bn: usize,
@@ -44,6 +53,11 @@ pub(super) fn plan(
     let budget = (regs.saturating_sub(acc_regs_per_col + 2) / acc_regs_per_col)
         .min(pin.max_accumulators() / acc_regs_per_col)
         .max(1);
+    let budget = if matches!(isa, Isa::Avx2 | Isa::Avx512) && matches!(lanes, 4 | 8) && nvec == 1 {
+        budget.min(NARROW_TILE_COLUMNS)
+    } else {
+        budget
+    };
     ColumnTiles {
         layer,
         isa,
