@@ -154,12 +154,19 @@ pub fn candidates(layer: &LayerSpec, options: &Options) -> Vec<(Candidate, Layer
     out
 }
 
-/// What makes two plans the same code: the layouts and every variant's tiles and kind
-/// (`compact` only shapes the tiles: a compact plan with the same tiles is the same code).
+/// What makes two plans the same code: the layouts, every variant's tiles and kind, the
+/// half-rate form and the one-group plan (`compact` only shapes the tiles: a compact plan
+/// with the same tiles is the same code).
 fn fingerprint(p: &LayerPlan) -> String {
     format!(
-        "{:?} {} {} {:?} {:?}",
-        p.strategy, p.oc_bn, p.gpv, p.variants, p.quant
+        "{:?} {} {} {:?} {:?} {:?} {:?}",
+        p.strategy,
+        p.oc_bn,
+        p.gpv,
+        p.variants,
+        p.quant,
+        p.half_rate,
+        p.one_group.as_deref().map(fingerprint)
     )
 }
 
@@ -964,6 +971,19 @@ mod tests {
                 .any(|l| l.contains("dwc") || l.contains("oc16")),
             "{labels:?}"
         );
+        // Groups side by side with a one-group plan (the model's) and without (`gspc-oc`
+        // pinned) are different code: both are candidates.
+        let gpv = layer(
+            r#"{"name": "g", "in_channels": 256, "out_channels": 256, "groups": 32,
+                "kernel": [3, 3], "stride": [1, 1], "padding": [1, 1], "input": [14, 14]}"#,
+        );
+        let c = candidates(&gpv, &options);
+        assert!(c[0].1.one_group.is_some());
+        let plain = c
+            .iter()
+            .find(|(c, _)| c.label() == "gspc-oc")
+            .expect("gspc-oc");
+        assert_eq!((plain.1.gpv, plain.1.one_group.is_none()), (2, true));
         // Compact code with the same tiles is the same code: not a candidate here; on a
         // depthwise layer the packed input makes other code than the direct kernel (and
         // compact code there has the packed plan's tiles: one candidate for both).

@@ -200,9 +200,10 @@ pub struct LayerPlan {
     pub half_rate: Option<VariantPlan>,
     /// Where this plan puts 2 groups side by side (`gpv` 2): the same layer with one group
     /// a vector block, on packed weights of its own (after the layer's, in `packed_len`),
-    /// with the layer's AVX2 and AVX-512 variants. The AVX2 variant's `run_units` hands every
-    /// block to it, the AVX-512 one's where 512-bit FMAs run at half rate, so groups side by
-    /// side run only at full rate (see `plan::one_group` and docs/design.md, "One group a block off full-rate AVX-512"). `None` for other layers.
+    /// with the layer's AVX2 and AVX-512 variants. The AVX2 variant's `run_units` hands
+    /// every block to it, the AVX-512 one's where 512-bit FMAs run at half rate, so groups
+    /// side by side run only at full rate (see `plan::one_group` and docs/design.md, "One
+    /// group a block off full-rate AVX-512"). `None` for other layers.
     pub one_group: Option<Box<LayerPlan>>,
     /// A `gspc-dwc` layer's blocks can also run as bands of output rows (each variant has
     /// a `run_band`), so that threads share a layer of few blocks: on targets with threads,
@@ -601,13 +602,12 @@ fn one_group(
     pin: &Pin,
 ) -> Result<Option<LayerPlan>, Error> {
     let pinned = pin.strategy.is_some() || pin.oc_block.is_some();
-    // The packing kernels' `run_units` are where the hand-over is emitted.
-    let packing = |isa: Isa| {
-        p.variants
-            .iter()
-            .any(|v| v.isa == isa && v.kind == Kind::PackedOc)
-    };
-    if p.gpv != 2 || p.strategy != Strategy::GspcOc || pinned || !packing(Isa::Avx512) {
+    // The packing AVX-512 kernel's `run_units` is where its hand-over is emitted.
+    let avx512_packs = p
+        .variants
+        .iter()
+        .any(|v| v.isa == Isa::Avx512 && v.kind == Kind::PackedOc);
+    if p.gpv != 2 || p.strategy != Strategy::GspcOc || pinned || !avx512_packs {
         return Ok(None);
     }
     let one = Pin {
