@@ -278,16 +278,19 @@ fn weight_items(p: &LayerPlan) -> TokenStream {
     let second_doc = p.one_group.as_ref().map(|_| {
         quote!(#[doc = " Then the same weights in the layout of [`one_group`], from its `AT`."])
     });
+    let pack_own = quote!(WEIGHT_LAYOUT.pack(weights, bias.map(|b| b.as_slice()), packed));
     // With a second layout, its copy after the layer's own.
-    let pack_second = p.one_group.as_ref().map(|_| {
-        quote! {
+    let pack = match &p.one_group {
+        None => pack_own,
+        Some(_) => quote! {
+            #pack_own;
             one_group::WEIGHT_LAYOUT.pack(
                 weights,
                 bias.map(|b| b.as_slice()),
                 &mut packed[one_group::AT..],
             );
-        }
-    });
+        },
+    };
     quote! {
         /// Where the kernels read each weight and bias (see [`pack_weights`]).
         pub const WEIGHT_LAYOUT: ::gspc_runtime::entry::WeightLayout = #weight_layout;
@@ -301,8 +304,7 @@ fn weight_items(p: &LayerPlan) -> TokenStream {
             bias: Option<&[f32; OUT_CHANNELS]>,
             packed: &mut [f32; PACKED_LEN],
         ) {
-            WEIGHT_LAYOUT.pack(weights, bias.map(|b| b.as_slice()), packed);
-            #pack_second
+            #pack
         }
     }
 }
