@@ -86,6 +86,9 @@ fn one_group_module(p: &LayerPlan, h: &LayerPlan, outline_tiles: bool) -> TokenS
         .variants
         .iter()
         .map(|v| kernel::variant_module(h, v, outline_tiles));
+    // Its own half-rate form, if it has one, which its AVX-512 variant switches to as any
+    // layer's does.
+    let half_rate = kernel::half_rate_module(h, outline_tiles);
     let doc = format!(
         " The layer with one group a block of {} channels instead of two groups side by side, on packed weights of its own that follow the layer's (from `AT`): the layer's AVX2 variant runs this module's, and its AVX-512 variant does where 512-bit FMAs run at half rate (Zen 4; docs/design.md, \"One group a block off full-rate AVX-512\").",
         h.oc_bn
@@ -111,6 +114,8 @@ fn one_group_module(p: &LayerPlan, h: &LayerPlan, outline_tiles: bool) -> TokenS
             #pack_input
 
             #(#variants)*
+
+            #half_rate
         }
     }
 }

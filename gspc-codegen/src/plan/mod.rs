@@ -579,8 +579,8 @@ pub(crate) fn plan_layer_pinned(
 /// The one-group plan of `p` ([`LayerPlan::one_group`]): for a `gspc-oc` layer with 2 groups
 /// side by side (`gpv` 2: 8 channels a group) that the cost model planned (nothing pinned)
 /// and that has an AVX-512 variant, the same layer with one group a block (`oc_block` 8)
-/// and the layer's AVX2 and AVX-512 variants (the AVX-512 one in its half-rate form where
-/// it has one).
+/// and the layer's AVX2 and AVX-512 variants (a half-rate form of its own, if it had one,
+/// would be switched to by its AVX-512 variant as any plan's is).
 ///
 /// Groups side by side fill a 16-lane vector with 2 groups of 8 channels, at the cost of a
 /// packed input that interleaves the two groups' pixels (twice the scratch of one group)
@@ -619,13 +619,7 @@ fn one_group(
         .into_iter()
         .filter(|i| isas.contains(i))
         .collect();
-    let mut h = plan_layer_pinned(&p.layer, target, &own, one)?;
-    if let Some(half) = h.half_rate.take() {
-        for v in h.variants.iter_mut().filter(|v| v.isa == half.isa) {
-            *v = half.clone();
-        }
-    }
-    Ok(Some(h))
+    plan_layer_pinned(&p.layer, target, &own, one).map(Some)
 }
 
 /// Whether the AVX2 variant beats the AVX-512 one where 512-bit FMAs run at half rate
